@@ -1,0 +1,134 @@
+//! `refinery apply`
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use refinery_core::{Outcome, StepKind};
+use refinery_engine::{ApplyEvent, StepResult, apply_plan};
+use serde::Serialize;
+
+use crate::args::ApplyArgs;
+use crate::commands::load_desired;
+use crate::commands::plan::{render_plan, report, report_unreachable};
+use crate::error::CliError;
+use crate::exit_code;
+use crate::pass;
+use crate::render::Styles;
+use crate::settings::Settings;
+
+#[derive(Serialize)]
+struct ApplyReport<'a> {
+    revision: &'a str,
+    results: Vec<StepResult>,
+    unchanged: Vec<String>,
+    unreachable: Vec<&'a str>,
+}
+
+pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> {
+    let desired = load_desired(settings)?;
+    let passes = pass::run(&desired, settings).await?;
+    report_unreachable(&passes);
+    let styles = Styles { color: settings.color };
+    let plan_report = report(&desired.commit.id, &passes, &desired.manifest);
+    let writes: usize = plan_report
+        .nodes
+        .iter()
+        .map(|n| n.steps.iter().filter(|s| s.kind.writes()).count())
+        .sum();
+    if !settings.json {
+        eprint!("{}", render_plan(&plan_report, false, styles));
+    }
+    if writes > 0 && !args.yes {
+        if !settings.interactive {
+            return Err(CliError::NeedsYes);
+        }
+        eprint!("apply {writes} change{}? [y/N] ", if writes == 1 { "" } else { "s" });
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).map_err(|source| CliError::Io {
+            action: "read the answer".into(),
+            source,
+        })?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing applied");
+            return Ok(exit_code::OK);
+        }
+    }
+    let bar = settings.progress.then(|| {
+        let b = indicatif::ProgressBar::new(u64::try_from(writes).unwrap_or(0));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let pulls = Mutex::new(std::collections::BTreeSet::new());
+    let on_event = |ev: ApplyEvent| match ev {
+        ApplyEvent::Started { id, kind } => {
+            if let Some(b) = &bar {
+                b.set_message(format!("{kind} {id}"));
+            }
+        }
+        ApplyEvent::Pulling { image, progress } => {
+            if let Ok(mut seen) = pulls.lock()
+                && seen.insert(image.clone())
+                && !settings.quiet
+            {
+                eprintln!("pulling `{image}`…");
+            }
+            if let Some(b) = &bar {
+                b.set_message(format!("pull {image}: {} {}/{}", progress.status, progress.current, progress.total));
+            }
+        }
+        ApplyEvent::Finished(r) => {
+            if let Some(b) = &bar
+                && r.step.writes()
+            {
+                b.inc(1);
+            }
+        }
+    };
+    let mut results = Vec::new();
+    let mut unchanged = Vec::new();
+    for p in &passes {
+        let (Some(engine), Ok((observed, eval))) = (&p.engine, &p.result) else {
+            continue;
+        };
+        unchanged.extend(eval.report.in_sync.iter().map(ToString::to_string));
+        let steps: Vec<_> = eval.plan.steps.iter().filter(|s| s.kind != StepKind::Ignore).cloned().collect();
+        results.extend(apply_plan(engine, &desired.manifest, &steps, observed, &desired.commit.id, &on_event).await);
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let unreachable: Vec<&str> = plan_report.nodes.iter().filter(|n| !n.reachable).map(|n| n.node).collect();
+    let any_failed = results.iter().any(|r| r.outcome == Outcome::Failed);
+    if settings.json {
+        let r = ApplyReport {
+            revision: &desired.commit.id,
+            results,
+            unchanged,
+            unreachable: unreachable.clone(),
+        };
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        for id in &unchanged {
+            println!("{id} {}", styles.outcome(Outcome::Unchanged));
+        }
+        for r in &results {
+            match (&r.message, r.outcome) {
+                (Some(m), Outcome::Failed | Outcome::Skipped | Outcome::Deferred) => {
+                    println!("{} {} ({m})", r.id, styles.outcome(r.outcome));
+                }
+                _ => println!("{} {}", r.id, styles.outcome(r.outcome)),
+            }
+        }
+    }
+    Ok(if any_failed {
+        exit_code::ACTION_FAILED
+    } else if !unreachable.is_empty() {
+        exit_code::UNREACHABLE
+    } else {
+        exit_code::OK
+    })
+}

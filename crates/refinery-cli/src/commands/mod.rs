@@ -1,0 +1,26 @@
+pub mod apply;
+pub mod plan;
+pub mod status;
+pub mod validate;
+
+use crate::desired::{self, Desired};
+use crate::error::CliError;
+use crate::render::{self, Styles};
+use crate::settings::Settings;
+
+/// Loads the desired state and prints its warnings on stderr.
+pub fn load_desired(settings: &Settings) -> Result<Desired, CliError> {
+    let d = desired::load(&settings.repo, &settings.rev)?;
+    if !settings.quiet {
+        let styles = Styles { color: settings.color };
+        eprint!("{}", render::issues(&d.warnings, &styles.warn("warning")));
+        for f in &d.uncommitted {
+            eprintln!(
+                "{}: `{f}` in the work tree differs from commit `{}`: uncommitted changes are not enforced",
+                styles.warn("warning"),
+                d.commit.short
+            );
+        }
+    }
+    Ok(d)
+}

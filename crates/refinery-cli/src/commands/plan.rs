@@ -1,0 +1,153 @@
+//! `refinery plan`
+
+use refinery_core::{Step, StepKind};
+use serde::Serialize;
+
+use crate::args::PlanArgs;
+use crate::commands::load_desired;
+use crate::error::{CliError, unreachable_hints};
+use crate::exit_code;
+use crate::pass::{self, NodePass};
+use crate::render::{self, Styles};
+use crate::settings::Settings;
+
+#[derive(Serialize)]
+pub struct NodePlan<'a> {
+    pub node: &'a str,
+    pub mode: &'static str,
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub in_sync: Vec<String>,
+    pub steps: Vec<&'a Step>,
+}
+
+#[derive(Serialize)]
+pub struct PlanReport<'a> {
+    pub revision: &'a str,
+    pub in_sync: bool,
+    pub nodes: Vec<NodePlan<'a>>,
+}
+
+/// Builds the report every plan-like command prints.
+pub fn report<'a>(revision: &'a str, passes: &'a [NodePass<'_>], manifest: &refinery_core::Manifest) -> PlanReport<'a> {
+    let nodes: Vec<NodePlan<'a>> = passes
+        .iter()
+        .map(|p| match &p.result {
+            Ok((_, eval)) => NodePlan {
+                node: &p.node.name,
+                mode: manifest.mode_of(&p.node.name).as_str(),
+                reachable: true,
+                error: None,
+                in_sync: eval.report.in_sync.iter().map(ToString::to_string).collect(),
+                steps: eval.plan.steps.iter().collect(),
+            },
+            Err(e) => NodePlan {
+                node: &p.node.name,
+                mode: manifest.mode_of(&p.node.name).as_str(),
+                reachable: false,
+                error: Some(e.to_string()),
+                in_sync: Vec::new(),
+                steps: Vec::new(),
+            },
+        })
+        .collect();
+    let in_sync = nodes.iter().all(|n| n.reachable && n.steps.iter().all(|s| s.kind == StepKind::Ignore));
+    PlanReport {
+        revision,
+        in_sync,
+        nodes,
+    }
+}
+
+/// The human form of a plan: a table, the field changes, a summary line.
+#[must_use]
+pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> String {
+    let mut rows = Vec::new();
+    let mut changes = String::new();
+    let mut drifted = 0;
+    let mut acting = 0;
+    let mut synced = 0;
+    for n in &r.nodes {
+        synced += n.in_sync.len();
+        for s in &n.steps {
+            if s.kind == StepKind::Ignore && !show_ignored {
+                continue;
+            }
+            drifted += 1;
+            if s.kind.writes() {
+                acting += 1;
+            }
+            let kinds: Vec<&str> = s.drifts.iter().map(|k| k.as_str()).collect();
+            let detail: Vec<&str> = s.details.iter().map(|d| d.split_once(": ").map_or(d.as_str(), |(_, x)| x)).collect();
+            rows.push(vec![
+                s.id.to_string(),
+                kinds.join(","),
+                s.kind.to_string(),
+                detail.join("; "),
+            ]);
+            let shown: Vec<_> = s.changes.iter().filter(|c| show_ignored || !c.ignored).collect();
+            if !shown.is_empty() {
+                changes.push_str(&format!("{}\n", styles.bold(&s.id.to_string())));
+                for c in shown {
+                    let mark = if c.ignored { " (ignored)" } else { "" };
+                    changes.push_str(&format!("  {}: {} → {}{mark}\n", c.field, c.observed, c.desired));
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    if !rows.is_empty() {
+        out.push_str(&render::table(&["RESOURCE", "DRIFT", "ACTION", "DETAIL"], rows));
+        if !changes.is_empty() {
+            out.push('\n');
+            out.push_str(&changes);
+        }
+        out.push('\n');
+    }
+    let unreachable: Vec<&str> = r.nodes.iter().filter(|n| !n.reachable).map(|n| n.node).collect();
+    let short = r.revision.get(..12).unwrap_or(r.revision);
+    if drifted == 0 && unreachable.is_empty() {
+        out.push_str(&format!("in sync with {short}: {synced} resource{} match the commit\n", if synced == 1 { "" } else { "s" }));
+    } else {
+        out.push_str(&format!(
+            "{drifted} drifted, {synced} in sync; apply would change {acting} (revision {short})\n"
+        ));
+    }
+    for n in unreachable {
+        out.push_str(&format!("node `{n}` is unreachable: nothing is known about it\n"));
+    }
+    out
+}
+
+/// Prints unreachable-node errors on stderr.
+pub fn report_unreachable(passes: &[NodePass<'_>]) {
+    for p in passes {
+        if let Err(e) = &p.result {
+            let err = CliError::Unreachable {
+                node: p.node.name.clone(),
+                source: e.clone(),
+            };
+            eprint!("{}", render::error(&err, &unreachable_hints(e)));
+        }
+    }
+}
+
+pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
+    let desired = load_desired(settings)?;
+    let passes = pass::run(&desired, settings).await?;
+    report_unreachable(&passes);
+    let r = report(&desired.commit.id, &passes, &desired.manifest);
+    if settings.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        print!("{}", render_plan(&r, args.show_ignored, Styles { color: settings.color }));
+    }
+    Ok(if r.nodes.iter().any(|n| !n.reachable) {
+        exit_code::UNREACHABLE
+    } else if r.in_sync {
+        exit_code::OK
+    } else {
+        exit_code::DRIFT
+    })
+}

@@ -1,0 +1,115 @@
+//! `refinery status`
+
+use refinery_core::labels;
+use serde::Serialize;
+
+use crate::commands::load_desired;
+use crate::commands::plan::report_unreachable;
+use crate::error::CliError;
+use crate::exit_code;
+use crate::pass;
+use crate::render;
+use crate::settings::Settings;
+
+#[derive(Serialize)]
+struct Row {
+    node: String,
+    container: String,
+    id: String,
+    image: String,
+    state: String,
+    health: String,
+    drift: Vec<String>,
+    revision: Option<String>,
+}
+
+pub async fn run(settings: &Settings) -> Result<u8, CliError> {
+    let desired = load_desired(settings)?;
+    let passes = pass::run(&desired, settings).await?;
+    report_unreachable(&passes);
+    let mut rows = Vec::new();
+    let mut unauthorized = 0usize;
+    for p in &passes {
+        let declared = desired.manifest.containers.iter().filter(|c| c.node == p.node.name);
+        match &p.result {
+            Ok((observed, eval)) => {
+                unauthorized += eval
+                    .plan
+                    .steps
+                    .iter()
+                    .filter(|s| s.drifts.contains(&refinery_core::DriftKind::Unauthorized))
+                    .count();
+                for spec in declared {
+                    let id = refinery_core::ResourceId::container(&p.node.name, &spec.name);
+                    let o = observed.container(&spec.name);
+                    let drift: Vec<String> = eval
+                        .plan
+                        .steps
+                        .iter()
+                        .filter(|s| s.id == id && s.kind != refinery_core::StepKind::Ignore)
+                        .flat_map(|s| s.drifts.iter().map(ToString::to_string))
+                        .collect();
+                    rows.push(Row {
+                        node: p.node.name.clone(),
+                        container: spec.name.clone(),
+                        id: id.to_string(),
+                        image: o.map_or_else(|| spec.image.clone(), |o| o.image.clone()),
+                        state: o.map_or_else(|| "missing".into(), |o| o.state.to_string()),
+                        health: o.map_or_else(|| "-".into(), |o| o.health.to_string()),
+                        drift,
+                        revision: o
+                            .and_then(|o| o.labels.get(labels::REVISION))
+                            .map(|r| r.get(..12).unwrap_or(r).to_owned()),
+                    });
+                }
+            }
+            Err(_) => {
+                for spec in declared {
+                    rows.push(Row {
+                        node: p.node.name.clone(),
+                        container: spec.name.clone(),
+                        id: refinery_core::ResourceId::container(&p.node.name, &spec.name).to_string(),
+                        image: spec.image.clone(),
+                        state: "unknown".into(),
+                        health: "-".into(),
+                        drift: vec!["node unreachable".into()],
+                        revision: None,
+                    });
+                }
+            }
+        }
+    }
+    let drifted = rows.iter().any(|r| !r.drift.is_empty()) || unauthorized > 0;
+    if settings.json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        let table_rows = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.node.clone(),
+                    r.container.clone(),
+                    r.image.clone(),
+                    r.state.clone(),
+                    r.health.clone(),
+                    if r.drift.is_empty() { "in sync".into() } else { r.drift.join(",") },
+                    r.revision.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            render::table(&["NODE", "CONTAINER", "IMAGE", "STATE", "HEALTH", "DRIFT", "REVISION"], table_rows)
+        );
+        if unauthorized > 0 {
+            println!("\n{unauthorized} container{} not declared anywhere (see `refinery plan`)", if unauthorized == 1 { " is" } else { "s are" });
+        }
+    }
+    Ok(if passes.iter().any(|p| p.result.is_err()) {
+        exit_code::UNREACHABLE
+    } else if drifted {
+        exit_code::DRIFT
+    } else {
+        exit_code::OK
+    })
+}

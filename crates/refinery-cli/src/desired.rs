@@ -1,0 +1,61 @@
+//! The desired state: the manifest as committed at a revision.
+
+use std::path::Path;
+
+use refinery_core::manifest::MANIFEST_FILES;
+use refinery_core::{Issue, LoadOptions, Manifest, ManifestError, load_manifest};
+use refinery_git::{CommitInfo, GitSource};
+
+use crate::error::CliError;
+
+/// A manifest loaded from a commit.
+pub struct Desired {
+    pub commit: CommitInfo,
+    pub manifest: Manifest,
+    pub warnings: Vec<Issue>,
+    /// Manifest files whose work-tree copy differs from the commit.
+    pub uncommitted: Vec<String>,
+}
+
+/// Loads the manifest at `rev` of the repository at `repo`.
+pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
+    let git = GitSource::open(repo)?;
+    let commit = git.resolve(rev)?;
+    let mut found = None;
+    for name in MANIFEST_FILES {
+        if let Some(bytes) = git.read_file(&commit.id, name)? {
+            found = Some((name, bytes));
+            break;
+        }
+    }
+    let Some((file, bytes)) = found else {
+        return Err(ManifestError::NotFound {
+            commit: commit.short.clone(),
+        }
+        .into());
+    };
+    let source = String::from_utf8(bytes).map_err(|_| CliError::NotUtf8 {
+        path: file.to_owned(),
+        commit: commit.short.clone(),
+    })?;
+    let base_dir = git
+        .workdir()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .map(|p| p.to_string_lossy().into_owned());
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded = load_manifest(
+        file,
+        &source,
+        &LoadOptions {
+            env: &env,
+            base_dir,
+        },
+    )?;
+    let uncommitted = git.worktree_differs(&commit.id, &[file])?;
+    Ok(Desired {
+        commit,
+        manifest: loaded.manifest,
+        warnings: loaded.warnings,
+        uncommitted,
+    })
+}

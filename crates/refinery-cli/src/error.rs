@@ -1,0 +1,80 @@
+//! Errors the CLI reports, each with an exit code and hints.
+
+use refinery_core::{ManifestError, RuntimeError};
+use refinery_git::GitError;
+
+use crate::exit_code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("failed to read `{path}` from commit `{commit}`: it is not valid UTF-8")]
+    NotUtf8 { path: String, commit: String },
+    #[error("failed to reach node `{node}`")]
+    Unreachable {
+        node: String,
+        #[source]
+        source: RuntimeError,
+    },
+    #[error("failed to find node `{node}` in the manifest")]
+    UnknownNode { node: String, known: Vec<String> },
+    #[error("failed to ask for confirmation: standard input is not a terminal")]
+    NeedsYes,
+    #[error("failed to {action}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// The exit code: one exhaustive match, no catch-all.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Git(_)
+            | CliError::Manifest(_)
+            | CliError::NotUtf8 { .. }
+            | CliError::UnknownNode { .. }
+            | CliError::NeedsYes => exit_code::USAGE,
+            CliError::Unreachable { .. } => exit_code::UNREACHABLE,
+            CliError::Io { .. } => exit_code::UNEXPECTED,
+        }
+    }
+
+    #[must_use]
+    pub fn hints(&self) -> Vec<String> {
+        match self {
+            CliError::Git(e) => e.hints(),
+            CliError::Manifest(e) => e.hints(),
+            CliError::NotUtf8 { .. } => vec!["save the manifest as UTF-8 and commit it".into()],
+            CliError::Unreachable { source, .. } => unreachable_hints(source),
+            CliError::UnknownNode { node, known } => {
+                match refinery_core::suggestion::suggest(node, known.iter().map(String::as_str)) {
+                    Some(s) => vec![format!("did you mean `{s}`?")],
+                    None => vec![format!("declared nodes: {}", known.join(", "))],
+                }
+            }
+            CliError::NeedsYes => vec!["pass `--yes` to apply without asking".into()],
+            CliError::Io { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Hints for an engine that does not answer.
+#[must_use]
+pub fn unreachable_hints(e: &RuntimeError) -> Vec<String> {
+    let text = e.to_string();
+    if text.contains("permission denied") {
+        vec!["run as root or add your user to the `docker` group".into()]
+    } else {
+        vec![
+            "is the Docker daemon running? try `docker info`".into(),
+            "set the node's `docker:` endpoint or `DOCKER_HOST` if the engine listens elsewhere".into(),
+        ]
+    }
+}

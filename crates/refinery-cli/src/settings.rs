@@ -1,0 +1,50 @@
+//! Resolved settings: environment, TTY, color and time decided once, here.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::args::{ColorChoice, GlobalArgs};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub repo: PathBuf,
+    pub rev: String,
+    pub nodes: Vec<String>,
+    pub json: bool,
+    pub verbose: u8,
+    pub quiet: bool,
+    pub color: bool,
+    /// stdin and stderr are terminals (prompts, progress bars).
+    pub interactive: bool,
+    /// Progress bars: interactive, not CI, not JSON, not verbose.
+    pub progress: bool,
+    pub now: jiff::Timestamp,
+}
+
+impl Settings {
+    #[must_use]
+    pub fn resolve(g: &GlobalArgs) -> Settings {
+        let stdout_tty = std::io::stdout().is_terminal();
+        let stderr_tty = std::io::stderr().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = match g.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stdout_tty && !no_color,
+        };
+        let ci = std::env::var_os("CI").is_some();
+        let interactive = std::io::stdin().is_terminal() && stderr_tty;
+        Settings {
+            repo: g.repo.clone(),
+            rev: g.rev.clone(),
+            nodes: g.node.clone(),
+            json: g.json,
+            verbose: g.verbose,
+            quiet: g.quiet,
+            color,
+            interactive,
+            progress: stderr_tty && !ci && !g.json && g.verbose == 0 && !g.quiet,
+            now: jiff::Timestamp::now(),
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Diff: a declared container against what its node's engine holds, into typed drift.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::labels;
+use crate::observed::{ContainerState, Health, ImageDefaults, Observed, ObservedContainer};
+use crate::resource_id::ResourceId;
+use crate::secret::name_looks_secret;
+use crate::spec::{ContainerSpec, MountKind};
+
+/// The five kinds of drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// Exists on the engine, declared nowhere.
+    Unauthorized,
+    /// Declared, absent.
+    Missing,
+    /// Runs another image than declared.
+    Image,
+    /// A field differs (env, ports, mounts, command, entrypoint, labels, restart, healthcheck).
+    Config,
+    /// Not running (exited, paused, restarting) or unhealthy.
+    Status,
+}
+
+impl DriftKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::Unauthorized => "unauthorized",
+            DriftKind::Missing => "missing",
+            DriftKind::Image => "image",
+            DriftKind::Config => "config",
+            DriftKind::Status => "status",
+        }
+    }
+}
+
+impl fmt::Display for DriftKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One differing field: what git says, what the engine has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    /// `env.LOG_LEVEL`, `ports`, `labels.team`, `restart`, …
+    pub field: String,
+    pub desired: String,
+    pub observed: String,
+    /// Matched an `ignore_differences` path: shown on request, never acted on.
+    pub ignored: bool,
+}
+
+/// One drift of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub id: ResourceId,
+    pub kind: DriftKind,
+    /// Engine id of the container, when there is one.
+    pub container_id: Option<String>,
+    /// One line for tables (`exited (code 137)`, `3 fields differ`).
+    pub summary: String,
+    pub changes: Vec<FieldChange>,
+}
+
+/// What a node's diff found: drifts and the declared resources that are in sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DriftReport {
+    pub drifts: Vec<Drift>,
+    pub in_sync: Vec<ResourceId>,
+}
+
+impl DriftReport {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.drifts.is_empty()
+    }
+}
+
+/// What the diff needs besides the two states.
+#[derive(Debug, Clone, Default)]
+pub struct DiffContext {
+    pub node: String,
+    /// Global `ignore_differences`.
+    pub ignore: Vec<String>,
+    /// Label keys that never count (the selector's, for instance).
+    pub ignore_label_keys: Vec<String>,
+}
+
+/// Whether `field` is covered by one of `patterns` (`env` covers `env.X`; globs allowed).
+#[must_use]
+pub fn field_ignored(field: &str, patterns: &[String]) -> bool {
+    patterns.iter().any(|p| {
+        if p == field || field.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('.')) {
+            return true;
+        }
+        globset::Glob::new(p)
+            .map(|g| g.compile_matcher().is_match(field))
+            .unwrap_or(false)
+    })
+}
+
+fn masked(key: &str, value: Option<&str>, side: &str) -> String {
+    match value {
+        None => "(unset)".to_owned(),
+        Some(_) if name_looks_secret(key) => format!("*** ({side})"),
+        Some(v) => v.to_owned(),
+    }
+}
+
+fn words(v: Option<&Vec<String>>) -> String {
+    match v {
+        None => "(image default)".to_owned(),
+        Some(w) if w.is_empty() => "(none)".to_owned(),
+        Some(w) => format!("{w:?}"),
+    }
+}
+
+fn nonempty(v: Option<&Vec<String>>) -> Option<&Vec<String>> {
+    v.filter(|w| !w.is_empty())
+}
+
+/// Field-by-field comparison of one declared container with its observed counterpart.
+#[must_use]
+pub fn config_changes(spec: &ContainerSpec, o: &ObservedContainer, ctx: &DiffContext) -> Vec<FieldChange> {
+    let empty = ImageDefaults::default();
+    let img = o.image_defaults.as_ref().unwrap_or(&empty);
+    let mut changes = Vec::new();
+
+    // env: the image's environment overlaid with the declared one.
+    let mut want: BTreeMap<&str, &str> = img.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for (k, v) in &spec.env {
+        want.insert(k, v.expose());
+    }
+    let keys: BTreeSet<&str> = want.keys().copied().chain(o.env.keys().map(String::as_str)).collect();
+    for k in keys {
+        let (d, ob) = (want.get(k).copied(), o.env.get(k).map(String::as_str));
+        if d != ob {
+            changes.push(FieldChange {
+                field: format!("env.{k}"),
+                desired: masked(k, d, "after"),
+                observed: masked(k, ob, "before"),
+                ignored: false,
+            });
+        }
+    }
+
+    // ports, as sorted normalized sets.
+    let mut dp: Vec<String> = spec.ports.iter().map(ToString::to_string).collect();
+    let mut op: Vec<String> = o.ports.iter().map(ToString::to_string).collect();
+    dp.sort();
+    op.sort();
+    if dp != op {
+        changes.push(FieldChange {
+            field: "ports".into(),
+            desired: dp.join(", "),
+            observed: op.join(", "),
+            ignored: false,
+        });
+    }
+
+    // mounts; anonymous volumes the image declares are its own business.
+    let mut dm: Vec<String> = spec.mounts.iter().map(ToString::to_string).collect();
+    let mut om: Vec<String> = o
+        .mounts
+        .iter()
+        .filter(|m| {
+            !(m.kind == MountKind::Anonymous
+                && img.volumes.contains(&m.target)
+                && !spec.mounts.iter().any(|d| d.target == m.target))
+        })
+        .map(ToString::to_string)
+        .collect();
+    dm.sort();
+    om.sort();
+    if dm != om {
+        changes.push(FieldChange {
+            field: "volumes".into(),
+            desired: dm.join(", "),
+            observed: om.join(", "),
+            ignored: false,
+        });
+    }
+
+    // command and entrypoint: an unset field inherits the image's (the engine drops the image's
+    // command when only an entrypoint is given).
+    let want_cmd = match (&spec.command, &spec.entrypoint) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(_)) => None,
+        (None, None) => img.command.clone(),
+    };
+    if nonempty(want_cmd.as_ref()) != nonempty(o.command.as_ref()) {
+        changes.push(FieldChange {
+            field: "command".into(),
+            desired: words(want_cmd.as_ref()),
+            observed: words(o.command.as_ref()),
+            ignored: false,
+        });
+    }
+    let want_ep = spec.entrypoint.clone().or_else(|| img.entrypoint.clone());
+    let ep_ok = nonempty(want_ep.as_ref()) == nonempty(o.entrypoint.as_ref())
+        || (spec.entrypoint.is_none() && nonempty(o.entrypoint.as_ref()).is_none());
+    if !ep_ok {
+        changes.push(FieldChange {
+            field: "entrypoint".into(),
+            desired: words(want_ep.as_ref()),
+            observed: words(o.entrypoint.as_ref()),
+            ignored: false,
+        });
+    }
+
+    // labels: declared ones must be there; extra ones (not the image's, not Refinery's) are drift.
+    let reserved = |k: &str| {
+        k.starts_with(labels::PREFIX)
+            || k.starts_with("com.docker.compose.")
+            || ctx.ignore_label_keys.iter().any(|i| i == k)
+    };
+    let mut want_labels: BTreeMap<&str, &str> = img.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for (k, v) in &spec.labels {
+        want_labels.insert(k, v);
+    }
+    let lkeys: BTreeSet<&str> = want_labels
+        .keys()
+        .copied()
+        .chain(o.labels.keys().map(String::as_str))
+        .filter(|k| !reserved(k))
+        .collect();
+    for k in lkeys {
+        let (d, ob) = (want_labels.get(k).copied(), o.labels.get(k).map(String::as_str));
+        if d != ob {
+            changes.push(FieldChange {
+                field: format!("labels.{k}"),
+                desired: d.unwrap_or("(unset)").to_owned(),
+                observed: ob.unwrap_or("(unset)").to_owned(),
+                ignored: false,
+            });
+        }
+    }
+
+    if spec.restart != o.restart {
+        changes.push(FieldChange {
+            field: "restart".into(),
+            desired: spec.restart.to_string(),
+            observed: o.restart.to_string(),
+            ignored: false,
+        });
+    }
+
+    let want_hc = spec.healthcheck.clone().or_else(|| img.healthcheck.clone());
+    let hc_eq = match (&want_hc, &o.healthcheck) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a == b || (spec.healthcheck.is_none() && a.test == b.test),
+        (Some(a), None) | (None, Some(a)) => a.test.first().map(String::as_str) == Some("NONE"),
+    };
+    if !hc_eq {
+        let show = |h: &Option<crate::spec::Healthcheck>| h.as_ref().map_or_else(|| "(none)".to_owned(), ToString::to_string);
+        changes.push(FieldChange {
+            field: "healthcheck".into(),
+            desired: show(&want_hc),
+            observed: show(&o.healthcheck),
+            ignored: false,
+        });
+    }
+
+    for c in &mut changes {
+        c.ignored = field_ignored(&c.field, &spec.ignore_differences) || field_ignored(&c.field, &ctx.ignore);
+    }
+    changes
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
+}
+
+/// The image drift of one container, if any: compared by image id when the declared image is
+/// local (so a re-tagged image counts), else by reference.
+#[must_use]
+pub fn image_change(spec: &ContainerSpec, o: &ObservedContainer, observed: &Observed) -> Option<FieldChange> {
+    match observed.image(&spec.image) {
+        Some(info) if info.id != o.image_id => Some(FieldChange {
+            field: "image".into(),
+            desired: format!("{} ({})", spec.image, short_id(&info.id)),
+            observed: format!("{} ({})", o.image, short_id(&o.image_id)),
+            ignored: false,
+        }),
+        Some(_) => None,
+        None if labels::normalize_image_ref(&o.image) != labels::normalize_image_ref(&spec.image) => Some(FieldChange {
+            field: "image".into(),
+            desired: format!("{} (not present locally)", spec.image),
+            observed: format!("{} ({})", o.image, short_id(&o.image_id)),
+            ignored: false,
+        }),
+        None => None,
+    }
+}
+
+/// The status drift of a container, if it is not running and healthy.
+#[must_use]
+pub fn status_summary(o: &ObservedContainer) -> Option<String> {
+    match o.state {
+        ContainerState::Running if o.health == Health::Unhealthy => Some("unhealthy".into()),
+        ContainerState::Running | ContainerState::Removing => None,
+        ContainerState::Exited | ContainerState::Dead => Some(match o.exit_code {
+            Some(code) => format!("{} (code {code})", o.state),
+            None => o.state.to_string(),
+        }),
+        s => Some(s.to_string()),
+    }
+}
+
+/// Diffs the containers declared on `ctx.node` against that node's observed state.
+#[must_use]
+pub fn diff_node(declared: &[&ContainerSpec], observed: &Observed, ctx: &DiffContext) -> DriftReport {
+    let mut report = DriftReport::default();
+    for spec in declared {
+        let id = ResourceId::container(&ctx.node, &spec.name);
+        let Some(o) = observed.container(&spec.name) else {
+            report.drifts.push(Drift {
+                id,
+                kind: DriftKind::Missing,
+                container_id: None,
+                summary: "not on the engine".into(),
+                changes: Vec::new(),
+            });
+            continue;
+        };
+        let before = report.drifts.len();
+        if let Some(mut change) = image_change(spec, o, observed) {
+            change.ignored = field_ignored("image", &spec.ignore_differences) || field_ignored("image", &ctx.ignore);
+            report.drifts.push(Drift {
+                id: id.clone(),
+                kind: DriftKind::Image,
+                container_id: Some(o.id.clone()),
+                summary: format!("{} → {}", change.observed, change.desired),
+                changes: vec![change],
+            });
+        }
+        let changes = config_changes(spec, o, ctx);
+        if !changes.is_empty() {
+            let acted = changes.iter().filter(|c| !c.ignored).count();
+            let summary = match acted {
+                0 => format!("{} ignored field{}", changes.len(), if changes.len() == 1 { "" } else { "s" }),
+                1 => changes.iter().find(|c| !c.ignored).map(|c| format!("{} differs", c.field)).unwrap_or_default(),
+                n => format!("{n} fields differ"),
+            };
+            report.drifts.push(Drift {
+                id: id.clone(),
+                kind: DriftKind::Config,
+                container_id: Some(o.id.clone()),
+                summary,
+                changes,
+            });
+        }
+        if let Some(summary) = status_summary(o) {
+            let ignored = field_ignored("status", &spec.ignore_differences);
+            report.drifts.push(Drift {
+                id: id.clone(),
+                kind: DriftKind::Status,
+                container_id: Some(o.id.clone()),
+                summary: summary.clone(),
+                changes: vec![FieldChange {
+                    field: "status".into(),
+                    desired: "running".into(),
+                    observed: summary,
+                    ignored,
+                }],
+            });
+        }
+        let acted = report.drifts[before..]
+            .iter()
+            .any(|d| d.changes.iter().any(|c| !c.ignored));
+        if !acted {
+            report.in_sync.push(id);
+        }
+    }
+    let declared_names: BTreeSet<&str> = declared.iter().map(|s| s.name.as_str()).collect();
+    for o in &observed.containers {
+        if declared_names.contains(o.name.as_str()) {
+            continue;
+        }
+        report.drifts.push(Drift {
+            id: ResourceId::container(&ctx.node, &o.name),
+            kind: DriftKind::Unauthorized,
+            container_id: Some(o.id.clone()),
+            summary: format!("{} ({}), declared nowhere", o.image, o.state),
+            changes: Vec::new(),
+        });
+    }
+    report
+}

@@ -1,0 +1,103 @@
+//! Labels Refinery puts on what it creates, and the spec hash.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::resource_id::ResourceId;
+use crate::spec::ContainerSpec;
+
+/// Every label Refinery owns starts with this.
+pub const PREFIX: &str = "io.refinery.";
+/// `true` on everything Refinery created.
+pub const MANAGED: &str = "io.refinery.managed";
+/// The resource id (`docker/lyra/container/web`).
+pub const RESOURCE: &str = "io.refinery.resource";
+/// SHA-256 of the canonical spec the container was created from.
+pub const SPEC_HASH: &str = "io.refinery.spec-hash";
+/// Git commit whose manifest the container was created from.
+pub const REVISION: &str = "io.refinery.revision";
+/// Bloodline: who declared it.
+pub const CREATOR: &str = "io.refinery.creator";
+/// Bloodline: why it exists.
+pub const PURPOSE: &str = "io.refinery.purpose";
+/// Marks Refinery's own container: never touched.
+pub const CONTROLLER: &str = "io.refinery.controller";
+
+/// Lower-case hex of a byte string.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// SHA-256 over the spec's canonical JSON, secrets included in clear (so a changed secret changes
+/// the hash) but never printed.
+#[must_use]
+pub fn spec_hash(spec: &ContainerSpec) -> String {
+    let mut value = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
+    if let Some(env) = value.get_mut("env").and_then(|e| e.as_object_mut()) {
+        for (k, v) in &spec.env {
+            env.insert(k.clone(), serde_json::Value::String(v.expose().to_owned()));
+        }
+    }
+    // serde_json maps are sorted (BTreeMap), so these bytes are canonical.
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    hex(&Sha256::digest(&bytes))
+}
+
+/// The labels a container created for `spec` at `revision` carries, the declared ones included.
+#[must_use]
+pub fn ownership_labels(spec: &ContainerSpec, revision: &str) -> BTreeMap<String, String> {
+    let mut labels = spec.labels.clone();
+    labels.insert(MANAGED.to_owned(), "true".to_owned());
+    labels.insert(
+        RESOURCE.to_owned(),
+        ResourceId::container(&spec.node, &spec.name).to_string(),
+    );
+    labels.insert(SPEC_HASH.to_owned(), spec_hash(spec));
+    labels.insert(REVISION.to_owned(), revision.to_owned());
+    if let Some(c) = &spec.bloodline.creator {
+        labels.insert(CREATOR.to_owned(), c.clone());
+    }
+    if let Some(p) = &spec.bloodline.purpose {
+        labels.insert(PURPOSE.to_owned(), p.clone());
+    }
+    labels
+}
+
+/// `busybox` → `busybox:latest`; `docker.io/library/x:1` → `x:1`. Digests are kept.
+#[must_use]
+pub fn normalize_image_ref(reference: &str) -> String {
+    let r = reference
+        .strip_prefix("docker.io/library/")
+        .or_else(|| reference.strip_prefix("docker.io/"))
+        .unwrap_or(reference);
+    if r.contains('@') {
+        return r.to_owned();
+    }
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if last.contains(':') {
+        r.to_owned()
+    } else {
+        format!("{r}:latest")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_image_ref_adds_latest() {
+        assert_eq!(normalize_image_ref("busybox"), "busybox:latest");
+        assert_eq!(normalize_image_ref("busybox:1.36"), "busybox:1.36");
+        assert_eq!(normalize_image_ref("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(normalize_image_ref("docker.io/library/redis:7"), "redis:7");
+        assert_eq!(normalize_image_ref("app@sha256:abc"), "app@sha256:abc");
+    }
+}

@@ -1,0 +1,32 @@
+//! Refinery's pure core: types, manifest parsing from in-memory files, normalization, diff, policy,
+//! plan. No I/O, no clock, no async runtime: values in, values out.
+
+pub mod labels;
+pub mod observed;
+pub mod outcome;
+pub mod policy;
+pub mod resource_id;
+pub mod runtime;
+pub mod secret;
+pub mod spec;
+
+pub use observed::{ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer};
+pub use outcome::Outcome;
+pub use resource_id::ResourceId;
+pub use runtime::{ContainerRuntime, CreateRequest, EngineInfo, LabelSelector, PullProgress, RuntimeError};
+pub use secret::Secret;
+pub use spec::{Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, PortBinding, Protocol, RestartPolicy};
+
+pub mod duration;
+pub mod interpolate;
+pub mod manifest;
+pub mod suggestion;
+pub mod yaml;
+
+pub use manifest::{Issue, LoadOptions, Loaded, Manifest, ManifestError, Mode, load_manifest};
+pub mod drift;
+pub mod plan;
+
+pub use drift::{DiffContext, Drift, DriftKind, DriftReport, FieldChange, diff_node};
+pub use plan::{Plan, Step, StepKind, plan};
+pub use policy::{Action, Decision, PolicyContext, Verdict, decide};

@@ -1,0 +1,881 @@
+//! Reading a manifest file into a validated [`Manifest`], every problem reported at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::reader::{MapView, Reader};
+use super::specs::{parse_port, parse_volume};
+use super::*;
+use crate::policy::Action;
+use crate::secret::Secret;
+use crate::spec::{Bloodline, ContainerSpec, Healthcheck, RestartPolicy};
+use crate::suggestion::suggest;
+use crate::yaml::{self, Loc, Node};
+
+/// File names a manifest may have, in order of preference.
+pub const MANIFEST_FILES: [&str; 2] = ["refinery.yaml", "bloodline_manifest.yaml"];
+
+/// Inputs besides the file: the environment for `${VAR}`, and where relative bind mounts resolve.
+pub struct LoadOptions<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Absolute path of the checkout; `./x` bind sources resolve against it.
+    pub base_dir: Option<String>,
+}
+
+/// A manifest and the warnings found while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub warnings: Vec<Issue>,
+}
+
+/// Parses and validates `source` (the contents of `file`).
+pub fn load_manifest(file: &str, source: &str, opts: &LoadOptions<'_>) -> Result<Loaded, ManifestError> {
+    let root = match yaml::parse(source) {
+        Ok(n) => n,
+        Err(e) => {
+            return Err(ManifestError::Invalid {
+                file: file.to_owned(),
+                issues: vec![
+                    Issue::new(file, e.loc, "", format!("invalid YAML: {}", e.message))
+                        .with_hint("check indentation and quoting around this line"),
+                ],
+            });
+        }
+    };
+    let mut r = Reader::new(file, opts.env, true);
+    let manifest = read_manifest(&mut r, &root, file, opts);
+    if r.issues.is_empty()
+        && let Some(manifest) = manifest
+    {
+        return Ok(Loaded {
+            manifest,
+            warnings: r.warnings,
+        });
+    }
+    let mut issues = r.issues;
+    issues.sort_by_key(|i| (i.line, i.column));
+    issues.dedup();
+    Err(ManifestError::Invalid {
+        file: file.to_owned(),
+        issues,
+    })
+}
+
+fn read_manifest(r: &mut Reader<'_>, root: &Node, file: &str, opts: &LoadOptions<'_>) -> Option<Manifest> {
+    let mut top = r.map(root, "")?;
+    let config = top.get("config").map(|n| read_config(r, n)).unwrap_or_default();
+    let nodes = read_nodes(r, top.get("nodes"));
+    let node_names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let containers_node = top.get("containers");
+    let stacks = top
+        .get("stacks")
+        .map(|n| read_stacks(r, n, &node_names))
+        .unwrap_or_default();
+    let kubernetes = top
+        .get("kubernetes")
+        .map(|n| read_kubernetes(r, n))
+        .unwrap_or_default();
+    let inventory = top.get("inventory").map(|n| read_inventory(r, n)).unwrap_or_default();
+    let drift_rules = top.get("drift_rules").map(|n| read_drift_rules(r, n)).unwrap_or_default();
+    let maintenance_windows = top
+        .get("maintenance_windows")
+        .map(|n| read_windows(r, n))
+        .unwrap_or_default();
+    let alerting = top.get("alerting").map(|n| read_alerting(r, n)).unwrap_or_default();
+    let ledger = top.get("ledger").map(|n| read_ledger(r, n)).unwrap_or_default();
+    let secrets = top.get("secrets").map(|n| read_secrets(r, n)).unwrap_or_default();
+    let allow_empty = top.get("allow_empty").and_then(|n| r.bool(n, "allow_empty")).unwrap_or(false);
+    let ignore_differences = top
+        .get("ignore_differences")
+        .and_then(|n| r.strings(n, "ignore_differences"))
+        .unwrap_or_default();
+    let containers = containers_node
+        .map(|n| read_containers(r, n, &node_names, opts.base_dir.as_deref()))
+        .unwrap_or_default();
+    top.finish(r);
+    for glob in inventory
+        .protected
+        .iter()
+        .chain(&inventory.safe_to_delete)
+        .chain(&inventory.allowed.containers)
+        .chain(&inventory.allowed.images)
+        .chain(&inventory.allowed.volumes)
+    {
+        if let Err(e) = globset::Glob::new(glob) {
+            r.error(Loc { line: 1, column: 1 }, "inventory", format!("`{glob}` is not a valid pattern: {e}"));
+        }
+    }
+    Some(Manifest {
+        file: file.to_owned(),
+        config,
+        nodes,
+        containers,
+        stacks,
+        kubernetes,
+        inventory,
+        drift_rules,
+        maintenance_windows,
+        alerting,
+        ledger,
+        secrets,
+        allow_empty,
+        ignore_differences,
+    })
+}
+
+fn read_mode(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Mode> {
+    let s = r.string(node, path)?;
+    match Mode::parse(&s) {
+        Some(m) => Some(m),
+        None => {
+            r.error_hint(node.loc, path, format!("`{s}` is not a mode"), "use `enforce`, `audit` or `read-only`");
+            None
+        }
+    }
+}
+
+fn read_config(r: &mut Reader<'_>, node: &Node) -> Config {
+    let mut c = Config::default();
+    let Some(mut m) = r.map(node, "config") else { return c };
+    if let Some(n) = m.get("check_interval") {
+        match r.duration_ms(n, "config.check_interval") {
+            Some(0) => r.error(n.loc, "config.check_interval", "the check interval must be at least 1 second"),
+            Some(ms) => c.check_interval_secs = ms.div_ceil(1000),
+            None => {}
+        }
+    }
+    if let Some(n) = m.get("drift_detection") {
+        c.drift_detection = r.bool(n, "config.drift_detection").unwrap_or(true);
+    }
+    if let Some(n) = m.get("git_auto_commit") {
+        c.git_auto_commit = r.bool(n, "config.git_auto_commit").unwrap_or(true);
+    }
+    if let Some(n) = m.get("mode") {
+        c.mode = read_mode(r, n, "config.mode").unwrap_or_default();
+    }
+    if let Some(n) = m.get("discord_webhook") {
+        c.discord_webhook = r
+            .string(n, "config.discord_webhook")
+            .filter(|s| !s.is_empty())
+            .map(|s| Secret::new(s, true));
+    }
+    if let Some(n) = m.get("selector") {
+        if let Some(s) = r.string(n, "config.selector") {
+            match LabelSelector::parse(&s) {
+                Some(sel) => c.selector = Some(sel),
+                None => r.error_hint(n.loc, "config.selector", format!("`{s}` is not a label selector"), "write `key` or `key=value`"),
+            }
+        }
+    }
+    m.finish(r);
+    c
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+fn read_name(r: &mut Reader<'_>, m: &mut MapView<'_>, what: &str) -> Option<(String, Loc)> {
+    let path = m.path_of("name");
+    match m.get("name") {
+        Some(n) => {
+            let s = r.string(n, &path)?;
+            if name_ok(&s) {
+                Some((s, n.loc))
+            } else {
+                r.error_hint(n.loc, &path, format!("`{s}` is not a valid {what} name"), "use letters, digits, `_`, `.` and `-`, starting with a letter or digit");
+                None
+            }
+        }
+        None => {
+            r.error(m.node.loc, &path, format!("every {what} needs a `name`"));
+            None
+        }
+    }
+}
+
+fn read_nodes(r: &mut Reader<'_>, node: Option<&Node>) -> Vec<NodeSpec> {
+    let Some(node) = node else {
+        return vec![NodeSpec {
+            name: DEFAULT_NODE.into(),
+            role: None,
+            hostname: None,
+            docker: None,
+            tls: None,
+            docker_enabled: true,
+            k8s_enabled: false,
+            kube_context: None,
+            mode: None,
+        }];
+    };
+    let mut out: Vec<NodeSpec> = Vec::new();
+    let mut endpoints: BTreeMap<String, String> = BTreeMap::new();
+    let Some(items) = r.seq(node, "nodes") else { return out };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("nodes[{i}]");
+        let Some(mut m) = r.map(item, &path) else { continue };
+        let name = read_name(r, &mut m, "node");
+        let role = m.get("role").and_then(|n| r.string(n, &format!("{path}.role")));
+        let hostname = m.get("hostname").and_then(|n| r.string(n, &format!("{path}.hostname")));
+        let docker = m.get("docker").and_then(|n| {
+            let p = format!("{path}.docker");
+            let s = r.string(n, &p)?;
+            if s.starts_with("unix://") || s.starts_with("tcp://") || s.starts_with("ssh://") || s.starts_with("npipe://") {
+                Some(s)
+            } else {
+                r.error_hint(n.loc, &p, format!("`{s}` is not a Docker endpoint"), "write `unix:///var/run/docker.sock`, `tcp://HOST:2376` or `ssh://USER@HOST`");
+                None
+            }
+        });
+        let tls = m.get("tls").and_then(|n| {
+            let p = format!("{path}.tls");
+            let mut t = r.map(n, &p)?;
+            let mut f = |k: &'static str, r: &mut Reader<'_>| -> Option<String> {
+                let kp = t.path_of(k);
+                match t.get(k) {
+                    Some(v) => r.string(v, &kp),
+                    None => {
+                        r.error(n.loc, &kp, format!("`tls` needs `{k}`"));
+                        None
+                    }
+                }
+            };
+            let ca = f("ca", r);
+            let cert = f("cert", r);
+            let key = f("key", r);
+            t.finish(r);
+            Some(TlsFiles { ca: ca?, cert: cert?, key: key? })
+        });
+        let docker_enabled = m.get("docker_enabled").and_then(|n| r.bool(n, &format!("{path}.docker_enabled"))).unwrap_or(true);
+        let k8s_enabled = m.get("k8s_enabled").and_then(|n| r.bool(n, &format!("{path}.k8s_enabled"))).unwrap_or(false);
+        let kube_context = m.get("kube_context").and_then(|n| r.string(n, &format!("{path}.kube_context")));
+        let mode = m.get("mode").and_then(|n| read_mode(r, n, &format!("{path}.mode")));
+        m.finish(r);
+        let Some((name, loc)) = name else { continue };
+        if out.iter().any(|n| n.name == name) {
+            r.error(loc, &format!("{path}.name"), format!("node `{name}` is declared twice"));
+            continue;
+        }
+        if let Some(ep) = &docker {
+            if let Some(other) = endpoints.get(ep) {
+                r.error(loc, &format!("{path}.docker"), format!("node `{name}` has the same endpoint `{ep}` as node `{other}`"));
+            }
+            endpoints.insert(ep.clone(), name.clone());
+        }
+        out.push(NodeSpec { name, role, hostname, docker, tls, docker_enabled, k8s_enabled, kube_context, mode });
+    }
+    out
+}
+
+/// Resolves `node:`/`nodes:` of a container or stack to declared node names.
+fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, node_names: &[String]) -> Vec<String> {
+    let single = m.get("node");
+    let multi = m.get("nodes");
+    let mut refs: Vec<(String, Loc, String)> = Vec::new();
+    if let Some(n) = single {
+        let p = m.path_of("node");
+        if let Some(s) = r.string(n, &p) {
+            refs.push((s, n.loc, p));
+        }
+    }
+    if let Some(n) = multi {
+        let p = m.path_of("nodes");
+        if let Some(list) = r.strings(n, &p) {
+            for (i, s) in list.into_iter().enumerate() {
+                refs.push((s, n.loc, format!("{p}[{i}]")));
+            }
+        }
+    }
+    if single.is_some() && multi.is_some() {
+        r.error(m.node.loc, &m.path, "set either `node` or `nodes`, not both");
+    }
+    if refs.is_empty() {
+        return match node_names {
+            [only] => vec![only.clone()],
+            [] => Vec::new(),
+            _ => {
+                r.error_hint(m.node.loc, &m.path_of("node"), "several nodes are declared; say which one runs this", format!("add `node: {}`", node_names[0]));
+                Vec::new()
+            }
+        };
+    }
+    let mut out = Vec::new();
+    for (name, loc, path) in refs {
+        if node_names.contains(&name) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        } else {
+            let msg = format!("node `{name}` is not declared under `nodes`");
+            match suggest(&name, node_names.iter().map(String::as_str)) {
+                Some(s) => r.error_hint(loc, &path, msg, format!("did you mean `{s}`?")),
+                None => r.error_hint(loc, &path, msg, format!("declared nodes: {}", node_names.join(", "))),
+            }
+        }
+    }
+    out
+}
+
+fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) -> Option<Action> {
+    let s = r.string(node, path)?;
+    let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
+    match Action::parse(&s) {
+        Some(a) if allowed.contains(&a) => Some(a),
+        _ => {
+            let hint = match suggest(&s, names.iter().copied()) {
+                Some(sug) => format!("did you mean `{sug}`? allowed here: {}", names.join(", ")),
+                None => format!("allowed here: {}", names.join(", ")),
+            };
+            r.error_hint(node.loc, path, format!("`{s}` is not an action for this rule"), hint);
+            None
+        }
+    }
+}
+
+fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_dir: Option<&str>) -> Vec<ContainerSpec> {
+    let mut out: Vec<ContainerSpec> = Vec::new();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let Some(items) = r.seq(node, "containers") else { return out };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("containers[{i}]");
+        let Some(mut m) = r.map(item, &path) else { continue };
+        let name = read_name(r, &mut m, "container");
+        let kind = m.get("type").and_then(|n| {
+            let p = format!("{path}.type");
+            let s = r.string(n, &p)?;
+            if s == "docker" || s == "k8s" {
+                Some(s)
+            } else {
+                r.error_hint(n.loc, &p, format!("`{s}` is not a container type"), "use `docker` or `k8s`");
+                None
+            }
+        });
+        let image = match m.get("image") {
+            Some(n) => r.string(n, &format!("{path}.image")).filter(|s| {
+                if s.trim().is_empty() || s.contains(char::is_whitespace) {
+                    r.error(n.loc, &format!("{path}.image"), format!("`{s}` is not an image reference"));
+                    false
+                } else {
+                    true
+                }
+            }),
+            None => {
+                r.error(item.loc, &format!("{path}.image"), "every container needs an `image`");
+                None
+            }
+        };
+        let nodes = read_node_refs(r, &mut m, node_names);
+        let mut ports = Vec::new();
+        if let Some(n) = m.get("ports") {
+            let p = format!("{path}.ports");
+            if let Some(items) = r.seq(n, &p) {
+                for (j, pn) in items.iter().enumerate() {
+                    let pp = format!("{p}[{j}]");
+                    if let Some(s) = r.string(pn, &pp) {
+                        match parse_port(&s) {
+                            Ok(v) => ports.extend(v),
+                            Err(e) => r.error_hint(pn.loc, &pp, e, "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` or `CONTAINER`, optionally with `/tcp` or `/udp`"),
+                        }
+                    }
+                }
+            }
+        }
+        let mut seen_ports = BTreeSet::new();
+        for pb in &ports {
+            if let Some(hp) = pb.host_port
+                && !seen_ports.insert((pb.host_ip.clone(), hp, pb.protocol))
+            {
+                r.error(item.loc, &format!("{path}.ports"), format!("host port {hp} is published twice"));
+            }
+        }
+        let mut fallback_ports = BTreeMap::new();
+        if let Some(n) = m.get("fallback_ports") {
+            let p = format!("{path}.fallback_ports");
+            if let Some(mut fm) = r.map(n, &p) {
+                if let crate::yaml::Value::Map(entries) = &n.value {
+                    for (k, v) in entries {
+                        let key = k.scalar().unwrap_or_default();
+                        let kp = format!("{p}.{key}");
+                        let Ok(hp) = key.parse::<u16>() else {
+                            r.error(k.loc, &kp, format!("`{key}` is not a port number"));
+                            continue;
+                        };
+                        if !ports.iter().any(|pb| pb.host_port == Some(hp)) {
+                            r.error_hint(k.loc, &kp, format!("port {hp} is not a published host port of this container"), "key fallbacks by a host port listed under `ports`");
+                        }
+                        let mut alts = Vec::new();
+                        if let Some(list) = r.strings(v, &kp) {
+                            for s in list {
+                                match s.parse::<u16>() {
+                                    Ok(p) if p > 0 => alts.push(p),
+                                    _ => r.error(v.loc, &kp, format!("`{s}` is not a port number")),
+                                }
+                            }
+                        }
+                        fallback_ports.insert(hp, alts);
+                    }
+                }
+                // Keys are ports, not fields: nothing is unknown here.
+                let _ = &mut fm;
+            }
+        }
+        let mut env = BTreeMap::new();
+        if let Some(n) = m.get("env").or_else(|| m.get("environment")) {
+            let p = format!("{path}.env");
+            for (k, v, loc) in r.key_values(n, &p).unwrap_or_default() {
+                if k.is_empty() || k.contains(char::is_whitespace) {
+                    r.error(loc, &p, format!("`{k}` is not an environment variable name"));
+                    continue;
+                }
+                env.insert(k.clone(), Secret::for_name(&k, v));
+            }
+        }
+        let mut mounts = Vec::new();
+        if let Some(n) = m.get("volumes") {
+            let p = format!("{path}.volumes");
+            if let Some(items) = r.seq(n, &p) {
+                for (j, vn) in items.iter().enumerate() {
+                    let vp = format!("{p}[{j}]");
+                    if let Some(s) = r.string(vn, &vp) {
+                        match parse_volume(&s, base_dir) {
+                            Ok(mnt) => {
+                                if mounts.iter().any(|x: &crate::spec::Mount| x.target == mnt.target) {
+                                    r.error(vn.loc, &vp, format!("`{}` is mounted twice", mnt.target));
+                                }
+                                mounts.push(mnt);
+                            }
+                            Err(e) => r.error_hint(vn.loc, &vp, e, "write `VOLUME:/path`, `/host/path:/path[:ro]`, `./in/repo:/path[:ro]` or `/path`"),
+                        }
+                    }
+                }
+            }
+        }
+        mounts.sort();
+        let command = m.get("command").and_then(|n| r.command(n, &format!("{path}.command")));
+        let entrypoint = m.get("entrypoint").and_then(|n| r.command(n, &format!("{path}.entrypoint")));
+        let labels = m
+            .get("labels")
+            .and_then(|n| r.string_map(n, &format!("{path}.labels")))
+            .unwrap_or_default();
+        for k in labels.keys() {
+            if k.starts_with(crate::labels::PREFIX) {
+                r.error(item.loc, &format!("{path}.labels.{k}"), format!("label `{k}` is reserved for Refinery"));
+            }
+        }
+        let restart = m.get("restart").and_then(|n| {
+            let p = format!("{path}.restart");
+            let s = r.string(n, &p)?;
+            match s.parse::<RestartPolicy>() {
+                Ok(rp) => Some(rp),
+                Err(e) => {
+                    r.error(n.loc, &p, e);
+                    None
+                }
+            }
+        });
+        let healthcheck = m.get("healthcheck").and_then(|n| read_healthcheck(r, n, &format!("{path}.healthcheck")));
+        let bloodline = m
+            .get("bloodline")
+            .and_then(|n| {
+                let p = format!("{path}.bloodline");
+                let mut b = r.map(n, &p)?;
+                let creator = b.get("creator").and_then(|v| r.string(v, &format!("{p}.creator")));
+                let purpose = b.get("purpose").and_then(|v| r.string(v, &format!("{p}.purpose")));
+                b.finish(r);
+                Some(Bloodline { creator, purpose })
+            })
+            .unwrap_or_default();
+        let ignore_differences = m
+            .get("ignore_differences")
+            .and_then(|n| r.strings(n, &format!("{path}.ignore_differences")))
+            .unwrap_or_default();
+        let drift_action = m.get("drift_action").and_then(|n| {
+            read_action(r, n, &format!("{path}.drift_action"), &[Action::Alert, Action::Ignore, Action::Recreate, Action::Restart])
+        });
+        m.finish(r);
+        let (Some((name, name_loc)), Some(image)) = (name, image) else { continue };
+        if kind.as_deref() == Some("k8s") {
+            r.warn(item.loc, &path, "containers of `type: k8s` are managed through `kubernetes:` entries; this one is not enforced on Docker");
+            continue;
+        }
+        for node_name in nodes {
+            if !seen.insert((node_name.clone(), name.clone())) {
+                r.error(name_loc, &format!("{path}.name"), format!("container `{name}` is declared twice on node `{node_name}`"));
+                continue;
+            }
+            out.push(ContainerSpec {
+                name: name.clone(),
+                node: node_name,
+                image: image.clone(),
+                ports: ports.clone(),
+                fallback_ports: fallback_ports.clone(),
+                env: env.clone(),
+                mounts: mounts.clone(),
+                command: command.clone(),
+                entrypoint: entrypoint.clone(),
+                labels: labels.clone(),
+                restart: restart.unwrap_or_default(),
+                healthcheck: healthcheck.clone(),
+                bloodline: bloodline.clone(),
+                ignore_differences: ignore_differences.clone(),
+                drift_action,
+            });
+        }
+    }
+    out
+}
+
+fn read_healthcheck(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Healthcheck> {
+    let mut m = r.map(node, path)?;
+    let mut h = Healthcheck::default();
+    let disable = m.get("disable").and_then(|n| r.bool(n, &format!("{path}.disable"))).unwrap_or(false);
+    if let Some(n) = m.get("test") {
+        let p = format!("{path}.test");
+        if n.scalar().is_some() {
+            if let Some(s) = r.string(n, &p) {
+                h.test = vec!["CMD-SHELL".into(), s];
+            }
+        } else if let Some(list) = r.strings(n, &p) {
+            match list.first().map(String::as_str) {
+                Some("CMD" | "CMD-SHELL" | "NONE") => h.test = list,
+                _ => r.error_hint(n.loc, &p, "a healthcheck test list must start with `CMD`, `CMD-SHELL` or `NONE`", "write `[\"CMD\", \"wget\", \"-q\", \"localhost\"]` or a plain string for a shell command"),
+            }
+        }
+    } else if !disable {
+        r.error(node.loc, &format!("{path}.test"), "a healthcheck needs a `test`");
+    }
+    for (key, slot) in [("interval", &mut h.interval_ms), ("timeout", &mut h.timeout_ms), ("start_period", &mut h.start_period_ms)] {
+        if let Some(n) = m.get(key) {
+            *slot = r.duration_ms(n, &format!("{path}.{key}")).unwrap_or(0);
+        }
+    }
+    if let Some(n) = m.get("retries") {
+        h.retries = r.u64(n, &format!("{path}.retries")).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    }
+    m.finish(r);
+    if disable {
+        h = Healthcheck { test: vec!["NONE".into()], ..Healthcheck::default() };
+    }
+    Some(h)
+}
+
+fn read_stacks(r: &mut Reader<'_>, node: &Node, node_names: &[String]) -> Vec<StackSpec> {
+    let mut out: Vec<StackSpec> = Vec::new();
+    let Some(items) = r.seq(node, "stacks") else { return out };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("stacks[{i}]");
+        let Some(mut m) = r.map(item, &path) else { continue };
+        let name = read_name(r, &mut m, "stack");
+        let nodes = read_node_refs(r, &mut m, node_names);
+        let files = match m.get("files") {
+            Some(n) => r.strings(n, &format!("{path}.files")).unwrap_or_default(),
+            None => vec!["docker-compose.yml".into()],
+        };
+        let profiles = m.get("profiles").and_then(|n| r.strings(n, &format!("{path}.profiles"))).unwrap_or_default();
+        let env_file = m.get("env_file").and_then(|n| r.string(n, &format!("{path}.env_file")));
+        m.finish(r);
+        let Some((name, loc)) = name else { continue };
+        if out.iter().any(|s| s.name == name) {
+            r.error(loc, &format!("{path}.name"), format!("stack `{name}` is declared twice"));
+            continue;
+        }
+        for node in nodes {
+            out.push(StackSpec { name: name.clone(), node, files: files.clone(), profiles: profiles.clone(), env_file: env_file.clone() });
+        }
+    }
+    out
+}
+
+fn read_kubernetes(r: &mut Reader<'_>, node: &Node) -> Vec<KubeSpec> {
+    let mut out = Vec::new();
+    let Some(items) = r.seq(node, "kubernetes") else { return out };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("kubernetes[{i}]");
+        let Some(mut m) = r.map(item, &path) else { continue };
+        let name = read_name(r, &mut m, "kubernetes source");
+        let context = m.get("context").and_then(|n| r.string(n, &format!("{path}.context")));
+        let kpath = match m.get("path") {
+            Some(n) => r.string(n, &format!("{path}.path")),
+            None => {
+                r.error(item.loc, &format!("{path}.path"), "every kubernetes source needs a `path` to its manifests");
+                None
+            }
+        };
+        let namespace = m.get("namespace").and_then(|n| r.string(n, &format!("{path}.namespace")));
+        m.finish(r);
+        if let (Some((name, _)), Some(p)) = (name, kpath) {
+            out.push(KubeSpec { name, context, path: p, namespace });
+        }
+    }
+    out
+}
+
+fn read_inventory(r: &mut Reader<'_>, node: &Node) -> Inventory {
+    let mut inv = Inventory::default();
+    let Some(mut m) = r.map(node, "inventory") else { return inv };
+    if let Some(n) = m.get("allowed")
+        && let Some(mut a) = r.map(n, "inventory.allowed")
+    {
+        for (key, slot) in [
+            ("containers", &mut inv.allowed.containers),
+            ("images", &mut inv.allowed.images),
+            ("volumes", &mut inv.allowed.volumes),
+            ("networks", &mut inv.allowed.networks),
+        ] {
+            if let Some(v) = a.get(key) {
+                *slot = r.strings(v, &format!("inventory.allowed.{key}")).unwrap_or_default();
+            }
+        }
+        a.finish(r);
+    }
+    if let Some(n) = m.get("protected") {
+        inv.protected = r.strings(n, "inventory.protected").unwrap_or_default();
+    }
+    if let Some(n) = m.get("safe_to_delete") {
+        inv.safe_to_delete = r.strings(n, "inventory.safe_to_delete").unwrap_or_default();
+    }
+    if let Some(n) = m.get("cleanup")
+        && let Some(mut c) = r.map(n, "inventory.cleanup")
+    {
+        if let Some(v) = c.get("max_unused_image_age") {
+            inv.cleanup.max_unused_image_age_ms = r.duration_ms(v, "inventory.cleanup.max_unused_image_age");
+        }
+        if let Some(v) = c.get("max_unused_volume_age") {
+            inv.cleanup.max_unused_volume_age_ms = r.duration_ms(v, "inventory.cleanup.max_unused_volume_age");
+        }
+        if let Some(v) = c.get("protected_tags") {
+            inv.cleanup.protected_tags = r.strings(v, "inventory.cleanup.protected_tags").unwrap_or_default();
+        }
+        c.finish(r);
+    }
+    if let Some(n) = m.get("schedule")
+        && let Some(mut s) = r.map(n, "inventory.schedule")
+    {
+        let cron = match s.get("cron") {
+            Some(v) => r.string(v, "inventory.schedule.cron").filter(|c| {
+                let fields = c.split_whitespace().count();
+                if (5..=7).contains(&fields) {
+                    true
+                } else {
+                    r.error_hint(v.loc, "inventory.schedule.cron", format!("`{c}` is not a cron expression"), "write five fields: minute hour day-of-month month day-of-week, like `0 2 * * *`");
+                    false
+                }
+            }),
+            None => {
+                r.error(n.loc, "inventory.schedule.cron", "a schedule needs a `cron` expression");
+                None
+            }
+        };
+        let timezone = s.get("timezone").and_then(|v| r.string(v, "inventory.schedule.timezone")).unwrap_or_else(|| "UTC".into());
+        s.finish(r);
+        inv.schedule = cron.map(|cron| Schedule { cron, timezone });
+    }
+    m.finish(r);
+    inv
+}
+
+fn read_rule(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) -> Option<Rule> {
+    let mut m = r.map(node, path)?;
+    let action = match m.get("action") {
+        Some(n) => read_action(r, n, &format!("{path}.action"), allowed),
+        None => {
+            r.error(node.loc, &format!("{path}.action"), "a drift rule needs an `action`");
+            None
+        }
+    };
+    let grace = m.get("grace_period").and_then(|n| r.duration_ms(n, &format!("{path}.grace_period"))).unwrap_or(0);
+    let exceptions = m.get("exceptions").and_then(|n| r.strings(n, &format!("{path}.exceptions"))).unwrap_or_default();
+    for e in &exceptions {
+        if let Err(err) = globset::Glob::new(e) {
+            r.error(node.loc, &format!("{path}.exceptions"), format!("`{e}` is not a valid pattern: {err}"));
+        }
+    }
+    m.finish(r);
+    Some(Rule { action: action?, grace_period_secs: grace.div_ceil(1000), exceptions })
+}
+
+fn read_drift_rules(r: &mut Reader<'_>, node: &Node) -> DriftRules {
+    use Action::*;
+    let mut d = DriftRules::default();
+    let Some(mut m) = r.map(node, "drift_rules") else { return d };
+    if let Some(n) = m.get("unauthorized_containers") {
+        d.unauthorized_containers = read_rule(r, n, "drift_rules.unauthorized_containers", &[Terminate, Alert, Ignore]);
+    }
+    if let Some(n) = m.get("missing_containers") {
+        d.missing_containers = read_rule(r, n, "drift_rules.missing_containers", &[Recreate, Alert, Ignore]);
+    }
+    if let Some(n) = m.get("image_drift") {
+        d.image_drift = read_rule(r, n, "drift_rules.image_drift", &[Rollback, Recreate, Alert, Ignore]);
+    }
+    if let Some(n) = m.get("config_drift") {
+        d.config_drift = read_rule(r, n, "drift_rules.config_drift", &[Recreate, Restart, Rollback, Alert, Ignore]);
+    }
+    if let Some(n) = m.get("status_drift") {
+        d.status_drift = read_rule(r, n, "drift_rules.status_drift", &[Restart, Recreate, Alert, Ignore]);
+    }
+    if let Some(n) = m.get("flapping")
+        && let Some(mut f) = r.map(n, "drift_rules.flapping")
+    {
+        let max = f.get("max_actions").and_then(|v| r.u64(v, "drift_rules.flapping.max_actions")).unwrap_or(5);
+        let window = f.get("window").and_then(|v| r.duration_ms(v, "drift_rules.flapping.window")).unwrap_or(600_000);
+        f.finish(r);
+        d.flapping = Some(Flapping { max_actions: u32::try_from(max).unwrap_or(u32::MAX), window_secs: window.div_ceil(1000) });
+    }
+    m.finish(r);
+    d
+}
+
+fn read_time(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<u32> {
+    let s = r.string(node, path)?;
+    let parsed = s.split_once(':').and_then(|(h, m)| {
+        let (h, m) = (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?);
+        ((h < 24 && m < 60) || (h == 24 && m == 0)).then_some(h * 60 + m)
+    });
+    if parsed.is_none() {
+        r.error_hint(node.loc, path, format!("`{s}` is not a time of day"), "write `HH:MM` in 24-hour form, like `02:00`");
+    }
+    parsed
+}
+
+fn read_windows(r: &mut Reader<'_>, node: &Node) -> Vec<MaintenanceWindow> {
+    let mut out = Vec::new();
+    let Some(items) = r.seq(node, "maintenance_windows") else { return out };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("maintenance_windows[{i}]");
+        let Some(mut m) = r.map(item, &path) else { continue };
+        let name = m.get("name").and_then(|n| r.string(n, &format!("{path}.name"))).unwrap_or_else(|| format!("window {}", i + 1));
+        let day = match m.get("day") {
+            Some(n) => {
+                let p = format!("{path}.day");
+                r.string(n, &p).and_then(|s| {
+                    let d = match s.to_ascii_lowercase().as_str() {
+                        "daily" | "*" | "every day" => WindowDay::Daily,
+                        "monday" | "mon" => WindowDay::Monday,
+                        "tuesday" | "tue" => WindowDay::Tuesday,
+                        "wednesday" | "wed" => WindowDay::Wednesday,
+                        "thursday" | "thu" => WindowDay::Thursday,
+                        "friday" | "fri" => WindowDay::Friday,
+                        "saturday" | "sat" => WindowDay::Saturday,
+                        "sunday" | "sun" => WindowDay::Sunday,
+                        _ => {
+                            r.error_hint(n.loc, &p, format!("`{s}` is not a day"), "write a weekday like `sunday`, or `daily`");
+                            return None;
+                        }
+                    };
+                    Some(d)
+                })
+            }
+            None => Some(WindowDay::Daily),
+        };
+        let start = match m.get("start_time") {
+            Some(n) => read_time(r, n, &format!("{path}.start_time")),
+            None => {
+                r.error(item.loc, &format!("{path}.start_time"), "a maintenance window needs a `start_time`");
+                None
+            }
+        };
+        let end = match m.get("end_time") {
+            Some(n) => read_time(r, n, &format!("{path}.end_time")),
+            None => {
+                r.error(item.loc, &format!("{path}.end_time"), "a maintenance window needs an `end_time`");
+                None
+            }
+        };
+        let timezone = m.get("timezone").and_then(|n| r.string(n, &format!("{path}.timezone"))).unwrap_or_else(|| "UTC".into());
+        let disable_auto_rollback = m.get("disable_auto_rollback").and_then(|n| r.bool(n, &format!("{path}.disable_auto_rollback"))).unwrap_or(false);
+        let allow_drift = m.get("allow_drift").and_then(|n| r.bool(n, &format!("{path}.allow_drift"))).unwrap_or(false);
+        m.finish(r);
+        if let (Some(day), Some(start_minute), Some(end_minute)) = (day, start, end) {
+            out.push(MaintenanceWindow { name, day, start_minute, end_minute, timezone, disable_auto_rollback, allow_drift });
+        }
+    }
+    out
+}
+
+fn read_alerting(r: &mut Reader<'_>, node: &Node) -> Alerting {
+    let mut a = Alerting::default();
+    let Some(mut m) = r.map(node, "alerting") else { return a };
+    if let Some(n) = m.get("channels")
+        && let Some(items) = r.seq(n, "alerting.channels")
+    {
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("alerting.channels[{i}]");
+            let Some(mut c) = r.map(item, &path) else { continue };
+            let kind = match c.get("type") {
+                Some(n) => r.string(n, &format!("{path}.type")).and_then(|s| match s.as_str() {
+                    "discord" => Some(ChannelKind::Discord),
+                    "slack" => Some(ChannelKind::Slack),
+                    "mattermost" => Some(ChannelKind::Mattermost),
+                    "webhook" => Some(ChannelKind::Webhook),
+                    _ => {
+                        r.error_hint(n.loc, &format!("{path}.type"), format!("`{s}` is not a channel type"), "use `discord`, `slack`, `mattermost` or `webhook`");
+                        None
+                    }
+                }),
+                None => {
+                    r.error(item.loc, &format!("{path}.type"), "a channel needs a `type`");
+                    None
+                }
+            };
+            let url = match c.get("webhook_url").or_else(|| c.get("url")) {
+                Some(n) => r.string(n, &format!("{path}.webhook_url")),
+                None => {
+                    r.error(item.loc, &format!("{path}.webhook_url"), "a channel needs a `webhook_url`");
+                    None
+                }
+            };
+            let level = c.get("level").and_then(|n| {
+                r.string(n, &format!("{path}.level")).and_then(|s| match s.as_str() {
+                    "info" => Some(Level::Info),
+                    "warning" => Some(Level::Warning),
+                    "critical" => Some(Level::Critical),
+                    _ => {
+                        r.error_hint(n.loc, &format!("{path}.level"), format!("`{s}` is not a level"), "use `info`, `warning` or `critical`");
+                        None
+                    }
+                })
+            });
+            let nodes = c.get("nodes").and_then(|n| r.strings(n, &format!("{path}.nodes"))).unwrap_or_default();
+            let drift_types = c.get("drift_types").and_then(|n| r.strings(n, &format!("{path}.drift_types"))).unwrap_or_default();
+            c.finish(r);
+            if let (Some(kind), Some(url)) = (kind, url) {
+                a.channels.push(Channel { kind, url: Secret::new(url, true), level: level.unwrap_or(Level::Warning), nodes, drift_types });
+            }
+        }
+    }
+    m.finish(r);
+    a
+}
+
+fn read_ledger(r: &mut Reader<'_>, node: &Node) -> LedgerConfig {
+    let mut l = LedgerConfig::default();
+    let Some(mut m) = r.map(node, "ledger") else { return l };
+    if let Some(n) = m.get("path")
+        && let Some(s) = r.string(n, "ledger.path")
+    {
+        l.path = s;
+    }
+    if let Some(n) = m.get("ref")
+        && let Some(s) = r.string(n, "ledger.ref")
+    {
+        if s.starts_with("refs/") {
+            l.git_ref = s;
+        } else {
+            r.error_hint(n.loc, "ledger.ref", format!("`{s}` is not a full ref name"), "write a ref like `refs/heads/refinery/ledger`");
+        }
+    }
+    m.finish(r);
+    l
+}
+
+fn read_secrets(r: &mut Reader<'_>, node: &Node) -> SecretsConfig {
+    let mut s = SecretsConfig::default();
+    let Some(mut m) = r.map(node, "secrets") else { return s };
+    if let Some(n) = m.get("sops_age_key_file") {
+        s.sops_age_key_file = r.string(n, "secrets.sops_age_key_file").filter(|v| !v.is_empty());
+    }
+    m.finish(r);
+    s
+}

@@ -1,0 +1,131 @@
+//! What an engine reports about its containers, in core terms (adapters convert into these).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Healthcheck, Mount, PortBinding, RestartPolicy};
+
+/// Lifecycle state of a container as the engine reports it (`State.Status`, with `Restarting` read
+/// first: a container waiting to restart inspects as running with pid 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No healthcheck configured.
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::None => "-",
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        })
+    }
+}
+
+/// The defaults an image gives every container made from it; a manifest that does not set a field
+/// inherits these, and inheriting them is not drift.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDefaults {
+    pub env: BTreeMap<String, String>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub healthcheck: Option<Healthcheck>,
+    pub exposed_ports: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+/// A local image: its id and the defaults it gives containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// `sha256:…`
+    pub id: String,
+    pub tags: Vec<String>,
+    pub defaults: ImageDefaults,
+}
+
+/// One container as the engine reports it (list + inspect).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    /// `Config.Image`: the reference the container was created from.
+    pub image: String,
+    /// `Image`: the id of the image it runs.
+    pub image_id: String,
+    pub state: ContainerState,
+    pub health: Health,
+    pub exit_code: Option<i64>,
+    /// RFC 3339, as the engine reports it.
+    pub created: String,
+    pub started_at: Option<String>,
+    pub ports: Vec<PortBinding>,
+    /// Full environment including what the image set.
+    pub env: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub restart: RestartPolicy,
+    pub healthcheck: Option<Healthcheck>,
+    /// Defaults of the image the container runs, when the image is still present.
+    pub image_defaults: Option<ImageDefaults>,
+}
+
+/// Everything one node's engine holds that Refinery compares.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub containers: Vec<ObservedContainer>,
+    /// Local images by every tag they carry (`busybox:latest` → info).
+    pub images: BTreeMap<String, ImageInfo>,
+}
+
+impl Observed {
+    #[must_use]
+    pub fn container(&self, name: &str) -> Option<&ObservedContainer> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// The local image a reference resolves to (`busybox` means `busybox:latest`).
+    #[must_use]
+    pub fn image(&self, reference: &str) -> Option<&ImageInfo> {
+        self.images
+            .get(reference)
+            .or_else(|| self.images.get(&crate::labels::normalize_image_ref(reference)))
+    }
+}

@@ -1,0 +1,154 @@
+//! The one printed form of a resource: `docker/<node>/<kind>/<name>`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Identifies a resource in logs, the ledger, alerts and output.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceId {
+    /// `docker/<node>/<kind>/<name>` where kind is `container`, `image`, `volume` or `network`.
+    Docker {
+        node: String,
+        kind: String,
+        name: String,
+    },
+    /// `k8s/<context>/<namespace>/<kind>/<name>`; an empty namespace stays an empty segment.
+    Kube {
+        context: String,
+        namespace: String,
+        kind: String,
+        name: String,
+    },
+}
+
+impl ResourceId {
+    #[must_use]
+    pub fn container(node: &str, name: &str) -> Self {
+        ResourceId::Docker {
+            node: node.to_owned(),
+            kind: "container".to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    #[must_use]
+    pub fn node(&self) -> &str {
+        match self {
+            ResourceId::Docker { node, .. } => node,
+            ResourceId::Kube { context, .. } => context,
+        }
+    }
+
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            ResourceId::Docker { name, .. } | ResourceId::Kube { name, .. } => name,
+        }
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceId::Docker { node, kind, name } => write!(f, "docker/{node}/{kind}/{name}"),
+            ResourceId::Kube {
+                context,
+                namespace,
+                kind,
+                name,
+            } => write!(f, "k8s/{context}/{namespace}/{kind}/{name}"),
+        }
+    }
+}
+
+/// Why a string is not a resource id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed to parse resource id `{input}`: expected `docker/NODE/KIND/NAME` or `k8s/CONTEXT/NAMESPACE/KIND/NAME`")]
+pub struct ParseResourceIdError {
+    pub input: String,
+}
+
+impl FromStr for ResourceId {
+    type Err = ParseResourceIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseResourceIdError {
+            input: s.to_owned(),
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            ["docker", node, kind, name @ ..]
+                if !node.is_empty() && !kind.is_empty() && !name.is_empty() =>
+            {
+                let name = name.join("/");
+                if name.is_empty() {
+                    return Err(err());
+                }
+                Ok(ResourceId::Docker {
+                    node: (*node).to_owned(),
+                    kind: (*kind).to_owned(),
+                    name,
+                })
+            }
+            ["k8s", context, namespace, kind, name]
+                if !context.is_empty() && !kind.is_empty() && !name.is_empty() =>
+            {
+                Ok(ResourceId::Kube {
+                    context: (*context).to_owned(),
+                    namespace: (*namespace).to_owned(),
+                    kind: (*kind).to_owned(),
+                    name: (*name).to_owned(),
+                })
+            }
+            _ => Err(err()),
+        }
+    }
+}
+
+impl Serialize for ResourceId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn resource_id_docker_round_trips() {
+        let id = ResourceId::container("lyra", "web");
+        assert_eq!(id.to_string(), "docker/lyra/container/web");
+        assert_eq!("docker/lyra/container/web".parse::<ResourceId>(), Ok(id));
+    }
+
+    #[test]
+    fn resource_id_kube_with_empty_namespace_keeps_segment() {
+        let id: ResourceId = "k8s/lyra//Namespace/dredge".parse().expect("valid id");
+        assert_eq!(id.to_string(), "k8s/lyra//Namespace/dredge");
+    }
+
+    #[test]
+    fn resource_id_garbage_is_an_error() {
+        assert!("docker/lyra".parse::<ResourceId>().is_err());
+        assert!("nope/a/b/c".parse::<ResourceId>().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn resource_id_display_parse_round_trip(node in "[a-z0-9-]{1,12}", kind in "[a-z]{1,10}", name in "[a-z0-9_.-]{1,20}(/[a-z0-9_.-]{1,5})?") {
+            let id = ResourceId::Docker { node, kind, name };
+            prop_assert_eq!(id.to_string().parse::<ResourceId>(), Ok(id));
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The port every container engine adapter implements. The engine crate sees only this.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::observed::{Observed, ObservedContainer};
+use crate::spec::ContainerSpec;
+
+/// Restricts what a node's engine shows to containers carrying one label (`key` or `key=value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSelector {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl LabelSelector {
+    /// Parses `key` or `key=value`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        let (key, value) = match s.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim().to_owned())),
+            None => (s.trim(), None),
+        };
+        if key.is_empty() {
+            return None;
+        }
+        Some(LabelSelector {
+            key: key.to_owned(),
+            value,
+        })
+    }
+
+    #[must_use]
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match (labels.get(&self.key), &self.value) {
+            (Some(v), Some(want)) => v == want,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+impl std::fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}={v}", self.key),
+            None => f.write_str(&self.key),
+        }
+    }
+}
+
+/// A container to create: the spec as it should run (ports already chosen), its engine name and
+/// every label it carries, Refinery's own included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub name: String,
+    pub spec: ContainerSpec,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Engine name and API version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineInfo {
+    pub version: String,
+    pub api_version: String,
+    pub endpoint: String,
+}
+
+/// Progress of an image pull, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullProgress {
+    pub status: String,
+    pub current: u64,
+    pub total: u64,
+}
+
+/// Errors an adapter maps engine failures into, so nothing above it knows HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("failed to find {what}")]
+    NotFound { what: String },
+    #[error("failed to change {what}: {message}")]
+    Conflict { what: String, message: String },
+    #[error("failed to bind host port {port}: it is already taken")]
+    PortTaken { port: u16 },
+    #[error("failed to reach the engine at `{endpoint}`: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("failed to {action}: {message}")]
+    Other { action: String, message: String },
+}
+
+impl RuntimeError {
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, RuntimeError::Unreachable { .. })
+    }
+
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RuntimeError::NotFound { .. })
+    }
+}
+
+pub type RuntimeResult<T> = Result<T, RuntimeError>;
+
+/// One node's container engine.
+pub trait ContainerRuntime: Send + Sync {
+    /// Engine version; also the reachability probe.
+    fn info(&self) -> impl Future<Output = RuntimeResult<EngineInfo>> + Send;
+
+    /// All containers (running and stopped) matching `selector`, and all local images.
+    fn observe(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> impl Future<Output = RuntimeResult<Observed>> + Send;
+
+    /// One container by id or name.
+    fn inspect(&self, id: &str) -> impl Future<Output = RuntimeResult<ObservedContainer>> + Send;
+
+    /// Creates (does not start) a container; returns its id.
+    fn create(&self, req: &CreateRequest) -> impl Future<Output = RuntimeResult<String>> + Send;
+
+    /// Starts a container; starting a running one is not an error.
+    fn start(&self, id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Stops a container, waiting at most `timeout_secs` before killing it.
+    fn stop(&self, id: &str, timeout_secs: u32) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    fn restart(&self, id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    fn unpause(&self, id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Force-removes a container (and its anonymous volumes); removing what is gone is not an error.
+    fn remove(&self, id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    fn rename(&self, id: &str, new_name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Pulls an image, reporting progress.
+    fn pull(
+        &self,
+        image: &str,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
+}

@@ -1,0 +1,186 @@
+//! The desired form of one container, normalized so it compares equal to what the engine reports.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Everything Refinery enforces about one declared container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Container name on the engine (no leading slash).
+    pub name: String,
+    /// Node whose engine runs it.
+    pub node: String,
+    /// Image reference as declared (`busybox:1.36`, `refinory-ai:latest`).
+    pub image: String,
+    pub ports: Vec<PortBinding>,
+    /// Host ports to try, in order, when a declared host port is taken (keyed by host port).
+    pub fallback_ports: BTreeMap<u16, Vec<u16>>,
+    pub env: BTreeMap<String, Secret>,
+    pub mounts: Vec<Mount>,
+    /// `None` keeps the image's default.
+    pub command: Option<Vec<String>>,
+    /// `None` keeps the image's default.
+    pub entrypoint: Option<Vec<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub restart: RestartPolicy,
+    /// `None` keeps the image's default.
+    pub healthcheck: Option<Healthcheck>,
+    pub bloodline: Bloodline,
+    /// Field paths that never count as drift (`env.BUILD_ID`, `labels.com.example.*`).
+    pub ignore_differences: Vec<String>,
+    /// Per-resource override of the drift rules' actions.
+    pub drift_action: Option<crate::policy::Action>,
+}
+
+/// Who made a container and why (seed 000's "bloodline").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bloodline {
+    pub creator: Option<String>,
+    pub purpose: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        })
+    }
+}
+
+/// One published port, normalized: an empty `host_ip` means all addresses (`0.0.0.0`), a `host_port`
+/// of `None` means "any free port".
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for PortBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.host_ip.is_empty() {
+            write!(f, "{}:", self.host_ip)?;
+        }
+        if let Some(p) = self.host_port {
+            write!(f, "{p}:")?;
+        }
+        write!(f, "{}/{}", self.container_port, self.protocol)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A named volume (`data:/var/lib/api`).
+    Volume,
+    /// A host path (`/srv/conf:/etc/api`, `./conf:/etc/api` resolved against the checkout).
+    Bind,
+    /// An anonymous volume (`/cache`).
+    Anonymous,
+}
+
+/// One volume or bind mount, normalized.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Mount {
+    pub kind: MountKind,
+    /// Volume name or absolute host path; empty for anonymous volumes.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl fmt::Display for Mount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.source.is_empty() {
+            write!(f, "{}:", self.source)?;
+        }
+        f.write_str(&self.target)?;
+        if self.read_only {
+            f.write_str(":ro")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    /// `on-failure[:max]`; 0 means no limit.
+    OnFailure(u32),
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+            RestartPolicy::OnFailure(0) => f.write_str("on-failure"),
+            RestartPolicy::OnFailure(n) => write!(f, "on-failure:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" | "no" | "none" => Ok(RestartPolicy::No),
+            "always" => Ok(RestartPolicy::Always),
+            "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+            "on-failure" => Ok(RestartPolicy::OnFailure(0)),
+            other => match other.strip_prefix("on-failure:") {
+                Some(n) => n
+                    .parse()
+                    .map(RestartPolicy::OnFailure)
+                    .map_err(|_| format!("`{n}` is not a retry count")),
+                None => Err(format!(
+                    "`{other}` is not a restart policy; use `no`, `always`, `unless-stopped` or `on-failure[:N]`"
+                )),
+            },
+        }
+    }
+}
+
+/// A container healthcheck, durations in milliseconds (0 = engine default).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub start_period_ms: u64,
+    pub retries: u32,
+}
+
+impl fmt::Display for Healthcheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.test.join(" "))?;
+        if self.interval_ms != 0 {
+            write!(f, " every {}ms", self.interval_ms)?;
+        }
+        if self.retries != 0 {
+            write!(f, " retries {}", self.retries)?;
+        }
+        Ok(())
+    }
+}

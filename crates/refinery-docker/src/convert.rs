@@ -1,0 +1,963 @@
+//! Conversions between bollard's models and core types, both ways, and the classification of
+//! bollard's errors into [`RuntimeError`]. Nothing outside this module builds or reads a bollard
+//! model field by field.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, CreateImageInfo,
+    HealthConfig, HealthStatusEnum, HostConfig, ImageConfig, ImageInspect, MountPoint, MountType,
+    PortMap, RestartPolicyNameEnum, SystemVersion,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListImagesOptions,
+    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+};
+use refinery_core::labels::normalize_image_ref;
+use refinery_core::{
+    ContainerState, CreateRequest, EngineInfo, Health, Healthcheck, ImageDefaults, ImageInfo,
+    LabelSelector, Mount, MountKind, ObservedContainer, PortBinding, Protocol, PullProgress,
+    RestartPolicy, RuntimeError,
+};
+
+/// What an engine call was doing, for error messages: `start` + ``container `web` ``.
+#[derive(Debug, Clone)]
+pub(crate) struct Op<'a> {
+    pub endpoint: &'a str,
+    pub verb: &'a str,
+    pub what: String,
+}
+
+impl<'a> Op<'a> {
+    pub(crate) fn new(endpoint: &'a str, verb: &'a str, what: impl Into<String>) -> Self {
+        Op {
+            endpoint,
+            verb,
+            what: what.into(),
+        }
+    }
+
+    fn action(&self) -> String {
+        format!("{} {}", self.verb, self.what)
+    }
+}
+
+/// ``container `web` ``
+pub(crate) fn container_what(id: &str) -> String {
+    format!("container `{id}`")
+}
+
+/// ``image `busybox:latest` ``
+pub(crate) fn image_what(reference: &str) -> String {
+    format!("image `{reference}`")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// Classifies a bollard error: 404 → not found, 409 → conflict, a taken host port → port taken,
+/// anything that means the engine could not be reached → unreachable, the rest → other.
+pub(crate) fn error(err: BollardError, op: &Op<'_>) -> RuntimeError {
+    match err {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => server_error(status_code, &message, op),
+        BollardError::DockerStreamError { error } => match port_taken(&error) {
+            Some(port) => RuntimeError::PortTaken { port },
+            None => other(op, error),
+        },
+        BollardError::SocketNotFoundError(path) => RuntimeError::Unreachable {
+            endpoint: op.endpoint.to_owned(),
+            reason: format!("no such file or directory: there is no socket at `{path}`"),
+        },
+        BollardError::RequestTimeoutError => RuntimeError::Unreachable {
+            endpoint: op.endpoint.to_owned(),
+            reason: "the engine did not answer in time".to_owned(),
+        },
+        BollardError::HyperLegacyError { err } => RuntimeError::Unreachable {
+            endpoint: op.endpoint.to_owned(),
+            reason: connection_reason(&err),
+        },
+        BollardError::IOError { err } if is_connection_io(&err) => RuntimeError::Unreachable {
+            endpoint: op.endpoint.to_owned(),
+            reason: io_reason(&err),
+        },
+        BollardError::HyperResponseError { err }
+            if err.is_closed() || err.is_incomplete_message() || err.is_canceled() =>
+        {
+            RuntimeError::Unreachable {
+                endpoint: op.endpoint.to_owned(),
+                reason: format!(
+                    "the connection was closed: {}",
+                    lower_first(&err.to_string())
+                ),
+            }
+        }
+        other_err => other(op, lower_first(&other_err.to_string())),
+    }
+}
+
+fn server_error(status_code: u16, message: &str, op: &Op<'_>) -> RuntimeError {
+    let message = lower_first(message.trim());
+    match status_code {
+        404 => RuntimeError::NotFound {
+            what: op.what.clone(),
+        },
+        409 => RuntimeError::Conflict {
+            what: op.what.clone(),
+            message,
+        },
+        _ => match port_taken(&message) {
+            Some(port) => RuntimeError::PortTaken { port },
+            None => other(op, message),
+        },
+    }
+}
+
+fn other(op: &Op<'_>, message: String) -> RuntimeError {
+    RuntimeError::Other {
+        action: op.action(),
+        message,
+    }
+}
+
+/// A failed pull: unreachable stays unreachable; everything else (no registry, unknown
+/// repository, refused login) is `Other` with the engine's own words, naming the image.
+pub(crate) fn pull_failure(err: BollardError, op: &Op<'_>) -> RuntimeError {
+    let message = match &err {
+        BollardError::DockerResponseServerError { message, .. } => lower_first(message.trim()),
+        BollardError::DockerStreamError { error } => lower_first(error.trim()),
+        other_err => lower_first(&other_err.to_string()),
+    };
+    match error(err, op) {
+        unreachable @ RuntimeError::Unreachable { .. } => unreachable,
+        _ => other(op, message),
+    }
+}
+
+/// Whether a 404 from the engine is about a missing image (`No such image: x`).
+pub(crate) fn is_missing_image(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::DockerResponseServerError { status_code: 404, message }
+            if message.to_ascii_lowercase().contains("no such image")
+    )
+}
+
+/// Whether the error is a 404.
+pub(crate) fn is_not_found(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The host port named in a "port is already allocated" / "address already in use" message.
+pub(crate) fn port_taken(message: &str) -> Option<u16> {
+    let lower = message.to_ascii_lowercase();
+    let at = ["port is already allocated", "address already in use"]
+        .iter()
+        .filter_map(|phrase| lower.find(phrase))
+        .min()?;
+    let before = &lower[..at];
+    // The rightmost `:<digits>` before the phrase: `Bind for 0.0.0.0:8080 failed: port is…`,
+    // `listen tcp4 0.0.0.0:8080: bind: address already in use`.
+    let mut rest = before;
+    while let Some(colon) = rest.rfind(':') {
+        let digits: String = rest[colon + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(port) = digits.parse::<u16>()
+            && port != 0
+        {
+            return Some(port);
+        }
+        rest = &rest[..colon];
+    }
+    None
+}
+
+fn is_connection_io(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{
+        BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, NotFound,
+        PermissionDenied,
+    };
+    matches!(
+        err.kind(),
+        NotFound
+            | PermissionDenied
+            | ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | BrokenPipe
+    )
+}
+
+fn io_reason(err: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match err.kind() {
+        ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        ErrorKind::NotFound => "no such file or directory".to_owned(),
+        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        ErrorKind::ConnectionReset => "connection reset".to_owned(),
+        _ => lower_first(&err.to_string()),
+    }
+}
+
+/// The most telling reason in a connection error's source chain (the I/O error, if any).
+fn connection_reason(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut last = lower_first(&err.to_string());
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io_reason(io);
+        }
+        last = lower_first(&e.to_string());
+        current = e.source();
+    }
+    last
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first)
+            if first.is_ascii_uppercase()
+                && !chars.clone().next().is_some_and(|c| c.is_ascii_uppercase()) =>
+        {
+            let mut out = String::with_capacity(s.len());
+            out.push(first.to_ascii_lowercase());
+            out.push_str(chars.as_str());
+            out
+        }
+        _ => s.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query options
+// ---------------------------------------------------------------------------------------------
+
+/// Every container, filtered server-side by label when a selector is given.
+pub(crate) fn list_containers_options(selector: Option<&LabelSelector>) -> ListContainersOptions {
+    let filters = selector.map(|s| HashMap::from([("label".to_owned(), vec![s.to_string()])]));
+    ListContainersOptions {
+        all: true,
+        filters,
+        ..Default::default()
+    }
+}
+
+/// Top-level images (tagged and dangling), no intermediate layers.
+pub(crate) fn list_images_options() -> ListImagesOptions {
+    ListImagesOptions {
+        all: false,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn create_options(name: &str) -> CreateContainerOptions {
+    CreateContainerOptions {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn stop_options(timeout_secs: u32) -> StopContainerOptions {
+    StopContainerOptions {
+        t: Some(i32::try_from(timeout_secs).unwrap_or(i32::MAX)),
+        ..Default::default()
+    }
+}
+
+/// Force removal, anonymous volumes included.
+pub(crate) fn remove_options() -> RemoveContainerOptions {
+    RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn rename_options(new_name: &str) -> RenameContainerOptions {
+    RenameContainerOptions {
+        name: new_name.to_owned(),
+    }
+}
+
+/// Pulls exactly one tag (an empty tag would make the engine pull every tag of the repository).
+pub(crate) fn pull_options(image: &str) -> CreateImageOptions {
+    let (repo, tag) = split_reference(&normalize_image_ref(image));
+    CreateImageOptions {
+        from_image: Some(repo),
+        tag: Some(tag),
+        ..Default::default()
+    }
+}
+
+/// `busybox:1.36` → (`busybox`, `1.36`); `app@sha256:…` → (`app`, `sha256:…`);
+/// `localhost:5000/app:1` → (`localhost:5000/app`, `1`).
+fn split_reference(reference: &str) -> (String, String) {
+    if let Some((repo, digest)) = reference.split_once('@') {
+        return (repo.to_owned(), digest.to_owned());
+    }
+    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[name_start..].rfind(':') {
+        Some(i) => {
+            let colon = name_start + i;
+            (
+                reference[..colon].to_owned(),
+                reference[colon + 1..].to_owned(),
+            )
+        }
+        None => (reference.to_owned(), "latest".to_owned()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine → core
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) fn engine_info(version: SystemVersion, endpoint: &str) -> EngineInfo {
+    EngineInfo {
+        version: version.version.unwrap_or_default(),
+        api_version: version.api_version.unwrap_or_default(),
+        endpoint: endpoint.to_owned(),
+    }
+}
+
+pub(crate) fn pull_progress(info: &CreateImageInfo) -> PullProgress {
+    let detail = info.progress_detail.as_ref();
+    let to_u64 = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    let status = match (&info.id, &info.status) {
+        (Some(id), Some(status)) => format!("{id}: {status}"),
+        (None, Some(status)) => status.clone(),
+        (Some(id), None) => id.clone(),
+        (None, None) => String::new(),
+    };
+    PullProgress {
+        status,
+        current: to_u64(detail.and_then(|d| d.current)),
+        total: to_u64(detail.and_then(|d| d.total)),
+    }
+}
+
+/// The id of the image the container runs (`sha256:…`).
+pub(crate) fn container_image_id(c: &ContainerInspectResponse) -> Option<&str> {
+    c.image.as_deref().filter(|s| !s.is_empty())
+}
+
+/// One inspected container in core terms; `image_defaults` are those of the image it runs.
+pub(crate) fn observed_container(
+    c: ContainerInspectResponse,
+    image_defaults: Option<ImageDefaults>,
+) -> ObservedContainer {
+    let state = c.state.unwrap_or_default();
+    let config = c.config.unwrap_or_default();
+    let host = c.host_config.unwrap_or_default();
+
+    let container_state = if state.restarting == Some(true) {
+        ContainerState::Restarting
+    } else {
+        match state.status {
+            Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
+            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::STOPPING) => {
+                ContainerState::Running
+            }
+            Some(ContainerStateStatusEnum::PAUSED) => ContainerState::Paused,
+            Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Restarting,
+            Some(ContainerStateStatusEnum::REMOVING) => ContainerState::Removing,
+            Some(ContainerStateStatusEnum::EXITED) => ContainerState::Exited,
+            Some(ContainerStateStatusEnum::DEAD) => ContainerState::Dead,
+            Some(ContainerStateStatusEnum::EMPTY) | None => {
+                if state.paused == Some(true) {
+                    ContainerState::Paused
+                } else if state.running == Some(true) {
+                    ContainerState::Running
+                } else if state.dead == Some(true) {
+                    ContainerState::Dead
+                } else {
+                    ContainerState::Exited
+                }
+            }
+        }
+    };
+
+    let health = match state.health.as_ref().and_then(|h| h.status) {
+        Some(HealthStatusEnum::STARTING) => Health::Starting,
+        Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+        Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+        Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) | None => Health::None,
+    };
+
+    let started_at = state
+        .started_at
+        .filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"));
+
+    let mounts = mounts_from_inspect(c.mounts.as_deref().unwrap_or_default(), &host);
+
+    ObservedContainer {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .name
+            .map(|n| n.strip_prefix('/').map(str::to_owned).unwrap_or(n))
+            .unwrap_or_default(),
+        image: config.image.clone().unwrap_or_default(),
+        image_id: c.image.unwrap_or_default(),
+        state: container_state,
+        health,
+        exit_code: state.exit_code,
+        created: c.created.unwrap_or_default(),
+        started_at,
+        ports: ports_from_map(host.port_bindings.as_ref()),
+        env: env_map(config.env.as_deref()),
+        mounts,
+        command: config.cmd,
+        entrypoint: config.entrypoint.filter(|e| !e.is_empty()),
+        labels: label_map(config.labels),
+        restart: restart_policy(&host),
+        healthcheck: config.healthcheck.as_ref().map(healthcheck_from),
+        image_defaults,
+    }
+}
+
+/// The defaults an image gives its containers.
+pub(crate) fn image_defaults(config: Option<&ImageConfig>) -> ImageDefaults {
+    let Some(config) = config else {
+        return ImageDefaults::default();
+    };
+    let sorted = |v: Option<&Vec<String>>| {
+        let mut v = v.cloned().unwrap_or_default();
+        v.sort();
+        v.dedup();
+        v
+    };
+    ImageDefaults {
+        env: env_map(config.env.as_deref()),
+        command: config.cmd.clone(),
+        entrypoint: config.entrypoint.clone().filter(|e| !e.is_empty()),
+        labels: label_map(config.labels.clone()),
+        healthcheck: config.healthcheck.as_ref().map(healthcheck_from),
+        exposed_ports: sorted(config.exposed_ports.as_ref()),
+        volumes: sorted(config.volumes.as_ref()),
+    }
+}
+
+/// A local image in core terms; `None` when the engine did not report its id.
+pub(crate) fn image_info(inspect: &ImageInspect) -> Option<ImageInfo> {
+    let id = inspect.id.clone().filter(|id| !id.is_empty())?;
+    let tags = inspect
+        .repo_tags
+        .iter()
+        .flatten()
+        .filter(|t| !t.is_empty() && t.as_str() != "<none>:<none>")
+        .cloned()
+        .collect();
+    Some(ImageInfo {
+        id,
+        tags,
+        defaults: image_defaults(inspect.config.as_ref()),
+    })
+}
+
+/// The normalized keys an image is found under in `Observed::images`.
+pub(crate) fn image_keys(info: &ImageInfo) -> Vec<String> {
+    info.tags.iter().map(|t| normalize_image_ref(t)).collect()
+}
+
+fn env_map(env: Option<&[String]>) -> BTreeMap<String, String> {
+    env.unwrap_or_default()
+        .iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (entry.clone(), String::new()),
+        })
+        .collect()
+}
+
+fn label_map(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+/// `8080/tcp` → (8080, tcp); a missing protocol means tcp.
+fn parse_port_key(key: &str) -> Option<(u16, Protocol)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let protocol = match proto {
+        "tcp" | "" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        _ => return None,
+    };
+    Some((port.parse().ok()?, protocol))
+}
+
+fn normalize_host_ip(ip: Option<&str>) -> String {
+    match ip.unwrap_or_default() {
+        "" | "0.0.0.0" => String::new(),
+        other => other.to_owned(),
+    }
+}
+
+/// `""` or `"0"` → any free port; a range (`8000-8010`) reports its first port.
+fn parse_host_port(port: Option<&str>) -> Option<u16> {
+    let port = port.unwrap_or_default().trim();
+    let first = port.split('-').next().unwrap_or_default();
+    first.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+/// Configured bindings (`HostConfig.PortBindings`), normalized and sorted.
+fn ports_from_map(map: Option<&PortMap>) -> Vec<PortBinding> {
+    let mut out = Vec::new();
+    for (key, bindings) in map.into_iter().flatten() {
+        let Some((container_port, protocol)) = parse_port_key(key) else {
+            continue;
+        };
+        for b in bindings.iter().flatten() {
+            out.push(PortBinding {
+                host_ip: normalize_host_ip(b.host_ip.as_deref()),
+                host_port: parse_host_port(b.host_port.as_deref()),
+                container_port,
+                protocol,
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The source of a `Binds` entry (`data:/x:ro` → `data`, `/srv:/x` → `/srv`).
+fn bind_source(bind: &str) -> Option<&str> {
+    bind.split_once(':').map(|(source, _)| source)
+}
+
+fn mounts_from_inspect(points: &[MountPoint], host: &HostConfig) -> Vec<Mount> {
+    // A volume is named when the container's configuration names it; every other volume was
+    // created implicitly (an image `VOLUME` or a target-only spec) and is anonymous.
+    let mut named: BTreeSet<&str> = host
+        .binds
+        .iter()
+        .flatten()
+        .filter_map(|b| bind_source(b))
+        .collect();
+    named.extend(
+        host.mounts
+            .iter()
+            .flatten()
+            .filter(|m| matches!(m.typ, Some(MountType::VOLUME) | None))
+            .filter_map(|m| m.source.as_deref())
+            .filter(|s| !s.is_empty()),
+    );
+
+    let mut out: Vec<Mount> = points
+        .iter()
+        .filter_map(|p| {
+            let target = p.destination.clone().unwrap_or_default();
+            let read_only = !p.rw.unwrap_or(true);
+            match p.typ.as_deref() {
+                Some("volume") => {
+                    let name = p.name.as_deref().unwrap_or_default();
+                    if !name.is_empty() && named.contains(name) {
+                        Some(Mount {
+                            kind: MountKind::Volume,
+                            source: name.to_owned(),
+                            target,
+                            read_only,
+                        })
+                    } else {
+                        Some(Mount {
+                            kind: MountKind::Anonymous,
+                            source: String::new(),
+                            target,
+                            read_only,
+                        })
+                    }
+                }
+                Some("bind") => Some(Mount {
+                    kind: MountKind::Bind,
+                    source: p.source.clone().unwrap_or_default(),
+                    target,
+                    read_only,
+                }),
+                _ => None,
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn restart_policy(host: &HostConfig) -> RestartPolicy {
+    let Some(policy) = &host.restart_policy else {
+        return RestartPolicy::No;
+    };
+    match policy.name {
+        Some(RestartPolicyNameEnum::ALWAYS) => RestartPolicy::Always,
+        Some(RestartPolicyNameEnum::UNLESS_STOPPED) => RestartPolicy::UnlessStopped,
+        Some(RestartPolicyNameEnum::ON_FAILURE) => RestartPolicy::OnFailure(
+            policy
+                .maximum_retry_count
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+        ),
+        Some(RestartPolicyNameEnum::NO | RestartPolicyNameEnum::EMPTY) | None => RestartPolicy::No,
+    }
+}
+
+const NS_PER_MS: i64 = 1_000_000;
+
+fn ns_to_ms(ns: Option<i64>) -> u64 {
+    ns.and_then(|n| u64::try_from(n / NS_PER_MS).ok())
+        .unwrap_or(0)
+}
+
+fn ms_to_ns(ms: u64) -> Option<i64> {
+    if ms == 0 {
+        return None;
+    }
+    Some(
+        i64::try_from(ms)
+            .ok()
+            .and_then(|ms| ms.checked_mul(NS_PER_MS))
+            .unwrap_or(i64::MAX),
+    )
+}
+
+fn healthcheck_from(hc: &HealthConfig) -> Healthcheck {
+    Healthcheck {
+        test: hc.test.clone().unwrap_or_default(),
+        interval_ms: ns_to_ms(hc.interval),
+        timeout_ms: ns_to_ms(hc.timeout),
+        start_period_ms: ns_to_ms(hc.start_period),
+        retries: hc.retries.and_then(|r| u32::try_from(r).ok()).unwrap_or(0),
+    }
+}
+
+fn healthcheck_to(hc: &Healthcheck) -> HealthConfig {
+    HealthConfig {
+        test: Some(hc.test.clone()),
+        interval: ms_to_ns(hc.interval_ms),
+        timeout: ms_to_ns(hc.timeout_ms),
+        start_period: ms_to_ns(hc.start_period_ms),
+        retries: (hc.retries != 0).then_some(i64::from(hc.retries)),
+        start_interval: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core → engine
+// ---------------------------------------------------------------------------------------------
+
+fn port_key(p: &PortBinding) -> String {
+    format!("{}/{}", p.container_port, p.protocol)
+}
+
+fn mount_bind(m: &Mount) -> String {
+    let mut s = format!("{}:{}", m.source, m.target);
+    if m.read_only {
+        s.push_str(":ro");
+    }
+    s
+}
+
+/// The create body for a request: `req.labels` is the full label set.
+pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
+    let spec = &req.spec;
+
+    let env: Vec<String> = spec
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.expose()))
+        .collect();
+
+    let mut exposed: Vec<String> = spec.ports.iter().map(port_key).collect();
+    exposed.sort();
+    exposed.dedup();
+
+    let mut port_bindings: PortMap = HashMap::new();
+    for p in &spec.ports {
+        port_bindings
+            .entry(port_key(p))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(bollard::models::PortBinding {
+                host_ip: Some(p.host_ip.clone()),
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
+    }
+
+    let mut binds = Vec::new();
+    let mut anonymous = Vec::new();
+    let mut anonymous_ro = Vec::new();
+    for m in &spec.mounts {
+        match m.kind {
+            MountKind::Volume | MountKind::Bind => binds.push(mount_bind(m)),
+            MountKind::Anonymous if m.read_only => anonymous_ro.push(bollard::models::Mount {
+                target: Some(m.target.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(true),
+                ..Default::default()
+            }),
+            MountKind::Anonymous => anonymous.push(m.target.clone()),
+        }
+    }
+
+    let restart_policy = bollard::models::RestartPolicy {
+        name: Some(match spec.restart {
+            RestartPolicy::No => RestartPolicyNameEnum::NO,
+            RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+            RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+            RestartPolicy::OnFailure(_) => RestartPolicyNameEnum::ON_FAILURE,
+        }),
+        maximum_retry_count: match spec.restart {
+            RestartPolicy::OnFailure(n) => Some(i64::from(n)),
+            _ => None,
+        },
+    };
+
+    let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: non_empty(env),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        labels: Some(
+            req.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        exposed_ports: non_empty(exposed),
+        volumes: non_empty(anonymous),
+        healthcheck: spec.healthcheck.as_ref().map(healthcheck_to),
+        host_config: Some(HostConfig {
+            binds: non_empty(binds),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            mounts: (!anonymous_ro.is_empty()).then_some(anonymous_ro),
+            restart_policy: Some(restart_policy),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_taken_bind_for_message_parses_port() {
+        let msg = "driver failed programming external connectivity on endpoint rt-x (abc): \
+                   Bind for 0.0.0.0:18080 failed: port is already allocated";
+        assert_eq!(port_taken(msg), Some(18080));
+    }
+
+    #[test]
+    fn port_taken_address_in_use_message_parses_port() {
+        let msg =
+            "Error starting userland proxy: listen tcp4 0.0.0.0:8080: bind: address already in use";
+        assert_eq!(port_taken(msg), Some(8080));
+        let v6 = "listen tcp6 [::]:9090: bind: address already in use";
+        assert_eq!(port_taken(v6), Some(9090));
+    }
+
+    #[test]
+    fn port_taken_other_message_is_none() {
+        assert_eq!(port_taken("No such container: web"), None);
+        assert_eq!(port_taken("port is already allocated"), None);
+    }
+
+    #[test]
+    fn server_error_404_is_not_found() {
+        let op = Op::new("unix:///x", "start", container_what("web"));
+        let err = error(
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                message: "No such container: web".into(),
+            },
+            &op,
+        );
+        assert_eq!(
+            err,
+            RuntimeError::NotFound {
+                what: "container `web`".into()
+            }
+        );
+    }
+
+    #[test]
+    fn server_error_409_is_conflict() {
+        let op = Op::new("unix:///x", "create", container_what("web"));
+        let err = error(
+            BollardError::DockerResponseServerError {
+                status_code: 409,
+                message: "Conflict. The container name \"/web\" is already in use".into(),
+            },
+            &op,
+        );
+        assert!(
+            matches!(err, RuntimeError::Conflict { ref what, .. } if what == "container `web`")
+        );
+    }
+
+    #[test]
+    fn server_error_500_port_allocated_is_port_taken() {
+        let op = Op::new("unix:///x", "start", container_what("web"));
+        let err = error(
+            BollardError::DockerResponseServerError {
+                status_code: 500,
+                message: "driver failed programming external connectivity on endpoint web: \
+                          Bind for 0.0.0.0:8081 failed: port is already allocated"
+                    .into(),
+            },
+            &op,
+        );
+        assert_eq!(err, RuntimeError::PortTaken { port: 8081 });
+    }
+
+    #[test]
+    fn server_error_other_keeps_action_and_message() {
+        let op = Op::new("unix:///x", "start", container_what("web"));
+        let err = error(
+            BollardError::DockerResponseServerError {
+                status_code: 500,
+                message: "OCI runtime create failed".into(),
+            },
+            &op,
+        );
+        assert_eq!(
+            err.to_string(),
+            "failed to start container `web`: OCI runtime create failed"
+        );
+    }
+
+    #[test]
+    fn socket_not_found_is_unreachable_no_such_file() {
+        let op = Op::new("unix:///nope.sock", "connect to", "the engine");
+        let err = error(BollardError::SocketNotFoundError("/nope.sock".into()), &op);
+        match err {
+            RuntimeError::Unreachable { endpoint, reason } => {
+                assert_eq!(endpoint, "unix:///nope.sock");
+                assert!(reason.contains("no such file"), "{reason}");
+            }
+            other => panic!("expected unreachable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn io_permission_denied_is_unreachable_permission_denied() {
+        let op = Op::new("unix:///s.sock", "connect to", "the engine");
+        let err = error(
+            BollardError::IOError {
+                err: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+            &op,
+        );
+        assert_eq!(
+            err,
+            RuntimeError::Unreachable {
+                endpoint: "unix:///s.sock".into(),
+                reason: "permission denied".into()
+            }
+        );
+    }
+
+    #[test]
+    fn split_reference_handles_registry_port_and_digest() {
+        assert_eq!(
+            split_reference("busybox:1.36"),
+            ("busybox".into(), "1.36".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app:1"),
+            ("localhost:5000/app".into(), "1".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app"),
+            ("localhost:5000/app".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("app@sha256:ab"),
+            ("app".into(), "sha256:ab".into())
+        );
+    }
+
+    #[test]
+    fn env_map_bare_key_has_empty_value() {
+        let env = env_map(Some(&[
+            "A=1".to_owned(),
+            "B".to_owned(),
+            "C=x=y".to_owned(),
+        ]));
+        assert_eq!(env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(env.get("B").map(String::as_str), Some(""));
+        assert_eq!(env.get("C").map(String::as_str), Some("x=y"));
+    }
+
+    #[test]
+    fn ports_from_map_normalizes_host_ip_and_empty_port() {
+        let map: PortMap = HashMap::from([
+            (
+                "80/tcp".to_owned(),
+                Some(vec![bollard::models::PortBinding {
+                    host_ip: Some("0.0.0.0".into()),
+                    host_port: Some("8080".into()),
+                }]),
+            ),
+            (
+                "53/udp".to_owned(),
+                Some(vec![bollard::models::PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            ),
+            ("9000/tcp".to_owned(), None),
+        ]);
+        assert_eq!(
+            ports_from_map(Some(&map)),
+            vec![
+                PortBinding {
+                    host_ip: String::new(),
+                    host_port: Some(8080),
+                    container_port: 80,
+                    protocol: Protocol::Tcp
+                },
+                PortBinding {
+                    host_ip: "127.0.0.1".into(),
+                    host_port: None,
+                    container_port: 53,
+                    protocol: Protocol::Udp
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn healthcheck_round_trips_through_nanoseconds() {
+        let hc = Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval_ms: 1500,
+            timeout_ms: 0,
+            start_period_ms: 10,
+            retries: 3,
+        };
+        let engine = healthcheck_to(&hc);
+        assert_eq!(engine.interval, Some(1_500_000_000));
+        assert_eq!(engine.timeout, None);
+        assert_eq!(healthcheck_from(&engine), hc);
+    }
+
+    #[test]
+    fn lower_first_keeps_acronyms() {
+        assert_eq!(lower_first("No such image"), "no such image");
+        assert_eq!(lower_first("OCI runtime"), "OCI runtime");
+    }
+}

@@ -1,0 +1,10 @@
+//! Refinery's Docker adapter: [`DockerRuntime`] implements [`refinery_core::ContainerRuntime`]
+//! over one Docker engine through bollard. bollard's types stay in the private `convert` module.
+
+mod convert;
+mod docker_runtime;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testsupport;
+
+pub use docker_runtime::{DEFAULT_ENDPOINT, DockerRuntime};

@@ -1,0 +1,598 @@
+//! `DockerRuntime` against the real engine (`DOCKER_HOST` or /var/run/docker.sock). An engine
+//! that cannot be reached fails these tests: every machine and CI job here has one.
+//!
+//! Every test owns a `TestRun`: unique names, a run label, cleanup on drop (panics included).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use refinery_core::{
+    ContainerRuntime, ContainerState, Health, Healthcheck, LabelSelector, Mount, MountKind,
+    ObservedContainer, PortBinding, Protocol, RestartPolicy, RuntimeError, Secret,
+};
+use refinery_docker::DockerRuntime;
+use refinery_docker::testsupport::{
+    self, DEFAULT_CMD, IMAGE_PATH, TEST_IMAGE_LABEL, TEST_IMAGE_REPO, TestRun, minimal_spec,
+};
+
+/// The shared test image (kept between runs; rebuilding an unchanged one is a lookup).
+const IMAGE: &str = "refinery-test-busybox:latest";
+
+async fn setup() -> (DockerRuntime, TestRun, String) {
+    let rt = DockerRuntime::from_env().expect("DOCKER_HOST must name a supported endpoint");
+    let info = rt.info().await.unwrap_or_else(|e| {
+        panic!(
+            "these tests need a running Docker engine at `{}`: {e}",
+            rt.endpoint()
+        )
+    });
+    assert!(!info.version.is_empty());
+    let run = TestRun::new(&rt);
+    let image_id = testsupport::build_busybox_image(&rt, IMAGE)
+        .await
+        .expect("build the busybox test image");
+    (rt, run, image_id)
+}
+
+/// A host port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("bind an ephemeral port");
+    listener
+        .local_addr()
+        .expect("ephemeral port address")
+        .port()
+}
+
+async fn wait_for(
+    rt: &DockerRuntime,
+    id: &str,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&ObservedContainer) -> bool,
+) -> ObservedContainer {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = rt.inspect(id).await.expect("inspect while waiting");
+        if pred(&c) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last state {} (exit {:?})",
+            c.state,
+            c.exit_code
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[tokio::test]
+async fn runtime_futures_are_send() {
+    let rt = DockerRuntime::from_env().expect("endpoint");
+    let selector = LabelSelector::parse("x=y");
+    {
+        let observe = rt.observe(selector.as_ref());
+        assert_send(&observe);
+        let run = TestRun::new(&rt);
+        let req = run.request("x", minimal_spec("x", IMAGE));
+        let create = rt.create(&req);
+        assert_send(&create);
+        let pull = rt.pull("x", &|_| {});
+        assert_send(&pull);
+    }
+    let handle = tokio::spawn(async move { rt.info().await });
+    let info = handle.await.expect("join").expect("engine info");
+    assert!(!info.api_version.is_empty());
+}
+
+#[tokio::test]
+async fn info_reports_negotiated_engine() {
+    let (rt, _run, _) = setup().await;
+    let info = rt.info().await.expect("info");
+    assert_eq!(info.endpoint, rt.endpoint());
+    assert!(info.api_version.starts_with("1."), "{info:?}");
+}
+
+#[tokio::test]
+async fn connect_missing_socket_is_unreachable_no_such_file() {
+    let rt = DockerRuntime::connect("unix:///nonexistent/refinery-test.sock").expect("lazy");
+    let err = rt.info().await.expect_err("no engine there");
+    match &err {
+        RuntimeError::Unreachable { endpoint, reason } => {
+            assert_eq!(endpoint, "unix:///nonexistent/refinery-test.sock");
+            assert!(reason.contains("no such file"), "{reason}");
+        }
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("failed to reach the engine at `unix:///nonexistent")
+    );
+    // Observe fails the same way (and does not panic).
+    assert!(
+        rt.observe(None)
+            .await
+            .expect_err("still no engine")
+            .is_unreachable()
+    );
+}
+
+#[tokio::test]
+async fn connect_refused_tcp_is_unreachable_connection_refused() {
+    let port = free_port();
+    let rt = DockerRuntime::connect(&format!("tcp://127.0.0.1:{port}")).expect("lazy");
+    let err = rt.info().await.expect_err("nothing listens there");
+    match err {
+        RuntimeError::Unreachable { reason, .. } => {
+            assert!(reason.contains("connection refused"), "{reason}");
+        }
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn create_full_spec_observe_round_trips() {
+    let (rt, run, image_id) = setup().await;
+    let host_port = free_port();
+    let conf = run.temp_dir("conf").expect("temp dir");
+    let conf = conf.to_str().expect("utf-8 temp dir").to_owned();
+
+    let mut spec = minimal_spec("web", IMAGE);
+    spec.ports = vec![
+        PortBinding {
+            host_ip: String::new(),
+            host_port: Some(host_port),
+            container_port: 8080,
+            protocol: Protocol::Tcp,
+        },
+        PortBinding {
+            host_ip: "127.0.0.1".into(),
+            host_port: None,
+            container_port: 53,
+            protocol: Protocol::Udp,
+        },
+    ];
+    spec.env = BTreeMap::from([
+        (
+            "LOG_LEVEL".to_owned(),
+            Secret::for_name("LOG_LEVEL", "info"),
+        ),
+        (
+            "API_TOKEN".to_owned(),
+            Secret::for_name("API_TOKEN", "s3cr=t"),
+        ),
+        ("EMPTY".to_owned(), Secret::for_name("EMPTY", "")),
+    ]);
+    spec.mounts = vec![
+        Mount {
+            kind: MountKind::Volume,
+            source: run.name("data"),
+            target: "/data".into(),
+            read_only: false,
+        },
+        Mount {
+            kind: MountKind::Bind,
+            source: conf.clone(),
+            target: "/etc/conf".into(),
+            read_only: true,
+        },
+        Mount {
+            kind: MountKind::Anonymous,
+            source: String::new(),
+            target: "/cache".into(),
+            read_only: false,
+        },
+    ];
+    spec.command = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "trap 'exit 0' TERM; sleep 1000 & wait $!".into(),
+    ]);
+    spec.labels = BTreeMap::from([("team".to_owned(), "core".to_owned())]);
+    spec.restart = RestartPolicy::UnlessStopped;
+    spec.healthcheck = Some(Healthcheck {
+        test: vec!["CMD".into(), "true".into()],
+        interval_ms: 1000,
+        timeout_ms: 500,
+        start_period_ms: 2000,
+        retries: 3,
+    });
+    let req = run.request("web", spec.clone());
+
+    // A second shape: entrypoint, on-failure with a limit, an anonymous volume only, no ports.
+    let mut spec2 = minimal_spec("worker", IMAGE);
+    spec2.entrypoint = Some(vec!["sh".into(), "-c".into()]);
+    spec2.command = Some(vec!["trap 'exit 0' TERM; sleep 1000 & wait $!".into()]);
+    spec2.restart = RestartPolicy::OnFailure(3);
+    spec2.mounts = vec![Mount {
+        kind: MountKind::Anonymous,
+        source: String::new(),
+        target: "/scratch".into(),
+        read_only: false,
+    }];
+    let req2 = run.request("worker", spec2.clone());
+
+    // The engine has no read-only anonymous volumes: refused with its own words, not dropped.
+    let mut ro = spec2.clone();
+    ro.mounts[0].read_only = true;
+    let err = rt
+        .create(&run.request("ro", ro))
+        .await
+        .expect_err("read-only anonymous volume");
+    assert!(
+        matches!(err, RuntimeError::Other { ref message, .. } if message.contains("ReadOnly")),
+        "{err:?}"
+    );
+
+    let id = rt.create(&req).await.expect("create web");
+    rt.start(&id).await.expect("start web");
+    let id2 = rt.create(&req2).await.expect("create worker");
+    rt.start(&id2).await.expect("start worker");
+
+    let observed = rt.observe(Some(&run.selector())).await.expect("observe");
+    assert_eq!(observed.containers.len(), 2, "{:#?}", observed.containers);
+    let web = observed.container(&req.name).expect("web is observed");
+    let defaults = web.image_defaults.clone().expect("image defaults");
+
+    assert_eq!(web.id, id);
+    assert_eq!(web.name, req.name);
+    assert_eq!(web.image, IMAGE);
+    assert_eq!(web.image_id, image_id);
+    assert_eq!(web.state, ContainerState::Running);
+    assert!(
+        matches!(web.health, Health::Starting | Health::Healthy),
+        "{:?}",
+        web.health
+    );
+    assert!(web.started_at.is_some());
+    assert!(!web.created.is_empty());
+
+    let mut want_ports = spec.ports.clone();
+    want_ports.sort();
+    assert_eq!(web.ports, want_ports);
+
+    let mut want_env = defaults.env.clone();
+    want_env.extend(
+        spec.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_owned())),
+    );
+    assert_eq!(web.env, want_env);
+    assert_eq!(web.env.get("PATH").map(String::as_str), Some(IMAGE_PATH));
+
+    let mut want_mounts = spec.mounts.clone();
+    want_mounts.sort();
+    assert_eq!(web.mounts, want_mounts);
+
+    assert_eq!(web.command, spec.command);
+    assert_eq!(web.entrypoint, None);
+
+    let mut want_labels = defaults.labels.clone();
+    want_labels.extend(req.labels.clone());
+    assert_eq!(web.labels, want_labels);
+    assert_eq!(web.labels.get("team").map(String::as_str), Some("core"));
+
+    assert_eq!(web.restart, spec.restart);
+    assert_eq!(web.healthcheck, spec.healthcheck);
+
+    let worker = observed.container(&req2.name).expect("worker is observed");
+    assert_eq!(worker.state, ContainerState::Running);
+    assert_eq!(worker.entrypoint, spec2.entrypoint);
+    assert_eq!(worker.command, spec2.command);
+    assert_eq!(worker.restart, RestartPolicy::OnFailure(3));
+    assert_eq!(worker.mounts, spec2.mounts);
+    assert_eq!(worker.ports, Vec::new());
+    assert_eq!(worker.healthcheck, None);
+    assert_eq!(worker.health, Health::None);
+
+    // inspect converts the same way.
+    let mut one = rt.inspect(&req.name).await.expect("inspect web");
+    one.health = web.health;
+    assert_eq!(&one, web);
+}
+
+#[tokio::test]
+async fn observe_with_selector_returns_only_labelled_containers() {
+    let (rt, run, _) = setup().await;
+    let picked_key = format!("io.refinery.test.pick-{}", run.id());
+
+    let mut labelled = run.request("picked", minimal_spec("picked", IMAGE));
+    labelled.labels.insert(picked_key.clone(), "yes".into());
+    let plain = run.request("plain", minimal_spec("plain", IMAGE));
+    rt.create(&labelled).await.expect("create picked");
+    rt.create(&plain).await.expect("create plain");
+
+    let by_key = rt
+        .observe(LabelSelector::parse(&picked_key).as_ref())
+        .await
+        .expect("observe by key");
+    let names: Vec<_> = by_key.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec![labelled.name.as_str()]);
+
+    let by_value = rt
+        .observe(LabelSelector::parse(&format!("{picked_key}=no")).as_ref())
+        .await
+        .expect("observe by value");
+    assert!(by_value.containers.is_empty());
+
+    let by_run = rt
+        .observe(Some(&run.selector()))
+        .await
+        .expect("observe run");
+    let mut names: Vec<_> = by_run.containers.iter().map(|c| c.name.clone()).collect();
+    names.sort();
+    let mut want = vec![labelled.name.clone(), plain.name.clone()];
+    want.sort();
+    assert_eq!(names, want);
+    assert!(
+        by_run
+            .containers
+            .iter()
+            .all(|c| c.state == ContainerState::Created)
+    );
+
+    // Images are listed whatever the selector.
+    assert!(by_key.image(IMAGE).is_some());
+
+    let all = rt.observe(None).await.expect("observe all");
+    assert!(all.container(&plain.name).is_some());
+}
+
+#[tokio::test]
+async fn lifecycle_start_twice_stop_restart_pause_rename_remove() {
+    let (rt, run, _) = setup().await;
+    let req = run.request("life", minimal_spec("life", IMAGE));
+    let id = rt.create(&req).await.expect("create");
+
+    let conflict = rt.create(&req).await.expect_err("same name twice");
+    assert!(
+        matches!(conflict, RuntimeError::Conflict { ref what, .. } if what.contains(&req.name)),
+        "{conflict:?}"
+    );
+
+    rt.start(&id).await.expect("start");
+    rt.start(&id)
+        .await
+        .expect("starting a running container is ok");
+    assert_eq!(
+        rt.inspect(&id).await.expect("inspect").state,
+        ContainerState::Running
+    );
+
+    let t = Instant::now();
+    rt.stop(&id, 10).await.expect("stop");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the test image stops on SIGTERM"
+    );
+    let stopped = rt.inspect(&id).await.expect("inspect stopped");
+    assert_eq!(stopped.state, ContainerState::Exited);
+    assert_eq!(stopped.exit_code, Some(0));
+    rt.stop(&id, 1)
+        .await
+        .expect("stopping a stopped container is ok");
+
+    rt.restart(&id).await.expect("restart");
+    assert_eq!(
+        rt.inspect(&id).await.expect("inspect").state,
+        ContainerState::Running
+    );
+
+    testsupport::pause(&rt, &id).await.expect("pause");
+    assert_eq!(
+        rt.inspect(&id).await.expect("inspect").state,
+        ContainerState::Paused
+    );
+    rt.unpause(&id).await.expect("unpause");
+    assert_eq!(
+        rt.inspect(&id).await.expect("inspect").state,
+        ContainerState::Running
+    );
+
+    let new_name = run.name("renamed");
+    rt.rename(&id, &new_name).await.expect("rename");
+    assert_eq!(rt.inspect(&id).await.expect("inspect").name, new_name);
+
+    rt.remove(&id).await.expect("remove a running container");
+    rt.remove(&id).await.expect("removing what is gone is ok");
+    rt.remove(&run.name("never-existed"))
+        .await
+        .expect("removing a missing name is ok");
+
+    let err = rt.inspect(&id).await.expect_err("gone");
+    assert!(err.is_not_found(), "{err:?}");
+    let err = rt
+        .start(&run.name("never-existed"))
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        err,
+        RuntimeError::NotFound {
+            what: format!("container `{}`", run.name("never-existed"))
+        }
+    );
+}
+
+#[tokio::test]
+async fn start_with_taken_host_port_is_port_taken() {
+    let (rt, run, _) = setup().await;
+    let port = free_port();
+    let published = |suffix: &str| {
+        let mut spec = minimal_spec(suffix, IMAGE);
+        spec.ports = vec![PortBinding {
+            host_ip: String::new(),
+            host_port: Some(port),
+            container_port: 80,
+            protocol: Protocol::Tcp,
+        }];
+        run.request(suffix, spec)
+    };
+    let first = rt.create(&published("first")).await.expect("create first");
+    rt.start(&first).await.expect("start first");
+    let second = rt
+        .create(&published("second"))
+        .await
+        .expect("create second");
+    let err = rt.start(&second).await.expect_err("the port is taken");
+    assert_eq!(err, RuntimeError::PortTaken { port });
+    assert_eq!(
+        err.to_string(),
+        format!("failed to bind host port {port}: it is already taken")
+    );
+}
+
+#[tokio::test]
+async fn create_with_unknown_image_is_not_found() {
+    let (rt, run, _) = setup().await;
+    let image = format!("{TEST_IMAGE_REPO}:no-such-{}", run.id());
+    let req = run.request("ghost", minimal_spec("ghost", &image));
+    let err = rt.create(&req).await.expect_err("no such image");
+    assert_eq!(
+        err,
+        RuntimeError::NotFound {
+            what: format!("image `{image}`")
+        }
+    );
+}
+
+#[tokio::test]
+async fn pull_without_registry_is_other_naming_the_image() {
+    let (rt, run, _) = setup().await;
+    let image = format!("refinery-test-nowhere/app:{}", run.id());
+    let err = rt
+        .pull(&image, &|_| {})
+        .await
+        .expect_err("no registry here");
+    match &err {
+        RuntimeError::Other { action, message } => {
+            assert_eq!(action, &format!("pull image `{image}`"));
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected other, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn exited_container_reports_exit_code() {
+    let (rt, run, _) = setup().await;
+    let mut spec = minimal_spec("exits", IMAGE);
+    spec.command = Some(vec!["sh".into(), "-c".into(), "exit 3".into()]);
+    let id = rt
+        .create(&run.request("exits", spec))
+        .await
+        .expect("create");
+    assert_eq!(
+        rt.inspect(&id).await.expect("inspect").state,
+        ContainerState::Created
+    );
+    rt.start(&id).await.expect("start");
+    let c = wait_for(&rt, &id, Duration::from_secs(5), "exit", |c| {
+        c.state == ContainerState::Exited
+    })
+    .await;
+    assert_eq!(c.exit_code, Some(3));
+}
+
+#[tokio::test]
+async fn crashing_container_with_restart_always_is_restarting() {
+    let (rt, run, _) = setup().await;
+    let mut spec = minimal_spec("flaps", IMAGE);
+    spec.command = Some(vec!["sh".into(), "-c".into(), "sleep 0.1; exit 1".into()]);
+    spec.restart = RestartPolicy::Always;
+    let id = rt
+        .create(&run.request("flaps", spec))
+        .await
+        .expect("create");
+    rt.start(&id).await.expect("start");
+    let c = wait_for(&rt, &id, Duration::from_secs(10), "restarting", |c| {
+        c.state == ContainerState::Restarting
+    })
+    .await;
+    assert_eq!(c.restart, RestartPolicy::Always);
+    // Observe agrees (the engine says running=true while restarting; we read Restarting).
+    let observed = rt.observe(Some(&run.selector())).await.expect("observe");
+    assert_eq!(observed.containers.len(), 1);
+}
+
+#[tokio::test]
+async fn host_sigkill_crash_is_restarted_by_policy() {
+    let (rt, run, _) = setup().await;
+    let mut spec = minimal_spec("crash", IMAGE);
+    spec.restart = RestartPolicy::Always;
+    let id = rt
+        .create(&run.request("crash", spec))
+        .await
+        .expect("create");
+    rt.start(&id).await.expect("start");
+    let before = rt.inspect(&id).await.expect("inspect");
+    assert!(testsupport::crash(0).is_err(), "pid 0 is never signalled");
+    testsupport::crash_container(&rt, &id).await.expect("crash");
+    let after = wait_for(
+        &rt,
+        &id,
+        Duration::from_secs(10),
+        "restart after crash",
+        |c| c.state == ContainerState::Running && c.started_at != before.started_at,
+    )
+    .await;
+    assert_eq!(after.id, before.id);
+}
+
+#[tokio::test]
+async fn observe_reports_images_and_container_image_defaults() {
+    let (rt, run, shared_id) = setup().await;
+    let (tag, own_id) = run.own_image(&rt, "img").await.expect("build own image");
+    assert_ne!(own_id, shared_id, "each tag is its own image");
+    let again = testsupport::build_busybox_image(&rt, &tag)
+        .await
+        .expect("rebuild");
+    assert_eq!(again, own_id, "building the same tag again is a lookup");
+
+    let extra = format!("{TEST_IMAGE_REPO}:{}-alias", run.id());
+    run.track_image(&extra);
+    testsupport::tag_image(&rt, &tag, &extra)
+        .await
+        .expect("tag");
+
+    let id = rt
+        .create(&run.request("img", minimal_spec("img", &tag)))
+        .await
+        .expect("create");
+    let observed = rt.observe(Some(&run.selector())).await.expect("observe");
+
+    let info = observed.image(&tag).expect("own image is listed by tag");
+    assert_eq!(info.id, own_id);
+    assert!(
+        info.tags.contains(&tag) && info.tags.contains(&extra),
+        "{:?}",
+        info.tags
+    );
+    assert_eq!(observed.image(&extra).map(|i| &i.id), Some(&own_id));
+
+    let defaults = &info.defaults;
+    let cmd: Vec<String> = DEFAULT_CMD.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(defaults.command.as_ref(), Some(&cmd));
+    assert_eq!(defaults.entrypoint, None);
+    assert_eq!(
+        defaults.env.get("PATH").map(String::as_str),
+        Some(IMAGE_PATH)
+    );
+    assert_eq!(defaults.labels.get(TEST_IMAGE_LABEL), Some(&tag));
+    assert_eq!(defaults.healthcheck, None);
+
+    let c = observed.container(&run.name("img")).expect("container");
+    assert_eq!(c.id, id);
+    assert_eq!(c.image_id, own_id);
+    assert_eq!(c.image_defaults.as_ref(), Some(defaults));
+    // An unset command inherits the image's.
+    assert_eq!(c.command.as_ref(), Some(&cmd));
+
+    // Observing twice gives the same snapshot.
+    let again = rt
+        .observe(Some(&run.selector()))
+        .await
+        .expect("observe again");
+    assert_eq!(again.containers, observed.containers);
+}

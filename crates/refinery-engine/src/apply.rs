@@ -1,0 +1,257 @@
+//! The writing half of a pass: carry out a plan's steps on one node's engine.
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use refinery_core::labels::ownership_labels;
+use refinery_core::{
+    ContainerRuntime, ContainerSpec, CreateRequest, Manifest, Observed, Outcome, PullProgress,
+    ResourceId, RuntimeError, Step, StepKind,
+};
+use serde::Serialize;
+
+/// Progress reported while a plan runs (the CLI turns these into bars and lines).
+#[derive(Debug, Clone)]
+pub enum ApplyEvent {
+    Pulling { image: String, progress: PullProgress },
+    Started { id: ResourceId, kind: StepKind },
+    Finished(StepResult),
+}
+
+/// What happened to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepResult {
+    pub id: ResourceId,
+    pub step: StepKind,
+    pub outcome: Outcome,
+    /// Why it failed, or what else is worth saying.
+    pub message: Option<String>,
+    /// The engine id of the container now in place, if one was created.
+    pub container_id: Option<String>,
+}
+
+/// How many steps run at once on one node.
+const CONCURRENCY: usize = 4;
+
+/// The name an old container carries while its replacement starts.
+#[must_use]
+pub fn recreate_temp_name(name: &str) -> String {
+    format!("{name}.refinery-old")
+}
+
+/// Carries out every writing step of `steps`; the others become skipped/deferred/unchanged
+/// outcomes. Steps on different containers run concurrently (bounded); results come back in plan
+/// order. A failed step does not stop the others.
+pub async fn apply_plan<R: ContainerRuntime>(
+    rt: &R,
+    manifest: &Manifest,
+    steps: &[Step],
+    observed: &Observed,
+    revision: &str,
+    on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
+) -> Vec<StepResult> {
+    let futures = steps.iter().map(|step| async move {
+        let result = if step.kind.writes() {
+            on_event(ApplyEvent::Started {
+                id: step.id.clone(),
+                kind: step.kind,
+            });
+            run_step(rt, manifest, step, observed, revision, on_event).await
+        } else {
+            StepResult {
+                id: step.id.clone(),
+                step: step.kind,
+                outcome: match step.kind {
+                    StepKind::Defer => Outcome::Deferred,
+                    StepKind::Ignore => Outcome::Unchanged,
+                    _ => Outcome::Skipped,
+                },
+                message: Some(step.reason.clone()),
+                container_id: step.container_id.clone(),
+            }
+        };
+        on_event(ApplyEvent::Finished(result.clone()));
+        result
+    });
+    futures_util::stream::iter(futures)
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+fn failed(step: &Step, message: String) -> StepResult {
+    StepResult {
+        id: step.id.clone(),
+        step: step.kind,
+        outcome: Outcome::Failed,
+        message: Some(message),
+        container_id: step.container_id.clone(),
+    }
+}
+
+async fn run_step<R: ContainerRuntime>(
+    rt: &R,
+    manifest: &Manifest,
+    step: &Step,
+    observed: &Observed,
+    revision: &str,
+    on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
+) -> StepResult {
+    let done = |outcome: Outcome, container_id: Option<String>| StepResult {
+        id: step.id.clone(),
+        step: step.kind,
+        outcome,
+        message: None,
+        container_id,
+    };
+    let existing = step.container_id.clone();
+    let simple = |r: Result<(), RuntimeError>, outcome: Outcome| match r {
+        Ok(()) => done(outcome, existing.clone()),
+        Err(e) => failed(step, e.to_string()),
+    };
+    match step.kind {
+        StepKind::Remove => {
+            let Some(id) = existing.as_deref() else {
+                return done(Outcome::Removed, None);
+            };
+            simple(rt.remove(id).await, Outcome::Removed)
+        }
+        StepKind::Restart | StepKind::Start | StepKind::Unpause => {
+            let Some(id) = existing.as_deref() else {
+                return failed(step, "failed to find the container to restart".into());
+            };
+            let r = match step.kind {
+                StepKind::Unpause => rt.unpause(id).await,
+                StepKind::Start => rt.start(id).await,
+                _ => rt.restart(id).await,
+            };
+            simple(r, Outcome::Restarted)
+        }
+        StepKind::Create | StepKind::Recreate | StepKind::Rollback => {
+            let Some(spec) = manifest
+                .containers
+                .iter()
+                .find(|c| c.node == step.id.node() && c.name == step.id.name())
+            else {
+                return failed(step, "failed to find the declared spec".into());
+            };
+            if let Err(e) = ensure_image(rt, spec, observed, on_event).await {
+                return failed(step, e);
+            }
+            let labels = labels_for(manifest, spec, revision);
+            let result = match existing.as_deref().filter(|_| step.kind != StepKind::Create) {
+                None => create_and_start(rt, spec, labels).await,
+                Some(old) => replace(rt, spec, labels, old, observed).await,
+            };
+            match result {
+                Ok(new_id) => done(
+                    match step.kind {
+                        StepKind::Create => Outcome::Created,
+                        StepKind::Rollback => Outcome::RolledBack,
+                        _ => Outcome::Recreated,
+                    },
+                    Some(new_id),
+                ),
+                Err(e) => failed(step, e),
+            }
+        }
+        StepKind::Alert | StepKind::Defer | StepKind::Protected | StepKind::Ignore => {
+            done(Outcome::Skipped, existing)
+        }
+    }
+}
+
+fn labels_for(manifest: &Manifest, spec: &ContainerSpec, revision: &str) -> BTreeMap<String, String> {
+    let mut labels = ownership_labels(spec, revision);
+    if let Some(sel) = &manifest.config.selector {
+        labels.insert(sel.key.clone(), sel.value.clone().unwrap_or_default());
+    }
+    labels
+}
+
+async fn ensure_image<R: ContainerRuntime>(
+    rt: &R,
+    spec: &ContainerSpec,
+    observed: &Observed,
+    on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
+) -> Result<(), String> {
+    if observed.image(&spec.image).is_some() {
+        return Ok(());
+    }
+    let image = spec.image.clone();
+    let report = |progress: PullProgress| {
+        on_event(ApplyEvent::Pulling {
+            image: image.clone(),
+            progress,
+        });
+    };
+    rt.pull(&spec.image, &report).await.map_err(|e| {
+        format!(
+            "image `{}` is not present locally and could not be pulled: {e}",
+            spec.image
+        )
+    })
+}
+
+async fn create_and_start<R: ContainerRuntime>(
+    rt: &R,
+    spec: &ContainerSpec,
+    labels: BTreeMap<String, String>,
+) -> Result<String, String> {
+    let req = CreateRequest {
+        name: spec.name.clone(),
+        spec: spec.clone(),
+        labels,
+    };
+    let id = rt.create(&req).await.map_err(|e| e.to_string())?;
+    if let Err(e) = rt.start(&id).await {
+        // Never leave a half-made container behind.
+        let _ = rt.remove(&id).await;
+        return Err(e.to_string());
+    }
+    Ok(id)
+}
+
+/// Replaces `old` by a new container from `spec`: stop and set the old one aside, create and start
+/// the new one, then remove the old one. If the new one cannot start, it is removed and the old
+/// one is put back as it was.
+async fn replace<R: ContainerRuntime>(
+    rt: &R,
+    spec: &ContainerSpec,
+    labels: BTreeMap<String, String>,
+    old: &str,
+    observed: &Observed,
+) -> Result<String, String> {
+    let was_running = observed
+        .containers
+        .iter()
+        .find(|c| c.id == old)
+        .is_some_and(|c| c.state == refinery_core::ContainerState::Running);
+    let aside = recreate_temp_name(&spec.name);
+    // A leftover from an interrupted recreate would block the rename.
+    if let Ok(stale) = rt.inspect(&aside).await {
+        let _ = rt.remove(&stale.id).await;
+    }
+    rt.stop(old, 10).await.map_err(|e| e.to_string())?;
+    if let Err(e) = rt.rename(old, &aside).await {
+        if was_running {
+            let _ = rt.start(old).await;
+        }
+        return Err(e.to_string());
+    }
+    match create_and_start(rt, spec, labels).await {
+        Ok(id) => {
+            if let Err(e) = rt.remove(old).await {
+                tracing::warn!(container = old, error = %e, "failed to remove the replaced container");
+            }
+            Ok(id)
+        }
+        Err(e) => {
+            let _ = rt.rename(old, &spec.name).await;
+            if was_running {
+                let _ = rt.start(old).await;
+            }
+            Err(format!("{e}; the previous container was put back"))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The pure half of a pass: diff → policy → plan, for one node.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use refinery_core::{
+    ContainerSpec, DiffContext, DriftReport, LabelSelector, Manifest, Observed, Plan, PolicyContext,
+    decide, diff_node, plan,
+};
+use serde::Serialize;
+
+/// What one node's pass found and would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub node: String,
+    pub report: DriftReport,
+    pub decisions: Vec<refinery_core::Decision>,
+    pub plan: Plan,
+}
+
+/// The selector a node is observed with: the manifest's, if any.
+#[must_use]
+pub fn node_selector(manifest: &Manifest) -> Option<&LabelSelector> {
+    manifest.config.selector.as_ref()
+}
+
+/// Diffs, decides and plans one node. `first_seen` and `now` feed the grace periods.
+#[must_use]
+pub fn evaluate(
+    manifest: &Manifest,
+    node: &str,
+    observed: &Observed,
+    now: Timestamp,
+    first_seen: &BTreeMap<String, Timestamp>,
+    honor_grace: bool,
+    self_container_id: Option<&str>,
+) -> Evaluation {
+    let declared: Vec<&ContainerSpec> = manifest
+        .containers
+        .iter()
+        .filter(|c| c.node == node)
+        .collect();
+    let ctx = DiffContext {
+        node: node.to_owned(),
+        ignore: manifest.ignore_differences.clone(),
+        ignore_label_keys: manifest
+            .config
+            .selector
+            .iter()
+            .map(|s| s.key.clone())
+            .collect(),
+    };
+    let report = diff_node(&declared, observed, &ctx);
+    let pctx = PolicyContext {
+        manifest,
+        mode: manifest.mode_of(node),
+        now,
+        first_seen,
+        honor_grace,
+        self_container_id,
+    };
+    let decisions = decide(&report, observed, &pctx);
+    let plan = plan(&decisions, observed);
+    Evaluation {
+        node: node.to_owned(),
+        report,
+        decisions,
+        plan,
+    }
+}

@@ -1,0 +1,23 @@
+/// What a resolved revision points to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CommitInfo {
+    /// Full hex object id.
+    pub id: String,
+    /// The first 12 hex digits of `id`.
+    pub short: String,
+    /// `Name <email>` of the author.
+    pub author: String,
+    /// Author time, seconds since the unix epoch.
+    pub time: i64,
+    /// The first line of the message (the summary, as git shows it).
+    pub summary: String,
+}
+
+/// Number of hex digits in [`CommitInfo::short`].
+pub const SHORT_ID_LEN: usize = 12;
+
+impl CommitInfo {
+    pub(crate) fn short_of(id: &str) -> String {
+        id.chars().take(SHORT_ID_LEN).collect()
+    }
+}

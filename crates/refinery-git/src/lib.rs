@@ -1,0 +1,16 @@
+//! The git side of Refinery: the desired state is read from a commit (never from the work tree),
+//! and ledger commits are written to a ref that is not checked out, through gix's object-level API.
+//! No git CLI is used.
+
+mod commit_info;
+mod git_error;
+mod git_source;
+mod repo_path;
+#[cfg(any(test, feature = "testing"))]
+mod test_repo;
+
+pub use commit_info::{CommitInfo, SHORT_ID_LEN};
+pub use git_error::{GitError, Result};
+pub use git_source::{CommitMeta, GitSource};
+#[cfg(any(test, feature = "testing"))]
+pub use test_repo::{TEST_AUTHOR_EMAIL, TEST_AUTHOR_NAME, TEST_EPOCH, TEST_TIME_STEP, TestRepo};

@@ -1,0 +1,262 @@
+//! Real repositories with real commits, for tests (feature `testing`). Panics on failure.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use gix::objs::tree::EntryKind;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::{FullName, Target};
+use gix::{ObjectId, Repository};
+
+use crate::git_source::GitSource;
+
+/// Name of the identity every [`TestRepo`] commit is authored and committed by.
+pub const TEST_AUTHOR_NAME: &str = "Refinery Test";
+/// Email of the identity every [`TestRepo`] commit is authored and committed by.
+pub const TEST_AUTHOR_EMAIL: &str = "test@refinery.invalid";
+/// Time of the first [`TestRepo`] commit; each further commit is [`TEST_TIME_STEP`] later.
+pub const TEST_EPOCH: i64 = 1_700_000_000;
+/// Seconds between two [`TestRepo`] commits.
+pub const TEST_TIME_STEP: i64 = 60;
+
+/// A fresh non-bare repository in a temporary directory (removed on drop), `HEAD` on an unborn
+/// `main`. Built with gix only, never the git CLI.
+///
+/// ```
+/// use refinery_git::TestRepo;
+///
+/// let repo = TestRepo::new();
+/// repo.write("refinery.yaml", "containers: []\n");
+/// let c1 = repo.commit("first");
+/// let source = repo.source();
+/// assert_eq!(source.resolve("HEAD").unwrap().id, c1);
+/// assert_eq!(source.read_file(&c1, "refinery.yaml").unwrap().unwrap(), b"containers: []\n");
+/// ```
+#[derive(Debug)]
+pub struct TestRepo {
+    dir: tempfile::TempDir,
+    commits: AtomicI64,
+}
+
+impl Default for TestRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestRepo {
+    /// `git init` with `HEAD` → `refs/heads/main`, whatever the machine's git config says.
+    #[must_use]
+    pub fn new() -> TestRepo {
+        let dir = tempfile::Builder::new()
+            .prefix("refinery-git-test-")
+            .tempdir()
+            .expect("failed to create a temporary directory");
+        let repo = gix::init(dir.path()).expect("failed to init a test repository");
+        let head = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: "init".into(),
+                },
+                expected: PreviousValue::Any,
+                new: Target::Symbolic(
+                    FullName::try_from("refs/heads/main").expect("`refs/heads/main` is valid"),
+                ),
+            },
+            name: FullName::try_from("HEAD").expect("`HEAD` is valid"),
+            deref: false,
+        };
+        repo.edit_references_as(Some(head), None)
+            .expect("failed to point `HEAD` at `refs/heads/main`");
+        TestRepo {
+            dir,
+            commits: AtomicI64::new(0),
+        }
+    }
+
+    /// The work tree (the `.git` directory is inside it).
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Open it as the code under test would.
+    #[must_use]
+    pub fn source(&self) -> GitSource {
+        GitSource::open(self.path()).expect("failed to open the test repository")
+    }
+
+    /// Write `contents` to `path` (repository-relative, `/`-separated) in the work tree, creating
+    /// directories as needed. Nothing is committed.
+    pub fn write(&self, path: &str, contents: impl AsRef<[u8]>) {
+        let file = self.path().join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("failed to create `{}`: {e}", parent.display()));
+        }
+        std::fs::write(&file, contents)
+            .unwrap_or_else(|e| panic!("failed to write `{}`: {e}", file.display()));
+    }
+
+    /// Remove the file or directory at `path` from the work tree. Nothing is committed.
+    pub fn remove(&self, path: &str) {
+        let target = self.path().join(path);
+        let result = if target.is_dir() {
+            std::fs::remove_dir_all(&target)
+        } else {
+            std::fs::remove_file(&target)
+        };
+        result.unwrap_or_else(|e| panic!("failed to remove `{}`: {e}", target.display()));
+    }
+
+    /// Commit the whole current work tree (every file, recursively, except `.git`; symlinks are
+    /// skipped) as a new commit on `HEAD`'s branch, and make the index match it. Returns the full
+    /// commit id. Author and committer are [`TEST_AUTHOR_NAME`] `<`[`TEST_AUTHOR_EMAIL`]`>`, the
+    /// n-th commit is dated `TEST_EPOCH + n * TEST_TIME_STEP` (n from 0).
+    pub fn commit(&self, message: &str) -> String {
+        let repo = self.open();
+        let mut files = Vec::new();
+        collect_files(self.path(), "", &mut files);
+
+        let mut editor = repo
+            .edit_tree(ObjectId::empty_tree(repo.object_hash()))
+            .expect("failed to start a tree");
+        for (rel, file, executable) in &files {
+            let bytes = std::fs::read(file)
+                .unwrap_or_else(|e| panic!("failed to read `{}`: {e}", file.display()));
+            let blob = repo.write_blob(&bytes).expect("failed to write a blob");
+            let kind = if *executable {
+                EntryKind::BlobExecutable
+            } else {
+                EntryKind::Blob
+            };
+            editor
+                .upsert(rel, kind, blob)
+                .unwrap_or_else(|e| panic!("failed to add `{rel}` to the tree: {e}"));
+        }
+        let tree = editor.write().expect("failed to write the tree").detach();
+        if tree.is_empty_tree() {
+            repo.write_object(gix::objs::Tree::empty())
+                .expect("failed to write the empty tree");
+        }
+
+        let n = self.commits.fetch_add(1, Ordering::SeqCst);
+        let signature = gix::actor::Signature {
+            name: TEST_AUTHOR_NAME.into(),
+            email: TEST_AUTHOR_EMAIL.into(),
+            time: gix::date::Time {
+                seconds: TEST_EPOCH + n * TEST_TIME_STEP,
+                offset: 0,
+            },
+        };
+        let parents: Vec<ObjectId> = repo
+            .head()
+            .expect("failed to read `HEAD`")
+            .id()
+            .map(|id| id.detach())
+            .into_iter()
+            .collect();
+        let mut committer_buf = gix::date::parse::TimeBuf::default();
+        let mut author_buf = gix::date::parse::TimeBuf::default();
+        let id = repo
+            .commit_as(
+                signature.to_ref(&mut committer_buf),
+                signature.to_ref(&mut author_buf),
+                "HEAD",
+                message,
+                tree,
+                parents,
+            )
+            .expect("failed to commit")
+            .detach();
+
+        let mut index = repo
+            .index_from_tree(&tree)
+            .expect("failed to build the index from the tree");
+        index
+            .write(Default::default())
+            .expect("failed to write the index");
+        id.to_string()
+    }
+
+    /// Point `refname` (`refs/heads/x`, `refs/tags/v1`, …) at `commit`, creating or moving it.
+    pub fn set_ref(&self, refname: &str, commit: &str) {
+        let repo = self.open();
+        let id = ObjectId::from_hex(commit.as_bytes()).expect("`commit` is a full hex id");
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: "set by test".into(),
+                },
+                expected: PreviousValue::Any,
+                new: Target::Object(id),
+            },
+            name: FullName::try_from(refname).expect("`refname` is a full reference name"),
+            deref: false,
+        };
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let signature = gix::actor::Signature {
+            name: TEST_AUTHOR_NAME.into(),
+            email: TEST_AUTHOR_EMAIL.into(),
+            time: gix::date::Time {
+                seconds: TEST_EPOCH,
+                offset: 0,
+            },
+        };
+        repo.edit_references_as(Some(edit), Some(signature.to_ref(&mut time_buf)))
+            .unwrap_or_else(|e| panic!("failed to set `{refname}`: {e}"));
+    }
+
+    fn open(&self) -> Repository {
+        gix::open_opts(self.path(), gix::open::Options::isolated())
+            .expect("failed to open the test repository")
+    }
+}
+
+/// Every regular file below `dir`, as (repository path, file, executable), skipping `.git` at the
+/// root and symlinks.
+fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf, bool)>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("failed to list `{}`: {e}", dir.display()))
+        .map(|entry| entry.expect("failed to read a directory entry"))
+        .collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name
+            .to_str()
+            .unwrap_or_else(|| panic!("non-UTF-8 file name {name:?} in a test repository"));
+        if prefix.is_empty() && name == ".git" {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let file_type = entry.file_type().expect("failed to read a file type");
+        if file_type.is_dir() {
+            collect_files(&entry.path(), &rel, out);
+        } else if file_type.is_file() {
+            out.push((rel, entry.path(), is_executable(&entry)));
+        }
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(entry: &std::fs::DirEntry) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    entry
+        .metadata()
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn is_executable(_entry: &std::fs::DirEntry) -> bool {
+    false
+}
