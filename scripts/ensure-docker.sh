@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers on the default socket: installs Debian's docker.io and starts
+# dockerd when none does. Also installs busybox-static (test and demo images are built from it).
+set -euo pipefail
+need_apt=()
+command -v busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
+if ! docker info >/dev/null 2>&1; then
+  command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]} ..." >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  echo "starting dockerd ..." >&2
+  (dockerd >/tmp/dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/dockerd.log" >&2; exit 1; }
+fi
