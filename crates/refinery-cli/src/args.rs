@@ -6,7 +6,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Keep Docker hosts exactly as a git commit says.
 #[derive(Debug, Parser)]
-#[command(name = "refinery", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "refinery",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Exit codes: 0 ok / in sync, 1 unexpected error, 2 bad usage or invalid manifest, 3 drift found,\n4 an engine unreachable, 5 ledger chain broken, 6 an apply action failed."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -63,6 +70,10 @@ pub enum Command {
     ///
     /// Exit codes: 0 all in sync, 3 drift found, 4 a node unreachable.
     Status,
+    /// Check and read the hash-chained ledger of everything that happened.
+    ///
+    /// Exit codes: 0 chain intact, 5 chain broken.
+    Ledger(LedgerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,4 +88,75 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    pub command: LedgerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check the hash chain; name the first bad line and why.
+    ///
+    /// Exit codes: 0 chain intact, 5 chain broken.
+    Verify(LedgerPathArgs),
+    /// Print ledger entries as a table (or JSON with --json); `--node` filters by node.
+    ///
+    /// Views: `--kind drift` (drift events), `--kind rollback` (rollback actions), `--kind action`
+    /// (everything Refinery did: births, deaths, mutations, rollbacks, other outcomes).
+    Show(LedgerShowArgs),
+    /// Append entries as fast as possible, printing each seq once it is fsynced (crash tests).
+    #[command(hide = true)]
+    AppendStress(LedgerStressArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerPathArgs {
+    /// The ledger file [default: the manifest's `ledger.path` in the --repo work tree, else
+    /// `ledger/container_ledger.jsonl`].
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerShowArgs {
+    #[command(flatten)]
+    pub path: LedgerPathArgs,
+    /// Only entries from this long ago until now (`30m`, `1h`, `7d`).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<u64>,
+    /// Only entries about this resource id (`docker/lyra/container/web`).
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only entries of this kind (repeatable); `action` covers every action kind.
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Vec<refinery_core::ledger::EventKind>,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerStressArgs {
+    #[arg(long)]
+    pub path: PathBuf,
+    /// How many entries to append.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub count: u64,
+}
+
+/// `--since`: a duration in milliseconds.
+fn parse_since(s: &str) -> Result<u64, String> {
+    refinery_core::duration::parse_duration_ms(s)
+        .map_err(|e| format!("{e}; {}", refinery_core::duration::duration_hint(s)))
+}
+
+/// `--kind`: one of the ledger's entry kinds.
+fn parse_kind(s: &str) -> Result<refinery_core::ledger::EventKind, String> {
+    s.parse().map_err(|e| {
+        let kinds: Vec<&str> = refinery_core::ledger::EventKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        format!("{e}; expected one of {}", kinds.join(", "))
+    })
 }

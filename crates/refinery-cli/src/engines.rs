@@ -13,7 +13,10 @@ pub struct NodeEngine<'m> {
 }
 
 /// The nodes a command works on: `--node` filters, disabled nodes are skipped.
-pub fn select<'m>(manifest: &'m Manifest, only: &[String]) -> Result<Vec<NodeEngine<'m>>, CliError> {
+pub fn select<'m>(
+    manifest: &'m Manifest,
+    only: &[String],
+) -> Result<Vec<NodeEngine<'m>>, CliError> {
     for name in only {
         if manifest.node(name).is_none() {
             return Err(CliError::UnknownNode {

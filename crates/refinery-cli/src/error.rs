@@ -4,6 +4,7 @@ use refinery_core::{ManifestError, RuntimeError};
 use refinery_git::GitError;
 
 use crate::exit_code;
+use crate::ledger_file::LedgerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -11,6 +12,8 @@ pub enum CliError {
     Git(#[from] GitError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     #[error("failed to read `{path}` from commit `{commit}`: it is not valid UTF-8")]
     NotUtf8 { path: String, commit: String },
     #[error("failed to reach node `{node}`")]
@@ -43,6 +46,7 @@ impl CliError {
             | CliError::NeedsYes => exit_code::USAGE,
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
             CliError::Io { .. } => exit_code::UNEXPECTED,
+            CliError::Ledger(e) => e.exit_code(),
         }
     }
 
@@ -51,6 +55,7 @@ impl CliError {
         match self {
             CliError::Git(e) => e.hints(),
             CliError::Manifest(e) => e.hints(),
+            CliError::Ledger(e) => e.hints(),
             CliError::NotUtf8 { .. } => vec!["save the manifest as UTF-8 and commit it".into()],
             CliError::Unreachable { source, .. } => unreachable_hints(source),
             CliError::UnknownNode { node, known } => {
@@ -74,7 +79,8 @@ pub fn unreachable_hints(e: &RuntimeError) -> Vec<String> {
     } else {
         vec![
             "is the Docker daemon running? try `docker info`".into(),
-            "set the node's `docker:` endpoint or `DOCKER_HOST` if the engine listens elsewhere".into(),
+            "set the node's `docker:` endpoint or `DOCKER_HOST` if the engine listens elsewhere"
+                .into(),
         ]
     }
 }

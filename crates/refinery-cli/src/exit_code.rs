@@ -11,7 +11,6 @@ pub const DRIFT: u8 = 3;
 /// A node's engine could not be reached.
 pub const UNREACHABLE: u8 = 4;
 /// The ledger's hash chain is broken (`refinery ledger verify`).
-#[allow(dead_code)]
 pub const LEDGER_BROKEN: u8 = 5;
 /// `apply`: at least one action failed (the others were still carried out).
 pub const ACTION_FAILED: u8 = 6;

@@ -6,6 +6,8 @@ mod desired;
 mod engines;
 mod error;
 mod exit_code;
+mod ledger_commit;
+mod ledger_file;
 mod pass;
 mod render;
 mod settings;
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
             Command::Plan(a) => commands::plan::run(&settings, a).await,
             Command::Apply(a) => commands::apply::run(&settings, a).await,
             Command::Status => commands::status::run(&settings).await,
+            Command::Ledger(a) => commands::ledger::run(&settings, a),
         }
     });
     match result {

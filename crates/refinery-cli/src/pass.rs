@@ -21,7 +21,10 @@ pub struct NodePass<'m> {
 
 /// Observes every selected node at once and evaluates each. Grace periods are not honoured: a
 /// command run by hand acts at once.
-pub async fn run<'m>(desired: &'m Desired, settings: &Settings) -> Result<Vec<NodePass<'m>>, CliError> {
+pub async fn run<'m>(
+    desired: &'m Desired,
+    settings: &Settings,
+) -> Result<Vec<NodePass<'m>>, CliError> {
     let manifest = &desired.manifest;
     let selected = engines::select(manifest, &settings.nodes)?;
     let self_id = engines::self_container_id();

@@ -25,7 +25,11 @@ impl Styles {
     #[must_use]
     pub fn outcome(self, o: Outcome) -> String {
         let code = match o {
-            Outcome::Created | Outcome::Recreated | Outcome::Restarted | Outcome::RolledBack | Outcome::Removed => "32",
+            Outcome::Created
+            | Outcome::Recreated
+            | Outcome::Restarted
+            | Outcome::RolledBack
+            | Outcome::Removed => "32",
             Outcome::Unchanged | Outcome::Skipped => "2",
             Outcome::Deferred => "33",
             Outcome::Failed => "31",
@@ -56,7 +60,11 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
             if i + 1 == cells.len() {
                 l.push_str(c);
             } else {
-                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(c.chars().count());
+                let pad = widths
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(c.chars().count());
                 l.push_str(c);
                 l.push_str(&" ".repeat(pad + 2));
             }

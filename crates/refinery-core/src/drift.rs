@@ -9,7 +9,7 @@ use crate::labels;
 use crate::observed::{ContainerState, Health, ImageDefaults, Observed, ObservedContainer};
 use crate::resource_id::ResourceId;
 use crate::secret::name_looks_secret;
-use crate::spec::{ContainerSpec, MountKind};
+use crate::spec::{ContainerSpec, Healthcheck, MountKind};
 
 /// The five kinds of drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -97,7 +97,11 @@ pub struct DiffContext {
 #[must_use]
 pub fn field_ignored(field: &str, patterns: &[String]) -> bool {
     patterns.iter().any(|p| {
-        if p == field || field.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('.')) {
+        if p == field
+            || field
+                .strip_prefix(p.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        {
             return true;
         }
         globset::Glob::new(p)
@@ -106,12 +110,43 @@ pub fn field_ignored(field: &str, patterns: &[String]) -> bool {
     })
 }
 
-fn masked(key: &str, value: Option<&str>, side: &str) -> String {
+fn masked(sensitive: bool, value: Option<&str>, side: &str) -> String {
     match value {
         None => "(unset)".to_owned(),
-        Some(_) if name_looks_secret(key) => format!("*** ({side})"),
+        Some(_) if sensitive => format!("*** ({side})"),
         Some(v) => v.to_owned(),
     }
+}
+
+/// The healthcheck a container created with `own` on an image with `image` runs: Docker fills
+/// the unset (empty or zero) fields of a declared healthcheck from the image's.
+fn merged_healthcheck(
+    own: Option<&Healthcheck>,
+    image: Option<&Healthcheck>,
+) -> Option<Healthcheck> {
+    let (Some(own), Some(image)) = (own, image) else {
+        return own.or(image).cloned();
+    };
+    let or = |a: u64, b: u64| if a == 0 { b } else { a };
+    Some(Healthcheck {
+        test: if own.test.is_empty() {
+            image.test.clone()
+        } else {
+            own.test.clone()
+        },
+        interval_ms: or(own.interval_ms, image.interval_ms),
+        timeout_ms: or(own.timeout_ms, image.timeout_ms),
+        start_period_ms: or(own.start_period_ms, image.start_period_ms),
+        retries: if own.retries == 0 {
+            image.retries
+        } else {
+            own.retries
+        },
+    })
+}
+
+fn disables(h: &Healthcheck) -> bool {
+    h.test.first().map(String::as_str) == Some("NONE")
 }
 
 fn words(v: Option<&Vec<String>>) -> String {
@@ -128,34 +163,54 @@ fn nonempty(v: Option<&Vec<String>>) -> Option<&Vec<String>> {
 
 /// Field-by-field comparison of one declared container with its observed counterpart.
 #[must_use]
-pub fn config_changes(spec: &ContainerSpec, o: &ObservedContainer, ctx: &DiffContext) -> Vec<FieldChange> {
+pub fn config_changes(
+    spec: &ContainerSpec,
+    o: &ObservedContainer,
+    ctx: &DiffContext,
+) -> Vec<FieldChange> {
     let empty = ImageDefaults::default();
     let img = o.image_defaults.as_ref().unwrap_or(&empty);
     let mut changes = Vec::new();
 
     // env: the image's environment overlaid with the declared one.
-    let mut want: BTreeMap<&str, &str> = img.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut want: BTreeMap<&str, &str> = img
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for (k, v) in &spec.env {
         want.insert(k, v.expose());
     }
-    let keys: BTreeSet<&str> = want.keys().copied().chain(o.env.keys().map(String::as_str)).collect();
+    let keys: BTreeSet<&str> = want
+        .keys()
+        .copied()
+        .chain(o.env.keys().map(String::as_str))
+        .collect();
     for k in keys {
         let (d, ob) = (want.get(k).copied(), o.env.get(k).map(String::as_str));
         if d != ob {
+            // Masked when the name looks secret or the declared value is marked sensitive.
+            let sensitive = name_looks_secret(k)
+                || spec
+                    .env
+                    .get(k)
+                    .is_some_and(crate::secret::Secret::is_sensitive);
             changes.push(FieldChange {
                 field: format!("env.{k}"),
-                desired: masked(k, d, "after"),
-                observed: masked(k, ob, "before"),
+                desired: masked(sensitive, d, "after"),
+                observed: masked(sensitive, ob, "before"),
                 ignored: false,
             });
         }
     }
 
-    // ports, as sorted normalized sets.
+    // ports, as sorted normalized sets (a binding declared twice is published once).
     let mut dp: Vec<String> = spec.ports.iter().map(ToString::to_string).collect();
     let mut op: Vec<String> = o.ports.iter().map(ToString::to_string).collect();
     dp.sort();
+    dp.dedup();
     op.sort();
+    op.dedup();
     if dp != op {
         changes.push(FieldChange {
             field: "ports".into(),
@@ -188,9 +243,13 @@ pub fn config_changes(spec: &ContainerSpec, o: &ObservedContainer, ctx: &DiffCon
         });
     }
 
-    // command and entrypoint: an unset field inherits the image's (the engine drops the image's
-    // command when only an entrypoint is given).
-    let want_cmd = match (&spec.command, &spec.entrypoint) {
+    // command and entrypoint: an unset field inherits the image's. The engine drops the image's
+    // command when a non-empty entrypoint is given without a command; an empty command (or an
+    // empty entrypoint, which clears the image's) still inherits it.
+    let want_cmd = match (
+        nonempty(spec.command.as_ref()),
+        nonempty(spec.entrypoint.as_ref()),
+    ) {
         (Some(c), _) => Some(c.clone()),
         (None, Some(_)) => None,
         (None, None) => img.command.clone(),
@@ -221,7 +280,11 @@ pub fn config_changes(spec: &ContainerSpec, o: &ObservedContainer, ctx: &DiffCon
             || k.starts_with("com.docker.compose.")
             || ctx.ignore_label_keys.iter().any(|i| i == k)
     };
-    let mut want_labels: BTreeMap<&str, &str> = img.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut want_labels: BTreeMap<&str, &str> = img
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for (k, v) in &spec.labels {
         want_labels.insert(k, v);
     }
@@ -232,7 +295,10 @@ pub fn config_changes(spec: &ContainerSpec, o: &ObservedContainer, ctx: &DiffCon
         .filter(|k| !reserved(k))
         .collect();
     for k in lkeys {
-        let (d, ob) = (want_labels.get(k).copied(), o.labels.get(k).map(String::as_str));
+        let (d, ob) = (
+            want_labels.get(k).copied(),
+            o.labels.get(k).map(String::as_str),
+        );
         if d != ob {
             changes.push(FieldChange {
                 field: format!("labels.{k}"),
@@ -252,14 +318,21 @@ pub fn config_changes(spec: &ContainerSpec, o: &ObservedContainer, ctx: &DiffCon
         });
     }
 
-    let want_hc = spec.healthcheck.clone().or_else(|| img.healthcheck.clone());
+    let want_hc = merged_healthcheck(spec.healthcheck.as_ref(), img.healthcheck.as_ref());
     let hc_eq = match (&want_hc, &o.healthcheck) {
         (None, None) => true,
-        (Some(a), Some(b)) => a == b || (spec.healthcheck.is_none() && a.test == b.test),
-        (Some(a), None) | (None, Some(a)) => a.test.first().map(String::as_str) == Some("NONE"),
+        (Some(a), Some(b)) => {
+            a == b
+                || (spec.healthcheck.is_none() && a.test == b.test)
+                || (disables(a) && disables(b))
+        }
+        (Some(a), None) | (None, Some(a)) => disables(a),
     };
     if !hc_eq {
-        let show = |h: &Option<crate::spec::Healthcheck>| h.as_ref().map_or_else(|| "(none)".to_owned(), ToString::to_string);
+        let show = |h: &Option<Healthcheck>| {
+            h.as_ref()
+                .map_or_else(|| "(none)".to_owned(), ToString::to_string)
+        };
         changes.push(FieldChange {
             field: "healthcheck".into(),
             desired: show(&want_hc),
@@ -269,7 +342,8 @@ pub fn config_changes(spec: &ContainerSpec, o: &ObservedContainer, ctx: &DiffCon
     }
 
     for c in &mut changes {
-        c.ignored = field_ignored(&c.field, &spec.ignore_differences) || field_ignored(&c.field, &ctx.ignore);
+        c.ignored = field_ignored(&c.field, &spec.ignore_differences)
+            || field_ignored(&c.field, &ctx.ignore);
     }
     changes
 }
@@ -282,7 +356,11 @@ fn short_id(id: &str) -> &str {
 /// The image drift of one container, if any: compared by image id when the declared image is
 /// local (so a re-tagged image counts), else by reference.
 #[must_use]
-pub fn image_change(spec: &ContainerSpec, o: &ObservedContainer, observed: &Observed) -> Option<FieldChange> {
+pub fn image_change(
+    spec: &ContainerSpec,
+    o: &ObservedContainer,
+    observed: &Observed,
+) -> Option<FieldChange> {
     match observed.image(&spec.image) {
         Some(info) if info.id != o.image_id => Some(FieldChange {
             field: "image".into(),
@@ -291,12 +369,16 @@ pub fn image_change(spec: &ContainerSpec, o: &ObservedContainer, observed: &Obse
             ignored: false,
         }),
         Some(_) => None,
-        None if labels::normalize_image_ref(&o.image) != labels::normalize_image_ref(&spec.image) => Some(FieldChange {
-            field: "image".into(),
-            desired: format!("{} (not present locally)", spec.image),
-            observed: format!("{} ({})", o.image, short_id(&o.image_id)),
-            ignored: false,
-        }),
+        None if labels::normalize_image_ref(&o.image)
+            != labels::normalize_image_ref(&spec.image) =>
+        {
+            Some(FieldChange {
+                field: "image".into(),
+                desired: format!("{} (not present locally)", spec.image),
+                observed: format!("{} ({})", o.image, short_id(&o.image_id)),
+                ignored: false,
+            })
+        }
         None => None,
     }
 }
@@ -317,7 +399,11 @@ pub fn status_summary(o: &ObservedContainer) -> Option<String> {
 
 /// Diffs the containers declared on `ctx.node` against that node's observed state.
 #[must_use]
-pub fn diff_node(declared: &[&ContainerSpec], observed: &Observed, ctx: &DiffContext) -> DriftReport {
+pub fn diff_node(
+    declared: &[&ContainerSpec],
+    observed: &Observed,
+    ctx: &DiffContext,
+) -> DriftReport {
     let mut report = DriftReport::default();
     for spec in declared {
         let id = ResourceId::container(&ctx.node, &spec.name);
@@ -333,7 +419,8 @@ pub fn diff_node(declared: &[&ContainerSpec], observed: &Observed, ctx: &DiffCon
         };
         let before = report.drifts.len();
         if let Some(mut change) = image_change(spec, o, observed) {
-            change.ignored = field_ignored("image", &spec.ignore_differences) || field_ignored("image", &ctx.ignore);
+            change.ignored = field_ignored("image", &spec.ignore_differences)
+                || field_ignored("image", &ctx.ignore);
             report.drifts.push(Drift {
                 id: id.clone(),
                 kind: DriftKind::Image,
@@ -346,8 +433,16 @@ pub fn diff_node(declared: &[&ContainerSpec], observed: &Observed, ctx: &DiffCon
         if !changes.is_empty() {
             let acted = changes.iter().filter(|c| !c.ignored).count();
             let summary = match acted {
-                0 => format!("{} ignored field{}", changes.len(), if changes.len() == 1 { "" } else { "s" }),
-                1 => changes.iter().find(|c| !c.ignored).map(|c| format!("{} differs", c.field)).unwrap_or_default(),
+                0 => format!(
+                    "{} ignored field{}",
+                    changes.len(),
+                    if changes.len() == 1 { "" } else { "s" }
+                ),
+                1 => changes
+                    .iter()
+                    .find(|c| !c.ignored)
+                    .map(|c| format!("{} differs", c.field))
+                    .unwrap_or_default(),
                 n => format!("{n} fields differ"),
             };
             report.drifts.push(Drift {
@@ -359,7 +454,8 @@ pub fn diff_node(declared: &[&ContainerSpec], observed: &Observed, ctx: &DiffCon
             });
         }
         if let Some(summary) = status_summary(o) {
-            let ignored = field_ignored("status", &spec.ignore_differences);
+            let ignored = field_ignored("status", &spec.ignore_differences)
+                || field_ignored("status", &ctx.ignore);
             report.drifts.push(Drift {
                 id: id.clone(),
                 kind: DriftKind::Status,

@@ -6,8 +6,13 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     if t.is_empty() {
         return Err("an empty duration".into());
     }
-    if let Ok(secs) = t.parse::<u64>() {
-        return secs.checked_mul(1000).ok_or_else(|| "a duration too large".into());
+    let too_large = || format!("`{s}` is too large for a duration");
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<u64>()
+            .ok()
+            .and_then(|secs| secs.checked_mul(1000))
+            .ok_or_else(too_large);
     }
     let mut total: u64 = 0;
     let mut rest = t;
@@ -16,9 +21,7 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
         if digits == 0 {
             return Err(format!("`{s}` is not a duration"));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration"))?;
+        let n: u64 = rest[..digits].parse().map_err(|_| too_large())?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
@@ -35,7 +38,7 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
         total = n
             .checked_mul(factor)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "a duration too large".to_owned())?;
+            .ok_or_else(too_large)?;
     }
     Ok(total)
 }
@@ -48,8 +51,10 @@ pub const DURATION_HINT: &str =
 /// `1 hour 30 minutes`), the compact form to write instead; else [`DURATION_HINT`].
 #[must_use]
 pub fn duration_hint(s: &str) -> String {
-    match compact_form(s) {
-        Some(compact) => format!("write `{compact}`: {DURATION_HINT}"),
+    match compact_form(s).filter(|c| c != s.trim()) {
+        Some(compact) => format!(
+            "write `{compact}`; a duration is a number with a unit, like `90s`, `10m`, `1h30m` or `14d`"
+        ),
         None => DURATION_HINT.to_owned(),
     }
 }
@@ -112,7 +117,10 @@ mod tests {
             ("5minutes", "5m"),
         ] {
             assert!(parse_duration_ms(words).is_err(), "{words}");
-            assert!(duration_hint(words).starts_with(&format!("write `{compact}`")), "{words}");
+            assert!(
+                duration_hint(words).starts_with(&format!("write `{compact}`")),
+                "{words}"
+            );
         }
         for garbage in ["soon", "14", "days 14", "1.5h", ""] {
             assert_eq!(duration_hint(garbage), DURATION_HINT, "{garbage}");
@@ -138,5 +146,23 @@ mod tests {
         assert!(parse_duration_ms("14 days").is_err());
         assert!(parse_duration_ms("m").is_err());
         assert!(parse_duration_ms("").is_err());
+    }
+
+    #[test]
+    fn parse_duration_overflow_is_too_large() {
+        for s in [
+            "99999999999999999999",
+            "18446744073709551615s",
+            "99999999999999999999ms",
+            "1000000000000000w",
+        ] {
+            let err = parse_duration_ms(s).expect_err(s);
+            assert!(err.ends_with("is too large for a duration"), "{s}: {err}");
+            assert_eq!(
+                duration_hint(s),
+                DURATION_HINT,
+                "{s}: no compact form to offer"
+            );
+        }
     }
 }

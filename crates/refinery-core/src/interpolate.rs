@@ -47,11 +47,11 @@ pub fn interpolate(
             i += 2;
             continue;
         }
-        if rest.starts_with("${") {
-            let Some(end) = find_closing(&rest[2..]) else {
+        if let Some(braced) = rest.strip_prefix("${") {
+            let Some(end) = find_closing(braced) else {
                 return Err(InterpolateError::Unclosed { offset: i });
             };
-            let body = &rest[2..2 + end];
+            let body = &braced[..end];
             out.value.push_str(&expand(body, lookup, &mut out.unset)?);
             i += 2 + end + 1;
             continue;
@@ -213,6 +213,21 @@ mod tests {
                 name: "TOKEN".into(),
                 message: "set TOKEN first".into()
             }
+        );
+    }
+
+    #[test]
+    fn interpolate_required_without_message_reads_cleanly() {
+        let err = interpolate("${TOKEN:?}", &env).expect_err("required");
+        assert_eq!(err.to_string(), "required variable `TOKEN` is not set");
+        let err = interpolate("${EMPTY:?must not be empty}", &env).expect_err("empty");
+        assert_eq!(
+            err.to_string(),
+            "required variable `EMPTY` is not set: must not be empty"
+        );
+        assert_eq!(
+            interpolate("${EMPTY?x}", &env).map(|i| i.value),
+            Ok(String::new())
         );
     }
 

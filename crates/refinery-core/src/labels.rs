@@ -96,7 +96,10 @@ mod tests {
     fn normalize_image_ref_adds_latest() {
         assert_eq!(normalize_image_ref("busybox"), "busybox:latest");
         assert_eq!(normalize_image_ref("busybox:1.36"), "busybox:1.36");
-        assert_eq!(normalize_image_ref("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(
+            normalize_image_ref("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
         assert_eq!(normalize_image_ref("docker.io/library/redis:7"), "redis:7");
         assert_eq!(normalize_image_ref("app@sha256:abc"), "app@sha256:abc");
     }

@@ -9,16 +9,23 @@ pub mod resource_id;
 pub mod runtime;
 pub mod secret;
 pub mod spec;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use observed::{ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer};
 pub use outcome::Outcome;
 pub use resource_id::ResourceId;
-pub use runtime::{ContainerRuntime, CreateRequest, EngineInfo, LabelSelector, PullProgress, RuntimeError};
+pub use runtime::{
+    ContainerRuntime, CreateRequest, EngineInfo, LabelSelector, PullProgress, RuntimeError,
+};
 pub use secret::Secret;
-pub use spec::{Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, PortBinding, Protocol, RestartPolicy};
+pub use spec::{
+    Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, PortBinding, Protocol, RestartPolicy,
+};
 
 pub mod duration;
 pub mod interpolate;
+pub mod ledger;
 pub mod manifest;
 pub mod suggestion;
 pub mod yaml;

@@ -124,8 +124,9 @@ impl Observed {
     /// The local image a reference resolves to (`busybox` means `busybox:latest`).
     #[must_use]
     pub fn image(&self, reference: &str) -> Option<&ImageInfo> {
-        self.images
-            .get(reference)
-            .or_else(|| self.images.get(&crate::labels::normalize_image_ref(reference)))
+        self.images.get(reference).or_else(|| {
+            self.images
+                .get(&crate::labels::normalize_image_ref(reference))
+        })
     }
 }

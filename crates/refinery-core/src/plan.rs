@@ -109,13 +109,20 @@ fn step_for(decision: &Decision, observed: &Observed) -> (StepKind, String) {
         Verdict::Defer { until } => (StepKind::Defer, format!("grace period until {until}")),
         Verdict::Act { action } => {
             let kind = match (decision.drift.kind, action) {
-                (DriftKind::Unauthorized, _) => StepKind::Remove,
+                // Only an explicit `terminate` removes what nobody declared.
+                (DriftKind::Unauthorized, Action::Terminate) => StepKind::Remove,
+                (DriftKind::Unauthorized, _) => StepKind::Alert,
                 (DriftKind::Missing, _) => StepKind::Create,
                 (_, Action::Rollback) => StepKind::Rollback,
                 (_, Action::Recreate | Action::Terminate) => StepKind::Recreate,
-                (_, _) => match observed.container(decision.drift.id.name()).map(|c| c.state) {
+                (_, _) => match observed
+                    .container(decision.drift.id.name())
+                    .map(|c| c.state)
+                {
                     Some(ContainerState::Paused) => StepKind::Unpause,
-                    Some(ContainerState::Created | ContainerState::Exited | ContainerState::Dead) => StepKind::Start,
+                    Some(
+                        ContainerState::Created | ContainerState::Exited | ContainerState::Dead,
+                    ) => StepKind::Start,
                     _ => StepKind::Restart,
                 },
             };

@@ -15,7 +15,14 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [&'static str; 6] = ["terminate", "recreate", "restart", "rollback", "alert", "ignore"];
+    pub const ALL: [&'static str; 6] = [
+        "terminate",
+        "recreate",
+        "restart",
+        "rollback",
+        "alert",
+        "ignore",
+    ];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -152,7 +159,8 @@ pub fn window_active(w: &MaintenanceWindow, now: Timestamp) -> bool {
         return false;
     };
     let local = now.to_zoned(tz);
-    let minute = u32::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
+    let minute =
+        u32::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
     let today = local.weekday();
     if w.start_minute <= w.end_minute {
         weekday_matches(w.day, today) && (w.start_minute..w.end_minute).contains(&minute)
@@ -199,6 +207,12 @@ fn verdict_for(
                 .self_container_id
                 .is_some_and(|s| !s.is_empty() && c.id.starts_with(s))
     });
+    // Undeclared containers that are protected, or Refinery itself, are known inventory: not drift.
+    if drift.kind == DriftKind::Unauthorized
+        && (is_self || matches_any(name, &m.inventory.protected))
+    {
+        return None;
+    }
     if is_self {
         return Some(Verdict::Protected {
             why: "refinery's own container".into(),
@@ -214,37 +228,52 @@ fn verdict_for(
         return None;
     }
     let rule = rule_for(m, drift.kind);
+    if drift.kind == DriftKind::Unauthorized
+        && (matches_any(name, &rule.exceptions)
+            || matches_any(name, &m.inventory.allowed.containers))
+    {
+        return None;
+    }
+    let overridden = m
+        .containers
+        .iter()
+        .find(|c| c.node == drift.id.node() && c.name == name)
+        .and_then(|s| s.drift_action);
+    let action = overridden.unwrap_or(rule.action);
+    let said = if overridden.is_some() {
+        format!("`drift_action: {action}` on this resource")
+    } else {
+        format!("`{}` rule says {action}", drift.kind)
+    };
+    match action {
+        Action::Ignore => return Some(Verdict::Ignore { why: said }),
+        Action::Alert => return Some(Verdict::Alert { why: said }),
+        _ => {}
+    }
     if drift.kind == DriftKind::Unauthorized {
-        if matches_any(name, &rule.exceptions) || matches_any(name, &m.inventory.allowed.containers) {
-            return None;
+        // Removing what nobody declared takes an explicit `terminate`, and a manifest that declares
+        // something.
+        if action != Action::Terminate {
+            return Some(Verdict::Alert {
+                why: format!("{said}; only `terminate` removes an undeclared container"),
+            });
         }
         if m.is_empty() && !m.allow_empty {
             return Some(Verdict::Alert {
-                why: "the manifest declares nothing; nothing is removed unless `allow_empty: true`".into(),
+                why: "the manifest declares nothing; nothing is removed unless `allow_empty: true`"
+                    .into(),
             });
         }
     }
-    let spec = m
-        .containers
-        .iter()
-        .find(|c| c.node == drift.id.node() && c.name == name);
-    let action = spec.and_then(|s| s.drift_action).unwrap_or(rule.action);
-    match action {
-        Action::Ignore => {
-            return Some(Verdict::Ignore {
-                why: format!("`{}` rule says ignore", drift.kind),
-            });
-        }
-        Action::Alert => {
-            return Some(Verdict::Alert {
-                why: if spec.is_some_and(|s| s.drift_action.is_some()) {
-                    "`drift_action: alert` on this resource".into()
-                } else {
-                    format!("`{}` rule says alert", drift.kind)
-                },
-            });
-        }
-        _ => {}
+    if action == Action::Restart && matches!(drift.kind, DriftKind::Image | DriftKind::Config) {
+        // A restart keeps the container's image and configuration: it would run every pass and
+        // never converge.
+        return Some(Verdict::Alert {
+            why: format!(
+                "{said}, but a restart cannot apply `{}` drift; use `recreate`",
+                drift.kind
+            ),
+        });
     }
     match ctx.mode {
         Mode::ReadOnly => {
@@ -272,8 +301,14 @@ fn verdict_for(
         });
     }
     if ctx.honor_grace && rule.grace_period_secs > 0 {
-        let seen = ctx.first_seen.get(&drift_key(drift)).copied().unwrap_or(ctx.now);
-        let grace = jiff::SignedDuration::from_secs(i64::try_from(rule.grace_period_secs).unwrap_or(i64::MAX));
+        let seen = ctx
+            .first_seen
+            .get(&drift_key(drift))
+            .copied()
+            .unwrap_or(ctx.now);
+        let grace = jiff::SignedDuration::from_secs(
+            i64::try_from(rule.grace_period_secs).unwrap_or(i64::MAX),
+        );
         if let Ok(until) = seen.checked_add(grace)
             && until > ctx.now
         {

@@ -65,7 +65,9 @@ impl fmt::Display for ResourceId {
 
 /// Why a string is not a resource id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to parse resource id `{input}`: expected `docker/NODE/KIND/NAME` or `k8s/CONTEXT/NAMESPACE/KIND/NAME`")]
+#[error(
+    "failed to parse resource id `{input}`: expected `docker/NODE/KIND/NAME` or `k8s/CONTEXT/NAMESPACE/KIND/NAME`"
+)]
 pub struct ParseResourceIdError {
     pub input: String,
 }

@@ -65,7 +65,15 @@ impl Serialize for Secret {
 #[must_use]
 pub fn name_looks_secret(name: &str) -> bool {
     const MARKERS: [&str; 9] = [
-        "PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH", "PRIVATE", "WEBHOOK",
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+        "PRIVATE",
+        "WEBHOOK",
     ];
     let upper = name.to_ascii_uppercase();
     MARKERS.iter().any(|m| upper.contains(m))

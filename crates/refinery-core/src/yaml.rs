@@ -27,7 +27,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A scalar; `plain` is false for quoted and block scalars (which are always strings).
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in source order; merge keys (`<<`) are already expanded.
     Map(Vec<(Node, Node)>),
@@ -92,6 +95,24 @@ fn loc_of(span: &Span) -> Loc {
     }
 }
 
+/// How many nodes aliases may copy in one stream: enough for any manifest, too few for a
+/// "billion laughs" document (aliases of aliases) to exhaust memory.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// How many nodes a tree holds.
+fn size_of(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar { .. } => 1,
+        Value::Seq(items) => 1 + items.iter().map(size_of).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| size_of(k) + size_of(v))
+                .sum::<usize>()
+        }
+    }
+}
+
 enum Frame {
     Seq(Vec<Node>, Loc, usize),
     Map(Vec<(Node, Node)>, Option<Node>, Loc, usize),
@@ -101,7 +122,9 @@ enum Frame {
 pub fn parse_documents(src: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node with its size, and how many nodes aliases have copied so far.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut copied: usize = 0;
     let mut current: Option<Node> = None;
     for item in Parser::new_from_str(src) {
         let (event, span) = item.map_err(|e| SyntaxError {
@@ -129,7 +152,16 @@ pub fn parse_documents(src: &str) -> Result<Vec<Node>, SyntaxError> {
                 None
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(n) => Some((n.clone(), 0)),
+                Some((n, size)) => {
+                    copied = copied.saturating_add(*size);
+                    if copied > MAX_ALIAS_NODES {
+                        return Err(SyntaxError {
+                            loc,
+                            message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                        });
+                    }
+                    Some((n.clone(), 0))
+                }
                 None => {
                     return Err(SyntaxError {
                         loc,
@@ -179,7 +211,8 @@ pub fn parse_documents(src: &str) -> Result<Vec<Node>, SyntaxError> {
         };
         if let Some((node, anchor)) = finished {
             if anchor != 0 {
-                anchors.insert(anchor, node.clone());
+                let size = size_of(&node);
+                anchors.insert(anchor, (node.clone(), size));
             }
             match stack.last_mut() {
                 Some(Frame::Seq(items, ..)) => items.push(node),
@@ -252,9 +285,21 @@ mod tests {
             panic!("expected seq")
         };
         assert_eq!(items[1].scalar(), Some("two"));
-        assert_eq!(items[1].loc, Loc { line: 2, column: 10 });
+        assert_eq!(
+            items[1].loc,
+            Loc {
+                line: 2,
+                column: 10
+            }
+        );
         let c = n.get("a").and_then(|a| a.get("c")).expect("a.c");
-        assert_eq!(c.value, Value::Scalar { text: "x".into(), plain: false });
+        assert_eq!(
+            c.value,
+            Value::Scalar {
+                text: "x".into(),
+                plain: false
+            }
+        );
     }
 
     #[test]
@@ -273,8 +318,56 @@ mod tests {
     }
 
     #[test]
+    fn parse_alias_bomb_is_refused() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = parse(&src).expect_err("expands to 10^12 nodes");
+        assert!(
+            err.message.contains("aliases expand to more than"),
+            "{err:?}"
+        );
+        assert!(err.loc.line >= 2, "{err:?}");
+    }
+
+    #[test]
     fn parse_multi_document_stream() {
         let docs = parse_documents("a: 1\n---\nb: 2\n").expect("valid yaml");
         assert_eq!(docs.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::*;
+
+    #[test]
+    fn parse_columns_after_multibyte_text_count_characters() {
+        let n = parse("a: {ü: 1, b: x}\n").expect("valid yaml");
+        let b = n.get("a").and_then(|a| a.get("b")).expect("a.b");
+        // `a: {ü: 1, b: x}`: `x` is the 14th character (the 15th byte).
+        assert_eq!(
+            b.loc,
+            Loc {
+                line: 1,
+                column: 14
+            }
+        );
+    }
+
+    #[test]
+    fn parse_quoted_and_block_scalars_locate_their_text() {
+        let n = parse("a: 'q'\nb: |\n  text\nc:\n  - \"x\"\n").expect("valid yaml");
+        // A quoted scalar starts at its quote, a block scalar at its first line of text.
+        assert_eq!(n.get("a").map(|v| v.loc), Some(Loc { line: 1, column: 4 }));
+        assert_eq!(n.get("b").map(|v| v.loc), Some(Loc { line: 3, column: 3 }));
+        let Some(Value::Seq(items)) = n.get("c").map(|v| &v.value) else {
+            panic!("c is a list")
+        };
+        assert_eq!(items[0].loc, Loc { line: 5, column: 5 });
     }
 }

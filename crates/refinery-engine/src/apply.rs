@@ -13,8 +13,14 @@ use serde::Serialize;
 /// Progress reported while a plan runs (the CLI turns these into bars and lines).
 #[derive(Debug, Clone)]
 pub enum ApplyEvent {
-    Pulling { image: String, progress: PullProgress },
-    Started { id: ResourceId, kind: StepKind },
+    Pulling {
+        image: String,
+        progress: PullProgress,
+    },
+    Started {
+        id: ResourceId,
+        kind: StepKind,
+    },
     Finished(StepResult),
 }
 
@@ -139,7 +145,10 @@ async fn run_step<R: ContainerRuntime>(
                 return failed(step, e);
             }
             let labels = labels_for(manifest, spec, revision);
-            let result = match existing.as_deref().filter(|_| step.kind != StepKind::Create) {
+            let result = match existing
+                .as_deref()
+                .filter(|_| step.kind != StepKind::Create)
+            {
                 None => create_and_start(rt, spec, labels).await,
                 Some(old) => replace(rt, spec, labels, old, observed).await,
             };
@@ -161,7 +170,11 @@ async fn run_step<R: ContainerRuntime>(
     }
 }
 
-fn labels_for(manifest: &Manifest, spec: &ContainerSpec, revision: &str) -> BTreeMap<String, String> {
+fn labels_for(
+    manifest: &Manifest,
+    spec: &ContainerSpec,
+    revision: &str,
+) -> BTreeMap<String, String> {
     let mut labels = ownership_labels(spec, revision);
     if let Some(sel) = &manifest.config.selector {
         labels.insert(sel.key.clone(), sel.value.clone().unwrap_or_default());

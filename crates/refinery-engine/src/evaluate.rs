@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use refinery_core::{
-    ContainerSpec, DiffContext, DriftReport, LabelSelector, Manifest, Observed, Plan, PolicyContext,
-    decide, diff_node, plan,
+    ContainerSpec, DiffContext, DriftReport, LabelSelector, Manifest, Observed, Plan,
+    PolicyContext, decide, diff_node, plan,
 };
 use serde::Serialize;
 

@@ -8,8 +8,8 @@ use refinery_engine::{ApplyEvent, StepResult, apply_plan};
 use serde::Serialize;
 
 use crate::args::ApplyArgs;
-use crate::commands::load_desired;
 use crate::commands::plan::{render_plan, report, report_unreachable};
+use crate::commands::{ledger, load_desired};
 use crate::error::CliError;
 use crate::exit_code;
 use crate::pass;
@@ -27,8 +27,11 @@ struct ApplyReport<'a> {
 pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
     let passes = pass::run(&desired, settings).await?;
+    let mut ledger_file = ledger::open_for_apply(settings, &desired)?;
     report_unreachable(&passes);
-    let styles = Styles { color: settings.color };
+    let styles = Styles {
+        color: settings.color,
+    };
     let plan_report = report(&desired.commit.id, &passes, &desired.manifest);
     let writes: usize = plan_report
         .nodes
@@ -42,13 +45,18 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         if !settings.interactive {
             return Err(CliError::NeedsYes);
         }
-        eprint!("apply {writes} change{}? [y/N] ", if writes == 1 { "" } else { "s" });
+        eprint!(
+            "apply {writes} change{}? [y/N] ",
+            if writes == 1 { "" } else { "s" }
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).map_err(|source| CliError::Io {
-            action: "read the answer".into(),
-            source,
-        })?;
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|source| CliError::Io {
+                action: "read the answer".into(),
+                source,
+            })?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             eprintln!("nothing applied");
             return Ok(exit_code::OK);
@@ -77,7 +85,10 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
                 eprintln!("pulling `{image}`…");
             }
             if let Some(b) = &bar {
-                b.set_message(format!("pull {image}: {} {}/{}", progress.status, progress.current, progress.total));
+                b.set_message(format!(
+                    "pull {image}: {} {}/{}",
+                    progress.status, progress.current, progress.total
+                ));
             }
         }
         ApplyEvent::Finished(r) => {
@@ -95,13 +106,42 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             continue;
         };
         unchanged.extend(eval.report.in_sync.iter().map(ToString::to_string));
-        let steps: Vec<_> = eval.plan.steps.iter().filter(|s| s.kind != StepKind::Ignore).cloned().collect();
-        results.extend(apply_plan(engine, &desired.manifest, &steps, observed, &desired.commit.id, &on_event).await);
+        let steps: Vec<_> = eval
+            .plan
+            .steps
+            .iter()
+            .filter(|s| s.kind != StepKind::Ignore)
+            .cloned()
+            .collect();
+        results.extend(
+            apply_plan(
+                engine,
+                &desired.manifest,
+                &steps,
+                observed,
+                &desired.commit.id,
+                &on_event,
+            )
+            .await,
+        );
     }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let unreachable: Vec<&str> = plan_report.nodes.iter().filter(|n| !n.reachable).map(|n| n.node).collect();
+    // Written and fsynced before any outcome is reported.
+    let drifts: Vec<_> = passes
+        .iter()
+        .filter_map(|p| p.result.as_ref().ok())
+        .flat_map(|(_, e)| &e.report.drifts)
+        .collect();
+    let recorded =
+        ledger::record_apply(&mut ledger_file, &desired, &drifts, &results, settings.now);
+    let unreachable: Vec<&str> = plan_report
+        .nodes
+        .iter()
+        .filter(|n| !n.reachable)
+        .map(|n| n.node)
+        .collect();
     let any_failed = results.iter().any(|r| r.outcome == Outcome::Failed);
     if settings.json {
         let r = ApplyReport {
@@ -124,6 +164,8 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             }
         }
     }
+    recorded?;
+    ledger::commit_after_apply(settings, &desired, &ledger_file);
     Ok(if any_failed {
         exit_code::ACTION_FAILED
     } else if !unreachable.is_empty() {

@@ -1,4 +1,5 @@
 pub mod apply;
+pub mod ledger;
 pub mod plan;
 pub mod status;
 pub mod validate;
@@ -12,7 +13,9 @@ use crate::settings::Settings;
 pub fn load_desired(settings: &Settings) -> Result<Desired, CliError> {
     let d = desired::load(&settings.repo, &settings.rev)?;
     if !settings.quiet {
-        let styles = Styles { color: settings.color };
+        let styles = Styles {
+            color: settings.color,
+        };
         eprint!("{}", render::issues(&d.warnings, &styles.warn("warning")));
         for f in &d.uncommitted {
             eprintln!(

@@ -30,7 +30,11 @@ pub struct PlanReport<'a> {
 }
 
 /// Builds the report every plan-like command prints.
-pub fn report<'a>(revision: &'a str, passes: &'a [NodePass<'_>], manifest: &refinery_core::Manifest) -> PlanReport<'a> {
+pub fn report<'a>(
+    revision: &'a str,
+    passes: &'a [NodePass<'_>],
+    manifest: &refinery_core::Manifest,
+) -> PlanReport<'a> {
     let nodes: Vec<NodePlan<'a>> = passes
         .iter()
         .map(|p| match &p.result {
@@ -39,7 +43,12 @@ pub fn report<'a>(revision: &'a str, passes: &'a [NodePass<'_>], manifest: &refi
                 mode: manifest.mode_of(&p.node.name).as_str(),
                 reachable: true,
                 error: None,
-                in_sync: eval.report.in_sync.iter().map(ToString::to_string).collect(),
+                in_sync: eval
+                    .report
+                    .in_sync
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
                 steps: eval.plan.steps.iter().collect(),
             },
             Err(e) => NodePlan {
@@ -52,7 +61,9 @@ pub fn report<'a>(revision: &'a str, passes: &'a [NodePass<'_>], manifest: &refi
             },
         })
         .collect();
-    let in_sync = nodes.iter().all(|n| n.reachable && n.steps.iter().all(|s| s.kind == StepKind::Ignore));
+    let in_sync = nodes
+        .iter()
+        .all(|n| n.reachable && n.steps.iter().all(|s| s.kind == StepKind::Ignore));
     PlanReport {
         revision,
         in_sync,
@@ -79,43 +90,77 @@ pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> St
                 acting += 1;
             }
             let kinds: Vec<&str> = s.drifts.iter().map(|k| k.as_str()).collect();
-            let detail: Vec<&str> = s.details.iter().map(|d| d.split_once(": ").map_or(d.as_str(), |(_, x)| x)).collect();
+            let detail: Vec<&str> = s
+                .details
+                .iter()
+                .map(|d| d.split_once(": ").map_or(d.as_str(), |(_, x)| x))
+                .collect();
             rows.push(vec![
                 s.id.to_string(),
                 kinds.join(","),
                 s.kind.to_string(),
                 detail.join("; "),
             ]);
-            let shown: Vec<_> = s.changes.iter().filter(|c| show_ignored || !c.ignored).collect();
+            let shown: Vec<_> = s
+                .changes
+                .iter()
+                .filter(|c| show_ignored || !c.ignored)
+                .collect();
             if !shown.is_empty() {
                 changes.push_str(&format!("{}\n", styles.bold(&s.id.to_string())));
                 for c in shown {
                     let mark = if c.ignored { " (ignored)" } else { "" };
-                    changes.push_str(&format!("  {}: {} → {}{mark}\n", c.field, c.observed, c.desired));
+                    // An empty side (no ports, no volumes) reads `(none)`, not a blank.
+                    let side = |v: &str| {
+                        if v.is_empty() {
+                            "(none)".to_owned()
+                        } else {
+                            v.to_owned()
+                        }
+                    };
+                    changes.push_str(&format!(
+                        "  {}: {} → {}{mark}\n",
+                        c.field,
+                        side(&c.observed),
+                        side(&c.desired)
+                    ));
                 }
             }
         }
     }
     let mut out = String::new();
     if !rows.is_empty() {
-        out.push_str(&render::table(&["RESOURCE", "DRIFT", "ACTION", "DETAIL"], rows));
+        out.push_str(&render::table(
+            &["RESOURCE", "DRIFT", "ACTION", "DETAIL"],
+            rows,
+        ));
         if !changes.is_empty() {
             out.push('\n');
             out.push_str(&changes);
         }
         out.push('\n');
     }
-    let unreachable: Vec<&str> = r.nodes.iter().filter(|n| !n.reachable).map(|n| n.node).collect();
+    let unreachable: Vec<&str> = r
+        .nodes
+        .iter()
+        .filter(|n| !n.reachable)
+        .map(|n| n.node)
+        .collect();
     let short = r.revision.get(..12).unwrap_or(r.revision);
     if drifted == 0 && unreachable.is_empty() {
-        out.push_str(&format!("in sync with {short}: {synced} resource{} match the commit\n", if synced == 1 { "" } else { "s" }));
-    } else {
+        out.push_str(&format!(
+            "in sync with {short}: {synced} resource{} the commit\n",
+            if synced == 1 { " matches" } else { "s match" }
+        ));
+    } else if unreachable.len() < r.nodes.len() {
         out.push_str(&format!(
             "{drifted} drifted, {synced} in sync; apply would change {acting} (revision {short})\n"
         ));
     }
     for n in unreachable {
-        out.push_str(&format!("node `{n}` is unreachable: nothing is known about it\n"));
+        out.push_str(&format!(
+            "node `{n}` is unreachable: nothing is known about it\n"
+        ));
     }
     out
 }
@@ -141,7 +186,16 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     if settings.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
-        print!("{}", render_plan(&r, args.show_ignored, Styles { color: settings.color }));
+        print!(
+            "{}",
+            render_plan(
+                &r,
+                args.show_ignored,
+                Styles {
+                    color: settings.color
+                }
+            )
+        );
     }
     Ok(if r.nodes.iter().any(|n| !n.reachable) {
         exit_code::UNREACHABLE

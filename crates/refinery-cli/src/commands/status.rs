@@ -30,7 +30,11 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
     let mut rows = Vec::new();
     let mut unauthorized = 0usize;
     for p in &passes {
-        let declared = desired.manifest.containers.iter().filter(|c| c.node == p.node.name);
+        let declared = desired
+            .manifest
+            .containers
+            .iter()
+            .filter(|c| c.node == p.node.name);
         match &p.result {
             Ok((observed, eval)) => {
                 unauthorized += eval
@@ -68,7 +72,8 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                     rows.push(Row {
                         node: p.node.name.clone(),
                         container: spec.name.clone(),
-                        id: refinery_core::ResourceId::container(&p.node.name, &spec.name).to_string(),
+                        id: refinery_core::ResourceId::container(&p.node.name, &spec.name)
+                            .to_string(),
                         image: spec.image.clone(),
                         state: "unknown".into(),
                         health: "-".into(),
@@ -81,7 +86,10 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
     }
     let drifted = rows.iter().any(|r| !r.drift.is_empty()) || unauthorized > 0;
     if settings.json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
     } else {
         let table_rows = rows
             .iter()
@@ -92,17 +100,35 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                     r.image.clone(),
                     r.state.clone(),
                     r.health.clone(),
-                    if r.drift.is_empty() { "in sync".into() } else { r.drift.join(",") },
+                    if r.drift.is_empty() {
+                        "in sync".into()
+                    } else {
+                        r.drift.join(",")
+                    },
                     r.revision.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
         print!(
             "{}",
-            render::table(&["NODE", "CONTAINER", "IMAGE", "STATE", "HEALTH", "DRIFT", "REVISION"], table_rows)
+            render::table(
+                &[
+                    "NODE",
+                    "CONTAINER",
+                    "IMAGE",
+                    "STATE",
+                    "HEALTH",
+                    "DRIFT",
+                    "REVISION"
+                ],
+                table_rows
+            )
         );
         if unauthorized > 0 {
-            println!("\n{unauthorized} container{} not declared anywhere (see `refinery plan`)", if unauthorized == 1 { " is" } else { "s are" });
+            println!(
+                "\n{unauthorized} container{} not declared anywhere (see `refinery plan`)",
+                if unauthorized == 1 { " is" } else { "s are" }
+            );
         }
     }
     Ok(if passes.iter().any(|p| p.result.is_err()) {

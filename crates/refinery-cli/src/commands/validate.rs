@@ -33,7 +33,10 @@ pub fn run(settings: &Settings) -> Result<u8, CliError> {
         warnings: &d.warnings,
     };
     if settings.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         println!(
             "{} at {} is valid: {} container{} on {} node{}, {} stack{}, {} kubernetes source{}",

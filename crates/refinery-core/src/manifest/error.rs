@@ -53,7 +53,9 @@ impl fmt::Display for Issue {
 pub enum ManifestError {
     #[error("failed to load `{file}`: {} problem{} found", issues.len(), if issues.len() == 1 { "" } else { "s" })]
     Invalid { file: String, issues: Vec<Issue> },
-    #[error("failed to find a manifest: neither `refinery.yaml` nor `bloodline_manifest.yaml` is in commit `{commit}`")]
+    #[error(
+        "failed to find a manifest: neither `refinery.yaml` nor `bloodline_manifest.yaml` is in commit `{commit}`"
+    )]
     NotFound { commit: String },
 }
 
@@ -73,7 +75,8 @@ impl ManifestError {
                 vec!["fix the problems above, commit, and run `refinery validate` again".into()]
             }
             ManifestError::NotFound { .. } => vec![
-                "commit a `refinery.yaml` at the repository root (see `examples/quickstart`)".into(),
+                "commit a `refinery.yaml` at the repository root (see `examples/quickstart`)"
+                    .into(),
             ],
         }
     }

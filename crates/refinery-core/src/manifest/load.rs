@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::reader::{MapView, Reader};
+use super::reader::{self, MapView, Reader};
 use super::specs::{parse_port, parse_volume};
 use super::*;
 use crate::policy::Action;
@@ -29,20 +29,39 @@ pub struct Loaded {
 }
 
 /// Parses and validates `source` (the contents of `file`).
-pub fn load_manifest(file: &str, source: &str, opts: &LoadOptions<'_>) -> Result<Loaded, ManifestError> {
-    let root = match yaml::parse(source) {
-        Ok(n) => n,
+pub fn load_manifest(
+    file: &str,
+    source: &str,
+    opts: &LoadOptions<'_>,
+) -> Result<Loaded, ManifestError> {
+    let mut docs = match yaml::parse_documents(source) {
+        Ok(d) => d.into_iter(),
         Err(e) => {
             return Err(ManifestError::Invalid {
                 file: file.to_owned(),
                 issues: vec![
                     Issue::new(file, e.loc, "", format!("invalid YAML: {}", e.message))
-                        .with_hint("check indentation and quoting around this line"),
+                        .with_hint("check indentation, quoting and unclosed `[` or `{` on this line and the lines above it"),
                 ],
             });
         }
     };
     let mut r = Reader::new(file, opts.env, true);
+    let root = docs.next().unwrap_or(Node {
+        value: yaml::Value::Scalar {
+            text: String::new(),
+            plain: true,
+        },
+        loc: Loc { line: 1, column: 1 },
+    });
+    for extra in docs.filter(|d| !d.is_null()) {
+        r.error_hint(
+            extra.loc,
+            "",
+            "a manifest is one YAML document; found another after `---`",
+            "merge the documents into one, or remove the `---` line",
+        );
+    }
     let manifest = read_manifest(&mut r, &root, file, opts);
     if r.issues.is_empty()
         && let Some(manifest) = manifest
@@ -61,11 +80,35 @@ pub fn load_manifest(file: &str, source: &str, opts: &LoadOptions<'_>) -> Result
     })
 }
 
-fn read_manifest(r: &mut Reader<'_>, root: &Node, file: &str, opts: &LoadOptions<'_>) -> Option<Manifest> {
+fn read_manifest(
+    r: &mut Reader<'_>,
+    root: &Node,
+    file: &str,
+    opts: &LoadOptions<'_>,
+) -> Option<Manifest> {
+    if !root.is_null() && !matches!(root.value, yaml::Value::Map(_)) {
+        r.error_hint(
+            root.loc,
+            "",
+            format!("expected a mapping, found {}", root.kind_name()),
+            "a manifest is a mapping of sections like `containers:`, `nodes:` and `drift_rules:`",
+        );
+        return None;
+    }
     let mut top = r.map(root, "")?;
-    let config = top.get("config").map(|n| read_config(r, n)).unwrap_or_default();
-    let nodes = read_nodes(r, top.get("nodes"));
-    let node_names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let config = top
+        .get("config")
+        .map(|n| read_config(r, n))
+        .unwrap_or_default();
+    let nodes_node = top.get("nodes").filter(|n| has_items(n));
+    let nodes = match nodes_node {
+        Some(n) => read_nodes(r, n),
+        None => vec![implicit_node(r, &top, opts.env)],
+    };
+    let node_names = NodeNames {
+        names: nodes.iter().map(|n| n.name.clone()).collect(),
+        implicit: nodes_node.is_none(),
+    };
     let containers_node = top.get("containers");
     let stacks = top
         .get("stacks")
@@ -75,16 +118,34 @@ fn read_manifest(r: &mut Reader<'_>, root: &Node, file: &str, opts: &LoadOptions
         .get("kubernetes")
         .map(|n| read_kubernetes(r, n))
         .unwrap_or_default();
-    let inventory = top.get("inventory").map(|n| read_inventory(r, n)).unwrap_or_default();
-    let drift_rules = top.get("drift_rules").map(|n| read_drift_rules(r, n)).unwrap_or_default();
+    let inventory = top
+        .get("inventory")
+        .map(|n| read_inventory(r, n))
+        .unwrap_or_default();
+    let drift_rules = top
+        .get("drift_rules")
+        .map(|n| read_drift_rules(r, n))
+        .unwrap_or_default();
     let maintenance_windows = top
         .get("maintenance_windows")
         .map(|n| read_windows(r, n))
         .unwrap_or_default();
-    let alerting = top.get("alerting").map(|n| read_alerting(r, n)).unwrap_or_default();
-    let ledger = top.get("ledger").map(|n| read_ledger(r, n)).unwrap_or_default();
-    let secrets = top.get("secrets").map(|n| read_secrets(r, n)).unwrap_or_default();
-    let allow_empty = top.get("allow_empty").and_then(|n| r.bool(n, "allow_empty")).unwrap_or(false);
+    let alerting = top
+        .get("alerting")
+        .map(|n| read_alerting(r, n, &node_names))
+        .unwrap_or_default();
+    let ledger = top
+        .get("ledger")
+        .map(|n| read_ledger(r, n))
+        .unwrap_or_default();
+    let secrets = top
+        .get("secrets")
+        .map(|n| read_secrets(r, n))
+        .unwrap_or_default();
+    let allow_empty = top
+        .get("allow_empty")
+        .and_then(|n| r.bool(n, "allow_empty"))
+        .unwrap_or(false);
     let ignore_differences = top
         .get("ignore_differences")
         .and_then(|n| r.strings(n, "ignore_differences"))
@@ -93,18 +154,6 @@ fn read_manifest(r: &mut Reader<'_>, root: &Node, file: &str, opts: &LoadOptions
         .map(|n| read_containers(r, n, &node_names, opts.base_dir.as_deref()))
         .unwrap_or_default();
     top.finish(r);
-    for glob in inventory
-        .protected
-        .iter()
-        .chain(&inventory.safe_to_delete)
-        .chain(&inventory.allowed.containers)
-        .chain(&inventory.allowed.images)
-        .chain(&inventory.allowed.volumes)
-    {
-        if let Err(e) = globset::Glob::new(glob) {
-            r.error(Loc { line: 1, column: 1 }, "inventory", format!("`{glob}` is not a valid pattern: {e}"));
-        }
-    }
     Some(Manifest {
         file: file.to_owned(),
         config,
@@ -128,7 +177,11 @@ fn read_mode(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Mode> {
     match Mode::parse(&s) {
         Some(m) => Some(m),
         None => {
-            r.error_hint(node.loc, path, format!("`{s}` is not a mode"), "use `enforce`, `audit` or `read-only`");
+            let hint = match suggest(&s, ["enforce", "audit", "read-only"]) {
+                Some(m) => format!("did you mean `{m}`? use `enforce`, `audit` or `read-only`"),
+                None => "use `enforce`, `audit` or `read-only`".to_owned(),
+            };
+            r.error_hint(node.loc, path, format!("`{s}` is not a mode"), hint);
             None
         }
     }
@@ -136,10 +189,16 @@ fn read_mode(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Mode> {
 
 fn read_config(r: &mut Reader<'_>, node: &Node) -> Config {
     let mut c = Config::default();
-    let Some(mut m) = r.map(node, "config") else { return c };
+    let Some(mut m) = r.map(node, "config") else {
+        return c;
+    };
     if let Some(n) = m.get("check_interval") {
         match r.duration_ms(n, "config.check_interval") {
-            Some(0) => r.error(n.loc, "config.check_interval", "the check interval must be at least 1 second"),
+            Some(0) => r.error(
+                n.loc,
+                "config.check_interval",
+                "the check interval must be at least 1 second",
+            ),
             Some(ms) => c.check_interval_secs = ms.div_ceil(1000),
             None => {}
         }
@@ -159,12 +218,17 @@ fn read_config(r: &mut Reader<'_>, node: &Node) -> Config {
             .filter(|s| !s.is_empty())
             .map(|s| Secret::new(s, true));
     }
-    if let Some(n) = m.get("selector") {
-        if let Some(s) = r.string(n, "config.selector") {
-            match LabelSelector::parse(&s) {
-                Some(sel) => c.selector = Some(sel),
-                None => r.error_hint(n.loc, "config.selector", format!("`{s}` is not a label selector"), "write `key` or `key=value`"),
-            }
+    if let Some(n) = m.get("selector")
+        && let Some(s) = r.string(n, "config.selector")
+    {
+        match LabelSelector::parse(&s) {
+            Some(sel) => c.selector = Some(sel),
+            None => r.error_hint(
+                n.loc,
+                "config.selector",
+                format!("`{s}` is not a label selector"),
+                "write `key` or `key=value`",
+            ),
         }
     }
     m.finish(r);
@@ -173,7 +237,8 @@ fn read_config(r: &mut Reader<'_>, node: &Node) -> Config {
 
 fn name_ok(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
@@ -185,7 +250,12 @@ fn read_name(r: &mut Reader<'_>, m: &mut MapView<'_>, what: &str) -> Option<(Str
             if name_ok(&s) {
                 Some((s, n.loc))
             } else {
-                r.error_hint(n.loc, &path, format!("`{s}` is not a valid {what} name"), "use letters, digits, `_`, `.` and `-`, starting with a letter or digit");
+                r.error_hint(
+                    n.loc,
+                    &path,
+                    format!("`{s}` is not a valid {what} name"),
+                    "use letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+                );
                 None
             }
         }
@@ -196,36 +266,132 @@ fn read_name(r: &mut Reader<'_>, m: &mut MapView<'_>, what: &str) -> Option<(Str
     }
 }
 
-fn read_nodes(r: &mut Reader<'_>, node: Option<&Node>) -> Vec<NodeSpec> {
-    let Some(node) = node else {
-        return vec![NodeSpec {
-            name: DEFAULT_NODE.into(),
-            role: None,
-            hostname: None,
-            docker: None,
-            tls: None,
-            docker_enabled: true,
-            k8s_enabled: false,
-            kube_context: None,
-            mode: None,
-        }];
+/// The declared node names, and whether they are the implicit one (no `nodes:` in the manifest).
+struct NodeNames {
+    names: Vec<String>,
+    implicit: bool,
+}
+
+/// Whether a `nodes:` value declares anything (an empty list or null declares nothing).
+fn has_items(node: &Node) -> bool {
+    match &node.value {
+        yaml::Value::Seq(items) => !items.is_empty(),
+        _ => !node.is_null(),
+    }
+}
+
+/// The name of the implicit node of a manifest without `nodes:`: `local`, or the one node name its
+/// containers and stacks refer to (seed 000 writes `node: lyra` without declaring `lyra`). When they
+/// refer to several, it stays `local` and each reference is reported as undeclared.
+fn implicit_node(
+    r: &mut Reader<'_>,
+    top: &MapView<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> NodeSpec {
+    let mut refs: Vec<(String, Loc, String)> = Vec::new();
+    for section in ["containers", "stacks"] {
+        let Some(yaml::Value::Seq(items)) = top.node.get(section).map(|n| &n.value) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{section}[{i}]");
+            if let Some(n) = item.get("node") {
+                refs.push((
+                    n.scalar().unwrap_or_default().to_owned(),
+                    n.loc,
+                    format!("{path}.node"),
+                ));
+            }
+            match item.get("nodes").map(|n| &n.value) {
+                Some(yaml::Value::Seq(list)) => {
+                    for (j, n) in list.iter().enumerate() {
+                        refs.push((
+                            n.scalar().unwrap_or_default().to_owned(),
+                            n.loc,
+                            format!("{path}.nodes[{j}]"),
+                        ));
+                    }
+                }
+                Some(yaml::Value::Scalar { text, .. }) => {
+                    if let Some(n) = item.get("nodes") {
+                        refs.push((text.clone(), n.loc, format!("{path}.nodes")));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut distinct: Vec<(String, Loc, String)> = Vec::new();
+    for (raw, loc, path) in refs {
+        // Interpolated like every other value; a bad `${…}` is reported when the field is read.
+        let name = crate::interpolate::interpolate(&raw, env).map_or(raw, |i| i.value);
+        if !name.is_empty() && !distinct.iter().any(|(d, ..)| *d == name) {
+            distinct.push((name, loc, path));
+        }
+    }
+    let name = match distinct.as_slice() {
+        [(name, loc, path)] if name_ok(name) && name != DEFAULT_NODE => {
+            r.warn(*loc, path, format!("node `{name}` is not declared under `nodes`; it is taken to be the one local engine (`DOCKER_HOST`, else the default socket)"));
+            name.clone()
+        }
+        _ => DEFAULT_NODE.into(),
     };
+    NodeSpec {
+        name,
+        role: None,
+        hostname: None,
+        docker: None,
+        tls: None,
+        docker_enabled: true,
+        k8s_enabled: false,
+        kube_context: None,
+        mode: None,
+    }
+}
+
+fn read_nodes(r: &mut Reader<'_>, node: &Node) -> Vec<NodeSpec> {
     let mut out: Vec<NodeSpec> = Vec::new();
     let mut endpoints: BTreeMap<String, String> = BTreeMap::new();
-    let Some(items) = r.seq(node, "nodes") else { return out };
+    let Some(items) = list_of(r, node, "nodes", "nodes: [{name: lyra}]") else {
+        return out;
+    };
     for (i, item) in items.iter().enumerate() {
         let path = format!("nodes[{i}]");
-        let Some(mut m) = r.map(item, &path) else { continue };
+        if let Some(name) = item.scalar().filter(|_| !item.is_null()) {
+            r.error_hint(
+                item.loc,
+                &path,
+                "expected a mapping, found a scalar",
+                format!("declare a node as a mapping: `- name: {name}`"),
+            );
+            continue;
+        }
+        let Some(mut m) = r.map(item, &path) else {
+            continue;
+        };
         let name = read_name(r, &mut m, "node");
-        let role = m.get("role").and_then(|n| r.string(n, &format!("{path}.role")));
-        let hostname = m.get("hostname").and_then(|n| r.string(n, &format!("{path}.hostname")));
+        let role = m
+            .get("role")
+            .and_then(|n| r.string(n, &format!("{path}.role")));
+        let hostname = m
+            .get("hostname")
+            .and_then(|n| r.string(n, &format!("{path}.hostname")));
         let docker = m.get("docker").and_then(|n| {
             let p = format!("{path}.docker");
             let s = r.string(n, &p)?;
-            if s.starts_with("unix://") || s.starts_with("tcp://") || s.starts_with("ssh://") || s.starts_with("npipe://") {
-                Some(s)
+            if s.starts_with("unix://")
+                || s.starts_with("tcp://")
+                || s.starts_with("ssh://")
+                || s.starts_with("npipe://")
+            {
+                Some((s, n.loc))
             } else {
-                r.error_hint(n.loc, &p, format!("`{s}` is not a Docker endpoint"), "write `unix:///var/run/docker.sock`, `tcp://HOST:2376` or `ssh://USER@HOST`");
+                r.error_hint(
+                    n.loc,
+                    &p,
+                    format!("`{s}` is not a Docker endpoint"),
+                    "write `unix:///var/run/docker.sock`, `tcp://HOST:2376` or `ssh://USER@HOST`",
+                );
                 None
             }
         });
@@ -246,31 +412,68 @@ fn read_nodes(r: &mut Reader<'_>, node: Option<&Node>) -> Vec<NodeSpec> {
             let cert = f("cert", r);
             let key = f("key", r);
             t.finish(r);
-            Some(TlsFiles { ca: ca?, cert: cert?, key: key? })
+            Some(TlsFiles {
+                ca: ca?,
+                cert: cert?,
+                key: key?,
+            })
         });
-        let docker_enabled = m.get("docker_enabled").and_then(|n| r.bool(n, &format!("{path}.docker_enabled"))).unwrap_or(true);
-        let k8s_enabled = m.get("k8s_enabled").and_then(|n| r.bool(n, &format!("{path}.k8s_enabled"))).unwrap_or(false);
-        let kube_context = m.get("kube_context").and_then(|n| r.string(n, &format!("{path}.kube_context")));
-        let mode = m.get("mode").and_then(|n| read_mode(r, n, &format!("{path}.mode")));
+        let docker_enabled = m
+            .get("docker_enabled")
+            .and_then(|n| r.bool(n, &format!("{path}.docker_enabled")))
+            .unwrap_or(true);
+        let k8s_enabled = m
+            .get("k8s_enabled")
+            .and_then(|n| r.bool(n, &format!("{path}.k8s_enabled")))
+            .unwrap_or(false);
+        let kube_context = m
+            .get("kube_context")
+            .and_then(|n| r.string(n, &format!("{path}.kube_context")));
+        let mode = m
+            .get("mode")
+            .and_then(|n| read_mode(r, n, &format!("{path}.mode")));
         m.finish(r);
         let Some((name, loc)) = name else { continue };
         if out.iter().any(|n| n.name == name) {
-            r.error(loc, &format!("{path}.name"), format!("node `{name}` is declared twice"));
+            r.error(
+                loc,
+                &format!("{path}.name"),
+                format!("node `{name}` is declared twice"),
+            );
             continue;
         }
-        if let Some(ep) = &docker {
-            if let Some(other) = endpoints.get(ep) {
-                r.error(loc, &format!("{path}.docker"), format!("node `{name}` has the same endpoint `{ep}` as node `{other}`"));
+        if let Some((ep, ep_loc)) = &docker {
+            match endpoints.get(ep) {
+                Some(other) => r.error_hint(
+                    *ep_loc,
+                    &format!("{path}.docker"),
+                    format!("node `{name}` has the same endpoint `{ep}` as node `{other}`"),
+                    "one engine is one node; give each node its own endpoint",
+                ),
+                None => {
+                    endpoints.insert(ep.clone(), name.clone());
+                }
             }
-            endpoints.insert(ep.clone(), name.clone());
         }
-        out.push(NodeSpec { name, role, hostname, docker, tls, docker_enabled, k8s_enabled, kube_context, mode });
+        let docker = docker.map(|(ep, _)| ep);
+        out.push(NodeSpec {
+            name,
+            role,
+            hostname,
+            docker,
+            tls,
+            docker_enabled,
+            k8s_enabled,
+            kube_context,
+            mode,
+        });
     }
     out
 }
 
 /// Resolves `node:`/`nodes:` of a container or stack to declared node names.
-fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, node_names: &[String]) -> Vec<String> {
+fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, nodes: &NodeNames) -> Vec<String> {
+    let node_names = nodes.names.as_slice();
     let single = m.get("node");
     let multi = m.get("nodes");
     let mut refs: Vec<(String, Loc, String)> = Vec::new();
@@ -282,21 +485,33 @@ fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, node_names: &[String]
     }
     if let Some(n) = multi {
         let p = m.path_of("nodes");
-        if let Some(list) = r.strings(n, &p) {
-            for (i, s) in list.into_iter().enumerate() {
-                refs.push((s, n.loc, format!("{p}[{i}]")));
-            }
+        for item in r.strings_at(n, &p).unwrap_or_default() {
+            refs.push((item.value, item.loc, item.field));
         }
     }
     if single.is_some() && multi.is_some() {
-        r.error(m.node.loc, &m.path, "set either `node` or `nodes`, not both");
+        let loc = m.key_loc("nodes").unwrap_or(m.node.loc);
+        r.error_hint(
+            loc,
+            &m.path_of("nodes"),
+            "set either `node` or `nodes`, not both",
+            "use `nodes: [a, b]` alone to run it on several nodes",
+        );
     }
     if refs.is_empty() {
         return match node_names {
             [only] => vec![only.clone()],
             [] => Vec::new(),
             _ => {
-                r.error_hint(m.node.loc, &m.path_of("node"), "several nodes are declared; say which one runs this", format!("add `node: {}`", node_names[0]));
+                r.error_hint(
+                    m.node.loc,
+                    &m.path_of("node"),
+                    "several nodes are declared; say which one runs this",
+                    format!(
+                        "add `node: {}`, or `nodes: [...]` for several",
+                        node_names[0]
+                    ),
+                );
                 Vec::new()
             }
         };
@@ -307,11 +522,18 @@ fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, node_names: &[String]
             if !out.contains(&name) {
                 out.push(name);
             }
+        } else if nodes.implicit {
+            r.error_hint(loc, &path, format!("node `{name}` is not declared under `nodes`"), "without `nodes:` everything runs on one local node; declare each node under `nodes:` with its `docker:` endpoint");
         } else {
             let msg = format!("node `{name}` is not declared under `nodes`");
             match suggest(&name, node_names.iter().map(String::as_str)) {
                 Some(s) => r.error_hint(loc, &path, msg, format!("did you mean `{s}`?")),
-                None => r.error_hint(loc, &path, msg, format!("declared nodes: {}", node_names.join(", "))),
+                None => r.error_hint(
+                    loc,
+                    &path,
+                    msg,
+                    format!("declared nodes: {}", node_names.join(", ")),
+                ),
             }
         }
     }
@@ -323,24 +545,85 @@ fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) 
     let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
     match Action::parse(&s) {
         Some(a) if allowed.contains(&a) => Some(a),
-        _ => {
+        Some(_) => {
+            r.error_hint(
+                node.loc,
+                path,
+                format!("`{s}` is not an action for this rule"),
+                format!("allowed here: {}", names.join(", ")),
+            );
+            None
+        }
+        None => {
             let hint = match suggest(&s, names.iter().copied()) {
                 Some(sug) => format!("did you mean `{sug}`? allowed here: {}", names.join(", ")),
                 None => format!("allowed here: {}", names.join(", ")),
             };
-            r.error_hint(node.loc, path, format!("`{s}` is not an action for this rule"), hint);
+            r.error_hint(node.loc, path, format!("`{s}` is not an action"), hint);
             None
         }
     }
 }
 
-fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_dir: Option<&str>) -> Vec<ContainerSpec> {
+/// A list at `path`; a scalar or mapping is an error whose hint shows the list form `example`.
+fn list_of<'n>(
+    r: &mut Reader<'_>,
+    node: &'n Node,
+    path: &str,
+    example: &str,
+) -> Option<&'n [Node]> {
+    match &node.value {
+        yaml::Value::Seq(items) => Some(items),
+        _ if node.is_null() => Some(&[]),
+        _ => {
+            r.error_hint(
+                node.loc,
+                path,
+                format!("expected a list, found {}", node.kind_name()),
+                format!("write a list, like `{example}`"),
+            );
+            None
+        }
+    }
+}
+
+/// Reports every item that is not a valid glob pattern, at the item.
+fn check_globs(r: &mut Reader<'_>, items: &[reader::Located]) {
+    for item in items {
+        if let Err(e) = globset::Glob::new(&item.value) {
+            r.error_hint(item.loc, &item.field, format!("`{}` is not a valid pattern: {}", item.value, e.kind()), "patterns use `*`, `?`, `[abc]` and `{a,b}`; escape a literal `[` or `{` as `[[]` or `[{]`");
+        }
+    }
+}
+
+/// A list of glob patterns, each checked.
+fn read_globs(r: &mut Reader<'_>, node: &Node, path: &str) -> Vec<String> {
+    let items = r.strings_at(node, path).unwrap_or_default();
+    check_globs(r, &items);
+    items.into_iter().map(|i| i.value).collect()
+}
+
+fn read_containers(
+    r: &mut Reader<'_>,
+    node: &Node,
+    node_names: &NodeNames,
+    base_dir: Option<&str>,
+) -> Vec<ContainerSpec> {
     let mut out: Vec<ContainerSpec> = Vec::new();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    let Some(items) = r.seq(node, "containers") else { return out };
+    let Some(items) = list_of(
+        r,
+        node,
+        "containers",
+        "containers: [{name: web, image: \"nginx:1.27\"}]",
+    ) else {
+        return out;
+    };
     for (i, item) in items.iter().enumerate() {
         let path = format!("containers[{i}]");
-        let Some(mut m) = r.map(item, &path) else { continue };
+        let Some(mut m) = r.map(item, &path) else {
+            continue;
+        };
         let name = read_name(r, &mut m, "container");
         let kind = m.get("type").and_then(|n| {
             let p = format!("{path}.type");
@@ -348,21 +631,34 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
             if s == "docker" || s == "k8s" {
                 Some(s)
             } else {
-                r.error_hint(n.loc, &p, format!("`{s}` is not a container type"), "use `docker` or `k8s`");
+                r.error_hint(
+                    n.loc,
+                    &p,
+                    format!("`{s}` is not a container type"),
+                    "use `docker` or `k8s`",
+                );
                 None
             }
         });
         let image = match m.get("image") {
             Some(n) => r.string(n, &format!("{path}.image")).filter(|s| {
                 if s.trim().is_empty() || s.contains(char::is_whitespace) {
-                    r.error(n.loc, &format!("{path}.image"), format!("`{s}` is not an image reference"));
+                    r.error(
+                        n.loc,
+                        &format!("{path}.image"),
+                        format!("`{s}` is not an image reference"),
+                    );
                     false
                 } else {
                     true
                 }
             }),
             None => {
-                r.error(item.loc, &format!("{path}.image"), "every container needs an `image`");
+                r.error(
+                    item.loc,
+                    &format!("{path}.image"),
+                    "every container needs an `image`",
+                );
                 None
             }
         };
@@ -370,24 +666,29 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
         let mut ports = Vec::new();
         if let Some(n) = m.get("ports") {
             let p = format!("{path}.ports");
-            if let Some(items) = r.seq(n, &p) {
+            let mut published: BTreeMap<(String, u16, crate::spec::Protocol), String> =
+                BTreeMap::new();
+            if let Some(items) = list_of(r, n, &p, "ports: [\"8080:80\"]") {
                 for (j, pn) in items.iter().enumerate() {
                     let pp = format!("{p}[{j}]");
-                    if let Some(s) = r.string(pn, &pp) {
-                        match parse_port(&s) {
-                            Ok(v) => ports.extend(v),
-                            Err(e) => r.error_hint(pn.loc, &pp, e, "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` or `CONTAINER`, optionally with `/tcp` or `/udp`"),
+                    let Some(s) = r.string(pn, &pp) else { continue };
+                    match parse_port(&s) {
+                        Ok(v) => {
+                            for pb in v {
+                                if let Some(hp) = pb.host_port {
+                                    let key = (pb.host_ip.clone(), hp, pb.protocol);
+                                    if let Some(first) = published.get(&key) {
+                                        r.error(pn.loc, &pp, format!("host port {hp}/{} is published twice (first at `{first}`)", pb.protocol));
+                                        continue;
+                                    }
+                                    published.insert(key, pp.clone());
+                                }
+                                ports.push(pb);
+                            }
                         }
+                        Err(e) => r.error_hint(pn.loc, &pp, e, "write `HOST:CONTAINER`, `IP:HOST:CONTAINER` or `CONTAINER`, optionally with `/tcp` or `/udp`"),
                     }
                 }
-            }
-        }
-        let mut seen_ports = BTreeSet::new();
-        for pb in &ports {
-            if let Some(hp) = pb.host_port
-                && !seen_ports.insert((pb.host_ip.clone(), hp, pb.protocol))
-            {
-                r.error(item.loc, &format!("{path}.ports"), format!("host port {hp} is published twice"));
             }
         }
         let mut fallback_ports = BTreeMap::new();
@@ -403,15 +704,22 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
                             continue;
                         };
                         if !ports.iter().any(|pb| pb.host_port == Some(hp)) {
-                            r.error_hint(k.loc, &kp, format!("port {hp} is not a published host port of this container"), "key fallbacks by a host port listed under `ports`");
+                            r.error_hint(
+                                k.loc,
+                                &kp,
+                                format!("port {hp} is not a published host port of this container"),
+                                "key fallbacks by a host port listed under `ports`",
+                            );
                         }
                         let mut alts = Vec::new();
-                        if let Some(list) = r.strings(v, &kp) {
-                            for s in list {
-                                match s.parse::<u16>() {
-                                    Ok(p) if p > 0 => alts.push(p),
-                                    _ => r.error(v.loc, &kp, format!("`{s}` is not a port number")),
-                                }
+                        for alt in r.strings_at(v, &kp).unwrap_or_default() {
+                            match alt.value.parse::<u16>() {
+                                Ok(p) if p > 0 => alts.push(p),
+                                _ => r.error(
+                                    alt.loc,
+                                    &alt.field,
+                                    format!("`{}` is not a port number (1-65535)", alt.value),
+                                ),
                             }
                         }
                         fallback_ports.insert(hp, alts);
@@ -422,20 +730,39 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
             }
         }
         let mut env = BTreeMap::new();
-        if let Some(n) = m.get("env").or_else(|| m.get("environment")) {
-            let p = format!("{path}.env");
-            for (k, v, loc) in r.key_values(n, &p).unwrap_or_default() {
-                if k.is_empty() || k.contains(char::is_whitespace) {
-                    r.error(loc, &p, format!("`{k}` is not an environment variable name"));
+        let env_node = match (m.get("env"), m.get("environment")) {
+            (Some(_), Some(_)) => {
+                let loc = m.key_loc("environment").unwrap_or(item.loc);
+                r.error_hint(
+                    loc,
+                    &format!("{path}.environment"),
+                    "set either `env` or `environment`, not both",
+                    "`environment` is another name for `env`; merge the two",
+                );
+                None
+            }
+            (Some(n), None) => Some((n, "env")),
+            (None, Some(n)) => Some((n, "environment")),
+            (None, None) => None,
+        };
+        if let Some((n, key)) = env_node {
+            let p = format!("{path}.{key}");
+            for e in r.key_values_at(n, &p).unwrap_or_default() {
+                if e.key.is_empty() || e.key.contains(|c: char| c.is_whitespace() || c == '=') {
+                    r.error(
+                        e.loc,
+                        &e.field,
+                        format!("`{}` is not an environment variable name", e.key),
+                    );
                     continue;
                 }
-                env.insert(k.clone(), Secret::for_name(&k, v));
+                env.insert(e.key.clone(), Secret::for_name(&e.key, e.value));
             }
         }
         let mut mounts = Vec::new();
         if let Some(n) = m.get("volumes") {
             let p = format!("{path}.volumes");
-            if let Some(items) = r.seq(n, &p) {
+            if let Some(items) = list_of(r, n, &p, "volumes: [\"data:/var/lib/data\"]") {
                 for (j, vn) in items.iter().enumerate() {
                     let vp = format!("{p}[{j}]");
                     if let Some(s) = r.string(vn, &vp) {
@@ -453,15 +780,33 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
             }
         }
         mounts.sort();
-        let command = m.get("command").and_then(|n| r.command(n, &format!("{path}.command")));
-        let entrypoint = m.get("entrypoint").and_then(|n| r.command(n, &format!("{path}.entrypoint")));
-        let labels = m
-            .get("labels")
-            .and_then(|n| r.string_map(n, &format!("{path}.labels")))
-            .unwrap_or_default();
-        for k in labels.keys() {
-            if k.starts_with(crate::labels::PREFIX) {
-                r.error(item.loc, &format!("{path}.labels.{k}"), format!("label `{k}` is reserved for Refinery"));
+        let command = m
+            .get("command")
+            .and_then(|n| r.command(n, &format!("{path}.command")));
+        let entrypoint = m
+            .get("entrypoint")
+            .and_then(|n| r.command(n, &format!("{path}.entrypoint")));
+        let mut labels = BTreeMap::new();
+        if let Some(n) = m.get("labels") {
+            for e in r
+                .key_values_at(n, &format!("{path}.labels"))
+                .unwrap_or_default()
+            {
+                if e.key.starts_with(crate::labels::PREFIX) {
+                    r.error_hint(
+                        e.loc,
+                        &e.field,
+                        format!("label `{}` is reserved for Refinery", e.key),
+                        format!(
+                            "Refinery sets the `{}*` labels itself; choose another prefix",
+                            crate::labels::PREFIX
+                        ),
+                    );
+                } else if e.key.is_empty() {
+                    r.error(e.loc, &e.field, "a label needs a name");
+                } else {
+                    labels.insert(e.key, e.value);
+                }
             }
         }
         let restart = m.get("restart").and_then(|n| {
@@ -470,19 +815,28 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
             match s.parse::<RestartPolicy>() {
                 Ok(rp) => Some(rp),
                 Err(e) => {
-                    r.error(n.loc, &p, e);
+                    match suggest(&s, ["no", "always", "unless-stopped", "on-failure"]) {
+                        Some(sug) => r.error_hint(n.loc, &p, e, format!("did you mean `{sug}`?")),
+                        None => r.error(n.loc, &p, e),
+                    }
                     None
                 }
             }
         });
-        let healthcheck = m.get("healthcheck").and_then(|n| read_healthcheck(r, n, &format!("{path}.healthcheck")));
+        let healthcheck = m
+            .get("healthcheck")
+            .and_then(|n| read_healthcheck(r, n, &format!("{path}.healthcheck")));
         let bloodline = m
             .get("bloodline")
             .and_then(|n| {
                 let p = format!("{path}.bloodline");
                 let mut b = r.map(n, &p)?;
-                let creator = b.get("creator").and_then(|v| r.string(v, &format!("{p}.creator")));
-                let purpose = b.get("purpose").and_then(|v| r.string(v, &format!("{p}.purpose")));
+                let creator = b
+                    .get("creator")
+                    .and_then(|v| r.string(v, &format!("{p}.creator")));
+                let purpose = b
+                    .get("purpose")
+                    .and_then(|v| r.string(v, &format!("{p}.purpose")));
                 b.finish(r);
                 Some(Bloodline { creator, purpose })
             })
@@ -492,17 +846,33 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
             .and_then(|n| r.strings(n, &format!("{path}.ignore_differences")))
             .unwrap_or_default();
         let drift_action = m.get("drift_action").and_then(|n| {
-            read_action(r, n, &format!("{path}.drift_action"), &[Action::Alert, Action::Ignore, Action::Recreate, Action::Restart])
+            read_action(
+                r,
+                n,
+                &format!("{path}.drift_action"),
+                &[
+                    Action::Alert,
+                    Action::Ignore,
+                    Action::Recreate,
+                    Action::Restart,
+                ],
+            )
         });
         m.finish(r);
-        let (Some((name, name_loc)), Some(image)) = (name, image) else { continue };
+        let (Some((name, name_loc)), Some(image)) = (name, image) else {
+            continue;
+        };
         if kind.as_deref() == Some("k8s") {
             r.warn(item.loc, &path, "containers of `type: k8s` are managed through `kubernetes:` entries; this one is not enforced on Docker");
             continue;
         }
         for node_name in nodes {
             if !seen.insert((node_name.clone(), name.clone())) {
-                r.error(name_loc, &format!("{path}.name"), format!("container `{name}` is declared twice on node `{node_name}`"));
+                r.error(
+                    name_loc,
+                    &format!("{path}.name"),
+                    format!("container `{name}` is declared twice on node `{node_name}`"),
+                );
                 continue;
             }
             out.push(ContainerSpec {
@@ -530,7 +900,10 @@ fn read_containers(r: &mut Reader<'_>, node: &Node, node_names: &[String], base_
 fn read_healthcheck(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Healthcheck> {
     let mut m = r.map(node, path)?;
     let mut h = Healthcheck::default();
-    let disable = m.get("disable").and_then(|n| r.bool(n, &format!("{path}.disable"))).unwrap_or(false);
+    let disable = m
+        .get("disable")
+        .and_then(|n| r.bool(n, &format!("{path}.disable")))
+        .unwrap_or(false);
     if let Some(n) = m.get("test") {
         let p = format!("{path}.test");
         if n.scalar().is_some() {
@@ -544,45 +917,78 @@ fn read_healthcheck(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Healt
             }
         }
     } else if !disable {
-        r.error(node.loc, &format!("{path}.test"), "a healthcheck needs a `test`");
+        r.error(
+            node.loc,
+            &format!("{path}.test"),
+            "a healthcheck needs a `test`",
+        );
     }
-    for (key, slot) in [("interval", &mut h.interval_ms), ("timeout", &mut h.timeout_ms), ("start_period", &mut h.start_period_ms)] {
+    for (key, slot) in [
+        ("interval", &mut h.interval_ms),
+        ("timeout", &mut h.timeout_ms),
+        ("start_period", &mut h.start_period_ms),
+    ] {
         if let Some(n) = m.get(key) {
             *slot = r.duration_ms(n, &format!("{path}.{key}")).unwrap_or(0);
         }
     }
     if let Some(n) = m.get("retries") {
-        h.retries = r.u64(n, &format!("{path}.retries")).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+        h.retries = r
+            .u64(n, &format!("{path}.retries"))
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0);
     }
     m.finish(r);
     if disable {
-        h = Healthcheck { test: vec!["NONE".into()], ..Healthcheck::default() };
+        h = Healthcheck {
+            test: vec!["NONE".into()],
+            ..Healthcheck::default()
+        };
     }
     Some(h)
 }
 
-fn read_stacks(r: &mut Reader<'_>, node: &Node, node_names: &[String]) -> Vec<StackSpec> {
+fn read_stacks(r: &mut Reader<'_>, node: &Node, node_names: &NodeNames) -> Vec<StackSpec> {
     let mut out: Vec<StackSpec> = Vec::new();
-    let Some(items) = r.seq(node, "stacks") else { return out };
+    let Some(items) = r.seq(node, "stacks") else {
+        return out;
+    };
     for (i, item) in items.iter().enumerate() {
         let path = format!("stacks[{i}]");
-        let Some(mut m) = r.map(item, &path) else { continue };
+        let Some(mut m) = r.map(item, &path) else {
+            continue;
+        };
         let name = read_name(r, &mut m, "stack");
         let nodes = read_node_refs(r, &mut m, node_names);
         let files = match m.get("files") {
             Some(n) => r.strings(n, &format!("{path}.files")).unwrap_or_default(),
             None => vec!["docker-compose.yml".into()],
         };
-        let profiles = m.get("profiles").and_then(|n| r.strings(n, &format!("{path}.profiles"))).unwrap_or_default();
-        let env_file = m.get("env_file").and_then(|n| r.string(n, &format!("{path}.env_file")));
+        let profiles = m
+            .get("profiles")
+            .and_then(|n| r.strings(n, &format!("{path}.profiles")))
+            .unwrap_or_default();
+        let env_file = m
+            .get("env_file")
+            .and_then(|n| r.string(n, &format!("{path}.env_file")));
         m.finish(r);
         let Some((name, loc)) = name else { continue };
         if out.iter().any(|s| s.name == name) {
-            r.error(loc, &format!("{path}.name"), format!("stack `{name}` is declared twice"));
+            r.error(
+                loc,
+                &format!("{path}.name"),
+                format!("stack `{name}` is declared twice"),
+            );
             continue;
         }
         for node in nodes {
-            out.push(StackSpec { name: name.clone(), node, files: files.clone(), profiles: profiles.clone(), env_file: env_file.clone() });
+            out.push(StackSpec {
+                name: name.clone(),
+                node,
+                files: files.clone(),
+                profiles: profiles.clone(),
+                env_file: env_file.clone(),
+            });
         }
     }
     out
@@ -590,23 +996,48 @@ fn read_stacks(r: &mut Reader<'_>, node: &Node, node_names: &[String]) -> Vec<St
 
 fn read_kubernetes(r: &mut Reader<'_>, node: &Node) -> Vec<KubeSpec> {
     let mut out = Vec::new();
-    let Some(items) = r.seq(node, "kubernetes") else { return out };
+    let Some(items) = r.seq(node, "kubernetes") else {
+        return out;
+    };
     for (i, item) in items.iter().enumerate() {
         let path = format!("kubernetes[{i}]");
-        let Some(mut m) = r.map(item, &path) else { continue };
+        let Some(mut m) = r.map(item, &path) else {
+            continue;
+        };
         let name = read_name(r, &mut m, "kubernetes source");
-        let context = m.get("context").and_then(|n| r.string(n, &format!("{path}.context")));
+        let context = m
+            .get("context")
+            .and_then(|n| r.string(n, &format!("{path}.context")));
         let kpath = match m.get("path") {
             Some(n) => r.string(n, &format!("{path}.path")),
             None => {
-                r.error(item.loc, &format!("{path}.path"), "every kubernetes source needs a `path` to its manifests");
+                r.error(
+                    item.loc,
+                    &format!("{path}.path"),
+                    "every kubernetes source needs a `path` to its manifests",
+                );
                 None
             }
         };
-        let namespace = m.get("namespace").and_then(|n| r.string(n, &format!("{path}.namespace")));
+        let namespace = m
+            .get("namespace")
+            .and_then(|n| r.string(n, &format!("{path}.namespace")));
         m.finish(r);
-        if let (Some((name, _)), Some(p)) = (name, kpath) {
-            out.push(KubeSpec { name, context, path: p, namespace });
+        if let (Some((name, loc)), Some(p)) = (name, kpath) {
+            if out.iter().any(|k: &KubeSpec| k.name == name) {
+                r.error(
+                    loc,
+                    &format!("{path}.name"),
+                    format!("kubernetes source `{name}` is declared twice"),
+                );
+                continue;
+            }
+            out.push(KubeSpec {
+                name,
+                context,
+                path: p,
+                namespace,
+            });
         }
     }
     out
@@ -614,7 +1045,9 @@ fn read_kubernetes(r: &mut Reader<'_>, node: &Node) -> Vec<KubeSpec> {
 
 fn read_inventory(r: &mut Reader<'_>, node: &Node) -> Inventory {
     let mut inv = Inventory::default();
-    let Some(mut m) = r.map(node, "inventory") else { return inv };
+    let Some(mut m) = r.map(node, "inventory") else {
+        return inv;
+    };
     if let Some(n) = m.get("allowed")
         && let Some(mut a) = r.map(n, "inventory.allowed")
     {
@@ -625,28 +1058,30 @@ fn read_inventory(r: &mut Reader<'_>, node: &Node) -> Inventory {
             ("networks", &mut inv.allowed.networks),
         ] {
             if let Some(v) = a.get(key) {
-                *slot = r.strings(v, &format!("inventory.allowed.{key}")).unwrap_or_default();
+                *slot = read_globs(r, v, &format!("inventory.allowed.{key}"));
             }
         }
         a.finish(r);
     }
     if let Some(n) = m.get("protected") {
-        inv.protected = r.strings(n, "inventory.protected").unwrap_or_default();
+        inv.protected = read_globs(r, n, "inventory.protected");
     }
     if let Some(n) = m.get("safe_to_delete") {
-        inv.safe_to_delete = r.strings(n, "inventory.safe_to_delete").unwrap_or_default();
+        inv.safe_to_delete = read_globs(r, n, "inventory.safe_to_delete");
     }
     if let Some(n) = m.get("cleanup")
         && let Some(mut c) = r.map(n, "inventory.cleanup")
     {
         if let Some(v) = c.get("max_unused_image_age") {
-            inv.cleanup.max_unused_image_age_ms = r.duration_ms(v, "inventory.cleanup.max_unused_image_age");
+            inv.cleanup.max_unused_image_age_ms =
+                r.duration_ms(v, "inventory.cleanup.max_unused_image_age");
         }
         if let Some(v) = c.get("max_unused_volume_age") {
-            inv.cleanup.max_unused_volume_age_ms = r.duration_ms(v, "inventory.cleanup.max_unused_volume_age");
+            inv.cleanup.max_unused_volume_age_ms =
+                r.duration_ms(v, "inventory.cleanup.max_unused_volume_age");
         }
         if let Some(v) = c.get("protected_tags") {
-            inv.cleanup.protected_tags = r.strings(v, "inventory.cleanup.protected_tags").unwrap_or_default();
+            inv.cleanup.protected_tags = read_globs(r, v, "inventory.cleanup.protected_tags");
         }
         c.finish(r);
     }
@@ -668,7 +1103,10 @@ fn read_inventory(r: &mut Reader<'_>, node: &Node) -> Inventory {
                 None
             }
         };
-        let timezone = s.get("timezone").and_then(|v| r.string(v, "inventory.schedule.timezone")).unwrap_or_else(|| "UTC".into());
+        let timezone = s
+            .get("timezone")
+            .and_then(|v| r.string(v, "inventory.schedule.timezone"))
+            .unwrap_or_else(|| "UTC".into());
         s.finish(r);
         inv.schedule = cron.map(|cron| Schedule { cron, timezone });
     }
@@ -681,47 +1119,92 @@ fn read_rule(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) ->
     let action = match m.get("action") {
         Some(n) => read_action(r, n, &format!("{path}.action"), allowed),
         None => {
-            r.error(node.loc, &format!("{path}.action"), "a drift rule needs an `action`");
+            r.error(
+                node.loc,
+                &format!("{path}.action"),
+                "a drift rule needs an `action`",
+            );
             None
         }
     };
-    let grace = m.get("grace_period").and_then(|n| r.duration_ms(n, &format!("{path}.grace_period"))).unwrap_or(0);
-    let exceptions = m.get("exceptions").and_then(|n| r.strings(n, &format!("{path}.exceptions"))).unwrap_or_default();
-    for e in &exceptions {
-        if let Err(err) = globset::Glob::new(e) {
-            r.error(node.loc, &format!("{path}.exceptions"), format!("`{e}` is not a valid pattern: {err}"));
-        }
-    }
+    let grace = m
+        .get("grace_period")
+        .and_then(|n| r.duration_ms(n, &format!("{path}.grace_period")))
+        .unwrap_or(0);
+    let exceptions = m
+        .get("exceptions")
+        .map(|n| read_globs(r, n, &format!("{path}.exceptions")))
+        .unwrap_or_default();
     m.finish(r);
-    Some(Rule { action: action?, grace_period_secs: grace.div_ceil(1000), exceptions })
+    Some(Rule {
+        action: action?,
+        grace_period_secs: grace.div_ceil(1000),
+        exceptions,
+    })
 }
 
 fn read_drift_rules(r: &mut Reader<'_>, node: &Node) -> DriftRules {
     use Action::*;
     let mut d = DriftRules::default();
-    let Some(mut m) = r.map(node, "drift_rules") else { return d };
+    let Some(mut m) = r.map(node, "drift_rules") else {
+        return d;
+    };
     if let Some(n) = m.get("unauthorized_containers") {
-        d.unauthorized_containers = read_rule(r, n, "drift_rules.unauthorized_containers", &[Terminate, Alert, Ignore]);
+        d.unauthorized_containers = read_rule(
+            r,
+            n,
+            "drift_rules.unauthorized_containers",
+            &[Terminate, Alert, Ignore],
+        );
     }
     if let Some(n) = m.get("missing_containers") {
-        d.missing_containers = read_rule(r, n, "drift_rules.missing_containers", &[Recreate, Alert, Ignore]);
+        d.missing_containers = read_rule(
+            r,
+            n,
+            "drift_rules.missing_containers",
+            &[Recreate, Alert, Ignore],
+        );
     }
     if let Some(n) = m.get("image_drift") {
-        d.image_drift = read_rule(r, n, "drift_rules.image_drift", &[Rollback, Recreate, Alert, Ignore]);
+        d.image_drift = read_rule(
+            r,
+            n,
+            "drift_rules.image_drift",
+            &[Rollback, Recreate, Alert, Ignore],
+        );
     }
     if let Some(n) = m.get("config_drift") {
-        d.config_drift = read_rule(r, n, "drift_rules.config_drift", &[Recreate, Restart, Rollback, Alert, Ignore]);
+        d.config_drift = read_rule(
+            r,
+            n,
+            "drift_rules.config_drift",
+            &[Recreate, Restart, Rollback, Alert, Ignore],
+        );
     }
     if let Some(n) = m.get("status_drift") {
-        d.status_drift = read_rule(r, n, "drift_rules.status_drift", &[Restart, Recreate, Alert, Ignore]);
+        d.status_drift = read_rule(
+            r,
+            n,
+            "drift_rules.status_drift",
+            &[Restart, Recreate, Alert, Ignore],
+        );
     }
     if let Some(n) = m.get("flapping")
         && let Some(mut f) = r.map(n, "drift_rules.flapping")
     {
-        let max = f.get("max_actions").and_then(|v| r.u64(v, "drift_rules.flapping.max_actions")).unwrap_or(5);
-        let window = f.get("window").and_then(|v| r.duration_ms(v, "drift_rules.flapping.window")).unwrap_or(600_000);
+        let max = f
+            .get("max_actions")
+            .and_then(|v| r.u64(v, "drift_rules.flapping.max_actions"))
+            .unwrap_or(5);
+        let window = f
+            .get("window")
+            .and_then(|v| r.duration_ms(v, "drift_rules.flapping.window"))
+            .unwrap_or(600_000);
         f.finish(r);
-        d.flapping = Some(Flapping { max_actions: u32::try_from(max).unwrap_or(u32::MAX), window_secs: window.div_ceil(1000) });
+        d.flapping = Some(Flapping {
+            max_actions: u32::try_from(max).unwrap_or(u32::MAX),
+            window_secs: window.div_ceil(1000),
+        });
     }
     m.finish(r);
     d
@@ -734,18 +1217,30 @@ fn read_time(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<u32> {
         ((h < 24 && m < 60) || (h == 24 && m == 0)).then_some(h * 60 + m)
     });
     if parsed.is_none() {
-        r.error_hint(node.loc, path, format!("`{s}` is not a time of day"), "write `HH:MM` in 24-hour form, like `02:00`");
+        r.error_hint(
+            node.loc,
+            path,
+            format!("`{s}` is not a time of day"),
+            "write `HH:MM` in 24-hour form, like `02:00`",
+        );
     }
     parsed
 }
 
 fn read_windows(r: &mut Reader<'_>, node: &Node) -> Vec<MaintenanceWindow> {
     let mut out = Vec::new();
-    let Some(items) = r.seq(node, "maintenance_windows") else { return out };
+    let Some(items) = r.seq(node, "maintenance_windows") else {
+        return out;
+    };
     for (i, item) in items.iter().enumerate() {
         let path = format!("maintenance_windows[{i}]");
-        let Some(mut m) = r.map(item, &path) else { continue };
-        let name = m.get("name").and_then(|n| r.string(n, &format!("{path}.name"))).unwrap_or_else(|| format!("window {}", i + 1));
+        let Some(mut m) = r.map(item, &path) else {
+            continue;
+        };
+        let name = m
+            .get("name")
+            .and_then(|n| r.string(n, &format!("{path}.name")))
+            .unwrap_or_else(|| format!("window {}", i + 1));
         let day = match m.get("day") {
             Some(n) => {
                 let p = format!("{path}.day");
@@ -760,7 +1255,21 @@ fn read_windows(r: &mut Reader<'_>, node: &Node) -> Vec<MaintenanceWindow> {
                         "saturday" | "sat" => WindowDay::Saturday,
                         "sunday" | "sun" => WindowDay::Sunday,
                         _ => {
-                            r.error_hint(n.loc, &p, format!("`{s}` is not a day"), "write a weekday like `sunday`, or `daily`");
+                            let days = [
+                                "daily",
+                                "monday",
+                                "tuesday",
+                                "wednesday",
+                                "thursday",
+                                "friday",
+                                "saturday",
+                                "sunday",
+                            ];
+                            let hint = match suggest(&s, days) {
+                                Some(d) => format!("did you mean `{d}`?"),
+                                None => "write a weekday like `sunday`, or `daily`".to_owned(),
+                            };
+                            r.error_hint(n.loc, &p, format!("`{s}` is not a day"), hint);
                             return None;
                         }
                     };
@@ -772,76 +1281,169 @@ fn read_windows(r: &mut Reader<'_>, node: &Node) -> Vec<MaintenanceWindow> {
         let start = match m.get("start_time") {
             Some(n) => read_time(r, n, &format!("{path}.start_time")),
             None => {
-                r.error(item.loc, &format!("{path}.start_time"), "a maintenance window needs a `start_time`");
+                r.error(
+                    item.loc,
+                    &format!("{path}.start_time"),
+                    "a maintenance window needs a `start_time`",
+                );
                 None
             }
         };
         let end = match m.get("end_time") {
             Some(n) => read_time(r, n, &format!("{path}.end_time")),
             None => {
-                r.error(item.loc, &format!("{path}.end_time"), "a maintenance window needs an `end_time`");
+                r.error(
+                    item.loc,
+                    &format!("{path}.end_time"),
+                    "a maintenance window needs an `end_time`",
+                );
                 None
             }
         };
-        let timezone = m.get("timezone").and_then(|n| r.string(n, &format!("{path}.timezone"))).unwrap_or_else(|| "UTC".into());
-        let disable_auto_rollback = m.get("disable_auto_rollback").and_then(|n| r.bool(n, &format!("{path}.disable_auto_rollback"))).unwrap_or(false);
-        let allow_drift = m.get("allow_drift").and_then(|n| r.bool(n, &format!("{path}.allow_drift"))).unwrap_or(false);
+        let timezone = m
+            .get("timezone")
+            .and_then(|n| r.string(n, &format!("{path}.timezone")))
+            .unwrap_or_else(|| "UTC".into());
+        let disable_auto_rollback = m
+            .get("disable_auto_rollback")
+            .and_then(|n| r.bool(n, &format!("{path}.disable_auto_rollback")))
+            .unwrap_or(false);
+        let allow_drift = m
+            .get("allow_drift")
+            .and_then(|n| r.bool(n, &format!("{path}.allow_drift")))
+            .unwrap_or(false);
         m.finish(r);
         if let (Some(day), Some(start_minute), Some(end_minute)) = (day, start, end) {
-            out.push(MaintenanceWindow { name, day, start_minute, end_minute, timezone, disable_auto_rollback, allow_drift });
+            out.push(MaintenanceWindow {
+                name,
+                day,
+                start_minute,
+                end_minute,
+                timezone,
+                disable_auto_rollback,
+                allow_drift,
+            });
         }
     }
     out
 }
 
-fn read_alerting(r: &mut Reader<'_>, node: &Node) -> Alerting {
+fn read_alerting(r: &mut Reader<'_>, node: &Node, node_names: &NodeNames) -> Alerting {
     let mut a = Alerting::default();
-    let Some(mut m) = r.map(node, "alerting") else { return a };
+    let Some(mut m) = r.map(node, "alerting") else {
+        return a;
+    };
     if let Some(n) = m.get("channels")
         && let Some(items) = r.seq(n, "alerting.channels")
     {
         for (i, item) in items.iter().enumerate() {
             let path = format!("alerting.channels[{i}]");
-            let Some(mut c) = r.map(item, &path) else { continue };
+            let Some(mut c) = r.map(item, &path) else {
+                continue;
+            };
             let kind = match c.get("type") {
-                Some(n) => r.string(n, &format!("{path}.type")).and_then(|s| match s.as_str() {
-                    "discord" => Some(ChannelKind::Discord),
-                    "slack" => Some(ChannelKind::Slack),
-                    "mattermost" => Some(ChannelKind::Mattermost),
-                    "webhook" => Some(ChannelKind::Webhook),
-                    _ => {
-                        r.error_hint(n.loc, &format!("{path}.type"), format!("`{s}` is not a channel type"), "use `discord`, `slack`, `mattermost` or `webhook`");
-                        None
-                    }
-                }),
+                Some(n) => r
+                    .string(n, &format!("{path}.type"))
+                    .and_then(|s| match s.as_str() {
+                        "discord" => Some(ChannelKind::Discord),
+                        "slack" => Some(ChannelKind::Slack),
+                        "mattermost" => Some(ChannelKind::Mattermost),
+                        "webhook" => Some(ChannelKind::Webhook),
+                        _ => {
+                            r.error_hint(
+                                n.loc,
+                                &format!("{path}.type"),
+                                format!("`{s}` is not a channel type"),
+                                "use `discord`, `slack`, `mattermost` or `webhook`",
+                            );
+                            None
+                        }
+                    }),
                 None => {
-                    r.error(item.loc, &format!("{path}.type"), "a channel needs a `type`");
+                    r.error(
+                        item.loc,
+                        &format!("{path}.type"),
+                        "a channel needs a `type`",
+                    );
                     None
                 }
             };
-            let url = match c.get("webhook_url").or_else(|| c.get("url")) {
-                Some(n) => r.string(n, &format!("{path}.webhook_url")),
-                None => {
-                    r.error(item.loc, &format!("{path}.webhook_url"), "a channel needs a `webhook_url`");
+            let url = match (c.get("webhook_url"), c.get("url")) {
+                (Some(_), Some(_)) => {
+                    let loc = c.key_loc("url").unwrap_or(item.loc);
+                    r.error_hint(
+                        loc,
+                        &format!("{path}.url"),
+                        "set either `webhook_url` or `url`, not both",
+                        "`url` is another name for `webhook_url`",
+                    );
+                    None
+                }
+                (Some(n), None) => r.string(n, &format!("{path}.webhook_url")),
+                (None, Some(n)) => r.string(n, &format!("{path}.url")),
+                (None, None) => {
+                    r.error(
+                        item.loc,
+                        &format!("{path}.webhook_url"),
+                        "a channel needs a `webhook_url`",
+                    );
                     None
                 }
             };
             let level = c.get("level").and_then(|n| {
-                r.string(n, &format!("{path}.level")).and_then(|s| match s.as_str() {
-                    "info" => Some(Level::Info),
-                    "warning" => Some(Level::Warning),
-                    "critical" => Some(Level::Critical),
-                    _ => {
-                        r.error_hint(n.loc, &format!("{path}.level"), format!("`{s}` is not a level"), "use `info`, `warning` or `critical`");
-                        None
-                    }
-                })
+                r.string(n, &format!("{path}.level"))
+                    .and_then(|s| match s.as_str() {
+                        "info" => Some(Level::Info),
+                        "warning" => Some(Level::Warning),
+                        "critical" => Some(Level::Critical),
+                        _ => {
+                            r.error_hint(
+                                n.loc,
+                                &format!("{path}.level"),
+                                format!("`{s}` is not a level"),
+                                "use `info`, `warning` or `critical`",
+                            );
+                            None
+                        }
+                    })
             });
-            let nodes = c.get("nodes").and_then(|n| r.strings(n, &format!("{path}.nodes"))).unwrap_or_default();
-            let drift_types = c.get("drift_types").and_then(|n| r.strings(n, &format!("{path}.drift_types"))).unwrap_or_default();
+            let nodes: Vec<String> = c
+                .get("nodes")
+                .and_then(|n| r.strings_at(n, &format!("{path}.nodes")))
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|n| {
+                    if node_names.names.contains(&n.value) {
+                        return Some(n.value);
+                    }
+                    let msg = format!("node `{}` is not declared under `nodes`", n.value);
+                    match suggest(&n.value, node_names.names.iter().map(String::as_str)) {
+                        Some(s) => {
+                            r.error_hint(n.loc, &n.field, msg, format!("did you mean `{s}`?"))
+                        }
+                        None => r.error_hint(
+                            n.loc,
+                            &n.field,
+                            msg,
+                            format!("declared nodes: {}", node_names.names.join(", ")),
+                        ),
+                    }
+                    None
+                })
+                .collect();
+            let drift_types = c
+                .get("drift_types")
+                .and_then(|n| r.strings(n, &format!("{path}.drift_types")))
+                .unwrap_or_default();
             c.finish(r);
             if let (Some(kind), Some(url)) = (kind, url) {
-                a.channels.push(Channel { kind, url: Secret::new(url, true), level: level.unwrap_or(Level::Warning), nodes, drift_types });
+                a.channels.push(Channel {
+                    kind,
+                    url: Secret::new(url, true),
+                    level: level.unwrap_or(Level::Warning),
+                    nodes,
+                    drift_types,
+                });
             }
         }
     }
@@ -851,11 +1453,22 @@ fn read_alerting(r: &mut Reader<'_>, node: &Node) -> Alerting {
 
 fn read_ledger(r: &mut Reader<'_>, node: &Node) -> LedgerConfig {
     let mut l = LedgerConfig::default();
-    let Some(mut m) = r.map(node, "ledger") else { return l };
+    let Some(mut m) = r.map(node, "ledger") else {
+        return l;
+    };
     if let Some(n) = m.get("path")
         && let Some(s) = r.string(n, "ledger.path")
     {
-        l.path = s;
+        if s.is_empty() || s.starts_with('/') || s.split(['/', '\\']).any(|seg| seg == "..") {
+            r.error_hint(
+                n.loc,
+                "ledger.path",
+                format!("`{s}` is not a path inside the repository"),
+                "write a relative path like `ledger/container_ledger.jsonl`",
+            );
+        } else {
+            l.path = s;
+        }
     }
     if let Some(n) = m.get("ref")
         && let Some(s) = r.string(n, "ledger.ref")
@@ -863,7 +1476,12 @@ fn read_ledger(r: &mut Reader<'_>, node: &Node) -> LedgerConfig {
         if s.starts_with("refs/") {
             l.git_ref = s;
         } else {
-            r.error_hint(n.loc, "ledger.ref", format!("`{s}` is not a full ref name"), "write a ref like `refs/heads/refinery/ledger`");
+            r.error_hint(
+                n.loc,
+                "ledger.ref",
+                format!("`{s}` is not a full ref name"),
+                "write a ref like `refs/heads/refinery/ledger`",
+            );
         }
     }
     m.finish(r);
@@ -872,9 +1490,13 @@ fn read_ledger(r: &mut Reader<'_>, node: &Node) -> LedgerConfig {
 
 fn read_secrets(r: &mut Reader<'_>, node: &Node) -> SecretsConfig {
     let mut s = SecretsConfig::default();
-    let Some(mut m) = r.map(node, "secrets") else { return s };
+    let Some(mut m) = r.map(node, "secrets") else {
+        return s;
+    };
     if let Some(n) = m.get("sops_age_key_file") {
-        s.sops_age_key_file = r.string(n, "secrets.sops_age_key_file").filter(|v| !v.is_empty());
+        s.sops_age_key_file = r
+            .string(n, "secrets.sops_age_key_file")
+            .filter(|v| !v.is_empty());
     }
     m.finish(r);
     s

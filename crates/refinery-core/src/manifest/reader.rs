@@ -66,16 +66,24 @@ impl<'e> Reader<'e> {
     }
 
     pub fn error(&mut self, loc: Loc, field: &str, message: impl Into<String>) {
-        self.issues.push(Issue::new(&self.file, loc, field, message));
+        self.issues
+            .push(Issue::new(&self.file, loc, field, message));
     }
 
-    pub fn error_hint(&mut self, loc: Loc, field: &str, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn error_hint(
+        &mut self,
+        loc: Loc,
+        field: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.issues
             .push(Issue::new(&self.file, loc, field, message).with_hint(hint));
     }
 
     pub fn warn(&mut self, loc: Loc, field: &str, message: impl Into<String>) {
-        self.warnings.push(Issue::new(&self.file, loc, field, message));
+        self.warnings
+            .push(Issue::new(&self.file, loc, field, message));
     }
 
     /// A mapping at `path`; `None` (and an error) when it is something else. Null reads as empty.
@@ -105,7 +113,11 @@ impl<'e> Reader<'e> {
                 known: Vec::new(),
             }),
             _ => {
-                self.error(node.loc, path, format!("expected a mapping, found {}", node.kind_name()));
+                self.error(
+                    node.loc,
+                    path,
+                    format!("expected a mapping, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -117,7 +129,11 @@ impl<'e> Reader<'e> {
             Value::Seq(items) => Some(items),
             _ if node.is_null() => Some(&[]),
             _ => {
-                self.error(node.loc, path, format!("expected a list, found {}", node.kind_name()));
+                self.error(
+                    node.loc,
+                    path,
+                    format!("expected a list, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -159,7 +175,11 @@ impl<'e> Reader<'e> {
                 }
             }
             _ => {
-                self.error(node.loc, path, format!("expected a string, found {}", node.kind_name()));
+                self.error(
+                    node.loc,
+                    path,
+                    format!("expected a string, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -171,7 +191,12 @@ impl<'e> Reader<'e> {
             "true" | "True" | "TRUE" | "yes" | "on" => Some(true),
             "false" | "False" | "FALSE" | "no" | "off" => Some(false),
             other => {
-                self.error_hint(node.loc, path, format!("expected true or false, found `{other}`"), "write `true` or `false`");
+                self.error_hint(
+                    node.loc,
+                    path,
+                    format!("expected true or false, found `{other}`"),
+                    "write `true` or `false`",
+                );
                 None
             }
         }
@@ -182,7 +207,11 @@ impl<'e> Reader<'e> {
         match s.trim().parse::<u64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                self.error(node.loc, path, format!("expected a whole number, found `{s}`"));
+                self.error(
+                    node.loc,
+                    path,
+                    format!("expected a whole number, found `{s}`"),
+                );
                 None
             }
         }
@@ -324,7 +353,10 @@ impl<'e> Reader<'e> {
                 self.error(
                     node.loc,
                     path,
-                    format!("expected a mapping or a list of KEY=value, found {}", node.kind_name()),
+                    format!(
+                        "expected a mapping or a list of KEY=value, found {}",
+                        node.kind_name()
+                    ),
                 );
                 None
             }

@@ -96,7 +96,11 @@ pub fn parse_volume(spec: &str, base_dir: Option<&str>) -> Result<Mount, String>
         [t] => ("", *t, ""),
         [s, t] => (*s, *t, ""),
         [s, t, m] => (*s, *t, *m),
-        _ => return Err(format!("`{spec}` has too many `:`; write SOURCE:TARGET[:ro]")),
+        _ => {
+            return Err(format!(
+                "`{spec}` has too many `:`; write SOURCE:TARGET[:ro]"
+            ));
+        }
     };
     if !target.starts_with('/') {
         return Err(format!(
@@ -191,6 +195,8 @@ mod tests {
         assert_eq!(one("127.0.0.1:8080:80").host_ip, "127.0.0.1");
         assert_eq!(one("127.0.0.1::80").host_port, None);
         assert_eq!(one("53:53/udp").protocol, Protocol::Udp);
+        assert_eq!(one("[::1]:8080:80").host_ip, "::1");
+        assert_eq!(one("[0:0::1]:8080:80").host_ip, "::1");
     }
 
     #[test]
@@ -203,7 +209,19 @@ mod tests {
 
     #[test]
     fn parse_port_invalid_is_error() {
-        for bad in ["", "x", "70000", "1:2:3:4", "80/xyz", "0", "9-1"] {
+        for bad in [
+            "",
+            "x",
+            "70000",
+            "1:2:3:4",
+            "80/xyz",
+            "0",
+            "9-1",
+            "8080:80-82",
+            "8000-8010:80",
+            "localhost:80:80",
+            "[::1:80:80",
+        ] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
     }
@@ -213,7 +231,10 @@ mod tests {
         let v = parse_volume("data:/var/lib/api", None).expect("named");
         assert_eq!(v.kind, MountKind::Volume);
         let v = parse_volume("./conf:/etc/api:ro", Some("/repo")).expect("relative");
-        assert_eq!((v.kind, v.source.as_str(), v.read_only), (MountKind::Bind, "/repo/conf", true));
+        assert_eq!(
+            (v.kind, v.source.as_str(), v.read_only),
+            (MountKind::Bind, "/repo/conf", true)
+        );
         let v = parse_volume("/cache", None).expect("anonymous");
         assert_eq!(v.kind, MountKind::Anonymous);
     }
@@ -224,5 +245,31 @@ mod tests {
         assert!(parse_volume("../x:/x", Some("/repo")).is_err());
         assert!(parse_volume("a:/b:ro:x", None).is_err());
         assert!(parse_volume("data:/x:bogus", None).is_err());
+        assert!(
+            parse_volume("./conf:/x", None).is_err(),
+            "no checkout to resolve against"
+        );
+        assert!(parse_volume("~/conf:/x", Some("/repo")).is_err());
+        assert!(parse_volume("_data:/x", None).is_err());
+        assert!(parse_volume("conf/x:/x", None).is_err());
+    }
+
+    #[test]
+    fn parse_volume_sibling_of_checkout_is_outside() {
+        for spec in ["../repository:/x", "../repo2/conf:/x", "./../repo-other:/x"] {
+            let err = parse_volume(spec, Some("/repo")).expect_err(spec);
+            assert!(err.contains("outside the repository"), "{spec}: {err}");
+        }
+        for (spec, source) in [
+            ("./:/x", "/repo"),
+            ("./a/../b:/x", "/repo/b"),
+            ("./conf:/x", "/repo/conf"),
+        ] {
+            assert_eq!(
+                parse_volume(spec, Some("/repo/")).expect(spec).source,
+                source,
+                "{spec}"
+            );
+        }
     }
 }

@@ -1,0 +1,449 @@
+//! `refinery ledger verify` and `refinery ledger show` (and the hidden `append-stress`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use refinery_core::ledger::{self, Entry, Event, EventKind, Masker, Record};
+use refinery_core::manifest::LedgerConfig;
+use refinery_core::{Bloodline, Outcome, ResourceId, StepKind};
+use serde::Serialize;
+
+use crate::args::{LedgerArgs, LedgerCommand, LedgerPathArgs, LedgerShowArgs, LedgerStressArgs};
+use crate::desired;
+use crate::error::CliError;
+use crate::exit_code;
+use crate::ledger_file::{self, LedgerError, LedgerFile};
+use crate::render;
+use crate::settings::Settings;
+
+pub fn run(settings: &Settings, args: &LedgerArgs) -> Result<u8, CliError> {
+    match &args.command {
+        LedgerCommand::Verify(a) => verify(settings, a),
+        LedgerCommand::Show(a) => show(settings, a),
+        LedgerCommand::AppendStress(a) => append_stress(a),
+    }
+}
+
+/// `--path`, else the manifest's `ledger.path` in the work tree, else the default path there.
+#[must_use]
+pub fn resolve_path(settings: &Settings, path: Option<&Path>) -> PathBuf {
+    if let Some(p) = path {
+        return p.to_owned();
+    }
+    let rel = desired::load(&settings.repo, &settings.rev)
+        .map(|d| d.manifest.ledger.path)
+        .unwrap_or_else(|_| LedgerConfig::default().path);
+    settings.repo.join(rel)
+}
+
+#[derive(Serialize)]
+struct VerifyReport {
+    path: String,
+    ok: bool,
+    /// Intact entries (before the bad line, if any).
+    entries: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tip_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tip_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+fn verify(settings: &Settings, a: &LedgerPathArgs) -> Result<u8, CliError> {
+    let path = resolve_path(settings, a.path.as_deref());
+    let bytes = ledger_file::read(&path)?;
+    let shown = path.display().to_string();
+    match ledger::verify(&bytes) {
+        Ok(v) => {
+            if settings.json {
+                let report = VerifyReport {
+                    path: shown,
+                    ok: true,
+                    entries: v.entries,
+                    tip_seq: Some(v.tip.seq),
+                    tip_hash: Some(v.tip.hash),
+                    line: None,
+                    reason: None,
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                let short: String = v.tip.hash.chars().take(12).collect();
+                println!(
+                    "ledger `{shown}`: {} entr{}, chain intact (last seq {}, hash {short})",
+                    v.entries,
+                    if v.entries == 1 { "y" } else { "ies" },
+                    v.tip.seq
+                );
+            }
+            Ok(exit_code::OK)
+        }
+        Err(e) => {
+            if settings.json {
+                let report = VerifyReport {
+                    path: shown,
+                    ok: false,
+                    entries: e.line.saturating_sub(1),
+                    tip_seq: None,
+                    tip_hash: None,
+                    line: Some(e.line),
+                    reason: Some(e.reason.to_string()),
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            }
+            Err(broken(&path, e).into())
+        }
+    }
+}
+
+fn broken(path: &Path, e: ledger::ChainError) -> LedgerError {
+    LedgerError::Broken {
+        path: path.to_owned(),
+        line: e.line,
+        intact: e.line.saturating_sub(1),
+        reason: e.reason,
+    }
+}
+
+#[derive(Serialize)]
+struct ShowReport<'a> {
+    path: String,
+    entries: Vec<&'a Entry>,
+}
+
+fn show(settings: &Settings, a: &LedgerShowArgs) -> Result<u8, CliError> {
+    let path = resolve_path(settings, a.path.path.as_deref());
+    let bytes = ledger_file::read(&path)?;
+    let (entries, error) = ledger::parse_entries(&bytes);
+    let since = match a.since {
+        Some(ms) => {
+            let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+            Some(
+                settings
+                    .now
+                    .checked_sub(jiff::SignedDuration::from_millis(ms))
+                    .unwrap_or(jiff::Timestamp::MIN),
+            )
+        }
+        None => None,
+    };
+    let filter = Filter {
+        since,
+        nodes: &settings.nodes,
+        resource: a.resource.as_deref(),
+        kinds: &a.kind,
+    };
+    let selected: Vec<&Entry> = entries.iter().filter(|e| filter.matches(e)).collect();
+    if settings.json {
+        let report = ShowReport {
+            path: path.display().to_string(),
+            entries: selected,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render_entries(&selected));
+    }
+    match error {
+        // Everything before the bad line was shown; the break itself is the error.
+        Some(e) => Err(broken(&path, e).into()),
+        None => Ok(exit_code::OK),
+    }
+}
+
+/// Which entries `ledger show` prints.
+struct Filter<'a> {
+    since: Option<jiff::Timestamp>,
+    nodes: &'a [String],
+    resource: Option<&'a str>,
+    kinds: &'a [EventKind],
+}
+
+impl Filter<'_> {
+    fn matches(&self, e: &Entry) -> bool {
+        let kind = e.event.kind();
+        self.since.is_none_or(|t| e.time >= t)
+            && (self.nodes.is_empty() || e.node.as_ref().is_some_and(|n| self.nodes.contains(n)))
+            && self
+                .resource
+                .is_none_or(|r| e.resource.as_ref().is_some_and(|id| id.to_string() == r))
+            && (self.kinds.is_empty()
+                || self
+                    .kinds
+                    .iter()
+                    .any(|&k| k == kind || (k == EventKind::Action && kind.is_action())))
+    }
+}
+
+/// The `ledger show` table.
+#[must_use]
+pub fn render_entries(entries: &[&Entry]) -> String {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                e.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                e.event.kind().to_string(),
+                e.node.clone().unwrap_or_else(|| "-".into()),
+                e.resource
+                    .as_ref()
+                    .map_or_else(|| "-".into(), ToString::to_string),
+                e.outcome
+                    .map_or_else(|| "-".into(), |o| o.as_str().to_owned()),
+                detail(e),
+            ]
+        })
+        .collect();
+    render::table(
+        &[
+            "SEQ", "TIME", "KIND", "NODE", "RESOURCE", "OUTCOME", "DETAIL",
+        ],
+        rows,
+    )
+}
+
+fn short(rev: &str) -> String {
+    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
+}
+
+fn detail(e: &Entry) -> String {
+    match &e.event {
+        Event::Birth(d)
+        | Event::Death(d)
+        | Event::Mutation(d)
+        | Event::Rollback(d)
+        | Event::Action(d) => match &d.message {
+            Some(m) => format!("{}: {m}", d.step),
+            None => d.step.clone(),
+        },
+        Event::Drift { drift, summary, .. } => format!("{drift}: {summary}"),
+        Event::Alert { level, message } => format!("{level}: {message}"),
+        Event::Revision {
+            from: Some(from),
+            to,
+        } if from != to => format!("{} → {}", short(from), short(to)),
+        Event::Revision { to, .. } => format!("at {}", short(to)),
+        Event::DaemonStart { version } => format!("refinery {version}"),
+        Event::DaemonStop { reason } => reason.clone(),
+        Event::Repair {
+            line, torn_bytes, ..
+        } => {
+            format!("torn line {line} ({torn_bytes} bytes) cut off")
+        }
+    }
+}
+
+/// Appends entries one by one, printing each seq after its fsync; for `kill -9` tests.
+fn append_stress(a: &LedgerStressArgs) -> Result<u8, CliError> {
+    let (mut file, repaired) =
+        LedgerFile::open(&a.path, jiff::Timestamp::now(), Masker::default())?;
+    if let Some(r) = repaired {
+        eprintln!(
+            "repaired: torn line {} ({} bytes) cut off",
+            r.line, r.torn_bytes
+        );
+    }
+    let id = ResourceId::container("stress", "appender");
+    let bloodline = Bloodline {
+        creator: Some("append-stress".into()),
+        purpose: Some("durability test".into()),
+    };
+    let mut out = std::io::stdout().lock();
+    for i in 0..a.count {
+        let record = Record::new(Event::for_step(
+            StepKind::Restart,
+            Outcome::Restarted,
+            Some(format!("stress append {i}")),
+            None,
+        ))
+        .resource(id.clone())
+        .outcome(Outcome::Restarted)
+        .revision("stress")
+        .bloodline(&bloodline);
+        let entries = file.append(vec![record], jiff::Timestamp::now())?;
+        for e in entries {
+            if writeln!(out, "{}", e.seq)
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                // The reader went away (broken pipe): stop quietly.
+                return Ok(exit_code::OK);
+            }
+        }
+    }
+    Ok(exit_code::OK)
+}
+
+/// Masks every secret the manifest knows: sensitive env values and alert webhook URLs.
+#[must_use]
+pub fn masker_for(manifest: &refinery_core::Manifest) -> Masker {
+    let mut secrets = Vec::new();
+    for c in &manifest.containers {
+        secrets.extend(
+            c.env
+                .values()
+                .filter(|v| v.is_sensitive())
+                .map(|v| v.expose().to_owned()),
+        );
+    }
+    secrets.extend(
+        manifest
+            .alerting
+            .channels
+            .iter()
+            .map(|ch| ch.url.expose().to_owned()),
+    );
+    secrets.extend(
+        manifest
+            .config
+            .discord_webhook
+            .iter()
+            .map(|w| w.expose().to_owned()),
+    );
+    Masker::new(secrets)
+}
+
+/// Opens the ledger `apply` records to (the manifest's `ledger.path` in the work tree), its chain
+/// verified and a torn last line repaired; a broken chain stops `apply` before it acts.
+pub fn open_for_apply(settings: &Settings, d: &desired::Desired) -> Result<LedgerFile, CliError> {
+    let path = settings.repo.join(&d.manifest.ledger.path);
+    let (file, repaired) = LedgerFile::open(&path, settings.now, masker_for(&d.manifest))?;
+    if let Some(r) = repaired
+        && !settings.quiet
+    {
+        eprintln!(
+            "warning: ledger `{}`: torn line {} ({} bytes, a write cut off by a crash) cut off and recorded",
+            path.display(),
+            r.line,
+            r.torn_bytes
+        );
+    }
+    Ok(file)
+}
+
+fn bloodline_of<'m>(
+    manifest: &'m refinery_core::Manifest,
+    id: &ResourceId,
+) -> Option<&'m Bloodline> {
+    manifest
+        .containers
+        .iter()
+        .find(|c| c.node == id.node() && c.name == id.name())
+        .map(|c| &c.bloodline)
+}
+
+fn with_bloodline(record: Record, manifest: &refinery_core::Manifest, id: &ResourceId) -> Record {
+    match bloodline_of(manifest, id) {
+        Some(b) => record.bloodline(b),
+        None => record,
+    }
+}
+
+/// Records one apply: a `revision` entry, a `drift` entry per drift found and one entry per
+/// step that wrote to an engine; written and fsynced before this returns.
+pub fn record_apply(
+    file: &mut LedgerFile,
+    d: &desired::Desired,
+    drifts: &[&refinery_core::Drift],
+    results: &[refinery_engine::StepResult],
+    now: jiff::Timestamp,
+) -> Result<Vec<Entry>, LedgerError> {
+    let rev = &d.commit.id;
+    let manifest = &d.manifest;
+    let mut records = vec![
+        Record::new(Event::Revision {
+            from: file.last_revision().map(str::to_owned),
+            to: rev.clone(),
+        })
+        .revision(rev),
+    ];
+    for drift in drifts {
+        let record = Record::new(Event::Drift {
+            drift: drift.kind.as_str().to_owned(),
+            summary: drift.summary.clone(),
+            fields: drift
+                .changes
+                .iter()
+                .filter(|c| !c.ignored)
+                .map(|c| c.field.clone())
+                .collect(),
+        })
+        .resource(drift.id.clone())
+        .revision(rev);
+        records.push(with_bloodline(record, manifest, &drift.id));
+    }
+    for r in results.iter().filter(|r| r.step.writes()) {
+        let record = Record::new(Event::for_step(
+            r.step,
+            r.outcome,
+            r.message.clone(),
+            r.container_id.clone(),
+        ))
+        .resource(r.id.clone())
+        .outcome(r.outcome)
+        .revision(rev);
+        records.push(with_bloodline(record, manifest, &r.id));
+    }
+    file.append(records, now)
+}
+
+/// With `config.git_auto_commit`, commits the ledger to `ledger.ref` of a non-bare repository.
+/// Never fails the caller: a failure is a warning, and the entries go with the next commit.
+pub fn commit_after_apply(settings: &Settings, d: &desired::Desired, file: &LedgerFile) {
+    let manifest = &d.manifest;
+    if !manifest.config.git_auto_commit {
+        return;
+    }
+    let bare =
+        refinery_git::GitSource::open(&settings.repo).map_or(true, |g| g.workdir().is_none());
+    if bare {
+        return;
+    }
+    let git_ref = &manifest.ledger.git_ref;
+    let result = ledger_file::read(file.path())
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            crate::ledger_commit::commit(
+                &settings.repo,
+                git_ref,
+                &manifest.ledger.path,
+                &bytes,
+                &d.commit.id,
+                settings.now.as_second(),
+            )
+            .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(Some(c)) => {
+            if settings.verbose > 0 {
+                eprintln!(
+                    "ledger: committed {} entries (seq {}-{}) to `{git_ref}` as {}",
+                    c.entries,
+                    c.first_seq,
+                    c.last_seq,
+                    short(&c.id)
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            if !settings.quiet {
+                eprintln!(
+                    "warning: failed to commit the ledger to `{git_ref}`: {e}; the entries stay in `{}` and go with the next commit",
+                    file.path().display()
+                );
+            }
+        }
+    }
+}

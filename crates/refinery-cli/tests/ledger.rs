@@ -1,0 +1,566 @@
+//! `refinery ledger`: durability under `kill -9`, tamper detection, torn-line repair, `show`
+//! filters. No engine needed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use refinery_core::ledger::{ChainTip, Event, Masker, Record};
+use refinery_core::{Bloodline, Outcome, ResourceId, StepKind};
+
+fn refinery() -> Command {
+    let mut cmd = Command::cargo_bin("refinery").expect("the `refinery` binary is built for tests");
+    cmd.env("NO_COLOR", "1")
+        .env("CI", "1")
+        .env_remove("REFINERY_REPO")
+        .env_remove("REFINERY_REV")
+        .env_remove("REFINERY_LOG");
+    cmd
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Out {
+    let output = refinery()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run `refinery`");
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn verify(path: &Path) -> Out {
+    run(&["ledger", "verify", "--path", &path.to_string_lossy()])
+}
+
+fn append(path: &Path, count: u64) -> Out {
+    let out = run(&[
+        "ledger",
+        "append-stress",
+        "--path",
+        &path.to_string_lossy(),
+        "--count",
+        &count.to_string(),
+    ]);
+    assert_eq!(out.code, 0, "append-stress failed: {}", out.stderr);
+    out
+}
+
+/// Every `seq` in the ledger file, in order.
+fn seqs_in(path: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(path).expect("read the ledger");
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["seq"].as_u64().expect("a seq")
+        })
+        .collect()
+}
+
+/// A small deterministic PRNG (xorshift64*), seeded from the clock and printed for reruns.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("LEDGER_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(42)
+            })
+            | 1;
+        eprintln!("LEDGER_TEST_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+#[test]
+fn ledger_append_killed_50_times_verify_passes_nothing_reported_lost() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("ledger/container_ledger.jsonl");
+    let mut rng = Rng::new();
+    let mut reported: Vec<u64> = Vec::new();
+    let mut killed_mid_stream = 0;
+    for round in 0..50 {
+        let mut child = refinery()
+            .args(["ledger", "append-stress", "--path", &path.to_string_lossy()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn append-stress");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (first_tx, first_rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    // Only whole lines count: a seq is reported once its newline is out.
+                    Ok(_) if line.ends_with('\n') => {
+                        let seq: u64 = line.trim().parse().expect("a seq per line");
+                        if seen.is_empty() {
+                            let _ = first_tx.send(());
+                        }
+                        seen.push(seq);
+                    }
+                    Ok(_) => break,
+                }
+            }
+            seen
+        });
+        if round % 5 == 0 {
+            // Sometimes while it starts, opens or repairs.
+            std::thread::sleep(Duration::from_millis(rng.below(15)));
+        } else {
+            first_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("append-stress printed a first seq");
+            std::thread::sleep(Duration::from_micros(rng.below(30_000)));
+            killed_mid_stream += 1;
+        }
+        child.kill().expect("SIGKILL append-stress");
+        let status = child.wait().expect("reap append-stress");
+        assert!(
+            !status.success(),
+            "round {round}: it should have been killed, not finished"
+        );
+        let seen = reader.join().expect("the reader thread");
+        reported.extend(seen);
+    }
+    eprintln!(
+        "{} entries reported over 50 kills, {killed_mid_stream} mid-stream",
+        reported.len()
+    );
+    assert!(killed_mid_stream >= 40);
+    assert!(
+        reported.len() > 50,
+        "only {} entries reported",
+        reported.len()
+    );
+
+    let out = verify(&path);
+    assert_eq!(
+        out.code, 0,
+        "verify after 50 kills: {}{}",
+        out.stdout, out.stderr
+    );
+    assert!(out.stdout.contains("chain intact"), "{}", out.stdout);
+
+    let in_file: std::collections::BTreeSet<u64> = seqs_in(&path).into_iter().collect();
+    let missing: Vec<&u64> = reported.iter().filter(|s| !in_file.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "reported written but missing: {missing:?}"
+    );
+    // Also in order and without duplicates: every report is of a distinct entry.
+    let mut sorted = reported.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), reported.len(), "a seq was reported twice");
+    assert!(reported.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// The byte offsets of the start of each line, and the file's length.
+fn line_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1),
+    );
+    starts
+}
+
+#[test]
+fn ledger_verify_one_byte_changed_anywhere_fails_at_that_line() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("l.jsonl");
+    append(&path, 12);
+    assert_eq!(verify(&path).code, 0);
+    let original = std::fs::read(&path).expect("read the ledger");
+    let starts = line_starts(&original);
+    let mut rng = Rng::new();
+    for line in 1..=12_usize {
+        let (start, end) = (starts[line - 1], starts[line]);
+        // First byte, a random byte inside, the newline that ends it.
+        for pos in [
+            start,
+            start + 1 + rng.below((end - start - 2) as u64) as usize,
+            end - 1,
+        ] {
+            let mut tampered = original.clone();
+            tampered[pos] = if tampered[pos] == b'x' { b'y' } else { b'x' };
+            std::fs::write(&path, &tampered).expect("write the tampered ledger");
+            let out = verify(&path);
+            assert_eq!(
+                out.code, 5,
+                "byte {pos} of line {line} changed: {}{}",
+                out.stdout, out.stderr
+            );
+            assert!(
+                out.stderr.contains(&format!("at line {line}\n")),
+                "byte {pos} of line {line}: {}",
+                out.stderr
+            );
+        }
+    }
+    std::fs::write(&path, &original).expect("restore the ledger");
+    assert_eq!(verify(&path).code, 0);
+}
+
+#[test]
+fn ledger_verify_broken_names_line_reason_and_json() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("l.jsonl");
+    append(&path, 5);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let tampered = text.replacen("stress append 2", "stress append 9", 1);
+    std::fs::write(&path, tampered).expect("write");
+    let out = verify(&path);
+    assert_eq!(out.code, 5);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: failed to verify ledger `{}` at line 3\n",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("caused by: wrong hash"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint: the first 2 entries are intact"),
+        "{}",
+        out.stderr
+    );
+
+    let json = run(&[
+        "ledger",
+        "verify",
+        "--json",
+        "--path",
+        &path.to_string_lossy(),
+    ]);
+    assert_eq!(json.code, 5);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON on stdout");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["line"], 3);
+    assert_eq!(v["entries"], 2);
+
+    // Appending to a broken ledger is refused, not papered over.
+    let refused = run(&[
+        "ledger",
+        "append-stress",
+        "--path",
+        &path.to_string_lossy(),
+        "--count",
+        "1",
+    ]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+}
+
+#[test]
+fn ledger_torn_last_line_detected_then_repaired_and_recorded() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("l.jsonl");
+    append(&path, 4);
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() - 17]).expect("tear the last line");
+
+    let out = verify(&path);
+    assert_eq!(out.code, 5);
+    assert!(out.stderr.contains("at line 4\n"), "{}", out.stderr);
+    assert!(out.stderr.contains("torn"), "{}", out.stderr);
+
+    let repaired = append(&path, 2);
+    assert!(
+        repaired.stderr.contains("repaired: torn line 4"),
+        "{}",
+        repaired.stderr
+    );
+    assert_eq!(repaired.stdout, "5\n6\n", "the repair entry takes seq 4");
+    assert_eq!(verify(&path).code, 0);
+    assert_eq!(seqs_in(&path), vec![1, 2, 3, 4, 5, 6]);
+
+    let show = run(&[
+        "ledger",
+        "show",
+        "--kind",
+        "repair",
+        "--json",
+        "--path",
+        &path.to_string_lossy(),
+    ]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("JSON");
+    let entries = v["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["kind"], "repair");
+    assert_eq!(entries[0]["line"], 4);
+    assert_eq!(
+        entries[0]["torn_bytes"],
+        bytes.len() as u64 - 17 - (line_starts(&bytes)[3] as u64)
+    );
+}
+
+/// A ledger of mixed entries at known times before now: returns its path.
+fn mixed_ledger(dir: &Path) -> PathBuf {
+    let now = jiff::Timestamp::now();
+    let ago = |mins: i64| {
+        now.checked_sub(jiff::SignedDuration::from_mins(mins))
+            .expect("a time")
+    };
+    let web = ResourceId::container("lyra", "web");
+    let db = ResourceId::container("vega", "db");
+    let bloodline = Bloodline {
+        creator: Some("deployment-script".into()),
+        purpose: Some("serves the site".into()),
+    };
+    let records = vec![
+        (
+            ago(180),
+            Record::new(Event::Revision {
+                from: None,
+                to: "a".repeat(40),
+            })
+            .revision("a".repeat(40)),
+        ),
+        (
+            ago(170),
+            Record::new(Event::Drift {
+                drift: "image".into(),
+                summary: "runs `nginx:1.25`, declared `nginx:1.27`".into(),
+                fields: vec!["image".into()],
+            })
+            .resource(web.clone()),
+        ),
+        (
+            ago(169),
+            Record::new(Event::for_step(
+                StepKind::Rollback,
+                Outcome::RolledBack,
+                None,
+                None,
+            ))
+            .resource(web.clone())
+            .outcome(Outcome::RolledBack)
+            .bloodline(&bloodline),
+        ),
+        (
+            ago(20),
+            Record::new(Event::Drift {
+                drift: "missing".into(),
+                summary: "absent".into(),
+                fields: vec![],
+            })
+            .resource(db.clone()),
+        ),
+        (
+            ago(19),
+            Record::new(Event::for_step(
+                StepKind::Create,
+                Outcome::Created,
+                None,
+                Some("c0ffee".into()),
+            ))
+            .resource(db.clone())
+            .outcome(Outcome::Created),
+        ),
+    ];
+    let mut tip = ChainTip::genesis();
+    let mut text = String::new();
+    for (time, r) in records {
+        let sealed = tip.seal(r, time, &Masker::default()).expect("seal");
+        text.push_str(&sealed.line);
+        text.push('\n');
+    }
+    let path = dir.join("ledger/container_ledger.jsonl");
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(&path, text).expect("write the ledger");
+    path
+}
+
+fn kinds_shown(args: &[&str], path: &Path) -> Vec<String> {
+    let mut full = vec!["ledger", "show", "--json"];
+    full.extend_from_slice(args);
+    let p = path.to_string_lossy();
+    full.extend_from_slice(&["--path", &p]);
+    let out = run(&full);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| format!("{}:{}", e["seq"], e["kind"].as_str().unwrap_or("?")))
+        .collect()
+}
+
+#[test]
+fn ledger_show_filters_select_views() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = mixed_ledger(dir.path());
+    assert_eq!(
+        kinds_shown(&[], &path),
+        ["1:revision", "2:drift", "3:rollback", "4:drift", "5:birth"]
+    );
+    assert_eq!(
+        kinds_shown(&["--kind", "drift"], &path),
+        ["2:drift", "4:drift"]
+    );
+    assert_eq!(kinds_shown(&["--kind", "rollback"], &path), ["3:rollback"]);
+    assert_eq!(
+        kinds_shown(&["--kind", "action"], &path),
+        ["3:rollback", "5:birth"]
+    );
+    assert_eq!(
+        kinds_shown(&["--kind", "drift", "--kind", "birth"], &path),
+        ["2:drift", "4:drift", "5:birth"]
+    );
+    assert_eq!(
+        kinds_shown(&["--since", "1h"], &path),
+        ["4:drift", "5:birth"]
+    );
+    assert_eq!(
+        kinds_shown(&["--node", "lyra"], &path),
+        ["2:drift", "3:rollback"]
+    );
+    assert_eq!(
+        kinds_shown(&["--resource", "docker/vega/container/db"], &path),
+        ["4:drift", "5:birth"]
+    );
+    assert_eq!(
+        kinds_shown(&["--since", "1h", "--kind", "drift"], &path),
+        ["4:drift"]
+    );
+}
+
+#[test]
+fn ledger_show_table_is_readable() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = mixed_ledger(dir.path());
+    let out = run(&[
+        "ledger",
+        "show",
+        "--kind",
+        "drift",
+        "--path",
+        &path.to_string_lossy(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(lines[0].starts_with("SEQ  TIME"), "{}", out.stdout);
+    assert!(lines[0].contains("KIND"));
+    assert!(
+        lines[1].contains("drift  lyra  docker/lyra/container/web  -"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].ends_with("image: runs `nginx:1.25`, declared `nginx:1.27`"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[2].ends_with("missing: absent"), "{}", out.stdout);
+
+    let bad = run(&[
+        "ledger",
+        "show",
+        "--kind",
+        "nope",
+        "--path",
+        &path.to_string_lossy(),
+    ]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("`nope` is not a ledger entry kind"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn ledger_default_path_without_manifest_is_under_repo() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    mixed_ledger(dir.path());
+    let out = run(&["ledger", "verify", "--repo", &dir.path().to_string_lossy()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("ledger/container_ledger.jsonl`: 5 entries, chain intact"),
+        "{}",
+        out.stdout
+    );
+
+    let empty = tempfile::tempdir().expect("a temp dir");
+    let missing = run(&[
+        "ledger",
+        "verify",
+        "--repo",
+        &empty.path().to_string_lossy(),
+    ]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("hint: no ledger at"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn ledger_show_broken_prints_intact_entries_then_fails() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = mixed_ledger(dir.path());
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replacen("absent", "abseNt", 1)).expect("write");
+    let out = run(&["ledger", "show", "--path", &path.to_string_lossy()]);
+    assert_eq!(out.code, 5);
+    assert_eq!(
+        out.stdout.lines().count(),
+        4,
+        "header and 3 intact entries: {}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("at line 4"), "{}", out.stderr);
+}
+
+#[test]
+fn ledger_stress_appends_fast_enough() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("l.jsonl");
+    let started = Instant::now();
+    let out = append(&path, 200);
+    assert_eq!(out.stdout.lines().count(), 200);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(verify(&path).code, 0);
+}

@@ -1,0 +1,363 @@
+//! Builders and fixtures for tests: fixed timestamps, specs, manifests, and a model of what Docker
+//! reports for a container created from a spec. Compiled only for tests and the `testing` feature.
+//!
+//! [`observed_from_spec`] is written from Docker's behaviour (the daemon's `merge` of image config
+//! into container config), not from the diff, so a test comparing the two proves something.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::drift::{DiffContext, DriftReport, diff_node};
+use crate::labels::{hex, normalize_image_ref, ownership_labels};
+use crate::manifest::{
+    Alerting, Config, DriftRules, Inventory, LedgerConfig, Manifest, NodeSpec, SecretsConfig,
+};
+use crate::observed::{
+    ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer,
+};
+use crate::plan::{Plan, plan};
+use crate::policy::{Decision, PolicyContext, decide};
+use crate::spec::{Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, RestartPolicy};
+
+/// The node every builder puts things on.
+pub const NODE: &str = "lyra";
+/// The git revision containers are labelled with.
+pub const REVISION: &str = "0123456789abcdef0123456789abcdef01234567";
+/// When every modelled container was created.
+pub const CREATED: &str = "2025-01-01T00:00:00Z";
+/// When every modelled container last started.
+pub const STARTED: &str = "2025-01-01T00:00:01Z";
+/// "Now" in tests: Sunday 2025-01-05 12:00 UTC.
+pub const NOW: &str = "2025-01-05T12:00:00Z";
+
+/// Parses an RFC 3339 timestamp; panics on a typo in a test.
+#[must_use]
+pub fn ts(s: &str) -> Timestamp {
+    s.parse()
+        .unwrap_or_else(|e| panic!("`{s}` is not a timestamp: {e}"))
+}
+
+/// The fixed "now" of tests ([`NOW`]).
+#[must_use]
+pub fn now() -> Timestamp {
+    ts(NOW)
+}
+
+fn sha(s: &str) -> String {
+    hex(&Sha256::digest(s.as_bytes()))
+}
+
+/// A stable fake image id for a reference (`busybox` and `busybox:latest` share one).
+#[must_use]
+pub fn image_id(reference: &str) -> String {
+    format!("sha256:{}", sha(&normalize_image_ref(reference)))
+}
+
+/// A stable fake container id for a name.
+#[must_use]
+pub fn container_id(name: &str) -> String {
+    sha(&format!("container/{name}"))
+}
+
+/// A minimal declared container on [`NODE`]: `busybox:1.36`, nothing else set.
+#[must_use]
+pub fn spec(name: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.to_owned(),
+        node: NODE.to_owned(),
+        image: "busybox:1.36".to_owned(),
+        ports: Vec::new(),
+        fallback_ports: BTreeMap::new(),
+        env: BTreeMap::new(),
+        mounts: Vec::new(),
+        command: None,
+        entrypoint: None,
+        labels: BTreeMap::new(),
+        restart: RestartPolicy::No,
+        healthcheck: None,
+        bloodline: Bloodline::default(),
+        ignore_differences: Vec::new(),
+        drift_action: None,
+    }
+}
+
+/// A node on its local socket.
+#[must_use]
+pub fn node(name: &str) -> NodeSpec {
+    NodeSpec {
+        name: name.to_owned(),
+        role: None,
+        hostname: None,
+        docker: None,
+        tls: None,
+        docker_enabled: true,
+        k8s_enabled: false,
+        kube_context: None,
+        mode: None,
+    }
+}
+
+/// A manifest declaring `containers` on [`NODE`], every other section at its default.
+#[must_use]
+pub fn manifest(containers: Vec<ContainerSpec>) -> Manifest {
+    Manifest {
+        file: "refinery.yaml".to_owned(),
+        config: Config::default(),
+        nodes: vec![node(NODE)],
+        containers,
+        stacks: Vec::new(),
+        kubernetes: Vec::new(),
+        inventory: Inventory::default(),
+        drift_rules: DriftRules::default(),
+        maintenance_windows: Vec::new(),
+        alerting: Alerting::default(),
+        ledger: LedgerConfig::default(),
+        secrets: SecretsConfig::default(),
+        allow_empty: false,
+        ignore_differences: Vec::new(),
+    }
+}
+
+/// Docker's merge of an image healthcheck under a container's: unset fields come from the image.
+fn merged_healthcheck(
+    own: Option<&Healthcheck>,
+    image: Option<&Healthcheck>,
+) -> Option<Healthcheck> {
+    match (own, image) {
+        (None, image) => image.cloned(),
+        (Some(own), None) => Some(own.clone()),
+        (Some(own), Some(image)) => {
+            let pick = |a: u64, b: u64| if a == 0 { b } else { a };
+            Some(Healthcheck {
+                test: if own.test.is_empty() {
+                    image.test.clone()
+                } else {
+                    own.test.clone()
+                },
+                interval_ms: pick(own.interval_ms, image.interval_ms),
+                timeout_ms: pick(own.timeout_ms, image.timeout_ms),
+                start_period_ms: pick(own.start_period_ms, image.start_period_ms),
+                retries: if own.retries == 0 {
+                    image.retries
+                } else {
+                    own.retries
+                },
+            })
+        }
+    }
+}
+
+/// What Docker reports (after the adapter's conversion) for a container created by Refinery from
+/// `spec` on an image with `image` defaults, running and, with a healthcheck, healthy:
+/// - env: the image's, overridden by the spec's;
+/// - command: the spec's when non-empty; else none when the spec gives a non-empty entrypoint; else
+///   the image's (Docker's `merge`);
+/// - entrypoint: the spec's when given (`[]` clears it), else the image's;
+/// - labels: the image's, overridden by the spec's, plus Refinery's ownership labels;
+/// - mounts: the spec's plus an anonymous volume for every image `VOLUME` no mount covers;
+/// - healthcheck: the spec's with unset fields taken from the image's, or the image's.
+#[must_use]
+pub fn observed_from_spec(spec: &ContainerSpec, image: &ImageDefaults) -> ObservedContainer {
+    let mut env = image.env.clone();
+    for (k, v) in &spec.env {
+        env.insert(k.clone(), v.expose().to_owned());
+    }
+
+    let entrypoint_given = spec.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
+    let command = match &spec.command {
+        Some(c) if !c.is_empty() => Some(c.clone()),
+        own if entrypoint_given => own.clone(),
+        _ => image.command.clone(),
+    };
+    let entrypoint = match &spec.entrypoint {
+        Some(e) => Some(e.clone()),
+        None => image.entrypoint.clone(),
+    }
+    .filter(|e| !e.is_empty());
+
+    let mut labels = image.labels.clone();
+    labels.extend(ownership_labels(spec, REVISION));
+
+    let mut mounts = spec.mounts.clone();
+    for v in &image.volumes {
+        if !mounts.iter().any(|m| &m.target == v) {
+            mounts.push(Mount {
+                kind: MountKind::Anonymous,
+                source: String::new(),
+                target: v.clone(),
+                read_only: false,
+            });
+        }
+    }
+    mounts.sort();
+
+    let mut ports = spec.ports.clone();
+    ports.sort();
+    ports.dedup();
+
+    let healthcheck = merged_healthcheck(spec.healthcheck.as_ref(), image.healthcheck.as_ref());
+    let health = match &healthcheck {
+        Some(h) if h.test.first().is_some_and(|t| t != "NONE") => Health::Healthy,
+        _ => Health::None,
+    };
+
+    ObservedContainer {
+        id: container_id(&spec.name),
+        name: spec.name.clone(),
+        image: spec.image.clone(),
+        image_id: image_id(&spec.image),
+        state: ContainerState::Running,
+        health,
+        exit_code: None,
+        created: CREATED.to_owned(),
+        started_at: Some(STARTED.to_owned()),
+        ports,
+        env,
+        mounts,
+        command,
+        entrypoint,
+        labels,
+        restart: spec.restart,
+        healthcheck,
+        image_defaults: Some(image.clone()),
+    }
+}
+
+/// A local image for `reference` with `defaults`.
+#[must_use]
+pub fn image_info(reference: &str, defaults: &ImageDefaults) -> ImageInfo {
+    ImageInfo {
+        id: image_id(reference),
+        tags: vec![normalize_image_ref(reference)],
+        defaults: defaults.clone(),
+    }
+}
+
+/// A running container nobody declared (created by hand: no Refinery labels).
+#[must_use]
+pub fn stray(name: &str, image: &str) -> ObservedContainer {
+    let mut o = observed_from_spec(
+        &ContainerSpec {
+            image: image.to_owned(),
+            ..spec(name)
+        },
+        &ImageDefaults::default(),
+    );
+    o.labels.clear();
+    o
+}
+
+/// A node's engine holding, for every spec, the container Refinery would have created and its
+/// image (all with the same image defaults).
+#[must_use]
+pub fn observed_node(specs: &[&ContainerSpec], image: &ImageDefaults) -> Observed {
+    let mut observed = Observed::default();
+    for s in specs {
+        observed.containers.push(observed_from_spec(s, image));
+        observed
+            .images
+            .insert(normalize_image_ref(&s.image), image_info(&s.image, image));
+    }
+    observed
+}
+
+/// Inputs of one evaluated pass besides the manifest and the observed state.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    pub node: String,
+    pub now: Timestamp,
+    pub first_seen: BTreeMap<String, Timestamp>,
+    pub honor_grace: bool,
+    pub self_container_id: Option<String>,
+}
+
+impl Default for Pass {
+    fn default() -> Self {
+        Pass {
+            node: NODE.to_owned(),
+            now: now(),
+            first_seen: BTreeMap::new(),
+            honor_grace: true,
+            self_container_id: None,
+        }
+    }
+}
+
+impl Pass {
+    #[must_use]
+    pub fn now(mut self, now: Timestamp) -> Self {
+        self.now = now;
+        self
+    }
+
+    #[must_use]
+    pub fn node(mut self, node: &str) -> Self {
+        node.clone_into(&mut self.node);
+        self
+    }
+
+    /// Records that drift `key` (`<id> <kind>`, see `policy::drift_key`) was first seen at `at`.
+    #[must_use]
+    pub fn first_seen(mut self, key: &str, at: Timestamp) -> Self {
+        self.first_seen.insert(key.to_owned(), at);
+        self
+    }
+
+    #[must_use]
+    pub fn honor_grace(mut self, honor: bool) -> Self {
+        self.honor_grace = honor;
+        self
+    }
+
+    #[must_use]
+    pub fn self_container_id(mut self, id: &str) -> Self {
+        self.self_container_id = Some(id.to_owned());
+        self
+    }
+
+    /// Diff, decide and plan, composed as the engine composes them.
+    #[must_use]
+    pub fn run(&self, manifest: &Manifest, observed: &Observed) -> Evaluated {
+        let declared: Vec<&ContainerSpec> = manifest
+            .containers
+            .iter()
+            .filter(|c| c.node == self.node)
+            .collect();
+        let ctx = DiffContext {
+            node: self.node.clone(),
+            ignore: manifest.ignore_differences.clone(),
+            ignore_label_keys: manifest
+                .config
+                .selector
+                .iter()
+                .map(|s| s.key.clone())
+                .collect(),
+        };
+        let report = diff_node(&declared, observed, &ctx);
+        let pctx = PolicyContext {
+            manifest,
+            mode: manifest.mode_of(&self.node),
+            now: self.now,
+            first_seen: &self.first_seen,
+            honor_grace: self.honor_grace,
+            self_container_id: self.self_container_id.as_deref(),
+        };
+        let decisions = decide(&report, observed, &pctx);
+        let plan = plan(&decisions, observed);
+        Evaluated {
+            report,
+            decisions,
+            plan,
+        }
+    }
+}
+
+/// What one evaluated pass found and would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluated {
+    pub report: DriftReport,
+    pub decisions: Vec<Decision>,
+    pub plan: Plan,
+}

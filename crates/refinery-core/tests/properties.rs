@@ -1,0 +1,792 @@
+//! Properties: what Refinery creates shows no drift; spelling does not matter; the safety
+//! invariants hold for any rules, modes and states; plans are deterministic and converge.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use proptest::sample::subsequence;
+use refinery_core::drift::{DiffContext, diff_node};
+use refinery_core::labels::{self, normalize_image_ref};
+use refinery_core::manifest::{Allowed, MaintenanceWindow, Manifest, Mode, Rule, WindowDay};
+use refinery_core::plan::{Plan, StepKind};
+use refinery_core::policy::{Action, matches_any, window_active};
+use refinery_core::testing::{self, Pass, image_info, observed_from_spec, spec, stray};
+use refinery_core::{
+    ContainerSpec, ContainerState, Health, Healthcheck, ImageDefaults, LoadOptions, Mount,
+    MountKind, Observed, PortBinding, Protocol, RestartPolicy, Secret, load_manifest,
+};
+
+// ---- generators ----
+
+const IMAGES: [&str; 3] = ["busybox:1.36", "nginx", "registry.local:5000/team/api:2"];
+const NAMES: [&str; 10] = [
+    "web",
+    "api",
+    "db",
+    "prod-db",
+    "prod-web",
+    "dev-shell",
+    "odoo-dev-1",
+    "test-x",
+    "refinery",
+    "cache",
+];
+const TARGETS: [&str; 4] = ["/data", "/cache", "/etc/app", "/var/log/app"];
+const ENV_KEYS: [&str; 6] = ["PATH", "LANG", "LOG_LEVEL", "DB_PASSWORD", "API_TOKEN", "X"];
+const LABEL_KEYS: [&str; 4] = [
+    "team",
+    "tier",
+    "org.opencontainers.image.version",
+    "com.example.build",
+];
+
+fn words() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec("[a-z/-]{1,6}", 0..3)
+}
+
+fn opt_words() -> impl Strategy<Value = Option<Vec<String>>> {
+    prop_oneof![Just(None), words().prop_map(Some)]
+}
+
+fn value() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 ./:-]{0,6}"
+}
+
+fn port() -> impl Strategy<Value = PortBinding> {
+    (
+        prop_oneof![Just(String::new()), Just("127.0.0.1".to_owned())],
+        prop::option::of(8000u16..8004),
+        1u16..6,
+        prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)],
+    )
+        .prop_map(
+            |(host_ip, host_port, container_port, protocol)| PortBinding {
+                host_ip,
+                host_port,
+                container_port,
+                protocol,
+            },
+        )
+}
+
+fn mount(target: &'static str) -> impl Strategy<Value = Mount> {
+    (0..3u8, prop_oneof![Just("v1"), Just("v2")], any::<bool>()).prop_map(
+        move |(kind, vol, read_only)| {
+            let (kind, source) = match kind {
+                0 => (MountKind::Volume, vol.to_owned()),
+                1 => (MountKind::Bind, format!("/srv/{vol}")),
+                _ => (MountKind::Anonymous, String::new()),
+            };
+            Mount {
+                kind,
+                source,
+                target: target.to_owned(),
+                read_only,
+            }
+        },
+    )
+}
+
+fn mounts() -> impl Strategy<Value = Vec<Mount>> {
+    (
+        prop::option::of(mount(TARGETS[0])),
+        prop::option::of(mount(TARGETS[1])),
+        prop::option::of(mount(TARGETS[2])),
+        prop::option::of(mount(TARGETS[3])),
+    )
+        .prop_map(|(a, b, c, d)| {
+            let mut v: Vec<Mount> = [a, b, c, d].into_iter().flatten().collect();
+            v.sort();
+            v
+        })
+}
+
+fn healthcheck(allow_empty_test: bool) -> impl Strategy<Value = Healthcheck> {
+    let tests: Vec<Vec<String>> = [
+        vec!["CMD", "true"],
+        vec!["CMD-SHELL", "wget -q localhost"],
+        vec!["NONE"],
+        if allow_empty_test {
+            vec![]
+        } else {
+            vec!["CMD", "false"]
+        },
+    ]
+    .into_iter()
+    .map(|t| t.into_iter().map(str::to_owned).collect())
+    .collect();
+    (
+        prop::sample::select(tests),
+        prop_oneof![Just(0u64), Just(10_000), Just(30_000)],
+        prop_oneof![Just(0u64), Just(5_000)],
+        prop_oneof![Just(0u64), Just(1_000)],
+        0u32..4,
+    )
+        .prop_map(
+            |(test, interval_ms, timeout_ms, start_period_ms, retries)| Healthcheck {
+                test,
+                interval_ms,
+                timeout_ms,
+                start_period_ms,
+                retries,
+            },
+        )
+}
+
+fn restart() -> impl Strategy<Value = RestartPolicy> {
+    prop_oneof![
+        Just(RestartPolicy::No),
+        Just(RestartPolicy::Always),
+        Just(RestartPolicy::UnlessStopped),
+        (0u32..4).prop_map(RestartPolicy::OnFailure),
+    ]
+}
+
+fn env() -> impl Strategy<Value = BTreeMap<String, Secret>> {
+    prop::collection::btree_map(
+        prop::sample::select(ENV_KEYS.to_vec()),
+        (value(), any::<bool>()),
+        0..4,
+    )
+    .prop_map(|m| {
+        m.into_iter()
+            .map(|(k, (v, sensitive))| (k.to_owned(), Secret::new(v, sensitive)))
+            .collect()
+    })
+}
+
+fn label_map() -> impl Strategy<Value = BTreeMap<String, String>> {
+    prop::collection::btree_map(prop::sample::select(LABEL_KEYS.to_vec()), value(), 0..3)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// A declared container named `name`, as the manifest loader could produce it.
+fn container(name: &'static str) -> impl Strategy<Value = ContainerSpec> {
+    (
+        prop::sample::select(IMAGES.to_vec()),
+        prop::collection::vec(port(), 0..3),
+        env(),
+        mounts(),
+        (opt_words(), opt_words()),
+        label_map(),
+        restart(),
+        prop::option::of(healthcheck(false)),
+    )
+        .prop_map(
+            move |(
+                image,
+                ports,
+                env,
+                mounts,
+                (command, entrypoint),
+                labels,
+                restart,
+                healthcheck,
+            )| ContainerSpec {
+                image: image.to_owned(),
+                ports,
+                env,
+                mounts,
+                command,
+                entrypoint,
+                labels,
+                restart,
+                healthcheck,
+                ..spec(name)
+            },
+        )
+}
+
+/// The defaults an image gives its containers.
+fn image_defaults() -> impl Strategy<Value = ImageDefaults> {
+    (
+        prop::collection::btree_map(prop::sample::select(ENV_KEYS.to_vec()), value(), 0..3),
+        opt_words(),
+        prop::option::of(prop::collection::vec("[a-z/-]{1,6}", 1..3)),
+        label_map(),
+        prop::option::of(healthcheck(true)),
+        subsequence(TARGETS.to_vec(), 0..3),
+    )
+        .prop_map(
+            |(env, command, entrypoint, labels, healthcheck, volumes)| ImageDefaults {
+                env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                command,
+                entrypoint,
+                labels,
+                healthcheck,
+                exposed_ports: Vec::new(),
+                volumes: volumes.into_iter().map(str::to_owned).collect(),
+            },
+        )
+}
+
+fn ctx() -> DiffContext {
+    DiffContext {
+        node: testing::NODE.into(),
+        ..DiffContext::default()
+    }
+}
+
+// ---- a container Refinery created shows no drift ----
+
+proptest! {
+    #[test]
+    fn prop_container_created_from_spec_shows_no_drift(s in container("web"), img in image_defaults()) {
+        let observed = testing::observed_node(&[&s], &img);
+        let report = diff_node(&[&s], &observed, &ctx());
+        prop_assert!(report.drifts.is_empty(), "{:#?}\nobserved: {:#?}", report.drifts, observed.containers[0]);
+        prop_assert_eq!(report.in_sync.len(), 1);
+    }
+
+    #[test]
+    fn prop_container_created_from_spec_without_local_image_shows_no_drift(s in container("web"), img in image_defaults()) {
+        // The image was untagged since: compared by reference, its defaults still on the container.
+        let observed = Observed { containers: vec![observed_from_spec(&s, &img)], ..Observed::default() };
+        prop_assert!(diff_node(&[&s], &observed, &ctx()).drifts.is_empty());
+    }
+}
+
+// ---- spelling: env order, port short/long form ----
+
+fn render_manifest(env: &[(String, String)], env_as_list: bool, ports: &[String]) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let env = if env_as_list {
+        let items: Vec<String> = env.iter().map(|(k, v)| q(&format!("{k}={v}"))).collect();
+        format!("[{}]", items.join(", "))
+    } else {
+        let items: Vec<String> = env
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
+        format!("{{{}}}", items.join(", "))
+    };
+    let ports: Vec<String> = ports.iter().map(|p| q(p)).collect();
+    format!(
+        "nodes: [{{name: lyra}}]\ncontainers:\n  - name: web\n    image: busybox:1.36\n    node: lyra\n    env: {env}\n    ports: [{}]\n",
+        ports.join(", ")
+    )
+}
+
+fn port_forms(p: &PortBinding) -> (String, String) {
+    let host = p.host_port.map(|h| h.to_string()).unwrap_or_default();
+    let ip = if p.host_ip.is_empty() {
+        "0.0.0.0"
+    } else {
+        p.host_ip.as_str()
+    };
+    let short = match (p.host_ip.is_empty(), p.host_port, p.protocol) {
+        (true, None, Protocol::Tcp) => p.container_port.to_string(),
+        (true, Some(h), Protocol::Tcp) => format!("{h}:{}", p.container_port),
+        (true, Some(h), proto) => format!("{h}:{}/{proto}", p.container_port),
+        (true, None, proto) => format!("{}/{proto}", p.container_port),
+        (false, _, Protocol::Tcp) => format!("{}:{host}:{}", p.host_ip, p.container_port),
+        (false, _, proto) => format!("{}:{host}:{}/{proto}", p.host_ip, p.container_port),
+    };
+    (
+        short,
+        format!("{ip}:{host}:{}/{}", p.container_port, p.protocol),
+    )
+}
+
+fn load(src: &str) -> Manifest {
+    let env = |_: &str| None;
+    match load_manifest(
+        "refinery.yaml",
+        src,
+        &LoadOptions {
+            env: &env,
+            base_dir: None,
+        },
+    ) {
+        Ok(l) => l.manifest,
+        Err(e) => panic!("{e}: {:?}\n{src}", e.issues()),
+    }
+}
+
+proptest! {
+    #[test]
+    fn prop_env_order_and_port_form_do_not_matter(
+        env in prop::collection::btree_map("[A-Z][A-Z_]{0,5}", "[a-z0-9 .:/-]{0,6}", 0..5),
+        seed in any::<u64>(),
+        as_list in any::<(bool, bool)>(),
+        ports in prop::collection::btree_set(port(), 0..4),
+        forms in prop::collection::vec(any::<(bool, bool)>(), 4),
+        img in image_defaults(),
+    ) {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut shuffled = env.clone();
+        // A deterministic permutation from the seed.
+        let n = shuffled.len().max(1);
+        shuffled.rotate_left(usize::try_from(seed % n as u64).unwrap_or(0));
+        if seed & 1 == 1 { shuffled.reverse(); }
+        // A host port is published once (the manifest rejects the rest).
+        let mut taken = BTreeSet::new();
+        let ports: Vec<PortBinding> = ports
+            .into_iter()
+            .filter(|p| p.host_port.is_none_or(|h| taken.insert((p.host_ip.clone(), h, p.protocol))))
+            .collect();
+        let spell = |pick: &dyn Fn(usize) -> bool| -> Vec<String> {
+            ports.iter().enumerate().map(|(i, p)| {
+                let (short, long) = port_forms(p);
+                if pick(i) { long } else { short }
+            }).collect()
+        };
+        let a = load(&render_manifest(&env, as_list.0, &spell(&|i| forms[i].0)));
+        let b = load(&render_manifest(&shuffled, as_list.1, &spell(&|i| forms[i].1)));
+        prop_assert_eq!(&a.containers, &b.containers);
+        let mut want = ports.clone();
+        want.sort();
+        let mut got = a.containers[0].ports.clone();
+        got.sort();
+        prop_assert_eq!(got, want);
+        // What Refinery created from one spelling is in sync with the other.
+        let observed = testing::observed_node(&[&a.containers[0]], &img);
+        prop_assert!(diff_node(&[&b.containers[0]], &observed, &ctx()).drifts.is_empty());
+    }
+}
+
+// ---- whole worlds: rules, modes, windows, states ----
+
+#[derive(Debug, Clone, Copy)]
+enum Mutation {
+    EnvChanged,
+    Exited,
+    Paused,
+    Unhealthy,
+    OldImage,
+    ExtraLabel,
+    PortChanged,
+    RestartChanged,
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    use Mutation::*;
+    prop::sample::select(vec![
+        EnvChanged,
+        Exited,
+        Paused,
+        Unhealthy,
+        OldImage,
+        ExtraLabel,
+        PortChanged,
+        RestartChanged,
+    ])
+}
+
+fn apply_mutation(o: &mut refinery_core::ObservedContainer, m: Mutation) {
+    match m {
+        Mutation::EnvChanged => {
+            o.env.insert("LOG_LEVEL".into(), "tampered".into());
+        }
+        Mutation::Exited => {
+            o.state = ContainerState::Exited;
+            o.exit_code = Some(137);
+        }
+        Mutation::Paused => o.state = ContainerState::Paused,
+        Mutation::Unhealthy => o.health = Health::Unhealthy,
+        Mutation::OldImage => o.image_id = testing::image_id("old:image"),
+        Mutation::ExtraLabel => {
+            o.labels.insert("owner".into(), "bob".into());
+        }
+        Mutation::PortChanged => o.ports.push(PortBinding {
+            host_ip: String::new(),
+            host_port: Some(9999),
+            container_port: 99,
+            protocol: Protocol::Tcp,
+        }),
+        Mutation::RestartChanged => {
+            o.restart = if o.restart == RestartPolicy::Always {
+                RestartPolicy::No
+            } else {
+                RestartPolicy::Always
+            };
+        }
+    }
+}
+
+fn rule(actions: &'static [Action]) -> impl Strategy<Value = Option<Rule>> {
+    prop::option::of(
+        (
+            prop::sample::select(actions.to_vec()),
+            prop_oneof![Just(0u64), Just(60)],
+            any::<bool>(),
+        )
+            .prop_map(|(action, grace_period_secs, exceptions)| Rule {
+                action,
+                grace_period_secs,
+                exceptions: if exceptions {
+                    vec!["dev-*".into(), "test-*".into()]
+                } else {
+                    Vec::new()
+                },
+            }),
+    )
+}
+
+fn mode() -> impl Strategy<Value = Mode> {
+    prop_oneof![3 => Just(Mode::Enforce), 1 => Just(Mode::Audit), 1 => Just(Mode::ReadOnly)]
+}
+
+fn window() -> impl Strategy<Value = MaintenanceWindow> {
+    (
+        prop_oneof![
+            Just(WindowDay::Daily),
+            Just(WindowDay::Sunday),
+            Just(WindowDay::Monday)
+        ],
+        0u32..1440,
+        1u32..=1440,
+        prop_oneof![Just("UTC"), Just("Asia/Singapore")],
+        any::<(bool, bool)>(),
+    )
+        .prop_map(
+            |(day, start_minute, end_minute, tz, (disable_auto_rollback, allow_drift))| {
+                MaintenanceWindow {
+                    name: "w".into(),
+                    day,
+                    start_minute,
+                    end_minute,
+                    timezone: tz.into(),
+                    disable_auto_rollback,
+                    allow_drift,
+                }
+            },
+        )
+}
+
+/// How a declared container stands on the engine.
+#[derive(Debug, Clone)]
+struct Declared {
+    spec: ContainerSpec,
+    present: bool,
+    mutations: Vec<Mutation>,
+}
+
+#[derive(Debug, Clone)]
+struct World {
+    manifest: Manifest,
+    images: BTreeMap<String, ImageDefaults>,
+    observed: Observed,
+    pass: Pass,
+    /// Names Refinery must recognise as itself.
+    self_name: Option<String>,
+}
+
+fn declared(name: &'static str) -> impl Strategy<Value = Declared> {
+    (
+        container(name),
+        prop::option::weighted(
+            0.2,
+            prop_oneof![
+                Just(Action::Alert),
+                Just(Action::Ignore),
+                Just(Action::Recreate),
+                Just(Action::Restart)
+            ],
+        ),
+        prop::bool::weighted(0.85),
+        prop::collection::vec(mutation(), 0..3),
+    )
+        .prop_map(|(mut spec, drift_action, present, mutations)| {
+            spec.drift_action = drift_action;
+            Declared {
+                spec,
+                present,
+                mutations,
+            }
+        })
+}
+
+fn world() -> impl Strategy<Value = World> {
+    let names = subsequence(NAMES.to_vec(), 0..=NAMES.len());
+    let strays = subsequence(NAMES.to_vec(), 0..4);
+    (
+        names.prop_flat_map(|names| names.into_iter().map(declared).collect::<Vec<_>>()),
+        strays,
+        prop::collection::vec(image_defaults(), IMAGES.len()),
+        (
+            rule(&[Action::Terminate, Action::Alert, Action::Ignore]),
+            rule(&[Action::Recreate, Action::Alert, Action::Ignore]),
+            rule(&[
+                Action::Rollback,
+                Action::Recreate,
+                Action::Alert,
+                Action::Ignore,
+            ]),
+            rule(&[
+                Action::Recreate,
+                Action::Restart,
+                Action::Rollback,
+                Action::Alert,
+                Action::Ignore,
+            ]),
+            rule(&[
+                Action::Restart,
+                Action::Recreate,
+                Action::Alert,
+                Action::Ignore,
+            ]),
+        ),
+        (mode(), prop::option::weighted(0.3, mode()), any::<bool>()),
+        (
+            subsequence(vec!["prod-*", "refinery", "cache"], 0..=3),
+            any::<bool>(),
+        ),
+        prop::collection::vec(window(), 0..2),
+        (0i64..10_080, any::<bool>(), any::<bool>()),
+        prop::option::of((prop::sample::select(NAMES.to_vec()), any::<bool>())),
+    )
+        .prop_map(
+            |(
+                declared,
+                strays,
+                defaults,
+                rules,
+                (mode, node_mode, allow_empty),
+                (protected, allowed),
+                windows,
+                (minutes, honor_grace, seen_long_ago),
+                self_mark,
+            )| {
+                let images: BTreeMap<String, ImageDefaults> = IMAGES
+                    .iter()
+                    .map(|i| (*i).to_owned())
+                    .zip(defaults)
+                    .collect();
+                let mut m = testing::manifest(declared.iter().map(|d| d.spec.clone()).collect());
+                m.config.mode = mode;
+                m.nodes[0].mode = node_mode;
+                m.allow_empty = allow_empty;
+                (
+                    m.drift_rules.unauthorized_containers,
+                    m.drift_rules.missing_containers,
+                    m.drift_rules.image_drift,
+                    m.drift_rules.config_drift,
+                    m.drift_rules.status_drift,
+                ) = rules;
+                m.inventory.protected = protected.into_iter().map(str::to_owned).collect();
+                if allowed {
+                    m.inventory.allowed = Allowed {
+                        containers: vec!["odoo-dev*".into()],
+                        ..Allowed::default()
+                    };
+                }
+                m.maintenance_windows = windows;
+
+                let mut observed = Observed::default();
+                for (reference, d) in &images {
+                    observed
+                        .images
+                        .insert(normalize_image_ref(reference), image_info(reference, d));
+                }
+                for d in &declared {
+                    if d.present {
+                        let mut o = observed_from_spec(&d.spec, &images[&d.spec.image]);
+                        for &mu in &d.mutations {
+                            apply_mutation(&mut o, mu);
+                        }
+                        observed.containers.push(o);
+                    }
+                }
+                for name in strays {
+                    if !declared.iter().any(|d| d.spec.name == name) {
+                        observed.containers.push(stray(name, "adminer:4"));
+                    }
+                }
+                let now = testing::now()
+                    .checked_add(SignedDuration::from_mins(minutes))
+                    .unwrap_or_else(|_| testing::now());
+                let mut pass = Pass::default().now(now).honor_grace(honor_grace);
+                let mut self_name = None;
+                if let Some((name, by_label)) = self_mark
+                    && let Some(c) = observed.containers.iter_mut().find(|c| c.name == name)
+                {
+                    if by_label {
+                        c.labels.insert(labels::CONTROLLER.into(), "true".into());
+                    } else {
+                        pass = pass.self_container_id(&c.id[..12]);
+                    }
+                    self_name = Some(name.to_owned());
+                }
+                if seen_long_ago {
+                    // Every drift already seen an hour ago: grace periods are over.
+                    let first = Pass::default().honor_grace(false).run(&m, &observed);
+                    for d in &first.report.drifts {
+                        pass = pass.first_seen(
+                            &refinery_core::policy::drift_key(d),
+                            now - SignedDuration::from_hours(1),
+                        );
+                    }
+                }
+                World {
+                    manifest: m,
+                    images,
+                    observed,
+                    pass,
+                    self_name,
+                }
+            },
+        )
+}
+
+fn writes(p: &Plan) -> Vec<(String, StepKind)> {
+    p.writes()
+        .map(|s| (s.id.name().to_owned(), s.kind))
+        .collect()
+}
+
+/// The engine after a plan's writes, as the adapters would leave it.
+fn apply(w: &World, p: &Plan) -> Observed {
+    let mut observed = w.observed.clone();
+    for step in p.writes() {
+        let name = step.id.name();
+        match step.kind {
+            StepKind::Remove => observed.containers.retain(|c| c.name != name),
+            StepKind::Create | StepKind::Recreate | StepKind::Rollback => {
+                let spec = w
+                    .manifest
+                    .containers
+                    .iter()
+                    .find(|c| c.name == name)
+                    .expect("declared");
+                let defaults = &w.images[&spec.image];
+                let fresh = observed_from_spec(spec, defaults);
+                observed.containers.retain(|c| c.name != name);
+                observed.containers.push(fresh);
+                observed.images.insert(
+                    normalize_image_ref(&spec.image),
+                    image_info(&spec.image, defaults),
+                );
+            }
+            StepKind::Restart | StepKind::Start | StepKind::Unpause => {
+                let c = observed
+                    .containers
+                    .iter_mut()
+                    .find(|c| c.name == name)
+                    .expect("observed");
+                c.state = ContainerState::Running;
+                c.exit_code = None;
+                c.health = match &c.healthcheck {
+                    Some(h) if h.test.first().is_some_and(|t| t != "NONE") => Health::Healthy,
+                    _ => Health::None,
+                };
+            }
+            other => unreachable!("{other} does not write"),
+        }
+    }
+    observed
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_protected_and_self_are_never_written(w in world()) {
+        let e = w.pass.run(&w.manifest, &w.observed);
+        for (name, kind) in writes(&e.plan) {
+            prop_assert!(!matches_any(&name, &w.manifest.inventory.protected), "{kind} on protected `{name}`");
+            prop_assert!(w.self_name.as_deref() != Some(name.as_str()), "{kind} on refinery itself (`{name}`)");
+        }
+    }
+
+    #[test]
+    fn prop_only_explicit_terminate_removes_undeclared(w in world()) {
+        let e = w.pass.run(&w.manifest, &w.observed);
+        let declared: BTreeSet<&str> = w.manifest.containers.iter().map(|c| c.name.as_str()).collect();
+        let rule = w.manifest.drift_rules.unauthorized_containers.as_ref();
+        for (name, kind) in writes(&e.plan) {
+            if kind == StepKind::Remove {
+                prop_assert!(!declared.contains(name.as_str()), "removed declared `{name}`");
+                prop_assert_eq!(rule.map(|r| r.action), Some(Action::Terminate));
+                prop_assert!(!rule.is_some_and(|r| matches_any(&name, &r.exceptions)));
+                prop_assert!(!matches_any(&name, &w.manifest.inventory.allowed.containers));
+                prop_assert!(!w.manifest.is_empty() || w.manifest.allow_empty, "pruned on an empty manifest");
+            }
+        }
+    }
+
+    #[test]
+    fn prop_read_only_plans_no_write_and_audit_only_alerts(w in world()) {
+        let e = w.pass.run(&w.manifest, &w.observed);
+        match w.manifest.mode_of(testing::NODE) {
+            Mode::ReadOnly => prop_assert!(writes(&e.plan).is_empty(), "{:?}", writes(&e.plan)),
+            Mode::Audit => {
+                for s in &e.plan.steps {
+                    prop_assert!(
+                        matches!(s.kind, StepKind::Alert | StepKind::Ignore | StepKind::Protected),
+                        "{} for {} in audit mode", s.kind, s.id
+                    );
+                }
+            }
+            Mode::Enforce => {}
+        }
+    }
+
+    #[test]
+    fn prop_plan_is_deterministic(w in world(), rotate in any::<usize>()) {
+        let a = w.pass.run(&w.manifest, &w.observed);
+        let b = w.pass.run(&w.manifest, &w.observed);
+        prop_assert_eq!(&a, &b);
+        // The order the engine lists containers in does not matter either.
+        let mut shuffled = w.observed.clone();
+        let n = shuffled.containers.len().max(1);
+        shuffled.containers.rotate_left(rotate % n);
+        shuffled.containers.reverse();
+        prop_assert_eq!(&a.plan, &w.pass.run(&w.manifest, &shuffled).plan);
+    }
+
+    #[test]
+    fn prop_applying_the_plan_converges(w in world()) {
+        let e = w.pass.run(&w.manifest, &w.observed);
+        let after = apply(&w, &e.plan);
+        let again = w.pass.run(&w.manifest, &after);
+        prop_assert!(
+            writes(&again.plan).is_empty(),
+            "first: {:?}\nthen: {:?}\n{:#?}",
+            writes(&e.plan),
+            writes(&again.plan),
+            again.plan.steps.iter().filter(|s| s.kind.writes()).collect::<Vec<_>>()
+        );
+    }
+}
+
+// ---- maintenance windows against a civil-time model ----
+
+fn window_model(w: &MaintenanceWindow, now: Timestamp) -> bool {
+    let local = now
+        .to_zoned(jiff::tz::TimeZone::get(&w.timezone).expect("tz"))
+        .datetime();
+    let dur = if w.end_minute > w.start_minute {
+        w.end_minute - w.start_minute
+    } else {
+        w.end_minute + 1440 - w.start_minute
+    };
+    let dur = if w.start_minute == w.end_minute {
+        0
+    } else {
+        dur
+    };
+    [local.date(), local.date().yesterday().expect("date")]
+        .into_iter()
+        .any(|day| {
+            let on_day = match w.day {
+                WindowDay::Daily => true,
+                WindowDay::Sunday => day.weekday() == jiff::civil::Weekday::Sunday,
+                WindowDay::Monday => day.weekday() == jiff::civil::Weekday::Monday,
+                _ => unreachable!(),
+            };
+            let start = day.to_datetime(jiff::civil::Time::midnight())
+                + SignedDuration::from_mins(i64::from(w.start_minute));
+            let end = start + SignedDuration::from_mins(i64::from(dur));
+            on_day && start <= local && local < end
+        })
+}
+
+proptest! {
+    #[test]
+    fn prop_window_active_matches_civil_model(w in window(), minutes in 0i64..20_160) {
+        let now = testing::now() + SignedDuration::from_mins(minutes);
+        prop_assert_eq!(window_active(&w, now), window_model(&w, now), "{:?} at {}", w, now);
+    }
+}
