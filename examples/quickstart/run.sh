@@ -58,6 +58,11 @@ step "apply heals it"
 run apply --yes
 run plan
 
+step "the ledger: what happened, hash-chained and committed to refs/heads/refinery/ledger"
+run ledger show
+run ledger verify
+git -C "$repo" log --oneline refinery/ledger
+
 if $cleanup; then
   step "cleaning up"
   docker rm -f qs-web qs-worker >/dev/null 2>&1 || true
