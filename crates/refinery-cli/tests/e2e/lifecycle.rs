@@ -275,3 +275,26 @@ async fn port_taken_at_create_fails_that_resource_and_applies_the_rest() {
         "create",
     ]);
 }
+
+#[tokio::test]
+async fn image_absent_locally_fails_with_a_clear_pull_error_and_applies_the_rest() {
+    let env = Env::new().await;
+    let web = env.name("web");
+    let worker = env.name("worker");
+    // No registry is reachable here, so the pull path can only be tested for its error.
+    let absent = format!("refinery-absent-{}:1", env.name("img"));
+    env.commit_manifest(&format!(
+        "containers:\n\
+         \x20 - name: {web}\n    image: {absent}\n\
+         \x20 - name: {worker}\n    image: {IMAGE}\n"
+    ));
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(6)
+        .outcome(&web, "failed")
+        .stdout_has(&format!(
+            "image `{absent}` is not present locally and could not be pulled"
+        ))
+        .outcome(&worker, "created");
+    assert!(env.container("web").await.is_none(), "nothing half-made");
+}
