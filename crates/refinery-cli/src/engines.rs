@@ -47,10 +47,45 @@ pub fn self_container_id() -> Option<String> {
         return Some(id);
     }
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    container_id_from_mountinfo(&info)
+}
+
+/// Inside a container the engine bind-mounts `/var/lib/docker/containers/<id>/hostname` on
+/// `/etc/hostname`. Only that mount counts: a host's own mount table lists other containers' paths
+/// (their `shm` mounts), which must never make some other container "refinery's own".
+fn container_id_from_mountinfo(info: &str) -> Option<String> {
     info.lines().find_map(|line| {
-        let idx = line.find("/containers/")?;
-        let rest = &line[idx + "/containers/".len()..];
+        let mut fields = line.split(' ');
+        let root = fields.nth(3)?;
+        let mount_point = fields.next()?;
+        if mount_point != "/etc/hostname" {
+            return None;
+        }
+        let rest = &root[root.find("/containers/")? + "/containers/".len()..];
         let id: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
         (id.len() == 64).then_some(id)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_id_from_mountinfo;
+
+    const ID: &str = "4f1c0a3b2d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
+
+    #[test]
+    fn self_id_inside_a_container_is_read_from_the_hostname_mount() {
+        let info = format!(
+            "612 600 254:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw,relatime - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(container_id_from_mountinfo(&info).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn self_id_on_a_host_ignores_other_containers_shm_mounts() {
+        let info = format!(
+            "1086 29 0:123 / /var/lib/docker/containers/{ID}/mounts/shm rw,nosuid - tmpfs shm rw\n"
+        );
+        assert_eq!(container_id_from_mountinfo(&info), None);
+    }
 }
