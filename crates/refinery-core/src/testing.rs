@@ -86,17 +86,7 @@ pub fn spec(name: &str) -> ContainerSpec {
 /// A node on its local socket.
 #[must_use]
 pub fn node(name: &str) -> NodeSpec {
-    NodeSpec {
-        name: name.to_owned(),
-        role: None,
-        hostname: None,
-        docker: None,
-        tls: None,
-        docker_enabled: true,
-        k8s_enabled: false,
-        kube_context: None,
-        mode: None,
-    }
+    NodeSpec::local(name)
 }
 
 /// A manifest declaring `containers` on [`NODE`], every other section at its default.

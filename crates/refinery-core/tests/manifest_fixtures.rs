@@ -1036,15 +1036,5 @@ fn env_of(env: &BTreeMap<String, refinery_core::Secret>) -> Vec<(&str, &str)> {
 }
 
 fn local_node(name: &str) -> NodeSpec {
-    NodeSpec {
-        name: name.into(),
-        role: None,
-        hostname: None,
-        docker: None,
-        tls: None,
-        docker_enabled: true,
-        k8s_enabled: false,
-        kube_context: None,
-        mode: None,
-    }
+    NodeSpec::local(name)
 }

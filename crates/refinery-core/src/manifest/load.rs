@@ -336,17 +336,7 @@ fn implicit_node(
         }
         _ => DEFAULT_NODE.into(),
     };
-    NodeSpec {
-        name,
-        role: None,
-        hostname: None,
-        docker: None,
-        tls: None,
-        docker_enabled: true,
-        k8s_enabled: false,
-        kube_context: None,
-        mode: None,
-    }
+    NodeSpec::local(name)
 }
 
 fn read_nodes(r: &mut Reader<'_>, node: &Node) -> Vec<NodeSpec> {

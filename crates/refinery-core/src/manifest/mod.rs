@@ -98,6 +98,25 @@ pub struct NodeSpec {
     pub mode: Option<Mode>,
 }
 
+impl NodeSpec {
+    /// A node on the default engine (`DOCKER_HOST`, else the local socket), every option at its
+    /// default: what a manifest without `nodes:` gets.
+    #[must_use]
+    pub fn local(name: impl Into<String>) -> Self {
+        NodeSpec {
+            name: name.into(),
+            role: None,
+            hostname: None,
+            docker: None,
+            tls: None,
+            docker_enabled: true,
+            k8s_enabled: false,
+            kube_context: None,
+            mode: None,
+        }
+    }
+}
+
 /// The node name used when a manifest declares none.
 pub const DEFAULT_NODE: &str = "local";
 
