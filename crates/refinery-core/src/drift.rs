@@ -93,6 +93,24 @@ pub struct DiffContext {
     pub ignore_label_keys: Vec<String>,
 }
 
+impl DiffContext {
+    /// The context for one node of a manifest: its global ignore rules, and the selector's label
+    /// key (Refinery puts it on what it creates; it is never drift).
+    #[must_use]
+    pub fn for_node(manifest: &crate::manifest::Manifest, node: &str) -> Self {
+        DiffContext {
+            node: node.to_owned(),
+            ignore: manifest.ignore_differences.clone(),
+            ignore_label_keys: manifest
+                .config
+                .selector
+                .iter()
+                .map(|s| s.key.clone())
+                .collect(),
+        }
+    }
+}
+
 /// Whether `field` is covered by one of `patterns` (`env` covers `env.X`; globs allowed).
 #[must_use]
 pub fn field_ignored(field: &str, patterns: &[String]) -> bool {

@@ -310,22 +310,11 @@ impl Pass {
     /// Diff, decide and plan, composed as the engine composes them.
     #[must_use]
     pub fn run(&self, manifest: &Manifest, observed: &Observed) -> Evaluated {
-        let declared: Vec<&ContainerSpec> = manifest
-            .containers
-            .iter()
-            .filter(|c| c.node == self.node)
-            .collect();
-        let ctx = DiffContext {
-            node: self.node.clone(),
-            ignore: manifest.ignore_differences.clone(),
-            ignore_label_keys: manifest
-                .config
-                .selector
-                .iter()
-                .map(|s| s.key.clone())
-                .collect(),
-        };
-        let report = diff_node(&declared, observed, &ctx);
+        let report = diff_node(
+            &manifest.containers_on(&self.node),
+            observed,
+            &DiffContext::for_node(manifest, &self.node),
+        );
         let pctx = PolicyContext {
             manifest,
             mode: manifest.mode_of(&self.node),

@@ -360,18 +360,21 @@ enum Mutation {
     RestartChanged,
 }
 
+impl Mutation {
+    const ALL: [Mutation; 8] = [
+        Mutation::EnvChanged,
+        Mutation::Exited,
+        Mutation::Paused,
+        Mutation::Unhealthy,
+        Mutation::OldImage,
+        Mutation::ExtraLabel,
+        Mutation::PortChanged,
+        Mutation::RestartChanged,
+    ];
+}
+
 fn mutation() -> impl Strategy<Value = Mutation> {
-    use Mutation::*;
-    prop::sample::select(vec![
-        EnvChanged,
-        Exited,
-        Paused,
-        Unhealthy,
-        OldImage,
-        ExtraLabel,
-        PortChanged,
-        RestartChanged,
-    ])
+    prop::sample::select(Mutation::ALL.to_vec())
 }
 
 fn apply_mutation(o: &mut refinery_core::ObservedContainer, m: Mutation) {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use refinery_core::{
-    ContainerSpec, DiffContext, DriftReport, LabelSelector, Manifest, Observed, Plan,
-    PolicyContext, decide, diff_node, plan,
+    DiffContext, DriftReport, LabelSelector, Manifest, Observed, Plan, PolicyContext, decide,
+    diff_node, plan,
 };
 use serde::Serialize;
 
@@ -35,22 +35,11 @@ pub fn evaluate(
     honor_grace: bool,
     self_container_id: Option<&str>,
 ) -> Evaluation {
-    let declared: Vec<&ContainerSpec> = manifest
-        .containers
-        .iter()
-        .filter(|c| c.node == node)
-        .collect();
-    let ctx = DiffContext {
-        node: node.to_owned(),
-        ignore: manifest.ignore_differences.clone(),
-        ignore_label_keys: manifest
-            .config
-            .selector
-            .iter()
-            .map(|s| s.key.clone())
-            .collect(),
-    };
-    let report = diff_node(&declared, observed, &ctx);
+    let report = diff_node(
+        &manifest.containers_on(node),
+        observed,
+        &DiffContext::for_node(manifest, node),
+    );
     let pctx = PolicyContext {
         manifest,
         mode: manifest.mode_of(node),

@@ -30,11 +30,7 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
     let mut rows = Vec::new();
     let mut unauthorized = 0usize;
     for p in &passes {
-        let declared = desired
-            .manifest
-            .containers
-            .iter()
-            .filter(|c| c.node == p.node.name);
+        let declared = desired.manifest.containers_on(&p.node.name);
         match &p.result {
             Ok((observed, eval)) => {
                 unauthorized += eval

@@ -299,6 +299,12 @@ impl Manifest {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The containers declared on a node.
+    #[must_use]
+    pub fn containers_on(&self, node: &str) -> Vec<&ContainerSpec> {
+        self.containers.iter().filter(|c| c.node == node).collect()
+    }
+
     /// The mode in force on a node: its own, else the global one.
     #[must_use]
     pub fn mode_of(&self, node: &str) -> Mode {
