@@ -16,13 +16,16 @@ pub use observed::{ContainerState, Health, ImageDefaults, ImageInfo, Observed, O
 pub use outcome::Outcome;
 pub use resource_id::ResourceId;
 pub use runtime::{
-    ContainerRuntime, CreateRequest, EngineInfo, LabelSelector, PullProgress, RuntimeError,
+    ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, LabelSelector, PullProgress,
+    RuntimeError,
 };
 pub use secret::Secret;
 pub use spec::{
     Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, PortBinding, Protocol, RestartPolicy,
 };
 
+pub mod backoff;
+pub mod daemon_state;
 pub mod duration;
 pub mod interpolate;
 pub mod ledger;

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use futures_core::Stream;
+
 use crate::observed::{Observed, ObservedContainer};
 use crate::spec::ContainerSpec;
 
@@ -74,6 +76,49 @@ pub struct PullProgress {
     pub total: u64,
 }
 
+/// One engine event about a container (`start`, `die`, `destroy`, `health_status`, …). Events only
+/// trigger a pass; the pass decides on a complete snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineEvent {
+    /// The engine's action word, without detail: `health_status: healthy` is `health_status`.
+    pub action: String,
+    /// What follows the action word, if anything (`healthy`).
+    pub detail: Option<String>,
+    pub container_id: String,
+    /// The container's name at the time of the event, if the engine said.
+    pub name: Option<String>,
+    /// The container's labels, as the engine attached them to the event.
+    pub labels: BTreeMap<String, String>,
+    /// `die` events carry the exit code.
+    pub exit_code: Option<i64>,
+    /// When the engine saw it, in nanoseconds since the epoch.
+    pub time_nanos: Option<i64>,
+}
+
+impl EngineEvent {
+    /// The actions that say something about a container's life, which the daemon reacts to.
+    pub const TRIGGERS: [&'static str; 12] = [
+        "create",
+        "start",
+        "restart",
+        "die",
+        "kill",
+        "stop",
+        "destroy",
+        "rename",
+        "update",
+        "pause",
+        "unpause",
+        "health_status",
+    ];
+
+    /// Whether the daemon should run a pass for this event.
+    #[must_use]
+    pub fn triggers(&self) -> bool {
+        Self::TRIGGERS.contains(&self.action.as_str())
+    }
+}
+
 /// Errors an adapter maps engine failures into, so nothing above it knows HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
@@ -134,6 +179,13 @@ pub trait ContainerRuntime: Send + Sync {
     fn remove(&self, id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 
     fn rename(&self, id: &str, new_name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Container events from now on, for containers matching `selector`. The stream ends (or
+    /// yields an error) when the connection to the engine is lost; the caller reconnects.
+    fn events(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> impl Stream<Item = RuntimeResult<EngineEvent>> + Send + 'static;
 
     /// Pulls an image, reporting progress.
     fn pull(

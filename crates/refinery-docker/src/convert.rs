@@ -5,20 +5,21 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bollard::errors::Error as BollardError;
+use bollard::models::EventMessage;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, CreateImageInfo,
     HealthConfig, HealthStatusEnum, HostConfig, ImageConfig, ImageInspect, MountPoint, MountType,
     PortMap, RestartPolicyNameEnum, SystemVersion,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListImagesOptions,
-    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
+    ListImagesOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
 };
 use refinery_core::labels::normalize_image_ref;
 use refinery_core::{
-    ContainerState, CreateRequest, EngineInfo, Health, Healthcheck, ImageDefaults, ImageInfo,
-    LabelSelector, Mount, MountKind, ObservedContainer, PortBinding, Protocol, PullProgress,
-    RestartPolicy, RuntimeError,
+    ContainerState, CreateRequest, EngineEvent, EngineInfo, Health, Healthcheck, ImageDefaults,
+    ImageInfo, LabelSelector, Mount, MountKind, ObservedContainer, PortBinding, Protocol,
+    PullProgress, RestartPolicy, RuntimeError,
 };
 
 /// What an engine call was doing, for error messages: `start` + ``container `web` ``.
@@ -253,6 +254,46 @@ pub(crate) fn list_containers_options(selector: Option<&LabelSelector>) -> ListC
         filters,
         ..Default::default()
     }
+}
+
+/// Container events only, filtered server-side by label when a selector is given.
+pub(crate) fn events_options(selector: Option<&LabelSelector>) -> EventsOptions {
+    let mut filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+    if let Some(s) = selector {
+        filters.insert("label".to_owned(), vec![s.to_string()]);
+    }
+    EventsOptions {
+        filters: Some(filters),
+        ..Default::default()
+    }
+}
+
+/// A container event; `None` for events about anything else or without an actor id.
+pub(crate) fn engine_event(msg: EventMessage) -> Option<EngineEvent> {
+    let actor = msg.actor?;
+    let container_id = actor.id.filter(|id| !id.is_empty())?;
+    let raw = msg.action.unwrap_or_default();
+    // `health_status: healthy`, `exec_start: sh -c …`
+    let (action, detail) = match raw.split_once(':') {
+        Some((a, d)) => (a.trim().to_owned(), Some(d.trim().to_owned())),
+        None => (raw.trim().to_owned(), None),
+    };
+    let mut labels: BTreeMap<String, String> =
+        actor.attributes.unwrap_or_default().into_iter().collect();
+    let name = labels.remove("name");
+    let exit_code = labels.remove("exitCode").and_then(|c| c.parse().ok());
+    // The engine mixes `image` and `signal` in with the labels.
+    labels.remove("image");
+    labels.remove("signal");
+    Some(EngineEvent {
+        action,
+        detail,
+        container_id,
+        name,
+        labels,
+        exit_code,
+        time_nanos: msg.time_nano,
+    })
 }
 
 /// Top-level images (tagged and dangling), no intermediate layers.

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use refinery_core::runtime::RuntimeResult;
 use refinery_core::{
-    ContainerRuntime, CreateRequest, EngineInfo, ImageDefaults, ImageInfo, LabelSelector, Observed,
-    ObservedContainer, PullProgress, RuntimeError,
+    ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
+    LabelSelector, Observed, ObservedContainer, PullProgress, RuntimeError,
 };
 use tokio::sync::OnceCell;
 
@@ -195,6 +195,35 @@ impl DockerRuntime {
 }
 
 impl ContainerRuntime for DockerRuntime {
+    fn events(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> impl Stream<Item = RuntimeResult<EngineEvent>> + Send + 'static {
+        let this = self.clone();
+        let options = convert::events_options(selector);
+        stream::once(async move {
+            let docker = match this.docker().await {
+                Ok(d) => d.clone(),
+                Err(e) => return stream::iter(vec![Err(e)]).left_stream(),
+            };
+            let endpoint = this.endpoint.clone();
+            docker
+                .events(Some(options))
+                .filter_map(move |r| {
+                    let item = match r {
+                        Ok(msg) => convert::engine_event(msg).map(Ok),
+                        Err(e) => Some(Err(convert::error(
+                            e,
+                            &Op::new(&endpoint, "follow", "the engine's events"),
+                        ))),
+                    };
+                    std::future::ready(item)
+                })
+                .right_stream()
+        })
+        .flatten()
+    }
+
     async fn info(&self) -> RuntimeResult<EngineInfo> {
         let docker = self.docker().await?;
         let version = docker
