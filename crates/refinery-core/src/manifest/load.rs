@@ -203,6 +203,17 @@ fn read_config(r: &mut Reader<'_>, node: &Node) -> Config {
             None => {}
         }
     }
+    if let Some(n) = m.get("health_deadline") {
+        match r.duration_ms(n, "config.health_deadline") {
+            Some(0) => r.error(
+                n.loc,
+                "config.health_deadline",
+                "the health deadline must be at least 1 second",
+            ),
+            Some(ms) => c.health_deadline_secs = ms.div_ceil(1000),
+            None => {}
+        }
+    }
     if let Some(n) = m.get("drift_detection") {
         c.drift_detection = r.bool(n, "config.drift_detection").unwrap_or(true);
     }

@@ -52,6 +52,9 @@ impl Mode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
     pub check_interval_secs: u64,
+    /// How long a newly committed revision has to become healthy before the daemon rolls back to
+    /// the last healthy one.
+    pub health_deadline_secs: u64,
     pub drift_detection: bool,
     pub git_auto_commit: bool,
     pub mode: Mode,
@@ -66,6 +69,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             check_interval_secs: 60,
+            health_deadline_secs: 60,
             drift_detection: true,
             git_auto_commit: true,
             mode: Mode::Enforce,
@@ -177,7 +181,7 @@ pub struct Rule {
     pub exceptions: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Flapping {
     pub max_actions: u32,
     pub window_secs: u64,
