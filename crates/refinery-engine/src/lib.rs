@@ -3,6 +3,8 @@
 
 mod apply;
 mod evaluate;
+mod recover;
 
 pub use apply::{ApplyEvent, StepResult, apply_plan, recreate_temp_name};
 pub use evaluate::{Evaluation, evaluate, node_selector};
+pub use recover::{Recovered, recover_interrupted};
