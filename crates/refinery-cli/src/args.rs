@@ -70,6 +70,16 @@ pub enum Command {
     ///
     /// Exit codes: 0 all in sync, 3 drift found, 4 a node unreachable.
     Status,
+    /// Run the self-healing daemon in the foreground: watch engine events, poll the branch, and
+    /// keep every node as the newest good commit says.
+    ///
+    /// Stops cleanly on SIGINT/SIGTERM (exit 0). Exit codes: 2 no loadable manifest at start,
+    /// 5 ledger chain broken, 1 state directory unusable.
+    Run(RunArgs),
+    /// Lift flap protection from a resource, so the daemon acts on it again.
+    Resume(ResumeArgs),
+    /// Make the daemon enforce an older revision until a newer commit arrives.
+    Rollback(RollbackArgs),
     /// Check and read the hash-chained ledger of everything that happened.
     ///
     /// Exit codes: 0 chain intact, 5 chain broken.
@@ -88,6 +98,53 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Branch to follow: each new commit on it is deployed [default: --rev, i.e. `HEAD`].
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Where the daemon keeps its state and takes requests [default: `refinery/` in the git
+    /// directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log lines as text or JSON (stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// How often to look for a new commit and for requests (`2s`, `500ms`).
+    #[arg(long, default_value = "2s", value_parser = parse_since)]
+    pub poll_interval: u64,
+    /// Seconds between full passes, overriding `config.check_interval` (`30s`, `5m`).
+    #[arg(long, value_parser = parse_since)]
+    pub check_interval: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The resource to act on again (`docker/lyra/container/web`).
+    pub resource: String,
+    /// The daemon's state directory [default: `refinery/` in the git directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The revision to return to [default: the last healthy one].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The daemon's state directory [default: `refinery/` in the git directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

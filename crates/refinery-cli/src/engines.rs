@@ -12,11 +12,25 @@ pub struct NodeEngine<'m> {
     pub engine: Result<DockerRuntime, RuntimeError>,
 }
 
-/// The nodes a command works on: `--node` filters, disabled nodes are skipped.
+/// The nodes a command works on, each with its engine client.
 pub fn select<'m>(
     manifest: &'m Manifest,
     only: &[String],
 ) -> Result<Vec<NodeEngine<'m>>, CliError> {
+    Ok(selected_nodes(manifest, only)?
+        .into_iter()
+        .map(|node| NodeEngine {
+            node,
+            engine: engine_for(node),
+        })
+        .collect())
+}
+
+/// The nodes a command works on: `--node` filters, disabled nodes are skipped.
+pub fn selected_nodes<'m>(
+    manifest: &'m Manifest,
+    only: &[String],
+) -> Result<Vec<&'m NodeSpec>, CliError> {
     for name in only {
         if manifest.node(name).is_none() {
             return Err(CliError::UnknownNode {
@@ -30,14 +44,15 @@ pub fn select<'m>(
         .iter()
         .filter(|n| n.docker_enabled)
         .filter(|n| only.is_empty() || only.contains(&n.name))
-        .map(|node| NodeEngine {
-            node,
-            engine: match &node.docker {
-                Some(ep) => DockerRuntime::connect(ep),
-                None => DockerRuntime::from_env(),
-            },
-        })
         .collect())
+}
+
+/// A client for a node's engine (`docker:`, else `DOCKER_HOST`); nothing is contacted yet.
+pub fn engine_for(node: &NodeSpec) -> Result<DockerRuntime, RuntimeError> {
+    match &node.docker {
+        Some(ep) => DockerRuntime::connect(ep),
+        None => DockerRuntime::from_env(),
+    }
 }
 
 /// The id of the container this process runs in, if any (never acted on).

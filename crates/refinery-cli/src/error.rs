@@ -24,6 +24,10 @@ pub enum CliError {
     },
     #[error("failed to find node `{node}` in the manifest")]
     UnknownNode { node: String, known: Vec<String> },
+    #[error(transparent)]
+    State(#[from] crate::state_file::StateError),
+    #[error("failed to parse resource id `{given}`")]
+    BadResourceId { given: String },
     #[error("failed to ask for confirmation: standard input is not a terminal")]
     NeedsYes,
     #[error("failed to {action}")]
@@ -43,7 +47,9 @@ impl CliError {
             | CliError::Manifest(_)
             | CliError::NotUtf8 { .. }
             | CliError::UnknownNode { .. }
-            | CliError::NeedsYes => exit_code::USAGE,
+            | CliError::NeedsYes
+            | CliError::BadResourceId { .. } => exit_code::USAGE,
+            CliError::State(_) => exit_code::UNEXPECTED,
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
             CliError::Io { .. } => exit_code::UNEXPECTED,
             CliError::Ledger(e) => e.exit_code(),
@@ -64,6 +70,11 @@ impl CliError {
                     None => vec![format!("declared nodes: {}", known.join(", "))],
                 }
             }
+            CliError::State(e) => e.hints(),
+            CliError::BadResourceId { .. } => vec![
+                "write it as `docker/<node>/container/<name>`, as `refinery status --json` prints it"
+                    .into(),
+            ],
             CliError::NeedsYes => vec!["pass `--yes` to apply without asking".into()],
             CliError::Io { .. } => Vec::new(),
         }

@@ -2,28 +2,36 @@
 
 mod args;
 mod commands;
+mod daemon;
 mod desired;
 mod engines;
 mod error;
 mod exit_code;
 mod ledger_commit;
 mod ledger_file;
+mod ledger_records;
 mod pass;
 mod render;
+mod requests;
 mod settings;
+mod state_file;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, LogFormat};
 use crate::error::CliError;
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = Settings::resolve(&cli.global);
-    init_tracing(&settings);
+    let daemon_log = match &cli.command {
+        Command::Run(a) => Some(a.log_format),
+        _ => None,
+    };
+    init_tracing(&settings, daemon_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -41,6 +49,9 @@ fn main() -> ExitCode {
             Command::Plan(a) => commands::plan::run(&settings, a).await,
             Command::Apply(a) => commands::apply::run(&settings, a).await,
             Command::Status => commands::status::run(&settings).await,
+            Command::Run(a) => commands::run::run(&settings, a).await,
+            Command::Resume(a) => commands::resume::resume(&settings, a),
+            Command::Rollback(a) => commands::resume::rollback(&settings, a),
             Command::Ledger(a) => commands::ledger::run(&settings, a),
         }
     });
@@ -56,11 +67,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(settings: &Settings) {
+/// Logs go to stderr. The daemon logs at `info` by default, in the format asked for.
+fn init_tracing(settings: &Settings, daemon: Option<LogFormat>) {
     let level = if settings.quiet {
         "error"
     } else {
         match settings.verbose {
+            0 if daemon.is_some() => "info",
             0 => "warn",
             1 => "info",
             _ => "debug",
@@ -68,8 +81,12 @@ fn init_tracing(settings: &Settings) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("REFINERY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match daemon {
+        Some(LogFormat::Json) => builder.json().flatten_event(true).try_init(),
+        Some(LogFormat::Text) => builder.with_ansi(settings.color).try_init(),
+        None => builder.try_init(),
+    };
 }

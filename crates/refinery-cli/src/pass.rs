@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use refinery_core::manifest::NodeSpec;
-use refinery_core::{ContainerRuntime, Observed, RuntimeError};
+use refinery_core::{ContainerRuntime, Manifest, Observed, RuntimeError};
 use refinery_docker::DockerRuntime;
 use refinery_engine::{Evaluation, evaluate, node_selector};
 
@@ -28,42 +28,66 @@ pub async fn run<'m>(
     let manifest = &desired.manifest;
     let selected = engines::select(manifest, &settings.nodes)?;
     let self_id = engines::self_container_id();
+    let nodes = selected
+        .into_iter()
+        .map(|NodeEngine { node, engine }| (node, engine))
+        .collect();
     let first_seen = BTreeMap::new();
-    let futures = selected.into_iter().map(|NodeEngine { node, engine }| {
-        let self_id = self_id.clone();
-        let first_seen = &first_seen;
-        async move {
-            let engine = match engine {
-                Ok(e) => e,
-                Err(e) => {
-                    return NodePass {
-                        node,
-                        engine: None,
-                        result: Err(e),
-                    };
-                }
-            };
-            let result = async {
-                engine.info().await?;
-                let observed = engine.observe(node_selector(manifest)).await?;
-                let eval = evaluate(
-                    manifest,
-                    &node.name,
-                    &observed,
-                    settings.now,
-                    first_seen,
-                    false,
-                    self_id.as_deref(),
-                );
-                Ok((observed, eval))
+    let ctx = PassContext {
+        now: settings.now,
+        first_seen: &first_seen,
+        honor_grace: false,
+        self_id: self_id.as_deref(),
+    };
+    Ok(evaluate_nodes(manifest, nodes, &ctx).await)
+}
+
+/// What a pass decides with besides the manifest and the engines.
+pub struct PassContext<'a> {
+    pub now: jiff::Timestamp,
+    pub first_seen: &'a BTreeMap<String, jiff::Timestamp>,
+    pub honor_grace: bool,
+    pub self_id: Option<&'a str>,
+}
+
+/// Observes the given nodes at once (each with its engine, or why it has none) and evaluates
+/// each.
+pub async fn evaluate_nodes<'m>(
+    manifest: &'m Manifest,
+    nodes: Vec<(&'m NodeSpec, Result<DockerRuntime, RuntimeError>)>,
+    ctx: &PassContext<'_>,
+) -> Vec<NodePass<'m>> {
+    let futures = nodes.into_iter().map(|(node, engine)| async move {
+        let engine = match engine {
+            Ok(e) => e,
+            Err(e) => {
+                return NodePass {
+                    node,
+                    engine: None,
+                    result: Err(e),
+                };
             }
-            .await;
-            NodePass {
-                node,
-                engine: Some(engine),
-                result,
-            }
+        };
+        let result = async {
+            engine.info().await?;
+            let observed = engine.observe(node_selector(manifest)).await?;
+            let eval = evaluate(
+                manifest,
+                &node.name,
+                &observed,
+                ctx.now,
+                ctx.first_seen,
+                ctx.honor_grace,
+                ctx.self_id,
+            );
+            Ok((observed, eval))
+        }
+        .await;
+        NodePass {
+            node,
+            engine: Some(engine),
+            result,
         }
     });
-    Ok(futures_util::future::join_all(futures).await)
+    futures_util::future::join_all(futures).await
 }

@@ -1,6 +1,8 @@
 pub mod apply;
 pub mod ledger;
 pub mod plan;
+pub mod resume;
+pub mod run;
 pub mod status;
 pub mod validate;
 

@@ -1,0 +1,10 @@
+//! `refinery run`
+
+use crate::args::RunArgs;
+use crate::daemon;
+use crate::error::CliError;
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
+    daemon::run(settings, args).await
+}

@@ -1,0 +1,1103 @@
+//! `refinery run`: the self-healing daemon.
+//!
+//! Engine events, a new commit on the branch, a request file and the periodic timer only
+//! *trigger* a pass; every pass observes every node completely and decides on that snapshot.
+//! Triggers that arrive while a pass runs are coalesced into the next one. Actions run to the end:
+//! a shutdown signal is handled between passes.
+
+mod watch;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use refinery_core::daemon_state::{
+    DEFAULT_FLAPPING, DaemonState, Pending, RevisionHealth, RolledBack, revision_health,
+};
+use refinery_core::labels::spec_hash;
+use refinery_core::ledger::{ActionDetail, Actor, Event, Record};
+use refinery_core::{EngineEvent, Outcome, ResourceId, Step, StepKind};
+use refinery_docker::DockerRuntime;
+use refinery_engine::{Recovered, apply_plan, recover_interrupted, recreate_temp_name};
+use tokio::sync::mpsc;
+
+use crate::args::RunArgs;
+use crate::commands::ledger::masker_for;
+use crate::desired::{self, Desired};
+use crate::engines;
+use crate::error::CliError;
+use crate::exit_code;
+use crate::ledger_file::LedgerFile;
+use crate::pass::{PassContext, evaluate_nodes};
+use crate::requests::{self, Request};
+use crate::settings::Settings;
+use crate::state_file;
+
+pub use watch::Trigger;
+
+/// Engine events about a container Refinery acted on, received from when the action started until
+/// this long after it ended, are taken as its own.
+const OURS_AFTER: Duration = Duration::from_secs(1);
+/// How long a container created by someone else counts as just born (its `start` is part of it).
+const BIRTH_FOR: Duration = Duration::from_secs(30);
+/// At most this often the ledger is committed to git.
+const COMMIT_EVERY: Duration = Duration::from_secs(5);
+/// A container must run this long without a restart (or half the health deadline, if shorter)
+/// before its revision counts as healthy.
+const SETTLE_SECS: u64 = 10;
+
+/// The state directory when `--state-dir` is not given: `refinery/` in the git directory (never
+/// in the work tree, never committed).
+pub fn default_state_dir(repo: &Path) -> Result<PathBuf, CliError> {
+    let git = refinery_git::GitSource::open(repo)?;
+    Ok(git.git_dir().join("refinery"))
+}
+
+struct Daemon {
+    settings: Settings,
+    /// The branch or revision followed.
+    follow: String,
+    state_dir: PathBuf,
+    state: DaemonState,
+    desired: Arc<Desired>,
+    /// The tip of the followed branch last seen.
+    tip: String,
+    /// A tip that failed to load, already reported.
+    bad_tip: Option<String>,
+    /// The last error resolving the branch, already reported.
+    branch_error: Option<String>,
+    ledger: LedgerFile,
+    appended_seq: u64,
+    committed_seq: u64,
+    last_commit: Option<Instant>,
+    commit_task: Option<tokio::task::JoinHandle<()>>,
+    engines: BTreeMap<String, (String, DockerRuntime)>,
+    watchers: BTreeMap<String, (String, tokio::task::JoinHandle<()>)>,
+    tx: mpsc::UnboundedSender<Trigger>,
+    /// Container names and ids Refinery acted on, and the engine events its action makes.
+    ours: HashMap<String, Mark>,
+    /// What was last alerted per resource, so an alert is repeated only when its reason changes.
+    alerted: HashMap<ResourceId, String>,
+    /// Containers created recently by someone else (their `start` is part of the birth).
+    outside_created: HashMap<String, Instant>,
+    unreachable: BTreeSet<String>,
+    self_id: Option<String>,
+    check_interval: Duration,
+    next_full: Instant,
+    /// The earliest grace-period or health deadline, if any.
+    next_due: Option<Timestamp>,
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
+    let state_dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => default_state_dir(&settings.repo)?,
+    };
+    let state_path = state_file::path_in(&state_dir);
+    let mut state = state_file::load(&state_path)?;
+    let follow = args.branch.clone().unwrap_or_else(|| settings.rev.clone());
+    let now = Timestamp::now();
+
+    // The revision to start with: the branch's tip, unless the daemon rolled back from it.
+    let tip = refinery_git::GitSource::open(&settings.repo)?
+        .resolve(&follow)?
+        .id;
+    let wanted = match &state.rolled_back {
+        Some(rb) if rb.from == tip => rb.to.clone(),
+        _ => tip.clone(),
+    };
+    let mut start_alert = None;
+    let desired = match desired::load(&settings.repo, &wanted) {
+        Ok(d) => d,
+        Err(e) => match state.revision.clone().filter(|r| *r != wanted) {
+            Some(last) => {
+                tracing::error!(revision = %short(&wanted), error = %e, "failed to load the manifest; enforcing the last good revision {}", short(&last));
+                start_alert = Some(format!(
+                    "failed to load revision `{}`: {e}; enforcing the last good revision `{}`",
+                    short(&wanted),
+                    short(&last)
+                ));
+                desired::load(&settings.repo, &last)?
+            }
+            None => return Err(e),
+        },
+    };
+    let ledger_path = settings.repo.join(&desired.manifest.ledger.path);
+    let (ledger, repaired) = LedgerFile::open(&ledger_path, now, masker_for(&desired.manifest))?;
+    if let Some(r) = repaired {
+        tracing::warn!(line = r.line, bytes = r.torn_bytes, ledger = %ledger_path.display(), "torn last ledger line cut off and recorded");
+    }
+    let check_interval = Duration::from_millis(
+        args.check_interval.unwrap_or(
+            desired
+                .manifest
+                .config
+                .check_interval_secs
+                .saturating_mul(1000),
+        ),
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut d = Daemon {
+        settings: settings.clone(),
+        follow,
+        state_dir,
+        state: DaemonState::default(),
+        desired: Arc::new(desired),
+        tip,
+        bad_tip: None,
+        branch_error: None,
+        ledger,
+        appended_seq: 0,
+        committed_seq: 0,
+        last_commit: None,
+        commit_task: None,
+        engines: BTreeMap::new(),
+        watchers: BTreeMap::new(),
+        tx,
+        ours: HashMap::new(),
+        alerted: HashMap::new(),
+        outside_created: HashMap::new(),
+        unreachable: BTreeSet::new(),
+        self_id: engines::self_container_id(),
+        check_interval,
+        next_full: Instant::now(),
+        next_due: None,
+    };
+    let rev = d.desired.commit.id.clone();
+    let mut records = vec![Record::new(Event::DaemonStart {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })];
+    if state.revision.as_deref() != Some(rev.as_str()) {
+        records.push(
+            Record::new(Event::Revision {
+                from: state.revision.clone(),
+                to: rev.clone(),
+            })
+            .revision(&rev),
+        );
+        state.pending = Some(Pending {
+            revision: rev.clone(),
+            since: now,
+        });
+        state.revision = Some(rev.clone());
+    }
+    if let Some(message) = start_alert {
+        records.push(alert("error", message).revision(&rev));
+    }
+    d.state = state;
+    d.append(records);
+    tracing::info!(
+        revision = %short(&rev),
+        follow = %d.follow,
+        state_dir = %d.state_dir.display(),
+        "refinery {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    d.sync_watchers();
+    d.recover().await;
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| CliError::Io {
+            action: "listen for SIGTERM".into(),
+            source,
+        })?;
+    let poll_every = Duration::from_millis(args.poll_interval.max(50));
+    let mut poll = tokio::time::interval(poll_every);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut due_pass = true;
+    let reason = loop {
+        if due_pass {
+            due_pass = d.pass().await;
+            continue;
+        }
+        let wake = d.next_wake();
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = tokio::signal::ctrl_c() => break "SIGINT",
+            trigger = rx.recv() => {
+                let Some(first) = trigger else { break "event channel closed" };
+                let mut batch = vec![first];
+                while let Ok(t) = rx.try_recv() {
+                    batch.push(t);
+                }
+                due_pass = d.on_triggers(batch);
+            }
+            _ = poll.tick() => {
+                due_pass = d.poll_git().await;
+                due_pass |= d.take_requests().await;
+                d.maybe_commit_ledger(false);
+            }
+            () = tokio::time::sleep_until(wake.into()) => due_pass = true,
+        }
+    };
+    tracing::info!(reason, "shutting down");
+    d.append(vec![Record::new(Event::DaemonStop {
+        reason: reason.to_owned(),
+    })]);
+    for (_, (_, handle)) in std::mem::take(&mut d.watchers) {
+        handle.abort();
+    }
+    d.save_state();
+    if let Some(task) = d.commit_task.take() {
+        let _ = task.await;
+    }
+    d.maybe_commit_ledger(true);
+    if let Some(task) = d.commit_task.take() {
+        let _ = task.await;
+    }
+    Ok(exit_code::OK)
+}
+
+fn short(rev: &str) -> String {
+    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
+}
+
+fn alert(level: &str, message: String) -> Record {
+    Record::new(Event::Alert {
+        level: level.to_owned(),
+        message,
+    })
+}
+
+impl Daemon {
+    fn manifest(&self) -> &refinery_core::Manifest {
+        &self.desired.manifest
+    }
+
+    fn rev(&self) -> String {
+        self.desired.commit.id.clone()
+    }
+
+    /// Appends to the ledger (written and fsynced before anything is reported done). A failure
+    /// is logged; the daemon keeps healing.
+    fn append(&mut self, records: Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        match self.ledger.append(records, Timestamp::now()) {
+            Ok(entries) => {
+                if let Some(last) = entries.last() {
+                    self.appended_seq = last.seq;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "failed to append to the ledger"),
+        }
+    }
+
+    fn save_state(&self) {
+        if let Err(e) = state_file::save(&state_file::path_in(&self.state_dir), &self.state) {
+            tracing::error!(error = %e, "failed to save the daemon state");
+        }
+    }
+
+    /// The engine client of a node, reused across passes while its endpoint stays the same.
+    fn engine(&mut self, node: &refinery_core::manifest::NodeSpec) -> Option<DockerRuntime> {
+        let endpoint = node.docker.clone().unwrap_or_default();
+        if let Some((ep, rt)) = self.engines.get(&node.name)
+            && *ep == endpoint
+        {
+            return Some(rt.clone());
+        }
+        match engines::engine_for(node) {
+            Ok(rt) => {
+                self.engines
+                    .insert(node.name.clone(), (endpoint, rt.clone()));
+                Some(rt)
+            }
+            Err(e) => {
+                tracing::error!(node = %node.name, error = %e, "failed to set up the engine client");
+                None
+            }
+        }
+    }
+
+    fn nodes(&self) -> Vec<refinery_core::manifest::NodeSpec> {
+        engines::selected_nodes(self.manifest(), &self.settings.nodes)
+            .map(|v| v.into_iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// One event follower per node (restarted when a node's endpoint or the selector changes).
+    fn sync_watchers(&mut self) {
+        let selector = self.manifest().config.selector.clone();
+        let nodes = self.nodes();
+        let wanted: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        self.watchers.retain(|name, (_, handle)| {
+            let keep = wanted.contains(name);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for node in &nodes {
+            let key = format!(
+                "{}|{}",
+                node.docker.clone().unwrap_or_default(),
+                selector
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            );
+            if self
+                .watchers
+                .get(&node.name)
+                .is_some_and(|(k, _)| *k == key)
+            {
+                continue;
+            }
+            let Some(rt) = self.engine(node) else {
+                continue;
+            };
+            if let Some((_, old)) = self.watchers.remove(&node.name) {
+                old.abort();
+            }
+            let handle = tokio::spawn(watch::follow(
+                node.name.clone(),
+                rt,
+                selector.clone(),
+                self.tx.clone(),
+            ));
+            self.watchers.insert(node.name.clone(), (key, handle));
+        }
+    }
+
+    /// Finishes or undoes recreates an earlier run left half-done.
+    async fn recover(&mut self) {
+        let selector = self.manifest().config.selector.clone();
+        let mut records = Vec::new();
+        for node in self.nodes() {
+            let Some(rt) = self.engine(&node) else {
+                continue;
+            };
+            let Ok(observed) =
+                refinery_core::ContainerRuntime::observe(&rt, selector.as_ref()).await
+            else {
+                continue;
+            };
+            let aside = recreate_temp_name("");
+            let keys: Vec<String> = observed
+                .containers
+                .iter()
+                .filter_map(|c| c.name.strip_suffix(&aside))
+                .flat_map(|base| [base.to_owned(), recreate_temp_name(base)])
+                .collect();
+            self.mark_ours(&keys, REPLACE_EVENTS);
+            let recovered = recover_interrupted(&rt, &observed).await;
+            self.end_ours();
+            for r in recovered {
+                let (name, outcome, message) = match &r {
+                    Recovered::Finished { name } => (
+                        name,
+                        Outcome::Recreated,
+                        "finished an interrupted recreate".to_owned(),
+                    ),
+                    Recovered::Undone { name } => (
+                        name,
+                        Outcome::RolledBack,
+                        "undid an interrupted recreate: the previous container is back".to_owned(),
+                    ),
+                    Recovered::Failed { name, error } => (
+                        name,
+                        Outcome::Failed,
+                        format!("failed to recover an interrupted recreate: {error}"),
+                    ),
+                };
+                tracing::warn!(node = %node.name, container = %name, "{message}");
+                let id = ResourceId::container(&node.name, name);
+                records.push(
+                    Record::new(Event::Action(ActionDetail {
+                        step: "recover".into(),
+                        message: Some(message),
+                        container_id: None,
+                    }))
+                    .resource(id)
+                    .outcome(outcome)
+                    .revision(self.rev()),
+                );
+            }
+        }
+        self.append(records);
+    }
+
+    /// Refinery starts acting on these containers (names, ids); its action makes `actions`.
+    fn mark_ours(&mut self, keys: &[String], actions: &'static [&'static str]) {
+        let start = Instant::now();
+        for k in keys {
+            self.ours.insert(
+                k.clone(),
+                Mark {
+                    start,
+                    end: None,
+                    actions,
+                },
+            );
+        }
+    }
+
+    /// Refinery is done acting (for this pass); forgets marks long past.
+    fn end_ours(&mut self) {
+        let now = Instant::now();
+        for m in self.ours.values_mut() {
+            m.end.get_or_insert(now);
+        }
+        self.ours
+            .retain(|_, m| m.end.is_none_or(|e| e.elapsed() < Duration::from_secs(60)));
+    }
+
+    /// Whether Refinery's own action made this event: same container, an action word that
+    /// action makes, received while it ran or just after.
+    fn is_ours(&self, event: &EngineEvent, received: Instant) -> bool {
+        let during = |k: &str| {
+            self.ours.get(k).is_some_and(|m| {
+                m.actions.contains(&event.action.as_str())
+                    && received >= m.start
+                    && m.end.is_none_or(|e| received <= e + OURS_AFTER)
+            })
+        };
+        during(&event.container_id) || event.name.as_deref().is_some_and(during)
+    }
+
+    /// Records outside changes and says whether a pass is due.
+    fn on_triggers(&mut self, batch: Vec<Trigger>) -> bool {
+        let mut due = false;
+        let mut records = Vec::new();
+        let rev = self.rev();
+        for t in batch {
+            match t {
+                Trigger::Event {
+                    node,
+                    event,
+                    received,
+                } => {
+                    due = true;
+                    tracing::debug!(node = %node, action = %event.action, container = ?event.name, "engine event");
+                    if self.is_ours(&event, received) {
+                        continue;
+                    }
+                    if let Some(r) = self.outside_record(&node, &event) {
+                        records.push(r.revision(&rev));
+                    }
+                }
+                Trigger::Lost { node, why } => {
+                    tracing::warn!(node = %node, reason = %why, "lost the engine; reconnecting with backoff");
+                    if self.unreachable.insert(node.clone()) {
+                        records.push(
+                            alert("error", format!("lost the engine of node `{node}`: {why}"))
+                                .node(node)
+                                .revision(&rev),
+                        );
+                    }
+                }
+                Trigger::Back { node } => {
+                    tracing::info!(node = %node, "the engine is back; full pass");
+                    due = true;
+                }
+            }
+        }
+        self.append(records);
+        due
+    }
+
+    /// A ledger record for a change someone else made, if the event is one.
+    fn outside_record(&mut self, node: &str, e: &EngineEvent) -> Option<Record> {
+        let name = e.name.clone()?;
+        let now = Instant::now();
+        self.outside_created.retain(|_, t| t.elapsed() < BIRTH_FOR);
+        let detail = |step: &str| ActionDetail {
+            step: step.to_owned(),
+            message: Some(format!("`{}` by someone other than refinery", e.action)),
+            container_id: Some(e.container_id.clone()),
+        };
+        let event = match e.action.as_str() {
+            "create" => {
+                self.outside_created.insert(e.container_id.clone(), now);
+                Event::Birth(detail("create"))
+            }
+            "destroy" => Event::Death(detail("remove")),
+            "start" if self.outside_created.contains_key(&e.container_id) => return None,
+            "start" | "restart" | "kill" | "stop" | "pause" | "unpause" | "update" | "rename" => {
+                Event::Mutation(detail(&e.action))
+            }
+            _ => return None,
+        };
+        Some(
+            Record::new(event)
+                .resource(ResourceId::container(node, &name))
+                .node(node)
+                .actor(Actor::Outside),
+        )
+    }
+
+    /// When the loop must wake at the latest: the periodic pass or a deadline.
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.next_full;
+        if let Some(due) = self.next_due {
+            let ms = due.duration_since(Timestamp::now()).as_millis().max(0);
+            let at = Instant::now() + Duration::from_millis(u64::try_from(ms).unwrap_or(0) + 20);
+            wake = wake.min(at);
+        }
+        wake
+    }
+
+    /// Looks for a new commit on the branch; returns whether a pass is due.
+    async fn poll_git(&mut self) -> bool {
+        let resolved = refinery_git::GitSource::open(&self.settings.repo)
+            .and_then(|g| g.resolve(&self.follow));
+        let tip = match resolved {
+            Ok(c) => {
+                self.branch_error = None;
+                c.id
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.branch_error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(follow = %self.follow, error = %msg, "failed to read the branch; enforcing revision {}", short(&self.rev()));
+                    let record = alert(
+                        "error",
+                        format!(
+                            "failed to read `{}`: {msg}; still enforcing `{}`",
+                            self.follow,
+                            short(&self.rev())
+                        ),
+                    )
+                    .revision(self.rev());
+                    self.append(vec![record]);
+                    self.branch_error = Some(msg);
+                }
+                return false;
+            }
+        };
+        if tip == self.tip {
+            return false;
+        }
+        self.tip = tip.clone();
+        if self
+            .state
+            .rolled_back
+            .as_ref()
+            .is_some_and(|rb| rb.from == tip)
+        {
+            return false;
+        }
+        self.switch_to(&tip, None).await
+    }
+
+    /// Loads `rev` and makes it the revision in force; a revision that does not load is
+    /// reported and the last good one stays. `rolled_back` says why, for a rollback.
+    async fn switch_to(&mut self, rev: &str, rolled_back: Option<RolledBack>) -> bool {
+        if *rev == self.rev() {
+            return false;
+        }
+        let loaded = desired::load(&self.settings.repo, rev);
+        let desired = match loaded {
+            Ok(d) => d,
+            Err(e) => {
+                if self.bad_tip.as_deref() != Some(rev) {
+                    let hints = e.hints().join("; ");
+                    let issues = match &e {
+                        CliError::Manifest(m) => m
+                            .issues()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        _ => String::new(),
+                    };
+                    tracing::error!(revision = %short(rev), error = %e, issues = %issues, hint = %hints, "failed to load the manifest; nothing is removed, still enforcing {}", short(&self.rev()));
+                    let record = alert(
+                        "error",
+                        format!(
+                            "failed to load revision `{}`: {e} {issues}; still enforcing `{}`",
+                            short(rev),
+                            short(&self.rev())
+                        ),
+                    )
+                    .revision(self.rev());
+                    self.append(vec![record]);
+                    self.bad_tip = Some(rev.to_owned());
+                }
+                return false;
+            }
+        };
+        let from = self.rev();
+        let now = Timestamp::now();
+        let warnings = desired.warnings.len();
+        self.desired = Arc::new(desired);
+        let to = self.rev();
+        let mut records = vec![
+            Record::new(Event::Revision {
+                from: Some(from.clone()),
+                to: to.clone(),
+            })
+            .revision(&to),
+        ];
+        match &rolled_back {
+            Some(rb) => {
+                tracing::warn!(from = %short(&rb.from), to = %short(&to), why = %rb.why, "rolled back");
+                records.push(
+                    alert(
+                        "error",
+                        format!(
+                            "rolled back from `{}` to `{}`: {}",
+                            short(&rb.from),
+                            short(&to),
+                            rb.why
+                        ),
+                    )
+                    .revision(&to),
+                );
+                self.state.pending = None;
+            }
+            None => {
+                tracing::info!(from = %short(&from), to = %short(&to), warnings, "new revision");
+                self.state.pending = Some(Pending {
+                    revision: to.clone(),
+                    since: now,
+                });
+            }
+        }
+        self.state.rolled_back = rolled_back;
+        self.state.revision = Some(to);
+        self.append(records);
+        self.sync_watchers();
+        self.save_state();
+        true
+    }
+
+    /// Takes queued `resume`/`rollback` requests; returns whether a pass is due.
+    async fn take_requests(&mut self) -> bool {
+        let mut due = false;
+        for request in requests::take(&self.state_dir) {
+            match request {
+                Err(e) => tracing::warn!(error = %e, "ignored an unreadable request"),
+                Ok(Request::Resume { resource }) => {
+                    let lifted = self.state.resume(&resource);
+                    tracing::info!(resource = %resource, lifted, "resume requested");
+                    if lifted {
+                        let record = Record::new(Event::Alert {
+                            level: "info".into(),
+                            message: "flap protection lifted by `refinery resume`".into(),
+                        })
+                        .resource(
+                            resource
+                                .parse()
+                                .unwrap_or_else(|_| ResourceId::container("", &resource)),
+                        )
+                        .revision(self.rev());
+                        self.append(vec![record]);
+                        self.save_state();
+                        due = true;
+                    }
+                }
+                Ok(Request::Rollback { to }) => {
+                    let target =
+                        to.or_else(|| self.state.last_healthy.clone().filter(|h| *h != self.rev()));
+                    let Some(target) = target else {
+                        tracing::warn!(
+                            "rollback requested, but there is no earlier healthy revision; pass --to"
+                        );
+                        continue;
+                    };
+                    let resolved = refinery_git::GitSource::open(&self.settings.repo)
+                        .and_then(|g| g.resolve(&target));
+                    match resolved {
+                        Ok(c) => {
+                            let rb = RolledBack {
+                                from: self.tip.clone(),
+                                to: c.id.clone(),
+                                at: Timestamp::now(),
+                                why: "requested with `refinery rollback`".into(),
+                            };
+                            due |= self.switch_to(&c.id, Some(rb)).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(to = %target, error = %e, "failed to resolve the rollback target");
+                        }
+                    }
+                }
+            }
+        }
+        due
+    }
+
+    /// Commits the ledger in the background (at most every few seconds; `now` forces it).
+    fn maybe_commit_ledger(&mut self, now: bool) {
+        let m = self.manifest();
+        if !m.config.git_auto_commit || self.appended_seq <= self.committed_seq {
+            return;
+        }
+        if !now && self.last_commit.is_some_and(|t| t.elapsed() < COMMIT_EVERY) {
+            return;
+        }
+        if self.commit_task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let bare = refinery_git::GitSource::open(&self.settings.repo)
+            .map_or(true, |g| g.workdir().is_none());
+        if bare {
+            return;
+        }
+        let repo = self.settings.repo.clone();
+        let git_ref = m.ledger.git_ref.clone();
+        let rel = m.ledger.path.clone();
+        let path = self.ledger.path().to_owned();
+        let rev = self.rev();
+        self.last_commit = Some(Instant::now());
+        self.committed_seq = self.appended_seq;
+        self.commit_task = Some(tokio::task::spawn_blocking(move || {
+            let result = crate::ledger_file::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    crate::ledger_commit::commit(
+                        &repo,
+                        &git_ref,
+                        &rel,
+                        &bytes,
+                        &rev,
+                        Timestamp::now().as_second(),
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match result {
+                Ok(Some(c)) => {
+                    tracing::debug!(git_ref = %git_ref, entries = c.entries, "ledger committed");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(git_ref = %git_ref, error = %e, "failed to commit the ledger; the entries go with the next commit");
+                }
+            }
+        }));
+    }
+
+    /// One full pass over every node; returns whether another pass is due at once (after a
+    /// rollback).
+    async fn pass(&mut self) -> bool {
+        let now = Timestamp::now();
+        self.next_full = Instant::now() + self.check_interval;
+        let desired = Arc::clone(&self.desired);
+        let manifest = &desired.manifest;
+        let rev = desired.commit.id.clone();
+        let Ok(selected) = engines::selected_nodes(manifest, &self.settings.nodes) else {
+            return false;
+        };
+        let nodes: Vec<_> = selected
+            .into_iter()
+            .map(|n| {
+                let rt = self
+                    .engine(n)
+                    .ok_or_else(|| refinery_core::RuntimeError::Other {
+                        action: format!("connect to node `{}`", n.name),
+                        message: "the endpoint is not supported".into(),
+                    });
+                (n, rt)
+            })
+            .collect();
+        let first_seen = self.state.first_seen.clone();
+        let ctx = PassContext {
+            now,
+            first_seen: &first_seen,
+            honor_grace: true,
+            self_id: self.self_id.as_deref(),
+        };
+        let passes = evaluate_nodes(manifest, nodes, &ctx).await;
+        let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
+        let mut records = Vec::new();
+        let mut next_due: Option<Timestamp> = None;
+        let mut health = RevisionHealth::Healthy;
+        for p in &passes {
+            let node = p.node.name.as_str();
+            let (Some(engine), Ok((observed, eval))) = (&p.engine, &p.result) else {
+                if let Err(e) = &p.result {
+                    health = RevisionHealth::Progressing;
+                    if self.unreachable.insert(node.to_owned()) {
+                        tracing::warn!(node, error = %e, "node unreachable");
+                        records.push(
+                            alert("error", format!("node `{node}` is unreachable: {e}"))
+                                .node(node)
+                                .revision(&rev),
+                        );
+                    }
+                }
+                continue;
+            };
+            self.unreachable.remove(node);
+            let new: Vec<_> = self
+                .state
+                .track_drifts(node, &eval.report.drifts, now)
+                .into_iter()
+                .cloned()
+                .collect();
+            for d in &new {
+                tracing::info!(resource = %d.id, drift = %d.kind, "{}", d.summary);
+                records.push(crate::ledger_records::drift(manifest, d, &rev));
+            }
+            let is_new = |s: &Step| new.iter().any(|d| d.id == s.id);
+            let mut steps = Vec::new();
+            for step in &eval.plan.steps {
+                let mut step = step.clone();
+                match step.kind {
+                    StepKind::Ignore => continue,
+                    StepKind::Defer => {
+                        if let Some(until) = eval
+                            .decisions
+                            .iter()
+                            .filter(|d| d.drift.id == step.id)
+                            .find_map(|d| match d.verdict {
+                                refinery_core::Verdict::Defer { until } => Some(until),
+                                _ => None,
+                            })
+                        {
+                            next_due = Some(next_due.map_or(until, |n| n.min(until)));
+                        }
+                    }
+                    _ => {}
+                }
+                if step.kind.writes() {
+                    let hash = spec_of(manifest, &step.id).map(spec_hash);
+                    if self
+                        .state
+                        .is_suspended(&step.id.to_string(), hash.as_deref())
+                    {
+                        step.kind = StepKind::Alert;
+                        step.reason = format!(
+                            "flap protection: not acting on it; run `refinery resume {}` or change its spec in git",
+                            step.id
+                        );
+                    }
+                }
+                if step.kind == StepKind::Alert
+                    && (is_new(&step) || self.alerted.get(&step.id) != Some(&step.reason))
+                {
+                    self.alerted.insert(step.id.clone(), step.reason.clone());
+                    tracing::warn!(resource = %step.id, "{}", step.reason);
+                    records.push(
+                        alert(
+                            "warning",
+                            format!("{}: {}", step.details.join("; "), step.reason),
+                        )
+                        .resource(step.id.clone())
+                        .node(node)
+                        .revision(&rev),
+                    );
+                }
+                if step.kind.writes() {
+                    let mut keys = vec![
+                        step.id.name().to_owned(),
+                        recreate_temp_name(step.id.name()),
+                    ];
+                    keys.extend(step.container_id.clone());
+                    self.mark_ours(&keys, events_of(step.kind));
+                    steps.push(step);
+                }
+            }
+            self.alerted.retain(|id, _| {
+                id.node() != node
+                    || eval
+                        .plan
+                        .steps
+                        .iter()
+                        .any(|s| s.id == *id && s.kind == StepKind::Alert)
+            });
+            if steps.is_empty() {
+                if let Some(spec_health) = self.node_health(manifest, eval, observed, &[], now) {
+                    health = worse(health, spec_health);
+                }
+                continue;
+            }
+            let results = apply_plan(engine, manifest, &steps, observed, &rev, &|_| {}).await;
+            self.end_ours();
+            let mut failed = Vec::new();
+            for r in &results {
+                if let Some(id) = &r.container_id
+                    && !self.ours.contains_key(id)
+                {
+                    self.mark_ours(std::slice::from_ref(id), events_of(r.step));
+                }
+                records.push(crate::ledger_records::step(manifest, r, &rev));
+                match r.outcome {
+                    Outcome::Failed => {
+                        let why = r.message.clone().unwrap_or_default();
+                        tracing::error!(resource = %r.id, step = %r.step, "failed: {why}");
+                        failed.push((r.id.name().to_owned(), why));
+                    }
+                    outcome => {
+                        tracing::info!(resource = %r.id, step = %r.step, "{outcome}");
+                    }
+                }
+                if r.outcome != Outcome::Skipped {
+                    let hash = spec_of(manifest, &r.id).map(spec_hash);
+                    if let Some(s) =
+                        self.state
+                            .record_action(&r.id.to_string(), hash.as_deref(), now, flapping)
+                    {
+                        let message = format!(
+                            "flap protection: {} actions within {}s; refinery stops acting on it until its spec changes in git or `refinery resume {}` is run",
+                            s.actions, s.window_secs, r.id
+                        );
+                        tracing::warn!(resource = %r.id, "{message}");
+                        records.push(
+                            alert("error", message)
+                                .resource(r.id.clone())
+                                .node(node)
+                                .revision(&rev),
+                        );
+                    }
+                }
+            }
+            if let Some(h) = self.node_health(manifest, eval, observed, &failed, now) {
+                // What was observed is what the actions just replaced.
+                let h = match h {
+                    RevisionHealth::Healthy => RevisionHealth::Progressing,
+                    other => other,
+                };
+                health = worse(health, h);
+            }
+        }
+        self.state.forget_old_actions(now, flapping);
+        self.append(records);
+        let again = self.judge_revision(health, now).await;
+        if let Some(p) = &self.state.pending {
+            let deadline = p.since.checked_add(jiff::SignedDuration::from_secs(
+                i64::try_from(manifest.config.health_deadline_secs).unwrap_or(i64::MAX),
+            ));
+            if let Ok(d) = deadline {
+                next_due = Some(next_due.map_or(d, |n| n.min(d)));
+            }
+        }
+        self.next_due = next_due;
+        self.save_state();
+        self.maybe_commit_ledger(false);
+        again
+    }
+
+    /// How the pending revision is doing on one node, if one is pending. A declared container
+    /// that still differs from the revision keeps it from being healthy.
+    fn node_health(
+        &self,
+        manifest: &refinery_core::Manifest,
+        eval: &refinery_engine::Evaluation,
+        observed: &refinery_core::Observed,
+        failed: &[(String, String)],
+        now: Timestamp,
+    ) -> Option<RevisionHealth> {
+        self.state.pending.as_ref()?;
+        let settle = SETTLE_SECS.min(manifest.config.health_deadline_secs / 2);
+        let declared = manifest.containers_on(&eval.node);
+        let h = revision_health(&declared, observed, failed, now, settle);
+        let differs = declared.iter().any(|c| {
+            !eval
+                .report
+                .in_sync
+                .iter()
+                .any(|id| id.node() == eval.node && id.name() == c.name)
+        });
+        Some(match h {
+            RevisionHealth::Healthy if differs => RevisionHealth::Progressing,
+            other => other,
+        })
+    }
+
+    /// Marks the pending revision healthy, or rolls back from it once its deadline passed.
+    async fn judge_revision(&mut self, health: RevisionHealth, now: Timestamp) -> bool {
+        let Some(pending) = self.state.pending.clone() else {
+            return false;
+        };
+        let deadline = self.manifest().config.health_deadline_secs;
+        match &health {
+            RevisionHealth::Healthy => {
+                tracing::info!(revision = %short(&pending.revision), "revision is healthy");
+                self.state.last_healthy = Some(pending.revision);
+                self.state.pending = None;
+                false
+            }
+            RevisionHealth::Progressing if !self.state.pending_overdue(now, deadline * 2) => false,
+            RevisionHealth::Progressing | RevisionHealth::Failing(_) => {
+                if !self.state.pending_overdue(now, deadline) {
+                    return false;
+                }
+                let why = match health {
+                    RevisionHealth::Failing(why) => why.clone(),
+                    _ => format!(
+                        "its containers did not run steadily within {}s",
+                        deadline * 2
+                    ),
+                };
+                let target = self
+                    .state
+                    .last_healthy
+                    .clone()
+                    .filter(|h| *h != pending.revision);
+                match target {
+                    Some(to) => {
+                        let rb = RolledBack {
+                            from: pending.revision.clone(),
+                            to: to.clone(),
+                            at: now,
+                            why: format!("not healthy within {deadline}s: {why}"),
+                        };
+                        self.switch_to(&to, Some(rb)).await
+                    }
+                    None => {
+                        let message = format!(
+                            "revision `{}` is not healthy within {deadline}s ({why}) and there is no earlier healthy revision to return to",
+                            short(&pending.revision)
+                        );
+                        tracing::error!("{message}");
+                        self.append(vec![alert("error", message).revision(&pending.revision)]);
+                        self.state.pending = None;
+                        false
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// When Refinery acted on a container.
+struct Mark {
+    start: Instant,
+    /// `None` while acting.
+    end: Option<Instant>,
+    actions: &'static [&'static str],
+}
+
+/// What a recreate (or its recovery) makes the engine report.
+const REPLACE_EVENTS: &[&str] = &[
+    "create", "start", "kill", "die", "stop", "rename", "destroy",
+];
+
+/// The engine events a step makes.
+fn events_of(kind: StepKind) -> &'static [&'static str] {
+    match kind {
+        StepKind::Restart => &["kill", "die", "stop", "start", "restart"],
+        StepKind::Start => &["start"],
+        StepKind::Unpause => &["unpause"],
+        StepKind::Remove => &["kill", "die", "stop", "destroy"],
+        StepKind::Create | StepKind::Recreate | StepKind::Rollback => REPLACE_EVENTS,
+        StepKind::Alert | StepKind::Defer | StepKind::Protected | StepKind::Ignore => &[],
+    }
+}
+
+fn spec_of<'m>(
+    manifest: &'m refinery_core::Manifest,
+    id: &ResourceId,
+) -> Option<&'m refinery_core::ContainerSpec> {
+    manifest
+        .containers
+        .iter()
+        .find(|c| c.node == id.node() && c.name == id.name())
+}
+
+fn worse(a: RevisionHealth, b: RevisionHealth) -> RevisionHealth {
+    match (a, b) {
+        (f @ RevisionHealth::Failing(_), _) | (_, f @ RevisionHealth::Failing(_)) => f,
+        (RevisionHealth::Progressing, _) | (_, RevisionHealth::Progressing) => {
+            RevisionHealth::Progressing
+        }
+        _ => RevisionHealth::Healthy,
+    }
+}

@@ -1,0 +1,12 @@
+//! `refinery run` end to end: the daemon as a child process against the real Docker engine and a
+//! real git repository. Each test owns a run (unique label, cleaned up) and a daemon (its own
+//! state directory, killed on drop), so the tests run in parallel.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod harness;
+
+mod heal;
+mod policy;
+mod revisions;
