@@ -14,7 +14,8 @@ use crate::repo_path;
 /// A git repository the desired state is read from, always at a commit (never from the work tree),
 /// and the ledger is committed to, always on a ref that is not checked out.
 ///
-/// `Send + Sync`: share it behind an `Arc`. Every call sees the current refs.
+/// `Send + Sync`: share it behind an `Arc`. Every call sees the current refs, including those a
+/// [`fetch_upstream`](GitSource::fetch_upstream) moved.
 #[derive(Clone)]
 pub struct GitSource {
     repo: ThreadSafeRepository,
@@ -363,7 +364,7 @@ impl GitSource {
     }
 }
 
-fn read_err(what: String, source: gix::Error) -> GitError {
+pub(crate) fn read_err(what: String, source: gix::Error) -> GitError {
     GitError::Read { what, source }
 }
 
@@ -387,7 +388,7 @@ fn parse_id(hex: &str) -> Result<ObjectId> {
 }
 
 /// A full reference name below `refs/` (`refs/heads/refinery/ledger`).
-fn full_ref_name(refname: &str) -> Result<FullName> {
+pub(crate) fn full_ref_name(refname: &str) -> Result<FullName> {
     let name = FullName::try_from(refname).map_err(|err| GitError::InvalidRef {
         refname: refname.to_owned(),
         source: Some(gix::Error::from_error(err)),

@@ -1,8 +1,11 @@
 //! The git side of Refinery: the desired state is read from a commit (never from the work tree),
 //! and ledger commits are written to a ref that is not checked out, through gix's object-level API.
-//! No git CLI is used.
+//! The branch to deploy can be fetched from the repository's remote. No git CLI is used (fetching
+//! from a local path runs `git-upload-pack` on the remote side, as git itself does).
 
 mod commit_info;
+mod fetch;
+mod fetch_outcome;
 mod git_error;
 mod git_source;
 mod repo_path;
@@ -10,6 +13,7 @@ mod repo_path;
 mod test_repo;
 
 pub use commit_info::{CommitInfo, SHORT_ID_LEN};
+pub use fetch_outcome::FetchOutcome;
 pub use git_error::{GitError, Result};
 pub use git_source::{CommitMeta, GitSource};
 #[cfg(any(test, feature = "testing"))]

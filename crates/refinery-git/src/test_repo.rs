@@ -32,9 +32,30 @@ pub const TEST_TIME_STEP: i64 = 60;
 /// assert_eq!(source.resolve("HEAD").unwrap().id, c1);
 /// assert_eq!(source.read_file(&c1, "refinery.yaml").unwrap().unwrap(), b"containers: []\n");
 /// ```
+///
+/// [`TestRepo::bare`] makes a bare repository to serve as a remote, [`TestRepo::clone_of`] a clone
+/// of one (its `origin`):
+///
+/// ```
+/// use refinery_git::TestRepo;
+///
+/// let remote = TestRepo::bare();
+/// remote.write("refinery.yaml", "containers: []\n");
+/// let c1 = remote.commit("first");
+/// let clone = TestRepo::clone_of(&remote);
+/// assert_eq!(clone.source().resolve("refs/remotes/origin/main").unwrap().id, c1);
+/// ```
 #[derive(Debug)]
 pub struct TestRepo {
-    dir: tempfile::TempDir,
+    /// Removed on drop.
+    _dir: tempfile::TempDir,
+    /// What [`TestRepo::path`] returns and [`TestRepo::source`] opens: the work tree, or the bare
+    /// repository.
+    repo: PathBuf,
+    /// Where [`TestRepo::write`] puts files and [`TestRepo::commit`] takes them from: the work
+    /// tree, or for a bare repository a scratch directory beside it.
+    files: PathBuf,
+    bare: bool,
     commits: AtomicI64,
 }
 
@@ -48,38 +69,93 @@ impl TestRepo {
     /// `git init` with `HEAD` → `refs/heads/main`, whatever the machine's git config says.
     #[must_use]
     pub fn new() -> TestRepo {
-        let dir = tempfile::Builder::new()
-            .prefix("refinery-git-test-")
-            .tempdir()
-            .expect("failed to create a temporary directory");
+        let dir = temp_dir();
         let repo = gix::init(dir.path()).expect("failed to init a test repository");
-        let head = RefEdit {
-            change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: "init".into(),
-                },
-                expected: PreviousValue::Any,
-                new: Target::Symbolic(
-                    FullName::try_from("refs/heads/main").expect("`refs/heads/main` is valid"),
-                ),
-            },
-            name: FullName::try_from("HEAD").expect("`HEAD` is valid"),
-            deref: false,
-        };
-        repo.edit_references_as(Some(head), None)
-            .expect("failed to point `HEAD` at `refs/heads/main`");
+        point_head_at_main(&repo);
         TestRepo {
-            dir,
+            repo: dir.path().to_owned(),
+            files: dir.path().to_owned(),
+            _dir: dir,
+            bare: false,
             commits: AtomicI64::new(0),
         }
     }
 
-    /// The work tree (the `.git` directory is inside it).
+    /// `git init --bare` with `HEAD` → `refs/heads/main`, to serve as a remote. [`write`](Self::write)
+    /// and [`commit`](Self::commit) work as for [`TestRepo::new`], through a scratch directory that
+    /// stands in for a work tree; commits go to `main`.
+    #[must_use]
+    pub fn bare() -> TestRepo {
+        let dir = temp_dir();
+        let path = dir.path().join("remote.git");
+        let files = dir.path().join("scratch");
+        std::fs::create_dir(&files).expect("failed to create the scratch directory");
+        let repo = gix::init_bare(&path).expect("failed to init a bare test repository");
+        point_head_at_main(&repo);
+        TestRepo {
+            repo: path,
+            files,
+            _dir: dir,
+            bare: true,
+            commits: AtomicI64::new(0),
+        }
+    }
+
+    /// A clone of `upstream` (through gix, from its path), whose `origin` is `upstream`: `main`
+    /// and `refs/remotes/origin/main` point where `upstream`'s `main` does, and `main` tracks
+    /// `origin/main`. Nothing is checked out: the work tree is empty.
+    #[must_use]
+    pub fn clone_of(upstream: &TestRepo) -> TestRepo {
+        let dir = temp_dir();
+        let mut prepare = gix::clone::PrepareFetch::new(
+            upstream.path(),
+            dir.path(),
+            gix::create::Kind::WithWorktree,
+            gix::create::Options::default(),
+            gix::open::Options::isolated(),
+        )
+        .expect("failed to prepare the clone");
+        let never = std::sync::atomic::AtomicBool::new(false);
+        prepare
+            .fetch_only(gix::progress::Discard, &never)
+            .expect("failed to clone");
+        TestRepo {
+            repo: dir.path().to_owned(),
+            files: dir.path().to_owned(),
+            _dir: dir,
+            bare: false,
+            // Later commits in the clone get later times than the upstream's so far.
+            commits: AtomicI64::new(upstream.commits.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// The work tree (the `.git` directory is inside it), or the bare repository itself.
     #[must_use]
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.repo
+    }
+
+    /// Set `key` (`remote.origin.url`, `branch.main.remote`, …) to `value` in the repository's own
+    /// config file, as `git config key value` does.
+    pub fn set_config(&self, key: &str, value: &str) {
+        let path = self.open().git_dir().join("config");
+        let mut config =
+            gix::config::File::from_path_no_includes(path.clone(), gix::config::Source::Local)
+                .unwrap_or_else(|e| panic!("failed to read `{}`: {e}", path.display()));
+        config
+            .set_raw_value(key, value)
+            .unwrap_or_else(|e| panic!("failed to set `{key}`: {e}"));
+        std::fs::write(&path, config.to_bstring())
+            .unwrap_or_else(|e| panic!("failed to write `{}`: {e}", path.display()));
+    }
+
+    /// Add the remote `name` at `url` with git's default fetch refspec, as `git remote add` does.
+    pub fn add_remote(&self, name: &str, url: &str) {
+        self.set_config(&format!("remote.{name}.url"), url);
+        self.set_config(
+            &format!("remote.{name}.fetch"),
+            &format!("+refs/heads/*:refs/remotes/{name}/*"),
+        );
     }
 
     /// Open it as the code under test would.
@@ -91,7 +167,7 @@ impl TestRepo {
     /// Write `contents` to `path` (repository-relative, `/`-separated) in the work tree, creating
     /// directories as needed. Nothing is committed.
     pub fn write(&self, path: &str, contents: impl AsRef<[u8]>) {
-        let file = self.path().join(path);
+        let file = self.files.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)
                 .unwrap_or_else(|e| panic!("failed to create `{}`: {e}", parent.display()));
@@ -102,7 +178,7 @@ impl TestRepo {
 
     /// Remove the file or directory at `path` from the work tree. Nothing is committed.
     pub fn remove(&self, path: &str) {
-        let target = self.path().join(path);
+        let target = self.files.join(path);
         let result = if target.is_dir() {
             std::fs::remove_dir_all(&target)
         } else {
@@ -112,13 +188,14 @@ impl TestRepo {
     }
 
     /// Commit the whole current work tree (every file, recursively, except `.git`; symlinks are
-    /// skipped) as a new commit on `HEAD`'s branch, and make the index match it. Returns the full
+    /// skipped) as a new commit on `HEAD`'s branch, and make the index match it (a bare
+    /// repository has none). Returns the full
     /// commit id. Author and committer are [`TEST_AUTHOR_NAME`] `<`[`TEST_AUTHOR_EMAIL`]`>`, the
     /// n-th commit is dated `TEST_EPOCH + n * TEST_TIME_STEP` (n from 0).
     pub fn commit(&self, message: &str) -> String {
         let repo = self.open();
         let mut files = Vec::new();
-        collect_files(self.path(), "", &mut files);
+        collect_files(&self.files, "", &mut files);
 
         let mut editor = repo
             .edit_tree(ObjectId::empty_tree(repo.object_hash()))
@@ -172,12 +249,14 @@ impl TestRepo {
             .expect("failed to commit")
             .detach();
 
-        let mut index = repo
-            .index_from_tree(&tree)
-            .expect("failed to build the index from the tree");
-        index
-            .write(Default::default())
-            .expect("failed to write the index");
+        if !self.bare {
+            let mut index = repo
+                .index_from_tree(&tree)
+                .expect("failed to build the index from the tree");
+            index
+                .write(Default::default())
+                .expect("failed to write the index");
+        }
         id.to_string()
     }
 
@@ -215,6 +294,34 @@ impl TestRepo {
         gix::open_opts(self.path(), gix::open::Options::isolated())
             .expect("failed to open the test repository")
     }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("refinery-git-test-")
+        .tempdir()
+        .expect("failed to create a temporary directory")
+}
+
+/// Point `HEAD` at `refs/heads/main`, whatever `init.defaultBranch` says.
+fn point_head_at_main(repo: &Repository) {
+    let head = RefEdit {
+        change: Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: "init".into(),
+            },
+            expected: PreviousValue::Any,
+            new: Target::Symbolic(
+                FullName::try_from("refs/heads/main").expect("`refs/heads/main` is valid"),
+            ),
+        },
+        name: FullName::try_from("HEAD").expect("`HEAD` is valid"),
+        deref: false,
+    };
+    repo.edit_references_as(Some(head), None)
+        .expect("failed to point `HEAD` at `refs/heads/main`");
 }
 
 /// Every regular file below `dir`, as (repository path, file, executable), skipping `.git` at the
