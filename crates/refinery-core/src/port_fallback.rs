@@ -14,7 +14,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::labels;
-use crate::observed::{Observed, ObservedContainer};
+use crate::observed::{ContainerState, Observed, ObservedContainer};
 use crate::resource_id::ResourceId;
 use crate::spec::{ContainerSpec, PortBinding};
 
@@ -204,13 +204,20 @@ pub fn degraded_primaries(
     out
 }
 
-/// Host ports (by protocol) the given containers publish: who holds what on an engine.
+/// Host ports the given containers hold, with their names: only containers that are up (running,
+/// paused, restarting) hold theirs; a stopped container's configured bindings hold nothing.
 #[must_use]
 pub fn published_host_ports<'a>(
     containers: impl IntoIterator<Item = &'a ObservedContainer>,
 ) -> BTreeMap<u16, Vec<String>> {
     let mut out: BTreeMap<u16, Vec<String>> = BTreeMap::new();
-    for c in containers {
+    let up = |c: &ObservedContainer| {
+        matches!(
+            c.state,
+            ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+        )
+    };
+    for c in containers.into_iter().filter(|c| up(c)) {
         for p in c.ports.iter().filter_map(|b| b.host_port) {
             out.entry(p).or_default().push(c.name.clone());
         }

@@ -226,4 +226,8 @@ fn port_fallback_published_host_ports_names_holders() {
     let held = port_fallback::published_host_ports(&o.containers);
     assert_eq!(held.get(&8086), Some(&vec!["web".to_owned()]));
     assert!(!held.contains_key(&8085));
+    // A stopped container's configured bindings hold nothing.
+    let mut stopped = o.clone();
+    stopped.containers[0].state = refinery_core::ContainerState::Exited;
+    assert!(port_fallback::published_host_ports(&stopped.containers).is_empty());
 }
