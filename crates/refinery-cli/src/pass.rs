@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use refinery_core::DiffContext;
 use refinery_core::manifest::NodeSpec;
 use refinery_core::{ContainerRuntime, Manifest, Observed, RuntimeError};
 use refinery_docker::DockerRuntime;
-use refinery_engine::{Evaluation, evaluate, node_selector};
+use refinery_engine::{Evaluation, PortProbe, evaluate_in, free_primary_ports, node_selector};
 
 use crate::desired::Desired;
 use crate::engines::{self, NodeEngine};
@@ -71,9 +72,13 @@ pub async fn evaluate_nodes<'m>(
         let result = async {
             engine.info().await?;
             let observed = engine.observe(node_selector(manifest)).await?;
-            let eval = evaluate(
+            // Degraded containers (on a fallback host port) move back once the primary is free.
+            let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
+            let free = free_primary_ports(&engine, manifest, &node.name, &observed, probe).await;
+            let dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
+            let eval = evaluate_in(
+                &dctx,
                 manifest,
-                &node.name,
                 &observed,
                 ctx.now,
                 ctx.first_seen,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::labels;
 use crate::observed::{ContainerState, Health, ImageDefaults, Observed, ObservedContainer};
+use crate::port_fallback::{self, Degraded};
 use crate::resource_id::ResourceId;
 use crate::secret::name_looks_secret;
 use crate::spec::{ContainerSpec, Healthcheck, MountKind};
@@ -74,6 +75,10 @@ pub struct Drift {
 pub struct DriftReport {
     pub drifts: Vec<Drift>,
     pub in_sync: Vec<ResourceId>,
+    /// Declared containers running on a declared fallback host port: not drift while the primary
+    /// is taken (they may be in `in_sync`), config drift on `ports` once it is free again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<Degraded>,
 }
 
 impl DriftReport {
@@ -91,6 +96,10 @@ pub struct DiffContext {
     pub ignore: Vec<String>,
     /// Label keys that never count (the selector's, for instance).
     pub ignore_label_keys: Vec<String>,
+    /// Primary host ports the engine found free again (see
+    /// [`port_fallback::degraded_primaries`]): a container degraded off one of them is config
+    /// drift on `ports`, so it is recreated on its primary.
+    pub free_ports: BTreeSet<u16>,
 }
 
 impl DiffContext {
@@ -107,7 +116,15 @@ impl DiffContext {
                 .iter()
                 .map(|s| s.key.clone())
                 .collect(),
+            free_ports: BTreeSet::new(),
         }
+    }
+
+    /// The same context, with the primary host ports the engine found free.
+    #[must_use]
+    pub fn with_free_ports(mut self, free_ports: BTreeSet<u16>) -> Self {
+        self.free_ports = free_ports;
+        self
     }
 }
 
@@ -222,14 +239,20 @@ pub fn config_changes(
         }
     }
 
-    // ports, as sorted normalized sets (a binding declared twice is published once).
-    let mut dp: Vec<String> = spec.ports.iter().map(ToString::to_string).collect();
-    let mut op: Vec<String> = o.ports.iter().map(ToString::to_string).collect();
-    dp.sort();
-    dp.dedup();
-    op.sort();
-    op.dedup();
-    if dp != op {
+    // ports, as sorted normalized sets (a binding declared twice is published once). A host port
+    // on one of its declared fallbacks reads as its primary, until the primary is free again.
+    let sorted = |ports: &[crate::spec::PortBinding]| {
+        let mut v: Vec<String> = ports.iter().map(ToString::to_string).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let dp = sorted(&spec.ports);
+    let op = sorted(&o.ports);
+    let subs = port_fallback::degraded_ports(spec, o);
+    let as_declared = sorted(&port_fallback::as_declared(&o.ports, &subs));
+    let primary_free = subs.iter().any(|s| ctx.free_ports.contains(&s.primary));
+    if dp != as_declared || (dp != op && primary_free) {
         changes.push(FieldChange {
             field: "ports".into(),
             desired: dp.join(", "),
@@ -436,6 +459,15 @@ pub fn diff_node(
             continue;
         };
         let before = report.drifts.len();
+        for s in port_fallback::degraded_ports(spec, o) {
+            report.degraded.push(Degraded {
+                id: id.clone(),
+                container_id: o.id.clone(),
+                primary: s.primary,
+                fallback: s.fallback,
+                primary_free: ctx.free_ports.contains(&s.primary),
+            });
+        }
         if let Some(mut change) = image_change(spec, o, observed) {
             change.ignored = field_ignored("image", &spec.ignore_differences)
                 || field_ignored("image", &ctx.ignore);

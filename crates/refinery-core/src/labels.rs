@@ -23,6 +23,11 @@ pub const CREATOR: &str = "io.refinery.creator";
 pub const PURPOSE: &str = "io.refinery.purpose";
 /// Marks Refinery's own container: never touched.
 pub const CONTROLLER: &str = "io.refinery.controller";
+/// Host ports running on a declared fallback: `8085:8086` (primary:fallback, comma-separated).
+pub const PORT_FALLBACK: &str = "io.refinery.port-fallback";
+/// Primary host ports (comma-separated) a container on the same engine published when the
+/// fallback was chosen: on a remote engine only those can be seen coming free again.
+pub const PORT_FALLBACK_HELD: &str = "io.refinery.port-fallback-held";
 
 /// Lower-case hex of a byte string.
 #[must_use]

@@ -5,6 +5,7 @@ pub mod labels;
 pub mod observed;
 pub mod outcome;
 pub mod policy;
+pub mod port_fallback;
 pub mod resource_id;
 pub mod runtime;
 pub mod secret;

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
-use refinery_core::labels::ownership_labels;
+use refinery_core::labels::{self, ownership_labels};
+use refinery_core::port_fallback::{self, Substitution};
 use refinery_core::{
     ContainerRuntime, ContainerSpec, CreateRequest, Manifest, Observed, Outcome, PullProgress,
     ResourceId, RuntimeError, Step, StepKind,
@@ -153,14 +154,17 @@ async fn run_step<R: ContainerRuntime>(
                 Some(old) => replace(rt, spec, labels, old, observed).await,
             };
             match result {
-                Ok(new_id) => done(
-                    match step.kind {
-                        StepKind::Create => Outcome::Created,
-                        StepKind::Rollback => Outcome::RolledBack,
-                        _ => Outcome::Recreated,
-                    },
-                    Some(new_id),
-                ),
+                Ok(made) => StepResult {
+                    message: port_fallback::degraded_message(&made.fallbacks),
+                    ..done(
+                        match step.kind {
+                            StepKind::Create => Outcome::Created,
+                            StepKind::Rollback => Outcome::RolledBack,
+                            _ => Outcome::Recreated,
+                        },
+                        Some(made.id),
+                    )
+                },
                 Err(e) => failed(step, e),
             }
         }
@@ -206,23 +210,101 @@ async fn ensure_image<R: ContainerRuntime>(
     })
 }
 
+/// A container made from a spec: its engine id and the declared fallback host ports it had to
+/// use (empty when it runs exactly as declared).
+struct Made {
+    id: String,
+    fallbacks: Vec<Substitution>,
+}
+
+/// Creates and starts `spec`. When a declared host port is taken, it tries again with that port's
+/// `fallback_ports` in order, and labels the container with the substitution
+/// ([`labels::PORT_FALLBACK`]).
 async fn create_and_start<R: ContainerRuntime>(
     rt: &R,
     spec: &ContainerSpec,
     labels: BTreeMap<String, String>,
-) -> Result<String, String> {
-    let req = CreateRequest {
-        name: spec.name.clone(),
-        spec: spec.clone(),
-        labels,
-    };
-    let id = rt.create(&req).await.map_err(|e| e.to_string())?;
+) -> Result<Made, String> {
+    let mut subs: Vec<Substitution> = Vec::new();
+    let mut held: Vec<u16> = Vec::new();
+    loop {
+        let mut req = CreateRequest {
+            name: spec.name.clone(),
+            spec: port_fallback::with_fallbacks(spec, &subs),
+            labels: labels.clone(),
+        };
+        if !subs.is_empty() {
+            req.labels.insert(
+                labels::PORT_FALLBACK.to_owned(),
+                port_fallback::format_label(&subs),
+            );
+        }
+        if !held.is_empty() {
+            let list: Vec<String> = held.iter().map(ToString::to_string).collect();
+            req.labels
+                .insert(labels::PORT_FALLBACK_HELD.to_owned(), list.join(","));
+        }
+        match create_and_start_once(rt, &req).await {
+            Ok(id) => {
+                return Ok(Made {
+                    id,
+                    fallbacks: subs,
+                });
+            }
+            Err(RuntimeError::PortTaken { port }) => {
+                let Some(next) = port_fallback::next_substitution(spec, &subs, port) else {
+                    return Err(port_taken_message(spec, port, &subs));
+                };
+                tracing::info!(container = %spec.name, port, "host port taken, trying a fallback");
+                if spec.fallback_ports.contains_key(&port) && held_by_container(rt, port).await {
+                    held.push(port);
+                }
+                subs = next;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// One attempt: create, start, and never leave a half-made container behind.
+async fn create_and_start_once<R: ContainerRuntime>(
+    rt: &R,
+    req: &CreateRequest,
+) -> Result<String, RuntimeError> {
+    let id = rt.create(req).await?;
     if let Err(e) = rt.start(&id).await {
-        // Never leave a half-made container behind.
         let _ = rt.remove(&id).await;
-        return Err(e.to_string());
+        return Err(e);
     }
     Ok(id)
+}
+
+/// Whether a container on this engine (any container, not only the selected ones) publishes
+/// host port `port`.
+async fn held_by_container<R: ContainerRuntime>(rt: &R, port: u16) -> bool {
+    rt.observe(None)
+        .await
+        .is_ok_and(|all| port_fallback::published_host_ports(&all.containers).contains_key(&port))
+}
+
+/// `failed to bind host port 8085: it is already taken`, naming the fallbacks tried too.
+fn port_taken_message(spec: &ContainerSpec, port: u16, subs: &[Substitution]) -> String {
+    let base = RuntimeError::PortTaken { port }.to_string();
+    let primary = subs
+        .iter()
+        .find(|s| s.fallback == port)
+        .map_or(port, |s| s.primary);
+    match spec.fallback_ports.get(&primary) {
+        Some(list) if !list.is_empty() => {
+            let list: Vec<String> = list.iter().map(ToString::to_string).collect();
+            format!(
+                "{}, and so are its fallback ports {}",
+                RuntimeError::PortTaken { port: primary },
+                list.join(", ")
+            )
+        }
+        _ => base,
+    }
 }
 
 /// Replaces `old` by a new container from `spec`: stop and set the old one aside, create and start
@@ -234,7 +316,7 @@ async fn replace<R: ContainerRuntime>(
     labels: BTreeMap<String, String>,
     old: &str,
     observed: &Observed,
-) -> Result<String, String> {
+) -> Result<Made, String> {
     let was_running = observed
         .containers
         .iter()
@@ -253,11 +335,11 @@ async fn replace<R: ContainerRuntime>(
         return Err(e.to_string());
     }
     match create_and_start(rt, spec, labels).await {
-        Ok(id) => {
+        Ok(made) => {
             if let Err(e) = rt.remove(old).await {
                 tracing::warn!(container = old, error = %e, "failed to remove the replaced container");
             }
-            Ok(id)
+            Ok(made)
         }
         Err(e) => {
             let _ = rt.rename(old, &spec.name).await;

@@ -35,11 +35,31 @@ pub fn evaluate(
     honor_grace: bool,
     self_container_id: Option<&str>,
 ) -> Evaluation {
-    let report = diff_node(
-        &manifest.containers_on(node),
-        observed,
+    evaluate_in(
         &DiffContext::for_node(manifest, node),
-    );
+        manifest,
+        observed,
+        now,
+        first_seen,
+        honor_grace,
+        self_container_id,
+    )
+}
+
+/// [`evaluate`] with a diff context the caller built (`ctx.node` is the node), e.g. one carrying
+/// the primary host ports [`crate::free_primary_ports`] found free.
+#[must_use]
+pub fn evaluate_in(
+    ctx: &DiffContext,
+    manifest: &Manifest,
+    observed: &Observed,
+    now: Timestamp,
+    first_seen: &BTreeMap<String, Timestamp>,
+    honor_grace: bool,
+    self_container_id: Option<&str>,
+) -> Evaluation {
+    let node = ctx.node.as_str();
+    let report = diff_node(&manifest.containers_on(node), observed, ctx);
     let pctx = PolicyContext {
         manifest,
         mode: manifest.mode_of(node),

@@ -3,8 +3,10 @@
 
 mod apply;
 mod evaluate;
+mod port_probe;
 mod recover;
 
 pub use apply::{ApplyEvent, StepResult, apply_plan, recreate_temp_name};
-pub use evaluate::{Evaluation, evaluate, node_selector};
+pub use evaluate::{Evaluation, evaluate, evaluate_in, node_selector};
+pub use port_probe::{PortProbe, free_primary_ports, primary_port_free};
 pub use recover::{Recovered, recover_interrupted};

@@ -157,7 +157,15 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         }
         for r in &results {
             match (&r.message, r.outcome) {
-                (Some(m), Outcome::Failed | Outcome::Skipped | Outcome::Deferred) => {
+                (
+                    Some(m),
+                    Outcome::Failed
+                    | Outcome::Skipped
+                    | Outcome::Deferred
+                    | Outcome::Created
+                    | Outcome::Recreated
+                    | Outcome::RolledBack,
+                ) => {
                     println!("{} {} ({m})", r.id, styles.outcome(r.outcome));
                 }
                 _ => println!("{} {}", r.id, styles.outcome(r.outcome)),

@@ -20,6 +20,9 @@ pub struct NodePlan<'a> {
     pub error: Option<String>,
     pub in_sync: Vec<String>,
     pub steps: Vec<&'a Step>,
+    /// Containers on a declared fallback host port (not drift while the primary is taken).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<&'a refinery_core::port_fallback::Degraded>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +53,7 @@ pub fn report<'a>(
                     .map(ToString::to_string)
                     .collect(),
                 steps: eval.plan.steps.iter().collect(),
+                degraded: eval.report.degraded.iter().collect(),
             },
             Err(e) => NodePlan {
                 node: &p.node.name,
@@ -58,6 +62,7 @@ pub fn report<'a>(
                 error: Some(e.to_string()),
                 in_sync: Vec::new(),
                 steps: Vec::new(),
+                degraded: Vec::new(),
             },
         })
         .collect();
@@ -139,6 +144,9 @@ pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> St
             out.push_str(&changes);
         }
         out.push('\n');
+    }
+    for d in r.nodes.iter().flat_map(|n| &n.degraded) {
+        out.push_str(&format!("{} degraded ({d})\n", d.id));
     }
     let unreachable: Vec<&str> = r
         .nodes

@@ -20,6 +20,9 @@ struct Row {
     state: String,
     health: String,
     drift: Vec<String>,
+    /// `port 8086 instead of 8085`: running on a declared fallback host port.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    degraded: Vec<String>,
     revision: Option<String>,
 }
 
@@ -57,6 +60,13 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                         state: o.map_or_else(|| "missing".into(), |o| o.state.to_string()),
                         health: o.map_or_else(|| "-".into(), |o| o.health.to_string()),
                         drift,
+                        degraded: eval
+                            .report
+                            .degraded
+                            .iter()
+                            .filter(|d| d.id == id)
+                            .map(ToString::to_string)
+                            .collect(),
                         revision: o
                             .and_then(|o| o.labels.get(labels::REVISION))
                             .map(|r| r.get(..12).unwrap_or(r).to_owned()),
@@ -74,6 +84,7 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                         state: "unknown".into(),
                         health: "-".into(),
                         drift: vec!["node unreachable".into()],
+                        degraded: Vec::new(),
                         revision: None,
                     });
                 }
@@ -96,10 +107,10 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                     r.image.clone(),
                     r.state.clone(),
                     r.health.clone(),
-                    if r.drift.is_empty() {
-                        "in sync".into()
-                    } else {
-                        r.drift.join(",")
+                    match (r.drift.is_empty(), r.degraded.is_empty()) {
+                        (true, true) => "in sync".into(),
+                        (true, false) => format!("degraded ({})", r.degraded.join("; ")),
+                        (false, _) => r.drift.join(","),
                     },
                     r.revision.clone().unwrap_or_else(|| "-".into()),
                 ]

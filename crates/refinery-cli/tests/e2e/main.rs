@@ -11,4 +11,5 @@ mod bad_input;
 mod config_drift;
 mod lifecycle;
 mod output;
+mod port_fallback;
 mod unauthorized;
