@@ -51,6 +51,9 @@ pub struct RolledBack {
     pub to: String,
     pub at: Timestamp,
     pub why: String,
+    /// Asked for with `refinery rollback`, rather than decided by the daemon.
+    #[serde(default)]
+    pub by_hand: bool,
 }
 
 /// The daemon's memory (schema [`STATE_VERSION`]).

@@ -59,6 +59,8 @@ struct Daemon {
     settings: Settings,
     /// The branch or revision followed.
     follow: String,
+    /// `--branch`: fetched from the repository's remote (if it has one) before each look.
+    branch: Option<String>,
     state_dir: PathBuf,
     state: DaemonState,
     desired: Arc<Desired>,
@@ -102,9 +104,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     let now = Timestamp::now();
 
     // The revision to start with: the branch's tip, unless the daemon rolled back from it.
-    let tip = refinery_git::GitSource::open(&settings.repo)?
-        .resolve(&follow)?
-        .id;
+    let tip = resolve_tip(&settings.repo, &follow, args.branch.as_deref())?;
     let wanted = match &state.rolled_back {
         Some(rb) if rb.from == tip => rb.to.clone(),
         _ => tip.clone(),
@@ -143,6 +143,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     let mut d = Daemon {
         settings: settings.clone(),
         follow,
+        branch: args.branch.clone(),
         state_dir,
         state: DaemonState::default(),
         desired: Arc::new(desired),
@@ -249,6 +250,24 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         let _ = task.await;
     }
     Ok(exit_code::OK)
+}
+
+/// The commit to enforce: with `branch`, the remote's branch after a fetch (or the local branch
+/// when the repository has no remote); without, `follow` as it resolves locally.
+fn resolve_tip(repo: &Path, follow: &str, branch: Option<&str>) -> Result<String, CliError> {
+    let git = refinery_git::GitSource::open(repo)?;
+    let rev = match branch {
+        Some(b) => {
+            if let Some(f) = git.fetch_upstream(b)?
+                && f.changed()
+            {
+                tracing::info!(remote = %f.remote, branch = %f.branch, "fetched a new commit");
+            }
+            git.tracking_ref(b)?
+        }
+        None => follow.to_owned(),
+    };
+    Ok(git.resolve(&rev)?.id)
 }
 
 fn short(rev: &str) -> String {
@@ -542,14 +561,24 @@ impl Daemon {
         wake
     }
 
-    /// Looks for a new commit on the branch; returns whether a pass is due.
+    /// Looks for a new commit on the branch (fetching it first when the repository has a
+    /// remote); returns whether a pass is due.
     async fn poll_git(&mut self) -> bool {
-        let resolved = refinery_git::GitSource::open(&self.settings.repo)
-            .and_then(|g| g.resolve(&self.follow));
+        let repo = self.settings.repo.clone();
+        let follow = self.follow.clone();
+        let branch = self.branch.clone();
+        let resolved =
+            tokio::task::spawn_blocking(move || resolve_tip(&repo, &follow, branch.as_deref()))
+                .await
+                .map_err(|e| CliError::Io {
+                    action: "look for a new commit".into(),
+                    source: std::io::Error::other(e),
+                })
+                .and_then(|r| r);
         let tip = match resolved {
-            Ok(c) => {
+            Ok(id) => {
                 self.branch_error = None;
-                c.id
+                id
             }
             Err(e) => {
                 let msg = e.to_string();
@@ -639,7 +668,7 @@ impl Daemon {
                 tracing::warn!(from = %short(&rb.from), to = %short(&to), why = %rb.why, "rolled back");
                 records.push(
                     alert(
-                        "error",
+                        if rb.by_hand { "warning" } else { "error" },
                         format!(
                             "rolled back from `{}` to `{}`: {}",
                             short(&rb.from),
@@ -710,6 +739,7 @@ impl Daemon {
                                 to: c.id.clone(),
                                 at: Timestamp::now(),
                                 why: "requested with `refinery rollback`".into(),
+                                by_hand: true,
                             };
                             due |= self.switch_to(&c.id, Some(rb)).await;
                         }
@@ -1038,6 +1068,7 @@ impl Daemon {
                             to: to.clone(),
                             at: now,
                             why: format!("not healthy within {deadline}s: {why}"),
+                            by_hand: false,
                         };
                         self.switch_to(&to, Some(rb)).await
                     }

@@ -23,6 +23,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `refinery run --repo <env repo> --poll-interval 100ms` plus `extra`.
     pub fn start(env: &Env, extra: &[&str]) -> Daemon {
+        Daemon::start_in(env.repo.path(), extra)
+    }
+
+    /// Starts the daemon on the repository at `repo`.
+    pub fn start_in(repo: &std::path::Path, extra: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("daemon.log");
         let state_dir = dir.path().join("state");
@@ -31,7 +36,7 @@ impl Daemon {
         let child = Command::new(bin)
             .arg("run")
             .arg("--repo")
-            .arg(env.repo.path())
+            .arg(repo)
             .arg("--state-dir")
             .arg(&state_dir)
             .args(["--poll-interval", "100ms", "--log-format", "json"])
@@ -50,7 +55,7 @@ impl Daemon {
             child: Some(child),
             log,
             state_dir,
-            ledger: env.repo.path().join("ledger/container_ledger.jsonl"),
+            ledger: repo.join("ledger/container_ledger.jsonl"),
             _dir: dir,
         }
     }

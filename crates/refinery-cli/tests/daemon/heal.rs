@@ -117,3 +117,26 @@ async fn daemon_container_recreated_by_hand_with_other_env_or_image_is_put_back(
     .await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn daemon_start_puts_back_a_container_an_interrupted_recreate_set_aside() {
+    let env = Env::new().await;
+    let name = env.name("web");
+    env.commit_manifest(&web(&name, ""));
+    // What a crash between "set the old container aside" and "start the new one" leaves.
+    let aside = env
+        .create_by_hand("web.refinery-old", env.spec("web"))
+        .await;
+    let mut d = Daemon::start(&env, &[]);
+    let c = running(&env, &mut d, "web").await;
+    assert_eq!(
+        c.id, aside,
+        "the set-aside container is renamed back, not replaced"
+    );
+    assert!(env.container("web.refinery-old").await.is_none());
+    d.wait_entry("recover entry", |e| {
+        kind(e) == "action" && e["step"] == "recover" && resource(e).ends_with(&name)
+    })
+    .await;
+    d.stop().await;
+}

@@ -125,3 +125,98 @@ async fn daemon_unhealthy_revision_is_rolled_back_to_the_last_healthy_one() {
     assert_eq!(c.state, ContainerState::Running);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn daemon_following_a_branch_deploys_what_is_pushed_to_the_remote() {
+    let env = Env::new().await;
+    let web = env.name("web");
+    let api = env.name("api");
+    // The remote (a bare repository) is where users push; the daemon runs on a clone of it.
+    let remote = refinery_git::TestRepo::bare();
+    remote.write(
+        "refinery.yaml",
+        env.manifest(&format!(
+            "containers:\n  - name: {web}\n    image: {IMAGE}\n"
+        )),
+    );
+    remote.commit("first");
+    let clone = refinery_git::TestRepo::clone_of(&remote);
+    let mut d = Daemon::start_in(clone.path(), &["--branch", "main"]);
+    eventually("web running", &mut d, || async {
+        env.container("web")
+            .await
+            .filter(|c| c.state == ContainerState::Running)
+    })
+    .await;
+
+    // A push to the remote is a deployment.
+    remote.write("refinery.yaml", env.manifest(&two(&web, &api)));
+    let pushed = remote.commit("add api");
+    eventually("api deployed from the remote", &mut d, || async {
+        env.container("api").await.filter(|c| {
+            c.state == ContainerState::Running
+                && c.labels.get("io.refinery.revision") == Some(&pushed)
+        })
+    })
+    .await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn daemon_rollback_by_hand_holds_the_older_revision_until_a_newer_commit() {
+    let env = Env::new().await;
+    let web = env.name("web");
+    let api = env.name("api");
+    let first = env.commit_manifest(&format!(
+        "containers:\n  - name: {web}\n    image: {IMAGE}\n"
+    ));
+    let second = env.commit_manifest(&two(&web, &api));
+    let mut d = Daemon::start(&env, &[]);
+    eventually("second revision deployed", &mut d, || async {
+        env.container("api")
+            .await
+            .filter(|c| c.labels.get("io.refinery.revision") == Some(&second))
+    })
+    .await;
+
+    env.refinery(&[
+        "rollback",
+        "--to",
+        &first[..12],
+        "--state-dir",
+        &d.state_dir.to_string_lossy(),
+    ])
+    .await
+    .code(0)
+    .stderr_has("requested");
+    d.wait_entry("rollback alert", |e| {
+        kind(e) == "alert"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("rolled back") && m.contains("requested with `refinery rollback`"))
+    })
+    .await;
+    d.wait_entry("revision back to the first", |e| {
+        kind(e) == "revision" && e["to"].as_str() == Some(first.as_str())
+    })
+    .await;
+    // The first revision does not declare `api`: it is reported as unauthorized (the default
+    // rule only alerts), never removed.
+    d.wait_entry("api unauthorized", |e| {
+        kind(e) == "drift"
+            && e["drift"] == "unauthorized"
+            && e["resource"].as_str().is_some_and(|r| r.ends_with(&api))
+    })
+    .await;
+    assert!(env.container("api").await.is_some());
+
+    // A newer commit ends the rollback.
+    let third = env.commit_manifest(&two(&web, &api).replace("\"2\"", "\"3\""));
+    eventually("third revision deployed", &mut d, || async {
+        env.container("api")
+            .await
+            .filter(|c| c.labels.get("io.refinery.revision") == Some(&third))
+    })
+    .await;
+    d.stop().await;
+}
