@@ -4,7 +4,8 @@
 #   2. builds the demo image from Debian's busybox-static (nothing is pulled),
 #   3. makes a git repository of this example and commits it,
 #   4. `refinery apply`, `refinery status`,
-#   5. kills a container and shows `refinery plan` find it, then heals it with `apply`.
+#   5. kills a container and shows `refinery plan` find it, then heals it with `apply`,
+#   6. starts the daemon, `refinery run`, kills the container again and watches it heal by itself.
 # Pass --cleanup to remove what it created at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,6 +58,28 @@ echo "(plan exited $code: 3 means drift found)"
 step "apply heals it"
 run apply --yes
 run plan
+
+step "the daemon: refinery run heals by itself"
+log=$(mktemp /tmp/refinery-quickstart-daemon.XXXXXX)
+"$refinery" --repo "$repo" run --poll-interval 500ms 2>"$log" &
+daemon=$!
+trap 'kill "$daemon" 2>/dev/null || true' EXIT
+sleep 1
+echo "\$ docker kill qs-web"
+docker kill qs-web >/dev/null
+killed=$(date +%s%N)
+for _ in $(seq 1 200); do
+  [ "$(docker inspect -f '{{.State.Status}}' qs-web 2>/dev/null)" = running ] && break
+  sleep 0.05
+done
+[ "$(docker inspect -f '{{.State.Status}}' qs-web)" = running ] || { cat "$log" >&2; echo "the daemon did not heal qs-web" >&2; exit 1; }
+echo "qs-web running again after $(( ($(date +%s%N) - killed) / 1000000 )) ms"
+kill -TERM "$daemon"
+wait "$daemon" || { cat "$log" >&2; echo "the daemon did not stop cleanly" >&2; exit 1; }
+trap - EXIT
+echo "daemon log:"
+sed 's/^/  /' "$log"
+rm -f "$log"
 
 step "the ledger: what happened, hash-chained and committed to refs/heads/refinery/ledger"
 run ledger show
