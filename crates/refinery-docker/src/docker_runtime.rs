@@ -13,6 +13,8 @@ use refinery_core::{
 use tokio::sync::OnceCell;
 
 use crate::convert::{self, Op, container_what, image_what};
+use crate::ssh::{SshConnector, SshTarget};
+use crate::tls::TlsFiles;
 
 /// Where `from_env` connects when `DOCKER_HOST` is unset.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -29,6 +31,10 @@ enum Target {
     Unix(String),
     /// `tcp://host:port`, plain HTTP.
     Http(String),
+    /// `tcp://host:port` with TLS client certificates (`docker --tlsverify`).
+    Tls(String, TlsFiles),
+    /// `ssh://[user@]host[:port]`, through `ssh … docker system dial-stdio`.
+    Ssh(SshTarget),
 }
 
 /// One Docker engine. Connecting is lazy: the first call opens the client and negotiates the API
@@ -80,12 +86,15 @@ impl DockerRuntime {
                 Target::Http(format!("tcp://{addr}")),
                 format!("tcp://{addr}"),
             )
+        } else if let Some(rest) = endpoint.strip_prefix("ssh://") {
+            let target = SshTarget::parse(rest).map_err(unsupported)?;
+            (Target::Ssh(target), endpoint.to_owned())
         } else if endpoint.is_empty() {
             return Err(unsupported("the endpoint is empty".to_owned()));
         } else {
             let scheme = endpoint.split_once("://").map_or(endpoint, |(s, _)| s);
             return Err(unsupported(format!(
-                "the `{scheme}` scheme is not supported yet; use `unix://` or `tcp://`"
+                "the `{scheme}` scheme is not supported; use `unix://`, `tcp://` or `ssh://`"
             )));
         };
         Ok(DockerRuntime {
@@ -95,8 +104,34 @@ impl DockerRuntime {
         })
     }
 
+    /// A runtime for `endpoint` with TLS client certificates (`tcp://` only): the files are
+    /// read and checked here (present, PEM, key belongs to the certificate), so a bad set fails
+    /// before anything is contacted. Without `tls` this is [`DockerRuntime::connect`].
+    pub fn connect_with_tls(
+        endpoint: &str,
+        tls: Option<&TlsFiles>,
+    ) -> RuntimeResult<DockerRuntime> {
+        let mut rt = DockerRuntime::connect(endpoint)?;
+        let Some(tls) = tls else {
+            return Ok(rt);
+        };
+        let refused = |message: String| RuntimeError::Other {
+            action: format!("connect to `{}`", rt.endpoint),
+            message,
+        };
+        let Target::Http(addr) = &rt.target else {
+            return Err(refused(
+                "TLS files are only used with a `tcp://` endpoint".to_owned(),
+            ));
+        };
+        tls.check().map_err(refused)?;
+        rt.target = Target::Tls(addr.clone(), tls.clone());
+        Ok(rt)
+    }
+
     /// A runtime for `DOCKER_HOST`, else [`DEFAULT_ENDPOINT`]. `DOCKER_TLS_VERIFY` with a
-    /// `tcp://` host is refused until TLS is supported (rather than speaking plain HTTP).
+    /// `tcp://` host uses `ca.pem`, `cert.pem`, `key.pem` in `DOCKER_CERT_PATH` (default
+    /// `~/.docker`), as the docker CLI does.
     pub fn from_env() -> RuntimeResult<DockerRuntime> {
         let host = std::env::var("DOCKER_HOST")
             .ok()
@@ -106,10 +141,14 @@ impl DockerRuntime {
         };
         let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
         if tls && host.trim().starts_with("tcp://") {
-            return Err(RuntimeError::Other {
-                action: format!("connect to `{}`", host.trim()),
-                message: "`DOCKER_TLS_VERIFY` is set but TLS is not supported yet".to_owned(),
-            });
+            let dir = std::env::var_os("DOCKER_CERT_PATH")
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker"))
+                })
+                .unwrap_or_else(|| std::path::PathBuf::from(".docker"));
+            return DockerRuntime::connect_with_tls(&host, Some(&TlsFiles::in_dir(&dir)));
         }
         DockerRuntime::connect(&host)
     }
@@ -132,6 +171,15 @@ impl DockerRuntime {
                     Target::Http(addr) => {
                         Docker::connect_with_http(addr, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
                     }
+                    Target::Tls(addr, tls) => Docker::connect_with_ssl(
+                        addr,
+                        &tls.key,
+                        &tls.cert,
+                        &tls.ca,
+                        REQUEST_TIMEOUT_SECS,
+                        API_DEFAULT_VERSION,
+                    ),
+                    Target::Ssh(target) => ssh_docker(target),
                 }
                 .map_err(|e| convert::error(e, &op))?;
                 let docker = docker
@@ -192,6 +240,51 @@ impl DockerRuntime {
             Err(e) => Err(convert::error(e, &self.op("inspect", image_what(image_id)))),
         }
     }
+}
+
+/// A client whose connections are `ssh … docker system dial-stdio` processes; when ssh fails,
+/// what it printed on stderr becomes the error's reason.
+fn ssh_docker(target: &SshTarget) -> Result<Docker, bollard::errors::Error> {
+    let connector = SshConnector {
+        target: std::sync::Arc::new(target.clone()),
+        stderr: std::sync::Arc::default(),
+    };
+    let stderr = std::sync::Arc::clone(&connector.stderr);
+    let host = target.host.clone();
+    let client = hyper_util::client::legacy::Client::builder(
+        hyper_util::rt::TokioExecutor::new(),
+    )
+    .pool_idle_timeout(Duration::from_secs(30))
+    .build(connector);
+    let transport = move |req: bollard::BollardRequest| {
+        let client = client.clone();
+        let stderr = std::sync::Arc::clone(&stderr);
+        let host = host.clone();
+        async move {
+            client.request(req).await.map_err(|err| {
+                let said = stderr
+                    .lock()
+                    .map(|mut s| std::mem::take(&mut *s))
+                    .unwrap_or_default();
+                if said.is_empty() {
+                    bollard::errors::Error::HyperLegacyError { err }
+                } else {
+                    bollard::errors::Error::IOError {
+                        err: std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            format!("ssh to `{host}` failed: {said}"),
+                        ),
+                    }
+                }
+            })
+        }
+    };
+    Docker::connect_with_custom_transport(
+        transport,
+        Some("http://docker.ssh"),
+        REQUEST_TIMEOUT_SECS,
+        API_DEFAULT_VERSION,
+    )
 }
 
 impl ContainerRuntime for DockerRuntime {
@@ -415,10 +508,34 @@ mod tests {
     }
 
     #[test]
-    fn connect_ssh_is_other_naming_the_scheme() {
-        let err = DockerRuntime::connect("ssh://me@host").expect_err("ssh is not supported yet");
+    fn connect_ssh_is_accepted() {
+        let rt = DockerRuntime::connect("ssh://me@host:2222").expect("ssh is accepted");
+        assert_eq!(rt.endpoint(), "ssh://me@host:2222");
+    }
+
+    #[test]
+    fn connect_unknown_scheme_is_other_naming_the_scheme() {
+        let err = DockerRuntime::connect("npipe:////./pipe/x").expect_err("not supported");
         assert!(matches!(err, RuntimeError::Other { .. }));
-        assert!(err.to_string().contains("`ssh` scheme"), "{err}");
+        assert!(err.to_string().contains("`npipe` scheme"), "{err}");
+    }
+
+    #[test]
+    fn connect_tls_with_missing_files_names_the_file() {
+        let tls = TlsFiles::in_dir(std::path::Path::new("/nonexistent-refinery-certs"));
+        let err = DockerRuntime::connect_with_tls("tcp://127.0.0.1:2376", Some(&tls))
+            .expect_err("missing files fail");
+        let text = err.to_string();
+        assert!(text.contains("/nonexistent-refinery-certs/ca.pem"), "{text}");
+        assert!(text.contains("no such file"), "{text}");
+    }
+
+    #[test]
+    fn connect_tls_on_a_unix_socket_is_refused() {
+        let tls = TlsFiles::in_dir(std::path::Path::new("/tmp"));
+        let err = DockerRuntime::connect_with_tls("unix:///var/run/docker.sock", Some(&tls))
+            .expect_err("tls needs tcp");
+        assert!(err.to_string().contains("`tcp://`"), "{err}");
     }
 
     #[test]

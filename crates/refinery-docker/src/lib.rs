@@ -3,8 +3,12 @@
 
 mod convert;
 mod docker_runtime;
+mod ssh;
+mod tls;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testsupport;
 
 pub use docker_runtime::{DEFAULT_ENDPOINT, DockerRuntime};
+pub use ssh::SshTarget;
+pub use tls::TlsFiles;

@@ -4,6 +4,8 @@
 //!
 //! Tests run in parallel: everything here touches only what carries the run's label or name.
 
+pub mod engines;
+
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
