@@ -97,6 +97,7 @@ const VALID: &[(&str, &[&str])] = &[
     (
         "valid-full-reference.yaml",
         &[
+            "nodes[0].docker",
             "alerting.channels[0].webhook_url",
             "secrets.sops_age_key_file",
         ],
@@ -315,7 +316,8 @@ fn load_full_reference_reads_every_section() {
 #[test]
 fn load_full_reference_without_env_warns_and_masks() {
     let loaded = load_ok("valid-full-reference.yaml");
-    for w in &loaded.warnings {
+    // Its one other warning: `tls` beside a `unix://` endpoint is unused.
+    for w in loaded.warnings.iter().filter(|w| w.field != "nodes[0].docker") {
         assert!(
             w.message.contains("is not set; using an empty string"),
             "{w}"
@@ -807,6 +809,10 @@ const INVALID: &[(&str, &[Expect])] = &[
     ]),
     ("invalid-stack-duplicate.yaml", &[at(3, 11, "stacks[1].name", "stack `shop` is declared twice")]),
     ("invalid-time-of-day.yaml", &[hinted(4, 17, "maintenance_windows[0].start_time", "`25:00` is not a time of day", "`HH:MM`")]),
+    ("invalid-endpoint-without-address.yaml", &[
+        hinted(3, 13, "nodes[0].docker", "node `lyra` has no port in its endpoint `tcp://10.0.0.5`", "`tcp://HOST:2376`"),
+        hinted(5, 13, "nodes[1].docker", "node `vega` has an endpoint without an address: `ssh://`", "followed by the address"),
+    ]),
     ("invalid-tls-missing-key.yaml", &[at(4, 10, "nodes[0].tls.key", "`tls` needs `key`")]),
     ("invalid-two-documents.yaml", &[hinted(5, 1, "", "a manifest is one YAML document", "remove the `---` line")]),
     ("invalid-unclosed-var.yaml", &[hinted(3, 12, "containers[0].image", "no closing `}`", "close it with `}`")]),

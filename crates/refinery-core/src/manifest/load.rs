@@ -433,6 +433,7 @@ fn read_nodes(r: &mut Reader<'_>, node: &Node) -> Vec<NodeSpec> {
         let mode = m
             .get("mode")
             .and_then(|n| read_mode(r, n, &format!("{path}.mode")));
+        let node_loc = m.node.loc;
         m.finish(r);
         let Some((name, loc)) = name else { continue };
         if out.iter().any(|n| n.name == name) {
@@ -456,6 +457,29 @@ fn read_nodes(r: &mut Reader<'_>, node: &Node) -> Vec<NodeSpec> {
                 }
             }
         }
+        if let Some((ep, ep_loc)) = &docker
+            && let Some((message, hint)) = endpoint_problem(&name, ep)
+        {
+            r.error_hint(*ep_loc, &format!("{path}.docker"), message, hint);
+        }
+        if let Some((ep, ep_loc)) = &docker
+            && tls.is_some()
+            && !ep.starts_with("tcp://")
+        {
+            r.warn(
+                *ep_loc,
+                &format!("{path}.docker"),
+                format!("node `{name}` has `tls` files, but they are used only with `tcp://`, not with `{ep}`"),
+            );
+        }
+        if docker.is_none() && tls.is_some() {
+            r.error_hint(
+                node_loc,
+                &format!("{path}.tls"),
+                format!("node `{name}` has `tls` but no `docker:` endpoint"),
+                "set `docker: tcp://HOST:2376` for a TLS-protected engine",
+            );
+        }
         let docker = docker.map(|(ep, _)| ep);
         out.push(NodeSpec {
             name,
@@ -470,6 +494,30 @@ fn read_nodes(r: &mut Reader<'_>, node: &Node) -> Vec<NodeSpec> {
         });
     }
     out
+}
+
+/// What is wrong with node `name`'s endpoint `ep` beyond its scheme (checked above): an empty
+/// address, a `tcp://` without port.
+fn endpoint_problem(name: &str, ep: &str) -> Option<(String, String)> {
+    let (scheme, rest) = ep.split_once("://")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let empty = match scheme {
+        "unix" | "npipe" => rest.is_empty(),
+        _ => host.is_empty() || host.ends_with('@'),
+    };
+    if empty {
+        return Some((
+            format!("node `{name}` has an endpoint without an address: `{ep}`"),
+            format!("write `{scheme}://` followed by the address, e.g. `tcp://10.0.0.5:2376`"),
+        ));
+    }
+    if scheme == "tcp" && !host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        return Some((
+            format!("node `{name}` has no port in its endpoint `{ep}`"),
+            "Docker listens on 2376 with TLS and 2375 without: `tcp://HOST:2376`".to_owned(),
+        ));
+    }
+    None
 }
 
 /// Resolves `node:`/`nodes:` of a container or stack to declared node names.
