@@ -1,8 +1,10 @@
 //! One engine client per node.
 
+use std::path::Path;
+
 use refinery_core::manifest::NodeSpec;
 use refinery_core::{Manifest, RuntimeError};
-use refinery_docker::DockerRuntime;
+use refinery_docker::{DockerRuntime, TlsFiles};
 
 use crate::error::CliError;
 
@@ -12,16 +14,18 @@ pub struct NodeEngine<'m> {
     pub engine: Result<DockerRuntime, RuntimeError>,
 }
 
-/// The nodes a command works on, each with its engine client.
+/// The nodes a command works on, each with its engine client (`tls:` paths relative to
+/// `repo`).
 pub fn select<'m>(
     manifest: &'m Manifest,
     only: &[String],
+    repo: &Path,
 ) -> Result<Vec<NodeEngine<'m>>, CliError> {
     Ok(selected_nodes(manifest, only)?
         .into_iter()
         .map(|node| NodeEngine {
             node,
-            engine: engine_for(node),
+            engine: engine_in(node, repo),
         })
         .collect())
 }
@@ -48,9 +52,29 @@ pub fn selected_nodes<'m>(
 }
 
 /// A client for a node's engine (`docker:`, else `DOCKER_HOST`); nothing is contacted yet.
+/// Relative `tls:` paths are taken from the current directory; see [`engine_in`].
+#[allow(dead_code)] // callers use `engine_in`; kept for code that has no repository at hand
 pub fn engine_for(node: &NodeSpec) -> Result<DockerRuntime, RuntimeError> {
+    engine_in(node, Path::new("."))
+}
+
+/// A client for a node's engine, `tls:` paths relative to `repo` (the repository's work tree).
+/// TLS files are read and checked here, so a missing or mismatched one fails before anything is
+/// contacted; `tls` beside an endpoint other than `tcp://` is unused (validation warns).
+pub fn engine_in(node: &NodeSpec, repo: &Path) -> Result<DockerRuntime, RuntimeError> {
     match &node.docker {
-        Some(ep) => DockerRuntime::connect(ep),
+        Some(ep) => {
+            let tls = node
+                .tls
+                .as_ref()
+                .filter(|_| ep.trim().starts_with("tcp://"))
+                .map(|t| TlsFiles {
+                    ca: repo.join(&t.ca),
+                    cert: repo.join(&t.cert),
+                    key: repo.join(&t.key),
+                });
+            DockerRuntime::connect_with_tls(ep, tls.as_ref())
+        }
         None => DockerRuntime::from_env(),
     }
 }

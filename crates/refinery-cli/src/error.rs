@@ -85,7 +85,15 @@ impl CliError {
 #[must_use]
 pub fn unreachable_hints(e: &RuntimeError) -> Vec<String> {
     let text = e.to_string();
-    if text.contains("permission denied") {
+    if text.contains("ssh to `") {
+        vec![
+            "check that `ssh USER@HOST docker version` works without a password prompt (an ssh-agent or a key without passphrase, the host in `known_hosts`)".into(),
+        ]
+    } else if text.contains("TLS ") {
+        vec![
+            "the node's `tls:` files are `docker --tlsverify` style: `ca.pem`, `cert.pem`, `key.pem` (relative paths are relative to the repository)".into(),
+        ]
+    } else if text.contains("permission denied") {
         vec!["run as root or add your user to the `docker` group".into()]
     } else {
         vec![

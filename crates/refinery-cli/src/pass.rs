@@ -27,7 +27,7 @@ pub async fn run<'m>(
     settings: &Settings,
 ) -> Result<Vec<NodePass<'m>>, CliError> {
     let manifest = &desired.manifest;
-    let selected = engines::select(manifest, &settings.nodes)?;
+    let selected = engines::select(manifest, &settings.nodes, &settings.repo)?;
     let self_id = engines::self_container_id();
     let nodes = selected
         .into_iter()
@@ -70,7 +70,7 @@ pub async fn evaluate_nodes<'m>(
             }
         };
         let result = async {
-            engine.info().await?;
+            probe(&engine).await?;
             let observed = engine.observe(node_selector(manifest)).await?;
             // Degraded containers (on a fallback host port) move back once the primary is free.
             let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
@@ -95,4 +95,22 @@ pub async fn evaluate_nodes<'m>(
         }
     });
     futures_util::future::join_all(futures).await
+}
+
+/// How long a node's engine has to answer the version query that starts its pass: an engine that
+/// hangs (a host gone without a reset) is reported unreachable instead of holding up the others.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The engine's version query, bounded by [`PROBE_TIMEOUT`].
+pub async fn probe(engine: &DockerRuntime) -> Result<refinery_core::EngineInfo, RuntimeError> {
+    match tokio::time::timeout(PROBE_TIMEOUT, engine.info()).await {
+        Ok(r) => r,
+        Err(_) => Err(RuntimeError::Unreachable {
+            endpoint: engine.endpoint().to_owned(),
+            reason: format!(
+                "the engine did not answer within {}s",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        }),
+    }
 }

@@ -99,8 +99,8 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             }
         }
     };
-    let mut results = Vec::new();
     let mut unchanged = Vec::new();
+    let mut per_node = Vec::new();
     for p in &passes {
         let (Some(engine), Ok((observed, eval))) = (&p.engine, &p.result) else {
             continue;
@@ -113,18 +113,25 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             .filter(|s| s.kind != StepKind::Ignore)
             .cloned()
             .collect();
-        results.extend(
+        per_node.push((engine, observed, steps));
+    }
+    // Every node at once: a slow node does not hold up the others.
+    let results: Vec<StepResult> = futures_util::future::join_all(per_node.iter().map(
+        |(engine, observed, steps)| {
             apply_plan(
-                engine,
+                *engine,
                 &desired.manifest,
-                &steps,
+                steps,
                 observed,
                 &desired.commit.id,
                 &on_event,
             )
-            .await,
-        );
-    }
+        },
+    ))
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

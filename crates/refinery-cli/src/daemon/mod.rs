@@ -320,7 +320,7 @@ impl Daemon {
         {
             return Some(rt.clone());
         }
-        match engines::engine_for(node) {
+        match engines::engine_in(node, &self.settings.repo) {
             Ok(rt) => {
                 self.engines
                     .insert(node.name.clone(), (endpoint, rt.clone()));
@@ -817,12 +817,10 @@ impl Daemon {
         let nodes: Vec<_> = selected
             .into_iter()
             .map(|n| {
+                // When there is no client, setting it up again says why.
                 let rt = self
                     .engine(n)
-                    .ok_or_else(|| refinery_core::RuntimeError::Other {
-                        action: format!("connect to node `{}`", n.name),
-                        message: "the endpoint is not supported".into(),
-                    });
+                    .map_or_else(|| engines::engine_in(n, &self.settings.repo), Ok);
                 (n, rt)
             })
             .collect();
@@ -838,7 +836,8 @@ impl Daemon {
         let mut records = Vec::new();
         let mut next_due: Option<Timestamp> = None;
         let mut health = RevisionHealth::Healthy;
-        for p in &passes {
+        let mut work = Vec::new();
+        for (i, p) in passes.iter().enumerate() {
             let node = p.node.name.as_str();
             let (Some(engine), Ok((observed, eval))) = (&p.engine, &p.result) else {
                 if let Err(e) = &p.result {
@@ -938,8 +937,30 @@ impl Daemon {
                 }
                 continue;
             }
-            let results = apply_plan(engine, manifest, &steps, observed, &rev, &|_| {}).await;
-            self.end_ours();
+            work.push((i, engine, steps));
+        }
+        // Every node's actions at once: a slow node does not hold up the others.
+        let rev_ref = rev.as_str();
+        let applied = futures_util::future::join_all(work.iter().map(|(i, engine, steps)| {
+            let observed = match &passes[*i].result {
+                Ok((observed, _)) => Some(observed),
+                Err(_) => None,
+            };
+            async move {
+                match observed {
+                    Some(o) => apply_plan(*engine, manifest, steps, o, rev_ref, &|_| {}).await,
+                    None => Vec::new(),
+                }
+            }
+        }))
+        .await;
+        self.end_ours();
+        for ((i, _, _), results) in work.iter().zip(applied) {
+            let p = &passes[*i];
+            let node = p.node.name.as_str();
+            let Ok((observed, eval)) = &p.result else {
+                continue;
+            };
             let mut failed = Vec::new();
             for r in &results {
                 if let Some(id) = &r.container_id
