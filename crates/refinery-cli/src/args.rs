@@ -84,6 +84,10 @@ pub enum Command {
     ///
     /// Exit codes: 0 chain intact, 5 chain broken.
     Ledger(LedgerArgs),
+    /// One row per node: endpoint, engine version, mode, reachability, containers, drift.
+    ///
+    /// Exit codes: 0 all in sync, 3 drift found, 4 a node unreachable.
+    Nodes,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             Command::Resume(a) => commands::resume::resume(&settings, a),
             Command::Rollback(a) => commands::resume::rollback(&settings, a),
             Command::Ledger(a) => commands::ledger::run(&settings, a),
+            Command::Nodes => commands::nodes::run(&settings).await,
         }
     });
     match result {

@@ -153,6 +153,16 @@ impl DockerRuntime {
         DockerRuntime::connect(&host)
     }
 
+    /// For an `ssh://` endpoint: run `program` instead of `ssh` (a wrapper adding options, say).
+    /// Other endpoints are unchanged.
+    #[must_use]
+    pub fn with_ssh_program(mut self, program: impl Into<String>) -> DockerRuntime {
+        if let Target::Ssh(t) = &mut self.target {
+            t.program = program.into();
+        }
+        self
+    }
+
     /// The endpoint, normalized (`unix:///var/run/docker.sock`).
     #[must_use]
     pub fn endpoint(&self) -> &str {

@@ -22,6 +22,8 @@ pub struct SshTarget {
     pub port: Option<u16>,
     /// The engine's socket on the remote host (`--host unix://…` of the remote docker CLI).
     pub socket: Option<String>,
+    /// The ssh client to run (`ssh`; configure it in `~/.ssh/config` as for the docker CLI).
+    pub program: String,
 }
 
 impl SshTarget {
@@ -57,6 +59,7 @@ impl SshTarget {
             host: host.to_owned(),
             port,
             socket,
+            program: "ssh".to_owned(),
         })
     }
 
@@ -65,7 +68,7 @@ impl SshTarget {
     /// no terminal to ask for a password or a host key.
     #[must_use]
     pub fn command(&self) -> (String, Vec<String>) {
-        let program = std::env::var("REFINERY_SSH").unwrap_or_else(|_| "ssh".to_owned());
+        let program = self.program.clone();
         let mut args = vec![
             "-o".to_owned(),
             "BatchMode=yes".to_owned(),

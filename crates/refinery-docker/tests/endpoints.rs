@@ -84,3 +84,108 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+/// `ssh://` against a real sshd on loopback (its own config, host key and authorized key, made
+/// here): the connection is `ssh … docker system dial-stdio`, as the docker CLI makes it, to the
+/// main engine.
+#[tokio::test]
+async fn ssh_endpoint_reaches_the_engine_through_dial_stdio() {
+    let dir = tempdir();
+    let sshd = Sshd::start(&dir);
+    let rt = DockerRuntime::connect(&format!("ssh://root@127.0.0.1:{}", sshd.port))
+        .expect("ssh parses")
+        .with_ssh_program(sshd.wrapper.to_string_lossy());
+    let info = rt.info().await.expect("info over ssh");
+    assert!(!info.version.is_empty());
+    let run = TestRun::new(&DockerRuntime::from_env().expect("main engine"));
+    let observed = rt.observe(Some(&run.selector())).await.expect("observe over ssh");
+    assert!(observed.containers.is_empty());
+    assert!(!observed.images.is_empty(), "the main engine has images");
+    // Events flow over ssh too (a long-lived response body).
+    let _events = rt.events(None);
+
+    // A refused login names ssh and what it said.
+    let refused = DockerRuntime::connect(&format!("ssh://nobody-here@127.0.0.1:{}", sshd.port))
+        .expect("ssh parses")
+        .with_ssh_program(sshd.wrapper.to_string_lossy());
+    let err = refused.info().await.expect_err("unknown user is refused");
+    let text = err.to_string();
+    assert!(text.contains("ssh to `127.0.0.1` failed"), "{text}");
+    assert!(text.contains("denied"), "{text}");
+    drop(sshd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    wrapper: std::path::PathBuf,
+}
+
+impl Sshd {
+    fn start(dir: &std::path::Path) -> Sshd {
+        use std::os::unix::fs::PermissionsExt;
+        use std::process::Command;
+        let sshd = std::path::Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "this test needs an sshd: `apt-get install openssh-server`"
+        );
+        let keygen = |path: &std::path::Path| {
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path)
+                .status()
+                .expect("ssh-keygen")
+                .success();
+            assert!(ok, "ssh-keygen");
+        };
+        keygen(&dir.join("host_key"));
+        keygen(&dir.join("user_key"));
+        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).expect("copy key");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), config).expect("write sshd_config");
+        let wrapper = dir.join("ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec ssh -F /dev/null -i {d}/user_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n",
+                d = dir.display()
+            ),
+        )
+        .expect("write the ssh wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::create_dir_all("/run/sshd").expect("sshd privilege separation directory");
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stderr(std::fs::File::create(dir.join("sshd.log")).expect("log"))
+            .spawn()
+            .expect("start sshd");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Sshd {
+            child,
+            port,
+            wrapper,
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

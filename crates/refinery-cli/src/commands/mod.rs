@@ -1,5 +1,6 @@
 pub mod apply;
 pub mod ledger;
+pub mod nodes;
 pub mod plan;
 pub mod resume;
 pub mod run;

@@ -1,0 +1,160 @@
+//! `refinery nodes`: one row per declared node — endpoint, engine version, mode, reachability,
+//! container counts and drift.
+
+use std::collections::BTreeSet;
+
+use refinery_core::{ContainerState, StepKind};
+use serde::Serialize;
+
+use crate::commands::load_desired;
+use crate::commands::plan::report_unreachable;
+use crate::error::CliError;
+use crate::exit_code;
+use crate::pass::{self, NodePass};
+use crate::render;
+use crate::settings::Settings;
+
+#[derive(Debug, Serialize)]
+pub struct NodeRow {
+    pub node: String,
+    /// The `docker:` endpoint, or `DOCKER_HOST`/the default socket.
+    pub endpoint: String,
+    /// `enforce`, `audit`, `read-only` (the node's own, else `config.mode`).
+    pub mode: &'static str,
+    /// `reachable`, `unreachable` or `disabled` (`docker_enabled: false`).
+    pub reachability: &'static str,
+    pub engine_version: Option<String>,
+    pub api_version: Option<String>,
+    /// Why the node could not be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Containers the manifest declares on the node.
+    pub declared: usize,
+    /// Containers the engine has (within `config.selector`), and how many of them run.
+    pub observed: Option<usize>,
+    pub running: Option<usize>,
+    /// Resources that differ from the manifest (declared or not).
+    pub drifted: Option<usize>,
+}
+
+pub async fn run(settings: &Settings) -> Result<u8, CliError> {
+    let desired = load_desired(settings)?;
+    let manifest = &desired.manifest;
+    let passes = pass::run(&desired, settings).await?;
+    report_unreachable(&passes);
+    let mut rows = Vec::new();
+    for node in &manifest.nodes {
+        if !settings.nodes.is_empty() && !settings.nodes.contains(&node.name) {
+            continue;
+        }
+        let endpoint = node.docker.clone().unwrap_or_else(|| {
+            std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|h| !h.trim().is_empty())
+                .unwrap_or_else(|| refinery_docker::DEFAULT_ENDPOINT.to_owned())
+        });
+        let mut row = NodeRow {
+            node: node.name.clone(),
+            endpoint,
+            mode: manifest.mode_of(&node.name).as_str(),
+            reachability: "disabled",
+            engine_version: None,
+            api_version: None,
+            error: None,
+            declared: manifest.containers_on(&node.name).len(),
+            observed: None,
+            running: None,
+            drifted: None,
+        };
+        if let Some(p) = passes.iter().find(|p| p.node.name == node.name) {
+            fill(&mut row, p).await;
+        }
+        rows.push(row);
+    }
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render_nodes(&rows));
+    }
+    Ok(if passes.iter().any(|p| p.result.is_err()) {
+        exit_code::UNREACHABLE
+    } else if rows.iter().any(|r| r.drifted.unwrap_or(0) > 0) {
+        exit_code::DRIFT
+    } else {
+        exit_code::OK
+    })
+}
+
+async fn fill(row: &mut NodeRow, p: &NodePass<'_>) {
+    match &p.result {
+        Err(e) => {
+            row.reachability = "unreachable";
+            row.error = Some(e.to_string());
+        }
+        Ok((observed, eval)) => {
+            row.reachability = "reachable";
+            if let Some(engine) = &p.engine
+                && let Ok(info) = pass::probe(engine).await
+            {
+                row.engine_version = Some(info.version);
+                row.api_version = Some(info.api_version);
+            }
+            row.observed = Some(observed.containers.len());
+            row.running = Some(
+                observed
+                    .containers
+                    .iter()
+                    .filter(|c| c.state == ContainerState::Running)
+                    .count(),
+            );
+            let drifted: BTreeSet<_> = eval
+                .plan
+                .steps
+                .iter()
+                .filter(|s| s.kind != StepKind::Ignore && !s.drifts.is_empty())
+                .map(|s| s.id.to_string())
+                .collect();
+            row.drifted = Some(drifted.len());
+        }
+    }
+}
+
+/// `NODE ENDPOINT ENGINE MODE REACHABLE DECLARED RUNNING DRIFT`.
+#[must_use]
+pub fn render_nodes(rows: &[NodeRow]) -> String {
+    let dash = || "-".to_owned();
+    let cells = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.node.clone(),
+                r.endpoint.clone(),
+                r.engine_version.clone().unwrap_or_else(dash),
+                r.mode.to_owned(),
+                r.reachability.to_owned(),
+                r.declared.to_string(),
+                match (r.running, r.observed) {
+                    (Some(run), Some(all)) => format!("{run}/{all}"),
+                    _ => dash(),
+                },
+                r.drifted.map_or_else(dash, |d| d.to_string()),
+            ]
+        })
+        .collect();
+    render::table(
+        &[
+            "NODE",
+            "ENDPOINT",
+            "ENGINE",
+            "MODE",
+            "REACHABILITY",
+            "DECLARED",
+            "RUNNING",
+            "DRIFT",
+        ],
+        cells,
+    )
+}

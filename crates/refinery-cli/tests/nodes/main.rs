@@ -1,0 +1,213 @@
+//! Several nodes from one controller, end to end: three real extra `dockerd`s (two on unix
+//! sockets, one on `tcp://` with TLS certificates made by the test), one manifest declaring a
+//! container on each, `refinery apply`, `refinery nodes`/`status`, and `refinery run` surviving one
+//! engine going away and healing it when it comes back.
+//!
+//! The engines are started once for this binary's main test and stopped (data roots and bridges
+//! removed) when it ends, panics included.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../daemon/harness.rs"]
+#[allow(dead_code)] // shared with the daemon tests, which use all of it
+mod harness;
+
+use refinery_core::{ContainerRuntime, ContainerState};
+use refinery_docker::DockerRuntime;
+use refinery_docker::testsupport::engines::{Engines, Listen};
+use refinery_docker::testsupport;
+
+use crate::common::{Env, IMAGE};
+use crate::harness::{Daemon, eventually, kind};
+
+const NODES: [&str; 3] = ["a", "b", "c"];
+
+fn manifest(engines: &Engines, containers: &[&str]) -> String {
+    let mut m = String::from("nodes:\n");
+    for n in NODES {
+        m.push_str(&format!("  - {}\n", engines.get(n).node_yaml(n)));
+    }
+    m.push_str("containers:\n");
+    for c in containers {
+        m.push_str(&format!("  - {{name: {c}, image: {IMAGE}, nodes: [a, b, c]}}\n"));
+    }
+    m
+}
+
+async fn start_engines() -> Engines {
+    let engines = Engines::start(&[
+        ("a", Listen::Unix),
+        ("b", Listen::Unix),
+        ("c", Listen::Tls),
+    ])
+    .await;
+    for e in engines.iter() {
+        testsupport::build_busybox_image(&e.runtime(), IMAGE)
+            .await
+            .unwrap_or_else(|err| panic!("build the test image on `{}`: {err}", e.name));
+    }
+    engines
+}
+
+/// The state of container `name` on one engine, if it exists.
+async fn state_on(rt: &DockerRuntime, name: &str) -> Option<(String, ContainerState)> {
+    rt.inspect(name).await.ok().map(|c| (c.id, c.state))
+}
+
+async fn count_on(rt: &DockerRuntime, env: &Env) -> usize {
+    rt.observe(Some(&env.run.selector()))
+        .await
+        .map(|o| o.containers.len())
+        .unwrap_or(usize::MAX)
+}
+
+#[tokio::test]
+async fn three_nodes_converge_survive_a_dead_node_and_heal() {
+    let env = Env::new().await;
+    let engines = start_engines().await;
+    let web = env.name("web");
+    env.commit_manifest(&manifest(&engines, &[&web]));
+
+    // `apply` converges all three, the TLS one included.
+    env.refinery(&["apply", "--yes"]).await.code(0);
+    for n in NODES {
+        let rt = engines.get(n).runtime();
+        let (_, state) = state_on(&rt, &web)
+            .await
+            .unwrap_or_else(|| panic!("`{web}` exists on node `{n}`"));
+        assert_eq!(state, ContainerState::Running, "on node `{n}`");
+    }
+    env.refinery(&["plan"]).await.code(0);
+
+    // `nodes` lists endpoint, engine version, mode, reachability, counts and drift.
+    let run = env.refinery(&["nodes", "--json"]).await;
+    run.code(0);
+    let rows = run.json();
+    let rows = rows.as_array().expect("a list of nodes");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (row, n) in rows.iter().zip(NODES) {
+        assert_eq!(row["node"], n);
+        assert_eq!(row["endpoint"], engines.get(n).endpoint.as_str());
+        assert_eq!(row["reachability"], "reachable");
+        assert_eq!(row["mode"], "enforce");
+        assert!(row["engine_version"].as_str().is_some_and(|v| !v.is_empty()));
+        assert_eq!(row["declared"], 1);
+        assert_eq!(row["running"], 1);
+        assert_eq!(row["drifted"], 0);
+    }
+    env.refinery(&["nodes"])
+        .await
+        .code(0)
+        .stdout_has("REACHABILITY")
+        .stdout_has(&engines.get("c").endpoint);
+
+    // The daemon converges a new revision on all three.
+    let db = env.name("db");
+    env.commit_manifest(&manifest(&engines, &[&web, &db]));
+    let mut d = Daemon::start(&env, &["--check-interval", "3s"]);
+    for n in NODES {
+        let rt = engines.get(n).runtime();
+        eventually(&format!("`{db}` running on node `{n}`"), &mut d, || async {
+            state_on(&rt, &db)
+                .await
+                .filter(|(_, s)| *s == ContainerState::Running)
+        })
+        .await;
+    }
+
+    // Node `c` goes away: reported unreachable, nothing done in its place; `a` and `b` stay
+    // reconciled (a crash on `a` is healed while `c` is down).
+    let before_a = count_on(&engines.get("a").runtime(), &env).await;
+    let before_b = count_on(&engines.get("b").runtime(), &env).await;
+    let seq_before = d.entries().last().map_or(0, |e| e.seq);
+    engines.get("c").stop().await;
+    d.wait_entry("an alert naming node `c`", |e| {
+        kind(e) == "alert" && e["node"] == "c"
+    })
+    .await;
+    let rt_a = engines.get("a").runtime();
+    let (id_a, _) = state_on(&rt_a, &web).await.expect("web on a");
+    let started = rt_a.inspect(&id_a).await.expect("inspect").started_at;
+    testsupport::crash_container(&rt_a, &id_a)
+        .await
+        .expect("crash web on a");
+    eventually("web on `a` running again", &mut d, || async {
+        rt_a.inspect(&id_a)
+            .await
+            .ok()
+            .filter(|c| c.state == ContainerState::Running && c.started_at != started)
+    })
+    .await;
+    let status = env.refinery(&["status", "--json"]).await;
+    status.code(4).stderr_has("failed to reach node `c`");
+    let rows = status.json();
+    for row in rows.as_array().expect("rows") {
+        if row["node"] == "c" {
+            assert_eq!(row["state"], "unknown", "{row}");
+            assert_eq!(row["drift"][0], "node unreachable", "{row}");
+        } else {
+            assert_eq!(row["state"], "running", "{row}");
+        }
+    }
+    let nodes = env.refinery(&["nodes", "--json"]).await;
+    nodes.code(4);
+    let c_row = nodes.json()[2].clone();
+    assert_eq!(c_row["reachability"], "unreachable", "{c_row}");
+    assert_eq!(count_on(&engines.get("a").runtime(), &env).await, before_a);
+    assert_eq!(count_on(&engines.get("b").runtime(), &env).await, before_b);
+    for e in d.entry_values() {
+        if e["seq"].as_u64().unwrap_or(0) <= seq_before {
+            continue;
+        }
+        let on_c = e["resource"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("docker/c/"));
+        assert!(
+            !(on_c && matches!(kind(&e), "birth" | "death" | "mutation" | "rollback" | "drift")
+                && e["actor"] != "outside"),
+            "nothing is done about node `c` while it is down: {e}"
+        );
+    }
+
+    // `c` comes back (its containers were stopped with it): a full pass heals it.
+    engines.get("c").restart().await;
+    let rt_c = engines.get("c").runtime();
+    for name in [&web, &db] {
+        eventually(&format!("`{name}` running on `c` again"), &mut d, || async {
+            state_on(&rt_c, name)
+                .await
+                .filter(|(_, s)| *s == ContainerState::Running)
+        })
+        .await;
+    }
+    d.stop().await;
+    env.refinery(&["status"]).await.code(0);
+}
+
+#[tokio::test]
+async fn tls_files_missing_name_the_node_and_the_file() {
+    let env = Env::offline();
+    let body = format!(
+        "nodes:\n  - {{name: vega, docker: \"tcp://127.0.0.1:1\", tls: {{ca: certs/ca.pem, cert: certs/cert.pem, key: certs/key.pem}}}}\ncontainers:\n  - {{name: {}, image: {IMAGE}, node: vega}}\n",
+        env.name("web")
+    );
+    env.commit_manifest(&body);
+    env.refinery(&["plan"])
+        .await
+        .code(4)
+        .stderr_has("failed to reach node `vega`")
+        .stderr_has("certs/ca.pem")
+        .stderr_has("no such file");
+}
+
+#[tokio::test]
+async fn duplicate_node_endpoint_is_an_invalid_manifest() {
+    let env = Env::offline();
+    env.commit_manifest(
+        "nodes:\n  - {name: a, docker: \"unix:///run/x.sock\"}\n  - {name: b, docker: \"unix:///run/x.sock\"}\n",
+    );
+    env.refinery(&["validate"])
+        .await
+        .code(2)
+        .stderr_has("node `b` has the same endpoint `unix:///run/x.sock` as node `a`");
+}
