@@ -317,7 +317,11 @@ fn load_full_reference_reads_every_section() {
 fn load_full_reference_without_env_warns_and_masks() {
     let loaded = load_ok("valid-full-reference.yaml");
     // Its one other warning: `tls` beside a `unix://` endpoint is unused.
-    for w in loaded.warnings.iter().filter(|w| w.field != "nodes[0].docker") {
+    for w in loaded
+        .warnings
+        .iter()
+        .filter(|w| w.field != "nodes[0].docker")
+    {
         assert!(
             w.message.contains("is not set; using an empty string"),
             "{w}"
@@ -811,7 +815,7 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-time-of-day.yaml", &[hinted(4, 17, "maintenance_windows[0].start_time", "`25:00` is not a time of day", "`HH:MM`")]),
     ("invalid-endpoint-without-address.yaml", &[
         hinted(3, 13, "nodes[0].docker", "node `lyra` has no port in its endpoint `tcp://10.0.0.5`", "`tcp://HOST:2376`"),
-        hinted(5, 13, "nodes[1].docker", "node `vega` has an endpoint without an address: `ssh://`", "followed by the address"),
+        hinted(5, 13, "nodes[1].docker", "node `vega` has an endpoint without an address: `ssh://`", "`ssh://deploy@10.0.0.5`"),
     ]),
     ("invalid-tls-missing-key.yaml", &[at(4, 10, "nodes[0].tls.key", "`tls` needs `key`")]),
     ("invalid-two-documents.yaml", &[hinted(5, 1, "", "a manifest is one YAML document", "remove the `---` line")]),

@@ -261,11 +261,9 @@ fn ssh_docker(target: &SshTarget) -> Result<Docker, bollard::errors::Error> {
     };
     let stderr = std::sync::Arc::clone(&connector.stderr);
     let host = target.host.clone();
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .pool_idle_timeout(Duration::from_secs(30))
-    .build(connector);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector);
     let transport = move |req: bollard::BollardRequest| {
         let client = client.clone();
         let stderr = std::sync::Arc::clone(&stderr);
@@ -536,7 +534,10 @@ mod tests {
         let err = DockerRuntime::connect_with_tls("tcp://127.0.0.1:2376", Some(&tls))
             .expect_err("missing files fail");
         let text = err.to_string();
-        assert!(text.contains("/nonexistent-refinery-certs/ca.pem"), "{text}");
+        assert!(
+            text.contains("/nonexistent-refinery-certs/ca.pem"),
+            "{text}"
+        );
         assert!(text.contains("no such file"), "{text}");
     }
 

@@ -53,13 +53,14 @@ impl TlsFiles {
             )
         })?;
         let provider = rustls::crypto::ring::default_provider();
-        let certified = rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
-            format!(
-                "the TLS key `{}` does not fit the certificate `{}`: {e}",
-                self.key.display(),
-                self.cert.display()
-            )
-        })?;
+        let certified =
+            rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+                format!(
+                    "the TLS key `{}` does not fit the certificate `{}`: {e}",
+                    self.key.display(),
+                    self.cert.display()
+                )
+            })?;
         certified.keys_match().map_err(|e| {
             format!(
                 "the TLS key `{}` does not belong to the certificate `{}`: {e}",
@@ -88,10 +89,5 @@ fn certs(path: &Path, role: &str) -> Result<Vec<CertificateDer<'static>>, String
     let bytes = read(path, role)?;
     CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            format!(
-                "the TLS {role} file `{}` is not PEM ({e})",
-                path.display()
-            )
-        })
+        .map_err(|e| format!("the TLS {role} file `{}` is not PEM ({e})", path.display()))
 }

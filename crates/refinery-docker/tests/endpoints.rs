@@ -33,7 +33,10 @@ async fn tls_and_unix_engines_run_containers() {
 async fn tls_engine_refuses_a_client_without_certificates() {
     let engines = Engines::start(&[("secure", Listen::Tls)]).await;
     let plain = DockerRuntime::connect(&engines.get("secure").endpoint).expect("tcp parses");
-    let err = plain.info().await.expect_err("plain HTTP to a TLS port fails");
+    let err = plain
+        .info()
+        .await
+        .expect_err("plain HTTP to a TLS port fails");
     assert!(
         matches!(
             err,
@@ -98,7 +101,10 @@ async fn ssh_endpoint_reaches_the_engine_through_dial_stdio() {
     let info = rt.info().await.expect("info over ssh");
     assert!(!info.version.is_empty());
     let run = TestRun::new(&DockerRuntime::from_env().expect("main engine"));
-    let observed = rt.observe(Some(&run.selector())).await.expect("observe over ssh");
+    let observed = rt
+        .observe(Some(&run.selector()))
+        .await
+        .expect("observe over ssh");
     assert!(observed.containers.is_empty());
     assert!(!observed.images.is_empty(), "the main engine has images");
     // Events flow over ssh too (a long-lived response body).
@@ -161,8 +167,7 @@ impl Sshd {
             ),
         )
         .expect("write the ssh wrapper");
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         std::fs::create_dir_all("/run/sshd").expect("sshd privilege separation directory");
         let child = Command::new(sshd)
             .args(["-D", "-e", "-f"])

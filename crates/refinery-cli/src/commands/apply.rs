@@ -116,8 +116,8 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         per_node.push((engine, observed, steps));
     }
     // Every node at once: a slow node does not hold up the others.
-    let results: Vec<StepResult> = futures_util::future::join_all(per_node.iter().map(
-        |(engine, observed, steps)| {
+    let results: Vec<StepResult> =
+        futures_util::future::join_all(per_node.iter().map(|(engine, observed, steps)| {
             apply_plan(
                 *engine,
                 &desired.manifest,
@@ -126,12 +126,11 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
                 &desired.commit.id,
                 &on_event,
             )
-        },
-    ))
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
+        }))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

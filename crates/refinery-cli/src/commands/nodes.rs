@@ -158,3 +158,44 @@ pub fn render_nodes(rows: &[NodeRow]) -> String {
         cells,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(node: &str, reachability: &'static str) -> NodeRow {
+        NodeRow {
+            node: node.to_owned(),
+            endpoint: format!("unix:///run/{node}.sock"),
+            mode: "enforce",
+            reachability,
+            engine_version: None,
+            api_version: None,
+            error: None,
+            declared: 2,
+            observed: None,
+            running: None,
+            drifted: None,
+        }
+    }
+
+    #[test]
+    fn nodes_table_shows_counts_and_dashes_for_unreachable() {
+        let mut up = row("lyra", "reachable");
+        up.engine_version = Some("20.10.24".into());
+        up.observed = Some(3);
+        up.running = Some(2);
+        up.drifted = Some(1);
+        let text = render_nodes(&[up, row("vega", "unreachable")]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("NODE"), "{text}");
+        assert!(
+            lines[1].contains("20.10.24") && lines[1].contains("2/3"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("unreachable") && lines[2].contains(" - "),
+            "{text}"
+        );
+    }
+}

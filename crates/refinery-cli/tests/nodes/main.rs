@@ -14,8 +14,8 @@ mod harness;
 
 use refinery_core::{ContainerRuntime, ContainerState};
 use refinery_docker::DockerRuntime;
-use refinery_docker::testsupport::engines::{Engines, Listen};
 use refinery_docker::testsupport;
+use refinery_docker::testsupport::engines::{Engines, Listen};
 
 use crate::common::{Env, IMAGE};
 use crate::harness::{Daemon, eventually, kind};
@@ -29,18 +29,16 @@ fn manifest(engines: &Engines, containers: &[&str]) -> String {
     }
     m.push_str("containers:\n");
     for c in containers {
-        m.push_str(&format!("  - {{name: {c}, image: {IMAGE}, nodes: [a, b, c]}}\n"));
+        m.push_str(&format!(
+            "  - {{name: {c}, image: {IMAGE}, nodes: [a, b, c]}}\n"
+        ));
     }
     m
 }
 
 async fn start_engines() -> Engines {
-    let engines = Engines::start(&[
-        ("a", Listen::Unix),
-        ("b", Listen::Unix),
-        ("c", Listen::Tls),
-    ])
-    .await;
+    let engines =
+        Engines::start(&[("a", Listen::Unix), ("b", Listen::Unix), ("c", Listen::Tls)]).await;
     for e in engines.iter() {
         testsupport::build_busybox_image(&e.runtime(), IMAGE)
             .await
@@ -90,7 +88,11 @@ async fn three_nodes_converge_survive_a_dead_node_and_heal() {
         assert_eq!(row["endpoint"], engines.get(n).endpoint.as_str());
         assert_eq!(row["reachability"], "reachable");
         assert_eq!(row["mode"], "enforce");
-        assert!(row["engine_version"].as_str().is_some_and(|v| !v.is_empty()));
+        assert!(
+            row["engine_version"]
+                .as_str()
+                .is_some_and(|v| !v.is_empty())
+        );
         assert_eq!(row["declared"], 1);
         assert_eq!(row["running"], 1);
         assert_eq!(row["drifted"], 0);
@@ -163,7 +165,11 @@ async fn three_nodes_converge_survive_a_dead_node_and_heal() {
             .as_str()
             .is_some_and(|r| r.starts_with("docker/c/"));
         assert!(
-            !(on_c && matches!(kind(&e), "birth" | "death" | "mutation" | "rollback" | "drift")
+            !(on_c
+                && matches!(
+                    kind(&e),
+                    "birth" | "death" | "mutation" | "rollback" | "drift"
+                )
                 && e["actor"] != "outside"),
             "nothing is done about node `c` while it is down: {e}"
         );
@@ -173,11 +179,15 @@ async fn three_nodes_converge_survive_a_dead_node_and_heal() {
     engines.get("c").restart().await;
     let rt_c = engines.get("c").runtime();
     for name in [&web, &db] {
-        eventually(&format!("`{name}` running on `c` again"), &mut d, || async {
-            state_on(&rt_c, name)
-                .await
-                .filter(|(_, s)| *s == ContainerState::Running)
-        })
+        eventually(
+            &format!("`{name}` running on `c` again"),
+            &mut d,
+            || async {
+                state_on(&rt_c, name)
+                    .await
+                    .filter(|(_, s)| *s == ContainerState::Running)
+            },
+        )
         .await;
     }
     d.stop().await;

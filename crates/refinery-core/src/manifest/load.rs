@@ -508,10 +508,17 @@ fn endpoint_problem(name: &str, ep: &str) -> Option<(String, String)> {
     if empty {
         return Some((
             format!("node `{name}` has an endpoint without an address: `{ep}`"),
-            format!("write `{scheme}://` followed by the address, e.g. `tcp://10.0.0.5:2376`"),
+            match scheme {
+                "unix" => "write the socket path: `unix:///var/run/docker.sock`".to_owned(),
+                "ssh" => "write the host: `ssh://deploy@10.0.0.5`".to_owned(),
+                _ => format!(
+                    "write `{scheme}://` followed by the address, e.g. `tcp://10.0.0.5:2376`"
+                ),
+            },
         ));
     }
-    if scheme == "tcp" && !host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let port = host.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+    if scheme == "tcp" && !matches!(port, Some(Ok(_))) {
         return Some((
             format!("node `{name}` has no port in its endpoint `{ep}`"),
             "Docker listens on 2376 with TLS and 2375 without: `tcp://HOST:2376`".to_owned(),

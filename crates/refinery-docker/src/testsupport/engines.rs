@@ -206,9 +206,10 @@ impl Engine {
             .stderr(err)
             .spawn()
             .expect("start `dockerd` (these tests run as root on a machine with docker.io)");
-        if let Ok(mut c) = self.child.lock() {
-            *c = Some(child);
-        }
+        *self
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(child);
     }
 
     async fn wait_ready(&self) {
@@ -326,7 +327,15 @@ pub fn make_certs(dir: &Path) -> TlsFiles {
         .expect("write client.ext");
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
     openssl(&[
-        &["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=refinery-test-ca"][..],
+        &[
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=refinery-test-ca",
+        ][..],
         &ec,
         &["-keyout", &p("ca-key.pem"), "-out", &p("ca.pem")],
     ]);
