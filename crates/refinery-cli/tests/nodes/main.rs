@@ -190,6 +190,15 @@ async fn three_nodes_converge_survive_a_dead_node_and_heal() {
         )
         .await;
     }
+    // Healed by refinery (the engine stopped them when it went down; none has a restart policy).
+    d.wait_entry("refinery acting on node `c`", |e| {
+        kind(e) == "mutation"
+            && e["actor"] == "refinery"
+            && e["resource"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("docker/c/"))
+    })
+    .await;
     d.stop().await;
     env.refinery(&["status"]).await.code(0);
 }
