@@ -319,6 +319,12 @@ pub(crate) fn stop_options(timeout_secs: u32) -> StopContainerOptions {
 }
 
 /// Force removal, anonymous volumes included.
+pub(crate) fn kill_options(signal: &str) -> bollard::query_parameters::KillContainerOptions {
+    bollard::query_parameters::KillContainerOptions {
+        signal: signal.to_owned(),
+    }
+}
+
 pub(crate) fn remove_options() -> RemoveContainerOptions {
     RemoveContainerOptions {
         force: true,
