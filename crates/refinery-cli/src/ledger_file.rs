@@ -556,11 +556,6 @@ pub fn read_chain(path: &Path, keep_entries: bool) -> Result<ChainRead, LedgerEr
 }
 
 fn read_chain_once(path: &Path, keep_entries: bool) -> Result<ChainRead, LedgerError> {
-    let mut files: Vec<PathBuf> = rotated_files(path)?.into_iter().map(|r| r.path).collect();
-    let active_missing = !path.exists();
-    if !(active_missing && !files.is_empty()) {
-        files.push(path.to_owned());
-    }
     let mut out = ChainRead {
         files: Vec::new(),
         entries: Vec::new(),
@@ -568,22 +563,87 @@ fn read_chain_once(path: &Path, keep_entries: bool) -> Result<ChainRead, LedgerE
         tip: ChainTip::genesis(),
         error: None,
     };
-    for file in files {
-        let bytes = read(&file)?;
-        out.files.push(file.clone());
-        let before = out.intact;
+    // The last seq in the names of the rotated files read so far.
+    let mut read_upto = 0_u64;
+    // A writer may rotate while we read, and a directory listing taken meanwhile may miss a
+    // file: the next file is the one whose name continues the chain, listed again when it is
+    // not there. A file further on means a gap, reported at its first line. When the active
+    // file no longer follows, it was rotated meanwhile: read on, a bounded number of times.
+    for pass in 0..64 {
+        let mut listing = rotated_files(path)?;
+        let mut relisted = false;
+        loop {
+            let want = out.tip.seq.saturating_add(1);
+            let unread = |r: &&Rotated| r.first_seq > read_upto;
+            let next = match listing.iter().filter(unread).find(|r| r.first_seq == want) {
+                Some(r) => Some(r.clone()),
+                None if !relisted => {
+                    listing = rotated_files(path)?;
+                    relisted = true;
+                    continue;
+                }
+                None => listing.iter().find(unread).cloned(),
+            };
+            let Some(r) = next else { break };
+            relisted = false;
+            read_upto = r.last_seq;
+            if !read_one(&r.path, &mut out, keep_entries)? {
+                return Ok(out);
+            }
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            // Absent only between a rotation's rename and the new file's creation.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && read_upto > 0 => {
+                if pass < 63 && rotated_files(path)?.iter().any(|r| r.first_seq > read_upto) {
+                    continue;
+                }
+                return Ok(out);
+            }
+            Err(e) => return Err(io_err("read", path)(e)),
+        };
         let (entries, tip, error) = ledger::parse_entries_from(&bytes, &out.tip);
+        let rotated_meanwhile = matches!(
+            &error,
+            Some(ledger::ChainError {
+                line: 1,
+                reason: Broken::SequenceGap { expected, found },
+            }) if found > expected
+        ) && rotated_files(path)?.iter().any(|r| r.first_seq > read_upto);
+        if rotated_meanwhile && pass < 63 {
+            continue;
+        }
+        out.files.push(path.to_owned());
+        let before = out.intact;
         out.intact += entries.len() as u64;
         out.tip = tip;
         if keep_entries {
             out.entries.extend(entries);
         }
-        if let Some(e) = error {
-            out.error = Some(broken(&file, before, e));
-            break;
-        }
+        out.error = error.map(|e| broken(path, before, e));
+        return Ok(out);
     }
     Ok(out)
+}
+
+/// Reads one rotated file into `out`, continuing its chain; `false` when it breaks it.
+fn read_one(file: &Path, out: &mut ChainRead, keep_entries: bool) -> Result<bool, LedgerError> {
+    let bytes = read(file)?;
+    out.files.push(file.to_owned());
+    let before = out.intact;
+    let (entries, tip, error) = ledger::parse_entries_from(&bytes, &out.tip);
+    out.intact += entries.len() as u64;
+    out.tip = tip;
+    if keep_entries {
+        out.entries.extend(entries);
+    }
+    match error {
+        Some(e) => {
+            out.error = Some(broken(file, before, e));
+            Ok(false)
+        }
+        None => Ok(true),
+    }
 }
 
 /// The ledger's bytes, for verifying and showing (nothing is repaired).

@@ -513,3 +513,85 @@ pub fn commit_ledger(
     files.push((tree_path.to_owned(), active));
     crate::ledger_commit::commit(repo, git_ref, &files, revision, now).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REF: &str = "refs/heads/refinery/ledger";
+    const TREE_PATH: &str = "ledger/container_ledger.jsonl";
+
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_700_000_000).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    fn append(file: &mut LedgerFile, n: usize) {
+        for i in 0..n {
+            let record = Record::new(Event::Alert {
+                level: "info".into(),
+                message: format!("entry {i}"),
+            });
+            file.append(vec![record], now()).expect("append");
+        }
+    }
+
+    /// The ledger files in the ref's tree, by name, and their contents.
+    fn committed(repo: &refinery_git::TestRepo) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let git = repo.source();
+        let tip = git
+            .head_of(REF)
+            .expect("read the ref")
+            .expect("the ref exists");
+        git.read_tree(&tip, "ledger").expect("read the tree")
+    }
+
+    #[test]
+    fn commit_ledger_commits_rotated_files_including_missed_ones() {
+        let repo = refinery_git::TestRepo::new();
+        repo.write("refinery.yaml", "containers: []\n");
+        let rev = repo.commit("init");
+        let disk = repo.path().join(TREE_PATH);
+        let options = LedgerOptions::default().max_size(Some(1200));
+        let (mut file, _) =
+            LedgerFile::open_with(&disk, now(), Masker::default(), options).expect("open");
+        append(&mut file, 7);
+        let first = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 1)
+            .expect("commit")
+            .expect("a new commit");
+        assert_eq!((first.entries, first.first_seq, first.last_seq), (7, 1, 7));
+
+        // Two rotations without a commit (as if it failed), then one commit carries both.
+        append(&mut file, 9);
+        let second = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 2)
+            .expect("commit")
+            .expect("a new commit");
+        assert_eq!(
+            (second.entries, second.first_seq, second.last_seq),
+            (9, 8, 16)
+        );
+        let tree = committed(&repo);
+        let rotated = ledger_file::rotated_files(&disk).expect("list");
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        for r in &rotated {
+            let name = r.path.file_name().expect("a name").to_string_lossy();
+            let on_disk = std::fs::read(&r.path).expect("read");
+            assert_eq!(
+                tree.get(&format!("ledger/{name}")),
+                Some(&on_disk),
+                "{name} in {:?}",
+                tree.keys()
+            );
+        }
+        assert_eq!(
+            tree.get(TREE_PATH),
+            Some(&std::fs::read(&disk).expect("read"))
+        );
+        assert_eq!(tree.len(), rotated.len() + 1);
+
+        // Nothing new: no commit.
+        assert_eq!(
+            commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 3).expect("commit"),
+            None
+        );
+    }
+}
