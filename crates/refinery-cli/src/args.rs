@@ -199,6 +199,18 @@ pub struct LedgerStressArgs {
     /// How many entries to append.
     #[arg(long, default_value_t = 1_000_000)]
     pub count: u64,
+    /// Rotate the file past this size (`ledger.max_size`), e.g. `2KiB`.
+    #[arg(long, value_parser = parse_max_size)]
+    pub max_size: Option<u64>,
+}
+
+/// `--max-size`: a size in bytes, at least 1.
+fn parse_max_size(s: &str) -> Result<u64, String> {
+    match refinery_core::ledger::parse_size(s) {
+        Ok(0) => Err("the maximum size must be at least 1 byte".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; {}", refinery_core::ledger::SIZE_HINT)),
+    }
 }
 
 /// `--since`: a duration in milliseconds.
