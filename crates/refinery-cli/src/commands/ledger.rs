@@ -360,24 +360,6 @@ pub fn open_for_apply(settings: &Settings, d: &desired::Desired) -> Result<Ledge
     Ok(file)
 }
 
-fn bloodline_of<'m>(
-    manifest: &'m refinery_core::Manifest,
-    id: &ResourceId,
-) -> Option<&'m Bloodline> {
-    manifest
-        .containers
-        .iter()
-        .find(|c| c.node == id.node() && c.name == id.name())
-        .map(|c| &c.bloodline)
-}
-
-fn with_bloodline(record: Record, manifest: &refinery_core::Manifest, id: &ResourceId) -> Record {
-    match bloodline_of(manifest, id) {
-        Some(b) => record.bloodline(b),
-        None => record,
-    }
-}
-
 /// Records one apply: a `revision` entry, a `drift` entry per drift found and one entry per
 /// step that wrote to an engine; written and fsynced before this returns.
 pub fn record_apply(
@@ -396,33 +378,17 @@ pub fn record_apply(
         })
         .revision(rev),
     ];
-    for drift in drifts {
-        let record = Record::new(Event::Drift {
-            drift: drift.kind.as_str().to_owned(),
-            summary: drift.summary.clone(),
-            fields: drift
-                .changes
-                .iter()
-                .filter(|c| !c.ignored)
-                .map(|c| c.field.clone())
-                .collect(),
-        })
-        .resource(drift.id.clone())
-        .revision(rev);
-        records.push(with_bloodline(record, manifest, &drift.id));
-    }
-    for r in results.iter().filter(|r| r.step.writes()) {
-        let record = Record::new(Event::for_step(
-            r.step,
-            r.outcome,
-            r.message.clone(),
-            r.container_id.clone(),
-        ))
-        .resource(r.id.clone())
-        .outcome(r.outcome)
-        .revision(rev);
-        records.push(with_bloodline(record, manifest, &r.id));
-    }
+    records.extend(
+        drifts
+            .iter()
+            .map(|drift| crate::ledger_records::drift(manifest, drift, rev)),
+    );
+    records.extend(
+        results
+            .iter()
+            .filter(|r| r.step.writes())
+            .map(|r| crate::ledger_records::step(manifest, r, rev)),
+    );
     file.append(records, now)
 }
 

@@ -29,7 +29,7 @@ use crate::desired::{self, Desired};
 use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::ledger_file::LedgerFile;
+use crate::ledger_file::{LedgerFile, LedgerOptions};
 use crate::pass::{PassContext, evaluate_nodes};
 use crate::requests::{self, Request};
 use crate::settings::Settings;
@@ -126,7 +126,12 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         },
     };
     let ledger_path = settings.repo.join(&desired.manifest.ledger.path);
-    let (ledger, repaired) = LedgerFile::open(&ledger_path, now, masker_for(&desired.manifest))?;
+    let (ledger, repaired) = LedgerFile::open_with(
+        &ledger_path,
+        now,
+        masker_for(&desired.manifest),
+        LedgerOptions::default().max_size(desired.manifest.ledger.max_size),
+    )?;
     if let Some(r) = repaired {
         tracing::warn!(line = r.line, bytes = r.torn_bytes, ledger = %ledger_path.display(), "torn last ledger line cut off and recorded");
     }
@@ -778,19 +783,14 @@ impl Daemon {
         self.last_commit = Some(Instant::now());
         self.committed_seq = self.appended_seq;
         self.commit_task = Some(tokio::task::spawn_blocking(move || {
-            let result = crate::ledger_file::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    crate::ledger_commit::commit(
-                        &repo,
-                        &git_ref,
-                        &rel,
-                        &bytes,
-                        &rev,
-                        Timestamp::now().as_second(),
-                    )
-                    .map_err(|e| e.to_string())
-                });
+            let result = crate::commands::ledger::commit_ledger(
+                &repo,
+                &git_ref,
+                &rel,
+                &path,
+                &rev,
+                Timestamp::now().as_second(),
+            );
             match result {
                 Ok(Some(c)) => {
                     tracing::debug!(git_ref = %git_ref, entries = c.entries, "ledger committed");
