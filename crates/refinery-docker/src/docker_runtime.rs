@@ -40,7 +40,8 @@ enum Target {
 pub struct DockerRuntime {
     endpoint: String,
     target: Target,
-    client: OnceCell<Docker>,
+    /// Shared by clones, so a clone made before the first call still connects once.
+    client: Arc<OnceCell<Docker>>,
     cache: Arc<ObserveCache>,
 }
 
@@ -140,7 +141,7 @@ impl DockerRuntime {
         Ok(DockerRuntime {
             endpoint: normalized,
             target,
-            client: OnceCell::new(),
+            client: Arc::default(),
             cache: Arc::default(),
         })
     }

@@ -726,6 +726,11 @@ impl Daemon {
                         due = true;
                     }
                 }
+                Ok(Request::Note { level, message }) => {
+                    tracing::info!(level = %level, "{message}");
+                    let record = alert(&level, message).revision(self.rev());
+                    self.append(vec![record]);
+                }
                 Ok(Request::Rollback { to }) => {
                     let target =
                         to.or_else(|| self.state.last_healthy.clone().filter(|h| *h != self.rev()));
@@ -938,6 +943,8 @@ impl Daemon {
                 }
                 continue;
             }
+            // What was found is on record before anything is done about it.
+            self.append(std::mem::take(&mut records));
             let results = apply_plan(engine, manifest, &steps, observed, &rev, &|_| {}).await;
             self.end_ours();
             let mut failed = Vec::new();
