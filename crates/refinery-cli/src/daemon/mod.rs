@@ -63,6 +63,8 @@ struct Daemon {
     branch: Option<String>,
     state_dir: PathBuf,
     state: DaemonState,
+    /// What the state file holds.
+    saved: Option<DaemonState>,
     desired: Arc<Desired>,
     /// The tip of the followed branch last seen.
     tip: String,
@@ -151,6 +153,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         branch: args.branch.clone(),
         state_dir,
         state: DaemonState::default(),
+        saved: None,
         desired: Arc::new(desired),
         tip,
         bad_tip: None,
@@ -311,7 +314,12 @@ impl Daemon {
         }
     }
 
-    fn save_state(&self) {
+    /// Writes the state file when it changed since the last write.
+    fn save_state(&mut self) {
+        if self.saved.as_ref() == Some(&self.state) {
+            return;
+        }
+        self.saved = Some(self.state.clone());
         if let Err(e) = state_file::save(&state_file::path_in(&self.state_dir), &self.state) {
             tracing::error!(error = %e, "failed to save the daemon state");
         }
@@ -811,6 +819,7 @@ impl Daemon {
     /// One full pass over every node; returns whether another pass is due at once (after a
     /// rollback).
     async fn pass(&mut self) -> bool {
+        let started = Instant::now();
         let now = Timestamp::now();
         self.next_full = Instant::now() + self.check_interval;
         let desired = Arc::clone(&self.desired);
@@ -1008,6 +1017,10 @@ impl Daemon {
         self.next_due = next_due;
         self.save_state();
         self.maybe_commit_ledger(false);
+        tracing::debug!(
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "pass done"
+        );
         again
     }
 
