@@ -436,34 +436,19 @@ async fn inject(
     };
     injected.map_err(|e| e.to_string())?;
     let resource = t.id.to_string();
-    let deadline = Instant::now() + Duration::from_millis(args.heal_timeout);
-    let mut detect_ms = None;
-    let mut heal_ms = None;
-    while Instant::now() < deadline {
-        tail.poll();
-        if detect_ms.is_none() {
-            detect_ms = tail.drift_time(&resource, at).map(|d| ms_between(at, d));
-        }
-        if heal_ms.is_none() {
-            let healed = match rt.inspect(&t.spec.name).await {
-                Ok(c) => {
-                    c.state == ContainerState::Running
-                        && (fault != Fault::Env || !c.env.contains_key("REFINERY_CHAOS"))
-                        && (fault != Fault::Kill && fault != Fault::Stop
-                            || c.started_at != before.started_at
-                            || c.id != before.id)
-                }
-                Err(_) => false,
-            };
-            if healed {
-                heal_ms = Some(ms_between(at, Timestamp::now()));
+    let (detect_ms, heal_ms) = measure(tail, &resource, at, args, true, || async {
+        match rt.inspect(&t.spec.name).await {
+            Ok(c) => {
+                c.state == ContainerState::Running
+                    && (fault != Fault::Env || !c.env.contains_key("REFINERY_CHAOS"))
+                    && (fault != Fault::Kill && fault != Fault::Stop
+                        || c.started_at != before.started_at
+                        || c.id != before.id)
             }
+            Err(_) => false,
         }
-        if heal_ms.is_some() && detect_ms.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     Ok(Sample {
         fault,
         resource,
@@ -472,6 +457,39 @@ async fn inject(
         healed: heal_ms.is_some(),
         note: None,
     })
+}
+
+/// Waits (at most `--heal-timeout`) for the daemon's drift entry about `resource` and, when
+/// `heals`, for `healed()` to hold; returns both times from `at`, in ms.
+async fn measure<F, Fut>(
+    tail: &mut LedgerTail,
+    resource: &str,
+    at: Timestamp,
+    args: &ChaosArgs,
+    heals: bool,
+    mut healed: F,
+) -> (Option<u64>, Option<u64>)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_millis(args.heal_timeout);
+    let mut detect_ms = None;
+    let mut heal_ms = None;
+    while Instant::now() < deadline {
+        tail.poll();
+        if detect_ms.is_none() {
+            detect_ms = tail.drift_time(resource, at).map(|d| ms_between(at, d));
+        }
+        if heals && heal_ms.is_none() && healed().await {
+            heal_ms = Some(ms_between(at, Timestamp::now()));
+        }
+        if detect_ms.is_some() && (!heals || heal_ms.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (detect_ms, heal_ms)
 }
 
 /// Every label but Refinery's own: a copy made by hand must not claim to be Refinery's.
@@ -509,22 +527,10 @@ async fn inject_rogue(
     let id = rt.create(&req).await.map_err(|e| e.to_string())?;
     rt.start(&id).await.map_err(|e| e.to_string())?;
     let resource = ResourceId::container(&t.node, &name).to_string();
-    let deadline = Instant::now() + Duration::from_millis(args.heal_timeout);
-    let mut detect_ms = None;
-    let mut heal_ms = None;
-    while Instant::now() < deadline {
-        tail.poll();
-        if detect_ms.is_none() {
-            detect_ms = tail.drift_time(&resource, at).map(|d| ms_between(at, d));
-        }
-        if terminate && heal_ms.is_none() && rt.inspect(&id).await.is_err() {
-            heal_ms = Some(ms_between(at, Timestamp::now()));
-        }
-        if detect_ms.is_some() && (!terminate || heal_ms.is_some()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (detect_ms, heal_ms) = measure(tail, &resource, at, args, terminate, || async {
+        rt.inspect(&id).await.is_err()
+    })
+    .await;
     let _ = rt.remove(&id).await;
     Ok(Sample {
         fault: Fault::Rogue,

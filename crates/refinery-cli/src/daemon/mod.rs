@@ -881,6 +881,7 @@ impl Daemon {
             }
             let is_new = |s: &Step| new.iter().any(|d| d.id == s.id);
             let mut steps = Vec::new();
+            let mut alerting = BTreeSet::new();
             for step in &eval.plan.steps {
                 let mut step = step.clone();
                 match step.kind {
@@ -913,6 +914,9 @@ impl Daemon {
                         );
                     }
                 }
+                if step.kind == StepKind::Alert {
+                    alerting.insert(step.id.clone());
+                }
                 if step.kind == StepKind::Alert
                     && (is_new(&step) || self.alerted.get(&step.id) != Some(&step.reason))
                 {
@@ -938,14 +942,8 @@ impl Daemon {
                     steps.push(step);
                 }
             }
-            self.alerted.retain(|id, _| {
-                id.node() != node
-                    || eval
-                        .plan
-                        .steps
-                        .iter()
-                        .any(|s| s.id == *id && s.kind == StepKind::Alert)
-            });
+            self.alerted
+                .retain(|id, _| id.node() != node || alerting.contains(id));
             if steps.is_empty() {
                 if let Some(spec_health) = self.node_health(manifest, eval, observed, &[], now) {
                     health = worse(health, spec_health);
