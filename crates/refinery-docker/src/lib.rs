@@ -3,6 +3,7 @@
 
 mod convert;
 mod docker_runtime;
+mod faults;
 mod ssh;
 mod tls;
 
