@@ -282,6 +282,8 @@ pub fn minimal_spec(name: &str, image: &str) -> ContainerSpec {
         bloodline: Bloodline::default(),
         ignore_differences: Vec::new(),
         drift_action: None,
+        options: Default::default(),
+        stack: None,
     }
 }
 
