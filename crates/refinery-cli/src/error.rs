@@ -26,6 +26,8 @@ pub enum CliError {
     UnknownNode { node: String, known: Vec<String> },
     #[error(transparent)]
     State(#[from] crate::state_file::StateError),
+    #[error("failed to find stack `{stack}` in the manifest")]
+    UnknownStack { stack: String, known: Vec<String> },
     #[error("failed to parse resource id `{given}`")]
     BadResourceId { given: String },
     #[error("failed to ask for confirmation: standard input is not a terminal")]
@@ -47,6 +49,7 @@ impl CliError {
             | CliError::Manifest(_)
             | CliError::NotUtf8 { .. }
             | CliError::UnknownNode { .. }
+            | CliError::UnknownStack { .. }
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
             CliError::State(_) => exit_code::UNEXPECTED,
@@ -71,6 +74,13 @@ impl CliError {
                 }
             }
             CliError::State(e) => e.hints(),
+            CliError::UnknownStack { stack, known } => {
+                match refinery_core::suggestion::suggest(stack, known.iter().map(String::as_str)) {
+                    Some(s) => vec![format!("did you mean `{s}`?")],
+                    None if known.is_empty() => vec!["the manifest declares no `stacks:`".into()],
+                    None => vec![format!("declared stacks: {}", known.join(", "))],
+                }
+            }
             CliError::BadResourceId { .. } => vec![
                 "write it as `docker/<node>/container/<name>`, as `refinery status --json` prints it"
                     .into(),
