@@ -65,11 +65,10 @@ async fn docker_compose(env: &Env, project: &str, args: &[&str]) -> std::process
         .arg("docker-compose.yml")
         .args(args)
         .env("COMPOSE_INTERACTIVE_NO_CLI", "1");
-    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .expect("docker-compose finishes")
-        .expect("run docker-compose");
-    out
+        .expect("run docker-compose")
 }
 
 async fn inspect(env: &Env, name: &str) -> refinery_core::ObservedContainer {
