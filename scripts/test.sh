@@ -4,5 +4,9 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/scripts/ensure-docker.sh"
+# Fetching from a local remote (file://) runs git's `git-upload-pack`, as git itself does.
+if ! command -v git-upload-pack >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq git >/dev/null
+fi
 cd "$top"
 cargo test --workspace --all-targets "$@"

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about,
     long_about = None,
     propagate_version = true,
-    after_help = "Exit codes: 0 ok / in sync, 1 unexpected error, 2 bad usage or invalid manifest, 3 drift found,\n4 an engine unreachable, 5 ledger chain broken, 6 an apply action failed."
+    after_help = "Exit codes: 0 ok / in sync, 1 unexpected error, 2 bad usage or invalid manifest, 3 drift found,\n4 an engine unreachable, 5 ledger chain broken, 6 an apply action failed, 7 a chaos fault not healed."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -80,6 +80,10 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Make the daemon enforce an older revision until a newer commit arrives.
     Rollback(RollbackArgs),
+    /// Inject faults into managed containers and measure how fast the running daemon heals them.
+    ///
+    /// Exit codes: 0 every fault healed, 7 a fault did not heal within --heal-timeout.
+    Chaos(ChaosArgs),
     /// Check and read the hash-chained ledger of everything that happened.
     ///
     /// Exit codes: 0 chain intact, 5 chain broken.
@@ -129,6 +133,72 @@ pub struct RunArgs {
     /// Seconds between full passes, overriding `config.check_interval` (`30s`, `5m`).
     #[arg(long, value_parser = parse_since)]
     pub check_interval: Option<u64>,
+}
+
+/// A fault `refinery chaos` injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// SIGKILL through the engine.
+    Kill,
+    /// `docker stop`.
+    Stop,
+    /// `docker pause`.
+    Pause,
+    /// `docker rm -f`.
+    Remove,
+    /// An undeclared container next to the target.
+    Rogue,
+    /// Recreated by hand on another image (needs a second image; reported as skipped).
+    Image,
+    /// Recreated by hand with an extra environment variable.
+    Env,
+    /// Removed, and its declared host port held by another program (needs `fallback_ports`).
+    Port,
+}
+
+impl Fault {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Stop => "stop",
+            Fault::Pause => "pause",
+            Fault::Remove => "remove",
+            Fault::Rogue => "rogue",
+            Fault::Image => "image",
+            Fault::Env => "env",
+            Fault::Port => "port",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// How long to keep injecting faults (`60s`, `5m`).
+    #[arg(long, default_value = "60s", value_parser = parse_since)]
+    pub duration: u64,
+    /// Seed of the random choices (the same seed makes the same run) [default: from the clock].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Which faults, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "kill,stop,pause,remove,rogue,env"
+    )]
+    pub faults: Vec<Fault>,
+    /// A fault not healed within this long counts as a failure.
+    #[arg(long, default_value = "30s", value_parser = parse_since)]
+    pub heal_timeout: u64,
+    /// Pause between faults (`1s`, `200ms`).
+    #[arg(long, default_value = "500ms", value_parser = parse_since)]
+    pub pause: u64,
+    /// The daemon's state directory, to record the run in its ledger [default: `refinery/` in the
+    /// git directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +272,18 @@ pub struct LedgerStressArgs {
     /// How many entries to append.
     #[arg(long, default_value_t = 1_000_000)]
     pub count: u64,
+    /// Rotate the file past this size (`ledger.max_size`), e.g. `2KiB`.
+    #[arg(long, value_parser = parse_max_size)]
+    pub max_size: Option<u64>,
+}
+
+/// `--max-size`: a size in bytes, at least 1.
+fn parse_max_size(s: &str) -> Result<u64, String> {
+    match refinery_core::ledger::parse_size(s) {
+        Ok(0) => Err("the maximum size must be at least 1 byte".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; {}", refinery_core::ledger::SIZE_HINT)),
+    }
 }
 
 /// `--since`: a duration in milliseconds.

@@ -28,6 +28,8 @@ pub enum CliError {
     State(#[from] crate::state_file::StateError),
     #[error("failed to find stack `{stack}` in the manifest")]
     UnknownStack { stack: String, known: Vec<String> },
+    #[error("failed to find a container chaos may hurt")]
+    NothingToHurt,
     #[error("failed to parse resource id `{given}`")]
     BadResourceId { given: String },
     #[error("failed to ask for confirmation: standard input is not a terminal")]
@@ -52,6 +54,7 @@ impl CliError {
             | CliError::UnknownStack { .. }
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
+            CliError::NothingToHurt => exit_code::CHAOS_UNHEALED,
             CliError::State(_) => exit_code::UNEXPECTED,
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
             CliError::Io { .. } => exit_code::UNEXPECTED,
@@ -81,6 +84,10 @@ impl CliError {
                     None => vec![format!("declared stacks: {}", known.join(", "))],
                 }
             }
+            CliError::NothingToHurt => vec![
+                "chaos only touches declared, running, unprotected containers on nodes in `enforce` mode".into(),
+                "start the daemon (`refinery run`) and let it create them first".into(),
+            ],
             CliError::BadResourceId { .. } => vec![
                 "write it as `docker/<node>/container/<name>`, as `refinery status --json` prints it"
                     .into(),

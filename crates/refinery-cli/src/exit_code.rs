@@ -14,3 +14,5 @@ pub const UNREACHABLE: u8 = 4;
 pub const LEDGER_BROKEN: u8 = 5;
 /// `apply`: at least one action failed (the others were still carried out).
 pub const ACTION_FAILED: u8 = 6;
+/// `chaos`: a fault was not healed within `--heal-timeout` (or none could be injected).
+pub const CHAOS_UNHEALED: u8 = 7;

@@ -1,4 +1,5 @@
-//! Committing the ledger file to its git ref (not checked out), in batches, retrying a locked ref.
+//! Committing the ledger's files (the active one and those rotated since the last commit) to
+//! its git ref (not checked out), in batches, retrying a locked ref.
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,32 +25,49 @@ pub struct LedgerCommit {
     pub last_seq: u64,
 }
 
-/// Commits `bytes` (the ledger's complete lines) as `path` onto `git_ref` of the repository at
-/// `repo`, unless the ref already holds them. The message says what the batch holds.
+/// Commits the ledger `files`, each `(path in the ref's tree, bytes)`, onto `git_ref` of the
+/// repository at `repo`, unless the ref already holds them all. The active file comes last,
+/// any rotated files before it; only the active file's complete lines are committed. The
+/// message says which entries are new: those after the last one the ref's active file held.
 pub fn commit(
     repo: &Path,
     git_ref: &str,
-    path: &str,
-    bytes: &[u8],
+    files: &[(String, Vec<u8>)],
     revision: &str,
     now: i64,
 ) -> Result<Option<LedgerCommit>, GitError> {
     let git = GitSource::open(repo)?;
-    let (complete, _) = ledger::split_torn(bytes);
-    let last_seq = count_lines(complete);
+    let Some(((active_path, active_bytes), rotated)) = files.split_last() else {
+        return Ok(None);
+    };
+    let (complete, _) = ledger::split_torn(active_bytes);
+    let mut to_write: Vec<(String, Vec<u8>)> = rotated.to_vec();
+    to_write.push((active_path.clone(), complete.to_vec()));
+    let last_seq = to_write
+        .iter()
+        .rev()
+        .find_map(|(_, bytes)| last_seq_in(bytes))
+        .unwrap_or(0);
     let mut attempt = 0;
     loop {
         let tip = git.head_of(git_ref)?;
-        let committed = match &tip {
-            Some(id) => git.read_file(id, path)?,
-            None => None,
-        };
-        if committed.as_deref() == Some(complete) {
+        let mut committed_active = None;
+        let mut unchanged = true;
+        if let Some(id) = &tip {
+            for (path, bytes) in &to_write {
+                let committed = git.read_file(id, path)?;
+                unchanged &= committed.as_deref() == Some(bytes.as_slice());
+                if path == active_path {
+                    committed_active = committed;
+                }
+            }
+        } else {
+            unchanged = false;
+        }
+        if unchanged {
             return Ok(None);
         }
-        let committed_seq = committed
-            .as_deref()
-            .map_or(0, |c| count_lines(ledger::split_torn(c).0));
+        let committed_seq = committed_active.as_deref().map_or(0, last_seq_or_count);
         let first_seq = committed_seq.saturating_add(1).min(last_seq);
         let entries = last_seq.saturating_sub(committed_seq);
         let message = message(entries, first_seq, last_seq, revision);
@@ -59,12 +77,7 @@ pub fn commit(
             author_email: AUTHOR_EMAIL,
             time: now,
         };
-        match git.commit_files_onto(
-            git_ref,
-            tip.as_deref(),
-            &[(path.to_owned(), complete.to_vec())],
-            &meta,
-        ) {
+        match git.commit_files_onto(git_ref, tip.as_deref(), &to_write, &meta) {
             Ok(id) => {
                 return Ok(Some(LedgerCommit {
                     id,
@@ -83,6 +96,45 @@ pub fn commit(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The seq of the first entry of the ref's copy of the ledger file at `path` (`None`: no ref,
+/// no file or an empty one). Rotated files ending before it were committed before.
+pub fn committed_first_seq(
+    repo: &Path,
+    git_ref: &str,
+    path: &str,
+) -> Result<Option<u64>, GitError> {
+    let git = GitSource::open(repo)?;
+    let Some(tip) = git.head_of(git_ref)? else {
+        return Ok(None);
+    };
+    Ok(git
+        .read_file(&tip, path)?
+        .and_then(|bytes| bytes.split(|&b| b == b'\n').next().and_then(seq_of)))
+}
+
+/// The `seq` of one ledger line.
+fn seq_of(line: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()?
+        .get("seq")?
+        .as_u64()
+}
+
+/// The seq of the last complete line.
+fn last_seq_in(bytes: &[u8]) -> Option<u64> {
+    let (complete, _) = ledger::split_torn(bytes);
+    complete
+        .strip_suffix(b"\n")?
+        .rsplit(|&b| b == b'\n')
+        .next()
+        .and_then(seq_of)
+}
+
+/// The last seq, or for a file that does not parse, its line count (the seq it would have).
+fn last_seq_or_count(bytes: &[u8]) -> u64 {
+    last_seq_in(bytes).unwrap_or_else(|| count_lines(ledger::split_torn(bytes).0))
 }
 
 fn count_lines(bytes: &[u8]) -> u64 {

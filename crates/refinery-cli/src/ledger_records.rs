@@ -29,7 +29,6 @@ pub fn drift(manifest: &Manifest, drift: &Drift, revision: &str) -> Record {
             .collect(),
     })
     .resource(drift.id.clone())
-    .node(drift.id.node())
     .revision(revision);
     with_bloodline(record, manifest, &drift.id)
 }
@@ -44,7 +43,6 @@ pub fn step(manifest: &Manifest, r: &StepResult, revision: &str) -> Record {
         r.container_id.clone(),
     ))
     .resource(r.id.clone())
-    .node(r.id.node())
     .outcome(r.outcome)
     .revision(revision);
     with_bloodline(record, manifest, &r.id)

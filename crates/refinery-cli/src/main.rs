@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             Command::Apply(a) => commands::apply::run(&settings, a).await,
             Command::Status => commands::status::run(&settings).await,
             Command::Run(a) => commands::run::run(&settings, a).await,
+            Command::Chaos(a) => commands::chaos::run(&settings, a).await,
             Command::Resume(a) => commands::resume::resume(&settings, a),
             Command::Rollback(a) => commands::resume::rollback(&settings, a),
             Command::Ledger(a) => commands::ledger::run(&settings, a),

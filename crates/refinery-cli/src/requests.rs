@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum Request {
     /// Lift flap protection from a resource.
     Resume { resource: String },
+    /// Put a note in the ledger (as an `alert` entry), e.g. a chaos run's summary.
+    Note { level: String, message: String },
     /// Enforce `to` (default: the last healthy revision) until a newer commit arrives.
     Rollback {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -45,16 +45,49 @@ fn verify(path: &Path) -> Out {
 }
 
 fn append(path: &Path, count: u64) -> Out {
-    let out = run(&[
-        "ledger",
-        "append-stress",
-        "--path",
-        &path.to_string_lossy(),
-        "--count",
-        &count.to_string(),
-    ]);
+    append_with(path, count, &[])
+}
+
+fn append_with(path: &Path, count: u64, extra: &[&str]) -> Out {
+    let p = path.to_string_lossy();
+    let n = count.to_string();
+    let mut args = vec!["ledger", "append-stress", "--path", &p, "--count", &n];
+    args.extend_from_slice(extra);
+    let out = run(&args);
     assert_eq!(out.code, 0, "append-stress failed: {}", out.stderr);
     out
+}
+
+/// The rotated files next to the ledger at `path`, oldest first (their names sort).
+fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path.parent().expect("a parent");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|l| l.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|f| {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        name.is_some_and(|n| {
+            n.starts_with(&format!("{stem}.")) && n.ends_with(".jsonl") && n.contains('-')
+        })
+    });
+    files.sort();
+    files
+}
+
+/// Every `seq` in the ledger at `path` and its rotated files, in order.
+fn seqs_in_all(path: &Path) -> Vec<u64> {
+    let mut seqs: Vec<u64> = rotated_files(path)
+        .iter()
+        .flat_map(|f| seqs_in(f))
+        .collect();
+    if path.exists() {
+        seqs.extend(seqs_in(path));
+    }
+    seqs
 }
 
 /// Every `seq` in the ledger file, in order.
@@ -99,12 +132,32 @@ impl Rng {
 fn ledger_append_killed_50_times_verify_passes_nothing_reported_lost() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("ledger/container_ledger.jsonl");
+    killed_appends_lose_nothing(&path, 50, &[]);
+}
+
+/// With a tiny `--max-size` every second entry rotates: kills land mid-rotation too.
+#[test]
+fn ledger_rotating_append_killed_30_times_verify_passes_nothing_reported_lost() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("ledger/container_ledger.jsonl");
+    killed_appends_lose_nothing(&path, 30, &["--max-size", "1KiB"]);
+    assert!(
+        rotated_files(&path).len() > 10,
+        "{:?}",
+        rotated_files(&path)
+    );
+}
+
+/// Kills `append-stress` `rounds` times, mostly mid-stream; then the chain verifies and every
+/// seq it reported written is in a file.
+fn killed_appends_lose_nothing(path: &Path, rounds: usize, extra: &[&str]) {
     let mut rng = Rng::new();
     let mut reported: Vec<u64> = Vec::new();
     let mut killed_mid_stream = 0;
-    for round in 0..50 {
+    for round in 0..rounds {
         let mut child = refinery()
             .args(["ledger", "append-stress", "--path", &path.to_string_lossy()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -153,25 +206,31 @@ fn ledger_append_killed_50_times_verify_passes_nothing_reported_lost() {
         reported.extend(seen);
     }
     eprintln!(
-        "{} entries reported over 50 kills, {killed_mid_stream} mid-stream",
+        "{} entries reported over {rounds} kills, {killed_mid_stream} mid-stream",
         reported.len()
     );
-    assert!(killed_mid_stream >= 40);
+    assert!(killed_mid_stream >= rounds * 4 / 5);
     assert!(
-        reported.len() > 50,
+        reported.len() > rounds,
         "only {} entries reported",
         reported.len()
     );
 
-    let out = verify(&path);
+    let out = verify(path);
     assert_eq!(
         out.code, 0,
-        "verify after 50 kills: {}{}",
+        "verify after {rounds} kills: {}{}",
         out.stdout, out.stderr
     );
     assert!(out.stdout.contains("chain intact"), "{}", out.stdout);
 
-    let in_file: std::collections::BTreeSet<u64> = seqs_in(&path).into_iter().collect();
+    let all = seqs_in_all(path);
+    assert_eq!(
+        all,
+        (1..=all.len() as u64).collect::<Vec<_>>(),
+        "seqs across files"
+    );
+    let in_file: std::collections::BTreeSet<u64> = all.into_iter().collect();
     let missing: Vec<&u64> = reported.iter().filter(|s| !in_file.contains(s)).collect();
     assert!(
         missing.is_empty(),
@@ -562,5 +621,266 @@ fn ledger_stress_appends_fast_enough() {
     let out = append(&path, 200);
     assert_eq!(out.stdout.lines().count(), 200);
     assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(verify(&path).code, 0);
+}
+
+/// Appends `rounds` batches of `count` entries with a tiny `--max-size`: several rotated files.
+fn rotated_ledger(path: &Path, rounds: usize, count: u64) {
+    for _ in 0..rounds {
+        append_with(path, count, &["--max-size", "2KiB"]);
+    }
+}
+
+fn entry_json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).expect("a JSON line")
+}
+
+#[test]
+fn ledger_rotation_keeps_chain_verify_and_show_read_every_file() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("ledger/container_ledger.jsonl");
+    rotated_ledger(&path, 3, 10);
+    let rotated = rotated_files(&path);
+    assert!(rotated.len() >= 5, "{rotated:?}");
+    let first_name = rotated[0]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(
+        first_name.starts_with("container_ledger.000001-0000"),
+        "{first_name}"
+    );
+    // Every file is at most the limit and starts where the one before ended.
+    let mut files = rotated.clone();
+    files.push(path.clone());
+    let mut last: Option<serde_json::Value> = None;
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read");
+        assert!(text.len() <= 2048, "{}: {} bytes", f.display(), text.len());
+        let first = entry_json(text.lines().next().expect("a first line"));
+        if let Some(last) = &last {
+            assert_eq!(first["prev"], last["hash"], "{}", f.display());
+            assert_eq!(first["seq"].as_u64(), last["seq"].as_u64().map(|s| s + 1));
+        }
+        last = text.lines().last().map(entry_json);
+    }
+    assert_eq!(seqs_in_all(&path), (1..=30).collect::<Vec<_>>());
+
+    let out = verify(&path);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "` and {} rotated files: 30 entries, chain intact (last seq 30,",
+            rotated.len()
+        )),
+        "{}",
+        out.stdout
+    );
+    let json = run(&[
+        "ledger",
+        "verify",
+        "--json",
+        "--path",
+        &path.to_string_lossy(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["entries"], 30);
+    assert_eq!(v["files"].as_array().map(Vec::len), Some(rotated.len() + 1));
+
+    let shown = kinds_shown(&[], &path);
+    assert_eq!(shown.len(), 30);
+    assert_eq!(shown[0], "1:mutation");
+    assert_eq!(shown[29], "30:mutation");
+}
+
+#[test]
+fn ledger_rotated_file_one_byte_changed_fails_naming_file_and_line() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("ledger/container_ledger.jsonl");
+    rotated_ledger(&path, 2, 10);
+    let rotated = rotated_files(&path);
+    assert!(rotated.len() >= 3, "{rotated:?}");
+    for victim in [&rotated[1], rotated.last().expect("a newest")] {
+        let original = std::fs::read(victim).expect("read");
+        let starts = line_starts(&original);
+        let pos = starts[1] + 20;
+        let mut tampered = original.clone();
+        tampered[pos] = if tampered[pos] == b'x' { b'y' } else { b'x' };
+        std::fs::write(victim, &tampered).expect("tamper");
+
+        let out = verify(&path);
+        assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: failed to verify ledger `{}` at line 2\n",
+                victim.display()
+            )),
+            "{}",
+            out.stderr
+        );
+        let json = run(&[
+            "ledger",
+            "verify",
+            "--json",
+            "--path",
+            &path.to_string_lossy(),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["file"], victim.display().to_string());
+        assert_eq!(v["line"], 2);
+        let show = run(&["ledger", "show", "--path", &path.to_string_lossy()]);
+        assert_eq!(show.code, 5);
+        assert!(
+            show.stderr
+                .contains(&format!("`{}` at line 2", victim.display())),
+            "{}",
+            show.stderr
+        );
+        std::fs::write(victim, &original).expect("restore");
+    }
+    // The writer checks the newest rotated file line by line before it appends.
+    let newest = rotated.last().expect("a newest");
+    let original = std::fs::read(newest).expect("read");
+    std::fs::write(
+        newest,
+        String::from_utf8_lossy(&original).replacen("stress append", "stress appenD", 1),
+    )
+    .expect("tamper");
+    let refused = run(&[
+        "ledger",
+        "append-stress",
+        "--path",
+        &path.to_string_lossy(),
+        "--count",
+        "1",
+    ]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("`{}` at line 1", newest.display())),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(newest, &original).expect("restore");
+    assert_eq!(verify(&path).code, 0);
+}
+
+#[test]
+fn ledger_rotated_file_deleted_is_reported_and_stops_the_writer() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("ledger/container_ledger.jsonl");
+    rotated_ledger(&path, 2, 10);
+    let rotated = rotated_files(&path);
+    assert!(rotated.len() >= 3, "{rotated:?}");
+    let gone = &rotated[1];
+    let gone_seqs = seqs_in(gone);
+    std::fs::remove_file(gone).expect("delete a rotated file");
+
+    let out = verify(&path);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: failed to verify ledger `{}` at line 1\n",
+            rotated[2].display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let (first, last) = (gone_seqs[0], gone_seqs[gone_seqs.len() - 1]);
+    assert!(
+        out.stderr.contains(&format!(
+            "hint: entries {first}-{last} are missing before this file"
+        )),
+        "{}",
+        out.stderr
+    );
+    let refused = run(&[
+        "ledger",
+        "append-stress",
+        "--path",
+        &path.to_string_lossy(),
+        "--count",
+        "1",
+    ]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+
+    // The oldest file gone is a gap too, before the first line of the next.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("l.jsonl");
+    rotated_ledger(&path, 1, 10);
+    let rotated = rotated_files(&path);
+    std::fs::remove_file(&rotated[0]).expect("delete the oldest");
+    let out = verify(&path);
+    assert_eq!(out.code, 5);
+    assert!(
+        out.stderr
+            .contains(&format!("`{}` at line 1", rotated[1].display())),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn ledger_second_writer_gets_lock_error_readers_do_not_wait() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("l.jsonl");
+    let mut first = refinery()
+        .args(["ledger", "append-stress", "--path", &path.to_string_lossy()])
+        .args(["--max-size", "4KiB"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn append-stress");
+    let mut stdout = BufReader::new(first.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a first seq");
+    assert_eq!(line, "1\n");
+
+    let second = run(&[
+        "ledger",
+        "append-stress",
+        "--path",
+        &path.to_string_lossy(),
+        "--count",
+        "1",
+    ]);
+    // Readers take no lock, and see an intact chain while the writer appends and rotates.
+    let verified = verify(&path);
+    let shown = run(&[
+        "ledger",
+        "show",
+        "--json",
+        "--path",
+        &path.to_string_lossy(),
+    ]);
+    first.kill().expect("SIGKILL the first writer");
+    let _ = first.wait();
+
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(
+        second.stderr.starts_with(&format!(
+            "error: failed to lock ledger `{}`: another refinery is writing it\n",
+            path.display()
+        )),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second
+            .stderr
+            .contains("hint: wait for the other `refinery apply` or daemon"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+
+    // The lock dies with its process: the next writer goes on.
+    let after = append(&path, 1);
+    assert!(!after.stdout.is_empty());
     assert_eq!(verify(&path).code, 0);
 }

@@ -2,7 +2,7 @@
 
 use refinery_core::ledger::{
     Actor, Broken, ChainTip, Entry, Event, EventKind, GENESIS_PREV, Masker, Record, parse_entries,
-    split_torn, verify,
+    parse_entries_from, split_torn, verify, verify_from,
 };
 use refinery_core::{Bloodline, Outcome, ResourceId, StepKind};
 
@@ -82,6 +82,69 @@ fn ledger_verify_sealed_entries_passes() {
         assert_eq!(pair[1].seq, pair[0].seq + 1);
     }
     assert_eq!(verified.tip.hash, entries[8].hash);
+}
+
+/// The first `n` lines of `bytes`, and the rest.
+fn split_after_line(bytes: &[u8], n: usize) -> (&[u8], &[u8]) {
+    let pos = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map_or(bytes.len(), |(i, _)| i + 1);
+    bytes.split_at(pos)
+}
+
+#[test]
+fn ledger_verify_from_rotated_tip_continues_chain() {
+    let bytes = ledger(9);
+    let (first, second) = split_after_line(&bytes, 4);
+    let head = verify(first).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(head.tip.seq, 4);
+    let rest = verify_from(second, &head.tip).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((rest.entries, rest.tip.seq), (5, 9));
+    assert_eq!(rest.tip, verify(&bytes).map(|v| v.tip).unwrap_or_default());
+    let (entries, tip, error) = parse_entries_from(second, &head.tip);
+    assert_eq!(error, None);
+    assert_eq!(entries.first().map(|e| e.seq), Some(5));
+    assert_eq!(tip, rest.tip);
+    // An empty continuation ends where it started.
+    assert_eq!(
+        verify_from(b"", &head.tip).map(|v| v.tip),
+        Ok(head.tip.clone())
+    );
+}
+
+#[test]
+fn ledger_verify_from_wrong_tip_fails_at_line_one() {
+    let bytes = ledger(9);
+    let (first, second) = split_after_line(&bytes, 4);
+    let (_, rest) = split_after_line(second, 2);
+    let head = verify(first).unwrap_or_else(|e| panic!("{e}"));
+    // A missing middle file: seq jumps.
+    let gap = verify_from(rest, &head.tip).err();
+    assert_eq!(gap.as_ref().map(|e| e.line), Some(1));
+    assert!(
+        matches!(
+            gap.map(|e| e.reason),
+            Some(Broken::SequenceGap {
+                expected: 5,
+                found: 7
+            })
+        ),
+        "a gap"
+    );
+    // The right seq but another chain's hash.
+    let other = ChainTip {
+        seq: 4,
+        hash: "f".repeat(64),
+    };
+    let wrong = verify_from(second, &other).err();
+    assert_eq!(wrong.as_ref().map(|e| e.line), Some(1));
+    assert!(matches!(
+        wrong.map(|e| e.reason),
+        Some(Broken::WrongPrev { .. })
+    ));
 }
 
 #[test]

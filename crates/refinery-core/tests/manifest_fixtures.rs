@@ -102,6 +102,7 @@ const VALID: &[(&str, &[&str])] = &[
         ],
     ),
     ("valid-healthcheck-forms.yaml", &[]),
+    ("valid-ledger-max-size.yaml", &[]),
     (
         "valid-interpolation.yaml",
         &["config.discord_webhook", "containers[0].env.MISSING"],
@@ -310,6 +311,13 @@ fn load_full_reference_reads_every_section() {
     );
     assert!(!m.allow_empty);
     assert!(m.ignore_differences.is_empty());
+}
+
+#[test]
+fn load_ledger_max_size_reads_bytes() {
+    let m = load_ok("valid-ledger-max-size.yaml").manifest;
+    assert_eq!(m.ledger.max_size, Some(10 * 1024 * 1024));
+    assert_eq!(load_ok("valid-minimal.yaml").manifest.ledger.max_size, None);
 }
 
 #[test]
@@ -775,6 +783,7 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-image-reference.yaml", &[at(3, 12, "containers[0].image", "`nginx 1.27` is not an image reference")]),
     ("invalid-kubernetes-duplicate.yaml", &[at(3, 12, "kubernetes[1].name", "kubernetes source `dredge` is declared twice")]),
     ("invalid-kubernetes-without-path.yaml", &[at(2, 5, "kubernetes[0].path", "needs a `path`")]),
+    ("invalid-ledger-max-size.yaml", &[hinted(2, 13, "ledger.max_size", "`10 megabytes` is not a size", "like `10MiB`")]),
     ("invalid-ledger-path-outside-repo.yaml", &[hinted(2, 9, "ledger.path", "`../elsewhere/ledger.jsonl` is not a path inside the repository", "a relative path")]),
     ("invalid-ledger-ref.yaml", &[hinted(2, 8, "ledger.ref", "`refinery/ledger` is not a full ref name", "`refs/heads/refinery/ledger`")]),
     ("invalid-malformed-yaml.yaml", &[hinted(5, 3, "", "invalid YAML", "unclosed `[` or `{`")]),

@@ -319,6 +319,12 @@ pub(crate) fn stop_options(timeout_secs: u32) -> StopContainerOptions {
 }
 
 /// Force removal, anonymous volumes included.
+pub(crate) fn kill_options(signal: &str) -> bollard::query_parameters::KillContainerOptions {
+    bollard::query_parameters::KillContainerOptions {
+        signal: signal.to_owned(),
+    }
+}
+
 pub(crate) fn remove_options() -> RemoveContainerOptions {
     RemoveContainerOptions {
         force: true,
@@ -508,6 +514,24 @@ pub(crate) fn image_info(inspect: &ImageInspect) -> Option<ImageInfo> {
         tags,
         defaults: image_defaults(inspect.config.as_ref()),
     })
+}
+
+/// What a container's list entry says about it: when this is unchanged (and no event arrived for
+/// it), an earlier inspection still holds.
+pub(crate) fn summary_fingerprint(s: &bollard::models::ContainerSummary) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        s.state, s.status, s.image_id, s.names, s.created, s.ports
+    )
+}
+
+/// The tags a list entry gives an image (the list is fresh; a cached inspection may not be).
+pub(crate) fn summary_tags(s: &bollard::models::ImageSummary) -> Vec<String> {
+    s.repo_tags
+        .iter()
+        .filter(|t| !t.is_empty() && t.as_str() != "<none>:<none>")
+        .cloned()
+        .collect()
 }
 
 /// The normalized keys an image is found under in `Observed::images`.

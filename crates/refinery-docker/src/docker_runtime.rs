@@ -1,6 +1,8 @@
 //! [`DockerRuntime`]: the [`ContainerRuntime`] port over one Docker engine, through bollard.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
@@ -39,7 +41,55 @@ enum Target {
 pub struct DockerRuntime {
     endpoint: String,
     target: Target,
-    client: OnceCell<Docker>,
+    /// Shared by clones, so a clone made before the first call still connects once.
+    client: Arc<OnceCell<Docker>>,
+    cache: Arc<ObserveCache>,
+}
+
+/// Inspections kept between `observe` calls while an event stream follows the engine: a
+/// container is inspected again only when its list entry changed or an event named it; an image
+/// (its id is its content) is inspected once. Without a live event stream nothing is cached.
+#[derive(Default)]
+struct ObserveCache {
+    /// Live event streams of this runtime (clones share it).
+    followers: AtomicUsize,
+    containers: Mutex<HashMap<String, (String, ObservedContainer)>>,
+    images: Mutex<HashMap<String, ImageInfo>>,
+}
+
+impl ObserveCache {
+    fn live(&self) -> bool {
+        self.followers.load(Ordering::SeqCst) > 0
+    }
+
+    fn forget(&self, container_id: &str) {
+        if let Ok(mut c) = self.containers.lock() {
+            c.remove(container_id);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut c) = self.containers.lock() {
+            c.clear();
+        }
+    }
+}
+
+/// Counts a live event stream while it exists; when it goes, the cache can no longer be trusted.
+struct Following(Arc<ObserveCache>);
+
+impl Following {
+    fn new(cache: Arc<ObserveCache>) -> Following {
+        cache.followers.fetch_add(1, Ordering::SeqCst);
+        Following(cache)
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.followers.fetch_sub(1, Ordering::SeqCst);
+        self.0.clear();
+    }
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -92,7 +142,8 @@ impl DockerRuntime {
         Ok(DockerRuntime {
             endpoint: normalized,
             target,
-            client: OnceCell::new(),
+            client: Arc::default(),
+            cache: Arc::default(),
         })
     }
 
@@ -153,32 +204,49 @@ impl DockerRuntime {
         Op::new(&self.endpoint, verb, what)
     }
 
-    /// Every local image, inspected once, by id.
+    /// Every local image by id, inspected once per id (an image id is its content).
     async fn images_by_id(&self, docker: &Docker) -> RuntimeResult<HashMap<String, ImageInfo>> {
         let summaries = docker
             .list_images(Some(convert::list_images_options()))
             .await
             .map_err(|e| convert::error(e, &self.op("list", "images")))?;
+        let cached: HashMap<String, ImageInfo> = self
+            .cache
+            .images
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
         let infos: Vec<Option<ImageInfo>> = stream::iter(summaries)
-            .map(|summary| async move {
-                match docker.inspect_image(&summary.id).await {
-                    Ok(inspect) => Ok(convert::image_info(&inspect)),
-                    // Removed between list and inspect.
-                    Err(e) if convert::is_not_found(&e) => Ok(None),
-                    Err(e) => Err(convert::error(
-                        e,
-                        &self.op("inspect", image_what(&summary.id)),
-                    )),
+            .map(|summary| {
+                let hit = cached.get(&summary.id).cloned();
+                async move {
+                    if let Some(mut info) = hit {
+                        info.tags = convert::summary_tags(&summary);
+                        return Ok(Some(info));
+                    }
+                    match docker.inspect_image(&summary.id).await {
+                        Ok(inspect) => Ok(convert::image_info(&inspect)),
+                        // Removed between list and inspect.
+                        Err(e) if convert::is_not_found(&e) => Ok(None),
+                        Err(e) => Err(convert::error(
+                            e,
+                            &self.op("inspect", image_what(&summary.id)),
+                        )),
+                    }
                 }
             })
             .buffer_unordered(INSPECT_CONCURRENCY)
             .try_collect()
             .await?;
-        Ok(infos
+        let by_id: HashMap<String, ImageInfo> = infos
             .into_iter()
             .flatten()
             .map(|info| (info.id.clone(), info))
-            .collect())
+            .collect();
+        if let Ok(mut c) = self.cache.images.lock() {
+            c.clone_from(&by_id);
+        }
+        Ok(by_id)
     }
 
     /// Defaults of one image by id; `None` when it is gone.
@@ -208,15 +276,22 @@ impl ContainerRuntime for DockerRuntime {
                 Err(e) => return stream::iter(vec![Err(e)]).left_stream(),
             };
             let endpoint = this.endpoint.clone();
+            let following = Following::new(Arc::clone(&this.cache));
             docker
                 .events(Some(options))
                 .filter_map(move |r| {
                     let item = match r {
-                        Ok(msg) => convert::engine_event(msg).map(Ok),
-                        Err(e) => Some(Err(convert::error(
-                            e,
-                            &Op::new(&endpoint, "follow", "the engine's events"),
-                        ))),
+                        Ok(msg) => convert::engine_event(msg).map(|e| {
+                            following.0.forget(&e.container_id);
+                            Ok(e)
+                        }),
+                        Err(e) => {
+                            following.0.clear();
+                            Some(Err(convert::error(
+                                e,
+                                &Op::new(&endpoint, "follow", "the engine's events"),
+                            )))
+                        }
                     };
                     std::future::ready(item)
                 })
@@ -280,12 +355,35 @@ impl ContainerRuntime for DockerRuntime {
             .list_containers(Some(convert::list_containers_options(selector)))
             .await
             .map_err(|e| convert::error(e, &self.op("list", "containers")))?;
-        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
+        let live = self.cache.live();
+        let cached: HashMap<String, (String, ObservedContainer)> = if live {
+            self.cache
+                .containers
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default()
+        } else {
+            HashMap::new()
+        };
+        let mut containers = Vec::with_capacity(summaries.len());
+        let mut fresh = HashMap::with_capacity(summaries.len());
+        let mut to_inspect = Vec::new();
+        for s in &summaries {
+            let Some(id) = s.id.clone() else { continue };
+            let fingerprint = convert::summary_fingerprint(s);
+            match cached.get(&id) {
+                Some((f, c)) if *f == fingerprint => {
+                    containers.push(c.clone());
+                    fresh.insert(id, (fingerprint, c.clone()));
+                }
+                _ => to_inspect.push((id, fingerprint)),
+            }
+        }
 
-        let inspected: Vec<_> = stream::iter(ids)
-            .map(|id| async move {
+        let inspected: Vec<_> = stream::iter(to_inspect)
+            .map(|(id, fingerprint)| async move {
                 match docker.inspect_container(&id, None).await {
-                    Ok(c) => Ok(Some(c)),
+                    Ok(c) => Ok(Some((fingerprint, c))),
                     // Removed between list and inspect: it is simply not there any more.
                     Err(e) if convert::is_not_found(&e) => Ok(None),
                     Err(e) => Err(convert::error(e, &self.op("inspect", container_what(&id)))),
@@ -297,8 +395,7 @@ impl ContainerRuntime for DockerRuntime {
 
         let by_id = self.images_by_id(docker).await?;
         let mut missing: HashMap<String, Option<ImageDefaults>> = HashMap::new();
-        let mut containers = Vec::with_capacity(inspected.len());
-        for c in inspected.into_iter().flatten() {
+        for (fingerprint, c) in inspected.into_iter().flatten() {
             let image_id = convert::container_image_id(&c).map(str::to_owned);
             let defaults = match image_id {
                 Some(id) => match by_id.get(&id) {
@@ -313,9 +410,14 @@ impl ContainerRuntime for DockerRuntime {
                 },
                 None => None,
             };
-            containers.push(convert::observed_container(c, defaults));
+            let observed = convert::observed_container(c, defaults);
+            fresh.insert(observed.id.clone(), (fingerprint, observed.clone()));
+            containers.push(observed);
         }
         containers.sort_by(|a, b| a.name.cmp(&b.name));
+        if live && let Ok(mut c) = self.cache.containers.lock() {
+            *c = fresh;
+        }
 
         let mut images = BTreeMap::new();
         for info in by_id.into_values() {

@@ -3,6 +3,7 @@
 
 mod convert;
 mod docker_runtime;
+mod faults;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testsupport;

@@ -217,11 +217,7 @@ pub async fn remove_image(rt: &DockerRuntime, reference: &str) -> RuntimeResult<
 
 /// Pauses a container (the runtime port has no pause: Refinery never pauses anything).
 pub async fn pause(rt: &DockerRuntime, id: &str) -> RuntimeResult<()> {
-    rt.docker()
-        .await?
-        .pause_container(id)
-        .await
-        .map_err(|e| convert::error(e, &rt.op("pause", container_what(id))))
+    rt.pause(id).await
 }
 
 /// The host pid of a container's main process (`State.Pid`; 0 when it is not running).

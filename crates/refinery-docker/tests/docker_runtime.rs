@@ -596,3 +596,57 @@ async fn observe_reports_images_and_container_image_defaults() {
         .expect("observe again");
     assert_eq!(again.containers, observed.containers);
 }
+
+#[tokio::test]
+async fn events_report_lifecycle_and_observe_with_a_live_stream_sees_every_change() {
+    use futures_util::StreamExt;
+    let (rt, run, _) = setup().await;
+    let selector = run.selector();
+    let mut events = Box::pin(rt.events(Some(&selector)));
+    // Subscribe: the stream is lazy; poll it in the background, collecting actions.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let follower = tokio::spawn(async move {
+        while let Some(Ok(e)) = events.next().await {
+            let _ = tx.send((e.action, e.name));
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let req = run.request("ev", minimal_spec("ignored", IMAGE));
+    let id = rt.create(&req).await.expect("create");
+    rt.start(&id).await.expect("start");
+    let first = rt.observe(Some(&selector)).await.expect("observe");
+    assert_eq!(
+        first.container(&req.name).map(|c| c.state),
+        Some(ContainerState::Running)
+    );
+    // Cached now; a change the list shows (stop) and one it may not (rename) are both seen.
+    rt.stop(&id, 5).await.expect("stop");
+    let stopped = rt.observe(Some(&selector)).await.expect("observe");
+    assert_eq!(
+        stopped.container(&req.name).map(|c| c.state),
+        Some(ContainerState::Exited)
+    );
+    let renamed = run.name("ev2");
+    rt.rename(&id, &renamed).await.expect("rename");
+    let after = rt.observe(Some(&selector)).await.expect("observe");
+    assert!(after.container(&renamed).is_some(), "renamed seen");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !["create", "start", "die", "stop", "rename"]
+        .iter()
+        .all(|a| seen.iter().any(|(s, _): &(String, Option<String>)| s == a))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(e)) => seen.push(e),
+            _ => panic!("missing events; saw {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|(a, n)| a == "create" && n.as_deref() == Some(req.name.as_str()))
+    );
+    follower.abort();
+}

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use refinery_core::ledger::{self, Entry, Event, EventKind, Masker, Record};
+use refinery_core::ledger::{Entry, Event, EventKind, Masker, Record};
 use refinery_core::manifest::LedgerConfig;
 use refinery_core::{Bloodline, Outcome, ResourceId, StepKind};
 use serde::Serialize;
@@ -12,7 +12,7 @@ use crate::args::{LedgerArgs, LedgerCommand, LedgerPathArgs, LedgerShowArgs, Led
 use crate::desired;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::ledger_file::{self, LedgerError, LedgerFile};
+use crate::ledger_file::{self, LedgerError, LedgerFile, LedgerOptions};
 use crate::render;
 use crate::settings::Settings;
 
@@ -39,13 +39,18 @@ pub fn resolve_path(settings: &Settings, path: Option<&Path>) -> PathBuf {
 #[derive(Serialize)]
 struct VerifyReport {
     path: String,
+    /// Every file read, rotated ones first, the active one last.
+    files: Vec<String>,
     ok: bool,
-    /// Intact entries (before the bad line, if any).
+    /// Intact entries (before the bad line, if any), over all files.
     entries: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     tip_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tip_hash: Option<String>,
+    /// The file holding the bad line, when it is not `path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,17 +59,25 @@ struct VerifyReport {
 
 fn verify(settings: &Settings, a: &LedgerPathArgs) -> Result<u8, CliError> {
     let path = resolve_path(settings, a.path.as_deref());
-    let bytes = ledger_file::read(&path)?;
+    let chain = ledger_file::read_chain(&path, false)?;
     let shown = path.display().to_string();
-    match ledger::verify(&bytes) {
-        Ok(v) => {
+    let files: Vec<String> = chain
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let rotated = files.len().saturating_sub(1);
+    match chain.error {
+        None => {
             if settings.json {
                 let report = VerifyReport {
                     path: shown,
+                    files,
                     ok: true,
-                    entries: v.entries,
-                    tip_seq: Some(v.tip.seq),
-                    tip_hash: Some(v.tip.hash),
+                    entries: chain.intact,
+                    tip_seq: Some(chain.tip.seq),
+                    tip_hash: Some(chain.tip.hash),
+                    file: None,
                     line: None,
                     reason: None,
                 };
@@ -73,43 +86,48 @@ fn verify(settings: &Settings, a: &LedgerPathArgs) -> Result<u8, CliError> {
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
             } else {
-                let short: String = v.tip.hash.chars().take(12).collect();
+                let short: String = chain.tip.hash.chars().take(12).collect();
+                let also = match rotated {
+                    0 => String::new(),
+                    1 => " and 1 rotated file".to_owned(),
+                    n => format!(" and {n} rotated files"),
+                };
                 println!(
-                    "ledger `{shown}`: {} entr{}, chain intact (last seq {}, hash {short})",
-                    v.entries,
-                    if v.entries == 1 { "y" } else { "ies" },
-                    v.tip.seq
+                    "ledger `{shown}`{also}: {} entr{}, chain intact (last seq {}, hash {short})",
+                    chain.intact,
+                    if chain.intact == 1 { "y" } else { "ies" },
+                    chain.tip.seq
                 );
             }
             Ok(exit_code::OK)
         }
-        Err(e) => {
-            if settings.json {
+        Some(e) => {
+            if settings.json
+                && let LedgerError::Broken {
+                    path: bad,
+                    line,
+                    intact,
+                    reason,
+                } = &e
+            {
                 let report = VerifyReport {
                     path: shown,
+                    files,
                     ok: false,
-                    entries: e.line.saturating_sub(1),
+                    entries: *intact,
                     tip_seq: None,
                     tip_hash: None,
-                    line: Some(e.line),
-                    reason: Some(e.reason.to_string()),
+                    file: (bad != &path).then(|| bad.display().to_string()),
+                    line: Some(*line),
+                    reason: Some(reason.to_string()),
                 };
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
             }
-            Err(broken(&path, e).into())
+            Err(e.into())
         }
-    }
-}
-
-fn broken(path: &Path, e: ledger::ChainError) -> LedgerError {
-    LedgerError::Broken {
-        path: path.to_owned(),
-        line: e.line,
-        intact: e.line.saturating_sub(1),
-        reason: e.reason,
     }
 }
 
@@ -121,8 +139,9 @@ struct ShowReport<'a> {
 
 fn show(settings: &Settings, a: &LedgerShowArgs) -> Result<u8, CliError> {
     let path = resolve_path(settings, a.path.path.as_deref());
-    let bytes = ledger_file::read(&path)?;
-    let (entries, error) = ledger::parse_entries(&bytes);
+    let chain = ledger_file::read_chain(&path, true)?;
+    let entries = chain.entries;
+    let error = chain.error;
     let since = match a.since {
         Some(ms) => {
             let ms = i64::try_from(ms).unwrap_or(i64::MAX);
@@ -156,7 +175,7 @@ fn show(settings: &Settings, a: &LedgerShowArgs) -> Result<u8, CliError> {
     }
     match error {
         // Everything before the bad line was shown; the break itself is the error.
-        Some(e) => Err(broken(&path, e).into()),
+        Some(e) => Err(e.into()),
         None => Ok(exit_code::OK),
     }
 }
@@ -246,8 +265,12 @@ fn detail(e: &Entry) -> String {
 
 /// Appends entries one by one, printing each seq after its fsync; for `kill -9` tests.
 fn append_stress(a: &LedgerStressArgs) -> Result<u8, CliError> {
-    let (mut file, repaired) =
-        LedgerFile::open(&a.path, jiff::Timestamp::now(), Masker::default())?;
+    let (mut file, repaired) = LedgerFile::open_with(
+        &a.path,
+        jiff::Timestamp::now(),
+        Masker::default(),
+        LedgerOptions::default().max_size(a.max_size),
+    )?;
     if let Some(r) = repaired {
         eprintln!(
             "repaired: torn line {} ({} bytes) cut off",
@@ -318,7 +341,12 @@ pub fn masker_for(manifest: &refinery_core::Manifest) -> Masker {
 /// verified and a torn last line repaired; a broken chain stops `apply` before it acts.
 pub fn open_for_apply(settings: &Settings, d: &desired::Desired) -> Result<LedgerFile, CliError> {
     let path = settings.repo.join(&d.manifest.ledger.path);
-    let (file, repaired) = LedgerFile::open(&path, settings.now, masker_for(&d.manifest))?;
+    let (file, repaired) = LedgerFile::open_with(
+        &path,
+        settings.now,
+        masker_for(&d.manifest),
+        LedgerOptions::default().max_size(d.manifest.ledger.max_size),
+    )?;
     if let Some(r) = repaired
         && !settings.quiet
     {
@@ -330,24 +358,6 @@ pub fn open_for_apply(settings: &Settings, d: &desired::Desired) -> Result<Ledge
         );
     }
     Ok(file)
-}
-
-fn bloodline_of<'m>(
-    manifest: &'m refinery_core::Manifest,
-    id: &ResourceId,
-) -> Option<&'m Bloodline> {
-    manifest
-        .containers
-        .iter()
-        .find(|c| c.node == id.node() && c.name == id.name())
-        .map(|c| &c.bloodline)
-}
-
-fn with_bloodline(record: Record, manifest: &refinery_core::Manifest, id: &ResourceId) -> Record {
-    match bloodline_of(manifest, id) {
-        Some(b) => record.bloodline(b),
-        None => record,
-    }
 }
 
 /// Records one apply: a `revision` entry, a `drift` entry per drift found and one entry per
@@ -368,33 +378,17 @@ pub fn record_apply(
         })
         .revision(rev),
     ];
-    for drift in drifts {
-        let record = Record::new(Event::Drift {
-            drift: drift.kind.as_str().to_owned(),
-            summary: drift.summary.clone(),
-            fields: drift
-                .changes
-                .iter()
-                .filter(|c| !c.ignored)
-                .map(|c| c.field.clone())
-                .collect(),
-        })
-        .resource(drift.id.clone())
-        .revision(rev);
-        records.push(with_bloodline(record, manifest, &drift.id));
-    }
-    for r in results.iter().filter(|r| r.step.writes()) {
-        let record = Record::new(Event::for_step(
-            r.step,
-            r.outcome,
-            r.message.clone(),
-            r.container_id.clone(),
-        ))
-        .resource(r.id.clone())
-        .outcome(r.outcome)
-        .revision(rev);
-        records.push(with_bloodline(record, manifest, &r.id));
-    }
+    records.extend(
+        drifts
+            .iter()
+            .map(|drift| crate::ledger_records::drift(manifest, drift, rev)),
+    );
+    records.extend(
+        results
+            .iter()
+            .filter(|r| r.step.writes())
+            .map(|r| crate::ledger_records::step(manifest, r, rev)),
+    );
     file.append(records, now)
 }
 
@@ -411,19 +405,14 @@ pub fn commit_after_apply(settings: &Settings, d: &desired::Desired, file: &Ledg
         return;
     }
     let git_ref = &manifest.ledger.git_ref;
-    let result = ledger_file::read(file.path())
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            crate::ledger_commit::commit(
-                &settings.repo,
-                git_ref,
-                &manifest.ledger.path,
-                &bytes,
-                &d.commit.id,
-                settings.now.as_second(),
-            )
-            .map_err(|e| e.to_string())
-        });
+    let result = commit_ledger(
+        &settings.repo,
+        git_ref,
+        &manifest.ledger.path,
+        file.path(),
+        &d.commit.id,
+        settings.now.as_second(),
+    );
     match result {
         Ok(Some(c)) => {
             if settings.verbose > 0 {
@@ -445,5 +434,130 @@ pub fn commit_after_apply(settings: &Settings, d: &desired::Desired, file: &Ledg
                 );
             }
         }
+    }
+}
+
+/// Commits the ledger at `disk_path` (`tree_path` in the ref's tree) to `git_ref`: the active
+/// file and every rotated file the ref may lack (those from the ref's copy of the active file
+/// on; older ones went with earlier commits), next to it in the tree.
+pub fn commit_ledger(
+    repo: &Path,
+    git_ref: &str,
+    tree_path: &str,
+    disk_path: &Path,
+    revision: &str,
+    now: i64,
+) -> Result<Option<crate::ledger_commit::LedgerCommit>, String> {
+    let committed_first = crate::ledger_commit::committed_first_seq(repo, git_ref, tree_path)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(1);
+    let tree_dir = tree_path.rsplit_once('/').map(|(dir, _)| dir);
+    let mut files = Vec::new();
+    for r in ledger_file::rotated_files(disk_path).map_err(|e| e.to_string())? {
+        if r.last_seq < committed_first {
+            continue;
+        }
+        let name = r
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let in_tree = match tree_dir {
+            Some(dir) => format!("{dir}/{name}"),
+            None => name,
+        };
+        let bytes = ledger_file::read(&r.path).map_err(|e| e.to_string())?;
+        files.push((in_tree, bytes));
+    }
+    let active = match ledger_file::read(disk_path) {
+        Ok(bytes) => bytes,
+        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Vec::new()
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    files.push((tree_path.to_owned(), active));
+    crate::ledger_commit::commit(repo, git_ref, &files, revision, now).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REF: &str = "refs/heads/refinery/ledger";
+    const TREE_PATH: &str = "ledger/container_ledger.jsonl";
+
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_700_000_000).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    fn append(file: &mut LedgerFile, n: usize) {
+        for i in 0..n {
+            let record = Record::new(Event::Alert {
+                level: "info".into(),
+                message: format!("entry {i}"),
+            });
+            file.append(vec![record], now()).expect("append");
+        }
+    }
+
+    /// The ledger files in the ref's tree, by name, and their contents.
+    fn committed(repo: &refinery_git::TestRepo) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let git = repo.source();
+        let tip = git
+            .head_of(REF)
+            .expect("read the ref")
+            .expect("the ref exists");
+        git.read_tree(&tip, "ledger").expect("read the tree")
+    }
+
+    #[test]
+    fn commit_ledger_commits_rotated_files_including_missed_ones() {
+        let repo = refinery_git::TestRepo::new();
+        repo.write("refinery.yaml", "containers: []\n");
+        let rev = repo.commit("init");
+        let disk = repo.path().join(TREE_PATH);
+        let options = LedgerOptions::default().max_size(Some(1200));
+        let (mut file, _) =
+            LedgerFile::open_with(&disk, now(), Masker::default(), options).expect("open");
+        append(&mut file, 7);
+        let first = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 1)
+            .expect("commit")
+            .expect("a new commit");
+        assert_eq!((first.entries, first.first_seq, first.last_seq), (7, 1, 7));
+
+        // Two rotations without a commit (as if it failed), then one commit carries both.
+        append(&mut file, 9);
+        let second = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 2)
+            .expect("commit")
+            .expect("a new commit");
+        assert_eq!(
+            (second.entries, second.first_seq, second.last_seq),
+            (9, 8, 16)
+        );
+        let tree = committed(&repo);
+        let rotated = ledger_file::rotated_files(&disk).expect("list");
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        for r in &rotated {
+            let name = r.path.file_name().expect("a name").to_string_lossy();
+            let on_disk = std::fs::read(&r.path).expect("read");
+            assert_eq!(
+                tree.get(&format!("ledger/{name}")),
+                Some(&on_disk),
+                "{name} in {:?}",
+                tree.keys()
+            );
+        }
+        assert_eq!(
+            tree.get(TREE_PATH),
+            Some(&std::fs::read(&disk).expect("read"))
+        );
+        assert_eq!(tree.len(), rotated.len() + 1);
+
+        // Nothing new: no commit.
+        assert_eq!(
+            commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 3).expect("commit"),
+            None
+        );
     }
 }

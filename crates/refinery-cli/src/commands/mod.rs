@@ -1,4 +1,5 @@
 pub mod apply;
+pub mod chaos;
 pub mod ledger;
 pub mod plan;
 pub mod resume;

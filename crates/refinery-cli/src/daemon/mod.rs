@@ -29,7 +29,7 @@ use crate::desired::{self, Desired};
 use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::ledger_file::LedgerFile;
+use crate::ledger_file::{LedgerFile, LedgerOptions};
 use crate::pass::{PassContext, evaluate_nodes};
 use crate::requests::{self, Request};
 use crate::settings::Settings;
@@ -63,6 +63,8 @@ struct Daemon {
     branch: Option<String>,
     state_dir: PathBuf,
     state: DaemonState,
+    /// What the state file holds.
+    saved: Option<DaemonState>,
     desired: Arc<Desired>,
     /// The tip of the followed branch last seen.
     tip: String,
@@ -126,7 +128,12 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         },
     };
     let ledger_path = settings.repo.join(&desired.manifest.ledger.path);
-    let (ledger, repaired) = LedgerFile::open(&ledger_path, now, masker_for(&desired.manifest))?;
+    let (ledger, repaired) = LedgerFile::open_with(
+        &ledger_path,
+        now,
+        masker_for(&desired.manifest),
+        LedgerOptions::default().max_size(desired.manifest.ledger.max_size),
+    )?;
     if let Some(r) = repaired {
         tracing::warn!(line = r.line, bytes = r.torn_bytes, ledger = %ledger_path.display(), "torn last ledger line cut off and recorded");
     }
@@ -146,6 +153,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         branch: args.branch.clone(),
         state_dir,
         state: DaemonState::default(),
+        saved: None,
         desired: Arc::new(desired),
         tip,
         bad_tip: None,
@@ -306,7 +314,12 @@ impl Daemon {
         }
     }
 
-    fn save_state(&self) {
+    /// Writes the state file when it changed since the last write.
+    fn save_state(&mut self) {
+        if self.saved.as_ref() == Some(&self.state) {
+            return;
+        }
+        self.saved = Some(self.state.clone());
         if let Err(e) = state_file::save(&state_file::path_in(&self.state_dir), &self.state) {
             tracing::error!(error = %e, "failed to save the daemon state");
         }
@@ -721,6 +734,11 @@ impl Daemon {
                         due = true;
                     }
                 }
+                Ok(Request::Note { level, message }) => {
+                    tracing::info!(level = %level, "{message}");
+                    let record = alert(&level, message).revision(self.rev());
+                    self.append(vec![record]);
+                }
                 Ok(Request::Rollback { to }) => {
                     let target =
                         to.or_else(|| self.state.last_healthy.clone().filter(|h| *h != self.rev()));
@@ -778,19 +796,14 @@ impl Daemon {
         self.last_commit = Some(Instant::now());
         self.committed_seq = self.appended_seq;
         self.commit_task = Some(tokio::task::spawn_blocking(move || {
-            let result = crate::ledger_file::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    crate::ledger_commit::commit(
-                        &repo,
-                        &git_ref,
-                        &rel,
-                        &bytes,
-                        &rev,
-                        Timestamp::now().as_second(),
-                    )
-                    .map_err(|e| e.to_string())
-                });
+            let result = crate::commands::ledger::commit_ledger(
+                &repo,
+                &git_ref,
+                &rel,
+                &path,
+                &rev,
+                Timestamp::now().as_second(),
+            );
             match result {
                 Ok(Some(c)) => {
                     tracing::debug!(git_ref = %git_ref, entries = c.entries, "ledger committed");
@@ -806,6 +819,7 @@ impl Daemon {
     /// One full pass over every node; returns whether another pass is due at once (after a
     /// rollback).
     async fn pass(&mut self) -> bool {
+        let started = Instant::now();
         let now = Timestamp::now();
         self.next_full = Instant::now() + self.check_interval;
         let desired = Arc::clone(&self.desired);
@@ -867,6 +881,7 @@ impl Daemon {
             }
             let is_new = |s: &Step| new.iter().any(|d| d.id == s.id);
             let mut steps = Vec::new();
+            let mut alerting = BTreeSet::new();
             for step in &eval.plan.steps {
                 let mut step = step.clone();
                 match step.kind {
@@ -899,6 +914,9 @@ impl Daemon {
                         );
                     }
                 }
+                if step.kind == StepKind::Alert {
+                    alerting.insert(step.id.clone());
+                }
                 if step.kind == StepKind::Alert
                     && (is_new(&step) || self.alerted.get(&step.id) != Some(&step.reason))
                 {
@@ -924,20 +942,16 @@ impl Daemon {
                     steps.push(step);
                 }
             }
-            self.alerted.retain(|id, _| {
-                id.node() != node
-                    || eval
-                        .plan
-                        .steps
-                        .iter()
-                        .any(|s| s.id == *id && s.kind == StepKind::Alert)
-            });
+            self.alerted
+                .retain(|id, _| id.node() != node || alerting.contains(id));
             if steps.is_empty() {
                 if let Some(spec_health) = self.node_health(manifest, eval, observed, &[], now) {
                     health = worse(health, spec_health);
                 }
                 continue;
             }
+            // What was found is on record before anything is done about it.
+            self.append(std::mem::take(&mut records));
             let results = apply_plan(engine, manifest, &steps, observed, &rev, &|_| {}).await;
             self.end_ours();
             let mut failed = Vec::new();
@@ -1001,6 +1015,10 @@ impl Daemon {
         self.next_due = next_due;
         self.save_state();
         self.maybe_commit_ledger(false);
+        tracing::debug!(
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "pass done"
+        );
         again
     }
 

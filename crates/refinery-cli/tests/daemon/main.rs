@@ -7,6 +7,7 @@ mod common;
 
 mod harness;
 
+mod chaos;
 mod heal;
 mod policy;
 mod revisions;

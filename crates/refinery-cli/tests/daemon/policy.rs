@@ -144,6 +144,20 @@ async fn daemon_crash_loop_stops_acting_until_resumed() {
     assert_eq!(before, 3, "three actions, then it stops");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(acted(), before, "no action while suspended");
+    let not_acting = d
+        .entry_values()
+        .iter()
+        .filter(|e| {
+            kind(e) == "alert"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("flap protection: not acting"))
+        })
+        .count();
+    assert!(
+        not_acting <= 1,
+        "alerted once, not every pass: {not_acting}"
+    );
 
     env.refinery(&["resume", &id, "--state-dir", &d.state_dir.to_string_lossy()])
         .await

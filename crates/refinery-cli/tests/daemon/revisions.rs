@@ -220,3 +220,42 @@ async fn daemon_rollback_by_hand_holds_the_older_revision_until_a_newer_commit()
     .await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn daemon_deleted_branch_keeps_the_last_revision_and_removes_nothing() {
+    let env = Env::new().await;
+    let web = env.name("web");
+    let head = env.commit_manifest(&format!(
+        "containers:\n  - name: {web}\n    image: {IMAGE}\ndrift_rules:\n  unauthorized_containers: {{action: terminate}}\n"
+    ));
+    let mut d = Daemon::start(&env, &["--branch", "main"]);
+    let c = eventually("web running", &mut d, || async {
+        env.container("web")
+            .await
+            .filter(|c| c.state == ContainerState::Running)
+    })
+    .await;
+    // The branch disappears (a loose ref in this fresh repository).
+    let branch = env.repo.path().join(".git/refs/heads/main");
+    std::fs::remove_file(&branch).expect("delete the branch");
+    d.wait_entry("branch alert", |e| {
+        kind(e) == "alert"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("failed to read `main`"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = env.existing("web").await;
+    assert_eq!(still.id, c.id, "nothing removed or replaced");
+    // The branch comes back: the daemon carries on with it.
+    std::fs::write(&branch, format!("{head}\n")).expect("restore the branch");
+    env.rt.stop(&c.id, 5).await.expect("stop");
+    eventually("healed again", &mut d, || async {
+        env.container("web")
+            .await
+            .filter(|c| c.state == ContainerState::Running)
+    })
+    .await;
+    d.stop().await;
+}

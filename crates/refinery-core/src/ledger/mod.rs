@@ -10,13 +10,18 @@ mod canonical;
 mod chain;
 mod entry;
 mod masker;
+mod size;
 mod verify;
 
 pub use canonical::{canonical_bytes, entry_hash, sha256_hex};
 pub use chain::{ChainTip, SealError, Sealed};
 pub use entry::{ActionDetail, Actor, Entry, Event, EventKind, Record};
 pub use masker::Masker;
-pub use verify::{Broken, ChainError, Verified, parse_entries, split_torn, verify};
+pub use size::{SIZE_HINT, parse_size};
+pub use verify::{
+    Broken, ChainError, Verified, parse_entries, parse_entries_from, split_torn, verify,
+    verify_from,
+};
 
 /// The schema version every entry carries as `"v"`.
 pub const SCHEMA_VERSION: u64 = 1;

@@ -74,7 +74,14 @@ pub fn split_torn(bytes: &[u8]) -> (&[u8], &[u8]) {
 /// `seq` one more than the line before and its `prev` that line's `hash`. Stops at the first bad
 /// line.
 pub fn verify(bytes: &[u8]) -> Result<Verified, ChainError> {
-    let (entries, tip, error) = walk_with(bytes, &mut |_| {});
+    verify_from(bytes, &ChainTip::genesis())
+}
+
+/// Like [`verify`], for a file that continues a chain ending at `start` (a ledger rotated into
+/// several files): its first line must have seq `start.seq + 1` and prev `start.hash`. `entries`
+/// counts this file's lines only; line numbers are this file's.
+pub fn verify_from(bytes: &[u8], start: &ChainTip) -> Result<Verified, ChainError> {
+    let (entries, tip, error) = walk_with(bytes, start, &mut |_| {});
     match error {
         Some(e) => Err(e),
         None => Ok(Verified { tip, entries }),
@@ -84,14 +91,29 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, ChainError> {
 /// Every entry before the first bad line, and that line's error if there is one.
 #[must_use]
 pub fn parse_entries(bytes: &[u8]) -> (Vec<Entry>, Option<ChainError>) {
-    let mut out = Vec::new();
-    let (_, _, error) = walk_with(bytes, &mut |e| out.push(e));
-    (out, error)
+    let (entries, _, error) = parse_entries_from(bytes, &ChainTip::genesis());
+    (entries, error)
 }
 
-fn walk_with(bytes: &[u8], sink: &mut dyn FnMut(Entry)) -> (u64, ChainTip, Option<ChainError>) {
+/// Like [`parse_entries`], for a file that continues a chain ending at `start`; also returns
+/// the tip after the last intact entry (`start` when there is none).
+#[must_use]
+pub fn parse_entries_from(
+    bytes: &[u8],
+    start: &ChainTip,
+) -> (Vec<Entry>, ChainTip, Option<ChainError>) {
+    let mut out = Vec::new();
+    let (_, tip, error) = walk_with(bytes, start, &mut |e| out.push(e));
+    (out, tip, error)
+}
+
+fn walk_with(
+    bytes: &[u8],
+    start: &ChainTip,
+    sink: &mut dyn FnMut(Entry),
+) -> (u64, ChainTip, Option<ChainError>) {
     let (complete, torn) = split_torn(bytes);
-    let mut tip = ChainTip::genesis();
+    let mut tip = start.clone();
     let mut count = 0_u64;
     let mut line_no = 0_u64;
     // `complete` is empty or ends in a newline: without it, every piece is one line.

@@ -1489,6 +1489,20 @@ fn read_ledger(r: &mut Reader<'_>, node: &Node) -> LedgerConfig {
             );
         }
     }
+    if let Some(n) = m.get("max_size")
+        && let Some(s) = r.string(n, "ledger.max_size")
+    {
+        match crate::ledger::parse_size(&s) {
+            Ok(0) => r.error_hint(
+                n.loc,
+                "ledger.max_size",
+                "the ledger's maximum size must be at least 1 byte",
+                crate::ledger::SIZE_HINT,
+            ),
+            Ok(bytes) => l.max_size = Some(bytes),
+            Err(e) => r.error_hint(n.loc, "ledger.max_size", e, crate::ledger::SIZE_HINT),
+        }
+    }
     m.finish(r);
     l
 }

@@ -258,6 +258,9 @@ pub struct Alerting {
 pub struct LedgerConfig {
     pub path: String,
     pub git_ref: String,
+    /// `ledger.max_size` in bytes: an append that would grow the file past it first rotates
+    /// it. `None`: never rotate.
+    pub max_size: Option<u64>,
 }
 
 impl Default for LedgerConfig {
@@ -265,6 +268,7 @@ impl Default for LedgerConfig {
         LedgerConfig {
             path: "ledger/container_ledger.jsonl".into(),
             git_ref: "refs/heads/refinery/ledger".into(),
+            max_size: None,
         }
     }
 }
