@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use refinery_core::ContainerState;
+use refinery_core::{ContainerRuntime, ContainerState};
 
 use crate::common::{Env, IMAGE};
 use crate::harness::{Daemon, eventually, kind};
