@@ -106,6 +106,9 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    /// Only the services of this compose stack (a `stacks:` name).
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -51,11 +51,37 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
             base_dir,
         },
     )?;
+    let mut manifest = loaded.manifest;
+    if !manifest.stacks.is_empty() {
+        let read = |path: &str| {
+            git.read_file(&commit.id, path)
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8(b).ok())
+        };
+        let checkout = base_dir_of(&git);
+        refinery_core::compose::expand_stacks(
+            &mut manifest,
+            &refinery_core::compose::StackSource {
+                read: &read,
+                env: &env,
+                base_dir: checkout.as_deref(),
+                manifest_file: file,
+            },
+        )?;
+    }
     let uncommitted = git.worktree_differs(&commit.id, &[file])?;
     Ok(Desired {
         commit,
-        manifest: loaded.manifest,
+        manifest,
         warnings: loaded.warnings,
         uncommitted,
     })
+}
+
+/// Absolute path of the checkout, symlinks resolved.
+fn base_dir_of(git: &GitSource) -> Option<String> {
+    git.workdir()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .map(|p| p.to_string_lossy().into_owned())
 }

@@ -26,6 +26,8 @@ pub enum CliError {
     UnknownNode { node: String, known: Vec<String> },
     #[error(transparent)]
     State(#[from] crate::state_file::StateError),
+    #[error("failed to find stack `{stack}` in the manifest")]
+    UnknownStack { stack: String, known: Vec<String> },
     #[error("failed to find a container chaos may hurt")]
     NothingToHurt,
     #[error("failed to parse resource id `{given}`")]
@@ -49,6 +51,7 @@ impl CliError {
             | CliError::Manifest(_)
             | CliError::NotUtf8 { .. }
             | CliError::UnknownNode { .. }
+            | CliError::UnknownStack { .. }
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
             CliError::NothingToHurt => exit_code::CHAOS_UNHEALED,
@@ -74,6 +77,13 @@ impl CliError {
                 }
             }
             CliError::State(e) => e.hints(),
+            CliError::UnknownStack { stack, known } => {
+                match refinery_core::suggestion::suggest(stack, known.iter().map(String::as_str)) {
+                    Some(s) => vec![format!("did you mean `{s}`?")],
+                    None if known.is_empty() => vec!["the manifest declares no `stacks:`".into()],
+                    None => vec![format!("declared stacks: {}", known.join(", "))],
+                }
+            }
             CliError::NothingToHurt => vec![
                 "chaos only touches declared, running, unprotected containers on nodes in `enforce` mode".into(),
                 "start the daemon (`refinery run`) and let it create them first".into(),

@@ -14,6 +14,7 @@ mod pass;
 mod render;
 mod requests;
 mod settings;
+mod stack_scope;
 mod state_file;
 
 use std::process::ExitCode;

@@ -382,6 +382,8 @@ pub fn config_changes(
         });
     }
 
+    changes.extend(crate::drift_options::option_changes(spec, o));
+
     for c in &mut changes {
         c.ignored = field_ignored(&c.field, &spec.ignore_differences)
             || field_ignored(&c.field, &ctx.ignore);
@@ -447,7 +449,7 @@ pub fn diff_node(
 ) -> DriftReport {
     let mut report = DriftReport::default();
     for spec in declared {
-        let id = ResourceId::container(&ctx.node, &spec.name);
+        let id = ResourceId::for_spec(&ctx.node, spec);
         let Some(o) = observed.container(&spec.name) else {
             report.drifts.push(Drift {
                 id,

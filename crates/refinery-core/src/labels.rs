@@ -62,9 +62,13 @@ pub fn ownership_labels(spec: &ContainerSpec, revision: &str) -> BTreeMap<String
     labels.insert(MANAGED.to_owned(), "true".to_owned());
     labels.insert(
         RESOURCE.to_owned(),
-        ResourceId::container(&spec.node, &spec.name).to_string(),
+        ResourceId::for_spec(&spec.node, spec).to_string(),
     );
-    labels.insert(SPEC_HASH.to_owned(), spec_hash(spec));
+    let hash = spec_hash(spec);
+    if let Some(member) = &spec.stack {
+        labels.extend(crate::compose::compose_labels(member, &hash));
+    }
+    labels.insert(SPEC_HASH.to_owned(), hash);
     labels.insert(REVISION.to_owned(), revision.to_owned());
     if let Some(c) = &spec.bloodline.creator {
         labels.insert(CREATOR.to_owned(), c.clone());

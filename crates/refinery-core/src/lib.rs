@@ -22,10 +22,13 @@ pub use runtime::{
 };
 pub use secret::Secret;
 pub use spec::{
-    Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, PortBinding, Protocol, RestartPolicy,
+    Bloodline, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount, MountKind,
+    NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy, RuntimeOptions,
+    StackMember, VolumeSpec,
 };
 
 pub mod backoff;
+pub mod compose;
 pub mod daemon_state;
 pub mod duration;
 pub mod interpolate;
@@ -36,6 +39,7 @@ pub mod yaml;
 
 pub use manifest::{Issue, LoadOptions, Loaded, Manifest, ManifestError, Mode, load_manifest};
 pub mod drift;
+pub mod drift_options;
 pub mod plan;
 
 pub use drift::{DiffContext, Drift, DriftKind, DriftReport, FieldChange, diff_node};

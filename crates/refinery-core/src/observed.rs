@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{Healthcheck, Mount, PortBinding, RestartPolicy};
+use crate::spec::{Healthcheck, Mount, PortBinding, RestartPolicy, RuntimeOptions};
 
 /// Lifecycle state of a container as the engine reports it (`State.Status`, with `Restarting` read
 /// first: a container waiting to restart inspects as running with pid 0).
@@ -105,6 +105,9 @@ pub struct ObservedContainer {
     pub healthcheck: Option<Healthcheck>,
     /// Defaults of the image the container runs, when the image is still present.
     pub image_defaults: Option<ImageDefaults>,
+    /// Networks (with every alias the engine reports), user, limits, …
+    #[serde(default)]
+    pub options: RuntimeOptions,
 }
 
 /// Everything one node's engine holds that Refinery compares.

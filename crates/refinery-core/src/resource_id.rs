@@ -14,6 +14,16 @@ pub enum ResourceId {
         kind: String,
         name: String,
     },
+    /// `docker/<node>/stack/<project>/<service>/<number>`: one replica of a compose service. Its
+    /// container is `<project>_<service>_<number>`, as docker-compose names it.
+    Service {
+        node: String,
+        project: String,
+        service: String,
+        number: u32,
+        /// The container's engine name (derived, not printed).
+        container: String,
+    },
     /// `k8s/<context>/<namespace>/<kind>/<name>`; an empty namespace stays an empty segment.
     Kube {
         context: String,
@@ -33,18 +43,47 @@ impl ResourceId {
         }
     }
 
+    /// One replica of a compose service, named as docker-compose names it.
     #[must_use]
-    pub fn node(&self) -> &str {
-        match self {
-            ResourceId::Docker { node, .. } => node,
-            ResourceId::Kube { context, .. } => context,
+    pub fn service(node: &str, project: &str, service: &str, number: u32) -> Self {
+        ResourceId::Service {
+            node: node.to_owned(),
+            project: project.to_owned(),
+            service: service.to_owned(),
+            number,
+            container: crate::compose::container_name(project, service, number),
+        }
+    }
+
+    /// The id of a declared container: a stack replica's when it is one (and has the name
+    /// docker-compose would give it), else `docker/<node>/container/<name>`.
+    #[must_use]
+    pub fn for_spec(node: &str, spec: &crate::spec::ContainerSpec) -> Self {
+        match &spec.stack {
+            Some(m)
+                if spec.name
+                    == crate::compose::container_name(&m.project, &m.service, m.number) =>
+            {
+                ResourceId::service(node, &m.project, &m.service, m.number)
+            }
+            _ => ResourceId::container(node, &spec.name),
         }
     }
 
     #[must_use]
+    pub fn node(&self) -> &str {
+        match self {
+            ResourceId::Docker { node, .. } | ResourceId::Service { node, .. } => node,
+            ResourceId::Kube { context, .. } => context,
+        }
+    }
+
+    /// The container's (or object's) name on its engine.
+    #[must_use]
     pub fn name(&self) -> &str {
         match self {
             ResourceId::Docker { name, .. } | ResourceId::Kube { name, .. } => name,
+            ResourceId::Service { container, .. } => container,
         }
     }
 }
@@ -53,6 +92,13 @@ impl fmt::Display for ResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ResourceId::Docker { node, kind, name } => write!(f, "docker/{node}/{kind}/{name}"),
+            ResourceId::Service {
+                node,
+                project,
+                service,
+                number,
+                ..
+            } => write!(f, "docker/{node}/stack/{project}/{service}/{number}"),
             ResourceId::Kube {
                 context,
                 namespace,
@@ -81,6 +127,12 @@ impl FromStr for ResourceId {
         };
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
+            ["docker", node, "stack", project, service, number]
+                if !node.is_empty() && !project.is_empty() && !service.is_empty() =>
+            {
+                let number = number.parse::<u32>().map_err(|_| err())?;
+                Ok(ResourceId::service(node, project, service, number))
+            }
             ["docker", node, kind, name @ ..]
                 if !node.is_empty() && !kind.is_empty() && !name.is_empty() =>
             {
@@ -141,6 +193,18 @@ mod tests {
     }
 
     #[test]
+    fn resource_id_stack_service_round_trips() {
+        let id = ResourceId::service("lyra", "consensusnet", "agent", 2);
+        assert_eq!(id.to_string(), "docker/lyra/stack/consensusnet/agent/2");
+        assert_eq!(id.name(), "consensusnet_agent_2");
+        assert_eq!(
+            "docker/lyra/stack/consensusnet/agent/2".parse::<ResourceId>(),
+            Ok(id)
+        );
+        assert!("docker/lyra/stack/p/s/x".parse::<ResourceId>().is_err());
+    }
+
+    #[test]
     fn resource_id_garbage_is_an_error() {
         assert!("docker/lyra".parse::<ResourceId>().is_err());
         assert!("nope/a/b/c".parse::<ResourceId>().is_err());
@@ -150,6 +214,12 @@ mod tests {
         #[test]
         fn resource_id_display_parse_round_trip(node in "[a-z0-9-]{1,12}", kind in "[a-z]{1,10}", name in "[a-z0-9_.-]{1,20}(/[a-z0-9_.-]{1,5})?") {
             let id = ResourceId::Docker { node, kind, name };
+            prop_assert_eq!(id.to_string().parse::<ResourceId>(), Ok(id));
+        }
+
+        #[test]
+        fn resource_id_service_display_parse_round_trip(node in "[a-z0-9-]{1,12}", project in "[a-z0-9_-]{1,12}", service in "[a-z0-9_.-]{1,12}", number in 1u32..100) {
+            let id = ResourceId::service(&node, &project, &service, number);
             prop_assert_eq!(id.to_string().parse::<ResourceId>(), Ok(id));
         }
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 use futures_core::Stream;
 
 use crate::observed::{Observed, ObservedContainer};
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
 
 /// Restricts what a node's engine shows to containers carrying one label (`key` or `key=value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,4 +193,13 @@ pub trait ContainerRuntime: Send + Sync {
         image: &str,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Creates the network unless one of that name exists (an `external` one must exist);
+    /// returns whether it was created. Containers attach to it when they are created.
+    fn ensure_network(&self, net: &NetworkSpec)
+    -> impl Future<Output = RuntimeResult<bool>> + Send;
+
+    /// Creates the named volume unless it exists (an `external` one must exist); returns
+    /// whether it was created. Refinery never removes volumes.
+    fn ensure_volume(&self, vol: &VolumeSpec) -> impl Future<Output = RuntimeResult<bool>> + Send;
 }

@@ -34,6 +34,103 @@ pub struct ContainerSpec {
     pub ignore_differences: Vec<String>,
     /// Per-resource override of the drift rules' actions.
     pub drift_action: Option<crate::policy::Action>,
+    /// Engine settings beyond the basics (networks, user, limits, …); all unset by default, and
+    /// left out of the spec hash when unset.
+    #[serde(default, skip_serializing_if = "RuntimeOptions::is_unset")]
+    pub options: RuntimeOptions,
+    /// The compose service replica this container is, when it comes from a `stacks:` entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<StackMember>,
+}
+
+/// Engine settings a compose service may set. `None`/empty/false means the engine's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeOptions {
+    /// Networks to attach, sorted by name; empty means the engine's default network.
+    pub networks: Vec<NetworkAttachment>,
+    /// `None` keeps the image's user.
+    pub user: Option<String>,
+    /// `None` keeps the image's working directory.
+    pub working_dir: Option<String>,
+    pub read_only: bool,
+    /// Sorted.
+    pub security_opt: Vec<String>,
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<i64>,
+    /// CPU limit in billionths of a CPU (`cpus: 0.5` is 500000000).
+    pub nano_cpus: Option<i64>,
+    /// `host:ip` entries, sorted.
+    pub extra_hosts: Vec<String>,
+}
+
+impl RuntimeOptions {
+    #[must_use]
+    pub fn is_unset(&self) -> bool {
+        *self == RuntimeOptions::default()
+    }
+}
+
+/// One network a container is attached to (engine name) and the aliases it answers to there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub name: String,
+    /// Sorted, without duplicates. The engine adds the container's short id on its own.
+    pub aliases: Vec<String>,
+}
+
+/// Which compose project, service and replica a container is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackMember {
+    /// The compose project name (the `stacks:` entry's name).
+    pub project: String,
+    pub service: String,
+    /// Replica number, from 1 (`com.docker.compose.container-number`).
+    pub number: u32,
+    /// Absolute directory of the first compose file (`com.docker.compose.project.working_dir`).
+    pub working_dir: String,
+    /// The compose files, comma-separated, as given (`com.docker.compose.project.config_files`).
+    pub config_files: String,
+    /// Containers to start first, and what to wait for.
+    pub depends_on: Vec<Dependency>,
+}
+
+/// A container that must be up before another starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// Engine name of the container depended on.
+    pub container: String,
+    pub condition: DependencyCondition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyCondition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+/// A network a stack declares, as it is created on the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    pub node: String,
+    /// Engine name (`project_backend`).
+    pub name: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+    /// Declared `external: true`: must exist, never created.
+    pub external: bool,
+}
+
+/// A named volume a stack declares, as it is created on the engine. Never deleted by Refinery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub node: String,
+    /// Engine name (`project_data`).
+    pub name: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+    pub external: bool,
 }
 
 /// Who made a container and why (seed 000's "bloodline").

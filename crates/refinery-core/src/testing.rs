@@ -80,6 +80,8 @@ pub fn spec(name: &str) -> ContainerSpec {
         bloodline: Bloodline::default(),
         ignore_differences: Vec::new(),
         drift_action: None,
+        options: Default::default(),
+        stack: None,
     }
 }
 
@@ -98,6 +100,8 @@ pub fn manifest(containers: Vec<ContainerSpec>) -> Manifest {
         nodes: vec![node(NODE)],
         containers,
         stacks: Vec::new(),
+        stack_networks: Vec::new(),
+        stack_volumes: Vec::new(),
         kubernetes: Vec::new(),
         inventory: Inventory::default(),
         drift_rules: DriftRules::default(),
@@ -212,7 +216,24 @@ pub fn observed_from_spec(spec: &ContainerSpec, image: &ImageDefaults) -> Observ
         restart: spec.restart,
         healthcheck,
         image_defaults: Some(image.clone()),
+        options: observed_options(spec),
     }
+}
+
+/// The options the engine reports for a container created with `spec`'s: every network gets the
+/// container's short id as one more alias.
+#[must_use]
+pub fn observed_options(spec: &ContainerSpec) -> crate::spec::RuntimeOptions {
+    let mut options = spec.options.clone();
+    let short = container_id(&spec.name)
+        .chars()
+        .take(12)
+        .collect::<String>();
+    for n in &mut options.networks {
+        n.aliases.push(short.clone());
+        n.aliases.sort();
+    }
+    options
 }
 
 /// A local image for `reference` with `defaults`.

@@ -16,6 +16,7 @@ use refinery_core::{
     ContainerSpec, ContainerState, Health, Healthcheck, ImageDefaults, LoadOptions, Mount,
     MountKind, Observed, PortBinding, Protocol, RestartPolicy, Secret, load_manifest,
 };
+use refinery_core::{NetworkAttachment, RuntimeOptions, StackMember};
 
 // ---- generators ----
 
@@ -228,6 +229,81 @@ fn ctx() -> DiffContext {
     }
 }
 
+/// Engine options a compose service may set.
+fn options() -> impl Strategy<Value = RuntimeOptions> {
+    (
+        prop::collection::btree_map(
+            prop::sample::select(vec!["p_default", "p_back", "p_front"]),
+            subsequence(vec!["web", "www", "api"], 0..3),
+            0..3,
+        ),
+        prop::option::of(prop::sample::select(vec!["1000", "nobody", "0:0"])),
+        prop::option::of(prop::sample::select(vec!["/app", "/tmp"])),
+        any::<bool>(),
+        subsequence(vec!["no-new-privileges:true", "label:disable"], 0..2),
+        prop::option::of(prop::sample::select(vec![64i64 << 20, 1 << 30])),
+        prop::option::of(prop::sample::select(vec![500_000_000i64, 2_000_000_000])),
+        subsequence(vec!["db:10.0.0.2", "cache:10.0.0.3"], 0..2),
+    )
+        .prop_map(
+            |(nets, user, dir, read_only, sec, mem, cpus, hosts)| RuntimeOptions {
+                networks: nets
+                    .into_iter()
+                    .map(|(n, a)| NetworkAttachment {
+                        name: n.to_owned(),
+                        aliases: a.into_iter().map(str::to_owned).collect(),
+                    })
+                    .collect(),
+                user: user.map(str::to_owned),
+                working_dir: dir.map(str::to_owned),
+                read_only,
+                security_opt: sec.into_iter().map(str::to_owned).collect(),
+                memory_bytes: mem,
+                nano_cpus: cpus,
+                extra_hosts: hosts.into_iter().map(str::to_owned).collect(),
+            },
+        )
+}
+
+/// Ways the engine's options can differ from what was declared (each is config drift).
+fn tamper_options(o: &mut RuntimeOptions, which: u8) -> bool {
+    match which % 8 {
+        0 if !o.networks.is_empty() => {
+            o.networks.remove(0);
+            true
+        }
+        1 if o.user.is_some() => {
+            o.user = Some("intruder".into());
+            true
+        }
+        2 if o.working_dir.is_some() => {
+            o.working_dir = Some("/elsewhere".into());
+            true
+        }
+        3 => {
+            o.read_only = !o.read_only;
+            true
+        }
+        4 => {
+            o.security_opt.push("seccomp=unconfined".into());
+            true
+        }
+        5 => {
+            o.memory_bytes = Some(o.memory_bytes.unwrap_or(0) + 1);
+            true
+        }
+        6 => {
+            o.nano_cpus = Some(o.nano_cpus.unwrap_or(0) + 1);
+            true
+        }
+        7 => {
+            o.extra_hosts.push("evil:6.6.6.6".into());
+            true
+        }
+        _ => false,
+    }
+}
+
 // ---- a container Refinery created shows no drift ----
 
 proptest! {
@@ -237,6 +313,37 @@ proptest! {
         let report = diff_node(&[&s], &observed, &ctx());
         prop_assert!(report.drifts.is_empty(), "{:#?}\nobserved: {:#?}", report.drifts, observed.containers[0]);
         prop_assert_eq!(report.in_sync.len(), 1);
+    }
+
+    #[test]
+    fn prop_container_with_options_created_from_spec_shows_no_drift(s in container("web"), opts in options(), stacked in any::<bool>(), img in image_defaults()) {
+        let mut s = s;
+        s.options = opts;
+        if stacked {
+            s.stack = Some(StackMember {
+                project: "p".into(),
+                service: "web".into(),
+                number: 1,
+                working_dir: "/repo".into(),
+                config_files: "docker-compose.yml".into(),
+                depends_on: Vec::new(),
+            });
+        }
+        let observed = testing::observed_node(&[&s], &img);
+        let report = diff_node(&[&s], &observed, &ctx());
+        prop_assert!(report.drifts.is_empty(), "{:#?}\nobserved: {:#?}", report.drifts, observed.containers[0]);
+        prop_assert_eq!(report.in_sync.len(), 1);
+    }
+
+    #[test]
+    fn prop_container_with_tampered_options_is_config_drift(s in container("web"), opts in options(), which in any::<u8>(), img in image_defaults()) {
+        let mut s = s;
+        s.options = opts;
+        let mut observed = testing::observed_node(&[&s], &img);
+        let tampered = tamper_options(&mut observed.containers[0].options, which);
+        let report = diff_node(&[&s], &observed, &ctx());
+        let config = report.drifts.iter().any(|d| d.kind == refinery_core::DriftKind::Config);
+        prop_assert_eq!(config, tampered, "{:#?}", report.drifts);
     }
 
     #[test]

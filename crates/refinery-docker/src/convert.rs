@@ -18,8 +18,8 @@ use bollard::query_parameters::{
 use refinery_core::labels::normalize_image_ref;
 use refinery_core::{
     ContainerState, CreateRequest, EngineEvent, EngineInfo, Health, Healthcheck, ImageDefaults,
-    ImageInfo, LabelSelector, Mount, MountKind, ObservedContainer, PortBinding, Protocol,
-    PullProgress, RestartPolicy, RuntimeError,
+    ImageInfo, LabelSelector, Mount, MountKind, NetworkAttachment, NetworkSpec, ObservedContainer,
+    PortBinding, Protocol, PullProgress, RestartPolicy, RuntimeError, RuntimeOptions, VolumeSpec,
 };
 
 /// What an engine call was doing, for error messages: `start` + ``container `web` ``.
@@ -449,6 +449,7 @@ pub(crate) fn observed_container(
         .filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"));
 
     let mounts = mounts_from_inspect(c.mounts.as_deref().unwrap_or_default(), &host);
+    let options = runtime_options(&config, &host, c.network_settings.and_then(|n| n.networks));
 
     ObservedContainer {
         id: c.id.unwrap_or_default(),
@@ -472,6 +473,7 @@ pub(crate) fn observed_container(
         restart: restart_policy(&host),
         healthcheck: config.healthcheck.as_ref().map(healthcheck_from),
         image_defaults,
+        options,
     }
 }
 
@@ -788,8 +790,16 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
     };
 
     let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    let opts = &spec.options;
+    // API 1.41 attaches one network at create; the others are connected before the start.
+    let first_network = opts.networks.first();
 
     ContainerCreateBody {
+        user: opts.user.clone(),
+        working_dir: opts.working_dir.clone(),
+        networking_config: first_network.map(|n| bollard::models::NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(n.name.clone(), endpoint(n))])),
+        }),
         image: Some(spec.image.clone()),
         env: non_empty(env),
         cmd: spec.command.clone(),
@@ -808,8 +818,107 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             mounts: (!anonymous_ro.is_empty()).then_some(anonymous_ro),
             restart_policy: Some(restart_policy),
+            network_mode: first_network.map(|n| n.name.clone()),
+            readonly_rootfs: opts.read_only.then_some(true),
+            security_opt: non_empty(opts.security_opt.clone()),
+            memory: opts.memory_bytes,
+            nano_cpus: opts.nano_cpus,
+            extra_hosts: non_empty(opts.extra_hosts.clone()),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+fn endpoint(n: &NetworkAttachment) -> bollard::models::EndpointSettings {
+    bollard::models::EndpointSettings {
+        aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+        ..Default::default()
+    }
+}
+
+/// The networks after the first, to connect between create and start.
+pub(crate) fn extra_network_connects(
+    container: &str,
+    spec: &refinery_core::ContainerSpec,
+) -> Vec<(String, bollard::models::NetworkConnectRequest)> {
+    spec.options
+        .networks
+        .iter()
+        .skip(1)
+        .map(|n| {
+            (
+                n.name.clone(),
+                bollard::models::NetworkConnectRequest {
+                    container: container.to_owned(),
+                    endpoint_config: Some(endpoint(n)),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Engine options as inspect reports them; empty strings and zeros read as unset.
+fn runtime_options(
+    config: &bollard::models::ContainerConfig,
+    host: &HostConfig,
+    networks: Option<HashMap<String, bollard::models::EndpointSettings>>,
+) -> RuntimeOptions {
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let mut nets: Vec<NetworkAttachment> = networks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, e)| {
+            let mut aliases = e.aliases.unwrap_or_default();
+            aliases.sort();
+            aliases.dedup();
+            NetworkAttachment { name, aliases }
+        })
+        .collect();
+    nets.sort();
+    let sorted = |v: &Option<Vec<String>>| {
+        let mut v = v.clone().unwrap_or_default();
+        v.sort();
+        v
+    };
+    RuntimeOptions {
+        networks: nets,
+        user: nonempty(&config.user),
+        working_dir: nonempty(&config.working_dir),
+        read_only: host.readonly_rootfs.unwrap_or(false),
+        security_opt: sorted(&host.security_opt),
+        memory_bytes: host.memory.filter(|m| *m != 0),
+        nano_cpus: host.nano_cpus.filter(|n| *n != 0),
+        extra_hosts: sorted(&host.extra_hosts),
+    }
+}
+
+/// The create request for a stack network, labelled as docker-compose labels its own.
+pub(crate) fn network_create_request(net: &NetworkSpec) -> bollard::models::NetworkCreateRequest {
+    bollard::models::NetworkCreateRequest {
+        name: net.name.clone(),
+        driver: Some(net.driver.clone()),
+        labels: Some(
+            net.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The create request for a stack's named volume.
+pub(crate) fn volume_create_request(vol: &VolumeSpec) -> bollard::models::VolumeCreateRequest {
+    bollard::models::VolumeCreateRequest {
+        name: Some(vol.name.clone()),
+        driver: Some(vol.driver.clone()),
+        labels: Some(
+            vol.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         ..Default::default()
     }
 }

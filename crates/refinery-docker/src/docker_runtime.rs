@@ -10,7 +10,8 @@ use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use refinery_core::runtime::RuntimeResult;
 use refinery_core::{
     ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
-    LabelSelector, Observed, ObservedContainer, PullProgress, RuntimeError,
+    LabelSelector, NetworkSpec, Observed, ObservedContainer, PullProgress, RuntimeError,
+    VolumeSpec,
 };
 use tokio::sync::OnceCell;
 
@@ -400,6 +401,46 @@ impl ContainerRuntime for DockerRuntime {
         .flatten()
     }
 
+    async fn ensure_network(&self, net: &NetworkSpec) -> RuntimeResult<bool> {
+        let docker = self.docker().await?;
+        let what = format!("network `{}`", net.name);
+        match docker.inspect_network(&net.name, None).await {
+            Ok(_) => return Ok(false),
+            Err(e) if convert::is_not_found(&e) => {}
+            Err(e) => return Err(convert::error(e, &self.op("inspect", what))),
+        }
+        if net.external {
+            return Err(RuntimeError::NotFound {
+                what: format!("external {what}"),
+            });
+        }
+        docker
+            .create_network(convert::network_create_request(net))
+            .await
+            .map_err(|e| convert::error(e, &self.op("create", what)))?;
+        Ok(true)
+    }
+
+    async fn ensure_volume(&self, vol: &VolumeSpec) -> RuntimeResult<bool> {
+        let docker = self.docker().await?;
+        let what = format!("volume `{}`", vol.name);
+        match docker.inspect_volume(&vol.name).await {
+            Ok(_) => return Ok(false),
+            Err(e) if convert::is_not_found(&e) => {}
+            Err(e) => return Err(convert::error(e, &self.op("inspect", what))),
+        }
+        if vol.external {
+            return Err(RuntimeError::NotFound {
+                what: format!("external {what}"),
+            });
+        }
+        docker
+            .create_volume(convert::volume_create_request(vol))
+            .await
+            .map_err(|e| convert::error(e, &self.op("create", what)))?;
+        Ok(true)
+    }
+
     async fn info(&self) -> RuntimeResult<EngineInfo> {
         let docker = self.docker().await?;
         let version = docker
@@ -520,6 +561,18 @@ impl ContainerRuntime for DockerRuntime {
             })?;
         for warning in &created.warnings {
             tracing::warn!(container = %req.name, "{warning}");
+        }
+        for (network, connect) in convert::extra_network_connects(&created.id, &req.spec) {
+            if let Err(e) = docker.connect_network(&network, connect).await {
+                let _ = self.remove(&created.id).await;
+                return Err(convert::error(
+                    e,
+                    &self.op(
+                        "connect",
+                        format!("container `{}` to network `{network}`", req.name),
+                    ),
+                ));
+            }
         }
         Ok(created.id)
     }

@@ -280,6 +280,8 @@ pub fn minimal_spec(name: &str, image: &str) -> ContainerSpec {
         bloodline: Bloodline::default(),
         ignore_differences: Vec::new(),
         drift_action: None,
+        options: Default::default(),
+        stack: None,
     }
 }
 
@@ -300,7 +302,7 @@ fn new_run_id() -> String {
 
 /// One test's footprint on the engine. Everything it names or labels is removed on drop, even
 /// when the test panicked: containers carrying its label, images it tagged, volumes and temp
-/// directories named after it.
+/// directories named after it, networks named after it.
 #[derive(Debug)]
 pub struct TestRun {
     id: String,
@@ -480,6 +482,26 @@ async fn cleanup_run(endpoint: &str, id: &str, prefix: &str, images: &[String]) 
     for image in images {
         if let Err(e) = remove_image(&rt, image).await {
             eprintln!("test run `{id}`: {e}");
+        }
+    }
+    // Networks named after the run (compose stacks `rt-<id>-x` make `rt-<id>-x_default`), after
+    // the containers that used them are gone.
+    let networks = bollard::query_parameters::ListNetworksOptions {
+        filters: Some(
+            [("name".to_owned(), vec![prefix.to_owned()])]
+                .into_iter()
+                .collect(),
+        ),
+    };
+    if let Ok(list) = docker.list_networks(Some(networks)).await {
+        for n in list {
+            let Some(name) = n.name else { continue };
+            if name.starts_with(prefix)
+                && let Err(e) = docker.remove_network(&name).await
+                && !convert::is_not_found(&e)
+            {
+                eprintln!("test run `{id}`: failed to remove network `{name}`: {e}");
+            }
         }
     }
     let volumes = ListVolumesOptions {

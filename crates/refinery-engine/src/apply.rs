@@ -57,33 +57,45 @@ pub async fn apply_plan<R: ContainerRuntime>(
     revision: &str,
     on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
 ) -> Vec<StepResult> {
-    let futures = steps.iter().map(|step| async move {
-        let result = if step.kind.writes() {
-            on_event(ApplyEvent::Started {
-                id: step.id.clone(),
-                kind: step.kind,
-            });
-            run_step(rt, manifest, step, observed, revision, on_event).await
-        } else {
-            StepResult {
-                id: step.id.clone(),
-                step: step.kind,
-                outcome: match step.kind {
-                    StepKind::Defer => Outcome::Deferred,
-                    StepKind::Ignore => Outcome::Unchanged,
-                    _ => Outcome::Skipped,
-                },
-                message: Some(step.reason.clone()),
-                container_id: step.container_id.clone(),
-            }
-        };
-        on_event(ApplyEvent::Finished(result.clone()));
-        result
-    });
-    futures_util::stream::iter(futures)
+    if steps.iter().any(|s| s.kind.writes()) {
+        for problem in crate::stack_order::prepare_stack_resources(rt, manifest, steps).await {
+            tracing::warn!("{problem}");
+        }
+    }
+    // Dependencies first (compose `depends_on`); results still come back in plan order.
+    let order = crate::stack_order::dependency_order(manifest, steps);
+    let futures = order
+        .iter()
+        .map(|&i| (i, &steps[i]))
+        .map(|(i, step)| async move {
+            let result = if step.kind.writes() {
+                on_event(ApplyEvent::Started {
+                    id: step.id.clone(),
+                    kind: step.kind,
+                });
+                run_step(rt, manifest, step, observed, revision, on_event).await
+            } else {
+                StepResult {
+                    id: step.id.clone(),
+                    step: step.kind,
+                    outcome: match step.kind {
+                        StepKind::Defer => Outcome::Deferred,
+                        StepKind::Ignore => Outcome::Unchanged,
+                        _ => Outcome::Skipped,
+                    },
+                    message: Some(step.reason.clone()),
+                    container_id: step.container_id.clone(),
+                }
+            };
+            on_event(ApplyEvent::Finished(result.clone()));
+            (i, result)
+        });
+    let mut results: Vec<(usize, StepResult)> = futures_util::stream::iter(futures)
         .buffered(CONCURRENCY)
         .collect()
-        .await
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 fn failed(step: &Step, message: String) -> StepResult {
@@ -143,6 +155,9 @@ async fn run_step<R: ContainerRuntime>(
                 return failed(step, "failed to find the declared spec".into());
             };
             if let Err(e) = ensure_image(rt, spec, observed, on_event).await {
+                return failed(step, e);
+            }
+            if let Err(e) = crate::stack_order::wait_for_dependencies(rt, spec).await {
                 return failed(step, e);
             }
             let labels = labels_for(manifest, spec, revision);

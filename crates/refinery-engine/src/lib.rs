@@ -5,8 +5,10 @@ mod apply;
 mod evaluate;
 mod port_probe;
 mod recover;
+mod stack_order;
 
 pub use apply::{ApplyEvent, StepResult, apply_plan, recreate_temp_name};
 pub use evaluate::{Evaluation, evaluate, evaluate_in, node_selector};
 pub use port_probe::{PortProbe, free_primary_ports, primary_port_free};
 pub use recover::{Recovered, recover_interrupted};
+pub use stack_order::{dependency_order, prepare_stack_resources, wait_for_dependencies};

@@ -54,6 +54,14 @@ fn binding(port: u16) -> PortBinding {
 }
 
 impl ContainerRuntime for FakeEngine {
+    async fn ensure_network(&self, _net: &refinery_core::NetworkSpec) -> RuntimeResult<bool> {
+        Ok(false)
+    }
+
+    async fn ensure_volume(&self, _vol: &refinery_core::VolumeSpec) -> RuntimeResult<bool> {
+        Ok(false)
+    }
+
     fn events(
         &self,
         _selector: Option<&LabelSelector>,

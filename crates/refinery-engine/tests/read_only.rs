@@ -30,6 +30,16 @@ impl Recorder {
 }
 
 impl ContainerRuntime for Recorder {
+    async fn ensure_network(&self, net: &refinery_core::NetworkSpec) -> RuntimeResult<bool> {
+        self.write(&format!("ensure network {}", net.name))?;
+        Ok(false)
+    }
+
+    async fn ensure_volume(&self, vol: &refinery_core::VolumeSpec) -> RuntimeResult<bool> {
+        self.write(&format!("ensure volume {}", vol.name))?;
+        Ok(false)
+    }
+
     async fn info(&self) -> RuntimeResult<EngineInfo> {
         Ok(EngineInfo {
             version: "recorder".into(),

@@ -26,7 +26,10 @@ struct ApplyReport<'a> {
 
 pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
-    let passes = pass::run(&desired, settings).await?;
+    let mut passes = pass::run(&desired, settings).await?;
+    if let Some(stack) = &args.stack {
+        crate::stack_scope::retain_stack(&mut passes, &desired.manifest, stack)?;
+    }
     let mut ledger_file = ledger::open_for_apply(settings, &desired)?;
     report_unreachable(&passes);
     let styles = Styles {

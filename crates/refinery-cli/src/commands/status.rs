@@ -43,7 +43,7 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                     .filter(|s| s.drifts.contains(&refinery_core::DriftKind::Unauthorized))
                     .count();
                 for spec in declared {
-                    let id = refinery_core::ResourceId::container(&p.node.name, &spec.name);
+                    let id = refinery_core::ResourceId::for_spec(&p.node.name, spec);
                     let o = observed.container(&spec.name);
                     let drift: Vec<String> = eval
                         .plan
@@ -78,8 +78,7 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                     rows.push(Row {
                         node: p.node.name.clone(),
                         container: spec.name.clone(),
-                        id: refinery_core::ResourceId::container(&p.node.name, &spec.name)
-                            .to_string(),
+                        id: refinery_core::ResourceId::for_spec(&p.node.name, spec).to_string(),
                         image: spec.image.clone(),
                         state: "unknown".into(),
                         health: "-".into(),

@@ -8,6 +8,7 @@
 mod common;
 
 mod bad_input;
+mod compose;
 mod config_drift;
 mod lifecycle;
 mod output;

@@ -160,6 +160,8 @@ fn read_manifest(
         nodes,
         containers,
         stacks,
+        stack_networks: Vec::new(),
+        stack_volumes: Vec::new(),
         kubernetes,
         inventory,
         drift_rules,
@@ -947,13 +949,15 @@ fn read_containers(
                 bloodline: bloodline.clone(),
                 ignore_differences: ignore_differences.clone(),
                 drift_action,
+                options: Default::default(),
+                stack: None,
             });
         }
     }
     out
 }
 
-fn read_healthcheck(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Healthcheck> {
+pub(crate) fn read_healthcheck(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Healthcheck> {
     let mut m = r.map(node, path)?;
     let mut h = Healthcheck::default();
     let disable = m

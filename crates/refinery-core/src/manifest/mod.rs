@@ -1,7 +1,7 @@
 //! The manifest (`refinery.yaml`, or seed 000's `bloodline_manifest.yaml`) as typed values.
 
 mod error;
-mod load;
+pub(crate) mod load;
 pub mod reader;
 pub mod specs;
 
@@ -289,6 +289,12 @@ pub struct Manifest {
     /// Docker containers, one per (node, name).
     pub containers: Vec<ContainerSpec>,
     pub stacks: Vec<StackSpec>,
+    /// Networks the stacks declare (filled when the stacks are expanded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stack_networks: Vec<crate::spec::NetworkSpec>,
+    /// Named volumes the stacks declare (filled when the stacks are expanded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stack_volumes: Vec<crate::spec::VolumeSpec>,
     pub kubernetes: Vec<KubeSpec>,
     pub inventory: Inventory,
     pub drift_rules: DriftRules,

@@ -65,6 +65,12 @@ impl<'e> Reader<'e> {
         }
     }
 
+    /// The value of a variable in the environment this file is read with.
+    #[must_use]
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
     pub fn error(&mut self, loc: Loc, field: &str, message: impl Into<String>) {
         self.issues
             .push(Issue::new(&self.file, loc, field, message));

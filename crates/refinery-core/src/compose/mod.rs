@@ -1,0 +1,737 @@
+//! Compose projects (`stacks:`) expanded into the specs everything downstream already handles:
+//! one [`ContainerSpec`] per service replica, carrying docker-compose's own labels, plus the
+//! project's networks and named volumes. Files are merged in order, as `docker compose -f a -f b`
+//! does; `${VAR}` comes from the environment over the project's `.env` (or the stack's
+//! `env_file`). Every problem names file, line, column and service; keys Refinery does not
+//! support are reported by name.
+
+mod env_file;
+mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use env_file::parse_env_file;
+
+use crate::manifest::reader::Reader;
+use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
+use crate::spec::{
+    ContainerSpec, Dependency, NetworkAttachment, NetworkSpec, RuntimeOptions, StackMember,
+    VolumeSpec,
+};
+use crate::yaml::{self, Loc, Node, Value};
+use service::{Service, read_service};
+
+/// The docker-compose version Refinery's labels claim (the one it is tested against).
+pub const COMPOSE_VERSION: &str = "1.29.2";
+
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+pub const LABEL_NUMBER: &str = "com.docker.compose.container-number";
+pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
+pub const LABEL_CONFIG_HASH: &str = "com.docker.compose.config-hash";
+pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+pub const LABEL_VERSION: &str = "com.docker.compose.version";
+pub const LABEL_NETWORK: &str = "com.docker.compose.network";
+pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
+
+/// The container name docker-compose 1.29 gives a replica: `project_service_N`.
+#[must_use]
+pub fn container_name(project: &str, service: &str, number: u32) -> String {
+    format!("{project}_{service}_{number}")
+}
+
+/// The labels docker-compose puts on a service container, so `docker-compose ps` lists it. The
+/// config hash is Refinery's spec hash (docker-compose computes its own from its internal form,
+/// so a later `docker-compose up` recreates the container).
+#[must_use]
+pub fn compose_labels(m: &StackMember, config_hash: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_PROJECT.to_owned(), m.project.clone()),
+        (LABEL_SERVICE.to_owned(), m.service.clone()),
+        (LABEL_NUMBER.to_owned(), m.number.to_string()),
+        (LABEL_ONEOFF.to_owned(), "False".to_owned()),
+        (LABEL_CONFIG_HASH.to_owned(), config_hash.to_owned()),
+        (LABEL_WORKING_DIR.to_owned(), m.working_dir.clone()),
+        (LABEL_CONFIG_FILES.to_owned(), m.config_files.clone()),
+        (LABEL_VERSION.to_owned(), COMPOSE_VERSION.to_owned()),
+    ])
+}
+
+/// What one stack expands into.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expanded {
+    pub containers: Vec<ContainerSpec>,
+    pub networks: Vec<NetworkSpec>,
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// Inputs of one stack's expansion besides the stack entry.
+pub struct StackSource<'a> {
+    /// Reads a repository-relative file from the commit (`None` when absent).
+    pub read: &'a dyn Fn(&str) -> Option<String>,
+    /// The process environment.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Absolute path of the checkout; relative bind mounts and the working-dir label use it.
+    pub base_dir: Option<&'a str>,
+    /// The manifest file, for problems with the `stacks:` entry itself.
+    pub manifest_file: &'a str,
+}
+
+/// Expands every stack of `manifest` into its containers, networks and volumes, appended to
+/// `manifest.containers`, `stack_networks` and `stack_volumes`. Nothing is appended unless every
+/// stack is valid.
+pub fn expand_stacks(manifest: &mut Manifest, src: &StackSource<'_>) -> Result<(), ManifestError> {
+    let mut issues = Vec::new();
+    let mut all = Expanded::default();
+    for stack in &manifest.stacks {
+        match expand_stack(stack, src) {
+            Ok(e) => {
+                all.containers.extend(e.containers);
+                all.networks.extend(e.networks);
+                all.volumes.extend(e.volumes);
+            }
+            Err(mut i) => issues.append(&mut i),
+        }
+    }
+    let mut names: BTreeSet<(String, String)> = manifest
+        .containers
+        .iter()
+        .map(|c| (c.node.clone(), c.name.clone()))
+        .collect();
+    for c in &all.containers {
+        if !names.insert((c.node.clone(), c.name.clone())) {
+            issues.push(Issue::new(
+                src.manifest_file,
+                Loc { line: 1, column: 1 },
+                "stacks",
+                format!(
+                    "container `{}` on node `{}` is declared twice (by a stack and elsewhere)",
+                    c.name, c.node
+                ),
+            ));
+        }
+    }
+    if !issues.is_empty() {
+        return Err(ManifestError::Invalid {
+            file: src.manifest_file.to_owned(),
+            issues,
+        });
+    }
+    manifest.containers.extend(all.containers);
+    manifest.stack_networks.extend(all.networks);
+    manifest.stack_volumes.extend(all.volumes);
+    Ok(())
+}
+
+/// `a/b/c.yml` → `a/b`; `c.yml` → ``.
+fn parent_dir(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+fn join_rel(dir: &str, file: &str) -> String {
+    let joined = if dir.is_empty() {
+        file.to_owned()
+    } else {
+        format!("{dir}/{file}")
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for seg in joined.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    out.join("/")
+}
+
+/// A declared top-level network or volume.
+#[derive(Debug, Clone)]
+struct TopLevel {
+    engine_name: String,
+    driver: String,
+    external: bool,
+    labels: BTreeMap<String, String>,
+}
+
+fn valid_project_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Expands one stack, or returns every problem found.
+pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded, Vec<Issue>> {
+    let mut issues: Vec<Issue> = Vec::new();
+    let stack_issue = |field: &str, message: String| {
+        Issue::new(
+            src.manifest_file,
+            Loc { line: 1, column: 1 },
+            &format!("stacks.{}.{field}", stack.name),
+            message,
+        )
+    };
+    if !valid_project_name(&stack.name) {
+        issues.push(stack_issue(
+            "name",
+            format!(
+                "`{}` is not a compose project name: use lowercase letters, digits, `-` and `_`",
+                stack.name
+            ),
+        ).with_hint("docker-compose lowercases project names and drops other characters; name the stack as it does"));
+        return Err(issues);
+    }
+    let Some(first) = stack.files.first() else {
+        issues.push(stack_issue(
+            "files",
+            "a stack needs at least one compose file".into(),
+        ));
+        return Err(issues);
+    };
+    let project_dir = parent_dir(first).to_owned();
+
+    // Variables: the stack's env_file (or the project's `.env`), under the process environment.
+    let env_path = match &stack.env_file {
+        Some(p) => Some(p.clone()),
+        None => Some(join_rel(&project_dir, ".env")),
+    };
+    let mut dotenv: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(p) = &env_path {
+        match (src.read)(p) {
+            Some(text) => match parse_env_file(&text) {
+                Ok(vars) => dotenv = vars,
+                Err((line, message)) => {
+                    issues.push(Issue::new(p, Loc { line, column: 1 }, "", message))
+                }
+            },
+            None if stack.env_file.is_some() => issues.push(stack_issue(
+                "env_file",
+                format!("failed to find `{p}` in the commit"),
+            )),
+            None => {}
+        }
+    }
+    let lookup = |name: &str| (src.env)(name).or_else(|| dotenv.get(name).cloned());
+
+    let abs_project_dir = match src.base_dir {
+        Some(base) if project_dir.is_empty() => base.trim_end_matches('/').to_owned(),
+        Some(base) => format!("{}/{project_dir}", base.trim_end_matches('/')),
+        None => project_dir.clone(),
+    };
+
+    // Read every file, merging services, networks and volumes in order.
+    let mut services: Vec<Service> = Vec::new();
+    let mut networks: BTreeMap<String, (TopLevel, Loc, String)> = BTreeMap::new();
+    let mut volumes: BTreeMap<String, (TopLevel, Loc, String)> = BTreeMap::new();
+    for file in &stack.files {
+        let Some(text) = (src.read)(file) else {
+            issues.push(stack_issue(
+                "files",
+                format!("failed to find compose file `{file}` in the commit"),
+            ));
+            continue;
+        };
+        let root = match yaml::parse(&text) {
+            Ok(n) => n,
+            Err(e) => {
+                issues.push(Issue::new(
+                    file,
+                    e.loc,
+                    "",
+                    format!("invalid YAML: {}", e.message),
+                ));
+                continue;
+            }
+        };
+        let mut r = Reader::new(file, &lookup, true);
+        let ctx = service::FileContext {
+            file,
+            abs_dir: &abs_project_dir,
+            read: src.read,
+            project_dir: &project_dir,
+        };
+        read_file(
+            &mut r,
+            &root,
+            &ctx,
+            &stack.name,
+            &mut services,
+            &mut networks,
+            &mut volumes,
+        );
+        issues.append(&mut r.issues);
+    }
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+
+    // Profiles: a service with profiles runs only when one of them is selected.
+    let all_profiles: BTreeSet<&str> = services
+        .iter()
+        .flat_map(|s| s.profiles.iter().map(String::as_str))
+        .collect();
+    for p in &stack.profiles {
+        if !all_profiles.contains(p.as_str()) {
+            let known: Vec<&str> = all_profiles.iter().copied().collect();
+            let mut issue = stack_issue(
+                "profiles",
+                format!(
+                    "profile `{p}` is used by no service of stack `{}`",
+                    stack.name
+                ),
+            );
+            issue = match crate::suggestion::suggest(p, known.iter().copied()) {
+                Some(s) => issue.with_hint(format!("did you mean `{s}`?")),
+                None if known.is_empty() => issue.with_hint("no service declares `profiles:`"),
+                None => issue.with_hint(format!("profiles in the files: {}", known.join(", "))),
+            };
+            issues.push(issue);
+        }
+    }
+    let enabled = |s: &Service| {
+        s.profiles.is_empty() || s.profiles.iter().any(|p| stack.profiles.contains(p))
+    };
+    let active: Vec<&Service> = services.iter().filter(|s| enabled(s)).collect();
+    let by_name: BTreeMap<&str, &Service> = active.iter().map(|s| (s.name.as_str(), *s)).collect();
+
+    // depends_on: known, enabled services, no cycle.
+    for s in &active {
+        for d in &s.depends_on {
+            if !by_name.contains_key(d.service.as_str()) {
+                let why = if services.iter().any(|x| x.name == d.service) {
+                    format!(
+                        "service `{}` depends on `{}`, which is not enabled by the stack's profiles",
+                        s.name, d.service
+                    )
+                } else {
+                    format!(
+                        "service `{}` depends on `{}`, which no compose file declares",
+                        s.name, d.service
+                    )
+                };
+                let mut issue = Issue::new(
+                    &d.file,
+                    d.loc,
+                    &format!("services.{}.depends_on", s.name),
+                    why,
+                );
+                if let Some(sug) = crate::suggestion::suggest(&d.service, by_name.keys().copied()) {
+                    issue = issue.with_hint(format!("did you mean `{sug}`?"));
+                }
+                issues.push(issue);
+            }
+        }
+    }
+    if issues.is_empty()
+        && let Some(cycle) = find_cycle(&active)
+    {
+        let s = by_name.get(cycle[0].as_str()).copied();
+        let (file, loc) = s.map_or((stack.files[0].clone(), Loc::default()), |s| {
+            (s.file.clone(), s.loc)
+        });
+        issues.push(
+            Issue::new(
+                &file,
+                loc,
+                &format!("services.{}.depends_on", cycle[0]),
+                format!("`depends_on` forms a cycle: {}", cycle.join(" → ")),
+            )
+            .with_hint("remove one of these dependencies"),
+        );
+    }
+
+    // Named volumes and networks must be declared at the top level.
+    for s in &active {
+        for (vol, loc) in &s.named_volumes {
+            if !volumes.contains_key(vol) {
+                issues.push(
+                    Issue::new(
+                        &s.file,
+                        *loc,
+                        &format!("services.{}.volumes", s.name),
+                        format!("service `{}` mounts volume `{vol}`, which is not declared under the top-level `volumes:`", s.name),
+                    )
+                    .with_hint(format!("add `volumes: {{{vol}: {{}}}}` at the top level, or write `./{vol}` for a directory in the repository")),
+                );
+            }
+        }
+        if let Some(nets) = &s.networks {
+            for (net, (_, loc)) in nets {
+                if net != "default" && !networks.contains_key(net) {
+                    issues.push(Issue::new(
+                        &s.file,
+                        *loc,
+                        &format!("services.{}.networks", s.name),
+                        format!("service `{}` uses network `{net}`, which is not declared under the top-level `networks:`", s.name),
+                    ));
+                }
+            }
+        }
+    }
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+
+    let mut out = Expanded::default();
+    let default_network = TopLevel {
+        engine_name: format!("{}_default", stack.name),
+        driver: "bridge".into(),
+        external: false,
+        labels: BTreeMap::new(),
+    };
+    let network = |name: &str| -> TopLevel {
+        networks
+            .get(name)
+            .map(|(t, _, _)| t.clone())
+            .unwrap_or_else(|| default_network.clone())
+    };
+    let mut used_networks: BTreeSet<String> = BTreeSet::new();
+    let config_files = stack.files.join(",");
+    let replicas_of = |name: &str| by_name.get(name).map_or(1, |s| s.replicas.unwrap_or(1));
+    let name_of = |svc: &Service, n: u32| {
+        svc.container_name
+            .clone()
+            .unwrap_or_else(|| container_name(&stack.name, &svc.name, n))
+    };
+    for s in &active {
+        let replicas = s.replicas.unwrap_or(1);
+        if s.container_name.is_some() && replicas > 1 {
+            issues.push(Issue::new(
+                &s.file,
+                s.loc,
+                &format!("services.{}.container_name", s.name),
+                format!("service `{}` sets `container_name` and runs {replicas} replicas; a name can be used once", s.name),
+            ));
+            continue;
+        }
+        let Some(image) = s.image.clone() else {
+            issues.push(
+                Issue::new(
+                    &s.file,
+                    s.loc,
+                    &format!("services.{}", s.name),
+                    format!("service `{}` has no `image`", s.name),
+                )
+                .with_hint(
+                    "Refinery runs images that exist on the node; give the service an `image:`",
+                ),
+            );
+            continue;
+        };
+        let mut depends_on = Vec::new();
+        for d in &s.depends_on {
+            let Some(dep) = by_name.get(d.service.as_str()) else {
+                continue;
+            };
+            for n in 1..=replicas_of(&d.service) {
+                depends_on.push(Dependency {
+                    container: name_of(dep, n),
+                    condition: d.condition,
+                });
+            }
+        }
+        let nets: Vec<(String, Vec<String>)> = match &s.networks {
+            Some(n) if !n.is_empty() => n
+                .iter()
+                .map(|(k, (aliases, _))| (k.clone(), aliases.clone()))
+                .collect(),
+            _ => vec![("default".to_owned(), Vec::new())],
+        };
+        let mut attachments: Vec<NetworkAttachment> = nets
+            .into_iter()
+            .map(|(k, aliases)| {
+                used_networks.insert(k.clone());
+                let mut aliases = aliases;
+                aliases.push(s.name.clone());
+                aliases.sort();
+                aliases.dedup();
+                NetworkAttachment {
+                    name: network(&k).engine_name,
+                    aliases,
+                }
+            })
+            .collect();
+        attachments.sort();
+        let mut mounts = s.mounts.clone();
+        for m in &mut mounts {
+            if m.kind == crate::spec::MountKind::Volume
+                && let Some((t, _, _)) = volumes.get(&m.source)
+            {
+                m.source.clone_from(&t.engine_name);
+            }
+        }
+        mounts.sort();
+        let mut ports = s.ports.clone();
+        ports.sort();
+        ports.dedup();
+        let mut security_opt = s.security_opt.clone();
+        security_opt.sort();
+        let mut extra_hosts = s.extra_hosts.clone();
+        extra_hosts.sort();
+        let options = RuntimeOptions {
+            networks: attachments,
+            user: s.user.clone(),
+            working_dir: s.working_dir.clone(),
+            read_only: s.read_only.unwrap_or(false),
+            security_opt,
+            memory_bytes: s.memory_bytes,
+            nano_cpus: s.nano_cpus,
+            extra_hosts,
+        };
+        for n in 1..=replicas {
+            out.containers.push(ContainerSpec {
+                name: name_of(s, n),
+                node: stack.node.clone(),
+                image: image.clone(),
+                ports: ports.clone(),
+                fallback_ports: BTreeMap::new(),
+                env: s.env.clone(),
+                mounts: mounts.clone(),
+                command: s.command.clone(),
+                entrypoint: s.entrypoint.clone(),
+                labels: s.labels.clone(),
+                restart: s.restart.unwrap_or_default(),
+                healthcheck: s.healthcheck.clone(),
+                bloodline: crate::spec::Bloodline::default(),
+                ignore_differences: Vec::new(),
+                drift_action: None,
+                options: options.clone(),
+                stack: Some(StackMember {
+                    project: stack.name.clone(),
+                    service: s.name.clone(),
+                    number: n,
+                    working_dir: abs_project_dir.clone(),
+                    config_files: config_files.clone(),
+                    depends_on: depends_on.clone(),
+                }),
+            });
+        }
+    }
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    for key in &used_networks {
+        let t = network(key);
+        let mut labels = t.labels.clone();
+        if !t.external {
+            labels.insert(LABEL_NETWORK.into(), key.clone());
+            labels.insert(LABEL_PROJECT.into(), stack.name.clone());
+            labels.insert(LABEL_VERSION.into(), COMPOSE_VERSION.into());
+        }
+        out.networks.push(NetworkSpec {
+            node: stack.node.clone(),
+            name: t.engine_name,
+            driver: t.driver,
+            labels,
+            external: t.external,
+        });
+    }
+    let used_volumes: BTreeSet<&str> = active
+        .iter()
+        .flat_map(|s| s.named_volumes.iter().map(|(v, _)| v.as_str()))
+        .collect();
+    for (key, (t, _, _)) in &volumes {
+        if !used_volumes.contains(key.as_str()) {
+            continue;
+        }
+        let mut labels = t.labels.clone();
+        if !t.external {
+            labels.insert(LABEL_VOLUME.into(), key.clone());
+            labels.insert(LABEL_PROJECT.into(), stack.name.clone());
+            labels.insert(LABEL_VERSION.into(), COMPOSE_VERSION.into());
+        }
+        out.volumes.push(VolumeSpec {
+            node: stack.node.clone(),
+            name: t.engine_name.clone(),
+            driver: t.driver.clone(),
+            labels,
+            external: t.external,
+        });
+    }
+    Ok(out)
+}
+
+/// The first `depends_on` cycle, as service names ending where they began.
+fn find_cycle(services: &[&Service]) -> Option<Vec<String>> {
+    let deps: BTreeMap<&str, Vec<&str>> = services
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.depends_on.iter().map(|d| d.service.as_str()).collect(),
+            )
+        })
+        .collect();
+    // 0 = unvisited, 1 = on the stack, 2 = done.
+    fn visit<'a>(
+        n: &'a str,
+        deps: &BTreeMap<&'a str, Vec<&'a str>>,
+        state: &mut BTreeMap<&'a str, u8>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        match state.get(n).copied().unwrap_or(0) {
+            1 => {
+                let start = stack.iter().position(|s| *s == n).unwrap_or(0);
+                let mut cycle: Vec<String> =
+                    stack[start..].iter().map(|s| (*s).to_owned()).collect();
+                cycle.push(n.to_owned());
+                return Some(cycle);
+            }
+            2 => return None,
+            _ => {}
+        }
+        state.insert(n, 1);
+        stack.push(n);
+        for d in deps.get(n).into_iter().flatten() {
+            if let Some(c) = visit(d, deps, state, stack) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        state.insert(n, 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for s in services {
+        let mut stack = Vec::new();
+        if let Some(c) = visit(&s.name, &deps, &mut state, &mut stack) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Reads one compose file's top level into the running merge.
+fn read_file(
+    r: &mut Reader<'_>,
+    root: &Node,
+    ctx: &service::FileContext<'_>,
+    project: &str,
+    services: &mut Vec<Service>,
+    networks: &mut BTreeMap<String, (TopLevel, Loc, String)>,
+    volumes: &mut BTreeMap<String, (TopLevel, Loc, String)>,
+) {
+    if root.is_null() {
+        return;
+    }
+    if r.map(root, "").is_none() {
+        return;
+    }
+    let Value::Map(entries) = &root.value else {
+        return;
+    };
+    for (k, v) in entries {
+        let Some(key) = k.scalar() else { continue };
+        match key {
+            "version" | "name" => {}
+            "services" => {
+                if r.map(v, "services").is_none() {
+                    continue;
+                }
+                let Value::Map(svcs) = &v.value else { continue };
+                for (sk, sv) in svcs {
+                    let Some(name) = sk.scalar() else { continue };
+                    let Some(parsed) = read_service(r, ctx, name, sk.loc, sv) else {
+                        continue;
+                    };
+                    match services.iter_mut().find(|s| s.name == name) {
+                        Some(existing) => existing.merge(parsed),
+                        None => services.push(parsed),
+                    }
+                }
+            }
+            "networks" | "volumes" => {
+                if r.map(v, key).is_none() {
+                    continue;
+                }
+                let Value::Map(items) = &v.value else {
+                    continue;
+                };
+                for (nk, nv) in items {
+                    let Some(name) = nk.scalar() else { continue };
+                    let path = format!("{key}.{name}");
+                    if let Some(t) = read_top_level(r, nv, &path, project, name) {
+                        let target = if key == "networks" {
+                            &mut *networks
+                        } else {
+                            &mut *volumes
+                        };
+                        target.insert(name.to_owned(), (t, nk.loc, ctx.file.to_owned()));
+                    }
+                }
+            }
+            other if other.starts_with("x-") => {}
+            other => r.error_hint(
+                k.loc,
+                other,
+                format!("top-level key `{other}` is not supported by Refinery"),
+                "supported top-level keys: version, name, services, networks, volumes, x-*",
+            ),
+        }
+    }
+}
+
+fn read_top_level(
+    r: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+    project: &str,
+    key: &str,
+) -> Option<TopLevel> {
+    let mut t = TopLevel {
+        engine_name: format!("{project}_{key}"),
+        driver: if path.starts_with("networks") {
+            "bridge".into()
+        } else {
+            "local".into()
+        },
+        external: false,
+        labels: BTreeMap::new(),
+    };
+    if node.is_null() {
+        return Some(t);
+    }
+    r.map(node, path)?;
+    let Value::Map(entries) = &node.value else {
+        return Some(t);
+    };
+    let mut explicit_name = None;
+    for (k, v) in entries {
+        let Some(field) = k.scalar() else { continue };
+        let p = format!("{path}.{field}");
+        match field {
+            "driver" => {
+                if let Some(d) = r.string(v, &p) {
+                    t.driver = d;
+                }
+            }
+            "name" => explicit_name = r.string(v, &p),
+            "external" => t.external = r.bool(v, &p).unwrap_or(false),
+            "labels" => {
+                for kv in r.key_values_at(v, &p).unwrap_or_default() {
+                    t.labels.insert(kv.key, kv.value);
+                }
+            }
+            other if other.starts_with("x-") => {}
+            other => r.error_hint(
+                k.loc,
+                &p,
+                format!("key `{other}` is not supported by Refinery"),
+                "supported here: driver, name, external, labels",
+            ),
+        }
+    }
+    if let Some(n) = explicit_name {
+        t.engine_name = n;
+    } else if t.external {
+        key.clone_into(&mut t.engine_name);
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests;

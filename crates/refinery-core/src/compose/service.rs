@@ -1,0 +1,714 @@
+//! One compose service as one file declares it, and the merge of several files' declarations.
+
+use std::collections::BTreeMap;
+
+use crate::manifest::load::read_healthcheck;
+use crate::manifest::reader::{Reader, split_words};
+use crate::manifest::specs::{parse_port, parse_volume};
+use crate::secret::Secret;
+use crate::spec::{DependencyCondition, Healthcheck, Mount, MountKind, PortBinding, RestartPolicy};
+use crate::yaml::{Loc, Node, Value};
+
+use super::{join_rel, parse_env_file};
+
+/// Where the file being read lives.
+pub(super) struct FileContext<'a> {
+    /// Repository-relative path of the compose file.
+    pub file: &'a str,
+    /// Absolute project directory (relative bind sources resolve against it).
+    pub abs_dir: &'a str,
+    /// Repository-relative project directory.
+    pub project_dir: &'a str,
+    pub read: &'a dyn Fn(&str) -> Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct DependsOn {
+    pub service: String,
+    pub condition: DependencyCondition,
+    pub loc: Loc,
+    pub file: String,
+}
+
+/// A service as merged so far.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Service {
+    pub name: String,
+    /// Where it was first declared.
+    pub file: String,
+    pub loc: Loc,
+    pub image: Option<String>,
+    pub container_name: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: BTreeMap<String, Secret>,
+    pub ports: Vec<PortBinding>,
+    pub mounts: Vec<Mount>,
+    /// Named volumes mounted (top-level keys), with where.
+    pub named_volumes: Vec<(String, Loc)>,
+    /// Network key → (aliases, where).
+    pub networks: Option<BTreeMap<String, (Vec<String>, Loc)>>,
+    pub depends_on: Vec<DependsOn>,
+    pub healthcheck: Option<Healthcheck>,
+    pub restart: Option<RestartPolicy>,
+    pub labels: BTreeMap<String, String>,
+    pub replicas: Option<u32>,
+    pub profiles: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub read_only: Option<bool>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub memory_bytes: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub extra_hosts: Vec<String>,
+}
+
+impl Service {
+    /// Overlays a later file's declaration: scalars are replaced, maps merged key by key, ports
+    /// and extra hosts appended, mounts replaced by target, dependencies joined.
+    pub fn merge(&mut self, o: Service) {
+        fn over<T>(a: &mut Option<T>, b: Option<T>) {
+            if b.is_some() {
+                *a = b;
+            }
+        }
+        over(&mut self.image, o.image);
+        over(&mut self.container_name, o.container_name);
+        over(&mut self.command, o.command);
+        over(&mut self.entrypoint, o.entrypoint);
+        self.env.extend(o.env);
+        self.ports.extend(o.ports);
+        for m in o.mounts {
+            self.mounts.retain(|x| x.target != m.target);
+            self.mounts.push(m);
+        }
+        self.named_volumes.extend(o.named_volumes);
+        match (&mut self.networks, o.networks) {
+            (Some(a), Some(b)) => a.extend(b),
+            (a, b) => over(a, b),
+        }
+        for d in o.depends_on {
+            self.depends_on.retain(|x| x.service != d.service);
+            self.depends_on.push(d);
+        }
+        over(&mut self.healthcheck, o.healthcheck);
+        over(&mut self.restart, o.restart);
+        self.labels.extend(o.labels);
+        over(&mut self.replicas, o.replicas);
+        if !o.profiles.is_empty() {
+            self.profiles = o.profiles;
+        }
+        self.security_opt.extend(o.security_opt);
+        over(&mut self.read_only, o.read_only);
+        over(&mut self.user, o.user);
+        over(&mut self.working_dir, o.working_dir);
+        over(&mut self.memory_bytes, o.memory_bytes);
+        over(&mut self.nano_cpus, o.nano_cpus);
+        self.extra_hosts.extend(o.extra_hosts);
+    }
+}
+
+/// Keys of the Compose Specification Refinery does not act on yet: reported by name.
+const UNSUPPORTED_HINT: &str = "supported service keys: image, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, labels, container_name, deploy (replicas, resources.limits), scale, profiles, security_opt, read_only, user, working_dir, mem_limit, cpus, extra_hosts";
+
+/// `64m`, `1g`, `512mb`, `1024` (bytes).
+pub(super) fn parse_bytes(s: &str) -> Option<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1i64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    if !(n.is_finite() && n > 0.0) {
+        return None;
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let bytes = (n * mult as f64) as i64;
+    Some(bytes)
+}
+
+/// `0.5` → 500000000 billionths of a CPU.
+pub(super) fn parse_cpus(s: &str) -> Option<i64> {
+    let n: f64 = s.trim().parse().ok()?;
+    if !(n.is_finite() && n > 0.0 && n < 1.0e6) {
+        return None;
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let nano = (n * 1e9).round() as i64;
+    Some(nano)
+}
+
+fn scalar_text(n: &Node) -> Option<&str> {
+    n.scalar()
+}
+
+/// Reads `services.<name>` of one file; `None` if it is not a mapping.
+pub(super) fn read_service(
+    r: &mut Reader<'_>,
+    ctx: &FileContext<'_>,
+    name: &str,
+    loc: Loc,
+    node: &Node,
+) -> Option<Service> {
+    let base = format!("services.{name}");
+    r.map(node, &base)?;
+    let mut s = Service {
+        name: name.to_owned(),
+        file: ctx.file.to_owned(),
+        loc,
+        ..Service::default()
+    };
+    let Value::Map(entries) = &node.value else {
+        return Some(s);
+    };
+    // env_file first, `environment` over it, whatever the order in the file.
+    let mut file_env: BTreeMap<String, Secret> = BTreeMap::new();
+    for (k, v) in entries {
+        let Some(key) = k.scalar() else { continue };
+        let p = format!("{base}.{key}");
+        if v.is_null() {
+            continue;
+        }
+        match key {
+            "image" => s.image = r.string(v, &p),
+            "container_name" => s.container_name = r.string(v, &p),
+            "command" | "entrypoint" => {
+                let words = if v.scalar().is_some() {
+                    r.string(v, &p).and_then(|t| {
+                        let w = split_words(&t);
+                        if w.is_none() {
+                            r.error(
+                                v.loc,
+                                &p,
+                                format!("failed to split `{t}` into words: unclosed quote"),
+                            );
+                        }
+                        w
+                    })
+                } else {
+                    r.strings(v, &p)
+                };
+                if key == "command" {
+                    s.command = words;
+                } else {
+                    s.entrypoint = words;
+                }
+            }
+            "environment" => read_environment(r, v, &p, &mut s.env),
+            "env_file" => {
+                for item in r.strings_at(v, &p).unwrap_or_default() {
+                    let path = join_rel(ctx.project_dir, &item.value);
+                    match (ctx.read)(&path) {
+                        Some(text) => match parse_env_file(&text) {
+                            Ok(vars) => {
+                                for (k, val) in vars {
+                                    file_env.insert(k.clone(), Secret::for_name(&k, val));
+                                }
+                            }
+                            Err((line, message)) => r.error(
+                                item.loc,
+                                &item.field,
+                                format!("failed to read `{path}` line {line}: {message}"),
+                            ),
+                        },
+                        None => r.error(
+                            item.loc,
+                            &item.field,
+                            format!("failed to find env file `{path}` in the commit"),
+                        ),
+                    }
+                }
+            }
+            "ports" => read_ports(r, v, &p, &mut s.ports),
+            "volumes" => read_volumes(r, ctx, v, &p, &mut s),
+            "networks" => s.networks = read_networks(r, v, &p),
+            "depends_on" => s.depends_on = read_depends_on(r, ctx, v, &p),
+            "healthcheck" => s.healthcheck = read_healthcheck(r, v, &p),
+            "restart" => {
+                if let Some(t) = r.string(v, &p) {
+                    match t.parse::<RestartPolicy>() {
+                        Ok(rp) => s.restart = Some(rp),
+                        Err(e) => r.error(v.loc, &p, e),
+                    }
+                }
+            }
+            "labels" => {
+                for kv in r.key_values_at(v, &p).unwrap_or_default() {
+                    s.labels.insert(kv.key, kv.value);
+                }
+            }
+            "scale" => s.replicas = read_count(r, v, &p),
+            "deploy" => read_deploy(r, v, &p, &mut s),
+            "profiles" => s.profiles = r.strings(v, &p).unwrap_or_default(),
+            "security_opt" => s.security_opt = r.strings(v, &p).unwrap_or_default(),
+            "read_only" => s.read_only = r.bool(v, &p),
+            "user" => s.user = r.string(v, &p),
+            "working_dir" => s.working_dir = r.string(v, &p),
+            "mem_limit" => s.memory_bytes = read_bytes(r, v, &p),
+            "cpus" => s.nano_cpus = read_cpus(r, v, &p),
+            "extra_hosts" => {
+                for kv in r.key_values_at(v, &p).unwrap_or_default() {
+                    // The list form is `host:ip` (split at the first `:`), the map form host → ip.
+                    let entry = if matches!(v.value, Value::Map(_)) {
+                        format!("{}:{}", kv.key, kv.value)
+                    } else if kv.value.is_empty() {
+                        kv.key.clone()
+                    } else {
+                        format!("{}={}", kv.key, kv.value)
+                    };
+                    if !entry.contains(':') || entry.starts_with(':') {
+                        r.error(kv.loc, &kv.field, format!("`{entry}` is not `host:ip`"));
+                        continue;
+                    }
+                    s.extra_hosts.push(entry);
+                }
+            }
+            "build" => r.error_hint(
+                k.loc,
+                &p,
+                format!("service `{name}`: `build` is not supported by Refinery yet"),
+                "build the image on the node and give the service an `image:`",
+            ),
+            other if other.starts_with("x-") => {}
+            other => r.error_hint(
+                k.loc,
+                &p,
+                format!("service `{name}`: key `{other}` is not supported by Refinery"),
+                UNSUPPORTED_HINT,
+            ),
+        }
+    }
+    for (k, v) in file_env {
+        s.env.entry(k).or_insert(v);
+    }
+    Some(s)
+}
+
+fn read_environment(
+    r: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+    env: &mut BTreeMap<String, Secret>,
+) {
+    // A bare `KEY` (list) or `KEY:` with no value (map) takes the variable's value from the
+    // environment, or is left out when it is unset.
+    match &node.value {
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let field = format!("{path}[{i}]");
+                let Some(text) = r.string(item, &field) else {
+                    continue;
+                };
+                match text.split_once('=') {
+                    Some((k, v)) => {
+                        env.insert(k.to_owned(), Secret::for_name(k, v));
+                    }
+                    None => {
+                        if let Some(v) = r.lookup(&text) {
+                            env.insert(text.clone(), Secret::for_name(&text, v));
+                        }
+                    }
+                }
+            }
+        }
+        Value::Map(entries) => {
+            if r.map(node, path).is_none() {
+                return;
+            }
+            for (k, v) in entries {
+                let Some(key) = k.scalar() else { continue };
+                let field = format!("{path}.{key}");
+                if v.is_null() {
+                    if let Some(val) = r.lookup(key) {
+                        env.insert(key.to_owned(), Secret::for_name(key, val));
+                    }
+                    continue;
+                }
+                if let Some(val) = r.string(v, &field) {
+                    env.insert(key.to_owned(), Secret::for_name(key, val));
+                }
+            }
+        }
+        _ => r.error(
+            node.loc,
+            path,
+            format!(
+                "expected a mapping or a list of KEY=value, found {}",
+                node.kind_name()
+            ),
+        ),
+    }
+}
+
+fn read_ports(r: &mut Reader<'_>, node: &Node, path: &str, out: &mut Vec<PortBinding>) {
+    let Some(items) = r.seq(node, path) else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("{path}[{i}]");
+        let spec = match &item.value {
+            Value::Map(entries) => {
+                if r.map(item, &field).is_none() {
+                    continue;
+                }
+                let mut target = None;
+                let mut published = None;
+                let mut protocol = None;
+                let mut host_ip = None;
+                for (k, v) in entries {
+                    let Some(key) = k.scalar() else { continue };
+                    let f = format!("{field}.{key}");
+                    match key {
+                        "target" => target = r.string(v, &f),
+                        "published" => published = r.string(v, &f),
+                        "protocol" => protocol = r.string(v, &f),
+                        "host_ip" => host_ip = r.string(v, &f),
+                        "mode" | "name" | "app_protocol" => {}
+                        other => r.error(
+                            k.loc,
+                            &f,
+                            format!("key `{other}` is not supported in a port"),
+                        ),
+                    }
+                }
+                let Some(target) = target else {
+                    r.error(item.loc, &field, "a port needs a `target`");
+                    continue;
+                };
+                let mut s = String::new();
+                if let Some(ip) = host_ip {
+                    s.push_str(&ip);
+                    s.push(':');
+                }
+                if let Some(p) = published {
+                    s.push_str(&p);
+                    s.push(':');
+                } else if !s.is_empty() {
+                    s.push(':');
+                }
+                s.push_str(&target);
+                if let Some(p) = protocol {
+                    s.push('/');
+                    s.push_str(&p);
+                }
+                s
+            }
+            _ => match r.string(item, &field) {
+                Some(s) => s,
+                None => continue,
+            },
+        };
+        match parse_port(&spec) {
+            Ok(mut v) => out.append(&mut v),
+            Err(e) => r.error_hint(
+                item.loc,
+                &field,
+                format!("failed to parse port `{spec}`: {e}"),
+                "write `HOST:CONTAINER`, `IP:HOST:CONTAINER[/udp]`, a range like `8000-8002:8000-8002`, or the long form with `target:`",
+            ),
+        }
+    }
+}
+
+fn read_volumes(
+    r: &mut Reader<'_>,
+    ctx: &FileContext<'_>,
+    node: &Node,
+    path: &str,
+    s: &mut Service,
+) {
+    let Some(items) = r.seq(node, path) else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("{path}[{i}]");
+        let spec = match &item.value {
+            Value::Map(entries) => {
+                if r.map(item, &field).is_none() {
+                    continue;
+                }
+                let (mut source, mut target, mut ro, mut typ) = (None, None, false, None);
+                for (k, v) in entries {
+                    let Some(key) = k.scalar() else { continue };
+                    let f = format!("{field}.{key}");
+                    match key {
+                        "type" => typ = r.string(v, &f),
+                        "source" => source = r.string(v, &f),
+                        "target" => target = r.string(v, &f),
+                        "read_only" => ro = r.bool(v, &f).unwrap_or(false),
+                        "consistency" => {}
+                        other => r.error(
+                            k.loc,
+                            &f,
+                            format!("key `{other}` is not supported in a volume"),
+                        ),
+                    }
+                }
+                if let Some(t) = typ.as_deref()
+                    && !matches!(t, "volume" | "bind")
+                {
+                    r.error(
+                        item.loc,
+                        &field,
+                        format!("volume type `{t}` is not supported; use `volume` or `bind`"),
+                    );
+                    continue;
+                }
+                let Some(target) = target else {
+                    r.error(item.loc, &field, "a volume needs a `target`");
+                    continue;
+                };
+                let mut out = source.map(|src| format!("{src}:")).unwrap_or_default();
+                out.push_str(&target);
+                if ro {
+                    out.push_str(":ro");
+                }
+                out
+            }
+            _ => match r.string(item, &field) {
+                Some(x) => x,
+                None => continue,
+            },
+        };
+        match parse_volume(&spec, Some(ctx.abs_dir)) {
+            Ok(m) => {
+                if m.kind == MountKind::Volume {
+                    s.named_volumes.push((m.source.clone(), item.loc));
+                }
+                s.mounts.retain(|x| x.target != m.target);
+                s.mounts.push(m);
+            }
+            Err(e) => r.error(
+                item.loc,
+                &field,
+                format!("failed to parse volume `{spec}`: {e}"),
+            ),
+        }
+    }
+}
+
+fn read_networks(
+    r: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+) -> Option<BTreeMap<String, (Vec<String>, Loc)>> {
+    let mut out = BTreeMap::new();
+    match &node.value {
+        Value::Seq(_) => {
+            for item in r.strings_at(node, path)? {
+                out.insert(item.value, (Vec::new(), item.loc));
+            }
+        }
+        Value::Map(entries) => {
+            r.map(node, path)?;
+            for (k, v) in entries {
+                let Some(name) = k.scalar() else { continue };
+                let f = format!("{path}.{name}");
+                let mut aliases = Vec::new();
+                if !v.is_null() {
+                    r.map(v, &f)?;
+                    if let Value::Map(opts) = &v.value {
+                        for (ok, ov) in opts {
+                            match ok.scalar() {
+                                Some("aliases") => {
+                                    aliases = r.strings(ov, &format!("{f}.aliases")).unwrap_or_default();
+                                }
+                                Some(other) => r.error(
+                                    ok.loc,
+                                    &format!("{f}.{other}"),
+                                    format!("key `{other}` is not supported for a service network; only `aliases`"),
+                                ),
+                                None => {}
+                            }
+                        }
+                    }
+                }
+                out.insert(name.to_owned(), (aliases, k.loc));
+            }
+        }
+        _ => {
+            r.error(
+                node.loc,
+                path,
+                format!("expected a list or a mapping, found {}", node.kind_name()),
+            );
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn read_depends_on(
+    r: &mut Reader<'_>,
+    ctx: &FileContext<'_>,
+    node: &Node,
+    path: &str,
+) -> Vec<DependsOn> {
+    let mut out = Vec::new();
+    match &node.value {
+        Value::Seq(_) => {
+            for item in r.strings_at(node, path).unwrap_or_default() {
+                out.push(DependsOn {
+                    service: item.value,
+                    condition: DependencyCondition::ServiceStarted,
+                    loc: item.loc,
+                    file: ctx.file.to_owned(),
+                });
+            }
+        }
+        Value::Map(entries) => {
+            if r.map(node, path).is_none() {
+                return out;
+            }
+            for (k, v) in entries {
+                let Some(name) = k.scalar() else { continue };
+                let f = format!("{path}.{name}");
+                let mut condition = DependencyCondition::ServiceStarted;
+                if !v.is_null()
+                    && r.map(v, &f).is_some()
+                    && let Value::Map(opts) = &v.value
+                {
+                    for (ok, ov) in opts {
+                        match ok.scalar() {
+                            Some("condition") => match scalar_text(ov) {
+                                Some("service_started") => {}
+                                Some("service_healthy") => {
+                                    condition = DependencyCondition::ServiceHealthy;
+                                }
+                                Some("service_completed_successfully") => {
+                                    condition = DependencyCondition::ServiceCompletedSuccessfully;
+                                }
+                                other => r.error_hint(
+                                    ov.loc,
+                                    &format!("{f}.condition"),
+                                    format!("`{}` is not a depends_on condition", other.unwrap_or("")),
+                                    "use `service_started`, `service_healthy` or `service_completed_successfully`",
+                                ),
+                            },
+                            Some("restart" | "required") => {}
+                            Some(other) => r.error(
+                                ok.loc,
+                                &format!("{f}.{other}"),
+                                format!("key `{other}` is not supported in depends_on"),
+                            ),
+                            None => {}
+                        }
+                    }
+                }
+                out.push(DependsOn {
+                    service: name.to_owned(),
+                    condition,
+                    loc: k.loc,
+                    file: ctx.file.to_owned(),
+                });
+            }
+        }
+        _ => r.error(
+            node.loc,
+            path,
+            format!("expected a list or a mapping, found {}", node.kind_name()),
+        ),
+    }
+    out
+}
+
+fn read_count(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<u32> {
+    let n = r.u64(node, path)?;
+    match u32::try_from(n) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            r.error(node.loc, path, format!("`{n}` replicas is too many"));
+            None
+        }
+    }
+}
+
+fn read_bytes(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<i64> {
+    let t = r.string(node, path)?;
+    let b = parse_bytes(&t);
+    if b.is_none() {
+        r.error_hint(
+            node.loc,
+            path,
+            format!("`{t}` is not a size"),
+            "write bytes or a size like `512m` or `1g`",
+        );
+    }
+    b
+}
+
+fn read_cpus(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<i64> {
+    let t = r.string(node, path)?;
+    let c = parse_cpus(&t);
+    if c.is_none() {
+        r.error_hint(
+            node.loc,
+            path,
+            format!("`{t}` is not a number of CPUs"),
+            "write a positive number like `0.5` or `2`",
+        );
+    }
+    c
+}
+
+fn read_deploy(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service) {
+    if r.map(node, path).is_none() {
+        return;
+    }
+    let Value::Map(entries) = &node.value else {
+        return;
+    };
+    for (k, v) in entries {
+        let Some(key) = k.scalar() else { continue };
+        let p = format!("{path}.{key}");
+        match key {
+            "replicas" => s.replicas = read_count(r, v, &p),
+            "resources" => {
+                if r.map(v, &p).is_none() {
+                    continue;
+                }
+                let Value::Map(res) = &v.value else { continue };
+                for (rk, rv) in res {
+                    let Some(rkey) = rk.scalar() else { continue };
+                    let rp = format!("{p}.{rkey}");
+                    match rkey {
+                        "limits" => {
+                            if r.map(rv, &rp).is_none() {
+                                continue;
+                            }
+                            let Value::Map(lims) = &rv.value else {
+                                continue;
+                            };
+                            for (lk, lv) in lims {
+                                let Some(lkey) = lk.scalar() else { continue };
+                                let lp = format!("{rp}.{lkey}");
+                                match lkey {
+                                    "memory" => s.memory_bytes = read_bytes(r, lv, &lp),
+                                    "cpus" => s.nano_cpus = read_cpus(r, lv, &lp),
+                                    other => r.error(lk.loc, &lp, format!("key `{other}` is not supported in resource limits; only `memory` and `cpus`")),
+                                }
+                            }
+                        }
+                        // Reservations are a scheduler's business; a single engine ignores them.
+                        "reservations" => {}
+                        other => r.error(
+                            rk.loc,
+                            &rp,
+                            format!("key `{other}` is not supported in `deploy.resources`"),
+                        ),
+                    }
+                }
+            }
+            other => r.error_hint(
+                k.loc,
+                &p,
+                format!("key `{other}` of `deploy` is not supported by Refinery"),
+                "supported: deploy.replicas, deploy.resources.limits.{memory,cpus}",
+            ),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::spec::{DependencyCondition, MountKind, Protocol};
+
+fn stack(files: &[&str], profiles: &[&str]) -> StackSpec {
+    StackSpec {
+        name: "shop".into(),
+        node: "lyra".into(),
+        files: files.iter().map(|s| (*s).to_owned()).collect(),
+        profiles: profiles.iter().map(|s| (*s).to_owned()).collect(),
+        env_file: None,
+    }
+}
+
+fn run(
+    files: &[(&str, &str)],
+    st: &StackSpec,
+    env: &[(&str, &str)],
+) -> Result<Expanded, Vec<Issue>> {
+    let files: BTreeMap<String, String> = files
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let read = |p: &str| files.get(p).cloned();
+    let lookup = |n: &str| env.get(n).cloned();
+    expand_stack(
+        st,
+        &StackSource {
+            read: &read,
+            env: &lookup,
+            base_dir: Some("/repo"),
+            manifest_file: "refinery.yaml",
+        },
+    )
+}
+
+/// Seed 002's production file, images replaced by local ones.
+const PROD: &str = r#"version: '3.8'
+services:
+  api:
+    image: shop-api:latest
+    environment:
+      - ENV=production
+      - DATABASE_URL=${DATABASE_URL}
+    restart: unless-stopped
+    networks:
+      - consensusnet
+  agent:
+    image: shop-agent:latest
+    restart: unless-stopped
+    deploy:
+      replicas: 3
+    networks:
+      - consensusnet
+  nginx:
+    image: shop-nginx:latest
+    ports:
+      - "80:80"
+      - "443:443"
+    volumes:
+      - ./letsencrypt:/etc/letsencrypt
+    depends_on:
+      api: {condition: service_healthy}
+    networks:
+      consensusnet:
+        aliases: [proxy]
+  redis:
+    image: redis:7-alpine
+    volumes:
+      - redis_data:/data
+    networks:
+      - consensusnet
+networks:
+  consensusnet:
+    driver: bridge
+volumes:
+  redis_data:
+"#;
+
+fn names(e: &Expanded) -> Vec<&str> {
+    e.containers.iter().map(|c| c.name.as_str()).collect()
+}
+
+#[test]
+fn compose_seed_002_expands_to_replicas_networks_and_volumes() {
+    let e = run(
+        &[
+            ("deploy/docker-compose.prod.yml", PROD),
+            ("deploy/.env", "DATABASE_URL=postgres://db\n"),
+        ],
+        &stack(&["deploy/docker-compose.prod.yml"], &[]),
+        &[],
+    )
+    .expect("valid");
+    assert_eq!(
+        names(&e),
+        [
+            "shop_api_1",
+            "shop_agent_1",
+            "shop_agent_2",
+            "shop_agent_3",
+            "shop_nginx_1",
+            "shop_redis_1"
+        ]
+    );
+    let api = &e.containers[0];
+    assert_eq!(api.env["DATABASE_URL"].expose(), "postgres://db");
+    assert_eq!(api.options.networks[0].name, "shop_consensusnet");
+    assert_eq!(api.options.networks[0].aliases, ["api"]);
+    let nginx = &e.containers[4];
+    assert_eq!(nginx.options.networks[0].aliases, ["nginx", "proxy"]);
+    assert_eq!(nginx.mounts[0].source, "/repo/deploy/letsencrypt");
+    assert_eq!(nginx.ports.len(), 2);
+    let deps = &nginx.stack.as_ref().expect("stack").depends_on;
+    assert_eq!(deps[0].container, "shop_api_1");
+    assert_eq!(deps[0].condition, DependencyCondition::ServiceHealthy);
+    let redis = &e.containers[5];
+    assert_eq!(
+        (redis.mounts[0].kind, redis.mounts[0].source.as_str()),
+        (MountKind::Volume, "shop_redis_data")
+    );
+    assert_eq!(e.networks.len(), 1);
+    assert_eq!(e.networks[0].labels[LABEL_NETWORK], "consensusnet");
+    assert_eq!(e.volumes[0].name, "shop_redis_data");
+    let m = e.containers[2].stack.as_ref().expect("stack");
+    assert_eq!(
+        (m.service.as_str(), m.number, m.working_dir.as_str()),
+        ("agent", 2, "/repo/deploy")
+    );
+}
+
+#[test]
+fn compose_environment_overrides_dotenv() {
+    let e = run(
+        &[
+            ("docker-compose.yml", PROD),
+            (".env", "DATABASE_URL=from-file\n"),
+        ],
+        &stack(&["docker-compose.yml"], &[]),
+        &[("DATABASE_URL", "from-env")],
+    )
+    .expect("valid");
+    assert_eq!(e.containers[0].env["DATABASE_URL"].expose(), "from-env");
+}
+
+#[test]
+fn compose_files_merge_in_order() {
+    let over = "services:\n  api:\n    image: shop-api:2\n    environment: {EXTRA: '1'}\n    mem_limit: 64m\n    cpus: 0.5\n";
+    let e = run(
+        &[("a.yml", PROD), ("b.yml", over)],
+        &stack(&["a.yml", "b.yml"], &[]),
+        &[("DATABASE_URL", "x")],
+    )
+    .expect("valid");
+    let api = &e.containers[0];
+    assert_eq!(api.image, "shop-api:2");
+    assert_eq!(api.env["ENV"].expose(), "production");
+    assert_eq!(api.env["EXTRA"].expose(), "1");
+    assert_eq!(api.options.memory_bytes, Some(64 << 20));
+    assert_eq!(api.options.nano_cpus, Some(500_000_000));
+}
+
+/// Seed 003's profiles, reduced.
+const PROFILES: &str = "services:
+  server:
+    image: dredge:cpu
+    ports: ['${DREDGE_PORT:-3001}:3001']
+    profiles: [cpu, full]
+    security_opt: ['no-new-privileges:true']
+    read_only: true
+    user: '1000'
+    working_dir: /app
+    extra_hosts: ['db:10.0.0.2']
+  mcp:
+    image: dredge:gpu
+    profiles: [gpu, full]
+  cache:
+    image: redis:7
+    command: redis-server --appendonly yes
+";
+
+#[test]
+fn compose_profiles_select_services() {
+    let e = run(&[("c.yml", PROFILES)], &stack(&["c.yml"], &["cpu"]), &[]).expect("valid");
+    assert_eq!(names(&e), ["shop_server_1", "shop_cache_1"]);
+    let server = &e.containers[0];
+    assert_eq!(server.ports[0].host_port, Some(3001));
+    assert_eq!(server.ports[0].protocol, Protocol::Tcp);
+    assert!(server.options.read_only);
+    assert_eq!(server.options.user.as_deref(), Some("1000"));
+    assert_eq!(server.options.extra_hosts, ["db:10.0.0.2"]);
+    assert_eq!(server.options.networks[0].name, "shop_default");
+    assert_eq!(
+        e.containers[1].command.as_deref(),
+        Some(
+            &[
+                "redis-server".to_owned(),
+                "--appendonly".into(),
+                "yes".into()
+            ][..]
+        )
+    );
+    let none = run(&[("c.yml", PROFILES)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    assert_eq!(names(&none), ["shop_cache_1"]);
+}
+
+fn messages(r: Result<Expanded, Vec<Issue>>) -> Vec<String> {
+    r.expect_err("should fail")
+        .iter()
+        .map(|i| format!("{}:{}:{}: {}", i.file, i.line, i.column, i.message))
+        .collect()
+}
+
+#[test]
+fn compose_unknown_profile_is_error_with_suggestion() {
+    let e = run(&[("c.yml", PROFILES)], &stack(&["c.yml"], &["cpuu"]), &[]).expect_err("bad");
+    assert!(e[0].message.contains("profile `cpuu`"), "{e:?}");
+    assert_eq!(e[0].hint.as_deref(), Some("did you mean `cpu`?"));
+}
+
+#[test]
+fn compose_bad_inputs_name_file_line_column() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "services:\n  a:\n    image: x\n    depends_on: [nope]\n",
+            "c.yml:4:18: service `a` depends on `nope`, which no compose file declares",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
+            "c.yml:2:3: `depends_on` forms a cycle: a → b → a",
+        ),
+        (
+            "services:\n  a:\n    image: ${IMAGE?set the image}\n",
+            "c.yml:3:12: required variable `IMAGE` is not set: set the image",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    ports: ['80:80:80:80']\n",
+            "c.yml:4:13: failed to parse port `80:80:80:80`",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    volumes: ['data:relative']\n",
+            "c.yml:4:15: failed to parse volume `data:relative`",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    volumes: ['../../etc:/etc']\n",
+            "points outside the repository",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    volumes: ['data:/data']\n",
+            "c.yml:4:15: service `a` mounts volume `data`",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    privileged: true\n",
+            "c.yml:4:5: service `a`: key `privileged` is not supported by Refinery",
+        ),
+        (
+            "services:\n  a:\n    build: .\n",
+            "c.yml:3:5: service `a`: `build` is not supported by Refinery yet",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    container_name: one\n    scale: 2\n",
+            "container_name",
+        ),
+    ];
+    for (src, want) in cases {
+        let got = messages(run(&[("c.yml", src)], &stack(&["c.yml"], &[]), &[]));
+        assert!(
+            got.iter().any(|m| m.contains(want)),
+            "{src}\nwant {want}\ngot {got:?}"
+        );
+    }
+}
+
+#[test]
+fn compose_labels_let_docker_compose_list_the_container() {
+    let e = run(&[("c.yml", PROFILES)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let labels = crate::labels::ownership_labels(&e.containers[0], "abc");
+    assert_eq!(labels[LABEL_PROJECT], "shop");
+    assert_eq!(labels[LABEL_SERVICE], "cache");
+    assert_eq!(labels[LABEL_NUMBER], "1");
+    assert_eq!(labels[LABEL_ONEOFF], "False");
+    assert_eq!(
+        labels[crate::labels::RESOURCE],
+        "docker/lyra/stack/shop/cache/1"
+    );
+}
+
+#[test]
+fn compose_env_file_parses_quotes_and_comments() {
+    let vars =
+        parse_env_file("# c\nexport A=1\nB=\"two words\"\nC='x y' \nD=v # note\n").expect("ok");
+    assert_eq!(vars["A"], "1");
+    assert_eq!(vars["B"], "two words");
+    assert_eq!(vars["C"], "x y");
+    assert_eq!(vars["D"], "v");
+    assert!(parse_env_file("oops\n").is_err());
+}
