@@ -29,6 +29,7 @@ pub mod backoff;
 pub mod daemon_state;
 pub mod duration;
 pub mod interpolate;
+pub mod inventory;
 pub mod ledger;
 pub mod manifest;
 pub mod suggestion;
