@@ -1,4 +1,6 @@
 pub mod apply;
+pub mod audit;
+pub mod cleanup;
 pub mod ledger;
 pub mod plan;
 pub mod resume;

@@ -5,6 +5,7 @@
 //! Triggers that arrive while a pass runs are coalesced into the next one. Actions run to the end:
 //! a shutdown signal is handled between passes.
 
+mod inventory;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -90,6 +91,8 @@ struct Daemon {
     next_full: Instant,
     /// The earliest grace-period or health deadline, if any.
     next_due: Option<Timestamp>,
+    /// When `inventory.schedule` runs next (see `daemon/inventory.rs`).
+    inventory_next: Option<Timestamp>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -166,6 +169,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         check_interval,
         next_full: Instant::now(),
         next_due: None,
+        inventory_next: None,
     };
     let rev = d.desired.commit.id.clone();
     let mut records = vec![Record::new(Event::DaemonStart {
@@ -229,6 +233,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
             _ = poll.tick() => {
                 due_pass = d.poll_git().await;
                 due_pass |= d.take_requests().await;
+                d.scheduled_inventory().await;
                 d.maybe_commit_ledger(false);
             }
             () = tokio::time::sleep_until(wake.into()) => due_pass = true,

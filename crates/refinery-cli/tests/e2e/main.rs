@@ -9,6 +9,7 @@ mod common;
 
 mod bad_input;
 mod config_drift;
+mod inventory;
 mod lifecycle;
 mod output;
 mod port_fallback;
