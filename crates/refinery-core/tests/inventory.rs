@@ -458,3 +458,75 @@ fn inventory_audit_record_has_seed_004_field_names_in_order() {
         serde_json::json!(["test-experiment-1", "tmp-debug-container"])
     );
 }
+
+fn load(yaml: &str) -> Result<refinery_core::Loaded, refinery_core::ManifestError> {
+    let env = |_: &str| None;
+    refinery_core::load_manifest(
+        "refinery.yaml",
+        yaml,
+        &refinery_core::LoadOptions {
+            env: &env,
+            base_dir: None,
+        },
+    )
+}
+
+#[test]
+fn inventory_manifest_bad_schedule_and_ages_are_errors_with_hints() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "inventory:\n  schedule: {cron: \"61 2 * * *\", timezone: UTC}\n",
+            "inventory.schedule.cron",
+            "failed to parse cron expression `61 2 * * *`",
+            "`0 2 * * *`",
+        ),
+        (
+            "inventory:\n  schedule: {cron: \"0 2 * * *\", timezone: Mars/Olympus}\n",
+            "inventory.schedule.timezone",
+            "failed to find time zone `Mars/Olympus`",
+            "`Asia/Singapore`",
+        ),
+        (
+            "inventory:\n  cleanup: {max_unused_volume_age: 30 days}\n",
+            "inventory.cleanup.max_unused_volume_age",
+            "`30 days` is not a duration",
+            "write `30d`",
+        ),
+        (
+            "inventory:\n  safe_to_delete: [\"tmp-[*\"]\n",
+            "inventory.safe_to_delete[0]",
+            "is not a valid pattern",
+            "",
+        ),
+    ];
+    for (yaml, field, message, hint) in cases {
+        let err = load(yaml).expect_err(yaml);
+        let issue = err
+            .issues()
+            .iter()
+            .find(|i| i.field == *field)
+            .unwrap_or_else(|| panic!("no issue on `{field}` for {yaml}: {:?}", err.issues()));
+        assert!(issue.message.contains(message), "{issue:?}");
+        assert!(
+            issue.hint.as_deref().unwrap_or_default().contains(hint),
+            "{issue:?}"
+        );
+    }
+}
+
+#[test]
+fn inventory_manifest_audit_log_and_seconds_cron_load() {
+    let loaded = load(
+        "inventory:\n  audit_log: logs/docker_audit_log.jsonl\n  schedule: {cron: \"*/2 * * * * *\"}\n",
+    )
+    .expect("valid");
+    let inv = &loaded.manifest.inventory;
+    assert_eq!(
+        inv.audit_log.as_deref(),
+        Some("logs/docker_audit_log.jsonl")
+    );
+    assert_eq!(
+        inv.schedule.as_ref().map(|s| s.timezone.as_str()),
+        Some("UTC")
+    );
+}

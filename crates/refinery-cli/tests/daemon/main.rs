@@ -8,5 +8,6 @@ mod common;
 mod harness;
 
 mod heal;
+mod inventory;
 mod policy;
 mod revisions;

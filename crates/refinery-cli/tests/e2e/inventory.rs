@@ -112,7 +112,7 @@ impl World {
 
     fn manifest(env: &Env) -> String {
         format!(
-            "containers:\n  - name: {}\n    image: {IMAGE}\n\
+            "containers:\n  - name: {}\n    image: {IMAGE}\n    node: local\n\
              inventory:\n\
              \x20 allowed: {{containers: [\"odoo-dev*\"], images: [\"odoo:*\"], volumes: [\"odoo-dev-*\"]}}\n\
              \x20 protected: [\"prod-*\", \"stable-*\", \"ipai-*\"]\n\
@@ -351,4 +351,32 @@ async fn cleanup_on_a_read_only_node_removes_nothing() {
         "safe_to_delete"
     );
     assert_eq!(report["nodes"][0]["mode"], "read-only");
+}
+
+#[tokio::test]
+async fn audit_of_an_unreachable_node_reports_it_and_still_audits_the_others() {
+    let env = Env::new().await;
+    let w = World::names(&env);
+    env.run
+        .create_volume(&env.rt, &w.vol_scratch, &BTreeMap::new())
+        .await
+        .expect("create volume");
+    env.commit_manifest(&format!(
+        "nodes:\n  - name: local\n  - name: gone\n    docker: unix:///nonexistent/{}.sock\n{}",
+        env.run.id(),
+        World::manifest(&env)
+    ));
+    let run = env.refinery(&["audit"]).await;
+    run.code(4)
+        .stderr_has("failed to reach node `gone`")
+        .stderr_has("hint:")
+        .row(&["local", "volume", &w.vol_scratch, "safe_to_delete"])
+        .row(&["gone", "-", "-", "-", "-", "-", "unreachable"]);
+    let log = std::fs::read_to_string(env.repo.path().join("ledger/inventory_audit.jsonl"))
+        .expect("audit log");
+    assert_eq!(
+        log.lines().count(),
+        1,
+        "one line, for the node that answered"
+    );
 }
