@@ -52,6 +52,7 @@ fn image(id: &str, tags: &[&str], created: &str, used_by: &[&str]) -> EngineImag
     EngineImage {
         id: format!("sha256:{id}"),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        digests: Vec::new(),
         size: Some(1000),
         created: Some(ts(created)),
         labels: BTreeMap::new(),
@@ -528,5 +529,35 @@ fn inventory_manifest_audit_log_and_seconds_cron_load() {
     assert_eq!(
         inv.schedule.as_ref().map(|s| s.timezone.as_str()),
         Some("UTC")
+    );
+}
+
+#[test]
+fn inventory_image_declared_by_digest_is_expected_even_untagged() {
+    let mut m = seed_manifest();
+    let mut pinned = spec("pinned");
+    pinned.image = "docker.io/library/redis@sha256:abc".into();
+    m.containers.push(pinned);
+    let mut untagged = image("c1", &[], OLD, &[]);
+    untagged.digests = vec!["redis@sha256:abc".into()];
+    let mut tagged = image("c2", &["mcp/redis:7"], OLD, &[]);
+    tagged.digests = vec!["redis@sha256:abc".into()];
+    let images = vec![untagged, tagged];
+    let audit = classify(
+        &m,
+        NODE,
+        Snapshot {
+            containers: &[],
+            images: &images,
+            volumes: &[],
+            networks: &[],
+        },
+        &InventoryState::default(),
+        now(),
+    );
+    assert!(
+        audit.items.iter().all(|i| i.class == Class::Expected),
+        "{:#?}",
+        audit.items
     );
 }

@@ -917,10 +917,16 @@ pub(crate) fn engine_image(s: bollard::models::ImageSummary, usage: &Usage) -> E
         .into_iter()
         .filter(|t| t != "<none>:<none>" && !t.is_empty())
         .collect();
+    let digests: Vec<String> = s
+        .repo_digests
+        .into_iter()
+        .filter(|d| d != "<none>@<none>" && !d.is_empty())
+        .collect();
     EngineImage {
         used_by: usage.images.get(&s.id).cloned().unwrap_or_default(),
         id: s.id,
         tags,
+        digests,
         size: byte_size(s.size),
         created: jiff::Timestamp::from_second(s.created)
             .ok()

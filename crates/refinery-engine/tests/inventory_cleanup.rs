@@ -93,6 +93,7 @@ impl ContainerRuntime for Recorder {
         let image = |id: &str, tag: &str, used_by: &[&str]| EngineImage {
             id: id.into(),
             tags: vec![tag.into()],
+            digests: Vec::new(),
             size: Some(10),
             created: Some(ts("2024-01-01T00:00:00Z")),
             labels: BTreeMap::new(),

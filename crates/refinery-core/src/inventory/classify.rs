@@ -438,8 +438,19 @@ fn image_items(r: &Rules<'_>, image: &EngineImage) -> Vec<Item> {
     };
     let max_age = r.manifest.inventory.cleanup.max_unused_image_age_ms;
     let mut items: Vec<Item> = Vec::new();
+    // A manifest may name an image by digest (`repo@sha256:…`): then every tag of it, or the
+    // untagged image itself, is declared.
+    let declared_by_digest = image
+        .digests
+        .iter()
+        .any(|d| r.declared_images.contains(&normalize_image_ref(d)));
     if image.tags.is_empty() {
-        let (class, reason) = if image.used_by.is_empty() {
+        let (class, reason) = if declared_by_digest {
+            (
+                Class::Expected,
+                "declared in the manifest (by digest)".to_owned(),
+            )
+        } else if image.used_by.is_empty() {
             (Class::SafeToDelete, "dangling image (no tag)".to_owned())
         } else {
             (
@@ -468,7 +479,7 @@ fn image_items(r: &Rules<'_>, image: &EngineImage) -> Vec<Item> {
                 Class::Protected,
                 format!("tag matches `inventory.cleanup.protected_tags` `{p}`"),
             )
-        } else if r.declared_images.contains(&normalize_image_ref(tag)) {
+        } else if declared_by_digest || r.declared_images.contains(&normalize_image_ref(tag)) {
             (Class::Expected, "declared in the manifest".to_owned())
         } else if let Some(why) = r.allowed(tag, Kind::Image) {
             (Class::Expected, why)

@@ -14,6 +14,9 @@ pub struct EngineImage {
     pub id: String,
     /// `repo:tag` references; empty for a dangling image.
     pub tags: Vec<String>,
+    /// `repo@sha256:…` references it was pulled by.
+    #[serde(default)]
+    pub digests: Vec<String>,
     /// Bytes on disk, when the engine says.
     pub size: Option<u64>,
     pub created: Option<Timestamp>,
