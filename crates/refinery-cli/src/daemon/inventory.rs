@@ -23,7 +23,12 @@ impl Daemon {
             return;
         };
         let now = Timestamp::now();
-        if self.inventory_next.is_some_and(|next| now < next) {
+        // Cheap until the next run, unless a new commit changed the schedule.
+        if self
+            .inventory_next
+            .as_ref()
+            .is_some_and(|(s, next)| *s == schedule && now < *next)
+        {
             return;
         }
         let path = inventory_state_file::path_in(&self.state_dir);
@@ -39,14 +44,17 @@ impl Daemon {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "failed to use `inventory.schedule`");
-                self.inventory_next = now.checked_add(jiff::SignedDuration::from_hours(1)).ok();
+                self.inventory_next = now
+                    .checked_add(jiff::SignedDuration::from_hours(1))
+                    .ok()
+                    .map(|t| (schedule.clone(), t));
                 return;
             }
         };
         if last.is_none() || run_now {
             state.last_scheduled.insert(LAST_RUN.to_owned(), now);
         }
-        self.inventory_next = next_run(&schedule, now).ok();
+        self.inventory_next = next_run(&schedule, now).ok().map(|t| (schedule.clone(), t));
         if run_now {
             self.run_inventory(&mut state, now).await;
         }

@@ -91,8 +91,8 @@ struct Daemon {
     next_full: Instant,
     /// The earliest grace-period or health deadline, if any.
     next_due: Option<Timestamp>,
-    /// When `inventory.schedule` runs next (see `daemon/inventory.rs`).
-    inventory_next: Option<Timestamp>,
+    /// When `inventory.schedule` (as it was then) runs next (see `daemon/inventory.rs`).
+    inventory_next: Option<(refinery_core::manifest::Schedule, Timestamp)>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
