@@ -92,6 +92,37 @@ pub enum Command {
     ///
     /// Exit codes: 0 all in sync, 3 drift found, 4 a node unreachable.
     Nodes,
+    /// Classify every container, image, volume and network as expected, protected,
+    /// safe-to-delete or extra; append one line per node to the audit log. Never writes to an
+    /// engine.
+    ///
+    /// Exit codes: 0 nothing extra, 3 extras found (a human has to look), 4 a node unreachable.
+    Audit(AuditArgs),
+    /// List what the inventory rules say is safe to delete (a dry run); with `--apply`, remove
+    /// exactly that, record each removal in the ledger. Never on a read-only node.
+    ///
+    /// Exit codes: 0 done, 6 a removal failed, 4 a node unreachable.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Where Refinery remembers what it saw in use [default: `refinery/` in the git directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Remove the safe-to-delete resources (without it: only list them).
+    #[arg(long)]
+    pub apply: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Where Refinery remembers what it saw in use [default: `refinery/` in the git directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

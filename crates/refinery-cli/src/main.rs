@@ -7,6 +7,7 @@ mod desired;
 mod engines;
 mod error;
 mod exit_code;
+mod inventory_state_file;
 mod ledger_commit;
 mod ledger_file;
 mod ledger_records;
@@ -56,6 +57,8 @@ fn main() -> ExitCode {
             Command::Rollback(a) => commands::resume::rollback(&settings, a),
             Command::Ledger(a) => commands::ledger::run(&settings, a),
             Command::Nodes => commands::nodes::run(&settings).await,
+            Command::Audit(a) => commands::audit::run(&settings, a).await,
+            Command::Cleanup(a) => commands::cleanup::run(&settings, a).await,
         }
     });
     match result {

@@ -32,6 +32,7 @@ pub mod compose;
 pub mod daemon_state;
 pub mod duration;
 pub mod interpolate;
+pub mod inventory;
 pub mod ledger;
 pub mod manifest;
 pub mod suggestion;

@@ -5,6 +5,7 @@ use std::future::Future;
 
 use futures_core::Stream;
 
+use crate::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use crate::observed::{Observed, ObservedContainer};
 use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
 
@@ -196,10 +197,73 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Creates the network unless one of that name exists (an `external` one must exist);
     /// returns whether it was created. Containers attach to it when they are created.
-    fn ensure_network(&self, net: &NetworkSpec)
-    -> impl Future<Output = RuntimeResult<bool>> + Send;
+    fn ensure_network(
+        &self,
+        net: &NetworkSpec,
+    ) -> impl Future<Output = RuntimeResult<bool>> + Send {
+        let action = format!("create network `{}`", net.name);
+        async move { Err(unsupported(action)) }
+    }
 
     /// Creates the named volume unless it exists (an `external` one must exist); returns
     /// whether it was created. Refinery never removes volumes.
-    fn ensure_volume(&self, vol: &VolumeSpec) -> impl Future<Output = RuntimeResult<bool>> + Send;
+    fn ensure_volume(&self, vol: &VolumeSpec) -> impl Future<Output = RuntimeResult<bool>> + Send {
+        let action = format!("create volume `{}`", vol.name);
+        async move { Err(unsupported(action)) }
+    }
+    /// Local images carrying `selector`'s label (all of them without one), each with the
+    /// containers (running or stopped, any label) created from it. An engine that cannot list
+    /// images reports none.
+    fn list_images(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> impl Future<Output = RuntimeResult<Vec<EngineImage>>> + Send {
+        let _ = selector;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Volumes carrying `selector`'s label (all without one), each with the containers (running
+    /// or stopped, any label) that mount it.
+    fn list_volumes(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> impl Future<Output = RuntimeResult<Vec<EngineVolume>>> + Send {
+        let _ = selector;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Networks carrying `selector`'s label (all without one), each with the containers attached.
+    fn list_networks(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> impl Future<Output = RuntimeResult<Vec<EngineNetwork>>> + Send {
+        let _ = selector;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Removes an image reference (untags it; the image goes with its last tag) or a dangling
+    /// image by id, never by force: an image a container uses is a conflict. Gone is not an error.
+    fn remove_image(&self, reference: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let action = format!("remove image `{reference}`");
+        async move { Err(unsupported(action)) }
+    }
+
+    /// Removes a volume, never by force: a volume in use is a conflict. Gone is not an error.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let action = format!("remove volume `{name}`");
+        async move { Err(unsupported(action)) }
+    }
+
+    /// Removes a network; one with containers attached is a conflict. Gone is not an error.
+    fn remove_network(&self, id: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let action = format!("remove network `{id}`");
+        async move { Err(unsupported(action)) }
+    }
+}
+
+fn unsupported(action: String) -> RuntimeError {
+    RuntimeError::Other {
+        action,
+        message: "this engine does not support it".to_owned(),
+    }
 }

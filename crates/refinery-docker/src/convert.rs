@@ -15,6 +15,7 @@ use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
     ListImagesOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
 };
+use refinery_core::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use refinery_core::labels::normalize_image_ref;
 use refinery_core::{
     ContainerState, CreateRequest, EngineEvent, EngineInfo, Health, Healthcheck, ImageDefaults,
@@ -921,6 +922,181 @@ pub(crate) fn volume_create_request(vol: &VolumeSpec) -> bollard::models::Volume
         ),
         ..Default::default()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inventory: images, volumes, networks and who uses them
+// ---------------------------------------------------------------------------------------------
+
+/// Which containers (any label, running or stopped) use which image id, volume and network.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    pub images: HashMap<String, Vec<String>>,
+    pub volumes: HashMap<String, Vec<String>>,
+    pub networks: HashMap<String, Vec<String>>,
+}
+
+/// Every container on the engine, whatever its labels: usage is never scoped.
+pub(crate) fn all_containers_options() -> ListContainersOptions {
+    ListContainersOptions {
+        all: true,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn usage(summaries: &[bollard::models::ContainerSummary]) -> Usage {
+    let mut u = Usage::default();
+    for c in summaries {
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .or_else(|| c.id.clone())
+            .unwrap_or_default();
+        if let Some(image) = &c.image_id {
+            u.images
+                .entry(image.clone())
+                .or_default()
+                .push(name.clone());
+        }
+        for m in c.mounts.iter().flatten() {
+            if m.typ.as_deref() == Some("volume")
+                && let Some(v) = &m.name
+            {
+                u.volumes.entry(v.clone()).or_default().push(name.clone());
+            }
+        }
+        if let Some(networks) = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+        {
+            for net in networks.keys() {
+                u.networks
+                    .entry(net.clone())
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
+    }
+    for list in u
+        .images
+        .values_mut()
+        .chain(u.volumes.values_mut())
+        .chain(u.networks.values_mut())
+    {
+        list.sort();
+        list.dedup();
+    }
+    u
+}
+
+fn label_filters(selector: Option<&LabelSelector>) -> Option<HashMap<String, Vec<String>>> {
+    selector.map(|s| HashMap::from([("label".to_owned(), vec![s.to_string()])]))
+}
+
+/// Top-level images carrying the selector's label (all without one).
+pub(crate) fn list_images_options_for(selector: Option<&LabelSelector>) -> ListImagesOptions {
+    ListImagesOptions {
+        all: false,
+        filters: label_filters(selector),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn list_volumes_options(
+    selector: Option<&LabelSelector>,
+) -> bollard::query_parameters::ListVolumesOptions {
+    bollard::query_parameters::ListVolumesOptions {
+        filters: label_filters(selector),
+    }
+}
+
+pub(crate) fn list_networks_options(
+    selector: Option<&LabelSelector>,
+) -> bollard::query_parameters::ListNetworksOptions {
+    bollard::query_parameters::ListNetworksOptions {
+        filters: label_filters(selector),
+    }
+}
+
+/// Never forced: removing an image a container uses must fail, not untag it from under it.
+pub(crate) fn remove_image_options() -> bollard::query_parameters::RemoveImageOptions {
+    bollard::query_parameters::RemoveImageOptions {
+        force: false,
+        noprune: false,
+        ..Default::default()
+    }
+}
+
+/// Never forced: removing a volume in use must fail.
+pub(crate) fn remove_volume_options() -> bollard::query_parameters::RemoveVolumeOptions {
+    bollard::query_parameters::RemoveVolumeOptions { force: false }
+}
+
+fn timestamp(s: Option<&str>) -> Option<jiff::Timestamp> {
+    s.and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        .filter(|t| t.as_second() > 0)
+}
+
+fn byte_size(n: i64) -> Option<u64> {
+    u64::try_from(n).ok()
+}
+
+pub(crate) fn engine_image(s: bollard::models::ImageSummary, usage: &Usage) -> EngineImage {
+    let tags: Vec<String> = s
+        .repo_tags
+        .into_iter()
+        .filter(|t| t != "<none>:<none>" && !t.is_empty())
+        .collect();
+    let digests: Vec<String> = s
+        .repo_digests
+        .into_iter()
+        .filter(|d| d != "<none>@<none>" && !d.is_empty())
+        .collect();
+    EngineImage {
+        used_by: usage.images.get(&s.id).cloned().unwrap_or_default(),
+        id: s.id,
+        tags,
+        digests,
+        size: byte_size(s.size),
+        created: jiff::Timestamp::from_second(s.created)
+            .ok()
+            .filter(|t| t.as_second() > 0),
+        labels: s.labels.into_iter().collect(),
+    }
+}
+
+pub(crate) fn engine_volume(v: bollard::models::Volume, usage: &Usage) -> EngineVolume {
+    EngineVolume {
+        used_by: usage.volumes.get(&v.name).cloned().unwrap_or_default(),
+        size: v.usage_data.as_ref().and_then(|u| byte_size(u.size)),
+        created: timestamp(v.created_at.as_deref()),
+        labels: v.labels.into_iter().collect(),
+        name: v.name,
+    }
+}
+
+pub(crate) fn engine_network(n: bollard::models::Network, usage: &Usage) -> Option<EngineNetwork> {
+    let name = n.name?;
+    Some(EngineNetwork {
+        used_by: usage.networks.get(&name).cloned().unwrap_or_default(),
+        id: n.id.unwrap_or_else(|| name.clone()),
+        created: timestamp(n.created.as_deref()),
+        labels: n.labels.unwrap_or_default().into_iter().collect(),
+        name,
+    })
+}
+
+/// ``volume `data` ``
+pub(crate) fn volume_what(name: &str) -> String {
+    format!("volume `{name}`")
+}
+
+/// ``network `tmp-net` ``
+pub(crate) fn network_what(name: &str) -> String {
+    format!("network `{name}`")
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
+use refinery_core::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use refinery_core::runtime::RuntimeResult;
 use refinery_core::{
     ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
@@ -651,6 +652,107 @@ impl ContainerRuntime for DockerRuntime {
             progress(convert::pull_progress(&info));
         }
         Ok(())
+    }
+
+    async fn list_images(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> RuntimeResult<Vec<EngineImage>> {
+        let docker = self.docker().await?;
+        let usage = self.usage(docker).await?;
+        let summaries = docker
+            .list_images(Some(convert::list_images_options_for(selector)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "images")))?;
+        Ok(summaries
+            .into_iter()
+            .map(|s| convert::engine_image(s, &usage))
+            .collect())
+    }
+
+    async fn list_volumes(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> RuntimeResult<Vec<EngineVolume>> {
+        let docker = self.docker().await?;
+        let usage = self.usage(docker).await?;
+        let list = docker
+            .list_volumes(Some(convert::list_volumes_options(selector)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "volumes")))?;
+        Ok(list
+            .volumes
+            .into_iter()
+            .flatten()
+            .map(|v| convert::engine_volume(v, &usage))
+            .collect())
+    }
+
+    async fn list_networks(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> RuntimeResult<Vec<EngineNetwork>> {
+        let docker = self.docker().await?;
+        let usage = self.usage(docker).await?;
+        let list = docker
+            .list_networks(Some(convert::list_networks_options(selector)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "networks")))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|n| convert::engine_network(n, &usage))
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str) -> RuntimeResult<()> {
+        match self
+            .docker()
+            .await?
+            .remove_image(reference, Some(convert::remove_image_options()), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if convert::is_not_found(&e) => Ok(()),
+            Err(e) => Err(convert::error(e, &self.op("remove", image_what(reference)))),
+        }
+    }
+
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        match self
+            .docker()
+            .await?
+            .remove_volume(name, Some(convert::remove_volume_options()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if convert::is_not_found(&e) => Ok(()),
+            Err(e) => Err(convert::error(
+                e,
+                &self.op("remove", convert::volume_what(name)),
+            )),
+        }
+    }
+
+    async fn remove_network(&self, id: &str) -> RuntimeResult<()> {
+        match self.docker().await?.remove_network(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if convert::is_not_found(&e) => Ok(()),
+            Err(e) => Err(convert::error(
+                e,
+                &self.op("remove", convert::network_what(id)),
+            )),
+        }
+    }
+}
+
+impl DockerRuntime {
+    /// Which containers (every one on the engine, whatever its labels) use what.
+    async fn usage(&self, docker: &Docker) -> RuntimeResult<convert::Usage> {
+        let all = docker
+            .list_containers(Some(convert::all_containers_options()))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "containers")))?;
+        Ok(convert::usage(&all))
     }
 }
 

@@ -143,6 +143,16 @@ async fn existing_image(
 /// The tag is part of the image's labels, so distinct tags give distinct image ids, and building
 /// the same tag again is a lookup.
 pub async fn build_busybox_image(rt: &DockerRuntime, tag: &str) -> RuntimeResult<String> {
+    build_busybox_image_labelled(rt, tag, &BTreeMap::new()).await
+}
+
+/// [`build_busybox_image`] with extra image labels (such as a run label, so a selector finds
+/// the image). An existing image with the same content at `tag` is reused as it is.
+pub async fn build_busybox_image_labelled(
+    rt: &DockerRuntime,
+    tag: &str,
+    labels: &BTreeMap<String, String>,
+) -> RuntimeResult<String> {
     let busybox = tokio::fs::read(BUSYBOX_PATH).await.map_err(|e| {
         other(
             format!("read `{BUSYBOX_PATH}`"),
@@ -167,6 +177,7 @@ pub async fn build_busybox_image(rt: &DockerRuntime, tag: &str) -> RuntimeResult
         rm: true,
         forcerm: true,
         version: BuilderVersion::BuilderV1,
+        labels: (!labels.is_empty()).then(|| labels.clone().into_iter().collect()),
         ..Default::default()
     };
     let op = rt.op("build", image_what(tag));
@@ -308,6 +319,7 @@ pub struct TestRun {
     id: String,
     endpoint: String,
     images: Mutex<Vec<String>>,
+    volumes: Mutex<Vec<String>>,
 }
 
 impl TestRun {
@@ -318,6 +330,7 @@ impl TestRun {
             id: new_run_id(),
             endpoint: rt.endpoint().to_owned(),
             images: Mutex::new(Vec::new()),
+            volumes: Mutex::new(Vec::new()),
         }
     }
 
@@ -392,6 +405,53 @@ impl TestRun {
         Ok((tag, id))
     }
 
+    /// Records a volume name to remove on drop (names starting with `rt-<id>-` always are).
+    pub fn track_volume(&self, name: &str) {
+        if let Ok(mut volumes) = self.volumes.lock() {
+            volumes.push(name.to_owned());
+        }
+    }
+
+    /// Creates volume `name` carrying the run label and `labels`, removed on drop.
+    pub async fn create_volume(
+        &self,
+        rt: &DockerRuntime,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> RuntimeResult<()> {
+        self.track_volume(name);
+        let mut all = labels.clone();
+        all.extend(self.labels());
+        let body = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            labels: Some(all.into_iter().collect()),
+            ..Default::default()
+        };
+        rt.docker()
+            .await?
+            .create_volume(body)
+            .await
+            .map(|_| ())
+            .map_err(|e| convert::error(e, &rt.op("create", format!("volume `{name}`"))))
+    }
+
+    /// Builds a busybox image tagged `reference` (any name, such as `mcp/<id>-helper:1`)
+    /// carrying the run label, so this run's selector sees it; removed on drop. Returns its id.
+    pub async fn labelled_image(
+        &self,
+        rt: &DockerRuntime,
+        reference: &str,
+    ) -> RuntimeResult<String> {
+        self.track_image(reference);
+        build_busybox_image_labelled(rt, reference, &self.labels()).await
+    }
+
+    /// Tags `source` as `new_tag` too, removed on drop.
+    pub async fn tag(&self, rt: &DockerRuntime, source: &str, new_tag: &str) -> RuntimeResult<()> {
+        self.track_image(new_tag);
+        tag_image(rt, source, new_tag).await
+    }
+
     fn cleanup(&self) {
         let endpoint = self.endpoint.clone();
         let id = self.id.clone();
@@ -400,6 +460,11 @@ impl TestRun {
             .images
             .lock()
             .map(|i| i.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        let volumes = self
+            .volumes
+            .lock()
+            .map(|v| v.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
         // A thread of its own, with its own runtime: drop may run inside a test's runtime, or
         // during a panic's unwinding.
@@ -416,7 +481,7 @@ impl TestRun {
                         return;
                     }
                 };
-                runtime.block_on(cleanup_run(&endpoint, &id, &prefix, &images));
+                runtime.block_on(cleanup_run(&endpoint, &id, &prefix, &images, &volumes));
             });
         match handle {
             Ok(h) => {
@@ -438,7 +503,13 @@ impl TestRun {
     }
 }
 
-async fn cleanup_run(endpoint: &str, id: &str, prefix: &str, images: &[String]) {
+async fn cleanup_run(
+    endpoint: &str,
+    id: &str,
+    prefix: &str,
+    images: &[String],
+    tracked_volumes: &[String],
+) {
     let rt = match DockerRuntime::connect(endpoint) {
         Ok(rt) => rt,
         Err(e) => {
@@ -502,6 +573,14 @@ async fn cleanup_run(endpoint: &str, id: &str, prefix: &str, images: &[String]) 
             {
                 eprintln!("test run `{id}`: failed to remove network `{name}`: {e}");
             }
+        }
+    }
+    for name in tracked_volumes {
+        let options = RemoveVolumeOptions { force: true };
+        if let Err(e) = docker.remove_volume(name, Some(options)).await
+            && !convert::is_not_found(&e)
+        {
+            eprintln!("test run `{id}`: failed to remove volume `{name}`: {e}");
         }
     }
     let volumes = ListVolumesOptions {

@@ -3,6 +3,7 @@
 
 mod apply;
 mod evaluate;
+pub mod inventory;
 mod port_probe;
 mod recover;
 mod stack_order;

@@ -5,6 +5,7 @@
 //! Triggers that arrive while a pass runs are coalesced into the next one. Actions run to the end:
 //! a shutdown signal is handled between passes.
 
+mod inventory;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -92,6 +93,8 @@ struct Daemon {
     next_full: Instant,
     /// The earliest grace-period or health deadline, if any.
     next_due: Option<Timestamp>,
+    /// When `inventory.schedule` (as it was then) runs next (see `daemon/inventory.rs`).
+    inventory_next: Option<(refinery_core::manifest::Schedule, Timestamp)>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -174,6 +177,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         check_interval,
         next_full: Instant::now(),
         next_due: None,
+        inventory_next: None,
     };
     let rev = d.desired.commit.id.clone();
     let mut records = vec![Record::new(Event::DaemonStart {
@@ -237,6 +241,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
             _ = poll.tick() => {
                 due_pass = d.poll_git().await;
                 due_pass |= d.take_requests().await;
+                d.scheduled_inventory().await;
                 d.maybe_commit_ledger(false);
             }
             () = tokio::time::sleep_until(wake.into()) => due_pass = true,

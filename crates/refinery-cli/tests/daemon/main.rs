@@ -9,5 +9,6 @@ mod harness;
 
 mod chaos;
 mod heal;
+mod inventory;
 mod policy;
 mod revisions;

@@ -1169,6 +1169,21 @@ fn read_inventory(r: &mut Reader<'_>, node: &Node) -> Inventory {
             .unwrap_or_else(|| "UTC".into());
         s.finish(r);
         inv.schedule = cron.map(|cron| Schedule { cron, timezone });
+        if let Some(sched) = &inv.schedule
+            && let Err(e) = crate::inventory::check_schedule(sched)
+        {
+            let field = match e {
+                crate::inventory::ScheduleError::BadTimezone { .. } => {
+                    "inventory.schedule.timezone"
+                }
+                _ => "inventory.schedule.cron",
+            };
+            let hint = e.hints().join("; ");
+            r.error_hint(n.loc, field, e.to_string(), hint);
+        }
+    }
+    if let Some(v) = m.get("audit_log") {
+        inv.audit_log = r.string(v, "inventory.audit_log");
     }
     m.finish(r);
     inv

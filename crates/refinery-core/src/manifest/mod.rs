@@ -171,6 +171,10 @@ pub struct Inventory {
     pub safe_to_delete: Vec<String>,
     pub cleanup: Cleanup,
     pub schedule: Option<Schedule>,
+    /// Where `refinery audit` appends its JSONL records, relative to the work tree (default
+    /// `ledger/inventory_audit.jsonl`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<String>,
 }
 
 /// The rule for one drift type.

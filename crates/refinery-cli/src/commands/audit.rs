@@ -1,0 +1,314 @@
+//! `refinery audit`: classify every node's containers, images, volumes and networks, print them,
+//! and append one seed-004 record per node to the audit log. Never writes to an engine.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use refinery_core::RuntimeError;
+use refinery_core::inventory::{
+    AuditRecord, Class, DEFAULT_AUDIT_LOG, InventoryState, Kind, NodeAudit, classify,
+};
+use refinery_core::manifest::NodeSpec;
+use serde::Serialize;
+
+use crate::args::AuditArgs;
+use crate::commands::load_desired;
+use crate::desired::Desired;
+use crate::engines;
+use crate::error::{CliError, unreachable_hints};
+use crate::exit_code;
+use crate::inventory_state_file;
+use crate::render;
+use crate::settings::Settings;
+
+/// One node's audit, or why there is none.
+pub struct NodeResult<'m> {
+    pub node: &'m NodeSpec,
+    pub engine: Option<refinery_docker::DockerRuntime>,
+    pub audit: Result<NodeAudit, RuntimeError>,
+}
+
+/// The state directory: `--state-dir`, else `refinery/` in the git directory.
+pub fn state_dir(settings: &Settings, given: Option<&Path>) -> Result<PathBuf, CliError> {
+    match given {
+        Some(d) => Ok(d.to_owned()),
+        None => crate::daemon::default_state_dir(&settings.repo),
+    }
+}
+
+/// Collects and classifies every selected node (a node that does not answer does not stop the
+/// others), then remembers what was in use in the inventory state file.
+pub async fn audit_nodes<'m>(
+    settings: &Settings,
+    desired: &'m Desired,
+    state_dir: &Path,
+) -> Result<Vec<NodeResult<'m>>, CliError> {
+    let manifest = &desired.manifest;
+    let state_path = inventory_state_file::path_in(state_dir);
+    let mut state: InventoryState = inventory_state_file::load(&state_path)?;
+    let selector = refinery_engine::node_selector(manifest);
+    let mut out = Vec::new();
+    for ne in engines::select(manifest, &settings.nodes, &settings.repo)? {
+        let (engine, audit) = match ne.engine {
+            Ok(engine) => {
+                let audit = match refinery_engine::inventory::collect(&engine, selector).await {
+                    Ok(c) => {
+                        let audit =
+                            classify(manifest, &ne.node.name, c.snapshot(), &state, settings.now);
+                        state.record(&ne.node.name, &c.images, &c.volumes, settings.now);
+                        Ok(audit)
+                    }
+                    Err(e) => Err(e),
+                };
+                (Some(engine), audit)
+            }
+            Err(e) => (None, Err(e)),
+        };
+        out.push(NodeResult {
+            node: ne.node,
+            engine,
+            audit,
+        });
+    }
+    if let Err(e) = inventory_state_file::save(&state_path, &state)
+        && !settings.quiet
+    {
+        eprintln!("warning: {e}; unused ages keep counting from the last saved state");
+    }
+    Ok(out)
+}
+
+/// Prints every unreachable node's error with its hints (stderr).
+pub fn report_unreachable(results: &[NodeResult<'_>]) {
+    for r in results {
+        if let Err(e) = &r.audit {
+            let err = CliError::Unreachable {
+                node: r.node.name.clone(),
+                source: e.clone(),
+            };
+            eprint!("{}", render::error(&err, &unreachable_hints(e)));
+        }
+    }
+}
+
+/// Where the audit log is: `inventory.audit_log` (default `ledger/inventory_audit.jsonl`) in the
+/// work tree.
+#[must_use]
+pub fn audit_log_path(settings: &Settings, desired: &Desired) -> PathBuf {
+    let rel = desired
+        .manifest
+        .inventory
+        .audit_log
+        .as_deref()
+        .unwrap_or(DEFAULT_AUDIT_LOG);
+    settings.repo.join(rel)
+}
+
+/// Appends `lines` (each one JSON object) to the audit log, creating it, and fsyncs.
+pub fn append_audit_log(path: &Path, lines: &[String]) -> Result<(), CliError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let io = |action: String| move |source| CliError::Io { action, source };
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(format!(
+            "create the directory of audit log `{}`",
+            path.display()
+        )))?;
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io(format!("open audit log `{}`", path.display())))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(io(format!("append to audit log `{}`", path.display())))
+}
+
+/// `1.5 MB`, `820 kB`, `12 B`; `-` when unknown.
+#[must_use]
+pub fn human_bytes(n: Option<u64>) -> String {
+    let Some(n) = n else {
+        return "-".to_owned();
+    };
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < units.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[unit])
+    }
+}
+
+#[derive(Serialize)]
+struct NodeReport<'a> {
+    node: &'a str,
+    mode: &'a str,
+    reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    items: Vec<&'a refinery_core::inventory::Item>,
+    /// Bytes a cleanup would free.
+    reclaimable_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct AuditReport<'a> {
+    revision: &'a str,
+    audit_log: String,
+    nodes: Vec<NodeReport<'a>>,
+}
+
+/// The item table: one row per resource.
+#[must_use]
+pub fn render_items(results: &[NodeResult<'_>]) -> String {
+    let mut rows = Vec::new();
+    for r in results {
+        let Ok(audit) = &r.audit else { continue };
+        for i in &audit.items {
+            rows.push(vec![
+                audit.node.clone(),
+                i.kind.to_string(),
+                i.name.clone(),
+                i.class.as_str().to_owned(),
+                human_bytes(i.size),
+                i.reason.clone(),
+            ]);
+        }
+    }
+    render::table(&["NODE", "KIND", "NAME", "CLASS", "SIZE", "WHY"], rows)
+}
+
+/// The summary: counts per node and kind, and what a cleanup would free.
+#[must_use]
+pub fn render_counts(results: &[NodeResult<'_>]) -> String {
+    let mut rows = Vec::new();
+    for r in results {
+        let Ok(audit) = &r.audit else {
+            rows.push(vec![
+                r.node.name.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "unreachable".into(),
+            ]);
+            continue;
+        };
+        for kind in Kind::ALL {
+            let freed: u64 = audit
+                .items
+                .iter()
+                .filter(|i| i.kind == kind && i.class == Class::SafeToDelete)
+                .map(|i| i.frees)
+                .sum();
+            let mut row = vec![audit.node.clone(), kind.plural().to_owned()];
+            row.extend(Class::ALL.map(|c| audit.count(kind, c).to_string()));
+            row.push(if freed > 0 {
+                human_bytes(Some(freed))
+            } else {
+                "-".into()
+            });
+            rows.push(row);
+        }
+    }
+    render::table(
+        &[
+            "NODE",
+            "KIND",
+            "EXPECTED",
+            "PROTECTED",
+            "SAFE_TO_DELETE",
+            "EXTRA",
+            "RECLAIMABLE",
+        ],
+        rows,
+    )
+}
+
+pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<u8, CliError> {
+    let desired = load_desired(settings)?;
+    let dir = state_dir(settings, args.state_dir.as_deref())?;
+    let results = audit_nodes(settings, &desired, &dir).await?;
+    report_unreachable(&results);
+    let log = audit_log_path(settings, &desired);
+    let lines: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.audit
+                .as_ref()
+                .ok()
+                .map(|a| AuditRecord::new(a, r.node, settings.now).to_line())
+        })
+        .collect();
+    append_audit_log(&log, &lines)?;
+    if settings.json {
+        let report = AuditReport {
+            revision: &desired.commit.id,
+            audit_log: log.display().to_string(),
+            nodes: results
+                .iter()
+                .map(|r| match &r.audit {
+                    Ok(a) => NodeReport {
+                        node: &r.node.name,
+                        mode: a.mode.as_str(),
+                        reachable: true,
+                        error: None,
+                        items: a.items.iter().collect(),
+                        reclaimable_bytes: a
+                            .items
+                            .iter()
+                            .filter(|i| i.class == Class::SafeToDelete)
+                            .map(|i| i.frees)
+                            .sum(),
+                    },
+                    Err(e) => NodeReport {
+                        node: &r.node.name,
+                        mode: desired.manifest.mode_of(&r.node.name).as_str(),
+                        reachable: false,
+                        error: Some(e.to_string()),
+                        items: Vec::new(),
+                        reclaimable_bytes: 0,
+                    },
+                })
+                .collect(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render_items(&results));
+        println!();
+        print!("{}", render_counts(&results));
+        if !settings.quiet {
+            eprintln!(
+                "audit: {} record{} appended to `{}`",
+                lines.len(),
+                if lines.len() == 1 { "" } else { "s" },
+                log.display()
+            );
+        }
+    }
+    let unreachable = results.iter().any(|r| r.audit.is_err());
+    let extras = results
+        .iter()
+        .any(|r| r.audit.as_ref().is_ok_and(NodeAudit::has_extras));
+    Ok(if unreachable {
+        exit_code::UNREACHABLE
+    } else if extras {
+        exit_code::DRIFT
+    } else {
+        exit_code::OK
+    })
+}
