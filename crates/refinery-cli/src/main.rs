@@ -16,6 +16,11 @@ mod requests;
 mod settings;
 mod state_file;
 
+mod hub;
+mod metrics;
+mod notify;
+mod web;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,6 +30,8 @@ use crate::error::CliError;
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
+    // One crypto provider for every TLS client (webhooks, https fetch): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let settings = Settings::resolve(&cli.global);
     let daemon_log = match &cli.command {
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
             Command::Resume(a) => commands::resume::resume(&settings, a),
             Command::Rollback(a) => commands::resume::rollback(&settings, a),
             Command::Ledger(a) => commands::ledger::run(&settings, a),
+            Command::Alert(a) => commands::alert::run(&settings, a).await,
         }
     });
     match result {

@@ -90,6 +90,8 @@ struct Daemon {
     next_full: Instant,
     /// The earliest grace-period or health deadline, if any.
     next_due: Option<Timestamp>,
+    /// Alerts, metrics and the status page.
+    hub: crate::hub::Hub,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -140,6 +142,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         ),
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let hub = crate::hub::Hub::start(args, &desired.manifest, &state).await?;
     let mut d = Daemon {
         settings: settings.clone(),
         follow,
@@ -166,6 +169,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         check_interval,
         next_full: Instant::now(),
         next_due: None,
+        hub,
     };
     let rev = d.desired.commit.id.clone();
     let mut records = vec![Record::new(Event::DaemonStart {
@@ -249,6 +253,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     if let Some(task) = d.commit_task.take() {
         let _ = task.await;
     }
+    d.hub.shutdown().await;
     Ok(exit_code::OK)
 }
 
@@ -301,6 +306,7 @@ impl Daemon {
                 if let Some(last) = entries.last() {
                     self.appended_seq = last.seq;
                 }
+                self.hub.on_entries(&entries);
             }
             Err(e) => tracing::error!(error = %e, "failed to append to the ledger"),
         }
@@ -496,6 +502,7 @@ impl Daemon {
                     if self.is_ours(&event, received) {
                         continue;
                     }
+                    self.hub.on_event(received);
                     if let Some(r) = self.outside_record(&node, &event) {
                         records.push(r.revision(&rev));
                     }
@@ -989,6 +996,7 @@ impl Daemon {
         }
         self.state.forget_old_actions(now, flapping);
         self.append(records);
+        self.hub.on_pass(&desired, &passes, &self.state, now);
         let again = self.judge_revision(health, now).await;
         if let Some(p) = &self.state.pending {
             let deadline = p.since.checked_add(jiff::SignedDuration::from_secs(

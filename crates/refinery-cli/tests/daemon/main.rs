@@ -6,7 +6,10 @@
 mod common;
 
 mod harness;
+mod receiver;
+mod chromium;
 
 mod heal;
+mod observability;
 mod policy;
 mod revisions;
