@@ -30,7 +30,9 @@ pub enum CliError {
     BadResourceId { given: String },
     #[error("failed to ask for confirmation: standard input is not a terminal")]
     NeedsYes,
-    #[error("failed to listen on `{addr}`: it is not a loopback address and no bearer token is set")]
+    #[error(
+        "failed to listen on `{addr}`: it is not a loopback address and no bearer token is set"
+    )]
     ListenNeedsToken { addr: std::net::SocketAddr },
     #[error("failed to listen on `{addr}`")]
     Listen {

@@ -113,7 +113,7 @@ impl Hub {
         })
     }
 
-    /// An engine event that was not Refinery's own arrived.
+    /// An engine event arrived (it triggers a pass; an action in that pass answers it).
     pub fn on_event(&mut self, received: Instant) {
         self.pending_event.get_or_insert(received);
     }
@@ -500,7 +500,11 @@ fn node_view(
             image: Some(c.image.clone()),
             state: o.map(|o| o.state.to_string()),
             health: o.map(|o| o.health.to_string()),
-            action: if drifts.is_empty() { None } else { action_of(&id) },
+            action: if drifts.is_empty() {
+                None
+            } else {
+                action_of(&id)
+            },
             drifts,
             degraded,
         });

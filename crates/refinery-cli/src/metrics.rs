@@ -190,15 +190,14 @@ impl Metrics {
             node: node.to_owned(),
             revision: revision.to_owned(),
         };
-        if let Ok(mut last) = self.node_revs.lock() {
-            if let Some(old) = last.insert(node.to_owned(), revision.to_owned())
-                && old != revision
-            {
-                self.node_revision.remove(&NodeRevisionLabels {
-                    node: node.to_owned(),
-                    revision: old,
-                });
-            }
+        if let Ok(mut last) = self.node_revs.lock()
+            && let Some(old) = last.insert(node.to_owned(), revision.to_owned())
+            && old != revision
+        {
+            self.node_revision.remove(&NodeRevisionLabels {
+                node: node.to_owned(),
+                revision: old,
+            });
         }
         self.node_revision.get_or_create(&labels).set(1);
     }
@@ -246,8 +245,14 @@ mod tests {
         m.alert("discord#0", "sent");
         m.set_revisions(&[("in_force", Some("abc")), ("pending", None)]);
         let text = m.encode();
-        assert!(text.contains("refinery_drifts{node=\"lyra\",drift=\"missing\"} 2"), "{text}");
-        assert!(text.contains("refinery_drifts{node=\"lyra\",drift=\"status\"} 0"), "{text}");
+        assert!(
+            text.contains("refinery_drifts{node=\"lyra\",drift=\"missing\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("refinery_drifts{node=\"lyra\",drift=\"status\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("refinery_actions_total{node=\"lyra\",outcome=\"restarted\"} 1"));
         assert!(text.contains("refinery_alerts_total{channel=\"discord#0\",result=\"sent\"} 1"));
         assert!(text.contains("refinery_revision_info{role=\"in_force\",revision=\"abc\"} 1"));

@@ -494,7 +494,10 @@ fn load_alert_channels_reads_filters_reminders_and_rate_limits() {
     assert_eq!(slack.kind, ChannelKind::Slack);
     assert_eq!(slack.level, Level::Critical);
     assert_eq!(slack.remind_every_ms, None);
-    assert_eq!((slack.rate_limit.max, slack.rate_limit.per_ms), (20, 60_000));
+    assert_eq!(
+        (slack.rate_limit.max, slack.rate_limit.per_ms),
+        (20, 60_000)
+    );
     assert_eq!(hook.kind, ChannelKind::Webhook);
     assert_eq!(hook.nodes, ["vega"]);
     assert_eq!(hook.drift_types, ["missing", "status"]);

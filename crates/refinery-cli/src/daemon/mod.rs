@@ -499,10 +499,10 @@ impl Daemon {
                 } => {
                     due = true;
                     tracing::debug!(node = %node, action = %event.action, container = ?event.name, "engine event");
+                    self.hub.on_event(received);
                     if self.is_ours(&event, received) {
                         continue;
                     }
-                    self.hub.on_event(received);
                     if let Some(r) = self.outside_record(&node, &event) {
                         records.push(r.revision(&rev));
                     }

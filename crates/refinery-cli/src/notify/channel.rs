@@ -187,7 +187,9 @@ impl SendError {
     #[must_use]
     pub fn hints(&self) -> Vec<String> {
         match self {
-            SendError::Status { status: 401..=404, .. } => {
+            SendError::Status {
+                status: 401..=404, ..
+            } => {
                 vec!["the webhook URL may have been revoked or mistyped: check it in the channel's settings".into()]
             }
             SendError::Status { .. } => Vec::new(),
@@ -387,7 +389,14 @@ async fn send_limited(
         }
         Admit::Send { held_before } => {
             if held_before > 0 {
-                deliver(client, target, &suppressed(held_before, now_ts()), retry, metrics).await;
+                deliver(
+                    client,
+                    target,
+                    &suppressed(held_before, now_ts()),
+                    retry,
+                    metrics,
+                )
+                .await;
             }
             deliver(client, target, &n, retry, metrics).await;
         }
@@ -436,7 +445,12 @@ mod tests {
     }
 
     fn notice(level: Level, node: &str, drift: Option<&str>) -> Notice {
-        let mut n = Notice::new(NoticeKind::DriftStarted, level, "t", jiff::Timestamp::UNIX_EPOCH);
+        let mut n = Notice::new(
+            NoticeKind::DriftStarted,
+            level,
+            "t",
+            jiff::Timestamp::UNIX_EPOCH,
+        );
         n.node = Some(node.into());
         n.drift = drift.map(Into::into);
         n
@@ -459,8 +473,14 @@ mod tests {
         let ch = channel();
         assert!(wants(&ch, &notice(Level::Warning, "lyra", Some("missing"))));
         assert!(!wants(&ch, &notice(Level::Info, "lyra", Some("missing"))));
-        assert!(!wants(&ch, &notice(Level::Critical, "vega", Some("missing"))));
-        assert!(!wants(&ch, &notice(Level::Critical, "lyra", Some("status"))));
+        assert!(!wants(
+            &ch,
+            &notice(Level::Critical, "vega", Some("missing"))
+        ));
+        assert!(!wants(
+            &ch,
+            &notice(Level::Critical, "lyra", Some("status"))
+        ));
         // Not a drift: the drift type filter does not apply.
         assert!(wants(&ch, &notice(Level::Critical, "lyra", None)));
         let mut t = notice(Level::Info, "vega", Some("x"));
@@ -489,7 +509,10 @@ mod tests {
 
     #[test]
     fn rate_window_flush_reports_held_messages_without_a_new_one() {
-        let mut w = RateWindow::new(RateLimit { max: 1, per_ms: 100 });
+        let mut w = RateWindow::new(RateLimit {
+            max: 1,
+            per_ms: 100,
+        });
         let t0 = Instant::now();
         let _ = w.admit(t0);
         assert_eq!(w.admit(t0), Admit::Hold);

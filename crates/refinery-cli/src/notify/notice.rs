@@ -76,7 +76,11 @@ impl Notice {
     /// The drift this message is about, as `<resource> <drift>` (the daemon's first-seen key).
     #[must_use]
     pub fn drift_key(&self) -> Option<String> {
-        Some(format!("{} {}", self.resource.as_ref()?, self.drift.as_ref()?))
+        Some(format!(
+            "{} {}",
+            self.resource.as_ref()?,
+            self.drift.as_ref()?
+        ))
     }
 }
 

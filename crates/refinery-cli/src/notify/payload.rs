@@ -199,7 +199,10 @@ mod tests {
         n.kind = NoticeKind::DriftResolved;
         let b = body(ChannelKind::Mattermost, &n);
         assert_eq!(b["attachments"][0]["color"], "#2ea043");
-        assert_eq!(b["text"], "[resolved] docker/lyra/container/web: status drift");
+        assert_eq!(
+            b["text"],
+            "[resolved] docker/lyra/container/web: status drift"
+        );
     }
 
     #[test]

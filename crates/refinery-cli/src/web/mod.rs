@@ -115,8 +115,7 @@ struct TokenQuery {
 /// Compares without stopping at the first differing byte.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -154,7 +153,11 @@ async fn page_handler(State(state): State<AppState>) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "failed to render the status page");
-            (StatusCode::INTERNAL_SERVER_ERROR, "failed to render the page\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed to render the page\n",
+            )
+                .into_response()
         }
     }
 }
@@ -168,7 +171,11 @@ async fn ready_handler(State(state): State<AppState>) -> Response {
     if state.status.borrow().ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no pass has finished yet\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no pass has finished yet\n",
+        )
+            .into_response()
     }
 }
 

@@ -5,9 +5,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod chromium;
 mod harness;
 mod receiver;
-mod chromium;
 
 mod heal;
 mod observability;

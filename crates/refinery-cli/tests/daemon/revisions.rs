@@ -191,9 +191,9 @@ async fn daemon_rollback_by_hand_holds_the_older_revision_until_a_newer_commit()
     .stderr_has("requested");
     d.wait_entry("rollback alert", |e| {
         kind(e) == "alert"
-            && e["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("rolled back") && m.contains("requested with `refinery rollback`"))
+            && e["message"].as_str().is_some_and(|m| {
+                m.contains("rolled back") && m.contains("requested with `refinery rollback`")
+            })
     })
     .await;
     d.wait_entry("revision back to the first", |e| {
