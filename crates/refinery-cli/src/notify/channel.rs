@@ -522,6 +522,119 @@ mod tests {
         assert_eq!(w.admit(t0 + Duration::from_millis(110)), Admit::Hold);
     }
 
+    /// A receiver on 127.0.0.1 that keeps every body's `event` field (generic webhook format).
+    async fn receiver() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let keep = Arc::clone(&got);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    if let Ok(mut g) = keep.lock() {
+                        g.push(body["event"].as_str().unwrap_or_default().to_owned());
+                    }
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}/hook"), got)
+    }
+
+    fn events(got: &Arc<std::sync::Mutex<Vec<String>>>) -> Vec<String> {
+        got.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    async fn start(ch: Channel) -> mpsc::Sender<Notice> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (tx, rx) = mpsc::channel(16);
+        let client = reqwest::Client::new();
+        tokio::spawn(run(
+            Target::new(0, ch),
+            client,
+            rx,
+            Arc::new(Metrics::new()),
+            Retry::default(),
+        ));
+        tx
+    }
+
+    fn hook(url: String) -> Channel {
+        Channel {
+            kind: ChannelKind::Webhook,
+            url: Secret::new(url, true),
+            level: Level::Info,
+            nodes: Vec::new(),
+            drift_types: Vec::new(),
+            remind_every_ms: None,
+            rate_limit: RateLimit::default(),
+        }
+    }
+
+    fn drift(kind: NoticeKind) -> Notice {
+        let mut n = notice(Level::Warning, "lyra", Some("status"));
+        n.kind = kind;
+        n.resource = Some("docker/lyra/container/web".into());
+        n
+    }
+
+    #[tokio::test]
+    async fn run_reminds_while_a_drift_lasts_and_stops_when_resolved() {
+        let (url, got) = receiver().await;
+        let tx = start(Channel {
+            remind_every_ms: Some(300),
+            ..hook(url)
+        })
+        .await;
+        tx.send(drift(NoticeKind::DriftStarted))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tx.send(drift(NoticeKind::DriftResolved))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = events(&got);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(events(&got), seen, "no reminder after the drift ended");
+        assert_eq!(seen.first().map(String::as_str), Some("drift_started"));
+        assert_eq!(seen.last().map(String::as_str), Some("drift_resolved"));
+        let reminders = seen.iter().filter(|e| *e == "reminder").count();
+        assert!((2..=4).contains(&reminders), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn run_holds_messages_over_the_rate_limit_and_sums_them_up() {
+        let (url, got) = receiver().await;
+        let tx = start(Channel {
+            rate_limit: RateLimit {
+                max: 2,
+                per_ms: 400,
+            },
+            ..hook(url)
+        })
+        .await;
+        for _ in 0..5 {
+            tx.send(notice(Level::Critical, "lyra", None))
+                .await
+                .expect("send");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(events(&got).len(), 2);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            events(&got),
+            ["drift_started", "drift_started", "suppressed"]
+        );
+    }
+
     #[test]
     fn send_error_4xx_is_final_5xx_and_429_are_transient() {
         let s = |status| SendError::Status {
