@@ -103,6 +103,8 @@ pub enum Command {
     ///
     /// Exit codes: 0 done, 6 a removal failed, 4 a node unreachable.
     Cleanup(CleanupArgs),
+    /// Alert channels (`alerting.channels`, `config.discord_webhook`).
+    Alert(AlertArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +125,20 @@ pub struct CleanupArgs {
     /// Where Refinery remembers what it saw in use [default: `refinery/` in the git directory].
     #[arg(long, env = "REFINERY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    #[command(subcommand)]
+    pub command: AlertCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a test message to every channel of the manifest at --rev and report each result.
+    ///
+    /// Exit codes: 0 every channel took it, 1 a channel failed, 2 no channel configured.
+    Test,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +184,13 @@ pub struct RunArgs {
     /// Seconds between full passes, overriding `config.check_interval` (`30s`, `5m`).
     #[arg(long, value_parser = parse_since)]
     pub check_interval: Option<u64>,
+    /// Serve the status page, `/api/v1/status`, `/metrics`, `/healthz` and `/readyz` here
+    /// (`127.0.0.1:9470`); an address other than loopback needs a bearer token.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// File holding the bearer token for --listen [default: `REFINERY_STATUS_TOKEN`].
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// A fault `refinery chaos` injects.

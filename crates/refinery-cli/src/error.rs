@@ -34,6 +34,18 @@ pub enum CliError {
     BadResourceId { given: String },
     #[error("failed to ask for confirmation: standard input is not a terminal")]
     NeedsYes,
+    #[error(
+        "failed to listen on `{addr}`: it is not a loopback address and no bearer token is set"
+    )]
+    ListenNeedsToken { addr: std::net::SocketAddr },
+    #[error("failed to listen on `{addr}`")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to find an alert channel in the manifest")]
+    NoAlertChannels,
     #[error("failed to {action}")]
     Io {
         action: String,
@@ -59,6 +71,8 @@ impl CliError {
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
             CliError::Io { .. } => exit_code::UNEXPECTED,
             CliError::Ledger(e) => e.exit_code(),
+            CliError::ListenNeedsToken { .. } | CliError::NoAlertChannels => exit_code::USAGE,
+            CliError::Listen { .. } => exit_code::UNEXPECTED,
         }
     }
 
@@ -94,6 +108,15 @@ impl CliError {
             ],
             CliError::NeedsYes => vec!["pass `--yes` to apply without asking".into()],
             CliError::Io { .. } => Vec::new(),
+            CliError::ListenNeedsToken { .. } => vec![
+                "set `REFINERY_STATUS_TOKEN` or pass `--token-file`, or listen on `127.0.0.1`".into(),
+            ],
+            CliError::Listen { .. } => vec![
+                "is another process (another `refinery run`?) using that port? pick another with `--listen`".into(),
+            ],
+            CliError::NoAlertChannels => vec![
+                "add `alerting.channels` (or `config.discord_webhook`) to the manifest and commit it".into(),
+            ],
         }
     }
 }

@@ -18,6 +18,11 @@ mod settings;
 mod stack_scope;
 mod state_file;
 
+mod hub;
+mod metrics;
+mod notify;
+mod web;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,6 +32,8 @@ use crate::error::CliError;
 use crate::settings::Settings;
 
 fn main() -> ExitCode {
+    // One crypto provider for every TLS client (webhooks, https fetch): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let settings = Settings::resolve(&cli.global);
     let daemon_log = match &cli.command {
@@ -59,6 +66,7 @@ fn main() -> ExitCode {
             Command::Nodes => commands::nodes::run(&settings).await,
             Command::Audit(a) => commands::audit::run(&settings, a).await,
             Command::Cleanup(a) => commands::cleanup::run(&settings, a).await,
+            Command::Alert(a) => commands::alert::run(&settings, a).await,
         }
     });
     match result {

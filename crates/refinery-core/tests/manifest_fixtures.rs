@@ -91,6 +91,7 @@ fn fixture_names(prefix: &str) -> Vec<String> {
 /// Every valid fixture, with the fields of the warnings it must produce (unset variables, the
 /// implicit node taking a referenced name) under [`env`].
 const VALID: &[(&str, &[&str])] = &[
+    ("valid-alert-channels.yaml", &[]),
     ("valid-anchors-and-merge-keys.yaml", &[]),
     ("valid-empty-file.yaml", &[]),
     ("valid-env-list.yaml", &[]),
@@ -499,6 +500,26 @@ fn load_seed000_maintenance_window_defaults_to_utc() {
 }
 
 #[test]
+fn load_alert_channels_reads_filters_reminders_and_rate_limits() {
+    let m = load_ok("valid-alert-channels.yaml").manifest;
+    let [slack, hook] = m.alerting.channels.as_slice() else {
+        panic!("two channels: {:#?}", m.alerting.channels)
+    };
+    assert_eq!(slack.kind, ChannelKind::Slack);
+    assert_eq!(slack.level, Level::Critical);
+    assert_eq!(slack.remind_every_ms, None);
+    assert_eq!(
+        (slack.rate_limit.max, slack.rate_limit.per_ms),
+        (20, 60_000)
+    );
+    assert_eq!(hook.kind, ChannelKind::Webhook);
+    assert_eq!(hook.nodes, ["vega"]);
+    assert_eq!(hook.drift_types, ["missing", "status"]);
+    assert_eq!(hook.remind_every_ms, Some(4 * 3600 * 1000));
+    assert_eq!((hook.rate_limit.max, hook.rate_limit.per_ms), (5, 600_000));
+}
+
+#[test]
 fn load_seed000_discord_alerting_reads_shortcut_and_channel() {
     let m = load_ok_with("valid-seed000-discord-alerting.yaml", &env_with_secrets).manifest;
     let shortcut = m.config.discord_webhook.as_ref().expect("discord_webhook");
@@ -758,6 +779,12 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-channel-type.yaml", &[
         hinted(3, 13, "alerting.channels[0].type", "`telegram` is not a channel type", "`discord`, `slack`, `mattermost` or `webhook`"),
         hinted(5, 14, "alerting.channels[0].level", "`urgent` is not a level", "`info`, `warning` or `critical`"),
+    ]),
+    ("invalid-channel-filters.yaml", &[
+        hinted(5, 30, "alerting.channels[0].drift_types[1]", "`stauts` is not a drift type", "did you mean `status`?"),
+        hinted(6, 21, "alerting.channels[0].remind_every", "a reminder interval of 0", "`4h`"),
+        hinted(7, 25, "alerting.channels[0].rate_limit.max", "a rate limit of 0 would send nothing", "remove the channel"),
+        at(7, 33, "alerting.channels[0].rate_limit.per", "1 minute"),
     ]),
     ("invalid-channel-undeclared-node.yaml", &[hinted(10, 21, "alerting.channels[0].nodes[1]", "node `nod1` is not declared under `nodes`", "did you mean `node1`?")]),
     ("invalid-channel-url-twice.yaml", &[hinted(5, 7, "alerting.channels[0].url", "set either `webhook_url` or `url`, not both", "another name for `webhook_url`")]),

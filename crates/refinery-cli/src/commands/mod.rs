@@ -1,3 +1,4 @@
+pub mod alert;
 pub mod apply;
 pub mod audit;
 pub mod chaos;

@@ -95,6 +95,8 @@ struct Daemon {
     next_due: Option<Timestamp>,
     /// When `inventory.schedule` (as it was then) runs next (see `daemon/inventory.rs`).
     inventory_next: Option<(refinery_core::manifest::Schedule, Timestamp)>,
+    /// Alerts, metrics and the status page.
+    hub: crate::hub::Hub,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -150,6 +152,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         ),
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let hub = crate::hub::Hub::start(args, &desired.manifest, &state).await?;
     let mut d = Daemon {
         settings: settings.clone(),
         follow,
@@ -178,6 +181,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         next_full: Instant::now(),
         next_due: None,
         inventory_next: None,
+        hub,
     };
     let rev = d.desired.commit.id.clone();
     let mut records = vec![Record::new(Event::DaemonStart {
@@ -262,6 +266,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     if let Some(task) = d.commit_task.take() {
         let _ = task.await;
     }
+    d.hub.shutdown().await;
     Ok(exit_code::OK)
 }
 
@@ -314,6 +319,7 @@ impl Daemon {
                 if let Some(last) = entries.last() {
                     self.appended_seq = last.seq;
                 }
+                self.hub.on_entries(&entries);
             }
             Err(e) => tracing::error!(error = %e, "failed to append to the ledger"),
         }
@@ -511,6 +517,7 @@ impl Daemon {
                 } => {
                     due = true;
                     tracing::debug!(node = %node, action = %event.action, container = ?event.name, "engine event");
+                    self.hub.on_event(received);
                     if self.is_ours(&event, received) {
                         continue;
                     }
@@ -982,11 +989,6 @@ impl Daemon {
             };
             let mut failed = Vec::new();
             for r in &results {
-                if let Some(id) = &r.container_id
-                    && !self.ours.contains_key(id)
-                {
-                    self.mark_ours(std::slice::from_ref(id), events_of(r.step));
-                }
                 records.push(crate::ledger_records::step(manifest, r, &rev));
                 match r.outcome {
                     Outcome::Failed => {
@@ -1029,6 +1031,7 @@ impl Daemon {
         }
         self.state.forget_old_actions(now, flapping);
         self.append(records);
+        self.hub.on_pass(&desired, &passes, &self.state, now);
         let again = self.judge_revision(health, now).await;
         if let Some(p) = &self.state.pending {
             let deadline = p.since.checked_add(jiff::SignedDuration::from_secs(

@@ -5,10 +5,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod chromium;
 mod harness;
+mod receiver;
 
 mod chaos;
 mod heal;
 mod inventory;
+mod observability;
 mod policy;
 mod revisions;

@@ -1508,7 +1508,45 @@ fn read_alerting(r: &mut Reader<'_>, node: &Node, node_names: &NodeNames) -> Ale
                 .collect();
             let drift_types = c
                 .get("drift_types")
-                .and_then(|n| r.strings(n, &format!("{path}.drift_types")))
+                .and_then(|n| r.strings_at(n, &format!("{path}.drift_types")))
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|t| {
+                    if DRIFT_TYPES.contains(&t.value.as_str()) {
+                        return Some(t.value);
+                    }
+                    let msg = format!("`{}` is not a drift type", t.value);
+                    match suggest(&t.value, DRIFT_TYPES.iter().copied()) {
+                        Some(s) => {
+                            r.error_hint(t.loc, &t.field, msg, format!("did you mean `{s}`?"))
+                        }
+                        None => r.error_hint(
+                            t.loc,
+                            &t.field,
+                            msg,
+                            format!("drift types: {}", DRIFT_TYPES.join(", ")),
+                        ),
+                    }
+                    None
+                })
+                .collect();
+            let remind_every_ms = c.get("remind_every").and_then(|n| {
+                let field = format!("{path}.remind_every");
+                let ms = r.duration_ms(n, &field)?;
+                if ms == 0 {
+                    r.error_hint(
+                        n.loc,
+                        &field,
+                        "a reminder interval of 0 would remind on every pass",
+                        "use a duration such as `4h`, or leave `remind_every` out",
+                    );
+                    return None;
+                }
+                Some(ms)
+            });
+            let rate_limit = c
+                .get("rate_limit")
+                .map(|n| read_rate_limit(r, n, &format!("{path}.rate_limit")))
                 .unwrap_or_default();
             c.finish(r);
             if let (Some(kind), Some(url)) = (kind, url) {
@@ -1518,12 +1556,51 @@ fn read_alerting(r: &mut Reader<'_>, node: &Node, node_names: &NodeNames) -> Ale
                     level: level.unwrap_or(Level::Warning),
                     nodes,
                     drift_types,
+                    remind_every_ms,
+                    rate_limit,
                 });
             }
         }
     }
     m.finish(r);
     a
+}
+
+/// The drift types a channel's `drift_types` filter may name.
+const DRIFT_TYPES: [&str; 5] = ["unauthorized", "missing", "image", "config", "status"];
+
+/// `rate_limit: {max: 20, per: 1m}`.
+fn read_rate_limit(r: &mut Reader<'_>, node: &Node, path: &str) -> RateLimit {
+    let mut limit = RateLimit::default();
+    let Some(mut m) = r.map(node, path) else {
+        return limit;
+    };
+    if let Some(n) = m.get("max") {
+        match r.u64(n, &format!("{path}.max")) {
+            Some(0) => r.error_hint(
+                n.loc,
+                &format!("{path}.max"),
+                "a rate limit of 0 would send nothing",
+                "remove the channel to silence it",
+            ),
+            Some(v) => limit.max = u32::try_from(v).unwrap_or(u32::MAX),
+            None => {}
+        }
+    }
+    if let Some(n) = m.get("per") {
+        match r.duration_ms(n, &format!("{path}.per")) {
+            Some(0) => r.error_hint(
+                n.loc,
+                &format!("{path}.per"),
+                "a rate limit window of 0 limits nothing",
+                "use a duration such as `1m` or `1h`",
+            ),
+            Some(v) => limit.per_ms = v,
+            None => {}
+        }
+    }
+    m.finish(r);
+    limit
 }
 
 fn read_ledger(r: &mut Reader<'_>, node: &Node) -> LedgerConfig {

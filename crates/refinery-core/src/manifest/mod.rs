@@ -251,6 +251,28 @@ pub struct Channel {
     pub level: Level,
     pub nodes: Vec<String>,
     pub drift_types: Vec<String>,
+    /// `remind_every`: while a drift lasts, send it again this often (milliseconds).
+    pub remind_every_ms: Option<u64>,
+    /// `rate_limit`: at most this many messages per window; the rest are counted and summed up
+    /// in one message when the window ends.
+    pub rate_limit: RateLimit,
+}
+
+/// At most `max` messages per `per_ms` on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub max: u32,
+    pub per_ms: u64,
+}
+
+impl Default for RateLimit {
+    /// 20 messages a minute.
+    fn default() -> Self {
+        RateLimit {
+            max: 20,
+            per_ms: 60_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

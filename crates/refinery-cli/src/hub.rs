@@ -1,0 +1,539 @@
+//! Where the daemon reports to the outside: alert channels, Prometheus metrics and the status
+//! page. The daemon calls [`Hub::on_pass`], [`Hub::on_entries`] and [`Hub::on_event`]; none of
+//! them waits on the network (alerts go through bounded per-channel queues, the page reads a
+//! `watch` snapshot).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use refinery_core::daemon_state::DaemonState;
+use refinery_core::ledger::{Actor, Entry, Event};
+use refinery_core::manifest::Level;
+use refinery_core::{Manifest, Outcome, ResourceId, StepKind};
+use tokio::sync::watch;
+
+use crate::args::RunArgs;
+use crate::desired::Desired;
+use crate::error::CliError;
+use crate::metrics::{Metrics, NodeLabels, OutcomeLabels};
+use crate::notify::{self, Notice, NoticeKind, Notifier};
+use crate::pass::NodePass;
+use crate::web::status::{
+    AlertLine, DriftView, LedgerLine, NodeView, ResourceView, RevisionView, RolledBackView, Status,
+};
+use crate::web::{self, Server};
+
+/// Ledger lines and alert messages kept for the status page.
+const KEEP_LEDGER: usize = 40;
+const KEEP_ALERTS: usize = 25;
+
+/// A drift the channels were told of (or that was open when the daemon started).
+struct OpenDrift {
+    node: String,
+    resource: String,
+    kind: String,
+    summary: String,
+    since: Timestamp,
+}
+
+pub struct Hub {
+    metrics: Arc<Metrics>,
+    notifier: Notifier,
+    status: watch::Sender<Arc<Status>>,
+    view: Status,
+    /// `<resource> <drift>` → the drift, as the daemon's first-seen keys.
+    open: BTreeMap<String, OpenDrift>,
+    /// The earliest engine event not yet answered by an action.
+    pending_event: Option<Instant>,
+    /// The last outcome per resource, to say how a drift was resolved.
+    last_action: HashMap<String, String>,
+    server: Option<Server>,
+}
+
+impl Hub {
+    /// Starts the alert channels and, with `--listen`, the HTTP server. Drifts already open (the
+    /// daemon's saved first-seen times) are not announced again.
+    pub async fn start(
+        args: &RunArgs,
+        manifest: &Manifest,
+        state: &DaemonState,
+    ) -> Result<Hub, CliError> {
+        let metrics = Arc::new(Metrics::new());
+        let mut notifier = Notifier::new(Arc::clone(&metrics));
+        let channels = notify::channels_of(manifest);
+        let mut view = Status {
+            channels: channels.len(),
+            ..Status::default()
+        };
+        notifier.configure(channels);
+        let (status, _) = watch::channel(Arc::new(view.clone()));
+        let server = match args.listen {
+            Some(addr) => Some(
+                web::serve(
+                    addr,
+                    web::token_from(args)?,
+                    status.subscribe(),
+                    Arc::clone(&metrics),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let mut open = BTreeMap::new();
+        for (key, since) in &state.first_seen {
+            let Some((resource, kind)) = key.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(id) = resource.parse::<ResourceId>() else {
+                continue;
+            };
+            open.insert(
+                key.clone(),
+                OpenDrift {
+                    node: id.node().to_owned(),
+                    resource: resource.to_owned(),
+                    kind: kind.to_owned(),
+                    summary: String::new(),
+                    since: *since,
+                },
+            );
+        }
+        view.revision.in_force = state.revision.clone();
+        Ok(Hub {
+            metrics,
+            notifier,
+            status,
+            view,
+            open,
+            pending_event: None,
+            last_action: HashMap::new(),
+            server,
+        })
+    }
+
+    /// An engine event arrived (it triggers a pass; an action in that pass answers it).
+    pub fn on_event(&mut self, received: Instant) {
+        self.pending_event.get_or_insert(received);
+    }
+
+    /// Entries just appended to the ledger.
+    pub fn on_entries(&mut self, entries: &[Entry]) {
+        for e in entries {
+            self.metrics.ledger_entries.inc();
+            self.metrics
+                .ledger_seq
+                .set(i64::try_from(e.seq).unwrap_or(i64::MAX));
+            self.view.ledger.insert(0, ledger_line(e));
+            let resource = e.resource.as_ref().map(ToString::to_string);
+            match (&e.event, e.outcome) {
+                (
+                    Event::Birth(d)
+                    | Event::Death(d)
+                    | Event::Mutation(d)
+                    | Event::Rollback(d)
+                    | Event::Action(d),
+                    Some(outcome),
+                ) if e.actor == Actor::Refinery => {
+                    let node = e
+                        .node
+                        .clone()
+                        .or_else(|| e.resource.as_ref().map(|r| r.node().to_owned()))
+                        .unwrap_or_default();
+                    self.metrics
+                        .actions
+                        .get_or_create(&OutcomeLabels {
+                            node: node.clone(),
+                            outcome: outcome.as_str().to_owned(),
+                        })
+                        .inc();
+                    if let Some(r) = &resource {
+                        self.last_action.insert(r.clone(), outcome.to_string());
+                    }
+                    if outcome == Outcome::Failed {
+                        let title = format!(
+                            "{} failed",
+                            resource.clone().unwrap_or_else(|| d.step.clone())
+                        );
+                        let mut n = Notice::new(NoticeKind::Alert, Level::Critical, title, e.time);
+                        n.text = format!(
+                            "`{}` failed: {}",
+                            d.step,
+                            d.message.clone().unwrap_or_default()
+                        );
+                        n.node = Some(node);
+                        n.resource = resource;
+                        n.revision = e.revision.clone();
+                        self.notify(n);
+                    } else if !matches!(outcome, Outcome::Skipped | Outcome::Deferred)
+                        && let Some(at) = self.pending_event.take()
+                    {
+                        self.metrics
+                            .event_to_action
+                            .observe(at.elapsed().as_secs_f64());
+                    }
+                }
+                (Event::Alert { level, message }, _) => {
+                    let level = match level.as_str() {
+                        "error" | "critical" => Level::Critical,
+                        "info" => Level::Info,
+                        _ => Level::Warning,
+                    };
+                    // A warning about one resource is the policy answering a drift: the drift's
+                    // own message already said it.
+                    if level == Level::Warning && resource.is_some() {
+                        continue;
+                    }
+                    let title = match (&resource, &e.node) {
+                        (Some(r), _) => r.clone(),
+                        (None, Some(n)) => format!("node `{n}`"),
+                        (None, None) => "refinery".into(),
+                    };
+                    let mut n = Notice::new(NoticeKind::Alert, level, title, e.time);
+                    n.text.clone_from(message);
+                    n.node.clone_from(&e.node);
+                    n.resource = resource;
+                    n.revision = e.revision.clone();
+                    self.notify(n);
+                }
+                (Event::Revision { from, to }, _) => {
+                    let mut n = Notice::new(
+                        NoticeKind::Alert,
+                        Level::Info,
+                        format!("revision `{}` in force", short(to)),
+                        e.time,
+                    );
+                    n.text = match from {
+                        Some(f) => format!("was `{}`", short(f)),
+                        None => "first revision".into(),
+                    };
+                    n.revision = Some(to.clone());
+                    self.notify(n);
+                }
+                _ => {}
+            }
+        }
+        self.view.ledger.truncate(KEEP_LEDGER);
+        self.publish();
+    }
+
+    /// After a pass (and its actions): drift starts and ends go to the channels, metrics and
+    /// the status page are brought up to date.
+    pub fn on_pass(
+        &mut self,
+        desired: &Desired,
+        passes: &[NodePass<'_>],
+        state: &DaemonState,
+        started: Timestamp,
+    ) {
+        let manifest = &desired.manifest;
+        let now = Timestamp::now();
+        let rev = desired.commit.id.clone();
+        let channels = notify::channels_of(manifest);
+        self.view.channels = channels.len();
+        self.notifier.configure(channels);
+        let mut nodes = Vec::new();
+        for p in passes {
+            let node = p.node.name.clone();
+            let labels = NodeLabels { node: node.clone() };
+            let (observed, eval) = match &p.result {
+                Ok(r) => (&r.0, &r.1),
+                Err(e) => {
+                    self.metrics.reachable.get_or_create(&labels).set(0);
+                    let last = self
+                        .view
+                        .nodes
+                        .iter()
+                        .find(|n| n.name == node)
+                        .and_then(|n| n.last_pass);
+                    nodes.push(NodeView {
+                        name: node.clone(),
+                        reachable: false,
+                        error: Some(e.to_string()),
+                        mode: manifest.mode_of(&node).as_str().to_owned(),
+                        last_pass: last,
+                        drifts: 0,
+                        resources: Vec::new(),
+                    });
+                    continue;
+                }
+            };
+            self.metrics.reachable.get_or_create(&labels).set(1);
+            self.metrics
+                .last_pass
+                .get_or_create(&labels)
+                .set(now.as_millisecond() as f64 / 1000.0);
+            self.metrics.set_node_revision(&node, &rev);
+            let drifts = &eval.report.drifts;
+            let counts: Vec<(&str, i64)> = drifts.iter().map(|d| (d.kind.as_str(), 1)).collect();
+            self.metrics.set_drifts(&node, &counts);
+            self.track(&node, drifts, &rev);
+            nodes.push(node_view(manifest, &node, observed, eval, state, now));
+        }
+        self.metrics
+            .pass_duration
+            .observe(now.duration_since(started).as_secs_f64().max(0.0));
+        self.pending_event = None;
+        self.metrics.set_revisions(&[
+            ("in_force", Some(rev.as_str())),
+            (
+                "pending",
+                state.pending.as_ref().map(|p| p.revision.as_str()),
+            ),
+            ("last_healthy", state.last_healthy.as_deref()),
+        ]);
+        self.view.nodes = nodes;
+        self.view.ready = true;
+        self.view.passes += 1;
+        self.view.revision = RevisionView {
+            in_force: Some(rev),
+            message: Some(desired.commit.summary.clone()),
+            pending: state.pending.as_ref().map(|p| p.revision.clone()),
+            last_healthy: state.last_healthy.clone(),
+            rolled_back: state.rolled_back.as_ref().map(|r| RolledBackView {
+                from: r.from.clone(),
+                to: r.to.clone(),
+                why: r.why.clone(),
+            }),
+        };
+        self.publish();
+    }
+
+    /// Announces drifts seen for the first time and drifts now gone on one observed node.
+    fn track(&mut self, node: &str, drifts: &[refinery_core::Drift], rev: &str) {
+        let now = Timestamp::now();
+        let current: BTreeMap<String, &refinery_core::Drift> = drifts
+            .iter()
+            .map(|d| (refinery_core::policy::drift_key(d), d))
+            .collect();
+        let gone: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(k, o)| o.node == node && !current.contains_key(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            let Some(o) = self.open.remove(&key) else {
+                continue;
+            };
+            let mut n = Notice::new(
+                NoticeKind::DriftResolved,
+                drift_level(&o.kind),
+                format!("{}: {} drift resolved", o.resource, o.kind),
+                now,
+            );
+            let lasted = now.duration_since(o.since).as_secs().max(0);
+            n.text = match self.last_action.get(&o.resource) {
+                Some(outcome) => format!("{outcome}; the drift lasted {lasted}s"),
+                None => format!("the drift lasted {lasted}s"),
+            };
+            if !o.summary.is_empty() {
+                n.text = format!("was: {}; {}", o.summary, n.text);
+            }
+            n.node = Some(o.node);
+            n.resource = Some(o.resource);
+            n.drift = Some(o.kind);
+            n.revision = Some(rev.to_owned());
+            self.notify(n);
+        }
+        for (key, d) in current {
+            if let Some(o) = self.open.get_mut(&key) {
+                if o.summary.is_empty() {
+                    o.summary.clone_from(&d.summary);
+                }
+                continue;
+            }
+            let kind = d.kind.as_str().to_owned();
+            let resource = d.id.to_string();
+            let mut n = Notice::new(
+                NoticeKind::DriftStarted,
+                drift_level(&kind),
+                format!("{resource}: {kind} drift"),
+                now,
+            );
+            n.text.clone_from(&d.summary);
+            n.node = Some(node.to_owned());
+            n.resource = Some(resource.clone());
+            n.drift = Some(kind.clone());
+            n.revision = Some(rev.to_owned());
+            self.open.insert(
+                key,
+                OpenDrift {
+                    node: node.to_owned(),
+                    resource,
+                    kind,
+                    summary: d.summary.clone(),
+                    since: now,
+                },
+            );
+            self.notify(n);
+        }
+    }
+
+    fn notify(&mut self, n: Notice) {
+        tracing::debug!(kind = n.kind.as_str(), title = %n.title, "alert");
+        self.view.alerts.insert(
+            0,
+            AlertLine {
+                time: n.time,
+                kind: n.kind.as_str().to_owned(),
+                level: notify::notice::level_str(n.level).to_owned(),
+                title: n.title.clone(),
+                text: n.text.clone(),
+            },
+        );
+        self.view.alerts.truncate(KEEP_ALERTS);
+        self.notifier.send(&n);
+    }
+
+    fn publish(&mut self) {
+        self.view.time = Timestamp::now();
+        self.status.send_replace(Arc::new(self.view.clone()));
+    }
+
+    /// Lets queued alerts go out (at most a few seconds) and stops the HTTP server.
+    pub async fn shutdown(&mut self) {
+        self.notifier.shutdown(Duration::from_secs(5)).await;
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
+
+/// Drifts are warnings; a container that is gone is critical.
+fn drift_level(kind: &str) -> Level {
+    match kind {
+        "missing" => Level::Critical,
+        _ => Level::Warning,
+    }
+}
+
+fn short(rev: &str) -> String {
+    rev.chars().take(12).collect()
+}
+
+fn ledger_line(e: &Entry) -> LedgerLine {
+    let summary = match &e.event {
+        Event::Birth(d)
+        | Event::Death(d)
+        | Event::Mutation(d)
+        | Event::Rollback(d)
+        | Event::Action(d) => match &d.message {
+            Some(m) => format!("{}: {m}", d.step),
+            None => d.step.clone(),
+        },
+        Event::Drift { drift, summary, .. } => format!("{drift}: {summary}"),
+        Event::Alert { level, message } => format!("{level}: {message}"),
+        Event::Revision { from, to } => match from {
+            Some(f) => format!("{} → {}", short(f), short(to)),
+            None => short(to),
+        },
+        Event::DaemonStart { version } => format!("refinery {version} started"),
+        Event::DaemonStop { reason } => format!("stopped: {reason}"),
+        Event::Repair { line, .. } => format!("torn line {line} cut off"),
+    };
+    LedgerLine {
+        seq: e.seq,
+        time: e.time,
+        kind: e.event.kind().as_str().to_owned(),
+        node: e.node.clone(),
+        resource: e.resource.as_ref().map(ToString::to_string),
+        outcome: e.outcome.map(|o| o.to_string()),
+        actor: e.actor.as_str().to_owned(),
+        summary,
+    }
+}
+
+/// One node's declared containers (and undeclared drifted ones) as the page shows them.
+fn node_view(
+    manifest: &Manifest,
+    node: &str,
+    observed: &refinery_core::Observed,
+    eval: &refinery_engine::Evaluation,
+    state: &DaemonState,
+    now: Timestamp,
+) -> NodeView {
+    let drift_views = |id: &ResourceId| -> Vec<DriftView> {
+        eval.report
+            .drifts
+            .iter()
+            .filter(|d| d.id == *id)
+            .map(|d| DriftView {
+                kind: d.kind.as_str().to_owned(),
+                summary: d.summary.clone(),
+                since: state
+                    .first_seen
+                    .get(&refinery_core::policy::drift_key(d))
+                    .copied(),
+            })
+            .collect()
+    };
+    let action_of = |id: &ResourceId| {
+        eval.plan
+            .steps
+            .iter()
+            .find(|s| s.id == *id && s.kind != StepKind::Ignore)
+            .map(|s| format!("{}: {}", s.kind, s.reason))
+    };
+    let mut resources = Vec::new();
+    for c in manifest.containers_on(node) {
+        let id = ResourceId::container(node, &c.name);
+        let o = observed.container(&c.name);
+        let drifts = drift_views(&id);
+        let degraded = eval
+            .report
+            .degraded
+            .iter()
+            .find(|d| d.id == id)
+            .map(ToString::to_string);
+        let status = match (drifts.is_empty(), &degraded) {
+            (false, _) => "drift",
+            (true, Some(_)) => "degraded",
+            (true, None) => "in_sync",
+        };
+        resources.push(ResourceView {
+            id: id.to_string(),
+            name: c.name.clone(),
+            declared: true,
+            status,
+            image: Some(c.image.clone()),
+            state: o.map(|o| o.state.to_string()),
+            health: o.map(|o| o.health.to_string()),
+            action: if drifts.is_empty() {
+                None
+            } else {
+                action_of(&id)
+            },
+            drifts,
+            degraded,
+        });
+    }
+    for d in &eval.report.drifts {
+        if resources.iter().any(|r| r.id == d.id.to_string()) {
+            continue;
+        }
+        let o = observed.container(d.id.name());
+        resources.push(ResourceView {
+            id: d.id.to_string(),
+            name: d.id.name().to_owned(),
+            declared: false,
+            status: "drift",
+            image: o.map(|o| o.image.clone()),
+            state: o.map(|o| o.state.to_string()),
+            health: o.map(|o| o.health.to_string()),
+            drifts: drift_views(&d.id),
+            action: action_of(&d.id),
+            degraded: None,
+        });
+    }
+    NodeView {
+        name: node.to_owned(),
+        reachable: true,
+        error: None,
+        mode: manifest.mode_of(node).as_str().to_owned(),
+        last_pass: Some(now),
+        drifts: eval.report.drifts.len(),
+        resources,
+    }
+}

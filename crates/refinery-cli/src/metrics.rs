@@ -1,0 +1,263 @@
+//! The daemon's Prometheus metrics (prometheus-client), served as text at `GET /metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// The drift types, so each node always shows all five series (0 when in sync).
+pub const DRIFT_TYPES: [&str; 5] = ["unauthorized", "missing", "image", "config", "status"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriftLabels {
+    pub node: String,
+    pub drift: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub node: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeRevisionLabels {
+    pub node: String,
+    pub revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevisionLabels {
+    /// `in_force`, `pending`, `last_healthy`.
+    pub role: String,
+    pub revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub channel: String,
+    /// `sent`, `failed`, `retried`, `filtered`, `rate_limited`, `dropped`.
+    pub result: String,
+}
+
+/// Every metric, registered once. Cloned handles update the same values.
+pub struct Metrics {
+    registry: Registry,
+    pub drifts: Family<DriftLabels, Gauge>,
+    pub actions: Family<OutcomeLabels, Counter>,
+    pub pass_duration: Histogram,
+    pub event_to_action: Histogram,
+    pub last_pass: Family<NodeLabels, Gauge<f64, AtomicU64>>,
+    pub node_revision: Family<NodeRevisionLabels, Gauge>,
+    pub reachable: Family<NodeLabels, Gauge>,
+    pub ledger_entries: Counter,
+    pub ledger_seq: Gauge,
+    pub revision: Family<RevisionLabels, Gauge>,
+    pub alerts: Family<AlertLabels, Counter>,
+    node_revs: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    #[must_use]
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            registry: Registry::default(),
+            drifts: Family::default(),
+            actions: Family::default(),
+            // 10 ms … ~82 s
+            pass_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            // 5 ms … ~41 s
+            event_to_action: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            last_pass: Family::default(),
+            node_revision: Family::default(),
+            reachable: Family::default(),
+            ledger_entries: Counter::default(),
+            ledger_seq: Gauge::default(),
+            revision: Family::default(),
+            alerts: Family::default(),
+            node_revs: std::sync::Mutex::default(),
+        };
+        registry.register(
+            "refinery_build",
+            "The refinery version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        registry.register(
+            "refinery_drifts",
+            "Drifted resources now, by node and drift type",
+            m.drifts.clone(),
+        );
+        registry.register(
+            "refinery_actions",
+            "Actions carried out, by node and outcome",
+            m.actions.clone(),
+        );
+        registry.register(
+            "refinery_pass_duration_seconds",
+            "How long one full pass (observe, decide, act) took",
+            m.pass_duration.clone(),
+        );
+        registry.register(
+            "refinery_event_to_action_seconds",
+            "From an engine event (a container died, say) to the action that answered it being recorded",
+            m.event_to_action.clone(),
+        );
+        registry.register(
+            "refinery_last_successful_pass_timestamp_seconds",
+            "When a pass last observed the node (Unix time)",
+            m.last_pass.clone(),
+        );
+        registry.register(
+            "refinery_node_revision_info",
+            "The git revision last enforced on the node (value 1)",
+            m.node_revision.clone(),
+        );
+        registry.register(
+            "refinery_node_reachable",
+            "1 when the node's engine answered the last pass, else 0",
+            m.reachable.clone(),
+        );
+        registry.register(
+            "refinery_ledger_entries",
+            "Ledger entries appended since the daemon started",
+            m.ledger_entries.clone(),
+        );
+        registry.register(
+            "refinery_ledger_seq",
+            "The sequence number of the last ledger entry",
+            m.ledger_seq.clone(),
+        );
+        registry.register(
+            "refinery_revision_info",
+            "Git revisions by role: in_force, pending (not yet healthy), last_healthy (value 1)",
+            m.revision.clone(),
+        );
+        registry.register(
+            "refinery_alerts",
+            "Alert messages by channel and result",
+            m.alerts.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one alert result on a channel.
+    pub fn alert(&self, channel: &str, result: &str) {
+        self.alerts
+            .get_or_create(&AlertLabels {
+                channel: channel.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets one node's drift counts (every type, 0 when absent).
+    pub fn set_drifts(&self, node: &str, counts: &[(&str, i64)]) {
+        for t in DRIFT_TYPES {
+            let n = counts
+                .iter()
+                .filter(|(k, _)| *k == t)
+                .map(|(_, v)| *v)
+                .sum();
+            self.drifts
+                .get_or_create(&DriftLabels {
+                    node: node.to_owned(),
+                    drift: t.to_owned(),
+                })
+                .set(n);
+        }
+    }
+
+    /// The revision last enforced on a node: one series per node, the old one removed.
+    pub fn set_node_revision(&self, node: &str, revision: &str) {
+        let labels = NodeRevisionLabels {
+            node: node.to_owned(),
+            revision: revision.to_owned(),
+        };
+        if let Ok(mut last) = self.node_revs.lock()
+            && let Some(old) = last.insert(node.to_owned(), revision.to_owned())
+            && old != revision
+        {
+            self.node_revision.remove(&NodeRevisionLabels {
+                node: node.to_owned(),
+                revision: old,
+            });
+        }
+        self.node_revision.get_or_create(&labels).set(1);
+    }
+
+    /// The revisions by role; a role without a revision has no series.
+    pub fn set_revisions(&self, roles: &[(&str, Option<&str>)]) {
+        self.revision.clear();
+        for (role, rev) in roles {
+            if let Some(rev) = rev {
+                self.revision
+                    .get_or_create(&RevisionLabels {
+                        role: (*role).to_owned(),
+                        revision: (*rev).to_owned(),
+                    })
+                    .set(1);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition (OpenMetrics-compatible).
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "failed to encode the metrics");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_lists_every_family_with_help_and_eof() {
+        let m = Metrics::new();
+        m.set_drifts("lyra", &[("missing", 2)]);
+        m.actions
+            .get_or_create(&OutcomeLabels {
+                node: "lyra".into(),
+                outcome: "restarted".into(),
+            })
+            .inc();
+        m.alert("discord#0", "sent");
+        m.set_revisions(&[("in_force", Some("abc")), ("pending", None)]);
+        let text = m.encode();
+        assert!(
+            text.contains("refinery_drifts{node=\"lyra\",drift=\"missing\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("refinery_drifts{node=\"lyra\",drift=\"status\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("refinery_actions_total{node=\"lyra\",outcome=\"restarted\"} 1"));
+        assert!(text.contains("refinery_alerts_total{channel=\"discord#0\",result=\"sent\"} 1"));
+        assert!(text.contains("refinery_revision_info{role=\"in_force\",revision=\"abc\"} 1"));
+        assert!(text.contains("refinery_build_info{version="));
+        assert!(text.contains("# TYPE refinery_pass_duration_seconds histogram"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
