@@ -74,7 +74,7 @@ async fn daemon_container_recreated_by_hand_with_other_env_or_image_is_put_back(
         &name,
         // A grace period on `missing`: replacing a container by hand (remove, then create) must
         // not race the daemon recreating it in between.
-        "    env: {MODE: declared}\ndrift_rules:\n  image_drift: {action: rollback}\n  missing_containers: {action: recreate, grace_period: 10s}\n",
+        "    env: {MODE: declared}\ndrift_rules:\n  image_drift: {action: rollback}\n  missing_containers: {action: recreate, grace_period: 3s}\n",
     ));
     let mut d = Daemon::start(&env, &[]);
     let c = running(&env, &mut d, "web").await;
