@@ -4,12 +4,11 @@
 //! update it while the daemon owns `state.json`. Written whole to a temporary file, fsynced and
 //! renamed, like `state.json`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use refinery_core::inventory::{INVENTORY_STATE_VERSION, InventoryState};
 
-use crate::state_file::StateError;
+use crate::state_file::{self, StateError};
 
 /// The inventory state file in `dir`.
 #[must_use]
@@ -19,64 +18,12 @@ pub fn path_in(dir: &Path) -> PathBuf {
 
 /// Reads the state; a missing file is a fresh state.
 pub fn load(path: &Path) -> Result<InventoryState, StateError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(InventoryState::default());
-        }
-        Err(source) => {
-            return Err(StateError::Io {
-                action: "read",
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    let invalid = |message: String| StateError::Invalid {
-        path: path.to_owned(),
-        message,
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-    match value.get("v").and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(INVENTORY_STATE_VERSION) => {}
-        Some(v) => {
-            return Err(invalid(format!(
-                "schema version {v} is not supported (this refinery writes {INVENTORY_STATE_VERSION})"
-            )));
-        }
-        None => return Err(invalid("it has no schema version `v`".into())),
-    }
-    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+    state_file::load_versioned(path, INVENTORY_STATE_VERSION)
 }
 
-/// Writes the state atomically (temporary file, fsync, rename, fsync of the directory).
+/// Writes the state atomically, like `state.json`.
 pub fn save(path: &Path, state: &InventoryState) -> Result<(), StateError> {
-    let io = |action: &'static str| {
-        let path = path.to_owned();
-        move |source| StateError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create the directory of"))?;
-    let tmp = path.with_extension("json.tmp");
-    let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Invalid {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    bytes.push(b'\n');
-    let mut f = std::fs::File::create(&tmp).map_err(io("create"))?;
-    f.write_all(&bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io("write"))?;
-    std::fs::rename(&tmp, path).map_err(io("replace"))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    state_file::save_json(path, state)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use refinery_core::daemon_state::{DaemonState, STATE_VERSION};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Errors reading or writing the state file.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +46,23 @@ pub fn path_in(dir: &Path) -> PathBuf {
 
 /// Reads the state; a missing file is a fresh state.
 pub fn load(path: &Path) -> Result<DaemonState, StateError> {
+    load_versioned(path, STATE_VERSION)
+}
+
+/// Writes the state atomically (temporary file, fsync, rename, fsync of the directory).
+pub fn save(path: &Path, state: &DaemonState) -> Result<(), StateError> {
+    save_json(path, state)
+}
+
+/// Reads a JSON state file whose schema version `v` must be `version`; a missing file is
+/// `T::default()`.
+pub fn load_versioned<T: DeserializeOwned + Default>(
+    path: &Path,
+    version: u32,
+) -> Result<T, StateError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DaemonState::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(T::default()),
         Err(source) => {
             return Err(StateError::Io {
                 action: "read",
@@ -62,10 +78,10 @@ pub fn load(path: &Path) -> Result<DaemonState, StateError> {
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
     match value.get("v").and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(STATE_VERSION) => {}
+        Some(v) if v == u64::from(version) => {}
         Some(v) => {
             return Err(invalid(format!(
-                "schema version {v} is not supported (this refinery writes {STATE_VERSION})"
+                "schema version {v} is not supported (this refinery writes {version})"
             )));
         }
         None => return Err(invalid("it has no schema version `v`".into())),
@@ -73,8 +89,9 @@ pub fn load(path: &Path) -> Result<DaemonState, StateError> {
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
 }
 
-/// Writes the state atomically (temporary file, fsync, rename, fsync of the directory).
-pub fn save(path: &Path, state: &DaemonState) -> Result<(), StateError> {
+/// Writes `value` as pretty JSON atomically: a temporary file, fsync, rename over `path`, fsync
+/// of the directory. A crash leaves the old or the new file, never half of one.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     let io = |action: &'static str| {
         let path = path.to_owned();
         move |source| StateError::Io {
@@ -86,7 +103,7 @@ pub fn save(path: &Path, state: &DaemonState) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create the directory of"))?;
     let tmp = path.with_extension("json.tmp");
-    let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Invalid {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StateError::Invalid {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
