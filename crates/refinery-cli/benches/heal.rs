@@ -211,7 +211,7 @@ impl Drop for DaemonProc {
 
 fn manifest(run: &TestRun, names: &[String]) -> String {
     let mut s = format!(
-        "config: {{selector: \"{}={}\", check_interval: 3600}}\ncontainers:\n",
+        "config: {{selector: \"{}={}\", check_interval: 3600}}\ndrift_rules:\n  flapping: {{max_actions: 100000, window: 1m}}\ncontainers:\n",
         testsupport::RUN_LABEL,
         run.id()
     );

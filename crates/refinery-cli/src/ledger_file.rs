@@ -393,6 +393,27 @@ impl LedgerFile {
         records: Vec<Record>,
         now: jiff::Timestamp,
     ) -> Result<Vec<Entry>, LedgerError> {
+        self.append_with(records, now, true)
+    }
+
+    /// Like [`append`](Self::append) but without waiting for the disk: the entries reach it
+    /// with the next `append` (or the OS's own write-back). For records that must not delay an
+    /// action (the drift an action answers); the action's own entry is appended with `append`,
+    /// which makes both durable before the action is reported done.
+    pub fn append_unsynced(
+        &mut self,
+        records: Vec<Record>,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        self.append_with(records, now, false)
+    }
+
+    fn append_with(
+        &mut self,
+        records: Vec<Record>,
+        now: jiff::Timestamp,
+        sync: bool,
+    ) -> Result<Vec<Entry>, LedgerError> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -414,7 +435,7 @@ impl LedgerFile {
         let written = self
             .file
             .write_all(buf.as_bytes())
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
         if let Err(source) = written {
             // Leave no partial line behind for the next append to build on.
             let _ = self.file.set_len(self.len);

@@ -311,10 +311,25 @@ impl Daemon {
     /// Appends to the ledger (written and fsynced before anything is reported done). A failure
     /// is logged; the daemon keeps healing.
     fn append(&mut self, records: Vec<Record>) {
+        self.write_records(records, true);
+    }
+
+    /// Appends without waiting for the disk (see [`LedgerFile::append_unsynced`]).
+    fn append_unsynced(&mut self, records: Vec<Record>) {
+        self.write_records(records, false);
+    }
+
+    fn write_records(&mut self, records: Vec<Record>, sync: bool) {
         if records.is_empty() {
             return;
         }
-        match self.ledger.append(records, Timestamp::now()) {
+        let now = Timestamp::now();
+        let written = if sync {
+            self.ledger.append(records, now)
+        } else {
+            self.ledger.append_unsynced(records, now)
+        };
+        match written {
             Ok(entries) => {
                 if let Some(last) = entries.last() {
                     self.appended_seq = last.seq;
@@ -515,7 +530,10 @@ impl Daemon {
                     event,
                     received,
                 } => {
-                    due = true;
+                    // A `kill` changes nothing by itself: if the process dies, `die` follows
+                    // (about 30-60 ms later) and triggers the pass that sees it. A pass on
+                    // `kill` would find the container still running and delay that one.
+                    due |= event.action != "kill";
                     tracing::debug!(node = %node, action = %event.action, container = ?event.name, "engine event");
                     self.hub.on_event(received);
                     if self.is_ours(&event, received) {
@@ -963,8 +981,9 @@ impl Daemon {
             }
             work.push((i, engine, steps));
         }
-        // What was found is on record before anything is done about it.
-        self.append(std::mem::take(&mut records));
+        // What was found is on record before anything is done about it; it reaches the disk
+        // with the actions' entries, so writing it never delays an action.
+        self.append_unsynced(std::mem::take(&mut records));
         // Every node's actions at once: a slow node does not hold up the others.
         let rev_ref = rev.as_str();
         let applied = futures_util::future::join_all(work.iter().map(|(i, engine, steps)| {
