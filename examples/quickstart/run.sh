@@ -21,7 +21,7 @@ docker info --format 'engine {{.ServerVersion}} on {{.OperatingSystem}}'
 
 step "building refinery"
 cargo build -q -p refinery-cli --manifest-path "$top/Cargo.toml"
-refinery="$top/target/debug/refinery"
+refinery="${CARGO_TARGET_DIR:-$top/target}/debug/refinery"
 
 step "building the demo image refinery-demo:1 from busybox-static"
 bash "$top/scripts/build-demo-image.sh" refinery-demo:1
