@@ -414,25 +414,8 @@ fn short(rev: &str) -> String {
 }
 
 fn ledger_line(e: &Entry) -> LedgerLine {
-    let summary = match &e.event {
-        Event::Birth(d)
-        | Event::Death(d)
-        | Event::Mutation(d)
-        | Event::Rollback(d)
-        | Event::Action(d) => match &d.message {
-            Some(m) => format!("{}: {m}", d.step),
-            None => d.step.clone(),
-        },
-        Event::Drift { drift, summary, .. } => format!("{drift}: {summary}"),
-        Event::Alert { level, message } => format!("{level}: {message}"),
-        Event::Revision { from, to } => match from {
-            Some(f) => format!("{} → {}", short(f), short(to)),
-            None => short(to),
-        },
-        Event::DaemonStart { version } => format!("refinery {version} started"),
-        Event::DaemonStop { reason } => format!("stopped: {reason}"),
-        Event::Repair { line, .. } => format!("torn line {line} cut off"),
-    };
+    // The same one-line detail `refinery ledger show` prints.
+    let summary = crate::commands::ledger::detail(e);
     LedgerLine {
         seq: e.seq,
         time: e.time,

@@ -1,6 +1,5 @@
 //! `refinery apply`
 
-use std::io::Write;
 use std::sync::Mutex;
 
 use refinery_core::{Outcome, StepKind};
@@ -48,19 +47,8 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         if !settings.interactive {
             return Err(CliError::NeedsYes);
         }
-        eprint!(
-            "apply {writes} change{}? [y/N] ",
-            if writes == 1 { "" } else { "s" }
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .read_line(&mut answer)
-            .map_err(|source| CliError::Io {
-                action: "read the answer".into(),
-                source,
-            })?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        let noun = if writes == 1 { "change" } else { "changes" };
+        if !super::confirm(&format!("apply {writes} {noun}?"))? {
             eprintln!("nothing applied");
             return Ok(exit_code::OK);
         }

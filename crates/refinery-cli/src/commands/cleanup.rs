@@ -1,8 +1,6 @@
 //! `refinery cleanup`: list what the inventory rules say is safe to delete; with `--apply`,
 //! remove exactly that (never on a read-only node) and record each removal in the ledger.
 
-use std::io::Write;
-
 use refinery_core::Outcome;
 use refinery_core::inventory::{Item, cleanup_set};
 use refinery_core::ledger::{ActionDetail, Event, Record};
@@ -143,20 +141,9 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
             if !settings.interactive {
                 return Err(CliError::NeedsYes);
             }
-            eprint!(
-                "remove {} resource{}? [y/N] ",
-                candidates.len(),
-                if candidates.len() == 1 { "" } else { "s" }
-            );
-            let _ = std::io::stderr().flush();
-            let mut answer = String::new();
-            std::io::stdin()
-                .read_line(&mut answer)
-                .map_err(|source| CliError::Io {
-                    action: "read the answer".into(),
-                    source,
-                })?;
-            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            let n = candidates.len();
+            let noun = if n == 1 { "resource" } else { "resources" };
+            if !super::confirm(&format!("remove {n} {noun}?"))? {
                 eprintln!("nothing removed");
                 return Ok(exit_code::OK);
             }

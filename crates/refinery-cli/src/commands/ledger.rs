@@ -236,7 +236,8 @@ fn short(rev: &str) -> String {
     rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
 }
 
-fn detail(e: &Entry) -> String {
+/// One line about an entry: the step and message, the drift, the revision change, …
+pub fn detail(e: &Entry) -> String {
     match &e.event {
         Event::Birth(d)
         | Event::Death(d)

@@ -34,3 +34,18 @@ pub fn load_desired(settings: &Settings) -> Result<Desired, CliError> {
     }
     Ok(d)
 }
+
+/// Asks `prompt [y/N]` on stderr and reads the answer from stdin; only `y`/`yes` is yes.
+pub fn confirm(prompt: &str) -> Result<bool, CliError> {
+    use std::io::Write;
+    eprint!("{prompt} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|source| CliError::Io {
+            action: "read the answer".into(),
+            source,
+        })?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
