@@ -58,43 +58,53 @@ pub async fn evaluate_nodes<'m>(
     nodes: Vec<(&'m NodeSpec, Result<DockerRuntime, RuntimeError>)>,
     ctx: &PassContext<'_>,
 ) -> Vec<NodePass<'m>> {
-    let futures = nodes.into_iter().map(|(node, engine)| async move {
-        let engine = match engine {
-            Ok(e) => e,
-            Err(e) => {
-                return NodePass {
-                    node,
-                    engine: None,
-                    result: Err(e),
-                };
-            }
-        };
-        let result = async {
-            probe(&engine).await?;
-            let observed = engine.observe(node_selector(manifest)).await?;
-            // Degraded containers (on a fallback host port) move back once the primary is free.
-            let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
-            let free = free_primary_ports(&engine, manifest, &node.name, &observed, probe).await;
-            let dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
-            let eval = evaluate_in(
-                &dctx,
-                manifest,
-                &observed,
-                ctx.now,
-                ctx.first_seen,
-                ctx.honor_grace,
-                ctx.self_id,
-            );
-            Ok((observed, eval))
-        }
-        .await;
-        NodePass {
-            node,
-            engine: Some(engine),
-            result,
-        }
-    });
+    let futures = nodes
+        .into_iter()
+        .map(|(node, engine)| evaluate_node(manifest, node, engine, ctx));
     futures_util::future::join_all(futures).await
+}
+
+/// Observes one node and evaluates it.
+pub async fn evaluate_node<'m>(
+    manifest: &'m Manifest,
+    node: &'m NodeSpec,
+    engine: Result<DockerRuntime, RuntimeError>,
+    ctx: &PassContext<'_>,
+) -> NodePass<'m> {
+    let engine = match engine {
+        Ok(e) => e,
+        Err(e) => {
+            return NodePass {
+                node,
+                engine: None,
+                result: Err(e),
+            };
+        }
+    };
+    let result = async {
+        probe(&engine).await?;
+        let observed = engine.observe(node_selector(manifest)).await?;
+        // Degraded containers (on a fallback host port) move back once the primary is free.
+        let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
+        let free = free_primary_ports(&engine, manifest, &node.name, &observed, probe).await;
+        let dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
+        let eval = evaluate_in(
+            &dctx,
+            manifest,
+            &observed,
+            ctx.now,
+            ctx.first_seen,
+            ctx.honor_grace,
+            ctx.self_id,
+        );
+        Ok((observed, eval))
+    }
+    .await;
+    NodePass {
+        node,
+        engine: Some(engine),
+        result,
+    }
 }
 
 /// How long a node's engine has to answer the version query that starts its pass: an engine that

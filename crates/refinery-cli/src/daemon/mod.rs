@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use jiff::Timestamp;
 use refinery_core::daemon_state::{
     DEFAULT_FLAPPING, DaemonState, Pending, RevisionHealth, RolledBack, revision_health,
@@ -31,7 +33,7 @@ use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::ledger_file::{LedgerFile, LedgerOptions};
-use crate::pass::{PassContext, evaluate_nodes};
+use crate::pass::{NodePass, PassContext, evaluate_node};
 use crate::requests::{self, Request};
 use crate::settings::Settings;
 use crate::state_file;
@@ -88,6 +90,8 @@ struct Daemon {
     /// Containers created recently by someone else (their `start` is part of the birth).
     outside_created: HashMap<String, Instant>,
     unreachable: BTreeSet<String>,
+    /// Nodes whose leftovers of interrupted recreates were dealt with since the start.
+    recovered: BTreeSet<String>,
     self_id: Option<String>,
     check_interval: Duration,
     next_full: Instant,
@@ -176,6 +180,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         alerted: HashMap::new(),
         outside_created: HashMap::new(),
         unreachable: BTreeSet::new(),
+        recovered: BTreeSet::new(),
         self_id: engines::self_container_id(),
         check_interval,
         next_full: Instant::now(),
@@ -214,7 +219,6 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         env!("CARGO_PKG_VERSION")
     );
     d.sync_watchers();
-    d.recover().await;
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| CliError::Io {
@@ -423,61 +427,64 @@ impl Daemon {
     }
 
     /// Finishes or undoes recreates an earlier run left half-done.
-    async fn recover(&mut self) {
-        let selector = self.manifest().config.selector.clone();
+    /// On a node's first observation since the daemon started: finishes or undoes recreates an
+    /// earlier run left half-done. Returns whether it changed anything (the observation is then
+    /// stale, and another pass is due at once).
+    async fn recover(
+        &mut self,
+        node: &str,
+        rt: &DockerRuntime,
+        observed: &refinery_core::Observed,
+    ) -> bool {
+        if !self.recovered.insert(node.to_owned()) {
+            return false;
+        }
+        let aside = recreate_temp_name("");
+        let keys: Vec<String> = observed
+            .containers
+            .iter()
+            .filter_map(|c| c.name.strip_suffix(&aside))
+            .flat_map(|base| [base.to_owned(), recreate_temp_name(base)])
+            .collect();
+        if keys.is_empty() {
+            return false;
+        }
+        self.mark_ours(&keys, REPLACE_EVENTS);
+        let recovered = recover_interrupted(rt, observed).await;
+        self.end_ours(&keys);
         let mut records = Vec::new();
-        for node in self.nodes() {
-            let Some(rt) = self.engine(&node) else {
-                continue;
+        for r in recovered {
+            let (name, outcome, message) = match &r {
+                Recovered::Finished { name } => (
+                    name,
+                    Outcome::Recreated,
+                    "finished an interrupted recreate".to_owned(),
+                ),
+                Recovered::Undone { name } => (
+                    name,
+                    Outcome::RolledBack,
+                    "undid an interrupted recreate: the previous container is back".to_owned(),
+                ),
+                Recovered::Failed { name, error } => (
+                    name,
+                    Outcome::Failed,
+                    format!("failed to recover an interrupted recreate: {error}"),
+                ),
             };
-            let Ok(observed) =
-                refinery_core::ContainerRuntime::observe(&rt, selector.as_ref()).await
-            else {
-                continue;
-            };
-            let aside = recreate_temp_name("");
-            let keys: Vec<String> = observed
-                .containers
-                .iter()
-                .filter_map(|c| c.name.strip_suffix(&aside))
-                .flat_map(|base| [base.to_owned(), recreate_temp_name(base)])
-                .collect();
-            self.mark_ours(&keys, REPLACE_EVENTS);
-            let recovered = recover_interrupted(&rt, &observed).await;
-            self.end_ours();
-            for r in recovered {
-                let (name, outcome, message) = match &r {
-                    Recovered::Finished { name } => (
-                        name,
-                        Outcome::Recreated,
-                        "finished an interrupted recreate".to_owned(),
-                    ),
-                    Recovered::Undone { name } => (
-                        name,
-                        Outcome::RolledBack,
-                        "undid an interrupted recreate: the previous container is back".to_owned(),
-                    ),
-                    Recovered::Failed { name, error } => (
-                        name,
-                        Outcome::Failed,
-                        format!("failed to recover an interrupted recreate: {error}"),
-                    ),
-                };
-                tracing::warn!(node = %node.name, container = %name, "{message}");
-                let id = ResourceId::container(&node.name, name);
-                records.push(
-                    Record::new(Event::Action(ActionDetail {
-                        step: "recover".into(),
-                        message: Some(message),
-                        container_id: None,
-                    }))
-                    .resource(id)
-                    .outcome(outcome)
-                    .revision(self.rev()),
-                );
-            }
+            tracing::warn!(node, container = %name, "{message}");
+            records.push(
+                Record::new(Event::Action(ActionDetail {
+                    step: "recover".into(),
+                    message: Some(message),
+                    container_id: None,
+                }))
+                .resource(ResourceId::container(node, name))
+                .outcome(outcome)
+                .revision(self.rev()),
+            );
         }
         self.append(records);
+        true
     }
 
     /// Refinery starts acting on these containers (names, ids); its action makes `actions`.
@@ -495,11 +502,13 @@ impl Daemon {
         }
     }
 
-    /// Refinery is done acting (for this pass); forgets marks long past.
-    fn end_ours(&mut self) {
+    /// Refinery is done acting on these containers; forgets marks long past.
+    fn end_ours(&mut self, keys: &[String]) {
         let now = Instant::now();
-        for m in self.ours.values_mut() {
-            m.end.get_or_insert(now);
+        for k in keys {
+            if let Some(m) = self.ours.get_mut(k) {
+                m.end.get_or_insert(now);
+            }
         }
         self.ours
             .retain(|_, m| m.end.is_none_or(|e| e.elapsed() < Duration::from_secs(60)));
@@ -869,184 +878,73 @@ impl Daemon {
             })
             .collect();
         let first_seen = self.state.first_seen.clone();
+        let self_id = self.self_id.clone();
         let ctx = PassContext {
             now,
             first_seen: &first_seen,
             honor_grace: true,
-            self_id: self.self_id.as_deref(),
+            self_id: self_id.as_deref(),
         };
-        let passes = evaluate_nodes(manifest, nodes, &ctx).await;
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
-        let mut records = Vec::new();
-        let mut next_due: Option<Timestamp> = None;
-        let mut health = RevisionHealth::Healthy;
-        let mut work = Vec::new();
-        for (i, p) in passes.iter().enumerate() {
-            let node = p.node.name.as_str();
-            let (Some(engine), Ok((observed, eval))) = (&p.engine, &p.result) else {
-                if let Err(e) = &p.result {
-                    health = RevisionHealth::Progressing;
-                    if self.unreachable.insert(node.to_owned()) {
-                        tracing::warn!(node, error = %e, "node unreachable");
-                        records.push(
-                            alert("error", format!("node `{node}` is unreachable: {e}"))
-                                .node(node)
-                                .revision(&rev),
-                        );
-                    }
-                }
-                continue;
-            };
-            self.unreachable.remove(node);
-            let new: Vec<_> = self
-                .state
-                .track_drifts(node, &eval.report.drifts, now)
-                .into_iter()
-                .cloned()
-                .collect();
-            for d in &new {
-                tracing::info!(resource = %d.id, drift = %d.kind, "{}", d.summary);
-                records.push(crate::ledger_records::drift(manifest, d, &rev));
-            }
-            let is_new = |s: &Step| new.iter().any(|d| d.id == s.id);
-            let mut steps = Vec::new();
-            let mut alerting = BTreeSet::new();
-            for step in &eval.plan.steps {
-                let mut step = step.clone();
-                match step.kind {
-                    StepKind::Ignore => continue,
-                    StepKind::Defer => {
-                        if let Some(until) = eval
-                            .decisions
-                            .iter()
-                            .filter(|d| d.drift.id == step.id)
-                            .find_map(|d| match d.verdict {
-                                refinery_core::Verdict::Defer { until } => Some(until),
-                                _ => None,
-                            })
-                        {
-                            next_due = Some(next_due.map_or(until, |n| n.min(until)));
-                        }
-                    }
-                    _ => {}
-                }
-                if step.kind.writes() {
-                    let hash = spec_of(manifest, &step.id).map(spec_hash);
-                    if self
-                        .state
-                        .is_suspended(&step.id.to_string(), hash.as_deref())
+        let mut acc = PassAcc {
+            records: Vec::new(),
+            next_due: None,
+            health: RevisionHealth::Healthy,
+        };
+        // Each node is acted on as soon as its own observation is in: a slow node holds up
+        // nobody, and actions on different nodes run at the same time.
+        let mut observing: FuturesUnordered<_> = nodes
+            .into_iter()
+            .map(|(n, rt)| evaluate_node(manifest, n, rt, &ctx))
+            .collect();
+        let mut applying = FuturesUnordered::new();
+        let mut passes = Vec::new();
+        let mut recovered_any = false;
+        loop {
+            tokio::select! {
+                Some(p) = observing.next() => {
+                    if let (Some(rt), Ok((observed, _))) = (&p.engine, &p.result)
+                        && self.recover(&p.node.name, rt, observed).await
                     {
-                        step.kind = StepKind::Alert;
-                        step.reason = format!(
-                            "flap protection: not acting on it; run `refinery resume {}` or change its spec in git",
-                            step.id
-                        );
+                        recovered_any = true;
+                        passes.push(p);
+                        continue;
                     }
+                    let (steps, keys) = self.plan_node(&p, manifest, &rev, now, &mut acc);
+                    if steps.is_empty() {
+                        passes.push(p);
+                        continue;
+                    }
+                    // What was found is on record before anything is done about it; it reaches
+                    // the disk with the actions' entries, so writing it never delays an action.
+                    self.append_unsynced(std::mem::take(&mut acc.records));
+                    let rev = rev.as_str();
+                    applying.push(async move {
+                        let results = match (&p.engine, &p.result) {
+                            (Some(engine), Ok((observed, _))) => {
+                                apply_plan(engine, manifest, &steps, observed, rev, &|_| {}).await
+                            }
+                            _ => Vec::new(),
+                        };
+                        (p, keys, results)
+                    });
                 }
-                if step.kind == StepKind::Alert {
-                    alerting.insert(step.id.clone());
+                Some((p, keys, results)) = applying.next() => {
+                    self.end_ours(&keys);
+                    self.finish_node(&p, manifest, &rev, now, flapping, &results, &mut acc);
+                    passes.push(p);
                 }
-                if step.kind == StepKind::Alert
-                    && (is_new(&step) || self.alerted.get(&step.id) != Some(&step.reason))
-                {
-                    self.alerted.insert(step.id.clone(), step.reason.clone());
-                    tracing::warn!(resource = %step.id, "{}", step.reason);
-                    records.push(
-                        alert(
-                            "warning",
-                            format!("{}: {}", step.details.join("; "), step.reason),
-                        )
-                        .resource(step.id.clone())
-                        .node(node)
-                        .revision(&rev),
-                    );
-                }
-                if step.kind.writes() {
-                    let mut keys = vec![
-                        step.id.name().to_owned(),
-                        recreate_temp_name(step.id.name()),
-                    ];
-                    keys.extend(step.container_id.clone());
-                    self.mark_ours(&keys, events_of(step.kind));
-                    steps.push(step);
-                }
+                else => break,
             }
-            self.alerted
-                .retain(|id, _| id.node() != node || alerting.contains(id));
-            if steps.is_empty() {
-                if let Some(spec_health) = self.node_health(manifest, eval, observed, &[], now) {
-                    health = worse(health, spec_health);
-                }
-                continue;
-            }
-            work.push((i, engine, steps));
         }
-        // What was found is on record before anything is done about it; it reaches the disk
-        // with the actions' entries, so writing it never delays an action.
-        self.append_unsynced(std::mem::take(&mut records));
-        // Every node's actions at once: a slow node does not hold up the others.
-        let rev_ref = rev.as_str();
-        let applied = futures_util::future::join_all(work.iter().map(|(i, engine, steps)| {
-            let observed = match &passes[*i].result {
-                Ok((observed, _)) => Some(observed),
-                Err(_) => None,
-            };
-            async move {
-                match observed {
-                    Some(o) => apply_plan(*engine, manifest, steps, o, rev_ref, &|_| {}).await,
-                    None => Vec::new(),
-                }
-            }
-        }))
-        .await;
-        self.end_ours();
-        for ((i, _, _), results) in work.iter().zip(applied) {
-            let p = &passes[*i];
-            let node = p.node.name.as_str();
-            let Ok((observed, eval)) = &p.result else {
-                continue;
-            };
-            let mut failed = Vec::new();
-            for r in &results {
-                records.push(crate::ledger_records::step(manifest, r, &rev));
-                match r.outcome {
-                    Outcome::Failed => {
-                        let why = r.message.clone().unwrap_or_default();
-                        tracing::error!(resource = %r.id, step = %r.step, "failed: {why}");
-                        failed.push((r.id.name().to_owned(), why));
-                    }
-                    outcome => {
-                        tracing::info!(resource = %r.id, step = %r.step, "{outcome}");
-                    }
-                }
-                if r.outcome != Outcome::Skipped {
-                    let hash = spec_of(manifest, &r.id).map(spec_hash);
-                    if let Some(s) =
-                        self.state
-                            .record_action(&r.id.to_string(), hash.as_deref(), now, flapping)
-                    {
-                        let message = format!(
-                            "flap protection: {} actions within {}s; refinery stops acting on it until its spec changes in git or `refinery resume {}` is run",
-                            s.actions, s.window_secs, r.id
-                        );
-                        tracing::warn!(resource = %r.id, "{message}");
-                        records.push(
-                            alert("error", message)
-                                .resource(r.id.clone())
-                                .node(node)
-                                .revision(&rev),
-                        );
-                    }
-                }
-            }
-            if let Some(h) = self.node_health(manifest, eval, observed, &failed, now) {
-                // What was observed is what the actions just replaced.
-                let h = match h {
-                    RevisionHealth::Healthy => RevisionHealth::Progressing,
-                    other => other,
-                };
-                health = worse(health, h);
-            }
+        let PassAcc {
+            records,
+            mut next_due,
+            mut health,
+        } = acc;
+        if recovered_any {
+            // A node skipped this pass: nothing can be judged healthy on it yet.
+            health = worse(health, RevisionHealth::Progressing);
         }
         self.state.forget_old_actions(now, flapping);
         self.append(records);
@@ -1067,7 +965,183 @@ impl Daemon {
             micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "pass done"
         );
-        again
+        again || recovered_any
+    }
+
+    /// The first half of a node's pass, as soon as its observation is in: records new drifts,
+    /// alerts, holds back flapping resources, and returns the steps to carry out with the
+    /// container names and ids they touch (marked as Refinery's own until they are done).
+    fn plan_node(
+        &mut self,
+        p: &NodePass<'_>,
+        manifest: &refinery_core::Manifest,
+        rev: &str,
+        now: Timestamp,
+        acc: &mut PassAcc,
+    ) -> (Vec<Step>, Vec<String>) {
+        let node = p.node.name.as_str();
+        let (Some(_), Ok((observed, eval))) = (&p.engine, &p.result) else {
+            if let Err(e) = &p.result {
+                acc.health = worse(acc.health.clone(), RevisionHealth::Progressing);
+                if self.unreachable.insert(node.to_owned()) {
+                    tracing::warn!(node, error = %e, "node unreachable");
+                    acc.records.push(
+                        alert("error", format!("node `{node}` is unreachable: {e}"))
+                            .node(node)
+                            .revision(rev),
+                    );
+                }
+            }
+            return (Vec::new(), Vec::new());
+        };
+        self.unreachable.remove(node);
+        let new: Vec<_> = self
+            .state
+            .track_drifts(node, &eval.report.drifts, now)
+            .into_iter()
+            .cloned()
+            .collect();
+        for d in &new {
+            tracing::info!(resource = %d.id, drift = %d.kind, "{}", d.summary);
+            acc.records
+                .push(crate::ledger_records::drift(manifest, d, rev));
+        }
+        let is_new = |s: &Step| new.iter().any(|d| d.id == s.id);
+        let mut steps = Vec::new();
+        let mut keys = Vec::new();
+        let mut alerting = BTreeSet::new();
+        for step in &eval.plan.steps {
+            let mut step = step.clone();
+            match step.kind {
+                StepKind::Ignore => continue,
+                StepKind::Defer => {
+                    if let Some(until) = eval
+                        .decisions
+                        .iter()
+                        .filter(|d| d.drift.id == step.id)
+                        .find_map(|d| match d.verdict {
+                            refinery_core::Verdict::Defer { until } => Some(until),
+                            _ => None,
+                        })
+                    {
+                        acc.next_due = Some(acc.next_due.map_or(until, |n| n.min(until)));
+                    }
+                }
+                _ => {}
+            }
+            if step.kind.writes() {
+                let hash = spec_of(manifest, &step.id).map(spec_hash);
+                if self
+                    .state
+                    .is_suspended(&step.id.to_string(), hash.as_deref())
+                {
+                    step.kind = StepKind::Alert;
+                    step.reason = format!(
+                        "flap protection: not acting on it; run `refinery resume {}` or change its spec in git",
+                        step.id
+                    );
+                }
+            }
+            if step.kind == StepKind::Alert {
+                alerting.insert(step.id.clone());
+            }
+            if step.kind == StepKind::Alert
+                && (is_new(&step) || self.alerted.get(&step.id) != Some(&step.reason))
+            {
+                self.alerted.insert(step.id.clone(), step.reason.clone());
+                tracing::warn!(resource = %step.id, "{}", step.reason);
+                acc.records.push(
+                    alert(
+                        "warning",
+                        format!("{}: {}", step.details.join("; "), step.reason),
+                    )
+                    .resource(step.id.clone())
+                    .node(node)
+                    .revision(rev),
+                );
+            }
+            if step.kind.writes() {
+                let mut touched = vec![
+                    step.id.name().to_owned(),
+                    recreate_temp_name(step.id.name()),
+                ];
+                touched.extend(step.container_id.clone());
+                self.mark_ours(&touched, events_of(step.kind));
+                keys.extend(touched);
+                steps.push(step);
+            }
+        }
+        self.alerted
+            .retain(|id, _| id.node() != node || alerting.contains(id));
+        if steps.is_empty()
+            && let Some(h) = self.node_health(manifest, eval, observed, &[], now)
+        {
+            acc.health = worse(acc.health.clone(), h);
+        }
+        (steps, keys)
+    }
+
+    /// The second half of a node's pass, once its actions are done: records each outcome,
+    /// counts actions for flap protection, judges the node's health.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_node(
+        &mut self,
+        p: &NodePass<'_>,
+        manifest: &refinery_core::Manifest,
+        rev: &str,
+        now: Timestamp,
+        flapping: refinery_core::manifest::Flapping,
+        results: &[refinery_engine::StepResult],
+        acc: &mut PassAcc,
+    ) {
+        let node = p.node.name.as_str();
+        let Ok((observed, eval)) = &p.result else {
+            return;
+        };
+        let mut failed = Vec::new();
+        for r in results {
+            acc.records
+                .push(crate::ledger_records::step(manifest, r, rev));
+            match r.outcome {
+                Outcome::Failed => {
+                    let why = r.message.clone().unwrap_or_default();
+                    tracing::error!(resource = %r.id, step = %r.step, "failed: {why}");
+                    failed.push((r.id.name().to_owned(), why));
+                }
+                outcome => {
+                    tracing::info!(resource = %r.id, step = %r.step, "{outcome}");
+                }
+            }
+            if r.outcome != Outcome::Skipped {
+                let hash = spec_of(manifest, &r.id).map(spec_hash);
+                if let Some(s) =
+                    self.state
+                        .record_action(&r.id.to_string(), hash.as_deref(), now, flapping)
+                {
+                    let message = format!(
+                        "flap protection: {} actions within {}s; refinery stops acting on it until its spec changes in git or `refinery resume {}` is run",
+                        s.actions, s.window_secs, r.id
+                    );
+                    tracing::warn!(resource = %r.id, "{message}");
+                    acc.records.push(
+                        alert("error", message)
+                            .resource(r.id.clone())
+                            .node(node)
+                            .revision(rev),
+                    );
+                }
+            }
+        }
+        // The node's actions are on the disk before anything else happens to it.
+        self.append(std::mem::take(&mut acc.records));
+        if let Some(h) = self.node_health(manifest, eval, observed, &failed, now) {
+            // What was observed is what the actions just replaced.
+            let h = match h {
+                RevisionHealth::Healthy => RevisionHealth::Progressing,
+                other => other,
+            };
+            acc.health = worse(acc.health.clone(), h);
+        }
     }
 
     /// How the pending revision is doing on one node, if one is pending. A declared container
@@ -1152,6 +1226,14 @@ impl Daemon {
             }
         }
     }
+}
+
+/// What the halves of a pass gather across nodes.
+struct PassAcc {
+    records: Vec<Record>,
+    /// The earliest grace-period end.
+    next_due: Option<Timestamp>,
+    health: RevisionHealth,
 }
 
 /// When Refinery acted on a container.

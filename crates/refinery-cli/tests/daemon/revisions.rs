@@ -259,3 +259,49 @@ async fn daemon_deleted_branch_keeps_the_last_revision_and_removes_nothing() {
     .await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn daemon_slow_node_does_not_hold_up_another_node() {
+    use std::os::unix::net::UnixListener;
+    let env = Env::new().await;
+    let web = env.name("web");
+    // An engine that accepts connections and never answers (a host gone without a reset): its
+    // probe only gives up after 10 s.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("hung.sock");
+    let listener = UnixListener::bind(&sock).expect("bind the hung socket");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    env.commit_manifest(&format!(
+        "nodes:\n  - {{name: fast, docker: \"{}\"}}\n  - {{name: slow, docker: \"unix://{}\"}}\ncontainers:\n  - {{name: {web}, image: {IMAGE}, node: fast}}\n  - {{name: {web}-s, image: {IMAGE}, node: slow}}\n",
+        env.rt.endpoint(),
+        sock.display()
+    ));
+    let mut d = Daemon::start(&env, &[]);
+    eventually("web running on the fast node", &mut d, || async {
+        env.container("web")
+            .await
+            .filter(|c| c.state == ContainerState::Running)
+    })
+    .await;
+    // The fast node was acted on before the slow one's probe even gave up.
+    let slow_reported = d.entry_values().iter().any(|e| {
+        kind(e) == "alert"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("node `slow` is unreachable"))
+    });
+    assert!(!slow_reported, "the fast node waited for the slow one");
+    d.wait_entry("slow node reported", |e| {
+        kind(e) == "alert"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("node `slow` is unreachable"))
+    })
+    .await;
+    d.stop().await;
+}
