@@ -44,6 +44,19 @@ fn verify(path: &Path) -> Out {
     run(&["ledger", "verify", "--path", &path.to_string_lossy()])
 }
 
+/// `ledger verify --json`: its exit code and the JSON it printed.
+fn verify_json(path: &Path) -> (i32, serde_json::Value) {
+    let out = run(&[
+        "ledger",
+        "verify",
+        "--json",
+        "--path",
+        &path.to_string_lossy(),
+    ]);
+    let v = serde_json::from_str(&out.stdout).expect("JSON on stdout");
+    (out.code, v)
+}
+
 fn append(path: &Path, count: u64) -> Out {
     append_with(path, count, &[])
 }
@@ -322,15 +335,8 @@ fn ledger_verify_broken_names_line_reason_and_json() {
         out.stderr
     );
 
-    let json = run(&[
-        "ledger",
-        "verify",
-        "--json",
-        "--path",
-        &path.to_string_lossy(),
-    ]);
-    assert_eq!(json.code, 5);
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON on stdout");
+    let (code, v) = verify_json(&path);
+    assert_eq!(code, 5);
     assert_eq!(v["ok"], false);
     assert_eq!(v["line"], 3);
     assert_eq!(v["entries"], 2);
@@ -676,14 +682,7 @@ fn ledger_rotation_keeps_chain_verify_and_show_read_every_file() {
         "{}",
         out.stdout
     );
-    let json = run(&[
-        "ledger",
-        "verify",
-        "--json",
-        "--path",
-        &path.to_string_lossy(),
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let (_, v) = verify_json(&path);
     assert_eq!(v["ok"], true);
     assert_eq!(v["entries"], 30);
     assert_eq!(v["files"].as_array().map(Vec::len), Some(rotated.len() + 1));
@@ -719,14 +718,7 @@ fn ledger_rotated_file_one_byte_changed_fails_naming_file_and_line() {
             "{}",
             out.stderr
         );
-        let json = run(&[
-            "ledger",
-            "verify",
-            "--json",
-            "--path",
-            &path.to_string_lossy(),
-        ]);
-        let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+        let (_, v) = verify_json(&path);
         assert_eq!(v["ok"], false);
         assert_eq!(v["file"], victim.display().to_string());
         assert_eq!(v["line"], 2);

@@ -33,6 +33,12 @@ impl LabelSelector {
         })
     }
 
+    /// The label a container needs to be selected (`key=value`, or `key=` for a bare key).
+    #[must_use]
+    pub fn label(&self) -> (String, String) {
+        (self.key.clone(), self.value.clone().unwrap_or_default())
+    }
+
     #[must_use]
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         match (labels.get(&self.key), &self.value) {

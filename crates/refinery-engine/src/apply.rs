@@ -196,7 +196,7 @@ fn labels_for(
 ) -> BTreeMap<String, String> {
     let mut labels = ownership_labels(spec, revision);
     if let Some(sel) = &manifest.config.selector {
-        labels.insert(sel.key.clone(), sel.value.clone().unwrap_or_default());
+        labels.extend([sel.label()]);
     }
     labels
 }

@@ -364,7 +364,7 @@ fn selector_labels(m: &refinery_core::Manifest) -> BTreeMap<String, String> {
     m.config
         .selector
         .iter()
-        .map(|s| (s.key.clone(), s.value.clone().unwrap_or_default()))
+        .map(refinery_core::LabelSelector::label)
         .collect()
 }
 
