@@ -21,13 +21,37 @@ pub fn select<'m>(
     only: &[String],
     repo: &Path,
 ) -> Result<Vec<NodeEngine<'m>>, CliError> {
-    Ok(selected_nodes(manifest, only)?
+    let nodes = selected_nodes(manifest, only)?;
+    // A missing or mismatched TLS file is bad input, not an unreachable engine: name it and stop
+    // before any node is contacted.
+    for node in &nodes {
+        if let Some(files) = tls_files(node, repo) {
+            files.check().map_err(|message| CliError::BadTls {
+                node: node.name.clone(),
+                message,
+            })?;
+        }
+    }
+    Ok(nodes
         .into_iter()
         .map(|node| NodeEngine {
             node,
             engine: engine_in(node, repo),
         })
         .collect())
+}
+
+/// The TLS files of a `tcp://` node, relative to `repo`; `None` for any other endpoint.
+fn tls_files(node: &NodeSpec, repo: &Path) -> Option<TlsFiles> {
+    let ep = node.docker.as_ref()?;
+    if !ep.trim().starts_with("tcp://") {
+        return None;
+    }
+    node.tls.as_ref().map(|t| TlsFiles {
+        ca: repo.join(&t.ca),
+        cert: repo.join(&t.cert),
+        key: repo.join(&t.key),
+    })
 }
 
 /// The nodes a command works on: `--node` filters, disabled nodes are skipped.
@@ -63,18 +87,7 @@ pub fn engine_for(node: &NodeSpec) -> Result<DockerRuntime, RuntimeError> {
 /// contacted; `tls` beside an endpoint other than `tcp://` is unused (validation warns).
 pub fn engine_in(node: &NodeSpec, repo: &Path) -> Result<DockerRuntime, RuntimeError> {
     match &node.docker {
-        Some(ep) => {
-            let tls = node
-                .tls
-                .as_ref()
-                .filter(|_| ep.trim().starts_with("tcp://"))
-                .map(|t| TlsFiles {
-                    ca: repo.join(&t.ca),
-                    cert: repo.join(&t.cert),
-                    key: repo.join(&t.key),
-                });
-            DockerRuntime::connect_with_tls(ep, tls.as_ref())
-        }
+        Some(ep) => DockerRuntime::connect_with_tls(ep, tls_files(node, repo).as_ref()),
         None => DockerRuntime::from_env(),
     }
 }

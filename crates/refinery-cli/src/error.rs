@@ -22,6 +22,8 @@ pub enum CliError {
         #[source]
         source: RuntimeError,
     },
+    #[error("failed to use the TLS files of node `{node}`: {message}")]
+    BadTls { node: String, message: String },
     #[error("failed to find node `{node}` in the manifest")]
     UnknownNode { node: String, known: Vec<String> },
     #[error(transparent)]
@@ -63,6 +65,7 @@ impl CliError {
             | CliError::Manifest(_)
             | CliError::NotUtf8 { .. }
             | CliError::UnknownNode { .. }
+            | CliError::BadTls { .. }
             | CliError::UnknownStack { .. }
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
@@ -107,6 +110,9 @@ impl CliError {
                     .into(),
             ],
             CliError::NeedsYes => vec!["pass `--yes` to apply without asking".into()],
+            CliError::BadTls { .. } => vec![
+                "`tls:` paths are relative to the repository; commit the CA, certificate and key the engine expects".into(),
+            ],
             CliError::Io { .. } => Vec::new(),
             CliError::ListenNeedsToken { .. } => vec![
                 "set `REFINERY_STATUS_TOKEN` or pass `--token-file`, or listen on `127.0.0.1`".into(),

@@ -213,8 +213,8 @@ async fn tls_files_missing_name_the_node_and_the_file() {
     env.commit_manifest(&body);
     env.refinery(&["plan"])
         .await
-        .code(4)
-        .stderr_has("failed to reach node `vega`")
+        .code(2)
+        .stderr_has("failed to use the TLS files of node `vega`")
         .stderr_has("certs/ca.pem")
         .stderr_has("no such file");
 }
