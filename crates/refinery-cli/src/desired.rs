@@ -53,6 +53,8 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
     )?;
     let mut manifest = loaded.manifest;
     if !manifest.stacks.is_empty() {
+        let keys =
+            crate::age_keys::gather(repo, manifest.secrets.sops_age_key_file.as_deref(), &env);
         let read = |path: &str| {
             git.read_file(&commit.id, path)
                 .ok()
@@ -67,6 +69,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                 env: &env,
                 base_dir: checkout.as_deref(),
                 manifest_file: file,
+                keys: &keys,
             },
         )?;
     }

@@ -13,10 +13,12 @@ mod age_keys;
 mod decrypt;
 #[cfg(any(test, feature = "testing"))]
 pub mod encrypt;
+mod env_file;
 mod error;
 
 pub use age_keys::AgeKeys;
 pub use decrypt::{Leaf, decrypt, decrypt_env, is_sops};
+pub use env_file::{EnvFileError, env_file_values};
 pub use error::SopsError;
 
 /// How a SOPS file stores its tree, chosen by file name as `sops` does.
