@@ -178,3 +178,102 @@ fn sops_format_follows_file_name() {
     assert_eq!(SopsFormat::for_path("secrets.enc.env"), SopsFormat::Dotenv);
     assert_eq!(SopsFormat::for_path(".env.production"), SopsFormat::Dotenv);
 }
+
+/// Loads `manifest` and resolves its containers' `env_file`s from `files`.
+fn load_with_files(
+    manifest: &str,
+    files: &[(&str, &str)],
+    keys: &AgeKeys,
+) -> Result<refinery_core::Manifest, refinery_core::ManifestError> {
+    let env = |_: &str| None;
+    let mut m = refinery_core::load_manifest(
+        "refinery.yaml",
+        manifest,
+        &refinery_core::LoadOptions {
+            env: &env,
+            base_dir: None,
+        },
+    )?
+    .manifest;
+    let read = |p: &str| {
+        files
+            .iter()
+            .find(|(n, _)| *n == p)
+            .map(|(_, t)| (*t).to_owned())
+    };
+    refinery_core::manifest::resolve_env_files(&mut m, &read, keys)?;
+    Ok(m)
+}
+
+const CONTAINER: &str = "containers:\n  - name: api\n    image: busybox:1.36\n    env: {LOG_LEVEL: debug}\n    env_file: [common.env, ./secrets/api.sops.yaml]\n";
+
+#[test]
+fn container_env_file_plain_and_sops_merge_under_env() {
+    let (secret, recipient) = generate_identity();
+    let enc = encrypt_vars(
+        &[("API_URL", "https://tok@x"), ("LOG_LEVEL", "trace")],
+        SopsFormat::Yaml,
+        &[&recipient],
+    );
+    let m = load_with_files(
+        CONTAINER,
+        &[
+            ("common.env", "REGION=eu\nAPI_URL=plain\n"),
+            ("secrets/api.sops.yaml", &enc),
+        ],
+        &keys_for(&secret),
+    )
+    .expect("loads");
+    let env = &m.containers[0].env;
+    assert_eq!(env["REGION"].expose(), "eu");
+    assert!(!env["REGION"].is_sensitive());
+    // The later file wins over the earlier one; `env:` wins over both.
+    assert_eq!(env["API_URL"].expose(), "https://tok@x");
+    assert!(env["API_URL"].is_sensitive());
+    assert_eq!(env["LOG_LEVEL"].expose(), "debug");
+}
+
+#[test]
+fn container_env_file_wrong_key_is_an_issue_at_the_entry() {
+    let (_, recipient) = generate_identity();
+    let (other, _) = generate_identity();
+    let enc = encrypt_vars(&[("API_URL", "x")], SopsFormat::Yaml, &[&recipient]);
+    let err = load_with_files(
+        CONTAINER,
+        &[("common.env", "A=1\n"), ("secrets/api.sops.yaml", &enc)],
+        &keys_for(&other),
+    )
+    .expect_err("wrong key");
+    let refinery_core::ManifestError::Invalid { issues, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    let i = &issues[0];
+    assert_eq!((i.line, i.field.as_str()), (5, "containers[0].env_file[1]"));
+    assert!(
+        i.message
+            .starts_with("`secrets/api.sops.yaml`: failed to decrypt the data key"),
+        "{}",
+        i.message
+    );
+    assert!(
+        i.hint.as_deref().is_some_and(|h| h.contains(&recipient)),
+        "{i:?}"
+    );
+}
+
+#[test]
+fn container_env_file_missing_or_outside_repo_is_an_issue() {
+    let err = load_with_files(CONTAINER, &[], &AgeKeys::new()).expect_err("missing");
+    assert!(
+        err.to_string().contains("refinery.yaml")
+            || format!("{err:?}").contains("failed to find env file `common.env` in the commit"),
+        "{err:?}"
+    );
+    let outside = "containers:\n  - name: api\n    image: busybox:1.36\n    env_file: ../x.env\n";
+    let err = load_with_files(outside, &[], &AgeKeys::new()).expect_err("outside");
+    assert!(
+        format!("{err:?}").contains("`../x.env` is not a file in the repository"),
+        "{err:?}"
+    );
+}

@@ -1,4 +1,5 @@
-//! SOPS secrets on the real engine: a compose service's `env_file` encrypted to an age key. A
+//! SOPS secrets on the real engine: a compose service's and a container's `env_file` encrypted
+//! to an age key. A
 //! secret changed in git recreates the container with the new value, and the clear value shows
 //! nowhere: not in `plan`, not in `apply`'s output, not in the ledger. A wrong or missing key stops
 //! the pass with exit 2 and leaves the running container as it was.
@@ -50,6 +51,8 @@ async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
     let env = Env::new().await;
     let project = env.name("sec");
     let name = format!("{project}_api_1");
+    // A plain `containers:` entry reads the same encrypted file.
+    let solo = env.name("solo");
     let (key, recipient) = generate_identity();
     let keys_dir = tempfile::tempdir().expect("tempdir");
     let key_file = keys_dir.path().join("age.txt");
@@ -64,7 +67,7 @@ async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
     env.commit_file("docker-compose.yml", &compose_file(&env));
     env.commit_file("secrets.enc.env", &secrets(&recipient, &v1, &p1));
     env.commit_manifest(&format!(
-        "secrets: {{sops_age_key_file: \"{}\"}}\nstacks:\n  - name: {project}\n    files: [docker-compose.yml]\n",
+        "secrets: {{sops_age_key_file: \"{}\"}}\ncontainers:\n  - name: {solo}\n    image: {IMAGE}\n    env_file: secrets.enc.env\nstacks:\n  - name: {project}\n    files: [docker-compose.yml]\n",
         key_file.display()
     ));
 
@@ -74,6 +77,8 @@ async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
     let c = inspect(&env, &name).await;
     assert!(c.1.contains(&format!("API_URL={v1}")), "{:?}", c.1);
     assert!(c.1.contains(&format!("DB_PASSWORD={p1}")), "{:?}", c.1);
+    let s1 = inspect(&env, &solo).await;
+    assert!(s1.1.contains(&format!("API_URL={v1}")), "{:?}", s1.1);
 
     // The secrets change in git: drift on both variables, masked before and after.
     env.commit_file("secrets.enc.env", &secrets(&recipient, &v2, &p2));
@@ -91,7 +96,8 @@ async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
     let apply = env.refinery(&["apply", "--yes"]).await;
     apply
         .code(0)
-        .stdout_has(&format!("docker/local/stack/{project}/api/1 recreated"));
+        .stdout_has(&format!("docker/local/stack/{project}/api/1 recreated"))
+        .outcome(&solo, "recreated");
     assert_clean("the second apply", &apply.transcript(), &values);
     let after = inspect(&env, &name).await;
     assert_ne!(after.0, c.0, "recreated");
@@ -101,6 +107,8 @@ async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
         "{:?}",
         after.1
     );
+    let s2 = inspect(&env, &solo).await;
+    assert!(s2.1.contains(&format!("API_URL={v2}")), "{:?}", s2.1);
     env.refinery(&["plan"]).await.code(0);
 
     let ledger =
@@ -138,6 +146,11 @@ async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
 
     let untouched = inspect(&env, &name).await;
     assert_eq!(untouched.0, after.0, "the running container is left alone");
+    assert_eq!(
+        inspect(&env, &solo).await.0,
+        s2.0,
+        "the running container is left alone"
+    );
     assert!(
         untouched.1.contains(&format!("API_URL={v2}")),
         "{:?}",
