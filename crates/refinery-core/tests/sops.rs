@@ -277,3 +277,40 @@ fn container_env_file_missing_or_outside_repo_is_an_issue() {
         "{err:?}"
     );
 }
+
+#[test]
+fn secret_env_removed_from_sops_file_stays_masked_in_drift() {
+    use refinery_core::drift::{DiffContext, diff_node};
+    use refinery_core::testing::{self, observed_node, spec};
+    use refinery_core::{ImageDefaults, Secret, labels};
+
+    let mut created = spec("api");
+    created
+        .env
+        .insert("API_URL".into(), Secret::new("https://tok@x", true));
+    let mut observed = observed_node(&[&created], &ImageDefaults::default());
+    // What `apply` puts on the container it creates.
+    observed.containers[0].labels = labels::ownership_labels(&created, "rev");
+    assert_eq!(
+        observed.containers[0]
+            .labels
+            .get(labels::SECRET_ENV)
+            .map(String::as_str),
+        Some("API_URL")
+    );
+    // The variable is gone from the SOPS file: the old value still prints masked.
+    let now = spec("api");
+    let ctx = DiffContext {
+        node: testing::NODE.into(),
+        ..DiffContext::default()
+    };
+    let report = diff_node(&[&now], &observed, &ctx);
+    let change = report
+        .drifts
+        .iter()
+        .flat_map(|d| &d.changes)
+        .find(|c| c.field == "env.API_URL")
+        .expect("env.API_URL drifts");
+    assert_eq!(change.observed, "*** (before)");
+    assert_eq!(change.desired, "(unset)");
+}
