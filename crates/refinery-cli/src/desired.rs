@@ -52,23 +52,30 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
         },
     )?;
     let mut manifest = loaded.manifest;
-    if !manifest.stacks.is_empty() {
+    if !manifest.stacks.is_empty() || !manifest.env_files.is_empty() {
         let read = |path: &str| {
             git.read_file(&commit.id, path)
                 .ok()
                 .flatten()
                 .and_then(|b| String::from_utf8(b).ok())
         };
-        let checkout = base_dir_of(&git);
-        refinery_core::compose::expand_stacks(
-            &mut manifest,
-            &refinery_core::compose::StackSource {
-                read: &read,
-                env: &env,
-                base_dir: checkout.as_deref(),
-                manifest_file: file,
-            },
-        )?;
+        // Age keys for SOPS-encrypted env files, read fresh for every load.
+        let keys =
+            crate::age_keys::gather(repo, manifest.secrets.sops_age_key_file.as_deref(), &env);
+        refinery_core::manifest::resolve_env_files(&mut manifest, &read, &keys)?;
+        if !manifest.stacks.is_empty() {
+            let checkout = base_dir_of(&git);
+            refinery_core::compose::expand_stacks(
+                &mut manifest,
+                &refinery_core::compose::StackSource {
+                    read: &read,
+                    env: &env,
+                    base_dir: checkout.as_deref(),
+                    manifest_file: file,
+                    keys: &keys,
+                },
+            )?;
+        }
     }
     let uncommitted = git.worktree_differs(&commit.id, &[file])?;
     Ok(Desired {

@@ -1,5 +1,6 @@
 //! `refinery`: keep Docker hosts exactly as a git commit says.
 
+mod age_keys;
 mod args;
 mod commands;
 mod daemon;

@@ -224,12 +224,17 @@ pub fn config_changes(
     for k in keys {
         let (d, ob) = (want.get(k).copied(), o.env.get(k).map(String::as_str));
         if d != ob {
-            // Masked when the name looks secret or the declared value is marked sensitive.
+            // Masked when the name looks secret, the declared value is marked sensitive, or the
+            // container was created with a secret value under this name (a SOPS value since
+            // removed from its file).
             let sensitive = name_looks_secret(k)
                 || spec
                     .env
                     .get(k)
-                    .is_some_and(crate::secret::Secret::is_sensitive);
+                    .is_some_and(crate::secret::Secret::is_sensitive)
+                || o.labels
+                    .get(labels::SECRET_ENV)
+                    .is_some_and(|names| names.split(',').any(|n| n == k));
             changes.push(FieldChange {
                 field: format!("env.{k}"),
                 desired: masked(sensitive, d, "after"),

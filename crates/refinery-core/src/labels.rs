@@ -29,6 +29,11 @@ pub const PORT_FALLBACK: &str = "io.refinery.port-fallback";
 /// fallback was chosen: on a remote engine only those can be seen coming free again.
 pub const PORT_FALLBACK_HELD: &str = "io.refinery.port-fallback-held";
 
+/// Names of env variables whose values are secret though their names do not look it (values
+/// from SOPS files), comma-separated: a later diff masks their old values even once they are no
+/// longer declared.
+pub const SECRET_ENV: &str = "io.refinery.secret-env";
+
 /// Lower-case hex of a byte string.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
@@ -70,6 +75,15 @@ pub fn ownership_labels(spec: &ContainerSpec, revision: &str) -> BTreeMap<String
     }
     labels.insert(SPEC_HASH.to_owned(), hash);
     labels.insert(REVISION.to_owned(), revision.to_owned());
+    let secret_env: Vec<&str> = spec
+        .env
+        .iter()
+        .filter(|(k, v)| v.is_sensitive() && !crate::secret::name_looks_secret(k))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !secret_env.is_empty() {
+        labels.insert(SECRET_ENV.to_owned(), secret_env.join(","));
+    }
     if let Some(c) = &spec.bloodline.creator {
         labels.insert(CREATOR.to_owned(), c.clone());
     }

@@ -9,6 +9,7 @@ pub mod port_fallback;
 pub mod resource_id;
 pub mod runtime;
 pub mod secret;
+pub mod sops;
 pub mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

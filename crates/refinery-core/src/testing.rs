@@ -109,6 +109,7 @@ pub fn manifest(containers: Vec<ContainerSpec>) -> Manifest {
         alerting: Alerting::default(),
         ledger: LedgerConfig::default(),
         secrets: SecretsConfig::default(),
+        env_files: Vec::new(),
         allow_empty: false,
         ignore_differences: Vec::new(),
     }

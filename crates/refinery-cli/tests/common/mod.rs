@@ -212,6 +212,9 @@ pub async fn run_refinery(args: Vec<String>) -> Run {
             .env_remove("REFINERY_REV")
             .env_remove("REFINERY_LOG")
             .env_remove("REFINERY_SELF_CONTAINER")
+            // Age keys come only from what a test's manifest names.
+            .env_remove("SOPS_AGE_KEY")
+            .env_remove("SOPS_AGE_KEY_FILE")
             .write_stdin("")
             .timeout(COMMAND_TIMEOUT)
             .output()

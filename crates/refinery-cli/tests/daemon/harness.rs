@@ -45,6 +45,8 @@ impl Daemon {
             .env_remove("REFINERY_REPO")
             .env_remove("REFINERY_REV")
             .env_remove("REFINERY_SELF_CONTAINER")
+            .env_remove("SOPS_AGE_KEY")
+            .env_remove("SOPS_AGE_KEY_FILE")
             .env("REFINERY_LOG", "info,refinery=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

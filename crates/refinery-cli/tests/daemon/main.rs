@@ -15,3 +15,4 @@ mod inventory;
 mod observability;
 mod policy;
 mod revisions;
+mod secrets;

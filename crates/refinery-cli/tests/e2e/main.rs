@@ -14,4 +14,5 @@ mod inventory;
 mod lifecycle;
 mod output;
 mod port_fallback;
+mod secrets;
 mod unauthorized;

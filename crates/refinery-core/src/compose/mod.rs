@@ -76,6 +76,8 @@ pub struct StackSource<'a> {
     pub base_dir: Option<&'a str>,
     /// The manifest file, for problems with the `stacks:` entry itself.
     pub manifest_file: &'a str,
+    /// Age keys for SOPS-encrypted `env_file`s.
+    pub keys: &'a crate::sops::AgeKeys,
 }
 
 /// Expands every stack of `manifest` into its containers, networks and volumes, appended to
@@ -202,6 +204,12 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
     let mut dotenv: BTreeMap<String, String> = BTreeMap::new();
     if let Some(p) = &env_path {
         match (src.read)(p) {
+            Some(text) if crate::sops::is_sops(&text, crate::sops::SopsFormat::for_path(p)) => {
+                issues.push(stack_issue(
+                    "env_file",
+                    format!("`{p}` is SOPS-encrypted, but a stack's `env_file` only feeds `${{VAR}}` interpolation, where values would appear in clear"),
+                ).with_hint("give the secrets to the services instead: `env_file:` under a service accepts SOPS files"));
+            }
             Some(text) => match parse_env_file(&text) {
                 Ok(vars) => dotenv = vars,
                 Err((line, message)) => {
@@ -253,6 +261,7 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
             abs_dir: &abs_project_dir,
             read: src.read,
             project_dir: &project_dir,
+            keys: src.keys,
         };
         read_file(
             &mut r,

@@ -9,7 +9,8 @@ use crate::secret::Secret;
 use crate::spec::{DependencyCondition, Healthcheck, Mount, MountKind, PortBinding, RestartPolicy};
 use crate::yaml::{Loc, Node, Value};
 
-use super::{join_rel, parse_env_file};
+use super::join_rel;
+use crate::sops::{AgeKeys, env_file_values};
 
 /// Where the file being read lives.
 pub(super) struct FileContext<'a> {
@@ -20,6 +21,8 @@ pub(super) struct FileContext<'a> {
     /// Repository-relative project directory.
     pub project_dir: &'a str,
     pub read: &'a dyn Fn(&str) -> Option<String>,
+    /// Age keys for SOPS-encrypted `env_file`s.
+    pub keys: &'a AgeKeys,
 }
 
 #[derive(Debug, Clone)]
@@ -203,17 +206,15 @@ pub(super) fn read_service(
                 for item in r.strings_at(v, &p).unwrap_or_default() {
                     let path = join_rel(ctx.project_dir, &item.value);
                     match (ctx.read)(&path) {
-                        Some(text) => match parse_env_file(&text) {
-                            Ok(vars) => {
-                                for (k, val) in vars {
-                                    file_env.insert(k.clone(), Secret::for_name(&k, val));
+                        // SOPS-encrypted env files are decrypted here, in memory.
+                        Some(text) => match env_file_values(&path, &text, ctx.keys) {
+                            Ok(vars) => file_env.extend(vars),
+                            Err(e) => match e.hint() {
+                                Some(h) => {
+                                    r.error_hint(item.loc, &item.field, e.message(&path), h);
                                 }
-                            }
-                            Err((line, message)) => r.error(
-                                item.loc,
-                                &item.field,
-                                format!("failed to read `{path}` line {line}: {message}"),
-                            ),
+                                None => r.error(item.loc, &item.field, e.message(&path)),
+                            },
                         },
                         None => r.error(
                             item.loc,

@@ -18,6 +18,15 @@ fn run(
     st: &StackSpec,
     env: &[(&str, &str)],
 ) -> Result<Expanded, Vec<Issue>> {
+    run_with_keys(files, st, env, &crate::sops::AgeKeys::new())
+}
+
+fn run_with_keys(
+    files: &[(&str, &str)],
+    st: &StackSpec,
+    env: &[(&str, &str)],
+    keys: &crate::sops::AgeKeys,
+) -> Result<Expanded, Vec<Issue>> {
     let files: BTreeMap<String, String> = files
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -35,6 +44,7 @@ fn run(
             env: &lookup,
             base_dir: Some("/repo"),
             manifest_file: "refinery.yaml",
+            keys,
         },
     )
 }
@@ -299,4 +309,99 @@ fn compose_env_file_parses_quotes_and_comments() {
     assert_eq!(vars["C"], "x y");
     assert_eq!(vars["D"], "v");
     assert!(parse_env_file("oops\n").is_err());
+}
+
+const SOPS_COMPOSE: &str =
+    "services:\n  api:\n    image: busybox:1.36\n    env_file: [secrets.enc.env]\n";
+
+#[test]
+fn compose_env_file_sops_decrypts_to_sensitive_values() {
+    use crate::sops::{
+        AgeKeys, SopsFormat,
+        encrypt::{encrypt_vars, generate_identity},
+    };
+    let (secret, recipient) = generate_identity();
+    let enc = encrypt_vars(
+        &[("DB_URL", "postgres://u:p@db/x")],
+        SopsFormat::Dotenv,
+        &[&recipient],
+    );
+    let mut keys = AgeKeys::new();
+    keys.add_text(&secret, "`SOPS_AGE_KEY`");
+    let e = run_with_keys(
+        &[
+            ("app/docker-compose.yml", SOPS_COMPOSE),
+            ("app/secrets.enc.env", &enc),
+        ],
+        &stack(&["app/docker-compose.yml"], &[]),
+        &[],
+        &keys,
+    )
+    .expect("expands");
+    let v = &e.containers[0].env["DB_URL"];
+    assert_eq!(v.expose(), "postgres://u:p@db/x");
+    assert!(
+        v.is_sensitive(),
+        "a SOPS value is sensitive whatever its name"
+    );
+    assert_eq!(v.to_string(), "***");
+}
+
+#[test]
+fn compose_env_file_sops_without_key_is_an_issue_at_the_entry() {
+    use crate::sops::{
+        SopsFormat,
+        encrypt::{encrypt_vars, generate_identity},
+    };
+    let (_, recipient) = generate_identity();
+    let enc = encrypt_vars(&[("DB_URL", "x")], SopsFormat::Dotenv, &[&recipient]);
+    let issues = run(
+        &[
+            ("app/docker-compose.yml", SOPS_COMPOSE),
+            ("app/secrets.enc.env", &enc),
+        ],
+        &stack(&["app/docker-compose.yml"], &[]),
+        &[],
+    )
+    .expect_err("no key");
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    let i = &issues[0];
+    assert_eq!((i.file.as_str(), i.line), ("app/docker-compose.yml", 4));
+    assert_eq!(i.field, "services.api.env_file[0]");
+    assert_eq!(
+        i.message,
+        "`app/secrets.enc.env`: failed to decrypt: no age key found"
+    );
+}
+
+#[test]
+fn compose_stack_env_file_sops_is_refused() {
+    use crate::sops::{
+        SopsFormat,
+        encrypt::{encrypt_vars, generate_identity},
+    };
+    let (_, recipient) = generate_identity();
+    let enc = encrypt_vars(&[("TAG", "x")], SopsFormat::Dotenv, &[&recipient]);
+    let mut st = stack(&["app/docker-compose.yml"], &[]);
+    st.env_file = Some("app/.env".into());
+    let issues = run(
+        &[
+            (
+                "app/docker-compose.yml",
+                SOPS_COMPOSE
+                    .replace("env_file: [secrets.enc.env]", "environment: {A: b}")
+                    .as_str(),
+            ),
+            ("app/.env", &enc),
+        ],
+        &st,
+        &[],
+    )
+    .expect_err("refused");
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.message.contains("is SOPS-encrypted")),
+        "{issues:?}"
+    );
 }

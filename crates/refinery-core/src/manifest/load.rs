@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::env_files::{self, EnvFileRef};
 use super::reader::{self, MapView, Reader};
 use super::specs::{parse_port, parse_volume};
 use super::*;
@@ -150,8 +151,9 @@ fn read_manifest(
         .get("ignore_differences")
         .and_then(|n| r.strings(n, "ignore_differences"))
         .unwrap_or_default();
+    let mut env_files = Vec::new();
     let containers = containers_node
-        .map(|n| read_containers(r, n, &node_names, opts.base_dir.as_deref()))
+        .map(|n| read_containers(r, n, &node_names, opts.base_dir.as_deref(), &mut env_files))
         .unwrap_or_default();
     top.finish(r);
     Some(Manifest {
@@ -171,6 +173,7 @@ fn read_manifest(
         secrets,
         allow_empty,
         ignore_differences,
+        env_files,
     })
 }
 
@@ -666,6 +669,7 @@ fn read_containers(
     node: &Node,
     node_names: &NodeNames,
     base_dir: Option<&str>,
+    env_files: &mut Vec<EnvFileRef>,
 ) -> Vec<ContainerSpec> {
     let mut out: Vec<ContainerSpec> = Vec::new();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
@@ -817,6 +821,11 @@ fn read_containers(
                 env.insert(e.key.clone(), Secret::for_name(&e.key, e.value));
             }
         }
+        // Read from the commit (and decrypted when SOPS) by `resolve_env_files`.
+        let env_file = m
+            .get("env_file")
+            .map(|n| env_files::read_refs(r, n, &format!("{path}.env_file")))
+            .unwrap_or_default();
         let mut mounts = Vec::new();
         if let Some(n) = m.get("volumes") {
             let p = format!("{path}.volumes");
@@ -925,6 +934,11 @@ fn read_containers(
             continue;
         }
         for node_name in nodes {
+            env_files.extend(env_file.iter().map(|f| EnvFileRef {
+                node: node_name.clone(),
+                container: name.clone(),
+                ..f.clone()
+            }));
             if !seen.insert((node_name.clone(), name.clone())) {
                 r.error(
                     name_loc,

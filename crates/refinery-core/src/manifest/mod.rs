@@ -1,5 +1,6 @@
 //! The manifest (`refinery.yaml`, or seed 000's `bloodline_manifest.yaml`) as typed values.
 
+mod env_files;
 mod error;
 pub(crate) mod load;
 pub mod reader;
@@ -7,6 +8,7 @@ pub mod specs;
 
 use serde::Serialize;
 
+pub use env_files::{EnvFileRef, resolve_env_files};
 pub use error::{Issue, ManifestError};
 pub use load::{LoadOptions, Loaded, MANIFEST_FILES, load_manifest};
 
@@ -331,6 +333,9 @@ pub struct Manifest {
     pub allow_empty: bool,
     /// Field paths ignored for every resource.
     pub ignore_differences: Vec<String>,
+    /// `env_file:` entries of `containers:`, read from the commit by [`resolve_env_files`].
+    #[serde(skip)]
+    pub env_files: Vec<EnvFileRef>,
 }
 
 impl Manifest {

@@ -1,0 +1,159 @@
+//! SOPS secrets on the real engine: a compose service's and a container's `env_file` encrypted
+//! to an age key. A
+//! secret changed in git recreates the container with the new value, and the clear value shows
+//! nowhere: not in `plan`, not in `apply`'s output, not in the ledger. A wrong or missing key stops
+//! the pass with exit 2 and leaves the running container as it was.
+
+use refinery_core::sops::SopsFormat;
+use refinery_core::sops::encrypt::{encrypt_vars, generate_identity};
+
+use crate::common::{Env, IMAGE};
+
+const LEDGER: &str = "ledger/container_ledger.jsonl";
+
+fn compose_file(env: &Env) -> String {
+    format!(
+        "services:\n  api:\n    image: {IMAGE}\n    env_file: [secrets.enc.env]\n    environment: {{LOG_LEVEL: info}}\n    labels: {{io.refinery.test: \"{}\"}}\n",
+        env.run.id()
+    )
+}
+
+/// The encrypted env file: `API_URL` has a name that does not look secret, so only its SOPS
+/// origin keeps it masked.
+fn secrets(recipient: &str, url: &str, password: &str) -> String {
+    encrypt_vars(
+        &[("API_URL", url), ("DB_PASSWORD", password)],
+        SopsFormat::Dotenv,
+        &[recipient],
+    )
+}
+
+/// The container's id and its environment as `KEY=value` lines, as the engine reports them.
+async fn inspect(env: &Env, name: &str) -> (String, Vec<String>) {
+    use refinery_core::ContainerRuntime as _;
+    let c = env
+        .rt
+        .inspect(name)
+        .await
+        .unwrap_or_else(|e| panic!("inspect `{name}`: {e}"));
+    let vars = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    (c.id, vars)
+}
+
+fn assert_clean(what: &str, text: &str, values: &[&str]) {
+    for v in values {
+        assert!(!text.contains(v), "{what} leaks `{v}`:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
+    let env = Env::new().await;
+    let project = env.name("sec");
+    let name = format!("{project}_api_1");
+    // A plain `containers:` entry reads the same encrypted file.
+    let solo = env.name("solo");
+    let (key, recipient) = generate_identity();
+    let keys_dir = tempfile::tempdir().expect("tempdir");
+    let key_file = keys_dir.path().join("age.txt");
+    std::fs::write(&key_file, format!("# test key\n{key}\n")).expect("write the key file");
+
+    let v1 = format!("https://svc:tok-one-{}@api.internal", env.run.id());
+    let v2 = format!("https://svc:tok-two-{}@api.internal", env.run.id());
+    let p1 = format!("pw-one-{}", env.run.id());
+    let p2 = format!("pw-two-{}", env.run.id());
+    let values = [v1.as_str(), v2.as_str(), p1.as_str(), p2.as_str()];
+
+    env.commit_file("docker-compose.yml", &compose_file(&env));
+    env.commit_file("secrets.enc.env", &secrets(&recipient, &v1, &p1));
+    env.commit_manifest(&format!(
+        "secrets: {{sops_age_key_file: \"{}\"}}\ncontainers:\n  - name: {solo}\n    image: {IMAGE}\n    env_file: secrets.enc.env\nstacks:\n  - name: {project}\n    files: [docker-compose.yml]\n",
+        key_file.display()
+    ));
+
+    let apply = env.refinery(&["apply", "--yes"]).await;
+    apply.code(0);
+    assert_clean("the first apply", &apply.transcript(), &values);
+    let c = inspect(&env, &name).await;
+    assert!(c.1.contains(&format!("API_URL={v1}")), "{:?}", c.1);
+    assert!(c.1.contains(&format!("DB_PASSWORD={p1}")), "{:?}", c.1);
+    let s1 = inspect(&env, &solo).await;
+    assert!(s1.1.contains(&format!("API_URL={v1}")), "{:?}", s1.1);
+
+    // The secrets change in git: drift on both variables, masked before and after.
+    env.commit_file("secrets.enc.env", &secrets(&recipient, &v2, &p2));
+    let plan = env.refinery(&["plan"]).await;
+    plan.code(3)
+        .stdout_has("env.API_URL")
+        .stdout_has("env.DB_PASSWORD")
+        .stdout_has("*** (before)")
+        .stdout_has("*** (after)");
+    assert_clean("`plan`", &plan.transcript(), &values);
+    let json = env.refinery(&["plan", "--json"]).await;
+    json.code(3);
+    assert_clean("`plan --json`", &json.transcript(), &values);
+
+    let apply = env.refinery(&["apply", "--yes"]).await;
+    apply
+        .code(0)
+        .stdout_has(&format!("docker/local/stack/{project}/api/1 recreated"))
+        .outcome(&solo, "recreated");
+    assert_clean("the second apply", &apply.transcript(), &values);
+    let after = inspect(&env, &name).await;
+    assert_ne!(after.0, c.0, "recreated");
+    assert!(after.1.contains(&format!("API_URL={v2}")), "{:?}", after.1);
+    assert!(
+        after.1.contains(&format!("DB_PASSWORD={p2}")),
+        "{:?}",
+        after.1
+    );
+    let s2 = inspect(&env, &solo).await;
+    assert!(s2.1.contains(&format!("API_URL={v2}")), "{:?}", s2.1);
+    env.refinery(&["plan"]).await.code(0);
+
+    let ledger =
+        std::fs::read_to_string(env.repo.path().join(LEDGER)).expect("the ledger file exists");
+    assert!(ledger.contains("env.API_URL"), "{ledger}");
+    assert_clean("the ledger", &ledger, &values);
+    let show = env.refinery(&["ledger", "show", "--json"]).await;
+    show.code(0);
+    assert_clean("`ledger show`", &show.stdout, &values);
+    let status = env.refinery(&["status"]).await;
+    assert_clean("`status`", &status.transcript(), &values);
+
+    // A key that is not a recipient: exit 2, the file and the recipient named, nothing touched.
+    let (other, _) = generate_identity();
+    std::fs::write(&key_file, format!("{other}\n")).expect("write the wrong key");
+    env.commit_file(
+        "secrets.enc.env",
+        &secrets(&recipient, "https://three", "pw-three"),
+    );
+    let plan = env.refinery(&["plan"]).await;
+    plan.code(2)
+        .stderr_has("`secrets.enc.env`: failed to decrypt the data key: none of the 1 age key(s) found is a recipient of the file")
+        .stderr_has(&recipient)
+        .stderr_has("`secrets.sops_age_key_file`");
+    env.refinery(&["apply", "--yes"]).await.code(2);
+
+    // No key at all: exit 2, naming where keys are looked for.
+    std::fs::write(&key_file, "# no keys here\n").expect("empty the key file");
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(2)
+        .stderr_has("failed to decrypt: no age key found")
+        .stderr_has("`SOPS_AGE_KEY` (not set)")
+        .stderr_has("`SOPS_AGE_KEY_FILE` (not set)");
+
+    let untouched = inspect(&env, &name).await;
+    assert_eq!(untouched.0, after.0, "the running container is left alone");
+    assert_eq!(
+        inspect(&env, &solo).await.0,
+        s2.0,
+        "the running container is left alone"
+    );
+    assert!(
+        untouched.1.contains(&format!("API_URL={v2}")),
+        "{:?}",
+        untouched.1
+    );
+}
