@@ -59,11 +59,13 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                 .flatten()
                 .and_then(|b| String::from_utf8(b).ok())
         };
+        let read_tree = |dir: &str| git.read_tree(&commit.id, dir).unwrap_or_default();
         let checkout = base_dir_of(&git);
         refinery_core::compose::expand_stacks(
             &mut manifest,
             &refinery_core::compose::StackSource {
                 read: &read,
+                read_tree: &read_tree,
                 env: &env,
                 base_dir: checkout.as_deref(),
                 manifest_file: file,

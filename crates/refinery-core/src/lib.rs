@@ -22,7 +22,8 @@ pub use runtime::{
 };
 pub use secret::Secret;
 pub use spec::{
-    Bloodline, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount, MountKind,
+    Bloodline, BuildSpec, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount,
+    MountKind,
     NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy, RuntimeOptions,
     StackMember, VolumeSpec,
 };

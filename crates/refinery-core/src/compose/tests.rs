@@ -27,11 +27,19 @@ fn run(
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     let read = |p: &str| files.get(p).cloned();
+    let read_tree = |dir: &str| {
+        files
+            .iter()
+            .filter(|(k, _)| dir.is_empty() || k.starts_with(&format!("{dir}/")))
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect()
+    };
     let lookup = |n: &str| env.get(n).cloned();
     expand_stack(
         st,
         &StackSource {
             read: &read,
+            read_tree: &read_tree,
             env: &lookup,
             base_dir: Some("/repo"),
             manifest_file: "refinery.yaml",
@@ -259,8 +267,28 @@ fn compose_bad_inputs_name_file_line_column() {
             "c.yml:4:5: service `a`: key `privileged` is not supported by Refinery",
         ),
         (
-            "services:\n  a:\n    build: .\n",
-            "c.yml:3:5: service `a`: `build` is not supported by Refinery yet",
+            "services:\n  a:\n    build: ../elsewhere\n",
+            "c.yml:3:5: service `a`: build context `../elsewhere` is outside the repository",
+        ),
+        (
+            "services:\n  a:\n    build: /srv/app\n",
+            "c.yml:3:5: service `a`: build context `/srv/app` is outside the repository",
+        ),
+        (
+            "services:\n  a:\n    build: {context: missing}\n",
+            "c.yml:3:5: service `a`: failed to find build context `missing` in the commit",
+        ),
+        (
+            "services:\n  a:\n    build: {context: ., dockerfile: ../Dockerfile}\n",
+            "dockerfile `../Dockerfile` is outside the build context",
+        ),
+        (
+            "services:\n  a:\n    build: {context: ., network: host}\n",
+            "c.yml:3:25: service `a`: key `network` of `build` is not supported by Refinery",
+        ),
+        (
+            "services:\n  a:\n    command: x\n",
+            "c.yml:2:3: service `a` has no `image` and no `build`",
         ),
         (
             "services:\n  a:\n    image: x\n    container_name: one\n    scale: 2\n",
@@ -299,4 +327,71 @@ fn compose_env_file_parses_quotes_and_comments() {
     assert_eq!(vars["C"], "x y");
     assert_eq!(vars["D"], "v");
     assert!(parse_env_file("oops\n").is_err());
+}
+
+const BUILD: &str = "services:
+  api:
+    build:
+      context: ./api
+      dockerfile: Dockerfile.prod
+      args: {VERSION: \"${VERSION:-1}\"}
+      target: run
+    deploy: {replicas: 2}
+  named:
+    image: shop/named:1
+    build: api
+";
+
+fn build_files(dockerfile: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("deploy/c.yml", BUILD.to_owned()),
+        ("deploy/api/Dockerfile.prod", dockerfile.to_owned()),
+        ("deploy/api/Dockerfile", "FROM base\n".to_owned()),
+        ("deploy/api/app.sh", "echo hi\n".to_owned()),
+        ("deploy/other/x", "not in the context\n".to_owned()),
+    ]
+}
+
+fn run_build(files: &[(&'static str, String)], env: &[(&str, &str)]) -> Expanded {
+    let files: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run(&files, &stack(&["deploy/c.yml"], &[]), env).expect("valid")
+}
+
+#[test]
+fn compose_build_reads_context_from_commit_and_tags_by_digest() {
+    let e = run_build(&build_files("FROM base AS run\n"), &[]);
+    let api = &e.containers[0];
+    let b = api.stack.as_ref().and_then(|m| m.build.as_ref()).expect("build");
+    assert_eq!(b.context, "deploy/api");
+    assert_eq!(b.dockerfile, "Dockerfile.prod");
+    assert_eq!(b.args["VERSION"], "1");
+    assert_eq!(b.target.as_deref(), Some("run"));
+    let names: Vec<&str> = b.files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["Dockerfile", "Dockerfile.prod", "app.sh"]);
+    assert_eq!(api.image, format!("shop-api:refinery-{}", b.short_digest()));
+    // Both replicas run the one image.
+    assert_eq!(e.containers[1].image, api.image);
+    // An `image:` names the built image.
+    let named = e.containers.iter().find(|c| c.name == "shop_named_1").expect("named");
+    assert_eq!(named.image, "shop/named:1");
+}
+
+#[test]
+fn compose_build_digest_changes_with_context_args_only() {
+    let digest = |files: &[(&'static str, String)], env: &[(&str, &str)]| {
+        run_build(files, env).containers[0]
+            .stack
+            .as_ref()
+            .and_then(|m| m.build.as_ref())
+            .map(|b| b.digest.clone())
+            .expect("build")
+    };
+    let base = digest(&build_files("FROM base AS run\n"), &[]);
+    assert_eq!(base, digest(&build_files("FROM base AS run\n"), &[]));
+    assert_ne!(base, digest(&build_files("FROM base AS run\nRUN true\n"), &[]));
+    assert_ne!(base, digest(&build_files("FROM base AS run\n"), &[("VERSION", "2")]));
+    // A file outside the context does not count.
+    let mut other = build_files("FROM base AS run\n");
+    other[4].1 = "changed\n".into();
+    assert_eq!(base, digest(&other, &[]));
 }
