@@ -396,14 +396,54 @@ fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
+/// The build a spec's image needs before a container can be made from it: the service builds
+/// (`build:`) and the local image is absent or was built from another context.
+#[must_use]
+pub fn needs_build<'s>(
+    spec: &'s ContainerSpec,
+    observed: &Observed,
+) -> Option<&'s crate::spec::BuildSpec> {
+    let build = spec.stack.as_ref()?.build.as_ref()?;
+    let built = observed.image(&spec.image).is_some_and(|info| {
+        info.defaults.labels.get(crate::compose::LABEL_BUILD_DIGEST) == Some(&build.digest)
+    });
+    (!built).then_some(build)
+}
+
+/// `build `tag` from `dir``, for plan details.
+fn build_note(spec: &ContainerSpec, build: &crate::spec::BuildSpec) -> String {
+    let dir = if build.context.is_empty() {
+        "."
+    } else {
+        build.context.as_str()
+    };
+    format!("builds `{}` from `{dir}`", spec.image)
+}
+
 /// The image drift of one container, if any: compared by image id when the declared image is
-/// local (so a re-tagged image counts), else by reference.
+/// local (so a re-tagged image counts), else by reference. A built image that is local but was
+/// built from another context is drift too.
 #[must_use]
 pub fn image_change(
     spec: &ContainerSpec,
     o: &ObservedContainer,
     observed: &Observed,
 ) -> Option<FieldChange> {
+    if let Some(build) = needs_build(spec, observed)
+        && observed.image(&spec.image).is_some()
+    {
+        return Some(FieldChange {
+            field: "image".into(),
+            desired: format!(
+                "{} ({}, context {})",
+                spec.image,
+                build_note(spec, build),
+                build.short_digest()
+            ),
+            observed: format!("{} ({})", o.image, short_id(&o.image_id)),
+            ignored: false,
+        });
+    }
     match observed.image(&spec.image) {
         Some(info) if info.id != o.image_id => Some(FieldChange {
             field: "image".into(),
@@ -415,9 +455,13 @@ pub fn image_change(
         None if labels::normalize_image_ref(&o.image)
             != labels::normalize_image_ref(&spec.image) =>
         {
+            let why = match needs_build(spec, observed) {
+                Some(b) => build_note(spec, b),
+                None => "not present locally".to_owned(),
+            };
             Some(FieldChange {
                 field: "image".into(),
-                desired: format!("{} (not present locally)", spec.image),
+                desired: format!("{} ({why})", spec.image),
                 observed: format!("{} ({})", o.image, short_id(&o.image_id)),
                 ignored: false,
             })
@@ -451,11 +495,15 @@ pub fn diff_node(
     for spec in declared {
         let id = ResourceId::for_spec(&ctx.node, spec);
         let Some(o) = observed.container(&spec.name) else {
+            let summary = match needs_build(spec, observed) {
+                Some(b) => format!("not on the engine; {}", build_note(spec, b)),
+                None => "not on the engine".into(),
+            };
             report.drifts.push(Drift {
                 id,
                 kind: DriftKind::Missing,
                 container_id: None,
-                summary: "not on the engine".into(),
+                summary,
                 changes: Vec::new(),
             });
             continue;

@@ -23,9 +23,8 @@ pub use runtime::{
 pub use secret::Secret;
 pub use spec::{
     Bloodline, BuildSpec, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount,
-    MountKind,
-    NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy, RuntimeOptions,
-    StackMember, VolumeSpec,
+    MountKind, NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy,
+    RuntimeOptions, StackMember, VolumeSpec,
 };
 
 pub mod backoff;

@@ -119,7 +119,7 @@ fn server_error(status_code: u16, message: &str, op: &Op<'_>) -> RuntimeError {
     }
 }
 
-fn other(op: &Op<'_>, message: String) -> RuntimeError {
+pub(crate) fn other(op: &Op<'_>, message: String) -> RuntimeError {
     RuntimeError::Other {
         action: op.action(),
         message,
@@ -905,6 +905,47 @@ pub(crate) fn network_create_request(net: &NetworkSpec) -> bollard::models::Netw
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         ),
+        ..Default::default()
+    }
+}
+
+/// The build context of a compose `build:` as an in-memory tar: every committed file, mode 0644
+/// (git keeps only the executable bit; 0755 for those would need the mode, which is not kept).
+pub(crate) fn build_context_tar(build: &refinery_core::BuildSpec) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in build.files.iter() {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, data.as_slice())?;
+    }
+    tar.into_inner()
+}
+
+/// Classic builder, no pull, the context's dockerfile, args and target.
+pub(crate) fn build_options(
+    tag: &str,
+    build: &refinery_core::BuildSpec,
+    labels: &BTreeMap<String, String>,
+) -> bollard::query_parameters::BuildImageOptions {
+    bollard::query_parameters::BuildImageOptions {
+        t: Some(tag.to_owned()),
+        dockerfile: build.dockerfile.clone(),
+        buildargs: (!build.args.is_empty()).then(|| {
+            build
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        target: build.target.clone().unwrap_or_default(),
+        labels: (!labels.is_empty())
+            .then(|| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        rm: true,
+        forcerm: true,
+        version: bollard::query_parameters::BuilderVersion::BuilderV1,
         ..Default::default()
     }
 }

@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use refinery_core::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use refinery_core::runtime::RuntimeResult;
 use refinery_core::{
-    ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
+    BuildSpec, ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
     LabelSelector, NetworkSpec, Observed, ObservedContainer, PullProgress, RuntimeError,
     VolumeSpec,
 };
@@ -650,6 +650,30 @@ impl ContainerRuntime for DockerRuntime {
         while let Some(item) = items.next().await {
             let info = item.map_err(|e| convert::pull_failure(e, &op))?;
             progress(convert::pull_progress(&info));
+        }
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        tag: &str,
+        build: &BuildSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> RuntimeResult<()> {
+        let op = self.op("build", image_what(tag));
+        let tar = convert::build_context_tar(build)
+            .map_err(|e| convert::other(&op, format!("failed to pack the build context: {e}")))?;
+        let docker = self.docker().await?;
+        let mut output = docker.build_image(
+            convert::build_options(tag, build, labels),
+            None,
+            Some(bollard::body_full(tar.into())),
+        );
+        while let Some(item) = output.next().await {
+            let info = item.map_err(|e| convert::pull_failure(e, &op))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(convert::other(&op, message.trim().to_owned()));
+            }
         }
         Ok(())
     }

@@ -199,3 +199,97 @@ async fn compose_stack_started_by_docker_compose_shows_no_drift() {
         "adopted, not recreated"
     );
 }
+
+/// A service that builds its image from a directory of the commit (FROM the local test image,
+/// so nothing is pulled).
+fn build_compose_file(env: &Env, context: &str) -> String {
+    let run = env.run.id();
+    format!(
+        "services:
+  web:
+    build:
+      context: {context}
+      args: {{GREETING: hello}}
+    labels: {{io.refinery.test: \"{run}\"}}
+"
+    )
+}
+
+const BUILD_DOCKERFILE: &str = "FROM refinery-test-busybox:latest
+ARG GREETING=hi
+ENV GREETING=$GREETING
+COPY message.txt /message.txt
+";
+
+#[tokio::test]
+async fn compose_build_service_is_built_from_the_commit_and_rebuilt_when_its_context_changes() {
+    let env = Env::new().await;
+    let project = env.name("build");
+    let web = format!("{project}_web_1");
+    env.commit_file("app/Dockerfile", BUILD_DOCKERFILE);
+    env.commit_file("app/message.txt", "one\n");
+    env.commit_file("docker-compose.yml", &build_compose_file(&env, "./app"));
+    env.commit_manifest(&stack_manifest(&project));
+
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .stdout_has(&format!("builds `{project}-web:refinery-"))
+        .stdout_has("from `app`");
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(0)
+        .stdout_has(&format!("docker/local/stack/{project}/web/1 created"));
+    let first = inspect(&env, &web).await;
+    env.run.track_image(&first.image);
+    assert!(
+        first.image.starts_with(&format!("{project}-web:refinery-")),
+        "{}",
+        first.image
+    );
+    assert_eq!(first.state, ContainerState::Running);
+    assert_eq!(
+        first.env.get("GREETING").map(String::as_str),
+        Some("hello"),
+        "built with the declared args"
+    );
+    // Built once; an unchanged context is neither drift nor rebuilt.
+    env.refinery(&["plan"]).await.code(0);
+    env.refinery(&["apply", "--yes"]).await.code(0);
+    assert_eq!(inspect(&env, &web).await.id, first.id);
+
+    // The work tree does not count: only a commit does.
+    std::fs::write(env.repo.path().join("app/message.txt"), "uncommitted\n")
+        .expect("write the work tree");
+    env.refinery(&["plan"]).await.code(0);
+
+    // A changed context in a new commit is image drift: rebuilt, then recreated.
+    env.commit_file("app/message.txt", "two\n");
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .stdout_has(&format!("docker/local/stack/{project}/web/1"))
+        .stdout_has("image");
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(0)
+        .stdout_has(&format!("docker/local/stack/{project}/web/1 recreated"));
+    let second = inspect(&env, &web).await;
+    env.run.track_image(&second.image);
+    assert_ne!(second.image, first.image);
+    assert_ne!(second.image_id, first.image_id);
+    env.refinery(&["plan"]).await.code(0);
+
+    // A context outside the repository is a load error naming file, line, column and service;
+    // nothing on the engine changes.
+    env.commit_file(
+        "docker-compose.yml",
+        &build_compose_file(&env, "../elsewhere"),
+    );
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(2)
+        .stderr_has("docker-compose.yml:3:5")
+        .stderr_has("service `web`: build context `../elsewhere` is outside the repository");
+    assert_eq!(inspect(&env, &web).await.id, second.id);
+}

@@ -15,8 +15,8 @@ pub use env_file::parse_env_file;
 use crate::manifest::reader::Reader;
 use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
 use crate::spec::{
-    BuildSpec, ContainerSpec, Dependency, NetworkAttachment, NetworkSpec, RuntimeOptions, StackMember,
-    VolumeSpec,
+    BuildSpec, ContainerSpec, Dependency, NetworkAttachment, NetworkSpec, RuntimeOptions,
+    StackMember, VolumeSpec,
 };
 use crate::yaml::{self, Loc, Node, Value};
 use service::{Service, read_service};

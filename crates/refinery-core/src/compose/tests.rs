@@ -361,7 +361,11 @@ fn run_build(files: &[(&'static str, String)], env: &[(&str, &str)]) -> Expanded
 fn compose_build_reads_context_from_commit_and_tags_by_digest() {
     let e = run_build(&build_files("FROM base AS run\n"), &[]);
     let api = &e.containers[0];
-    let b = api.stack.as_ref().and_then(|m| m.build.as_ref()).expect("build");
+    let b = api
+        .stack
+        .as_ref()
+        .and_then(|m| m.build.as_ref())
+        .expect("build");
     assert_eq!(b.context, "deploy/api");
     assert_eq!(b.dockerfile, "Dockerfile.prod");
     assert_eq!(b.args["VERSION"], "1");
@@ -372,7 +376,11 @@ fn compose_build_reads_context_from_commit_and_tags_by_digest() {
     // Both replicas run the one image.
     assert_eq!(e.containers[1].image, api.image);
     // An `image:` names the built image.
-    let named = e.containers.iter().find(|c| c.name == "shop_named_1").expect("named");
+    let named = e
+        .containers
+        .iter()
+        .find(|c| c.name == "shop_named_1")
+        .expect("named");
     assert_eq!(named.image, "shop/named:1");
 }
 
@@ -388,8 +396,14 @@ fn compose_build_digest_changes_with_context_args_only() {
     };
     let base = digest(&build_files("FROM base AS run\n"), &[]);
     assert_eq!(base, digest(&build_files("FROM base AS run\n"), &[]));
-    assert_ne!(base, digest(&build_files("FROM base AS run\nRUN true\n"), &[]));
-    assert_ne!(base, digest(&build_files("FROM base AS run\n"), &[("VERSION", "2")]));
+    assert_ne!(
+        base,
+        digest(&build_files("FROM base AS run\nRUN true\n"), &[])
+    );
+    assert_ne!(
+        base,
+        digest(&build_files("FROM base AS run\n"), &[("VERSION", "2")])
+    );
     // A file outside the context does not count.
     let mut other = build_files("FROM base AS run\n");
     other[4].1 = "changed\n".into();
