@@ -100,6 +100,9 @@ pub struct DiffContext {
     /// [`port_fallback::degraded_primaries`]): a container degraded off one of them is config
     /// drift on `ports`, so it is recreated on its primary.
     pub free_ports: BTreeSet<u16>,
+    /// The node's stack networks and volumes, declared and observed; `None` when the engine was
+    /// not asked (nothing about them is reported then).
+    pub stack_resources: Option<crate::compose::StackResources>,
 }
 
 impl DiffContext {
@@ -117,7 +120,37 @@ impl DiffContext {
                 .map(|s| s.key.clone())
                 .collect(),
             free_ports: BTreeSet::new(),
+            stack_resources: None,
         }
+    }
+
+    /// The same context, with the engine's networks and volumes to compare the manifest's stack
+    /// networks and volumes on this node with.
+    #[must_use]
+    pub fn with_stack_resources(
+        mut self,
+        manifest: &crate::manifest::Manifest,
+        networks: Vec<crate::observed::ObservedNetwork>,
+        volumes: Vec<crate::observed::ObservedVolume>,
+    ) -> Self {
+        let node = self.node.clone();
+        self.stack_resources = Some(crate::compose::StackResources {
+            networks: manifest
+                .stack_networks
+                .iter()
+                .filter(|n| n.node == node)
+                .cloned()
+                .collect(),
+            volumes: manifest
+                .stack_volumes
+                .iter()
+                .filter(|v| v.node == node)
+                .cloned()
+                .collect(),
+            observed_networks: networks,
+            observed_volumes: volumes,
+        });
+        self
     }
 
     /// The same context, with the primary host ports the engine found free.
@@ -484,6 +517,27 @@ pub fn status_summary(o: &ObservedContainer) -> Option<String> {
     }
 }
 
+/// The container docker compose made for a stack replica under another name than
+/// docker-compose 1.29's `project_service_N` (compose v2 names it `project-service-N`): found by
+/// its project, service and number labels, so it is adopted the same way.
+fn compose_replica<'o>(
+    spec: &ContainerSpec,
+    observed: &'o Observed,
+) -> Option<&'o ObservedContainer> {
+    use crate::compose::{LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
+    let m = spec.stack.as_ref()?;
+    let number = m.number.to_string();
+    observed.containers.iter().find(|c| {
+        let label = |k: &str| c.labels.get(k).map(String::as_str);
+        label(LABEL_PROJECT) == Some(m.project.as_str())
+            && label(LABEL_SERVICE) == Some(m.service.as_str())
+            && label(LABEL_NUMBER) == Some(number.as_str())
+            && !label(LABEL_ONEOFF).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            // Set aside by a recreate in progress (the engine's `recreate_temp_name`).
+            && !c.name.ends_with(".refinery-old")
+    })
+}
+
 /// Diffs the containers declared on `ctx.node` against that node's observed state.
 #[must_use]
 pub fn diff_node(
@@ -492,9 +546,16 @@ pub fn diff_node(
     ctx: &DiffContext,
 ) -> DriftReport {
     let mut report = DriftReport::default();
+    let mut adopted: BTreeSet<&str> = BTreeSet::new();
     for spec in declared {
         let id = ResourceId::for_spec(&ctx.node, spec);
-        let Some(o) = observed.container(&spec.name) else {
+        let found = observed
+            .container(&spec.name)
+            .or_else(|| compose_replica(spec, observed));
+        if let Some(o) = found {
+            adopted.insert(o.id.as_str());
+        }
+        let Some(o) = found else {
             let summary = match needs_build(spec, observed) {
                 Some(b) => format!("not on the engine; {}", build_note(spec, b)),
                 None => "not on the engine".into(),
@@ -576,9 +637,12 @@ pub fn diff_node(
             report.in_sync.push(id);
         }
     }
+    if let Some(r) = &ctx.stack_resources {
+        crate::compose::diff_stack_resources(&ctx.node, r, &mut report);
+    }
     let declared_names: BTreeSet<&str> = declared.iter().map(|s| s.name.as_str()).collect();
     for o in &observed.containers {
-        if declared_names.contains(o.name.as_str()) {
+        if declared_names.contains(o.name.as_str()) || adopted.contains(o.id.as_str()) {
             continue;
         }
         report.drifts.push(Drift {

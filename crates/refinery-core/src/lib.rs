@@ -13,7 +13,10 @@ pub mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use observed::{ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer};
+pub use observed::{
+    ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer, ObservedNetwork,
+    ObservedVolume,
+};
 pub use outcome::Outcome;
 pub use resource_id::ResourceId;
 pub use runtime::{

@@ -6,7 +6,7 @@ use std::future::Future;
 use futures_core::Stream;
 
 use crate::inventory::{EngineImage, EngineNetwork, EngineVolume};
-use crate::observed::{Observed, ObservedContainer};
+use crate::observed::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume};
 use crate::spec::{BuildSpec, ContainerSpec, NetworkSpec, VolumeSpec};
 
 /// Restricts what a node's engine shows to containers carrying one label (`key` or `key=value`).
@@ -212,6 +212,14 @@ pub trait ContainerRuntime: Send + Sync {
         let _ = (build, labels);
         let action = format!("build image `{tag}`");
         async move { Err(unsupported(action)) }
+    }
+
+    /// Every network and volume on the engine (name, driver, labels), to compare a stack's with.
+    fn networks_and_volumes(
+        &self,
+    ) -> impl Future<Output = RuntimeResult<(Vec<ObservedNetwork>, Vec<ObservedVolume>)>> + Send
+    {
+        async { Err(unsupported("list networks and volumes".to_owned())) }
     }
 
     /// Creates the network unless one of that name exists (an `external` one must exist);

@@ -20,7 +20,8 @@ use refinery_core::labels::normalize_image_ref;
 use refinery_core::{
     ContainerState, CreateRequest, EngineEvent, EngineInfo, Health, Healthcheck, ImageDefaults,
     ImageInfo, LabelSelector, Mount, MountKind, NetworkAttachment, NetworkSpec, ObservedContainer,
-    PortBinding, Protocol, PullProgress, RestartPolicy, RuntimeError, RuntimeOptions, VolumeSpec,
+    ObservedNetwork, ObservedVolume, PortBinding, Protocol, PullProgress, RestartPolicy,
+    RuntimeError, RuntimeOptions, VolumeSpec,
 };
 
 /// What an engine call was doing, for error messages: `start` + ``container `web` ``.
@@ -1128,6 +1129,24 @@ pub(crate) fn engine_network(n: bollard::models::Network, usage: &Usage) -> Opti
         labels: n.labels.unwrap_or_default().into_iter().collect(),
         name,
     })
+}
+
+/// A network for comparing a stack's declared one; `None` when the engine gave no name.
+pub(crate) fn observed_network(n: bollard::models::Network) -> Option<ObservedNetwork> {
+    Some(ObservedNetwork {
+        name: n.name?,
+        driver: n.driver.unwrap_or_default(),
+        labels: n.labels.unwrap_or_default().into_iter().collect(),
+    })
+}
+
+/// A volume for comparing a stack's declared one.
+pub(crate) fn observed_volume(v: bollard::models::Volume) -> ObservedVolume {
+    ObservedVolume {
+        name: v.name,
+        driver: v.driver,
+        labels: v.labels.into_iter().collect(),
+    }
 }
 
 /// ``volume `data` ``

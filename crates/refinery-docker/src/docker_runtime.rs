@@ -11,8 +11,8 @@ use refinery_core::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use refinery_core::runtime::RuntimeResult;
 use refinery_core::{
     BuildSpec, ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
-    LabelSelector, NetworkSpec, Observed, ObservedContainer, PullProgress, RuntimeError,
-    VolumeSpec,
+    LabelSelector, NetworkSpec, Observed, ObservedContainer, ObservedNetwork, ObservedVolume,
+    PullProgress, RuntimeError, VolumeSpec,
 };
 use tokio::sync::OnceCell;
 
@@ -710,6 +710,32 @@ impl ContainerRuntime for DockerRuntime {
             .flatten()
             .map(|v| convert::engine_volume(v, &usage))
             .collect())
+    }
+
+    async fn networks_and_volumes(
+        &self,
+    ) -> RuntimeResult<(Vec<ObservedNetwork>, Vec<ObservedVolume>)> {
+        let docker = self.docker().await?;
+        let networks = docker
+            .list_networks(Some(convert::list_networks_options(None)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "networks")))?;
+        let volumes = docker
+            .list_volumes(Some(convert::list_volumes_options(None)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "volumes")))?;
+        Ok((
+            networks
+                .into_iter()
+                .filter_map(convert::observed_network)
+                .collect(),
+            volumes
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(convert::observed_volume)
+                .collect(),
+        ))
     }
 
     async fn list_networks(

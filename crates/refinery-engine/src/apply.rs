@@ -136,6 +136,9 @@ async fn run_step<R: ContainerRuntime>(
         message: None,
         container_id,
     };
+    if refinery_core::compose::is_network_or_volume(&step.id) {
+        return create_stack_resource(rt, manifest, step).await;
+    }
     let existing = step.container_id.clone();
     let simple = |r: Result<(), RuntimeError>, outcome: Outcome| match r {
         Ok(()) => done(outcome, existing.clone()),
@@ -199,6 +202,47 @@ async fn run_step<R: ContainerRuntime>(
         StepKind::Alert | StepKind::Defer | StepKind::Protected | StepKind::Ignore => {
             done(Outcome::Skipped, existing)
         }
+    }
+}
+
+/// A stack's network or volume step: only a missing one is acted on (created); one that differs
+/// is reported and never recreated, and nothing here removes a volume.
+async fn create_stack_resource<R: ContainerRuntime>(
+    rt: &R,
+    manifest: &Manifest,
+    step: &Step,
+) -> StepResult {
+    let outcome = |outcome: Outcome, message: Option<String>| StepResult {
+        id: step.id.clone(),
+        step: step.kind,
+        outcome,
+        message,
+        container_id: None,
+    };
+    if step.kind != StepKind::Create {
+        return outcome(Outcome::Skipped, Some(step.reason.clone()));
+    }
+    let ResourceId::Docker { node, kind, name } = &step.id else {
+        return failed(step, "failed to find the declared network or volume".into());
+    };
+    let network = manifest
+        .stack_networks
+        .iter()
+        .find(|n| kind == "network" && &n.node == node && &n.name == name);
+    let volume = manifest
+        .stack_volumes
+        .iter()
+        .find(|v| kind == "volume" && &v.node == node && &v.name == name);
+    let result = match (network, volume) {
+        (Some(net), _) => rt.ensure_network(net).await,
+        (None, Some(vol)) => rt.ensure_volume(vol).await,
+        (None, None) => {
+            return failed(step, "failed to find the declared network or volume".into());
+        }
+    };
+    match result {
+        Ok(_) => outcome(Outcome::Created, None),
+        Err(e) => failed(step, e.to_string()),
     }
 }
 

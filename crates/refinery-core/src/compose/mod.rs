@@ -6,11 +6,15 @@
 //! support are reported by name.
 
 mod env_file;
+mod resources;
 mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use env_file::parse_env_file;
+pub use resources::{
+    StackResources, diff_stack_resources, is_network_or_volume, network_id, volume_id,
+};
 
 use crate::manifest::reader::Reader;
 use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
