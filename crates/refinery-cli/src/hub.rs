@@ -461,8 +461,8 @@ fn node_view(
     };
     let mut resources = Vec::new();
     for c in manifest.containers_on(node) {
-        let id = ResourceId::container(node, &c.name);
-        let o = observed.container(&c.name);
+        let id = ResourceId::for_spec(node, c);
+        let o = refinery_core::drift::declared_container(c, observed);
         let drifts = drift_views(&id);
         let degraded = eval
             .report

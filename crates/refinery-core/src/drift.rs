@@ -517,6 +517,18 @@ pub fn status_summary(o: &ObservedContainer) -> Option<String> {
     }
 }
 
+/// The container on the engine that is `spec`'s: the one of its name or, for a stack replica,
+/// the one docker compose made for that replica under another name.
+#[must_use]
+pub fn declared_container<'o>(
+    spec: &ContainerSpec,
+    observed: &'o Observed,
+) -> Option<&'o ObservedContainer> {
+    observed
+        .container(&spec.name)
+        .or_else(|| compose_replica(spec, observed))
+}
+
 /// The container docker compose made for a stack replica under another name than
 /// docker-compose 1.29's `project_service_N` (compose v2 names it `project-service-N`): found by
 /// its project, service and number labels, so it is adopted the same way.
@@ -549,9 +561,7 @@ pub fn diff_node(
     let mut adopted: BTreeSet<&str> = BTreeSet::new();
     for spec in declared {
         let id = ResourceId::for_spec(&ctx.node, spec);
-        let found = observed
-            .container(&spec.name)
-            .or_else(|| compose_replica(spec, observed));
+        let found = declared_container(spec, observed);
         if let Some(o) = found {
             adopted.insert(o.id.as_str());
         }
