@@ -409,3 +409,190 @@ fn compose_build_digest_changes_with_context_args_only() {
     other[4].1 = "changed\n".into();
     assert_eq!(base, digest(&other, &[]));
 }
+
+/// Seed 002 expanded, run through diff → policy → plan with the engine holding `networks` and
+/// `volumes`.
+fn stack_plan(
+    networks: Vec<crate::observed::ObservedNetwork>,
+    volumes: Vec<crate::observed::ObservedVolume>,
+) -> (crate::drift::DriftReport, crate::plan::Plan) {
+    let e = run(
+        &[("c.yml", PROD)],
+        &stack(&["c.yml"], &[]),
+        &[("DATABASE_URL", "x")],
+    )
+    .expect("valid");
+    let mut m = crate::testing::manifest(Vec::new());
+    m.stack_networks = e.networks;
+    m.stack_volumes = e.volumes;
+    let observed = crate::observed::Observed::default();
+    let ctx =
+        crate::drift::DiffContext::for_node(&m, "lyra").with_stack_resources(&m, networks, volumes);
+    let report = crate::drift::diff_node(&[], &observed, &ctx);
+    let first_seen = BTreeMap::new();
+    let pctx = crate::policy::PolicyContext {
+        manifest: &m,
+        mode: m.mode_of("lyra"),
+        now: crate::testing::now(),
+        first_seen: &first_seen,
+        honor_grace: false,
+        self_container_id: None,
+    };
+    let decisions = crate::policy::decide(&report, &observed, &pctx);
+    let plan = crate::plan::plan(&decisions, &observed);
+    (report, plan)
+}
+
+fn engine_network(
+    name: &str,
+    driver: &str,
+    labels: &[(&str, &str)],
+) -> crate::observed::ObservedNetwork {
+    crate::observed::ObservedNetwork {
+        name: name.into(),
+        driver: driver.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+#[test]
+fn compose_network_missing_is_created_and_volume_missing_too() {
+    let (report, plan) = stack_plan(Vec::new(), Vec::new());
+    let net = network_id("lyra", "shop_consensusnet");
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.id == net)
+        .expect("network step");
+    assert_eq!(step.kind, crate::plan::StepKind::Create);
+    assert!(
+        report
+            .drifts
+            .iter()
+            .any(|d| d.id == net && d.kind == crate::drift::DriftKind::Missing)
+    );
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.id == volume_id("lyra", "shop_redis_data")
+                && s.kind == crate::plan::StepKind::Create),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn compose_network_with_other_driver_or_labels_is_reported_not_recreated() {
+    let labels = [
+        (LABEL_NETWORK, "consensusnet"),
+        (LABEL_PROJECT, "shop"),
+        // Another docker compose release: never drift.
+        (LABEL_VERSION, "2.24.0"),
+    ];
+    let vol = crate::observed::ObservedVolume {
+        name: "shop_redis_data".into(),
+        driver: "local".into(),
+        labels: [(LABEL_VOLUME, "redis_data"), (LABEL_PROJECT, "shop")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let (report, plan) = stack_plan(
+        vec![engine_network("shop_consensusnet", "bridge", &labels)],
+        vec![vol.clone()],
+    );
+    assert!(report.drifts.is_empty(), "{:#?}", report.drifts);
+    assert_eq!(report.in_sync.len(), 2);
+
+    let mut other = vol;
+    other
+        .labels
+        .insert(LABEL_PROJECT.into(), "someone-else".into());
+    let (report, plan2) = stack_plan(
+        vec![engine_network("shop_consensusnet", "macvlan", &labels)],
+        vec![other],
+    );
+    assert!(plan.steps.is_empty());
+    let net = report
+        .drifts
+        .iter()
+        .find(|d| d.id == network_id("lyra", "shop_consensusnet"))
+        .expect("network drift");
+    assert_eq!(net.kind, crate::drift::DriftKind::Config);
+    assert_eq!(net.summary, "driver differs");
+    let vol = report
+        .drifts
+        .iter()
+        .find(|d| d.id == volume_id("lyra", "shop_redis_data"))
+        .expect("volume drift");
+    assert_eq!(vol.changes[0].field, "labels.com.docker.compose.project");
+    // Reported, never recreated (nor removed).
+    for s in &plan2.steps {
+        assert_eq!(s.kind, crate::plan::StepKind::Alert, "{s:#?}");
+    }
+}
+
+#[test]
+fn compose_v2_container_name_is_adopted_by_labels() {
+    let e = run(&[("c.yml", PROFILES)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let spec = &e.containers[0];
+    let mut o =
+        crate::testing::observed_from_spec(spec, &crate::observed::ImageDefaults::default());
+    o.name = "shop-cache-1".into();
+    o.labels
+        .extend(crate::labels::ownership_labels(spec, "abc"));
+    let observed = crate::observed::Observed {
+        containers: vec![o],
+        images: BTreeMap::from([(
+            spec.image.clone(),
+            crate::testing::image_info(&spec.image, &crate::observed::ImageDefaults::default()),
+        )]),
+    };
+    let report = crate::drift::diff_node(
+        &[spec],
+        &observed,
+        &crate::drift::DiffContext::for_node(&crate::testing::manifest(Vec::new()), "lyra"),
+    );
+    assert!(report.drifts.is_empty(), "{:#?}", report.drifts);
+    assert_eq!(report.in_sync.len(), 1);
+}
+
+#[test]
+fn compose_build_image_from_another_context_is_image_drift() {
+    let e = run_build(&build_files("FROM base AS run\n"), &[]);
+    let spec = e
+        .containers
+        .iter()
+        .find(|c| c.name == "shop_named_1")
+        .expect("named");
+    let digest = spec
+        .stack
+        .as_ref()
+        .and_then(|m| m.build.as_ref())
+        .map(|b| b.digest.clone())
+        .expect("build");
+    let defaults = crate::observed::ImageDefaults::default();
+    let o = crate::testing::observed_from_spec(spec, &defaults);
+    let with_label = |value: &str| {
+        let mut info = crate::testing::image_info(&spec.image, &defaults);
+        info.defaults
+            .labels
+            .insert(LABEL_BUILD_DIGEST.into(), value.into());
+        crate::observed::Observed {
+            containers: vec![o.clone()],
+            images: BTreeMap::from([(spec.image.clone(), info)]),
+        }
+    };
+    assert!(crate::drift::image_change(spec, &o, &with_label(&digest)).is_none());
+    let change = crate::drift::image_change(spec, &o, &with_label("old")).expect("drift");
+    assert!(
+        change
+            .desired
+            .contains("builds `shop/named:1` from `deploy/api`"),
+        "{change:?}"
+    );
+    assert!(crate::drift::needs_build(spec, &with_label("old")).is_some());
+    assert!(crate::drift::needs_build(spec, &with_label(&digest)).is_none());
+}
