@@ -628,6 +628,58 @@ fn join_inside(dir: &str, rel: &str) -> Option<String> {
     Some(out.join("/"))
 }
 
+/// The context's files that its `.dockerignore` keeps, by Docker's rules: `#` comments, patterns
+/// relative to the context (`*` and `?` within a path segment, `**` across them), a leading `!`
+/// keeps again, the last matching line wins, and a pattern matching a directory covers all under
+/// it. `.dockerignore` itself and the Dockerfile are sent anyway (the builder needs them; Docker
+/// does the same). What is left out is not built and not digested.
+fn apply_dockerignore(
+    files: BTreeMap<String, Vec<u8>>,
+    dockerfile: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let Some(text) = files.get(".dockerignore") else {
+        return Ok(files);
+    };
+    let text = String::from_utf8_lossy(text).into_owned();
+    let mut rules: Vec<(bool, globset::GlobMatcher)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (keep, pattern) = match line.strip_prefix('!') {
+            Some(p) => (true, p.trim()),
+            None => (false, line),
+        };
+        let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+        let pattern = pattern.trim_end_matches('/');
+        if pattern.is_empty() {
+            continue;
+        }
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("failed to read `.dockerignore` pattern `{line}`: {e}"))?;
+        rules.push((keep, glob.compile_matcher()));
+    }
+    let excluded = |path: &str| {
+        // The path and each directory above it; the last rule matching any of them decides.
+        let mut prefixes: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
+        prefixes.push(path);
+        let mut out = false;
+        for (keep, m) in &rules {
+            if prefixes.iter().any(|p| m.is_match(p)) {
+                out = !keep;
+            }
+        }
+        out
+    };
+    Ok(files
+        .into_iter()
+        .filter(|(path, _)| path == ".dockerignore" || path == dockerfile || !excluded(path))
+        .collect())
+}
+
 /// Reads a service's build context from the commit and digests it.
 fn resolve_build(
     b: &service::BuildDecl,
@@ -682,6 +734,15 @@ fn resolve_build(
             return Err(issue(
                 format!("dockerfile `{written}` is outside the build context `{shown}`"),
                 "give a path inside the context",
+            ));
+        }
+    };
+    let files = match apply_dockerignore(files, &dockerfile) {
+        Ok(f) => f,
+        Err(message) => {
+            return Err(issue(
+                message,
+                "`.dockerignore` takes one pattern a line (`*`, `?`, `**`, `!` to keep)",
             ));
         }
     };

@@ -596,3 +596,43 @@ fn compose_build_image_from_another_context_is_image_drift() {
     assert!(crate::drift::needs_build(spec, &with_label("old")).is_some());
     assert!(crate::drift::needs_build(spec, &with_label(&digest)).is_none());
 }
+
+#[test]
+fn compose_build_dockerignore_leaves_files_out_of_context_and_digest() {
+    let mut files = build_files("FROM base AS run\n");
+    files.push((
+        "deploy/api/.dockerignore",
+        "# docs\n*.md\ndocs/\n!docs/keep.md\nDockerfile.prod\n".to_owned(),
+    ));
+    files.push(("deploy/api/README.md", "one\n".to_owned()));
+    files.push(("deploy/api/docs/a.txt", "x\n".to_owned()));
+    files.push(("deploy/api/docs/keep.md", "kept\n".to_owned()));
+    let build = |files: &[(&'static str, String)]| {
+        run_build(files, &[]).containers[0]
+            .stack
+            .as_ref()
+            .and_then(|m| m.build.clone())
+            .expect("build")
+    };
+    let b = build(&files);
+    let names: Vec<&str> = b.files.keys().map(String::as_str).collect();
+    // The Dockerfile in use is sent even when ignored, as docker build does.
+    assert_eq!(
+        names,
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "Dockerfile.prod",
+            "app.sh",
+            "docs/keep.md"
+        ]
+    );
+    // An ignored file's change is no rebuild.
+    let mut changed = files.clone();
+    let readme = changed
+        .iter_mut()
+        .find(|(k, _)| k.ends_with("README.md"))
+        .expect("readme");
+    readme.1 = "two\n".into();
+    assert_eq!(build(&changed).digest, b.digest);
+}
