@@ -59,7 +59,15 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                 .flatten()
                 .and_then(|b| String::from_utf8(b).ok())
         };
-        let read_tree = |dir: &str| git.read_tree(&commit.id, dir).unwrap_or_default();
+        let read_tree = |dir: &str| {
+            git.read_tree_modes(&commit.id, dir)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(path, (data, executable))| {
+                    (path, refinery_core::ContextFile { data, executable })
+                })
+                .collect()
+        };
         let checkout = base_dir_of(&git);
         refinery_core::compose::expand_stacks(
             &mut manifest,

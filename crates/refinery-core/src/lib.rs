@@ -25,8 +25,8 @@ pub use runtime::{
 };
 pub use secret::Secret;
 pub use spec::{
-    Bloodline, BuildSpec, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount,
-    MountKind, NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy,
+    Bloodline, BuildSpec, ContainerSpec, ContextFile, Dependency, DependencyCondition, Healthcheck,
+    Mount, MountKind, NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy,
     RuntimeOptions, StackMember, VolumeSpec,
 };
 

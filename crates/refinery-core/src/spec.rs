@@ -114,7 +114,15 @@ pub struct BuildSpec {
     /// The context's files as committed, keyed by path inside the context (not hashed into the
     /// spec: `digest` stands for them).
     #[serde(skip)]
-    pub files: std::sync::Arc<BTreeMap<String, Vec<u8>>>,
+    pub files: std::sync::Arc<BTreeMap<String, ContextFile>>,
+}
+
+/// One file of a build context, as committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextFile {
+    pub data: Vec<u8>,
+    /// Git records it as executable (mode 100755).
+    pub executable: bool,
 }
 
 impl BuildSpec {

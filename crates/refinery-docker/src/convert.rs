@@ -910,17 +910,17 @@ pub(crate) fn network_create_request(net: &NetworkSpec) -> bollard::models::Netw
     }
 }
 
-/// The build context of a compose `build:` as an in-memory tar: every committed file, mode 0644
-/// (git keeps only the executable bit; 0755 for those would need the mode, which is not kept).
+/// The build context of a compose `build:` as an in-memory tar: every committed file, mode 0755
+/// when git records it executable, else 0644 (git keeps nothing else of a file's mode).
 pub(crate) fn build_context_tar(build: &refinery_core::BuildSpec) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
-    for (path, data) in build.files.iter() {
+    for (path, file) in build.files.iter() {
         let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
+        header.set_size(file.data.len() as u64);
+        header.set_mode(if file.executable { 0o755 } else { 0o644 });
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, path, data.as_slice())?;
+        tar.append_data(&mut header, path, file.data.as_slice())?;
     }
     tar.into_inner()
 }

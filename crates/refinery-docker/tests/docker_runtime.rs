@@ -661,7 +661,13 @@ fn build_spec(files: &[(&str, &str)], target: Option<&str>) -> refinery_core::Bu
         files: std::sync::Arc::new(
             files
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+                .map(|(k, v)| {
+                    let file = refinery_core::ContextFile {
+                        data: v.as_bytes().to_vec(),
+                        executable: k.ends_with(".sh"),
+                    };
+                    ((*k).to_owned(), file)
+                })
                 .collect(),
         ),
     }

@@ -234,7 +234,12 @@ const BUILD_DOCKERFILE: &str = "FROM refinery-test-busybox:latest
 ARG GREETING=hi
 ENV GREETING=$GREETING
 COPY message.txt /message.txt
+COPY run.sh /run.sh
+CMD [\"/run.sh\"]
 ";
+
+/// The build's command: runs only if the context kept git's executable bit.
+const RUN_SH: &str = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 1; done\n";
 
 #[tokio::test]
 async fn compose_build_service_is_built_from_the_commit_and_rebuilt_when_its_context_changes() {
@@ -242,6 +247,12 @@ async fn compose_build_service_is_built_from_the_commit_and_rebuilt_when_its_con
     let project = env.name("build");
     let web = format!("{project}_web_1");
     env.commit_file("app/Dockerfile", BUILD_DOCKERFILE);
+    env.repo.write("app/run.sh", RUN_SH);
+    std::fs::set_permissions(
+        env.repo.path().join("app/run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod +x run.sh");
     env.commit_file("app/message.txt", "one\n");
     env.commit_file("docker-compose.yml", &build_compose_file(&env, "./app"));
     env.commit_manifest(&stack_manifest(&project));
@@ -262,7 +273,12 @@ async fn compose_build_service_is_built_from_the_commit_and_rebuilt_when_its_con
         "{}",
         first.image
     );
-    assert_eq!(first.state, ContainerState::Running);
+    assert_eq!(
+        first.state,
+        ContainerState::Running,
+        "runs /run.sh, executable as committed"
+    );
+    assert_eq!(first.command, Some(vec!["/run.sh".to_owned()]));
     assert_eq!(
         first.env.get("GREETING").map(String::as_str),
         Some("hello"),

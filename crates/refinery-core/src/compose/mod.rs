@@ -19,8 +19,8 @@ pub use resources::{
 use crate::manifest::reader::Reader;
 use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
 use crate::spec::{
-    BuildSpec, ContainerSpec, Dependency, NetworkAttachment, NetworkSpec, RuntimeOptions,
-    StackMember, VolumeSpec,
+    BuildSpec, ContainerSpec, ContextFile, Dependency, NetworkAttachment, NetworkSpec,
+    RuntimeOptions, StackMember, VolumeSpec,
 };
 use crate::yaml::{self, Loc, Node, Value};
 use service::{Service, read_service};
@@ -79,7 +79,7 @@ pub struct StackSource<'a> {
     pub read: &'a dyn Fn(&str) -> Option<String>,
     /// Every file under a repository-relative directory of the commit (`""` for the root), keyed
     /// by repository-relative path; empty when there is no such directory. Build contexts.
-    pub read_tree: &'a dyn Fn(&str) -> BTreeMap<String, Vec<u8>>,
+    pub read_tree: &'a dyn Fn(&str) -> BTreeMap<String, ContextFile>,
     /// The process environment.
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Absolute path of the checkout; relative bind mounts and the working-dir label use it.
@@ -634,13 +634,13 @@ fn join_inside(dir: &str, rel: &str) -> Option<String> {
 /// it. `.dockerignore` itself and the Dockerfile are sent anyway (the builder needs them; Docker
 /// does the same). What is left out is not built and not digested.
 fn apply_dockerignore(
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, ContextFile>,
     dockerfile: &str,
-) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let Some(text) = files.get(".dockerignore") else {
+) -> Result<BTreeMap<String, ContextFile>, String> {
+    let Some(ignore) = files.get(".dockerignore") else {
         return Ok(files);
     };
-    let text = String::from_utf8_lossy(text).into_owned();
+    let text = String::from_utf8_lossy(&ignore.data).into_owned();
     let mut rules: Vec<(bool, globset::GlobMatcher)> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -684,7 +684,7 @@ fn apply_dockerignore(
 fn resolve_build(
     b: &service::BuildDecl,
     project_dir: &str,
-    read_tree: &dyn Fn(&str) -> BTreeMap<String, Vec<u8>>,
+    read_tree: &dyn Fn(&str) -> BTreeMap<String, ContextFile>,
 ) -> Result<BuildSpec, BuildIssue> {
     let issue = |message: String, hint: &str| BuildIssue {
         file: b.file.clone(),
@@ -717,7 +717,7 @@ fn resolve_build(
     } else {
         format!("{dir}/")
     };
-    let files: BTreeMap<String, Vec<u8>> = read_tree(&dir)
+    let files: BTreeMap<String, ContextFile> = read_tree(&dir)
         .into_iter()
         .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rel| (rel.to_owned(), v)))
         .collect();
@@ -754,10 +754,11 @@ fn resolve_build(
     }
     let mut hasher = Sha256::new();
     hasher.update(b"refinery-build-v1\0");
-    for (path, data) in &files {
+    for (path, file) in &files {
         hasher.update(path.as_bytes());
-        hasher.update(format!("\0{}\0", data.len()).as_bytes());
-        hasher.update(data);
+        let mode = if file.executable { "x" } else { "-" };
+        hasher.update(format!("\0{mode}\0{}\0", file.data.len()).as_bytes());
+        hasher.update(&file.data);
     }
     hasher.update(format!("dockerfile\0{dockerfile}\0").as_bytes());
     for (k, v) in &b.args {

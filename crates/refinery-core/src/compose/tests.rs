@@ -31,7 +31,13 @@ fn run(
         files
             .iter()
             .filter(|(k, _)| dir.is_empty() || k.starts_with(&format!("{dir}/")))
-            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .map(|(k, v)| {
+                let file = crate::spec::ContextFile {
+                    data: v.clone().into_bytes(),
+                    executable: k.ends_with(".sh"),
+                };
+                (k.clone(), file)
+            })
             .collect()
     };
     let lookup = |n: &str| env.get(n).cloned();
