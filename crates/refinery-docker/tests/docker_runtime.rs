@@ -674,7 +674,7 @@ fn build_spec(files: &[(&str, &str)], target: Option<&str>) -> refinery_core::Bu
 }
 
 #[tokio::test]
-async fn build_image_uses_context_args_target_and_labels_without_pulling() {
+async fn build_image_uses_context_args_target_and_labels() {
     let (rt, run, _) = setup().await;
     let tag = format!("{}:built", run.name("img"));
     run.track_image(&tag);
@@ -710,7 +710,7 @@ async fn build_image_uses_context_args_target_and_labels_without_pulling() {
         info.defaults.env
     );
 
-    // A failing build names the image and says why; a base that is not local is never pulled.
+    // A failing build (a base neither local nor reachable) names the image and says why.
     let bad = build_spec(&[("Dockerfile", "FROM refinery-absent-base:1\n")], None);
     let err = rt
         .build_image(&format!("{}:bad", run.name("img")), &bad, &BTreeMap::new())
