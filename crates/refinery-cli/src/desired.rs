@@ -64,11 +64,21 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
             crate::age_keys::gather(repo, manifest.secrets.sops_age_key_file.as_deref(), &env);
         refinery_core::manifest::resolve_env_files(&mut manifest, &read, &keys)?;
         if !manifest.stacks.is_empty() {
+            let read_tree = |dir: &str| {
+                git.read_tree_modes(&commit.id, dir)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(path, (data, executable))| {
+                        (path, refinery_core::ContextFile { data, executable })
+                    })
+                    .collect()
+            };
             let checkout = base_dir_of(&git);
             refinery_core::compose::expand_stacks(
                 &mut manifest,
                 &refinery_core::compose::StackSource {
                     read: &read,
+                    read_tree: &read_tree,
                     env: &env,
                     base_dir: checkout.as_deref(),
                     manifest_file: file,

@@ -461,8 +461,8 @@ fn node_view(
     };
     let mut resources = Vec::new();
     for c in manifest.containers_on(node) {
-        let id = ResourceId::container(node, &c.name);
-        let o = observed.container(&c.name);
+        let id = ResourceId::for_spec(node, c);
+        let o = refinery_core::drift::declared_container(c, observed);
         let drifts = drift_views(&id);
         let degraded = eval
             .report
@@ -500,7 +500,8 @@ fn node_view(
         resources.push(ResourceView {
             id: d.id.to_string(),
             name: d.id.name().to_owned(),
-            declared: false,
+            // A stack's network or volume is declared (by its compose file).
+            declared: refinery_core::compose::is_network_or_volume(&d.id),
             status: "drift",
             image: o.map(|o| o.image.clone()),
             state: o.map(|o| o.state.to_string()),

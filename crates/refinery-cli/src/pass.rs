@@ -87,7 +87,19 @@ pub async fn evaluate_node<'m>(
         // Degraded containers (on a fallback host port) move back once the primary is free.
         let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
         let free = free_primary_ports(&engine, manifest, &node.name, &observed, probe).await;
-        let dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
+        let mut dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
+        // A stack's networks and volumes are compared only on nodes that declare some.
+        let declares = |n: &str| n == node.name;
+        if manifest.stack_networks.iter().any(|n| declares(&n.node))
+            || manifest.stack_volumes.iter().any(|v| declares(&v.node))
+        {
+            match engine.networks_and_volumes().await {
+                Ok((networks, volumes)) => {
+                    dctx = dctx.with_stack_resources(manifest, networks, volumes);
+                }
+                Err(e) => tracing::warn!(node = %node.name, error = %e, "failed to list networks and volumes"),
+            }
+        }
         let eval = evaluate_in(
             &dctx,
             manifest,

@@ -10,6 +10,25 @@ fn in_stack(manifest: &Manifest, id: &ResourceId, stack: &str) -> bool {
     if let ResourceId::Service { project, .. } = id {
         return project == stack;
     }
+    if refinery_core::compose::is_network_or_volume(id) {
+        let of_stack =
+            |node: &str, name: &str, labels: &std::collections::BTreeMap<String, String>| {
+                node == id.node()
+                    && name == id.name()
+                    && labels
+                        .get(refinery_core::compose::LABEL_PROJECT)
+                        .map(String::as_str)
+                        == Some(stack)
+            };
+        return manifest
+            .stack_networks
+            .iter()
+            .any(|n| of_stack(&n.node, &n.name, &n.labels))
+            || manifest
+                .stack_volumes
+                .iter()
+                .any(|v| of_stack(&v.node, &v.name, &v.labels));
+    }
     manifest
         .containers
         .iter()

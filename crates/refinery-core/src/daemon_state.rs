@@ -217,7 +217,7 @@ pub fn revision_health(
     }
     let mut progressing = false;
     for spec in declared {
-        let Some(c) = observed.container(&spec.name) else {
+        let Some(c) = crate::drift::declared_container(spec, observed) else {
             progressing = true;
             continue;
         };

@@ -100,6 +100,9 @@ pub struct DiffContext {
     /// [`port_fallback::degraded_primaries`]): a container degraded off one of them is config
     /// drift on `ports`, so it is recreated on its primary.
     pub free_ports: BTreeSet<u16>,
+    /// The node's stack networks and volumes, declared and observed; `None` when the engine was
+    /// not asked (nothing about them is reported then).
+    pub stack_resources: Option<crate::compose::StackResources>,
 }
 
 impl DiffContext {
@@ -117,7 +120,37 @@ impl DiffContext {
                 .map(|s| s.key.clone())
                 .collect(),
             free_ports: BTreeSet::new(),
+            stack_resources: None,
         }
+    }
+
+    /// The same context, with the engine's networks and volumes to compare the manifest's stack
+    /// networks and volumes on this node with.
+    #[must_use]
+    pub fn with_stack_resources(
+        mut self,
+        manifest: &crate::manifest::Manifest,
+        networks: Vec<crate::observed::ObservedNetwork>,
+        volumes: Vec<crate::observed::ObservedVolume>,
+    ) -> Self {
+        let node = self.node.clone();
+        self.stack_resources = Some(crate::compose::StackResources {
+            networks: manifest
+                .stack_networks
+                .iter()
+                .filter(|n| n.node == node)
+                .cloned()
+                .collect(),
+            volumes: manifest
+                .stack_volumes
+                .iter()
+                .filter(|v| v.node == node)
+                .cloned()
+                .collect(),
+            observed_networks: networks,
+            observed_volumes: volumes,
+        });
+        self
     }
 
     /// The same context, with the primary host ports the engine found free.
@@ -401,14 +434,54 @@ fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
+/// The build a spec's image needs before a container can be made from it: the service builds
+/// (`build:`) and the local image is absent or was built from another context.
+#[must_use]
+pub fn needs_build<'s>(
+    spec: &'s ContainerSpec,
+    observed: &Observed,
+) -> Option<&'s crate::spec::BuildSpec> {
+    let build = spec.stack.as_ref()?.build.as_ref()?;
+    let built = observed.image(&spec.image).is_some_and(|info| {
+        info.defaults.labels.get(crate::compose::LABEL_BUILD_DIGEST) == Some(&build.digest)
+    });
+    (!built).then_some(build)
+}
+
+/// `build `tag` from `dir``, for plan details.
+fn build_note(spec: &ContainerSpec, build: &crate::spec::BuildSpec) -> String {
+    let dir = if build.context.is_empty() {
+        "."
+    } else {
+        build.context.as_str()
+    };
+    format!("builds `{}` from `{dir}`", spec.image)
+}
+
 /// The image drift of one container, if any: compared by image id when the declared image is
-/// local (so a re-tagged image counts), else by reference.
+/// local (so a re-tagged image counts), else by reference. A built image that is local but was
+/// built from another context is drift too.
 #[must_use]
 pub fn image_change(
     spec: &ContainerSpec,
     o: &ObservedContainer,
     observed: &Observed,
 ) -> Option<FieldChange> {
+    if let Some(build) = needs_build(spec, observed)
+        && observed.image(&spec.image).is_some()
+    {
+        return Some(FieldChange {
+            field: "image".into(),
+            desired: format!(
+                "{} ({}, context {})",
+                spec.image,
+                build_note(spec, build),
+                build.short_digest()
+            ),
+            observed: format!("{} ({})", o.image, short_id(&o.image_id)),
+            ignored: false,
+        });
+    }
     match observed.image(&spec.image) {
         Some(info) if info.id != o.image_id => Some(FieldChange {
             field: "image".into(),
@@ -420,9 +493,13 @@ pub fn image_change(
         None if labels::normalize_image_ref(&o.image)
             != labels::normalize_image_ref(&spec.image) =>
         {
+            let why = match needs_build(spec, observed) {
+                Some(b) => build_note(spec, b),
+                None => "not present locally".to_owned(),
+            };
             Some(FieldChange {
                 field: "image".into(),
-                desired: format!("{} (not present locally)", spec.image),
+                desired: format!("{} ({why})", spec.image),
                 observed: format!("{} ({})", o.image, short_id(&o.image_id)),
                 ignored: false,
             })
@@ -445,6 +522,39 @@ pub fn status_summary(o: &ObservedContainer) -> Option<String> {
     }
 }
 
+/// The container on the engine that is `spec`'s: the one of its name or, for a stack replica,
+/// the one docker compose made for that replica under another name.
+#[must_use]
+pub fn declared_container<'o>(
+    spec: &ContainerSpec,
+    observed: &'o Observed,
+) -> Option<&'o ObservedContainer> {
+    observed
+        .container(&spec.name)
+        .or_else(|| compose_replica(spec, observed))
+}
+
+/// The container docker compose made for a stack replica under another name than
+/// docker-compose 1.29's `project_service_N` (compose v2 names it `project-service-N`): found by
+/// its project, service and number labels, so it is adopted the same way.
+fn compose_replica<'o>(
+    spec: &ContainerSpec,
+    observed: &'o Observed,
+) -> Option<&'o ObservedContainer> {
+    use crate::compose::{LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
+    let m = spec.stack.as_ref()?;
+    let number = m.number.to_string();
+    observed.containers.iter().find(|c| {
+        let label = |k: &str| c.labels.get(k).map(String::as_str);
+        label(LABEL_PROJECT) == Some(m.project.as_str())
+            && label(LABEL_SERVICE) == Some(m.service.as_str())
+            && label(LABEL_NUMBER) == Some(number.as_str())
+            && !label(LABEL_ONEOFF).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            // Set aside by a recreate in progress (the engine's `recreate_temp_name`).
+            && !c.name.ends_with(".refinery-old")
+    })
+}
+
 /// Diffs the containers declared on `ctx.node` against that node's observed state.
 #[must_use]
 pub fn diff_node(
@@ -453,14 +563,23 @@ pub fn diff_node(
     ctx: &DiffContext,
 ) -> DriftReport {
     let mut report = DriftReport::default();
+    let mut adopted: BTreeSet<&str> = BTreeSet::new();
     for spec in declared {
         let id = ResourceId::for_spec(&ctx.node, spec);
-        let Some(o) = observed.container(&spec.name) else {
+        let found = declared_container(spec, observed);
+        if let Some(o) = found {
+            adopted.insert(o.id.as_str());
+        }
+        let Some(o) = found else {
+            let summary = match needs_build(spec, observed) {
+                Some(b) => format!("not on the engine; {}", build_note(spec, b)),
+                None => "not on the engine".into(),
+            };
             report.drifts.push(Drift {
                 id,
                 kind: DriftKind::Missing,
                 container_id: None,
-                summary: "not on the engine".into(),
+                summary,
                 changes: Vec::new(),
             });
             continue;
@@ -533,9 +652,12 @@ pub fn diff_node(
             report.in_sync.push(id);
         }
     }
+    if let Some(r) = &ctx.stack_resources {
+        crate::compose::diff_stack_resources(&ctx.node, r, &mut report);
+    }
     let declared_names: BTreeSet<&str> = declared.iter().map(|s| s.name.as_str()).collect();
     for o in &observed.containers {
-        if declared_names.contains(o.name.as_str()) {
+        if declared_names.contains(o.name.as_str()) || adopted.contains(o.id.as_str()) {
             continue;
         }
         report.drifts.push(Drift {

@@ -14,7 +14,10 @@ pub mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use observed::{ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer};
+pub use observed::{
+    ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer, ObservedNetwork,
+    ObservedVolume,
+};
 pub use outcome::Outcome;
 pub use resource_id::ResourceId;
 pub use runtime::{
@@ -23,9 +26,9 @@ pub use runtime::{
 };
 pub use secret::Secret;
 pub use spec::{
-    Bloodline, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount, MountKind,
-    NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy, RuntimeOptions,
-    StackMember, VolumeSpec,
+    Bloodline, BuildSpec, ContainerSpec, ContextFile, Dependency, DependencyCondition, Healthcheck,
+    Mount, MountKind, NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy,
+    RuntimeOptions, StackMember, VolumeSpec,
 };
 
 pub mod backoff;

@@ -110,6 +110,22 @@ pub struct ObservedContainer {
     pub options: RuntimeOptions,
 }
 
+/// A network as the engine reports it, for comparing a stack's declared networks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedNetwork {
+    pub name: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A volume as the engine reports it, for comparing a stack's declared named volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedVolume {
+    pub name: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Everything one node's engine holds that Refinery compares.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {

@@ -115,8 +115,12 @@ fn step_for(decision: &Decision, observed: &Observed) -> (StepKind, String) {
                 (DriftKind::Missing, _) => StepKind::Create,
                 (_, Action::Rollback) => StepKind::Rollback,
                 (_, Action::Recreate | Action::Terminate) => StepKind::Recreate,
-                (_, _) => match observed
-                    .container(decision.drift.id.name())
+                (_, _) => match decision
+                    .drift
+                    .container_id
+                    .as_deref()
+                    .and_then(|id| observed.containers.iter().find(|c| c.id == id))
+                    .or_else(|| observed.container(decision.drift.id.name()))
                     .map(|c| c.state)
                 {
                     Some(ContainerState::Paused) => StepKind::Unpause,

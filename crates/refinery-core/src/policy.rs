@@ -223,6 +223,13 @@ fn verdict_for(
             why: "matches `inventory.protected`".into(),
         });
     }
+    // A stack's network or volume that differs is reported, never recreated: a network has
+    // containers on it, a volume holds data. A missing one is created under the `missing` rule.
+    if crate::compose::is_network_or_volume(&drift.id) && drift.kind != DriftKind::Missing {
+        return Some(Verdict::Alert {
+            why: "a stack's networks and volumes are reported, not recreated".into(),
+        });
+    }
     // Only ignored fields differ: nothing to do, nothing to report.
     if !drift.changes.is_empty() && drift.changes.iter().all(|c| c.ignored) {
         return None;

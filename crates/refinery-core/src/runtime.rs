@@ -6,8 +6,8 @@ use std::future::Future;
 use futures_core::Stream;
 
 use crate::inventory::{EngineImage, EngineNetwork, EngineVolume};
-use crate::observed::{Observed, ObservedContainer};
-use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
+use crate::observed::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume};
+use crate::spec::{BuildSpec, ContainerSpec, NetworkSpec, VolumeSpec};
 
 /// Restricts what a node's engine shows to containers carrying one label (`key` or `key=value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +200,27 @@ pub trait ContainerRuntime: Send + Sync {
         image: &str,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Builds the image `tag` from `build`'s context (its files as committed) with the classic
+    /// builder, never pulling a base image; the image carries `labels`.
+    fn build_image(
+        &self,
+        tag: &str,
+        build: &BuildSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let _ = (build, labels);
+        let action = format!("build image `{tag}`");
+        async move { Err(unsupported(action)) }
+    }
+
+    /// Every network and volume on the engine (name, driver, labels), to compare a stack's with.
+    fn networks_and_volumes(
+        &self,
+    ) -> impl Future<Output = RuntimeResult<(Vec<ObservedNetwork>, Vec<ObservedVolume>)>> + Send
+    {
+        async { Err(unsupported("list networks and volumes".to_owned())) }
+    }
 
     /// Creates the network unless one of that name exists (an `external` one must exist);
     /// returns whether it was created. Containers attach to it when they are created.

@@ -92,6 +92,45 @@ pub struct StackMember {
     pub config_files: String,
     /// Containers to start first, and what to wait for.
     pub depends_on: Vec<Dependency>,
+    /// The image is built from a directory of the commit (`build:`), tagged as the spec's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
+}
+
+/// An image a compose service builds (`build:`) from a directory of the commit, with the classic
+/// builder and no pull.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSpec {
+    /// Repository-relative context directory (`""` for the repository root).
+    pub context: String,
+    /// Dockerfile path inside the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// SHA-256 (hex) over the context's files, the dockerfile path, args and target: the built
+    /// image carries it as a label, so a changed context is image drift and an unchanged one is
+    /// not rebuilt.
+    pub digest: String,
+    /// The context's files as committed, keyed by path inside the context (not hashed into the
+    /// spec: `digest` stands for them).
+    #[serde(skip)]
+    pub files: std::sync::Arc<BTreeMap<String, ContextFile>>,
+}
+
+/// One file of a build context, as committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextFile {
+    pub data: Vec<u8>,
+    /// Git records it as executable (mode 100755).
+    pub executable: bool,
+}
+
+impl BuildSpec {
+    /// The digest's first 12 hex digits.
+    #[must_use]
+    pub fn short_digest(&self) -> &str {
+        self.digest.get(..12).unwrap_or(&self.digest)
+    }
 }
 
 /// A container that must be up before another starts.

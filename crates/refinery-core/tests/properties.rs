@@ -327,6 +327,7 @@ proptest! {
                 working_dir: "/repo".into(),
                 config_files: "docker-compose.yml".into(),
                 depends_on: Vec::new(),
+                build: None,
             });
         }
         let observed = testing::observed_node(&[&s], &img);

@@ -20,7 +20,8 @@ use refinery_core::labels::normalize_image_ref;
 use refinery_core::{
     ContainerState, CreateRequest, EngineEvent, EngineInfo, Health, Healthcheck, ImageDefaults,
     ImageInfo, LabelSelector, Mount, MountKind, NetworkAttachment, NetworkSpec, ObservedContainer,
-    PortBinding, Protocol, PullProgress, RestartPolicy, RuntimeError, RuntimeOptions, VolumeSpec,
+    ObservedNetwork, ObservedVolume, PortBinding, Protocol, PullProgress, RestartPolicy,
+    RuntimeError, RuntimeOptions, VolumeSpec,
 };
 
 /// What an engine call was doing, for error messages: `start` + ``container `web` ``.
@@ -119,7 +120,7 @@ fn server_error(status_code: u16, message: &str, op: &Op<'_>) -> RuntimeError {
     }
 }
 
-fn other(op: &Op<'_>, message: String) -> RuntimeError {
+pub(crate) fn other(op: &Op<'_>, message: String) -> RuntimeError {
     RuntimeError::Other {
         action: op.action(),
         message,
@@ -909,6 +910,47 @@ pub(crate) fn network_create_request(net: &NetworkSpec) -> bollard::models::Netw
     }
 }
 
+/// The build context of a compose `build:` as an in-memory tar: every committed file, mode 0755
+/// when git records it executable, else 0644 (git keeps nothing else of a file's mode).
+pub(crate) fn build_context_tar(build: &refinery_core::BuildSpec) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, file) in build.files.iter() {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(file.data.len() as u64);
+        header.set_mode(if file.executable { 0o755 } else { 0o644 });
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, file.data.as_slice())?;
+    }
+    tar.into_inner()
+}
+
+/// Classic builder, no pull, the context's dockerfile, args and target.
+pub(crate) fn build_options(
+    tag: &str,
+    build: &refinery_core::BuildSpec,
+    labels: &BTreeMap<String, String>,
+) -> bollard::query_parameters::BuildImageOptions {
+    bollard::query_parameters::BuildImageOptions {
+        t: Some(tag.to_owned()),
+        dockerfile: build.dockerfile.clone(),
+        buildargs: (!build.args.is_empty()).then(|| {
+            build
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        target: build.target.clone().unwrap_or_default(),
+        labels: (!labels.is_empty())
+            .then(|| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        rm: true,
+        forcerm: true,
+        version: bollard::query_parameters::BuilderVersion::BuilderV1,
+        ..Default::default()
+    }
+}
+
 /// The create request for a stack's named volume.
 pub(crate) fn volume_create_request(vol: &VolumeSpec) -> bollard::models::VolumeCreateRequest {
     bollard::models::VolumeCreateRequest {
@@ -1087,6 +1129,24 @@ pub(crate) fn engine_network(n: bollard::models::Network, usage: &Usage) -> Opti
         labels: n.labels.unwrap_or_default().into_iter().collect(),
         name,
     })
+}
+
+/// A network for comparing a stack's declared one; `None` when the engine gave no name.
+pub(crate) fn observed_network(n: bollard::models::Network) -> Option<ObservedNetwork> {
+    Some(ObservedNetwork {
+        name: n.name?,
+        driver: n.driver.unwrap_or_default(),
+        labels: n.labels.unwrap_or_default().into_iter().collect(),
+    })
+}
+
+/// A volume for comparing a stack's declared one.
+pub(crate) fn observed_volume(v: bollard::models::Volume) -> ObservedVolume {
+    ObservedVolume {
+        name: v.name,
+        driver: v.driver,
+        labels: v.labels.into_iter().collect(),
+    }
 }
 
 /// ``volume `data` ``

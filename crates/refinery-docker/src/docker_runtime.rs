@@ -10,9 +10,9 @@ use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use refinery_core::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use refinery_core::runtime::RuntimeResult;
 use refinery_core::{
-    ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
-    LabelSelector, NetworkSpec, Observed, ObservedContainer, PullProgress, RuntimeError,
-    VolumeSpec,
+    BuildSpec, ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, ImageDefaults, ImageInfo,
+    LabelSelector, NetworkSpec, Observed, ObservedContainer, ObservedNetwork, ObservedVolume,
+    PullProgress, RuntimeError, VolumeSpec,
 };
 use tokio::sync::OnceCell;
 
@@ -654,6 +654,30 @@ impl ContainerRuntime for DockerRuntime {
         Ok(())
     }
 
+    async fn build_image(
+        &self,
+        tag: &str,
+        build: &BuildSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> RuntimeResult<()> {
+        let op = self.op("build", image_what(tag));
+        let tar = convert::build_context_tar(build)
+            .map_err(|e| convert::other(&op, format!("failed to pack the build context: {e}")))?;
+        let docker = self.docker().await?;
+        let mut output = docker.build_image(
+            convert::build_options(tag, build, labels),
+            None,
+            Some(bollard::body_full(tar.into())),
+        );
+        while let Some(item) = output.next().await {
+            let info = item.map_err(|e| convert::pull_failure(e, &op))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(convert::other(&op, message.trim().to_owned()));
+            }
+        }
+        Ok(())
+    }
+
     async fn list_images(
         &self,
         selector: Option<&LabelSelector>,
@@ -686,6 +710,32 @@ impl ContainerRuntime for DockerRuntime {
             .flatten()
             .map(|v| convert::engine_volume(v, &usage))
             .collect())
+    }
+
+    async fn networks_and_volumes(
+        &self,
+    ) -> RuntimeResult<(Vec<ObservedNetwork>, Vec<ObservedVolume>)> {
+        let docker = self.docker().await?;
+        let networks = docker
+            .list_networks(Some(convert::list_networks_options(None)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "networks")))?;
+        let volumes = docker
+            .list_volumes(Some(convert::list_volumes_options(None)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("list", "volumes")))?;
+        Ok((
+            networks
+                .into_iter()
+                .filter_map(convert::observed_network)
+                .collect(),
+            volumes
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(convert::observed_volume)
+                .collect(),
+        ))
     }
 
     async fn list_networks(

@@ -650,3 +650,107 @@ async fn events_report_lifecycle_and_observe_with_a_live_stream_sees_every_chang
     );
     follower.abort();
 }
+
+fn build_spec(files: &[(&str, &str)], target: Option<&str>) -> refinery_core::BuildSpec {
+    refinery_core::BuildSpec {
+        context: "app".into(),
+        dockerfile: "Dockerfile".into(),
+        args: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
+        target: target.map(str::to_owned),
+        digest: "d1".into(),
+        files: std::sync::Arc::new(
+            files
+                .iter()
+                .map(|(k, v)| {
+                    let file = refinery_core::ContextFile {
+                        data: v.as_bytes().to_vec(),
+                        executable: k.ends_with(".sh"),
+                    };
+                    ((*k).to_owned(), file)
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn build_image_uses_context_args_target_and_labels() {
+    let (rt, run, _) = setup().await;
+    let tag = format!("{}:built", run.name("img"));
+    run.track_image(&tag);
+    let build = build_spec(
+        &[
+            (
+                "Dockerfile",
+                "FROM refinery-test-busybox:latest AS base\nARG GREETING\nFROM base AS run\nARG GREETING\nENV GREETING=$GREETING\nCOPY sub/file.txt /file.txt\nFROM base AS other\nENV GREETING=wrong\n",
+            ),
+            ("sub/file.txt", "content\n"),
+        ],
+        Some("run"),
+    );
+    let labels = BTreeMap::from([("io.refinery.build-digest".to_owned(), "d1".to_owned())]);
+    rt.build_image(&tag, &build, &labels)
+        .await
+        .expect("build from the in-memory context");
+    let observed = rt.observe(None).await.expect("observe");
+    let info = observed.image(&tag).expect("the tag exists");
+    assert_eq!(
+        info.defaults
+            .labels
+            .get("io.refinery.build-digest")
+            .map(String::as_str),
+        Some("d1")
+    );
+    assert!(
+        info.defaults
+            .env
+            .get("GREETING")
+            .is_some_and(|v| v == "hello"),
+        "{:?}",
+        info.defaults.env
+    );
+
+    // A failing build (a base neither local nor reachable) names the image and says why.
+    let bad = build_spec(&[("Dockerfile", "FROM refinery-absent-base:1\n")], None);
+    let err = rt
+        .build_image(&format!("{}:bad", run.name("img")), &bad, &BTreeMap::new())
+        .await
+        .expect_err("no such base image");
+    let text = err.to_string();
+    assert!(text.contains("build image"), "{text}");
+}
+
+#[tokio::test]
+async fn networks_and_volumes_report_driver_and_labels() {
+    let (rt, run, _) = setup().await;
+    let net = refinery_core::NetworkSpec {
+        node: "local".into(),
+        name: run.name("net"),
+        driver: "bridge".into(),
+        labels: BTreeMap::from([("com.docker.compose.project".to_owned(), "p".to_owned())]),
+        external: false,
+    };
+    assert!(rt.ensure_network(&net).await.expect("create the network"));
+    let vol = refinery_core::VolumeSpec {
+        node: "local".into(),
+        name: run.name("vol"),
+        driver: "local".into(),
+        labels: BTreeMap::from([("com.docker.compose.volume".to_owned(), "v".to_owned())]),
+        external: false,
+    };
+    run.track_volume(&vol.name);
+    assert!(rt.ensure_volume(&vol).await.expect("create the volume"));
+    let (networks, volumes) = rt.networks_and_volumes().await.expect("list");
+    let n = networks
+        .iter()
+        .find(|n| n.name == net.name)
+        .expect("network listed");
+    assert_eq!(n.driver, "bridge");
+    assert_eq!(n.labels, net.labels);
+    let v = volumes
+        .iter()
+        .find(|v| v.name == vol.name)
+        .expect("volume listed");
+    assert_eq!(v.driver, "local");
+    assert_eq!(v.labels, vol.labels);
+}

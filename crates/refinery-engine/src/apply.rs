@@ -57,11 +57,14 @@ pub async fn apply_plan<R: ContainerRuntime>(
     revision: &str,
     on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
 ) -> Vec<StepResult> {
+    let mut build_failures = BTreeMap::new();
     if steps.iter().any(|s| s.kind.writes()) {
         for problem in crate::stack_order::prepare_stack_resources(rt, manifest, steps).await {
             tracing::warn!("{problem}");
         }
+        build_failures = crate::stack_order::prepare_builds(rt, manifest, steps, observed).await;
     }
+    let build_failures = &build_failures;
     // Dependencies first (compose `depends_on`); results still come back in plan order.
     let order = crate::stack_order::dependency_order(manifest, steps);
     let futures = order
@@ -73,7 +76,16 @@ pub async fn apply_plan<R: ContainerRuntime>(
                     id: step.id.clone(),
                     kind: step.kind,
                 });
-                run_step(rt, manifest, step, observed, revision, on_event).await
+                run_step(
+                    rt,
+                    manifest,
+                    step,
+                    observed,
+                    revision,
+                    build_failures,
+                    on_event,
+                )
+                .await
             } else {
                 StepResult {
                     id: step.id.clone(),
@@ -114,6 +126,7 @@ async fn run_step<R: ContainerRuntime>(
     step: &Step,
     observed: &Observed,
     revision: &str,
+    build_failures: &BTreeMap<String, String>,
     on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
 ) -> StepResult {
     let done = |outcome: Outcome, container_id: Option<String>| StepResult {
@@ -123,6 +136,9 @@ async fn run_step<R: ContainerRuntime>(
         message: None,
         container_id,
     };
+    if refinery_core::compose::is_network_or_volume(&step.id) {
+        return create_stack_resource(rt, manifest, step).await;
+    }
     let existing = step.container_id.clone();
     let simple = |r: Result<(), RuntimeError>, outcome: Outcome| match r {
         Ok(()) => done(outcome, existing.clone()),
@@ -154,7 +170,7 @@ async fn run_step<R: ContainerRuntime>(
             else {
                 return failed(step, "failed to find the declared spec".into());
             };
-            if let Err(e) = ensure_image(rt, spec, observed, on_event).await {
+            if let Err(e) = ensure_image(rt, spec, observed, build_failures, on_event).await {
                 return failed(step, e);
             }
             if let Err(e) = crate::stack_order::wait_for_dependencies(rt, spec).await {
@@ -189,6 +205,47 @@ async fn run_step<R: ContainerRuntime>(
     }
 }
 
+/// A stack's network or volume step: only a missing one is acted on (created); one that differs
+/// is reported and never recreated, and nothing here removes a volume.
+async fn create_stack_resource<R: ContainerRuntime>(
+    rt: &R,
+    manifest: &Manifest,
+    step: &Step,
+) -> StepResult {
+    let outcome = |outcome: Outcome, message: Option<String>| StepResult {
+        id: step.id.clone(),
+        step: step.kind,
+        outcome,
+        message,
+        container_id: None,
+    };
+    if step.kind != StepKind::Create {
+        return outcome(Outcome::Skipped, Some(step.reason.clone()));
+    }
+    let ResourceId::Docker { node, kind, name } = &step.id else {
+        return failed(step, "failed to find the declared network or volume".into());
+    };
+    let network = manifest
+        .stack_networks
+        .iter()
+        .find(|n| kind == "network" && &n.node == node && &n.name == name);
+    let volume = manifest
+        .stack_volumes
+        .iter()
+        .find(|v| kind == "volume" && &v.node == node && &v.name == name);
+    let result = match (network, volume) {
+        (Some(net), _) => rt.ensure_network(net).await,
+        (None, Some(vol)) => rt.ensure_volume(vol).await,
+        (None, None) => {
+            return failed(step, "failed to find the declared network or volume".into());
+        }
+    };
+    match result {
+        Ok(_) => outcome(Outcome::Created, None),
+        Err(e) => failed(step, e.to_string()),
+    }
+}
+
 fn labels_for(
     manifest: &Manifest,
     spec: &ContainerSpec,
@@ -205,8 +262,16 @@ async fn ensure_image<R: ContainerRuntime>(
     rt: &R,
     spec: &ContainerSpec,
     observed: &Observed,
+    build_failures: &BTreeMap<String, String>,
     on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
 ) -> Result<(), String> {
+    // A service that builds its image never pulls it: the build ran before the steps.
+    if spec.stack.as_ref().is_some_and(|m| m.build.is_some()) {
+        return match build_failures.get(&spec.image) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        };
+    }
     if observed.image(&spec.image).is_some() {
         return Ok(());
     }

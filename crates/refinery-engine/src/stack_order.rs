@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use refinery_core::compose::LABEL_BUILD_DIGEST;
 use refinery_core::{
     ContainerRuntime, ContainerSpec, ContainerState, DependencyCondition, Health, Manifest,
-    MountKind, Step,
+    MountKind, Observed, Step, StepKind,
 };
 
 /// How often a dependency's state is looked at while waiting.
@@ -74,6 +75,45 @@ pub async fn prepare_stack_resources<R: ContainerRuntime>(
         }
     }
     problems
+}
+
+/// Builds, once each, the images of compose services (`build:`) that the plan's create and
+/// recreate steps need and that are absent or were built from another context. Runs before any
+/// step, so replicas of one service share one build. Returns the failures by image tag.
+pub async fn prepare_builds<R: ContainerRuntime>(
+    rt: &R,
+    manifest: &Manifest,
+    steps: &[Step],
+    observed: &Observed,
+) -> BTreeMap<String, String> {
+    let mut failures = BTreeMap::new();
+    let mut done: Vec<&str> = Vec::new();
+    for step in steps.iter().filter(|s| {
+        matches!(
+            s.kind,
+            StepKind::Create | StepKind::Recreate | StepKind::Rollback
+        )
+    }) {
+        let Some(spec) = spec_for(manifest, step) else {
+            continue;
+        };
+        let Some(build) = refinery_core::drift::needs_build(spec, observed) else {
+            continue;
+        };
+        if done.contains(&spec.image.as_str()) {
+            continue;
+        }
+        done.push(&spec.image);
+        let mut labels = BTreeMap::from([(LABEL_BUILD_DIGEST.to_owned(), build.digest.clone())]);
+        if let Some(sel) = &manifest.config.selector {
+            labels.extend([sel.label()]);
+        }
+        tracing::info!(image = %spec.image, context = %build.context, "building image");
+        if let Err(e) = rt.build_image(&spec.image, build, &labels).await {
+            failures.insert(spec.image.clone(), e.to_string());
+        }
+    }
+    failures
 }
 
 /// Step indices in an order where every container comes after those it depends on (plan order

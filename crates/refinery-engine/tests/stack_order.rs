@@ -18,6 +18,7 @@ fn member(deps: &[&str]) -> Option<StackMember> {
                 condition: DependencyCondition::ServiceHealthy,
             })
             .collect(),
+        build: None,
     })
 }
 

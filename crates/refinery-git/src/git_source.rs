@@ -97,6 +97,19 @@ impl GitSource {
     /// repository-relative path. Empty when `dir` is absent or is not a directory. Symlinks and
     /// submodules are left out.
     pub fn read_tree(&self, rev: &str, dir: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+        Ok(self
+            .read_tree_modes(rev, dir)?
+            .into_iter()
+            .map(|(k, (data, _))| (k, data))
+            .collect())
+    }
+
+    /// [`GitSource::read_tree`], each file with whether git records it as executable.
+    pub fn read_tree_modes(
+        &self,
+        rev: &str,
+        dir: &str,
+    ) -> Result<BTreeMap<String, (Vec<u8>, bool)>> {
         let prefix = repo_path::components(dir)?.join("/");
         let repo = self.local();
         let root = commit_tree(&repo, &find_commit(&repo, rev)?)?;
@@ -130,7 +143,7 @@ impl GitSource {
                 .find_blob(entry.oid)
                 .map_err(|source| read_err(format!("blob `{key}`"), source))?
                 .take_data();
-            out.insert(key, data);
+            out.insert(key, (data, entry.mode.is_executable()));
         }
         Ok(out)
     }

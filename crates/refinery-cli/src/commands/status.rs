@@ -26,6 +26,53 @@ struct Row {
     revision: Option<String>,
 }
 
+/// A row per stack network and named volume on `node`: present or missing, and its drift.
+fn stack_resource_rows(
+    manifest: &refinery_core::Manifest,
+    node: &str,
+    eval: &refinery_engine::Evaluation,
+) -> Vec<Row> {
+    use refinery_core::compose::{network_id, volume_id};
+    let networks = manifest
+        .stack_networks
+        .iter()
+        .filter(|n| n.node == node)
+        .map(|n| (network_id(node, &n.name), &n.name, "network", &n.driver));
+    let volumes = manifest
+        .stack_volumes
+        .iter()
+        .filter(|v| v.node == node)
+        .map(|v| (volume_id(node, &v.name), &v.name, "volume", &v.driver));
+    networks
+        .chain(volumes)
+        .map(|(id, name, kind, driver)| {
+            let steps: Vec<&refinery_core::Step> = eval
+                .plan
+                .steps
+                .iter()
+                .filter(|s| s.id == id && s.kind != refinery_core::StepKind::Ignore)
+                .collect();
+            let missing = steps
+                .iter()
+                .any(|s| s.drifts.contains(&refinery_core::DriftKind::Missing));
+            Row {
+                node: node.to_owned(),
+                container: name.clone(),
+                id: id.to_string(),
+                image: format!("({kind}, {driver})"),
+                state: if missing { "missing" } else { "present" }.into(),
+                health: "-".into(),
+                drift: steps
+                    .iter()
+                    .flat_map(|s| s.drifts.iter().map(ToString::to_string))
+                    .collect(),
+                degraded: Vec::new(),
+                revision: None,
+            }
+        })
+        .collect()
+}
+
 pub async fn run(settings: &Settings) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
     let passes = pass::run(&desired, settings).await?;
@@ -44,7 +91,7 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                     .count();
                 for spec in declared {
                     let id = refinery_core::ResourceId::for_spec(&p.node.name, spec);
-                    let o = observed.container(&spec.name);
+                    let o = refinery_core::drift::declared_container(spec, observed);
                     let drift: Vec<String> = eval
                         .plan
                         .steps
@@ -72,6 +119,7 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                             .map(|r| r.get(..12).unwrap_or(r).to_owned()),
                     });
                 }
+                rows.extend(stack_resource_rows(&desired.manifest, &p.node.name, eval));
             }
             Err(_) => {
                 for spec in declared {

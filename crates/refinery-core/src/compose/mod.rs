@@ -6,20 +6,25 @@
 //! support are reported by name.
 
 mod env_file;
+mod resources;
 mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use env_file::parse_env_file;
+pub use resources::{
+    StackResources, diff_stack_resources, is_network_or_volume, network_id, volume_id,
+};
 
 use crate::manifest::reader::Reader;
 use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
 use crate::spec::{
-    ContainerSpec, Dependency, NetworkAttachment, NetworkSpec, RuntimeOptions, StackMember,
-    VolumeSpec,
+    BuildSpec, ContainerSpec, ContextFile, Dependency, NetworkAttachment, NetworkSpec,
+    RuntimeOptions, StackMember, VolumeSpec,
 };
 use crate::yaml::{self, Loc, Node, Value};
 use service::{Service, read_service};
+use sha2::{Digest, Sha256};
 
 /// The docker-compose version Refinery's labels claim (the one it is tested against).
 pub const COMPOSE_VERSION: &str = "1.29.2";
@@ -34,6 +39,8 @@ pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 pub const LABEL_VERSION: &str = "com.docker.compose.version";
 pub const LABEL_NETWORK: &str = "com.docker.compose.network";
 pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
+/// The label a built image carries: the [`BuildSpec::digest`] of the context it was built from.
+pub const LABEL_BUILD_DIGEST: &str = "io.refinery.build-digest";
 
 /// The container name docker-compose 1.29 gives a replica: `project_service_N`.
 #[must_use]
@@ -70,6 +77,9 @@ pub struct Expanded {
 pub struct StackSource<'a> {
     /// Reads a repository-relative file from the commit (`None` when absent).
     pub read: &'a dyn Fn(&str) -> Option<String>,
+    /// Every file under a repository-relative directory of the commit (`""` for the root), keyed
+    /// by repository-relative path; empty when there is no such directory. Build contexts.
+    pub read_tree: &'a dyn Fn(&str) -> BTreeMap<String, ContextFile>,
     /// The process environment.
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Absolute path of the checkout; relative bind mounts and the working-dir label use it.
@@ -417,19 +427,33 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
             ));
             continue;
         }
-        let Some(image) = s.image.clone() else {
-            issues.push(
-                Issue::new(
-                    &s.file,
-                    s.loc,
-                    &format!("services.{}", s.name),
-                    format!("service `{}` has no `image`", s.name),
-                )
-                .with_hint(
-                    "Refinery runs images that exist on the node; give the service an `image:`",
-                ),
-            );
-            continue;
+        let build = match &s.build {
+            Some(b) => match resolve_build(b, &project_dir, src.read_tree) {
+                Ok(spec) => Some(spec),
+                Err(issue) => {
+                    issues.push(issue.with_field(&format!("services.{}.build", s.name), &s.name));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let image = match (&s.image, &build) {
+            (Some(image), _) => image.clone(),
+            (None, Some(b)) => build_tag(&stack.name, &s.name, b),
+            (None, None) => {
+                issues.push(
+                    Issue::new(
+                        &s.file,
+                        s.loc,
+                        &format!("services.{}", s.name),
+                        format!("service `{}` has no `image` and no `build`", s.name),
+                    )
+                    .with_hint(
+                        "give the service an `image:` that exists on the node, or a `build:` context in the repository",
+                    ),
+                );
+                continue;
+            }
         };
         let mut depends_on = Vec::new();
         for d in &s.depends_on {
@@ -516,6 +540,7 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                     working_dir: abs_project_dir.clone(),
                     config_files: config_files.clone(),
                     depends_on: depends_on.clone(),
+                    build: build.clone(),
                 }),
             });
         }
@@ -562,6 +587,203 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         });
     }
     Ok(out)
+}
+
+/// The tag of an image built for a service without `image:`: `<project>-<service>` tagged with
+/// the context's digest, so a changed context is another image and an unchanged one is reused.
+fn build_tag(project: &str, service: &str, b: &BuildSpec) -> String {
+    format!(
+        "{project}-{}:refinery-{}",
+        service.to_ascii_lowercase(),
+        b.short_digest()
+    )
+}
+
+/// Why a build context cannot be used; the caller adds the field and service.
+struct BuildIssue {
+    file: String,
+    loc: Loc,
+    message: String,
+    hint: Option<String>,
+}
+
+impl BuildIssue {
+    fn with_field(self, field: &str, service: &str) -> Issue {
+        let issue = Issue::new(
+            &self.file,
+            self.loc,
+            field,
+            format!("service `{service}`: {}", self.message),
+        );
+        match self.hint {
+            Some(h) => issue.with_hint(h),
+            None => issue,
+        }
+    }
+}
+
+/// `dir` joined with `rel`, `..` resolved; `None` when it climbs above the repository root.
+fn join_inside(dir: &str, rel: &str) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in dir.split('/').chain(rel.split('/')) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            s => out.push(s),
+        }
+    }
+    Some(out.join("/"))
+}
+
+/// The context's files that its `.dockerignore` keeps, by Docker's rules: `#` comments, patterns
+/// relative to the context (`*` and `?` within a path segment, `**` across them), a leading `!`
+/// keeps again, the last matching line wins, and a pattern matching a directory covers all under
+/// it. `.dockerignore` itself and the Dockerfile are sent anyway (the builder needs them; Docker
+/// does the same). What is left out is not built and not digested.
+fn apply_dockerignore(
+    files: BTreeMap<String, ContextFile>,
+    dockerfile: &str,
+) -> Result<BTreeMap<String, ContextFile>, String> {
+    let Some(ignore) = files.get(".dockerignore") else {
+        return Ok(files);
+    };
+    let text = String::from_utf8_lossy(&ignore.data).into_owned();
+    let mut rules: Vec<(bool, globset::GlobMatcher)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (keep, pattern) = match line.strip_prefix('!') {
+            Some(p) => (true, p.trim()),
+            None => (false, line),
+        };
+        let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+        let pattern = pattern.trim_end_matches('/');
+        if pattern.is_empty() {
+            continue;
+        }
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("failed to read `.dockerignore` pattern `{line}`: {e}"))?;
+        rules.push((keep, glob.compile_matcher()));
+    }
+    let excluded = |path: &str| {
+        // The path and each directory above it; the last rule matching any of them decides.
+        let mut prefixes: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
+        prefixes.push(path);
+        let mut out = false;
+        for (keep, m) in &rules {
+            if prefixes.iter().any(|p| m.is_match(p)) {
+                out = !keep;
+            }
+        }
+        out
+    };
+    Ok(files
+        .into_iter()
+        .filter(|(path, _)| path == ".dockerignore" || path == dockerfile || !excluded(path))
+        .collect())
+}
+
+/// Reads a service's build context from the commit and digests it.
+fn resolve_build(
+    b: &service::BuildDecl,
+    project_dir: &str,
+    read_tree: &dyn Fn(&str) -> BTreeMap<String, ContextFile>,
+) -> Result<BuildSpec, BuildIssue> {
+    let issue = |message: String, hint: &str| BuildIssue {
+        file: b.file.clone(),
+        loc: b.loc,
+        message,
+        hint: Some(hint.to_owned()),
+    };
+    let ctx = b.context.trim();
+    if ctx.contains("://") || ctx.starts_with("git@") {
+        return Err(issue(
+            format!("build context `{ctx}` is remote; Refinery builds only from the repository"),
+            "commit the context to the repository and point `build:` at its directory",
+        ));
+    }
+    if ctx.starts_with('/') || ctx.starts_with('~') {
+        return Err(issue(
+            format!("build context `{ctx}` is outside the repository"),
+            "the context is read from the commit: use a directory of the repository, relative to the compose file",
+        ));
+    }
+    let Some(dir) = join_inside(project_dir, ctx) else {
+        return Err(issue(
+            format!("build context `{ctx}` is outside the repository"),
+            "the context is read from the commit: use a directory of the repository, relative to the compose file",
+        ));
+    };
+    let shown = if dir.is_empty() { "." } else { dir.as_str() };
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let files: BTreeMap<String, ContextFile> = read_tree(&dir)
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rel| (rel.to_owned(), v)))
+        .collect();
+    if files.is_empty() {
+        return Err(issue(
+            format!("failed to find build context `{shown}` in the commit"),
+            "commit the directory (with its Dockerfile) or fix the path",
+        ));
+    }
+    let written = b.dockerfile.as_deref().unwrap_or("Dockerfile");
+    let dockerfile = match join_inside("", written) {
+        Some(d) if !written.starts_with('/') && !d.is_empty() => d,
+        _ => {
+            return Err(issue(
+                format!("dockerfile `{written}` is outside the build context `{shown}`"),
+                "give a path inside the context",
+            ));
+        }
+    };
+    let files = match apply_dockerignore(files, &dockerfile) {
+        Ok(f) => f,
+        Err(message) => {
+            return Err(issue(
+                message,
+                "`.dockerignore` takes one pattern a line (`*`, `?`, `**`, `!` to keep)",
+            ));
+        }
+    };
+    if !files.contains_key(&dockerfile) {
+        return Err(issue(
+            format!("failed to find `{dockerfile}` in the build context `{shown}` of the commit"),
+            "commit the Dockerfile, or name it with `build.dockerfile`",
+        ));
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(b"refinery-build-v1\0");
+    for (path, file) in &files {
+        hasher.update(path.as_bytes());
+        let mode = if file.executable { "x" } else { "-" };
+        hasher.update(format!("\0{mode}\0{}\0", file.data.len()).as_bytes());
+        hasher.update(&file.data);
+    }
+    hasher.update(format!("dockerfile\0{dockerfile}\0").as_bytes());
+    for (k, v) in &b.args {
+        hasher.update(format!("arg\0{k}\0{v}\0").as_bytes());
+    }
+    if let Some(t) = &b.target {
+        hasher.update(format!("target\0{t}\0").as_bytes());
+    }
+    Ok(BuildSpec {
+        context: dir,
+        dockerfile,
+        args: b.args.clone(),
+        target: b.target.clone(),
+        digest: crate::labels::hex(&hasher.finalize()),
+        files: std::sync::Arc::new(files),
+    })
 }
 
 /// The first `depends_on` cycle, as service names ending where they began.

@@ -33,6 +33,20 @@ pub(super) struct DependsOn {
     pub file: String,
 }
 
+/// A service's `build:` as declared: the context as written, resolved against the project
+/// directory when the stack is expanded.
+#[derive(Debug, Clone, Default)]
+pub(super) struct BuildDecl {
+    /// As written (`./api`, `.`), relative to the project directory.
+    pub context: String,
+    pub dockerfile: Option<String>,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// Where the `build` key is, and in which file.
+    pub loc: Loc,
+    pub file: String,
+}
+
 /// A service as merged so far.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Service {
@@ -41,6 +55,7 @@ pub(super) struct Service {
     pub file: String,
     pub loc: Loc,
     pub image: Option<String>,
+    pub build: Option<BuildDecl>,
     pub container_name: Option<String>,
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
@@ -76,6 +91,7 @@ impl Service {
             }
         }
         over(&mut self.image, o.image);
+        over(&mut self.build, o.build);
         over(&mut self.container_name, o.container_name);
         over(&mut self.command, o.command);
         over(&mut self.entrypoint, o.entrypoint);
@@ -112,7 +128,7 @@ impl Service {
 }
 
 /// Keys of the Compose Specification Refinery does not act on yet: reported by name.
-const UNSUPPORTED_HINT: &str = "supported service keys: image, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, labels, container_name, deploy (replicas, resources.limits), scale, profiles, security_opt, read_only, user, working_dir, mem_limit, cpus, extra_hosts";
+const UNSUPPORTED_HINT: &str = "supported service keys: image, build, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, labels, container_name, deploy (replicas, resources.limits), scale, profiles, security_opt, read_only, user, working_dir, mem_limit, cpus, extra_hosts";
 
 /// `64m`, `1g`, `512mb`, `1024` (bytes).
 pub(super) fn parse_bytes(s: &str) -> Option<i64> {
@@ -268,12 +284,7 @@ pub(super) fn read_service(
                     s.extra_hosts.push(entry);
                 }
             }
-            "build" => r.error_hint(
-                k.loc,
-                &p,
-                format!("service `{name}`: `build` is not supported by Refinery yet"),
-                "build the image on the node and give the service an `image:`",
-            ),
+            "build" => s.build = read_build(r, ctx, name, k.loc, v, &p),
             other if other.starts_with("x-") => {}
             other => r.error_hint(
                 k.loc,
@@ -287,6 +298,62 @@ pub(super) fn read_service(
         s.env.entry(k).or_insert(v);
     }
     Some(s)
+}
+
+/// `build: ./dir` or `build: {context, dockerfile, args, target}`.
+fn read_build(
+    r: &mut Reader<'_>,
+    ctx: &FileContext<'_>,
+    service: &str,
+    loc: Loc,
+    node: &Node,
+    path: &str,
+) -> Option<BuildDecl> {
+    let mut b = BuildDecl {
+        context: ".".into(),
+        loc,
+        file: ctx.file.to_owned(),
+        ..BuildDecl::default()
+    };
+    match &node.value {
+        Value::Map(entries) => {
+            r.map(node, path)?;
+            for (k, v) in entries {
+                let Some(key) = k.scalar() else { continue };
+                let f = format!("{path}.{key}");
+                match key {
+                    "context" => b.context = r.string(v, &f)?,
+                    "dockerfile" => b.dockerfile = r.string(v, &f),
+                    "target" => b.target = r.string(v, &f),
+                    "args" => read_build_args(r, v, &f, &mut b.args),
+                    other if other.starts_with("x-") => {}
+                    other => r.error_hint(
+                        k.loc,
+                        &f,
+                        format!("service `{service}`: key `{other}` of `build` is not supported by Refinery"),
+                        "supported: build.context, build.dockerfile, build.args, build.target",
+                    ),
+                }
+            }
+        }
+        _ => b.context = r.string(node, path)?,
+    }
+    Some(b)
+}
+
+/// `args:` as a map or a `KEY=value` list. A bare `KEY` (list) or `KEY:` (map) takes the
+/// variable's value, or is left out when it is unset, as docker compose does.
+fn read_build_args(
+    r: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+    out: &mut BTreeMap<String, String>,
+) {
+    let mut env = BTreeMap::new();
+    read_environment(r, node, path, &mut env);
+    for (k, v) in env {
+        out.insert(k, v.expose().to_owned());
+    }
 }
 
 fn read_environment(

@@ -36,11 +36,25 @@ fn run_with_keys(
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     let read = |p: &str| files.get(p).cloned();
+    let read_tree = |dir: &str| {
+        files
+            .iter()
+            .filter(|(k, _)| dir.is_empty() || k.starts_with(&format!("{dir}/")))
+            .map(|(k, v)| {
+                let file = crate::spec::ContextFile {
+                    data: v.clone().into_bytes(),
+                    executable: k.ends_with(".sh"),
+                };
+                (k.clone(), file)
+            })
+            .collect()
+    };
     let lookup = |n: &str| env.get(n).cloned();
     expand_stack(
         st,
         &StackSource {
             read: &read,
+            read_tree: &read_tree,
             env: &lookup,
             base_dir: Some("/repo"),
             manifest_file: "refinery.yaml",
@@ -269,8 +283,28 @@ fn compose_bad_inputs_name_file_line_column() {
             "c.yml:4:5: service `a`: key `privileged` is not supported by Refinery",
         ),
         (
-            "services:\n  a:\n    build: .\n",
-            "c.yml:3:5: service `a`: `build` is not supported by Refinery yet",
+            "services:\n  a:\n    build: ../elsewhere\n",
+            "c.yml:3:5: service `a`: build context `../elsewhere` is outside the repository",
+        ),
+        (
+            "services:\n  a:\n    build: /srv/app\n",
+            "c.yml:3:5: service `a`: build context `/srv/app` is outside the repository",
+        ),
+        (
+            "services:\n  a:\n    build: {context: missing}\n",
+            "c.yml:3:5: service `a`: failed to find build context `missing` in the commit",
+        ),
+        (
+            "services:\n  a:\n    build: {context: ., dockerfile: ../Dockerfile}\n",
+            "dockerfile `../Dockerfile` is outside the build context",
+        ),
+        (
+            "services:\n  a:\n    build: {context: ., network: host}\n",
+            "c.yml:3:25: service `a`: key `network` of `build` is not supported by Refinery",
+        ),
+        (
+            "services:\n  a:\n    command: x\n",
+            "c.yml:2:3: service `a` has no `image` and no `build`",
         ),
         (
             "services:\n  a:\n    image: x\n    container_name: one\n    scale: 2\n",
@@ -404,4 +438,311 @@ fn compose_stack_env_file_sops_is_refused() {
             .any(|i| i.message.contains("is SOPS-encrypted")),
         "{issues:?}"
     );
+}
+const BUILD: &str = "services:
+  api:
+    build:
+      context: ./api
+      dockerfile: Dockerfile.prod
+      args: {VERSION: \"${VERSION:-1}\"}
+      target: run
+    deploy: {replicas: 2}
+  named:
+    image: shop/named:1
+    build: api
+";
+
+fn build_files(dockerfile: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("deploy/c.yml", BUILD.to_owned()),
+        ("deploy/api/Dockerfile.prod", dockerfile.to_owned()),
+        ("deploy/api/Dockerfile", "FROM base\n".to_owned()),
+        ("deploy/api/app.sh", "echo hi\n".to_owned()),
+        ("deploy/other/x", "not in the context\n".to_owned()),
+    ]
+}
+
+fn run_build(files: &[(&'static str, String)], env: &[(&str, &str)]) -> Expanded {
+    let files: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run(&files, &stack(&["deploy/c.yml"], &[]), env).expect("valid")
+}
+
+#[test]
+fn compose_build_reads_context_from_commit_and_tags_by_digest() {
+    let e = run_build(&build_files("FROM base AS run\n"), &[]);
+    let api = &e.containers[0];
+    let b = api
+        .stack
+        .as_ref()
+        .and_then(|m| m.build.as_ref())
+        .expect("build");
+    assert_eq!(b.context, "deploy/api");
+    assert_eq!(b.dockerfile, "Dockerfile.prod");
+    assert_eq!(b.args["VERSION"], "1");
+    assert_eq!(b.target.as_deref(), Some("run"));
+    let names: Vec<&str> = b.files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["Dockerfile", "Dockerfile.prod", "app.sh"]);
+    assert_eq!(api.image, format!("shop-api:refinery-{}", b.short_digest()));
+    // Both replicas run the one image.
+    assert_eq!(e.containers[1].image, api.image);
+    // An `image:` names the built image.
+    let named = e
+        .containers
+        .iter()
+        .find(|c| c.name == "shop_named_1")
+        .expect("named");
+    assert_eq!(named.image, "shop/named:1");
+}
+
+#[test]
+fn compose_build_digest_changes_with_context_args_only() {
+    let digest = |files: &[(&'static str, String)], env: &[(&str, &str)]| {
+        run_build(files, env).containers[0]
+            .stack
+            .as_ref()
+            .and_then(|m| m.build.as_ref())
+            .map(|b| b.digest.clone())
+            .expect("build")
+    };
+    let base = digest(&build_files("FROM base AS run\n"), &[]);
+    assert_eq!(base, digest(&build_files("FROM base AS run\n"), &[]));
+    assert_ne!(
+        base,
+        digest(&build_files("FROM base AS run\nRUN true\n"), &[])
+    );
+    assert_ne!(
+        base,
+        digest(&build_files("FROM base AS run\n"), &[("VERSION", "2")])
+    );
+    // A file outside the context does not count.
+    let mut other = build_files("FROM base AS run\n");
+    other[4].1 = "changed\n".into();
+    assert_eq!(base, digest(&other, &[]));
+}
+
+/// Seed 002 expanded, run through diff → policy → plan with the engine holding `networks` and
+/// `volumes`.
+fn stack_plan(
+    networks: Vec<crate::observed::ObservedNetwork>,
+    volumes: Vec<crate::observed::ObservedVolume>,
+) -> (crate::drift::DriftReport, crate::plan::Plan) {
+    let e = run(
+        &[("c.yml", PROD)],
+        &stack(&["c.yml"], &[]),
+        &[("DATABASE_URL", "x")],
+    )
+    .expect("valid");
+    let mut m = crate::testing::manifest(Vec::new());
+    m.stack_networks = e.networks;
+    m.stack_volumes = e.volumes;
+    let observed = crate::observed::Observed::default();
+    let ctx =
+        crate::drift::DiffContext::for_node(&m, "lyra").with_stack_resources(&m, networks, volumes);
+    let report = crate::drift::diff_node(&[], &observed, &ctx);
+    let first_seen = BTreeMap::new();
+    let pctx = crate::policy::PolicyContext {
+        manifest: &m,
+        mode: m.mode_of("lyra"),
+        now: crate::testing::now(),
+        first_seen: &first_seen,
+        honor_grace: false,
+        self_container_id: None,
+    };
+    let decisions = crate::policy::decide(&report, &observed, &pctx);
+    let plan = crate::plan::plan(&decisions, &observed);
+    (report, plan)
+}
+
+fn engine_network(
+    name: &str,
+    driver: &str,
+    labels: &[(&str, &str)],
+) -> crate::observed::ObservedNetwork {
+    crate::observed::ObservedNetwork {
+        name: name.into(),
+        driver: driver.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+#[test]
+fn compose_network_missing_is_created_and_volume_missing_too() {
+    let (report, plan) = stack_plan(Vec::new(), Vec::new());
+    let net = network_id("lyra", "shop_consensusnet");
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.id == net)
+        .expect("network step");
+    assert_eq!(step.kind, crate::plan::StepKind::Create);
+    assert!(
+        report
+            .drifts
+            .iter()
+            .any(|d| d.id == net && d.kind == crate::drift::DriftKind::Missing)
+    );
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.id == volume_id("lyra", "shop_redis_data")
+                && s.kind == crate::plan::StepKind::Create),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn compose_network_with_other_driver_or_labels_is_reported_not_recreated() {
+    let labels = [
+        (LABEL_NETWORK, "consensusnet"),
+        (LABEL_PROJECT, "shop"),
+        // Another docker compose release: never drift.
+        (LABEL_VERSION, "2.24.0"),
+    ];
+    let vol = crate::observed::ObservedVolume {
+        name: "shop_redis_data".into(),
+        driver: "local".into(),
+        labels: [(LABEL_VOLUME, "redis_data"), (LABEL_PROJECT, "shop")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let (report, plan) = stack_plan(
+        vec![engine_network("shop_consensusnet", "bridge", &labels)],
+        vec![vol.clone()],
+    );
+    assert!(report.drifts.is_empty(), "{:#?}", report.drifts);
+    assert_eq!(report.in_sync.len(), 2);
+
+    let mut other = vol;
+    other
+        .labels
+        .insert(LABEL_PROJECT.into(), "someone-else".into());
+    let (report, plan2) = stack_plan(
+        vec![engine_network("shop_consensusnet", "macvlan", &labels)],
+        vec![other],
+    );
+    assert!(plan.steps.is_empty());
+    let net = report
+        .drifts
+        .iter()
+        .find(|d| d.id == network_id("lyra", "shop_consensusnet"))
+        .expect("network drift");
+    assert_eq!(net.kind, crate::drift::DriftKind::Config);
+    assert_eq!(net.summary, "driver differs");
+    let vol = report
+        .drifts
+        .iter()
+        .find(|d| d.id == volume_id("lyra", "shop_redis_data"))
+        .expect("volume drift");
+    assert_eq!(vol.changes[0].field, "labels.com.docker.compose.project");
+    // Reported, never recreated (nor removed).
+    for s in &plan2.steps {
+        assert_eq!(s.kind, crate::plan::StepKind::Alert, "{s:#?}");
+    }
+}
+
+#[test]
+fn compose_v2_container_name_is_adopted_by_labels() {
+    let e = run(&[("c.yml", PROFILES)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let spec = &e.containers[0];
+    let mut o =
+        crate::testing::observed_from_spec(spec, &crate::observed::ImageDefaults::default());
+    o.name = "shop-cache-1".into();
+    o.labels
+        .extend(crate::labels::ownership_labels(spec, "abc"));
+    let observed = crate::observed::Observed {
+        containers: vec![o],
+        images: BTreeMap::from([(
+            spec.image.clone(),
+            crate::testing::image_info(&spec.image, &crate::observed::ImageDefaults::default()),
+        )]),
+    };
+    let report = crate::drift::diff_node(
+        &[spec],
+        &observed,
+        &crate::drift::DiffContext::for_node(&crate::testing::manifest(Vec::new()), "lyra"),
+    );
+    assert!(report.drifts.is_empty(), "{:#?}", report.drifts);
+    assert_eq!(report.in_sync.len(), 1);
+}
+
+#[test]
+fn compose_build_image_from_another_context_is_image_drift() {
+    let e = run_build(&build_files("FROM base AS run\n"), &[]);
+    let spec = e
+        .containers
+        .iter()
+        .find(|c| c.name == "shop_named_1")
+        .expect("named");
+    let digest = spec
+        .stack
+        .as_ref()
+        .and_then(|m| m.build.as_ref())
+        .map(|b| b.digest.clone())
+        .expect("build");
+    let defaults = crate::observed::ImageDefaults::default();
+    let o = crate::testing::observed_from_spec(spec, &defaults);
+    let with_label = |value: &str| {
+        let mut info = crate::testing::image_info(&spec.image, &defaults);
+        info.defaults
+            .labels
+            .insert(LABEL_BUILD_DIGEST.into(), value.into());
+        crate::observed::Observed {
+            containers: vec![o.clone()],
+            images: BTreeMap::from([(spec.image.clone(), info)]),
+        }
+    };
+    assert!(crate::drift::image_change(spec, &o, &with_label(&digest)).is_none());
+    let change = crate::drift::image_change(spec, &o, &with_label("old")).expect("drift");
+    assert!(
+        change
+            .desired
+            .contains("builds `shop/named:1` from `deploy/api`"),
+        "{change:?}"
+    );
+    assert!(crate::drift::needs_build(spec, &with_label("old")).is_some());
+    assert!(crate::drift::needs_build(spec, &with_label(&digest)).is_none());
+}
+
+#[test]
+fn compose_build_dockerignore_leaves_files_out_of_context_and_digest() {
+    let mut files = build_files("FROM base AS run\n");
+    files.push((
+        "deploy/api/.dockerignore",
+        "# docs\n*.md\ndocs/\n!docs/keep.md\nDockerfile.prod\n".to_owned(),
+    ));
+    files.push(("deploy/api/README.md", "one\n".to_owned()));
+    files.push(("deploy/api/docs/a.txt", "x\n".to_owned()));
+    files.push(("deploy/api/docs/keep.md", "kept\n".to_owned()));
+    let build = |files: &[(&'static str, String)]| {
+        run_build(files, &[]).containers[0]
+            .stack
+            .as_ref()
+            .and_then(|m| m.build.clone())
+            .expect("build")
+    };
+    let b = build(&files);
+    let names: Vec<&str> = b.files.keys().map(String::as_str).collect();
+    // The Dockerfile in use is sent even when ignored, as docker build does.
+    assert_eq!(
+        names,
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "Dockerfile.prod",
+            "app.sh",
+            "docs/keep.md"
+        ]
+    );
+    // An ignored file's change is no rebuild.
+    let mut changed = files.clone();
+    let readme = changed
+        .iter_mut()
+        .find(|(k, _)| k.ends_with("README.md"))
+        .expect("readme");
+    readme.1 = "two\n".into();
+    assert_eq!(build(&changed).digest, b.digest);
 }
