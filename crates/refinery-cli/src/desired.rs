@@ -52,6 +52,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
         },
     )?;
     let mut manifest = loaded.manifest;
+    let mut warnings = loaded.warnings;
     if !manifest.stacks.is_empty() {
         let read = |path: &str| {
             git.read_file(&commit.id, path)
@@ -60,7 +61,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                 .and_then(|b| String::from_utf8(b).ok())
         };
         let checkout = base_dir_of(&git);
-        refinery_core::compose::expand_stacks(
+        let mut stack_warnings = refinery_core::compose::expand_stacks(
             &mut manifest,
             &refinery_core::compose::StackSource {
                 read: &read,
@@ -69,12 +70,20 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                 manifest_file: file,
             },
         )?;
+        warnings.append(&mut stack_warnings);
     }
+    let root = crate::content::root(&git);
+    warnings.append(&mut crate::content::resolve(
+        &git,
+        &commit.id,
+        &mut manifest,
+        &root,
+    )?);
     let uncommitted = git.worktree_differs(&commit.id, &[file])?;
     Ok(Desired {
         commit,
         manifest,
-        warnings: loaded.warnings,
+        warnings,
         uncommitted,
     })
 }

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod content;
 mod daemon;
 mod desired;
 mod engines;

@@ -69,6 +69,7 @@ pub fn ownership_labels(spec: &ContainerSpec, revision: &str) -> BTreeMap<String
         labels.extend(crate::compose::compose_labels(member, &hash));
     }
     labels.insert(SPEC_HASH.to_owned(), hash);
+    labels.extend(crate::content::content_labels(&spec.content));
     labels.insert(REVISION.to_owned(), revision.to_owned());
     if let Some(c) = &spec.bloodline.creator {
         labels.insert(CREATOR.to_owned(), c.clone());

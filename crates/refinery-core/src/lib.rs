@@ -1,6 +1,7 @@
 //! Refinery's pure core: types, manifest parsing from in-memory files, normalization, diff, policy,
 //! plan. No I/O, no clock, no async runtime: values in, values out.
 
+pub mod content;
 pub mod labels;
 pub mod observed;
 pub mod outcome;
@@ -20,6 +21,7 @@ pub use runtime::{
     ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, LabelSelector, PullProgress,
     RuntimeError,
 };
+pub use content::{ContentFile, ContentMount};
 pub use secret::Secret;
 pub use spec::{
     Bloodline, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount, MountKind,

@@ -265,7 +265,11 @@ fn verdict_for(
             });
         }
     }
-    if action == Action::Restart && matches!(drift.kind, DriftKind::Image | DriftKind::Config) {
+    // A restart applies content-only config drift: the copy is rewritten in place first.
+    if action == Action::Restart
+        && (drift.kind == DriftKind::Image
+            || (drift.kind == DriftKind::Config && !crate::drift::only_content_changed(drift)))
+    {
         // A restart keeps the container's image and configuration: it would run every pass and
         // never converge.
         return Some(Verdict::Alert {

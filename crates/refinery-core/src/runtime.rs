@@ -201,6 +201,17 @@ pub trait ContainerRuntime: Send + Sync {
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> impl Future<Output = RuntimeResult<()>> + Send;
 
+    /// Makes each host path hold exactly the committed files of its content-tracked mount (a
+    /// file rewritten in place, a folder's extra files removed), before a container that mounts
+    /// it is created or restarted. An engine that cannot reach the files does nothing.
+    fn write_content(
+        &self,
+        writes: &[(String, crate::content::ContentMount)],
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let _ = writes;
+        async { Ok(()) }
+    }
+
     /// Creates the network unless one of that name exists (an `external` one must exist);
     /// returns whether it was created. Containers attach to it when they are created.
     fn ensure_network(

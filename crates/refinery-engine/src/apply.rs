@@ -139,6 +139,21 @@ async fn run_step<R: ContainerRuntime>(
             let Some(id) = existing.as_deref() else {
                 return failed(step, "failed to find the container to restart".into());
             };
+            // Content-tracked files are rewritten in place, in the copy the container mounts.
+            // Only into a copy Refinery made (its labels say so), never into a path it does not own.
+            if let Some(spec) = spec_of(manifest, step).filter(|s| !s.content.is_empty())
+                && let Some(o) = observed.containers.iter().find(|c| c.id == id)
+            {
+                if !o.labels.contains_key(refinery_core::content::LABEL_DIGEST) {
+                    return failed(
+                        step,
+                        "the container mounts no copy made by Refinery, so its files cannot be rewritten in place; recreate it".into(),
+                    );
+                }
+                if let Err(e) = rt.write_content(&content_writes(spec, &o.mounts)).await {
+                    return failed(step, e.to_string());
+                }
+            }
             let r = match step.kind {
                 StepKind::Unpause => rt.unpause(id).await,
                 StepKind::Start => rt.start(id).await,
@@ -147,15 +162,14 @@ async fn run_step<R: ContainerRuntime>(
             simple(r, Outcome::Restarted)
         }
         StepKind::Create | StepKind::Recreate | StepKind::Rollback => {
-            let Some(spec) = manifest
-                .containers
-                .iter()
-                .find(|c| c.node == step.id.node() && c.name == step.id.name())
-            else {
+            let Some(spec) = spec_of(manifest, step) else {
                 return failed(step, "failed to find the declared spec".into());
             };
             if let Err(e) = ensure_image(rt, spec, observed, on_event).await {
                 return failed(step, e);
+            }
+            if let Err(e) = rt.write_content(&content_writes(spec, &spec.mounts)).await {
+                return failed(step, e.to_string());
             }
             if let Err(e) = crate::stack_order::wait_for_dependencies(rt, spec).await {
                 return failed(step, e);
@@ -187,6 +201,32 @@ async fn run_step<R: ContainerRuntime>(
             done(Outcome::Skipped, existing)
         }
     }
+}
+
+fn spec_of<'m>(manifest: &'m Manifest, step: &Step) -> Option<&'m ContainerSpec> {
+    manifest
+        .containers
+        .iter()
+        .find(|c| c.node == step.id.node() && c.name == step.id.name())
+}
+
+/// The host path each content-tracked mount of `spec` is written to: the bind source `mounts`
+/// (the spec's own, or a running container's) gives its target.
+fn content_writes(
+    spec: &ContainerSpec,
+    mounts: &[refinery_core::Mount],
+) -> Vec<(String, refinery_core::ContentMount)> {
+    // Unresolved mounts (no files read from the commit) still point into the checkout: skip.
+    spec.content
+        .iter()
+        .filter(|c| !c.files.is_empty())
+        .filter_map(|c| {
+            mounts
+                .iter()
+                .find(|m| m.target == c.target && m.kind == refinery_core::MountKind::Bind)
+                .map(|m| (m.source.clone(), c.clone()))
+        })
+        .collect()
 }
 
 fn labels_for(

@@ -148,7 +148,7 @@ fn read_manifest(
         .unwrap_or(false);
     let ignore_differences = top
         .get("ignore_differences")
-        .and_then(|n| r.strings(n, "ignore_differences"))
+        .map(|n| read_ignore_list(r, n, "ignore_differences"))
         .unwrap_or_default();
     let containers = containers_node
         .map(|n| read_containers(r, n, &node_names, opts.base_dir.as_deref()))
@@ -598,7 +598,7 @@ fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, nodes: &NodeNames) ->
     out
 }
 
-fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) -> Option<Action> {
+pub(crate) fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) -> Option<Action> {
     let s = r.string(node, path)?;
     let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
     match Action::parse(&s) {
@@ -621,6 +621,65 @@ fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) 
             None
         }
     }
+}
+
+/// The fields a drift can name, for `ignore_differences` (`env`, `labels` and `content` take a
+/// `.KEY` too).
+pub const DRIFT_FIELDS: [&str; 19] = [
+    "image",
+    "status",
+    "env",
+    "labels",
+    "ports",
+    "volumes",
+    "content",
+    "command",
+    "entrypoint",
+    "restart",
+    "healthcheck",
+    "networks",
+    "user",
+    "working_dir",
+    "read_only",
+    "security_opt",
+    "mem_limit",
+    "cpus",
+    "extra_hosts",
+];
+
+/// Warns when an `ignore_differences` path can match no drift field, suggesting the closest.
+pub(crate) fn check_ignore_path(r: &mut Reader<'_>, loc: Loc, field: &str, pattern: &str) {
+    let head = pattern
+        .split(['.', '*', '?', '[', '{'])
+        .next()
+        .unwrap_or_default();
+    // A pattern starting with a glob (`*`, `{env,labels}.X`) may match anything.
+    if head.is_empty() || DRIFT_FIELDS.contains(&head) {
+        return;
+    }
+    let mut issue = Issue::new(
+        &r.file,
+        loc,
+        field,
+        format!("`{pattern}` matches no field Refinery compares; it ignores nothing"),
+    );
+    issue = match suggest(head, DRIFT_FIELDS) {
+        Some(s) => issue.with_hint(format!(
+            "did you mean `{}`?",
+            pattern.replacen(head, s, 1)
+        )),
+        None => issue.with_hint(format!("fields: {}", DRIFT_FIELDS.join(", "))),
+    };
+    r.warnings.push(issue);
+}
+
+/// An `ignore_differences` list, every path checked against the drift fields.
+fn read_ignore_list(r: &mut Reader<'_>, node: &Node, path: &str) -> Vec<String> {
+    let items = r.strings_at(node, path).unwrap_or_default();
+    for item in &items {
+        check_ignore_path(r, item.loc, &item.field, &item.value);
+    }
+    items.into_iter().map(|i| i.value).collect()
 }
 
 /// A list at `path`; a scalar or mapping is an error whose hint shows the list form `example`.
@@ -818,6 +877,7 @@ fn read_containers(
             }
         }
         let mut mounts = Vec::new();
+        let mut content = Vec::new();
         if let Some(n) = m.get("volumes") {
             let p = format!("{path}.volumes");
             if let Some(items) = list_of(r, n, &p, "volumes: [\"data:/var/lib/data\"]") {
@@ -828,6 +888,12 @@ fn read_containers(
                             Ok(mnt) => {
                                 if mounts.iter().any(|x: &crate::spec::Mount| x.target == mnt.target) {
                                     r.error(vn.loc, &vp, format!("`{}` is mounted twice", mnt.target));
+                                }
+                                // A `./` source is a repository file or folder: desired by content.
+                                if s.starts_with('.')
+                                    && let Some(rel) = crate::content::repo_relative("", s.split(':').next().unwrap_or_default())
+                                {
+                                    content.push(crate::content::ContentMount::new(&mnt.target, &rel));
                                 }
                                 mounts.push(mnt);
                             }
@@ -901,7 +967,7 @@ fn read_containers(
             .unwrap_or_default();
         let ignore_differences = m
             .get("ignore_differences")
-            .and_then(|n| r.strings(n, &format!("{path}.ignore_differences")))
+            .map(|n| read_ignore_list(r, n, &format!("{path}.ignore_differences")))
             .unwrap_or_default();
         let drift_action = m.get("drift_action").and_then(|n| {
             read_action(
@@ -951,6 +1017,7 @@ fn read_containers(
                 drift_action,
                 options: Default::default(),
                 stack: None,
+                content: content.clone(),
             });
         }
     }
