@@ -223,9 +223,12 @@ fn verdict_for(
             why: "matches `inventory.protected`".into(),
         });
     }
-    // Only ignored fields differ: nothing to do, nothing to report.
+    // Only ignored fields differ: nothing to do, nothing to report (`plan --show-ignored` still
+    // shows them).
     if !drift.changes.is_empty() && drift.changes.iter().all(|c| c.ignored) {
-        return None;
+        return Some(Verdict::Ignore {
+            why: "only fields listed under `ignore_differences` differ".into(),
+        });
     }
     let rule = rule_for(m, drift.kind);
     if drift.kind == DriftKind::Unauthorized

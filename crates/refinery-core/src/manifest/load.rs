@@ -663,7 +663,29 @@ pub(crate) fn check_ignore_path(r: &mut Reader<'_>, loc: Loc, field: &str, patte
         field,
         format!("`{pattern}` matches no field Refinery compares; it ignores nothing"),
     );
-    issue = match suggest(head, DRIFT_FIELDS) {
+    // Other tools' names for the same fields, so `environment.X` suggests `env.X`.
+    const ALIASES: [(&str, &str); 9] = [
+        ("environment", "env"),
+        ("label", "labels"),
+        ("port", "ports"),
+        ("volume", "volumes"),
+        ("mounts", "volumes"),
+        ("cmd", "command"),
+        ("health", "healthcheck"),
+        ("memory", "mem_limit"),
+        ("files", "content"),
+    ];
+    let candidates = DRIFT_FIELDS
+        .iter()
+        .copied()
+        .chain(ALIASES.iter().map(|(a, _)| *a));
+    let found = suggest(head, candidates).map(|s| {
+        ALIASES
+            .iter()
+            .find(|(a, _)| *a == s)
+            .map_or(s, |(_, f)| *f)
+    });
+    issue = match found {
         Some(s) => issue.with_hint(format!(
             "did you mean `{}`?",
             pattern.replacen(head, s, 1)
