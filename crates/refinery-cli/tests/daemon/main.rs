@@ -14,4 +14,5 @@ mod heal;
 mod inventory;
 mod observability;
 mod policy;
+mod report_only;
 mod revisions;
