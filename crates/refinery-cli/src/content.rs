@@ -18,7 +18,10 @@ use crate::error::CliError;
 pub fn root(git: &GitSource) -> PathBuf {
     let dir = std::env::var_os("REFINERY_CONTENT_DIR")
         .filter(|v| !v.is_empty())
-        .map_or_else(|| git.git_dir().join("refinery").join("content"), PathBuf::from);
+        .map_or_else(
+            || git.git_dir().join("refinery").join("content"),
+            PathBuf::from,
+        );
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     std::fs::canonicalize(&dir).unwrap_or(dir)
 }

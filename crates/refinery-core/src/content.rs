@@ -193,7 +193,10 @@ mod tests {
     #[test]
     fn repo_relative_normalizes_and_refuses_escapes() {
         assert_eq!(repo_relative("", "./conf").as_deref(), Some("conf"));
-        assert_eq!(repo_relative("stack", "./a/../b").as_deref(), Some("stack/b"));
+        assert_eq!(
+            repo_relative("stack", "./a/../b").as_deref(),
+            Some("stack/b")
+        );
         assert_eq!(repo_relative("stack", "../conf").as_deref(), Some("conf"));
         assert_eq!(repo_relative("", "../conf"), None);
     }
@@ -202,9 +205,11 @@ mod tests {
     fn content_digest_changes_with_a_file() {
         let mut m = ContentMount::new("/etc/app", "conf");
         m.dir = true;
-        m.files.insert("a.conf".into(), ContentFile::new(b"one".to_vec()));
+        m.files
+            .insert("a.conf".into(), ContentFile::new(b"one".to_vec()));
         let before = m.digest();
-        m.files.insert("a.conf".into(), ContentFile::new(b"two".to_vec()));
+        m.files
+            .insert("a.conf".into(), ContentFile::new(b"two".to_vec()));
         assert_ne!(before, m.digest());
         let labels = content_labels(std::slice::from_ref(&m));
         let files = digests_from_labels(&labels);

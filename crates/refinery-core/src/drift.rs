@@ -455,7 +455,10 @@ pub fn content_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<Field
         };
         out.push(FieldChange {
             field: format!("{}{path}", content::FIELD_PREFIX),
-            desired: d.map_or_else(|| "(not in git)".to_owned(), |x| content::short(x).to_owned()),
+            desired: d.map_or_else(
+                || "(not in git)".to_owned(),
+                |x| content::short(x).to_owned(),
+            ),
             observed,
             ignored: false,
         });

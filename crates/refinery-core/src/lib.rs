@@ -14,6 +14,7 @@ pub mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use content::{ContentFile, ContentMount};
 pub use observed::{ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer};
 pub use outcome::Outcome;
 pub use resource_id::ResourceId;
@@ -21,7 +22,6 @@ pub use runtime::{
     ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, LabelSelector, PullProgress,
     RuntimeError,
 };
-pub use content::{ContentFile, ContentMount};
 pub use secret::Secret;
 pub use spec::{
     Bloodline, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount, MountKind,

@@ -134,7 +134,11 @@ fn tracked(text: &str) -> ContentMount {
 
 /// `web` mounting `conf/app.conf`, observed as made from `made_with`, its copy on the host holding
 /// `on_host`.
-fn content_case(desired: &str, made_with: &str, on_host: Option<&str>) -> (refinery_core::Manifest, Observed) {
+fn content_case(
+    desired: &str,
+    made_with: &str,
+    on_host: Option<&str>,
+) -> (refinery_core::Manifest, Observed) {
     let mut web = spec("web");
     web.mounts = vec![Mount {
         kind: MountKind::Bind,
@@ -183,7 +187,10 @@ fn content_edited_on_the_host_is_drift_said_so() {
     let (m, o) = content_case("a=1", "a=1", Some("hacked"));
     let eval = Pass::default().run(&m, &o);
     let change = &eval.plan.steps[0].changes[0];
-    assert!(change.observed.ends_with("(edited on the host)"), "{change:?}");
+    assert!(
+        change.observed.ends_with("(edited on the host)"),
+        "{change:?}"
+    );
 }
 
 #[test]

@@ -116,10 +116,8 @@ mod tests {
         assert_eq!(seen.len(), 3);
         write_copy(&dir, &m).expect("restore");
         let seen = read_copy(&dir, &m).expect("read");
-        let want: BTreeMap<String, String> = m
-            .file_digests()
-            .map(|(p, d)| (p, d.to_owned()))
-            .collect();
+        let want: BTreeMap<String, String> =
+            m.file_digests().map(|(p, d)| (p, d.to_owned())).collect();
         assert_eq!(seen, want);
     }
 
@@ -128,10 +126,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("app.conf");
         let mut m = ContentMount::new("/etc/app.conf", "app.conf");
-        m.files.insert(String::new(), ContentFile::new(b"one".to_vec()));
+        m.files
+            .insert(String::new(), ContentFile::new(b"one".to_vec()));
         write_copy(&path, &m).expect("write");
         let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect("meta"));
-        m.files.insert(String::new(), ContentFile::new(b"two".to_vec()));
+        m.files
+            .insert(String::new(), ContentFile::new(b"two".to_vec()));
         write_copy(&path, &m).expect("rewrite");
         let meta = std::fs::metadata(&path).expect("meta");
         assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), ino);

@@ -19,9 +19,7 @@ async fn daemon_report_only_service_killed_is_alerted_not_healed() {
     // Deployed first; then made report-only (a report-only resource is never written to, not
     // even created).
     let compose = |extra: &str| {
-        format!(
-            "services:\n  watched:\n    image: {IMAGE}\n{extra}  healed:\n    image: {IMAGE}\n"
-        )
+        format!("services:\n  watched:\n    image: {IMAGE}\n{extra}  healed:\n    image: {IMAGE}\n")
     };
     env.commit_file("docker-compose.yml", &compose(""));
     env.commit_manifest(&format!(
@@ -93,7 +91,11 @@ async fn daemon_report_only_service_killed_is_alerted_not_healed() {
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let still = env.rt.inspect(&watched).await.expect("inspect watched");
-    assert_eq!(still.state, ContainerState::Exited, "report-only: not healed");
+    assert_eq!(
+        still.state,
+        ContainerState::Exited,
+        "report-only: not healed"
+    );
     assert_eq!(still.id, w.id, "report-only: not replaced");
     d.stop().await;
 }

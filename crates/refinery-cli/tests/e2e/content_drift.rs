@@ -24,7 +24,10 @@ fn read(path: &std::path::Path) -> String {
 
 /// The changed fields of the plan step for `id`.
 fn step_fields(plan: &serde_json::Value, id: &str) -> (String, Vec<String>) {
-    let steps = plan["nodes"][0]["steps"].as_array().cloned().unwrap_or_default();
+    let steps = plan["nodes"][0]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let step = steps
         .iter()
         .find(|s| s["id"] == id)
@@ -60,7 +63,13 @@ async fn content_committed_change_recreates_and_host_edit_is_restored() {
     let c = env.existing("web").await;
     let copy = source_of(&c, "/etc/app");
     assert!(
-        copy.starts_with(env.repo.path().join(".git").canonicalize().expect("git dir")),
+        copy.starts_with(
+            env.repo
+                .path()
+                .join(".git")
+                .canonicalize()
+                .expect("git dir")
+        ),
         "the copy lives under the git directory: {}",
         copy.display()
     );
@@ -88,7 +97,11 @@ async fn content_committed_change_recreates_and_host_edit_is_restored() {
     let copy2 = source_of(&c2, "/etc/app");
     assert_ne!(copy2, copy, "one copy per content digest");
     assert_eq!(read(&copy2.join("app.conf")), "level=2\n");
-    assert_eq!(read(&copy.join("app.conf")), "level=1\n", "the old copy is untouched");
+    assert_eq!(
+        read(&copy.join("app.conf")),
+        "level=1\n",
+        "the old copy is untouched"
+    );
     let ledger = read(&env.repo.path().join(LEDGER));
     assert!(
         ledger.contains("content.conf/app.conf"),
@@ -106,7 +119,10 @@ async fn content_committed_change_recreates_and_host_edit_is_restored() {
         .code(0)
         .outcome(&env.name("web"), "recreated");
     let c3 = env.existing("web").await;
-    assert_eq!(read(&source_of(&c3, "/etc/app").join("app.conf")), "level=2\n");
+    assert_eq!(
+        read(&source_of(&c3, "/etc/app").join("app.conf")),
+        "level=2\n"
+    );
     env.refinery(&["plan"]).await.code(0);
 }
 
@@ -142,7 +158,7 @@ async fn content_compose_config_and_env_file_changes_recreate_the_service() {
     let compose = format!(
         "services:\n  app:\n    image: {IMAGE}\n    env_file: [app.env]\n    configs:\n      - source: settings\n        target: /etc/settings.ini\n      - motd\nconfigs:\n  settings:\n    file: ./settings.ini\n  motd:\n    file: ./motd.txt\n"
     );
-    env.repo.write("docker-compose.yml", &compose);
+    env.repo.write("docker-compose.yml", compose);
     env.repo.write("settings.ini", "[a]\nx=1\n");
     env.repo.write("motd.txt", "hello\n");
     env.repo.write("app.env", "MODE=one\n");
@@ -165,7 +181,10 @@ async fn content_compose_config_and_env_file_changes_recreate_the_service() {
     plan.code(3);
     assert_eq!(
         step_fields(&plan.json(), &id),
-        ("recreate".to_owned(), vec!["content.settings.ini".to_owned()])
+        (
+            "recreate".to_owned(),
+            vec!["content.settings.ini".to_owned()]
+        )
     );
     env.refinery(&["apply", "--yes"]).await.code(0);
     let c2 = env.rt.inspect(&name).await.expect("inspect");
@@ -194,7 +213,7 @@ async fn content_ignored_fields_changed_by_hand_take_no_action_but_show_when_ask
     let project = env.name("ign");
     env.repo.write(
         "docker-compose.yml",
-        &format!(
+        format!(
             "services:\n  app:\n    image: {IMAGE}\n    x-refinery:\n      ignore_differences: [env.BUILD_ID]\n"
         ),
     );

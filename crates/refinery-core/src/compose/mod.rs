@@ -375,12 +375,19 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                     &c.file,
                     c.loc,
                     &format!("services.{}.configs", s.name),
-                    format!("service `{}` uses config `{}`, which is not declared under the top-level `configs:`", s.name, c.name),
+                    format!(
+                        "service `{}` uses config `{}`, which is not declared under the top-level `configs:`",
+                        s.name, c.name
+                    ),
                 );
-                issue = match crate::suggestion::suggest(&c.name, configs.keys().map(String::as_str)) {
-                    Some(sug) => issue.with_hint(format!("did you mean `{sug}`?")),
-                    None => issue.with_hint(format!("add `configs: {{{}: {{file: ./{}}}}}` at the top level", c.name, c.name)),
-                };
+                issue =
+                    match crate::suggestion::suggest(&c.name, configs.keys().map(String::as_str)) {
+                        Some(sug) => issue.with_hint(format!("did you mean `{sug}`?")),
+                        None => issue.with_hint(format!(
+                            "add `configs: {{{}: {{file: ./{}}}}}` at the top level",
+                            c.name, c.name
+                        )),
+                    };
                 issues.push(issue);
             }
         }
@@ -650,7 +657,9 @@ fn find_cycle(services: &[&Service]) -> Option<Vec<String>> {
     None
 }
 
-/// Reads one compose file's top level into the running merge.
+/// Reads one compose file's top level into the running merge (one accumulator per top-level
+/// section).
+#[allow(clippy::too_many_arguments)]
 fn read_file(
     r: &mut Reader<'_>,
     root: &Node,

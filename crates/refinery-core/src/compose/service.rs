@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use crate::content::{ContentMount, repo_relative};
 use crate::manifest::load::{read_action, read_healthcheck};
-use crate::policy::Action;
 use crate::manifest::reader::{Reader, split_words};
 use crate::manifest::specs::{parse_port, parse_volume};
+use crate::policy::Action;
 use crate::secret::Secret;
 use crate::spec::{DependencyCondition, Healthcheck, Mount, MountKind, PortBinding, RestartPolicy};
 use crate::yaml::{Loc, Node, Value};
@@ -615,7 +615,12 @@ fn read_x_refinery(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service)
                     r,
                     v,
                     &f,
-                    &[Action::Alert, Action::Ignore, Action::Recreate, Action::Restart],
+                    &[
+                        Action::Alert,
+                        Action::Ignore,
+                        Action::Recreate,
+                        Action::Restart,
+                    ],
                 );
             }
             other => {

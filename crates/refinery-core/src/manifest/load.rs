@@ -598,7 +598,12 @@ fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, nodes: &NodeNames) ->
     out
 }
 
-pub(crate) fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) -> Option<Action> {
+pub(crate) fn read_action(
+    r: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+    allowed: &[Action],
+) -> Option<Action> {
     let s = r.string(node, path)?;
     let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
     match Action::parse(&s) {
@@ -679,17 +684,10 @@ pub(crate) fn check_ignore_path(r: &mut Reader<'_>, loc: Loc, field: &str, patte
         .iter()
         .copied()
         .chain(ALIASES.iter().map(|(a, _)| *a));
-    let found = suggest(head, candidates).map(|s| {
-        ALIASES
-            .iter()
-            .find(|(a, _)| *a == s)
-            .map_or(s, |(_, f)| *f)
-    });
+    let found = suggest(head, candidates)
+        .map(|s| ALIASES.iter().find(|(a, _)| *a == s).map_or(s, |(_, f)| *f));
     issue = match found {
-        Some(s) => issue.with_hint(format!(
-            "did you mean `{}`?",
-            pattern.replacen(head, s, 1)
-        )),
+        Some(s) => issue.with_hint(format!("did you mean `{}`?", pattern.replacen(head, s, 1))),
         None => issue.with_hint(format!("fields: {}", DRIFT_FIELDS.join(", "))),
     };
     r.warnings.push(issue);
