@@ -10,6 +10,7 @@ mod harness;
 mod receiver;
 
 mod chaos;
+mod content;
 mod heal;
 mod inventory;
 mod observability;
