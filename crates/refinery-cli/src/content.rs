@@ -81,6 +81,10 @@ pub fn resolve(
                 );
                 continue;
             }
+            if cm.is_env_file() {
+                kept.push(cm);
+                continue;
+            }
             let copy = root.join(materialised_rel_path(&spec.name, &cm));
             for m in &mut spec.mounts {
                 if m.target == cm.target && m.kind == MountKind::Bind {
@@ -113,7 +117,18 @@ pub fn observe_copies(manifest: &Manifest, node: &str, observed: &mut Observed, 
             continue;
         }
         let mut seen = BTreeMap::new();
+        let recorded = refinery_core::content::digests_from_labels(&o.labels);
         for cm in &spec.content {
+            // An env file is not on the host: its digest is the one the container was made with.
+            if cm.is_env_file() {
+                seen.extend(
+                    recorded
+                        .iter()
+                        .filter(|(p, _)| **p == cm.repo_path)
+                        .map(|(p, d)| (p.clone(), d.clone())),
+                );
+                continue;
+            }
             let Some(m) = o
                 .mounts
                 .iter()

@@ -41,7 +41,7 @@ impl ContentFile {
 /// A mount whose source is a file or folder of the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentMount {
-    /// Mount target inside the container.
+    /// Mount target inside the container; empty for an env file, which is not mounted.
     pub target: String,
     /// Repository-relative path of the file or folder (`conf`, `conf/app.conf`).
     pub repo_path: String,
@@ -62,6 +62,18 @@ impl ContentMount {
             dir: false,
             files: BTreeMap::new(),
         }
+    }
+
+    /// An env file (`env_file:`): read into the environment, not mounted (its target is empty).
+    #[must_use]
+    pub fn env_file(repo_path: &str) -> Self {
+        ContentMount::new("", repo_path)
+    }
+
+    /// Whether this is an env file rather than a mount.
+    #[must_use]
+    pub fn is_env_file(&self) -> bool {
+        self.target.is_empty()
     }
 
     /// The repository path of the file keyed `rel` (`conf` + `app.conf` → `conf/app.conf`).

@@ -6,8 +6,8 @@ use futures_util::StreamExt;
 use refinery_core::labels::{self, ownership_labels};
 use refinery_core::port_fallback::{self, Substitution};
 use refinery_core::{
-    ContainerRuntime, ContainerSpec, CreateRequest, Manifest, Observed, Outcome, PullProgress,
-    ResourceId, RuntimeError, Step, StepKind,
+    ContainerRuntime, ContainerSpec, CreateRequest, DriftKind, Manifest, Observed, Outcome,
+    PullProgress, ResourceId, RuntimeError, Step, StepKind,
 };
 use serde::Serialize;
 
@@ -141,16 +141,18 @@ async fn run_step<R: ContainerRuntime>(
             };
             // Content-tracked files are rewritten in place, in the copy the container mounts.
             // Only into a copy Refinery made (its labels say so), never into a path it does not own.
-            if let Some(spec) = spec_of(manifest, step).filter(|s| !s.content.is_empty())
+            if let Some(spec) = spec_of(manifest, step)
                 && let Some(o) = observed.containers.iter().find(|c| c.id == id)
             {
-                if !o.labels.contains_key(refinery_core::content::LABEL_DIGEST) {
+                let writes = content_writes(spec, &o.mounts);
+                let ours = o.labels.contains_key(refinery_core::content::LABEL_DIGEST);
+                if !writes.is_empty() && !ours && step.drifts.contains(&DriftKind::Config) {
                     return failed(
                         step,
                         "the container mounts no copy made by Refinery, so its files cannot be rewritten in place; recreate it".into(),
                     );
                 }
-                if let Err(e) = rt.write_content(&content_writes(spec, &o.mounts)).await {
+                if ours && let Err(e) = rt.write_content(&writes).await {
                     return failed(step, e.to_string());
                 }
             }
@@ -219,7 +221,7 @@ fn content_writes(
     // Unresolved mounts (no files read from the commit) still point into the checkout: skip.
     spec.content
         .iter()
-        .filter(|c| !c.files.is_empty())
+        .filter(|c| !c.files.is_empty() && !c.is_env_file())
         .filter_map(|c| {
             mounts
                 .iter()

@@ -198,9 +198,15 @@ async fn content_compose_config_and_env_file_changes_recreate_the_service() {
     plan.code(3);
     assert_eq!(
         step_fields(&plan.json(), &id),
-        ("recreate".to_owned(), vec!["env.MODE".to_owned()])
+        (
+            "recreate".to_owned(),
+            vec!["env.MODE".to_owned(), "content.app.env".to_owned()]
+        ),
+        "the value and the file it comes from"
     );
     env.refinery(&["apply", "--yes"]).await.code(0);
+    let ledger = read(&env.repo.path().join(LEDGER));
+    assert!(ledger.contains("content.app.env"), "{ledger}");
     let c3 = env.rt.inspect(&name).await.expect("inspect");
     assert_ne!(c3.id, c2.id);
     assert_eq!(c3.env.get("MODE").map(String::as_str), Some("two"));

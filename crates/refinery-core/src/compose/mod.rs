@@ -206,10 +206,15 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         None => Some(join_rel(&project_dir, ".env")),
     };
     let mut dotenv: BTreeMap<String, String> = BTreeMap::new();
+    // The stack's variables file is desired by content for every service of the stack.
+    let mut stack_env_file = None;
     if let Some(p) = &env_path {
         match (src.read)(p) {
             Some(text) => match parse_env_file(&text) {
-                Ok(vars) => dotenv = vars,
+                Ok(vars) => {
+                    dotenv = vars;
+                    stack_env_file = Some(crate::content::ContentMount::env_file(p));
+                }
                 Err((line, message)) => {
                     issues.push(Issue::new(p, Loc { line, column: 1 }, "", message))
                 }
@@ -514,8 +519,10 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
             });
             content.push(crate::content::ContentMount::new(&c.target, rel));
         }
+        content.extend(stack_env_file.clone());
         mounts.sort();
-        content.sort_by(|a, b| a.target.cmp(&b.target));
+        content.sort_by(|a, b| (&a.target, &a.repo_path).cmp(&(&b.target, &b.repo_path)));
+        content.dedup_by(|a, b| a.target == b.target && a.repo_path == b.repo_path);
         let mut ports = s.ports.clone();
         ports.sort();
         ports.dedup();

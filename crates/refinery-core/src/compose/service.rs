@@ -232,6 +232,8 @@ pub(super) fn read_service(
             "env_file" => {
                 for item in r.strings_at(v, &p).unwrap_or_default() {
                     let path = join_rel(ctx.project_dir, &item.value);
+                    // Desired by content too: a changed file is drift naming it.
+                    s.content.push(ContentMount::env_file(&path));
                     match (ctx.read)(&path) {
                         Some(text) => match parse_env_file(&text) {
                             Ok(vars) => {
