@@ -70,6 +70,15 @@ pub struct Drift {
     pub changes: Vec<FieldChange>,
 }
 
+impl Drift {
+    /// Whether it counts as drift: some change is not under `ignore_differences` (a drift without
+    /// field changes, like `missing`, always counts).
+    #[must_use]
+    pub fn counts(&self) -> bool {
+        self.changes.is_empty() || self.changes.iter().any(|c| !c.ignored)
+    }
+}
+
 /// What a node's diff found: drifts and the declared resources that are in sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DriftReport {

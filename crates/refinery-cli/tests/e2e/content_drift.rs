@@ -269,6 +269,11 @@ async fn content_ignored_fields_changed_by_hand_take_no_action_but_show_when_ask
         id,
         "not recreated"
     );
+    let ledger = read(&env.repo.path().join(LEDGER));
+    assert!(
+        !ledger.contains("BUILD_ID") && !ledger.contains("com.example"),
+        "ignored fields are not drift, not even in the ledger:\n{ledger}"
+    );
 }
 
 #[tokio::test]
