@@ -52,6 +52,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
         },
     )?;
     let mut manifest = loaded.manifest;
+    let mut warnings = loaded.warnings;
     if !manifest.stacks.is_empty() || !manifest.env_files.is_empty() {
         let read = |path: &str| {
             git.read_file(&commit.id, path)
@@ -74,7 +75,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                     .collect()
             };
             let checkout = base_dir_of(&git);
-            refinery_core::compose::expand_stacks(
+            let mut stack_warnings = refinery_core::compose::expand_stacks(
                 &mut manifest,
                 &refinery_core::compose::StackSource {
                     read: &read,
@@ -85,13 +86,21 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                     keys: &keys,
                 },
             )?;
+            warnings.append(&mut stack_warnings);
         }
     }
+    let root = crate::content::root(&git);
+    warnings.append(&mut crate::content::resolve(
+        &git,
+        &commit.id,
+        &mut manifest,
+        &root,
+    )?);
     let uncommitted = git.worktree_differs(&commit.id, &[file])?;
     Ok(Desired {
         commit,
         manifest,
-        warnings: loaded.warnings,
+        warnings,
         uncommitted,
     })
 }

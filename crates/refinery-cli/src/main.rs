@@ -3,6 +3,7 @@
 mod age_keys;
 mod args;
 mod commands;
+mod content;
 mod daemon;
 mod desired;
 mod engines;

@@ -83,7 +83,14 @@ pub async fn evaluate_node<'m>(
     };
     let result = async {
         probe(&engine).await?;
-        let observed = engine.observe(node_selector(manifest)).await?;
+        let mut observed = engine.observe(node_selector(manifest)).await?;
+        // What the content-tracked copies on this host hold now (an edit by hand is drift).
+        crate::content::observe_copies(
+            manifest,
+            &node.name,
+            &mut observed,
+            crate::content::is_local(engine.endpoint()),
+        );
         // Degraded containers (on a fallback host port) move back once the primary is free.
         let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
         let free = free_primary_ports(&engine, manifest, &node.name, &observed, probe).await;

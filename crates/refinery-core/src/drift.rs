@@ -70,6 +70,15 @@ pub struct Drift {
     pub changes: Vec<FieldChange>,
 }
 
+impl Drift {
+    /// Whether it counts as drift: some change is not under `ignore_differences` (a drift without
+    /// field changes, like `missing`, always counts).
+    #[must_use]
+    pub fn counts(&self) -> bool {
+        self.changes.is_empty() || self.changes.iter().any(|c| !c.ignored)
+    }
+}
+
 /// What a node's diff found: drifts and the declared resources that are in sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DriftReport {
@@ -299,8 +308,24 @@ pub fn config_changes(
         });
     }
 
-    // mounts; anonymous volumes the image declares are its own business.
-    let mut dm: Vec<String> = spec.mounts.iter().map(ToString::to_string).collect();
+    // mounts; anonymous volumes the image declares are its own business. A content-tracked
+    // mount compares by target: where its copy lives is Refinery's business, what it holds is
+    // compared file by file below.
+    let content_at = |m: &crate::spec::Mount| {
+        spec.content
+            .iter()
+            .find(|c| c.target == m.target && m.kind == MountKind::Bind)
+    };
+    let show_mount = |m: &crate::spec::Mount| match content_at(m) {
+        Some(c) => format!(
+            "./{}:{}{}",
+            c.repo_path,
+            m.target,
+            if m.read_only { ":ro" } else { "" }
+        ),
+        None => m.to_string(),
+    };
+    let mut dm: Vec<String> = spec.mounts.iter().map(show_mount).collect();
     let mut om: Vec<String> = o
         .mounts
         .iter()
@@ -309,7 +334,7 @@ pub fn config_changes(
                 && img.volumes.contains(&m.target)
                 && !spec.mounts.iter().any(|d| d.target == m.target))
         })
-        .map(ToString::to_string)
+        .map(show_mount)
         .collect();
     dm.sort();
     om.sort();
@@ -321,6 +346,8 @@ pub fn config_changes(
             ignored: false,
         });
     }
+
+    changes.extend(content_changes(spec, o));
 
     // command and entrypoint: an unset field inherits the image's. The engine drops the image's
     // command when a non-empty entrypoint is given without a command; an empty command (or an
@@ -427,6 +454,71 @@ pub fn config_changes(
             || field_ignored(&c.field, &ctx.ignore);
     }
     changes
+}
+
+/// The content-tracked files whose committed digest differs from the one the container has: on
+/// the host when its copy could be read (`ObservedContainer::content`), else in its labels.
+#[must_use]
+pub fn content_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<FieldChange> {
+    use crate::content;
+    let recorded = content::digests_from_labels(&o.labels);
+    let seen = o.content.as_ref().unwrap_or(&recorded);
+    let want: BTreeMap<String, &str> = spec
+        .content
+        .iter()
+        .flat_map(content::ContentMount::file_digests)
+        .collect();
+    // Files recorded on the container but no longer committed count only while the mount that
+    // held them is still declared (a removed mount is `volumes` drift).
+    let declared = |path: &str| {
+        spec.content.iter().any(|c| {
+            path == c.repo_path
+                || c.repo_path.is_empty()
+                || path
+                    .strip_prefix(c.repo_path.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
+    };
+    let paths: BTreeSet<&str> = want
+        .keys()
+        .map(String::as_str)
+        .chain(seen.keys().map(String::as_str).filter(|p| declared(p)))
+        .collect();
+    let mut out = Vec::new();
+    for path in paths {
+        let d = want.get(path).copied();
+        let ob = seen.get(path).map(String::as_str);
+        if d == ob {
+            continue;
+        }
+        let edited = o.content.is_some()
+            && ob.is_some()
+            && recorded.get(path).map(String::as_str) != ob
+            && recorded.contains_key(path);
+        let observed = match ob {
+            None => "(absent)".to_owned(),
+            Some(x) if edited => format!("{} (edited on the host)", content::short(x)),
+            Some(x) => content::short(x).to_owned(),
+        };
+        out.push(FieldChange {
+            field: format!("{}{path}", content::FIELD_PREFIX),
+            desired: d.map_or_else(
+                || "(not in git)".to_owned(),
+                |x| content::short(x).to_owned(),
+            ),
+            observed,
+            ignored: false,
+        });
+    }
+    out
+}
+
+/// Whether every acted-on change of `drift` is a content-tracked file (so a restart, after the
+/// copy is rewritten in place, applies it).
+#[must_use]
+pub fn only_content_changed(drift: &Drift) -> bool {
+    let mut acted = drift.changes.iter().filter(|c| !c.ignored).peekable();
+    acted.peek().is_some() && acted.all(|c| c.field.starts_with(crate::content::FIELD_PREFIX))
 }
 
 fn short_id(id: &str) -> &str {

@@ -74,6 +74,7 @@ pub fn ownership_labels(spec: &ContainerSpec, revision: &str) -> BTreeMap<String
         labels.extend(crate::compose::compose_labels(member, &hash));
     }
     labels.insert(SPEC_HASH.to_owned(), hash);
+    labels.extend(crate::content::content_labels(&spec.content));
     labels.insert(REVISION.to_owned(), revision.to_owned());
     let secret_env: Vec<&str> = spec
         .env

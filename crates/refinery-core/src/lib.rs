@@ -1,6 +1,7 @@
 //! Refinery's pure core: types, manifest parsing from in-memory files, normalization, diff, policy,
 //! plan. No I/O, no clock, no async runtime: values in, values out.
 
+pub mod content;
 pub mod labels;
 pub mod observed;
 pub mod outcome;
@@ -14,6 +15,7 @@ pub mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use content::{ContentFile, ContentMount};
 pub use observed::{
     ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer, ObservedNetwork,
     ObservedVolume,

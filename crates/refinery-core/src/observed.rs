@@ -108,6 +108,10 @@ pub struct ObservedContainer {
     /// Networks (with every alias the engine reports), user, limits, …
     #[serde(default)]
     pub options: RuntimeOptions,
+    /// Digests of the content-tracked files as found on the host (repository path → digest),
+    /// when the materialised copies could be read; `None` reads them from the labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<BTreeMap<String, String>>,
 }
 
 /// A network as the engine reports it, for comparing a stack's declared networks.

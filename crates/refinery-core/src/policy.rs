@@ -230,9 +230,12 @@ fn verdict_for(
             why: "a stack's networks and volumes are reported, not recreated".into(),
         });
     }
-    // Only ignored fields differ: nothing to do, nothing to report.
+    // Only ignored fields differ: nothing to do, nothing to report (`plan --show-ignored` still
+    // shows them).
     if !drift.changes.is_empty() && drift.changes.iter().all(|c| c.ignored) {
-        return None;
+        return Some(Verdict::Ignore {
+            why: "only fields listed under `ignore_differences` differ".into(),
+        });
     }
     let rule = rule_for(m, drift.kind);
     if drift.kind == DriftKind::Unauthorized
@@ -272,7 +275,11 @@ fn verdict_for(
             });
         }
     }
-    if action == Action::Restart && matches!(drift.kind, DriftKind::Image | DriftKind::Config) {
+    // A restart applies content-only config drift: the copy is rewritten in place first.
+    if action == Action::Restart
+        && (drift.kind == DriftKind::Image
+            || (drift.kind == DriftKind::Config && !crate::drift::only_content_changed(drift)))
+    {
         // A restart keeps the container's image and configuration: it would run every pass and
         // never converge.
         return Some(Verdict::Alert {

@@ -222,6 +222,17 @@ pub trait ContainerRuntime: Send + Sync {
         async { Err(unsupported("list networks and volumes".to_owned())) }
     }
 
+    /// Makes each host path hold exactly the committed files of its content-tracked mount (a
+    /// file rewritten in place, a folder's extra files removed), before a container that mounts
+    /// it is created or restarted. An engine that cannot reach the files does nothing.
+    fn write_content(
+        &self,
+        writes: &[(String, crate::content::ContentMount)],
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let _ = writes;
+        async { Ok(()) }
+    }
+
     /// Creates the network unless one of that name exists (an `external` one must exist);
     /// returns whether it was created. Containers attach to it when they are created.
     fn ensure_network(

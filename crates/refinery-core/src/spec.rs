@@ -41,6 +41,10 @@ pub struct ContainerSpec {
     /// The compose service replica this container is, when it comes from a `stacks:` entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<StackMember>,
+    /// Mounts of repository files and folders, desired by content (the matching `mounts` entry's
+    /// source is the materialised copy); empty for containers without any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<crate::content::ContentMount>,
 }
 
 /// Engine settings a compose service may set. `None`/empty/false means the engine's default.

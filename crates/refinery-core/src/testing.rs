@@ -82,6 +82,7 @@ pub fn spec(name: &str) -> ContainerSpec {
         drift_action: None,
         options: Default::default(),
         stack: None,
+        content: Vec::new(),
     }
 }
 
@@ -218,6 +219,7 @@ pub fn observed_from_spec(spec: &ContainerSpec, image: &ImageDefaults) -> Observ
         healthcheck,
         image_defaults: Some(image.clone()),
         options: observed_options(spec),
+        content: None,
     }
 }
 

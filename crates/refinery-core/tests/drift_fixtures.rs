@@ -132,7 +132,7 @@ const CASES: &[Case] = &[
     Case {
         name: "container-ignored-field",
         drifts: &[(Config, &[])],
-        step: None,
+        step: Some(("web", StepKind::Ignore)),
     },
 ];
 
@@ -274,7 +274,7 @@ fn drift_secret_env_changed_masks_both_sides() {
 }
 
 #[test]
-fn drift_ignored_field_is_shown_but_never_decided() {
+fn drift_ignored_field_is_shown_but_never_acted_on() {
     let eval = evaluate("container-ignored-field");
     let fields: Vec<(&str, bool)> = eval.report.drifts[0]
         .changes
@@ -290,7 +290,15 @@ fn drift_ignored_field_is_shown_but_never_decided() {
         ]
     );
     assert_eq!(eval.report.drifts[0].summary, "3 ignored fields");
-    assert!(eval.decisions.is_empty());
+    // An `ignore` step: kept for `plan --show-ignored`, never written to the engine.
+    assert!(
+        eval.plan
+            .steps
+            .iter()
+            .all(|s| s.kind == StepKind::Ignore && !s.kind.writes()),
+        "{:?}",
+        eval.plan
+    );
 }
 
 #[test]

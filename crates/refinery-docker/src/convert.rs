@@ -476,6 +476,7 @@ pub(crate) fn observed_container(
         healthcheck: config.healthcheck.as_ref().map(healthcheck_from),
         image_defaults,
         options,
+        content: None,
     }
 }
 

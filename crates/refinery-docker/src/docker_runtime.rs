@@ -601,6 +601,23 @@ impl ContainerRuntime for DockerRuntime {
             .map_err(|e| convert::error(e, &self.op("stop", container_what(id))))
     }
 
+    async fn write_content(
+        &self,
+        writes: &[(String, refinery_core::content::ContentMount)],
+    ) -> RuntimeResult<()> {
+        // The files are written on this host: an engine elsewhere sees them only through a
+        // shared path (see the README, "Content drift").
+        for (path, m) in writes {
+            crate::content_files::write_copy(std::path::Path::new(path), m).map_err(|e| {
+                RuntimeError::Other {
+                    action: format!("write `{}` to `{path}`", m.repo_path),
+                    message: e.to_string(),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     async fn restart(&self, id: &str) -> RuntimeResult<()> {
         self.docker()
             .await?

@@ -1,6 +1,7 @@
 //! Refinery's Docker adapter: [`DockerRuntime`] implements [`refinery_core::ContainerRuntime`]
 //! over one Docker engine through bollard. bollard's types stay in the private `convert` module.
 
+pub mod content_files;
 mod convert;
 mod docker_runtime;
 mod faults;

@@ -293,6 +293,7 @@ pub fn minimal_spec(name: &str, image: &str) -> ContainerSpec {
         drift_action: None,
         options: Default::default(),
         stack: None,
+        content: Vec::new(),
     }
 }
 

@@ -6,8 +6,8 @@ use futures_util::StreamExt;
 use refinery_core::labels::{self, ownership_labels};
 use refinery_core::port_fallback::{self, Substitution};
 use refinery_core::{
-    ContainerRuntime, ContainerSpec, CreateRequest, Manifest, Observed, Outcome, PullProgress,
-    ResourceId, RuntimeError, Step, StepKind,
+    ContainerRuntime, ContainerSpec, CreateRequest, DriftKind, Manifest, Observed, Outcome,
+    PullProgress, ResourceId, RuntimeError, Step, StepKind,
 };
 use serde::Serialize;
 
@@ -155,6 +155,23 @@ async fn run_step<R: ContainerRuntime>(
             let Some(id) = existing.as_deref() else {
                 return failed(step, "failed to find the container to restart".into());
             };
+            // Content-tracked files are rewritten in place, in the copy the container mounts.
+            // Only into a copy Refinery made (its labels say so), never into a path it does not own.
+            if let Some(spec) = spec_of(manifest, step)
+                && let Some(o) = observed.containers.iter().find(|c| c.id == id)
+            {
+                let writes = content_writes(spec, &o.mounts);
+                let ours = o.labels.contains_key(refinery_core::content::LABEL_DIGEST);
+                if !writes.is_empty() && !ours && step.drifts.contains(&DriftKind::Config) {
+                    return failed(
+                        step,
+                        "the container mounts no copy made by Refinery, so its files cannot be rewritten in place; recreate it".into(),
+                    );
+                }
+                if ours && let Err(e) = rt.write_content(&writes).await {
+                    return failed(step, e.to_string());
+                }
+            }
             let r = match step.kind {
                 StepKind::Unpause => rt.unpause(id).await,
                 StepKind::Start => rt.start(id).await,
@@ -163,15 +180,14 @@ async fn run_step<R: ContainerRuntime>(
             simple(r, Outcome::Restarted)
         }
         StepKind::Create | StepKind::Recreate | StepKind::Rollback => {
-            let Some(spec) = manifest
-                .containers
-                .iter()
-                .find(|c| c.node == step.id.node() && c.name == step.id.name())
-            else {
+            let Some(spec) = spec_of(manifest, step) else {
                 return failed(step, "failed to find the declared spec".into());
             };
             if let Err(e) = ensure_image(rt, spec, observed, build_failures, on_event).await {
                 return failed(step, e);
+            }
+            if let Err(e) = rt.write_content(&content_writes(spec, &spec.mounts)).await {
+                return failed(step, e.to_string());
             }
             if let Err(e) = crate::stack_order::wait_for_dependencies(rt, spec).await {
                 return failed(step, e);
@@ -244,6 +260,32 @@ async fn create_stack_resource<R: ContainerRuntime>(
         Ok(_) => outcome(Outcome::Created, None),
         Err(e) => failed(step, e.to_string()),
     }
+}
+
+fn spec_of<'m>(manifest: &'m Manifest, step: &Step) -> Option<&'m ContainerSpec> {
+    manifest
+        .containers
+        .iter()
+        .find(|c| c.node == step.id.node() && c.name == step.id.name())
+}
+
+/// The host path each content-tracked mount of `spec` is written to: the bind source `mounts`
+/// (the spec's own, or a running container's) gives its target.
+fn content_writes(
+    spec: &ContainerSpec,
+    mounts: &[refinery_core::Mount],
+) -> Vec<(String, refinery_core::ContentMount)> {
+    // Unresolved mounts (no files read from the commit) still point into the checkout: skip.
+    spec.content
+        .iter()
+        .filter(|c| !c.files.is_empty() && !c.is_env_file())
+        .filter_map(|c| {
+            mounts
+                .iter()
+                .find(|m| m.target == c.target && m.kind == refinery_core::MountKind::Bind)
+                .map(|m| (m.source.clone(), c.clone()))
+        })
+        .collect()
 }
 
 fn labels_for(

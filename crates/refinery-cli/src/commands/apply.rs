@@ -130,6 +130,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         .iter()
         .filter_map(|p| p.result.as_ref().ok())
         .flat_map(|(_, e)| &e.report.drifts)
+        .filter(|d| d.counts())
         .collect();
     let recorded =
         ledger::record_apply(&mut ledger_file, &desired, &drifts, &results, settings.now);

@@ -1001,7 +1001,8 @@ impl Daemon {
             .into_iter()
             .cloned()
             .collect();
-        for d in &new {
+        // A drift of ignored fields only (`ignore_differences`) never counts: no ledger entry.
+        for d in new.iter().filter(|d| d.counts()) {
             tracing::info!(resource = %d.id, drift = %d.kind, "{}", d.summary);
             acc.records
                 .push(crate::ledger_records::drift(manifest, d, rev));

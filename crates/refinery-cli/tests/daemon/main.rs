@@ -10,9 +10,11 @@ mod harness;
 mod receiver;
 
 mod chaos;
+mod content;
 mod heal;
 mod inventory;
 mod observability;
 mod policy;
+mod report_only;
 mod revisions;
 mod secrets;

@@ -10,6 +10,7 @@ mod common;
 mod bad_input;
 mod compose;
 mod config_drift;
+mod content_drift;
 mod inventory;
 mod lifecycle;
 mod output;

@@ -71,6 +71,8 @@ pub struct Expanded {
     pub containers: Vec<ContainerSpec>,
     pub networks: Vec<NetworkSpec>,
     pub volumes: Vec<VolumeSpec>,
+    /// Problems that do not stop the stack (an `ignore_differences` path matching nothing).
+    pub warnings: Vec<Issue>,
 }
 
 /// Inputs of one stack's expansion besides the stack entry.
@@ -92,8 +94,11 @@ pub struct StackSource<'a> {
 
 /// Expands every stack of `manifest` into its containers, networks and volumes, appended to
 /// `manifest.containers`, `stack_networks` and `stack_volumes`. Nothing is appended unless every
-/// stack is valid.
-pub fn expand_stacks(manifest: &mut Manifest, src: &StackSource<'_>) -> Result<(), ManifestError> {
+/// stack is valid. Returns the warnings found.
+pub fn expand_stacks(
+    manifest: &mut Manifest,
+    src: &StackSource<'_>,
+) -> Result<Vec<Issue>, ManifestError> {
     let mut issues = Vec::new();
     let mut all = Expanded::default();
     for stack in &manifest.stacks {
@@ -102,6 +107,7 @@ pub fn expand_stacks(manifest: &mut Manifest, src: &StackSource<'_>) -> Result<(
                 all.containers.extend(e.containers);
                 all.networks.extend(e.networks);
                 all.volumes.extend(e.volumes);
+                all.warnings.extend(e.warnings);
             }
             Err(mut i) => issues.append(&mut i),
         }
@@ -133,7 +139,7 @@ pub fn expand_stacks(manifest: &mut Manifest, src: &StackSource<'_>) -> Result<(
     manifest.containers.extend(all.containers);
     manifest.stack_networks.extend(all.networks);
     manifest.stack_volumes.extend(all.volumes);
-    Ok(())
+    Ok(all.warnings)
 }
 
 /// `a/b/c.yml` → `a/b`; `c.yml` → ``.
@@ -212,6 +218,8 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         None => Some(join_rel(&project_dir, ".env")),
     };
     let mut dotenv: BTreeMap<String, String> = BTreeMap::new();
+    // The stack's variables file is desired by content for every service of the stack.
+    let mut stack_env_file = None;
     if let Some(p) = &env_path {
         match (src.read)(p) {
             Some(text) if crate::sops::is_sops(&text, crate::sops::SopsFormat::for_path(p)) => {
@@ -221,7 +229,10 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                 ).with_hint("give the secrets to the services instead: `env_file:` under a service accepts SOPS files"));
             }
             Some(text) => match parse_env_file(&text) {
-                Ok(vars) => dotenv = vars,
+                Ok(vars) => {
+                    dotenv = vars;
+                    stack_env_file = Some(crate::content::ContentMount::env_file(p));
+                }
                 Err((line, message)) => {
                     issues.push(Issue::new(p, Loc { line, column: 1 }, "", message))
                 }
@@ -245,6 +256,8 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
     let mut services: Vec<Service> = Vec::new();
     let mut networks: BTreeMap<String, (TopLevel, Loc, String)> = BTreeMap::new();
     let mut volumes: BTreeMap<String, (TopLevel, Loc, String)> = BTreeMap::new();
+    let mut configs: BTreeMap<String, String> = BTreeMap::new();
+    let mut warnings: Vec<Issue> = Vec::new();
     for file in &stack.files {
         let Some(text) = (src.read)(file) else {
             issues.push(stack_issue(
@@ -281,8 +294,10 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
             &mut services,
             &mut networks,
             &mut volumes,
+            &mut configs,
         );
         issues.append(&mut r.issues);
+        warnings.append(&mut r.warnings);
     }
     if !issues.is_empty() {
         return Err(issues);
@@ -378,6 +393,28 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                 );
             }
         }
+        for c in &s.configs {
+            if !configs.contains_key(&c.name) {
+                let mut issue = Issue::new(
+                    &c.file,
+                    c.loc,
+                    &format!("services.{}.configs", s.name),
+                    format!(
+                        "service `{}` uses config `{}`, which is not declared under the top-level `configs:`",
+                        s.name, c.name
+                    ),
+                );
+                issue =
+                    match crate::suggestion::suggest(&c.name, configs.keys().map(String::as_str)) {
+                        Some(sug) => issue.with_hint(format!("did you mean `{sug}`?")),
+                        None => issue.with_hint(format!(
+                            "add `configs: {{{}: {{file: ./{}}}}}` at the top level",
+                            c.name, c.name
+                        )),
+                    };
+                issues.push(issue);
+            }
+        }
         if let Some(nets) = &s.networks {
             for (net, (_, loc)) in nets {
                 if net != "default" && !networks.contains_key(net) {
@@ -395,7 +432,10 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         return Err(issues);
     }
 
-    let mut out = Expanded::default();
+    let mut out = Expanded {
+        warnings,
+        ..Expanded::default()
+    };
     let default_network = TopLevel {
         engine_name: format!("{}_default", stack.name),
         driver: "bridge".into(),
@@ -497,7 +537,25 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                 m.source.clone_from(&t.engine_name);
             }
         }
+        let mut content = s.content.clone();
+        for c in &s.configs {
+            let Some(rel) = configs.get(&c.name) else {
+                continue;
+            };
+            mounts.retain(|m| m.target != c.target);
+            content.retain(|m| m.target != c.target);
+            mounts.push(crate::spec::Mount {
+                kind: crate::spec::MountKind::Bind,
+                source: abs_path(src.base_dir, rel),
+                target: c.target.clone(),
+                read_only: true,
+            });
+            content.push(crate::content::ContentMount::new(&c.target, rel));
+        }
+        content.extend(stack_env_file.clone());
         mounts.sort();
+        content.sort_by(|a, b| (&a.target, &a.repo_path).cmp(&(&b.target, &b.repo_path)));
+        content.dedup_by(|a, b| a.target == b.target && a.repo_path == b.repo_path);
         let mut ports = s.ports.clone();
         ports.sort();
         ports.dedup();
@@ -530,8 +588,8 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                 restart: s.restart.unwrap_or_default(),
                 healthcheck: s.healthcheck.clone(),
                 bloodline: crate::spec::Bloodline::default(),
-                ignore_differences: Vec::new(),
-                drift_action: None,
+                ignore_differences: s.ignore_differences.clone(),
+                drift_action: s.drift_action,
                 options: options.clone(),
                 stack: Some(StackMember {
                     project: stack.name.clone(),
@@ -542,6 +600,7 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                     depends_on: depends_on.clone(),
                     build: build.clone(),
                 }),
+                content: content.clone(),
             });
         }
     }
@@ -836,7 +895,9 @@ fn find_cycle(services: &[&Service]) -> Option<Vec<String>> {
     None
 }
 
-/// Reads one compose file's top level into the running merge.
+/// Reads one compose file's top level into the running merge (one accumulator per top-level
+/// section).
+#[allow(clippy::too_many_arguments)]
 fn read_file(
     r: &mut Reader<'_>,
     root: &Node,
@@ -845,6 +906,7 @@ fn read_file(
     services: &mut Vec<Service>,
     networks: &mut BTreeMap<String, (TopLevel, Loc, String)>,
     volumes: &mut BTreeMap<String, (TopLevel, Loc, String)>,
+    configs: &mut BTreeMap<String, String>,
 ) {
     if root.is_null() {
         return;
@@ -895,14 +957,89 @@ fn read_file(
                     }
                 }
             }
+            "configs" => read_configs(r, v, ctx, configs),
             other if other.starts_with("x-") => {}
             other => r.error_hint(
                 k.loc,
                 other,
                 format!("top-level key `{other}` is not supported by Refinery"),
-                "supported top-level keys: version, name, services, networks, volumes, x-*",
+                "supported top-level keys: version, name, services, networks, volumes, configs, x-*",
             ),
         }
+    }
+}
+
+/// Top-level `configs: {name: {file: ./app.conf}}`: name → repository-relative file.
+fn read_configs(
+    r: &mut Reader<'_>,
+    node: &Node,
+    ctx: &service::FileContext<'_>,
+    out: &mut BTreeMap<String, String>,
+) {
+    if r.map(node, "configs").is_none() {
+        return;
+    }
+    let Value::Map(items) = &node.value else {
+        return;
+    };
+    for (k, v) in items {
+        let Some(name) = k.scalar() else { continue };
+        let path = format!("configs.{name}");
+        let Some(mut m) = r.map(v, &path) else {
+            continue;
+        };
+        let file = m
+            .get("file")
+            .and_then(|n| r.string(n, &format!("{path}.file")).map(|f| (f, n.loc)));
+        for key in ["external", "name", "content", "environment"] {
+            if let Some(n) = m.get(key) {
+                r.error_hint(
+                    n.loc,
+                    &format!("{path}.{key}"),
+                    format!("config `{name}`: `{key}` is not supported by Refinery"),
+                    "declare the config with `file: ./path/in/the/repository`",
+                );
+            }
+        }
+        m.finish(r);
+        let Some((file, loc)) = file else {
+            r.error_hint(
+                v.loc,
+                &path,
+                format!("config `{name}` has no `file`"),
+                "declare the config with `file: ./path/in/the/repository`",
+            );
+            continue;
+        };
+        if file.starts_with('/') {
+            r.error_hint(
+                loc,
+                &format!("{path}.file"),
+                format!("config `{name}`: `{file}` is outside the repository"),
+                "a config is a file of the repository, desired by content: write `./path`",
+            );
+            continue;
+        }
+        match crate::content::repo_relative(ctx.project_dir, &file) {
+            Some(rel) => {
+                out.insert(name.to_owned(), rel);
+            }
+            None => r.error_hint(
+                loc,
+                &format!("{path}.file"),
+                format!("config `{name}`: `{file}` points outside the repository"),
+                "a config is a file of the repository: write `./path` below the repository's top",
+            ),
+        }
+    }
+}
+
+/// The absolute path of a repository-relative path in the checkout (or the relative path itself
+/// when there is no checkout).
+fn abs_path(base_dir: Option<&str>, rel: &str) -> String {
+    match base_dir {
+        Some(b) => format!("{}/{rel}", b.trim_end_matches('/')),
+        None => rel.to_owned(),
     }
 }
 

@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::load::read_healthcheck;
+use crate::content::{ContentMount, repo_relative};
+use crate::manifest::load::{read_action, read_healthcheck};
 use crate::manifest::reader::{Reader, split_words};
 use crate::manifest::specs::{parse_port, parse_volume};
+use crate::policy::Action;
 use crate::secret::Secret;
 use crate::spec::{DependencyCondition, Healthcheck, Mount, MountKind, PortBinding, RestartPolicy};
 use crate::yaml::{Loc, Node, Value};
@@ -79,6 +81,24 @@ pub(super) struct Service {
     pub memory_bytes: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub extra_hosts: Vec<String>,
+    /// Repository files and folders mounted (`./conf:/etc/app`), desired by content.
+    pub content: Vec<ContentMount>,
+    /// `configs:` used: top-level config name, target, where.
+    pub configs: Vec<ConfigUse>,
+    /// `x-refinery.ignore_differences`.
+    pub ignore_differences: Vec<String>,
+    /// `x-refinery.drift_action`.
+    pub drift_action: Option<Action>,
+}
+
+/// A service's use of a top-level `configs:` entry.
+#[derive(Debug, Clone)]
+pub(super) struct ConfigUse {
+    pub name: String,
+    /// Absolute path in the container (default `/<name>`).
+    pub target: String,
+    pub loc: Loc,
+    pub file: String,
 }
 
 impl Service {
@@ -99,8 +119,18 @@ impl Service {
         self.ports.extend(o.ports);
         for m in o.mounts {
             self.mounts.retain(|x| x.target != m.target);
+            self.content.retain(|x| x.target != m.target);
             self.mounts.push(m);
         }
+        self.content.extend(o.content);
+        for c in o.configs {
+            self.configs.retain(|x| x.target != c.target);
+            self.configs.push(c);
+        }
+        if !o.ignore_differences.is_empty() {
+            self.ignore_differences = o.ignore_differences;
+        }
+        over(&mut self.drift_action, o.drift_action);
         self.named_volumes.extend(o.named_volumes);
         match (&mut self.networks, o.networks) {
             (Some(a), Some(b)) => a.extend(b),
@@ -221,6 +251,8 @@ pub(super) fn read_service(
             "env_file" => {
                 for item in r.strings_at(v, &p).unwrap_or_default() {
                     let path = join_rel(ctx.project_dir, &item.value);
+                    // Desired by content too: a changed file is drift naming it.
+                    s.content.push(ContentMount::env_file(&path));
                     match (ctx.read)(&path) {
                         // SOPS-encrypted env files are decrypted here, in memory.
                         Some(text) => match env_file_values(&path, &text, ctx.keys) {
@@ -285,6 +317,8 @@ pub(super) fn read_service(
                 }
             }
             "build" => s.build = read_build(r, ctx, name, k.loc, v, &p),
+            "configs" => s.configs = read_config_uses(r, ctx, v, &p),
+            "x-refinery" => read_x_refinery(r, v, &p, &mut s),
             other if other.starts_with("x-") => {}
             other => r.error_hint(
                 k.loc,
@@ -547,6 +581,14 @@ fn read_volumes(
                 if m.kind == MountKind::Volume {
                     s.named_volumes.push((m.source.clone(), item.loc));
                 }
+                s.content.retain(|x| x.target != m.target);
+                let source = spec.split(':').next().unwrap_or_default();
+                if m.kind == MountKind::Bind
+                    && source.starts_with('.')
+                    && let Some(rel) = repo_relative(ctx.project_dir, source)
+                {
+                    s.content.push(ContentMount::new(&m.target, &rel));
+                }
                 s.mounts.retain(|x| x.target != m.target);
                 s.mounts.push(m);
             }
@@ -555,6 +597,116 @@ fn read_volumes(
                 &field,
                 format!("failed to parse volume `{spec}`: {e}"),
             ),
+        }
+    }
+}
+
+/// `configs: [name]` or `[{source: name, target: /etc/app.conf}]`.
+fn read_config_uses(
+    r: &mut Reader<'_>,
+    ctx: &FileContext<'_>,
+    node: &Node,
+    path: &str,
+) -> Vec<ConfigUse> {
+    let mut out = Vec::new();
+    let Some(items) = r.seq(node, path) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("{path}[{i}]");
+        let (name, target) = match &item.value {
+            Value::Map(entries) => {
+                if r.map(item, &field).is_none() {
+                    continue;
+                }
+                let (mut source, mut target) = (None, None);
+                for (k, v) in entries {
+                    let Some(key) = k.scalar() else { continue };
+                    let f = format!("{field}.{key}");
+                    match key {
+                        "source" => source = r.string(v, &f),
+                        "target" => target = r.string(v, &f),
+                        "uid" | "gid" | "mode" => {}
+                        other => r.error_hint(
+                            k.loc,
+                            &f,
+                            format!("key `{other}` is not supported in a service config"),
+                            "supported: source, target, uid, gid, mode",
+                        ),
+                    }
+                }
+                let Some(source) = source else {
+                    r.error(item.loc, &field, "a config needs a `source`");
+                    continue;
+                };
+                (source, target)
+            }
+            _ => match r.string(item, &field) {
+                Some(x) => (x, None),
+                None => continue,
+            },
+        };
+        let target = match target {
+            Some(t) if t.starts_with('/') => t,
+            Some(t) => format!("/{t}"),
+            None => format!("/{name}"),
+        };
+        out.push(ConfigUse {
+            name,
+            target,
+            loc: item.loc,
+            file: ctx.file.to_owned(),
+        });
+    }
+    out
+}
+
+/// `x-refinery: {ignore_differences: [...], drift_action: alert}`: Refinery's per-service
+/// settings, in the compose file's extension field (docker-compose ignores `x-` keys).
+fn read_x_refinery(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service) {
+    if r.map(node, path).is_none() {
+        return;
+    }
+    let Value::Map(entries) = &node.value else {
+        return;
+    };
+    for (k, v) in entries {
+        let Some(key) = k.scalar() else { continue };
+        let f = format!("{path}.{key}");
+        match key {
+            "ignore_differences" => {
+                for item in r.strings_at(v, &f).unwrap_or_default() {
+                    crate::manifest::load::check_ignore_path(r, item.loc, &item.field, &item.value);
+                    s.ignore_differences.push(item.value);
+                }
+            }
+            "drift_action" => {
+                s.drift_action = read_action(
+                    r,
+                    v,
+                    &f,
+                    &[
+                        Action::Alert,
+                        Action::Ignore,
+                        Action::Recreate,
+                        Action::Restart,
+                    ],
+                );
+            }
+            other => {
+                let mut hint = "supported: ignore_differences, drift_action".to_owned();
+                if let Some(sug) =
+                    crate::suggestion::suggest(other, ["ignore_differences", "drift_action"])
+                {
+                    hint = format!("did you mean `{sug}`?");
+                }
+                r.error_hint(
+                    k.loc,
+                    &f,
+                    format!("key `{other}` is not supported under `x-refinery`"),
+                    hint,
+                );
+            }
         }
     }
 }

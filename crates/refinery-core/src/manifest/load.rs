@@ -149,7 +149,7 @@ fn read_manifest(
         .unwrap_or(false);
     let ignore_differences = top
         .get("ignore_differences")
-        .and_then(|n| r.strings(n, "ignore_differences"))
+        .map(|n| read_ignore_list(r, n, "ignore_differences"))
         .unwrap_or_default();
     let mut env_files = Vec::new();
     let containers = containers_node
@@ -601,7 +601,12 @@ fn read_node_refs(r: &mut Reader<'_>, m: &mut MapView<'_>, nodes: &NodeNames) ->
     out
 }
 
-fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) -> Option<Action> {
+pub(crate) fn read_action(
+    r: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+    allowed: &[Action],
+) -> Option<Action> {
     let s = r.string(node, path)?;
     let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
     match Action::parse(&s) {
@@ -624,6 +629,80 @@ fn read_action(r: &mut Reader<'_>, node: &Node, path: &str, allowed: &[Action]) 
             None
         }
     }
+}
+
+/// The fields a drift can name, for `ignore_differences` (`env`, `labels` and `content` take a
+/// `.KEY` too).
+pub const DRIFT_FIELDS: [&str; 19] = [
+    "image",
+    "status",
+    "env",
+    "labels",
+    "ports",
+    "volumes",
+    "content",
+    "command",
+    "entrypoint",
+    "restart",
+    "healthcheck",
+    "networks",
+    "user",
+    "working_dir",
+    "read_only",
+    "security_opt",
+    "mem_limit",
+    "cpus",
+    "extra_hosts",
+];
+
+/// Warns when an `ignore_differences` path can match no drift field, suggesting the closest.
+pub(crate) fn check_ignore_path(r: &mut Reader<'_>, loc: Loc, field: &str, pattern: &str) {
+    let head = pattern
+        .split(['.', '*', '?', '[', '{'])
+        .next()
+        .unwrap_or_default();
+    // A pattern starting with a glob (`*`, `{env,labels}.X`) may match anything.
+    if head.is_empty() || DRIFT_FIELDS.contains(&head) {
+        return;
+    }
+    let mut issue = Issue::new(
+        &r.file,
+        loc,
+        field,
+        format!("`{pattern}` matches no field Refinery compares; it ignores nothing"),
+    );
+    // Other tools' names for the same fields, so `environment.X` suggests `env.X`.
+    const ALIASES: [(&str, &str); 9] = [
+        ("environment", "env"),
+        ("label", "labels"),
+        ("port", "ports"),
+        ("volume", "volumes"),
+        ("mounts", "volumes"),
+        ("cmd", "command"),
+        ("health", "healthcheck"),
+        ("memory", "mem_limit"),
+        ("files", "content"),
+    ];
+    let candidates = DRIFT_FIELDS
+        .iter()
+        .copied()
+        .chain(ALIASES.iter().map(|(a, _)| *a));
+    let found = suggest(head, candidates)
+        .map(|s| ALIASES.iter().find(|(a, _)| *a == s).map_or(s, |(_, f)| *f));
+    issue = match found {
+        Some(s) => issue.with_hint(format!("did you mean `{}`?", pattern.replacen(head, s, 1))),
+        None => issue.with_hint(format!("fields: {}", DRIFT_FIELDS.join(", "))),
+    };
+    r.warnings.push(issue);
+}
+
+/// An `ignore_differences` list, every path checked against the drift fields.
+fn read_ignore_list(r: &mut Reader<'_>, node: &Node, path: &str) -> Vec<String> {
+    let items = r.strings_at(node, path).unwrap_or_default();
+    for item in &items {
+        check_ignore_path(r, item.loc, &item.field, &item.value);
+    }
+    items.into_iter().map(|i| i.value).collect()
 }
 
 /// A list at `path`; a scalar or mapping is an error whose hint shows the list form `example`.
@@ -827,6 +906,7 @@ fn read_containers(
             .map(|n| env_files::read_refs(r, n, &format!("{path}.env_file")))
             .unwrap_or_default();
         let mut mounts = Vec::new();
+        let mut content = Vec::new();
         if let Some(n) = m.get("volumes") {
             let p = format!("{path}.volumes");
             if let Some(items) = list_of(r, n, &p, "volumes: [\"data:/var/lib/data\"]") {
@@ -837,6 +917,12 @@ fn read_containers(
                             Ok(mnt) => {
                                 if mounts.iter().any(|x: &crate::spec::Mount| x.target == mnt.target) {
                                     r.error(vn.loc, &vp, format!("`{}` is mounted twice", mnt.target));
+                                }
+                                // A `./` source is a repository file or folder: desired by content.
+                                if s.starts_with('.')
+                                    && let Some(rel) = crate::content::repo_relative("", s.split(':').next().unwrap_or_default())
+                                {
+                                    content.push(crate::content::ContentMount::new(&mnt.target, &rel));
                                 }
                                 mounts.push(mnt);
                             }
@@ -910,7 +996,7 @@ fn read_containers(
             .unwrap_or_default();
         let ignore_differences = m
             .get("ignore_differences")
-            .and_then(|n| r.strings(n, &format!("{path}.ignore_differences")))
+            .map(|n| read_ignore_list(r, n, &format!("{path}.ignore_differences")))
             .unwrap_or_default();
         let drift_action = m.get("drift_action").and_then(|n| {
             read_action(
@@ -965,6 +1051,7 @@ fn read_containers(
                 drift_action,
                 options: Default::default(),
                 stack: None,
+                content: content.clone(),
             });
         }
     }
