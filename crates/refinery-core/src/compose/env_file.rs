@@ -19,14 +19,7 @@ pub fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, (u32, Stri
             ));
         };
         let key = key.trim();
-        let valid = key
-            .chars()
-            .next()
-            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-            && key
-                .chars()
-                .all(|c| c == '_' || c == '.' || c == '-' || c.is_ascii_alphanumeric());
-        if !valid {
+        if !is_variable_name(key) {
             return Err((line_no, format!("`{key}` is not a variable name")));
         }
         let value = value.trim();
@@ -45,4 +38,15 @@ pub fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, (u32, Stri
         out.insert(key.to_owned(), value);
     }
     Ok(out)
+}
+
+/// Whether `key` may name a variable in an env file: a letter or `_` first, then letters,
+/// digits, `_`, `.` and `-`.
+pub(crate) fn is_variable_name(key: &str) -> bool {
+    key.chars()
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && key
+            .chars()
+            .all(|c| c == '_' || c == '.' || c == '-' || c.is_ascii_alphanumeric())
 }

@@ -11,6 +11,7 @@ mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub(crate) use env_file::is_variable_name;
 pub use env_file::parse_env_file;
 pub use resources::{
     StackResources, diff_stack_resources, is_network_or_volume, network_id, volume_id,
@@ -681,21 +682,6 @@ impl BuildIssue {
     }
 }
 
-/// `dir` joined with `rel`, `..` resolved; `None` when it climbs above the repository root.
-fn join_inside(dir: &str, rel: &str) -> Option<String> {
-    let mut out: Vec<&str> = Vec::new();
-    for seg in dir.split('/').chain(rel.split('/')) {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
-            s => out.push(s),
-        }
-    }
-    Some(out.join("/"))
-}
-
 /// The context's files that its `.dockerignore` keeps, by Docker's rules: `#` comments, patterns
 /// relative to the context (`*` and `?` within a path segment, `**` across them), a leading `!`
 /// keeps again, the last matching line wins, and a pattern matching a directory covers all under
@@ -773,7 +759,7 @@ fn resolve_build(
             "the context is read from the commit: use a directory of the repository, relative to the compose file",
         ));
     }
-    let Some(dir) = join_inside(project_dir, ctx) else {
+    let Some(dir) = crate::content::repo_relative(project_dir, ctx) else {
         return Err(issue(
             format!("build context `{ctx}` is outside the repository"),
             "the context is read from the commit: use a directory of the repository, relative to the compose file",
@@ -796,7 +782,7 @@ fn resolve_build(
         ));
     }
     let written = b.dockerfile.as_deref().unwrap_or("Dockerfile");
-    let dockerfile = match join_inside("", written) {
+    let dockerfile = match crate::content::repo_relative("", written) {
         Some(d) if !written.starts_with('/') && !d.is_empty() => d,
         _ => {
             return Err(issue(

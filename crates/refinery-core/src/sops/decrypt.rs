@@ -170,14 +170,7 @@ pub fn decrypt_env(
             });
         }
         let key = leaf.path.into_iter().next().unwrap_or_default();
-        let valid = key
-            .chars()
-            .next()
-            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-            && key
-                .chars()
-                .all(|c| c == '_' || c == '.' || c == '-' || c.is_ascii_alphanumeric());
-        if !valid {
+        if !crate::compose::is_variable_name(&key) {
             return Err(SopsError::NotEnv {
                 path: key,
                 reason: "it is not a variable name".into(),
