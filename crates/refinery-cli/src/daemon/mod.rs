@@ -112,6 +112,9 @@ struct Daemon {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
+    if let Some(url) = &args.ha.ha {
+        crate::ha::check_supported(url)?;
+    }
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
         None => default_state_dir(&settings.repo)?,

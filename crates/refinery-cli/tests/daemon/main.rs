@@ -10,6 +10,7 @@ mod harness;
 mod receiver;
 
 mod chaos;
+mod ha;
 mod heal;
 mod inventory;
 mod observability;
