@@ -250,7 +250,7 @@ fn writers_per_term(entries: &[serde_json::Value]) -> BTreeMap<u64, String> {
 }
 
 #[tokio::test]
-async fn ha_leader_killed_standby_takes_over_within_the_lease_and_heals() {
+async fn ha_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_heals() {
     let etcd = Etcd::start();
     let env = Env::new().await;
     let name = env.name("web");
@@ -266,13 +266,15 @@ async fn ha_leader_killed_standby_takes_over_within_the_lease_and_heals() {
     let c = running(&env, &mut a).await;
     let mut b = start(&env, &ha_args(etcd.port, &prefix, "b"));
     wait_log(&mut b, "standing by").await;
+    let mut c3 = start(&env, &ha_args(etcd.port, &prefix, "c"));
+    wait_log(&mut c3, "standing by").await;
 
     // The status API of the leader says it leads, under which term, and who stands by.
-    let api = eventually("status API shows the standby", &mut a, || {
+    let api = eventually("status API shows the standbys", &mut a, || {
         let listen = listen.clone();
         async move {
             let v = http_json(&listen, "/api/v1/status")?;
-            (v["ha"]["standbys"] == serde_json::json!(["b"])).then_some(v)
+            (v["ha"]["standbys"] == serde_json::json!(["b", "c"])).then_some(v)
         }
     })
     .await;
@@ -285,7 +287,7 @@ async fn ha_leader_killed_standby_takes_over_within_the_lease_and_heals() {
     let status = env.refinery(&["status", "--ha", &url, "--json"]).await;
     let json = status.json();
     assert_eq!(json["ha"]["leader"], "a", "{}", status.transcript());
-    assert_eq!(json["ha"]["standbys"], serde_json::json!(["b"]));
+    assert_eq!(json["ha"]["standbys"], serde_json::json!(["b", "c"]));
 
     // The leader dies without a word, and its container is removed meanwhile.
     drop(a);
@@ -304,20 +306,26 @@ async fn ha_leader_killed_standby_takes_over_within_the_lease_and_heals() {
         took < Duration::from_secs(LEASE_SECS + 4),
         "healed {took:?} after the leader died (lease {LEASE_SECS}s)"
     );
-    b.wait_entry("b elected", |e| {
-        kind(e) == "leader_elected" && e["holder"] == "b"
-    })
-    .await;
+    let elected = b
+        .wait_entry("a standby elected", |e| {
+            kind(e) == "leader_elected" && e["holder"] != "a"
+        })
+        .await;
+    let new = elected["holder"].as_str().unwrap_or_default().to_owned();
 
+    // Exactly one of the two standbys took over; the other still stands by.
     let writers = writers_per_term(&b.entry_values());
     assert_eq!(
         writers.values().cloned().collect::<Vec<_>>(),
-        ["a", "b"],
+        ["a", new.as_str()],
         "{writers:?}"
     );
     let status = env.refinery(&["status", "--ha", &url]).await;
-    status.stdout_has("leader: b (term ");
-    b.stop().await;
+    status.stdout_has(&format!("leader: {new} (term "));
+    let (leader, standby) = if new == "b" { (b, c3) } else { (c3, b) };
+    // The standby first: stopping the leader first would hand over to it.
+    standby.stop_process().await;
+    leader.stop().await;
     env.refinery(&["ledger", "verify"]).await.code(0);
 }
 
@@ -384,7 +392,7 @@ async fn ha_leader_cut_off_from_etcd_stops_acting_before_its_lease_runs_out() {
         "`a` wrote at {last_a}, more than half a lease after the cut at {cut_at}"
     );
     b.stop().await;
-    a.stop().await;
+    a.stop_process().await;
     env.refinery(&["ledger", "verify"]).await.code(0);
 }
 
@@ -399,4 +407,44 @@ async fn ha_k8s_lease_is_refused_as_not_supported_yet() {
         .await
         .code(2)
         .stderr_has("HOST:PORT");
+}
+
+#[tokio::test]
+async fn ha_leader_stopped_with_sigterm_hands_over_before_its_lease_would_run_out() {
+    let etcd = Etcd::start();
+    let env = Env::new().await;
+    let name = env.name("web");
+    env.commit_manifest(&format!(
+        "containers:\n  - name: {name}\n    image: {IMAGE}\n"
+    ));
+    let prefix = env.name("ha");
+    let mut a = start(&env, &ha_args(etcd.port, &prefix, "a"));
+    wait_log(&mut a, "leading: acting from now on").await;
+    running(&env, &mut a).await;
+    let mut b = start(&env, &ha_args(etcd.port, &prefix, "b"));
+    wait_log(&mut b, "standing by").await;
+
+    // A clean stop revokes the lease: no waiting for it to run out. (The standby may write
+    // before the stopped leader's last entry is read: `stop_process`, and the check below.)
+    a.stop_process().await;
+    let stopped = Instant::now();
+    wait_log(&mut b, "leading: acting from now on").await;
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_secs(LEASE_SECS) / 2,
+        "took over {took:?} after a clean stop (lease {LEASE_SECS}s)"
+    );
+    let writers = writers_per_term(&b.entry_values());
+    assert_eq!(writers.values().cloned().collect::<Vec<_>>(), ["a", "b"]);
+    let entries = b.entry_values();
+    let a_stop = entries.iter().position(|e| kind(e) == "daemon_stop");
+    let b_elected = entries
+        .iter()
+        .position(|e| kind(e) == "leader_elected" && e["holder"] == "b");
+    assert!(
+        a_stop < b_elected,
+        "`a` recorded its stop before `b` took over"
+    );
+    b.stop().await;
+    env.refinery(&["ledger", "verify"]).await.code(0);
 }
