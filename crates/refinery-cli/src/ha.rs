@@ -119,6 +119,20 @@ impl Keys {
     }
 }
 
+/// An instance's role in the election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Holds the leader key: acts while its lease is fresh.
+    Leader,
+    /// Another instance leads; this one observes and waits.
+    Standby,
+    /// etcd not reached (yet, or any more): acts on nothing.
+    Connecting,
+    /// `refinery status --ha`: nobody holds the leader key.
+    None,
+}
+
 /// This instance's place in the election, for the log, the status page and `refinery status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HaStatus {
@@ -126,8 +140,7 @@ pub struct HaStatus {
     pub url: String,
     /// This instance's id (`<host>-<pid>`).
     pub id: String,
-    /// `leader`, `standby` or `connecting` (etcd not reached yet).
-    pub role: String,
+    pub role: Role,
     /// The leader's id, if there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
@@ -161,7 +174,7 @@ impl Leadership {
         let status = HaStatus {
             url: url.to_string(),
             id: id.clone(),
-            role: "connecting".into(),
+            role: Role::Connecting,
             leader: None,
             term: None,
             standbys: Vec::new(),
@@ -190,8 +203,8 @@ impl Leadership {
     #[must_use]
     pub fn acting_term(&self) -> Option<u64> {
         let s = self.rx.borrow();
-        match (s.status.role.as_str(), s.act_until) {
-            ("leader", Some(until)) if Instant::now() < until => s.status.term,
+        match (s.status.role, s.act_until) {
+            (Role::Leader, Some(until)) if Instant::now() < until => s.status.term,
             _ => None,
         }
     }
@@ -278,21 +291,31 @@ enum End {
 impl Elector {
     async fn run(mut self) {
         let mut backoff = Duration::from_millis(200);
+        let mut last_why = String::new();
         loop {
+            let began = Instant::now();
             match self.session().await {
                 End::Stopped => return,
                 End::Failed(why) => {
-                    let was_leader = self.tx.borrow().status.role == "leader";
+                    let again = why == last_why;
+                    last_why.clone_from(&why);
+                    let was_leader = self.tx.borrow().status.role == Role::Leader;
                     self.publish(|s| {
-                        s.status.role = "connecting".into();
+                        s.status.role = Role::Connecting;
                         s.act_until = None;
                     });
                     if was_leader {
                         tracing::error!(reason = %why, "lost the leader lease; stopped acting");
+                    } else if again {
+                        tracing::debug!(reason = %why, "etcd still unreachable; reconnecting");
                     } else {
                         tracing::warn!(reason = %why, "etcd session ended; reconnecting");
                     }
                 }
+            }
+            // A session that held up for a lease starts the backoff over.
+            if began.elapsed() > self.lease {
+                backoff = Duration::from_millis(200);
             }
             let mut stop = self.stop.clone();
             tokio::select! {
@@ -401,7 +424,7 @@ impl Elector {
             let term = u64::try_from(term).unwrap_or(0);
             let act_until = last_ok + self.lease / 2;
             self.publish(|s| {
-                s.status.role = if mine { "leader" } else { "standby" }.into();
+                s.status.role = if mine { Role::Leader } else { Role::Standby };
                 s.status.leader = Some(holder.clone());
                 s.status.term = Some(term);
                 s.act_until = mine.then_some(act_until);
@@ -424,7 +447,7 @@ impl Elector {
             'held: loop {
                 tokio::select! {
                     _ = stop.changed() => {
-                        self.publish(|s| { s.status.role = "standby".into(); s.act_until = None; });
+                        self.publish(|s| { s.status.role = Role::Standby; s.act_until = None; });
                         let _ = tokio::time::timeout(t, client.lease_revoke(lease)).await;
                         self.old_lease = None;
                         tracing::info!("resigned: the lease is revoked");
@@ -466,7 +489,7 @@ impl Elector {
                             match e.event_type() {
                                 EventType::Delete => {
                                     if mine {
-                                        self.publish(|s| { s.status.role = "standby".into(); s.act_until = None; });
+                                        self.publish(|s| { s.status.role = Role::Standby; s.act_until = None; });
                                         tracing::error!("the leader key was deleted; stopped acting");
                                     }
                                     break 'held;
@@ -476,7 +499,7 @@ impl Elector {
                                         let holder = String::from_utf8_lossy(kv.value()).into_owned();
                                         let term = u64::try_from(kv.create_revision()).unwrap_or(0);
                                         if mine && kv.lease() != lease {
-                                            self.publish(|s| { s.status.role = "standby".into(); s.act_until = None; });
+                                            self.publish(|s| { s.status.role = Role::Standby; s.act_until = None; });
                                             break 'held;
                                         }
                                         self.publish(|s| { s.status.leader = Some(holder); s.status.term = Some(term); });
@@ -575,7 +598,11 @@ pub async fn read_status(url: &HaUrl) -> Result<HaStatus, String> {
     Ok(HaStatus {
         url: url.to_string(),
         id: String::new(),
-        role: if leader.is_some() { "leader" } else { "none" }.into(),
+        role: if leader.is_some() {
+            Role::Leader
+        } else {
+            Role::None
+        },
         leader,
         term,
         standbys,

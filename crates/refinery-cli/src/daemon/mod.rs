@@ -379,7 +379,8 @@ impl Daemon {
 
     /// Writes the state file when it changed since the last write.
     fn save_state(&mut self) {
-        if self.saved.as_ref() == Some(&self.state) {
+        // A standby's state stays in memory: the state directory may be the leader's too.
+        if self.saved.as_ref() == Some(&self.state) || (self.ha.is_some() && !self.may_act()) {
             return;
         }
         self.saved = Some(self.state.clone());

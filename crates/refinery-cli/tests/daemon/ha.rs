@@ -403,6 +403,10 @@ async fn ha_k8s_lease_is_refused_as_not_supported_yet() {
         .await
         .code(2)
         .stderr_has("not supported yet");
+    env.refinery(&["status", "--ha", "k8s://lyra/refinery/leader"])
+        .await
+        .code(2)
+        .stderr_has("not supported yet");
     env.refinery(&["run", "--ha", "etcd://127.0.0.1/refinery"])
         .await
         .code(2)
