@@ -258,7 +258,8 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
                 while let Ok(t) = rx.try_recv() {
                     batch.push(t);
                 }
-                due_pass = d.on_triggers(batch);
+                due_pass = d.on_leadership();
+                due_pass |= d.on_triggers(batch);
             }
             _ = poll.tick() => {
                 due_pass = d.on_leadership();
@@ -347,15 +348,14 @@ impl Daemon {
         if records.is_empty() {
             return;
         }
-        // A standby (or a leader whose lease is not renewed) writes nothing.
-        if !self.may_act() {
+        // A standby writes nothing. A leader whose lease went stale mid-pass still records the
+        // outcome of actions it had started (under its term, before it lets go of the ledger
+        // between passes); it starts no new ones (see `may_act`).
+        let Some(ledger) = self.ledger.as_mut() else {
             tracing::debug!(
                 records = records.len(),
                 "not leading: nothing written to the ledger"
             );
-            return;
-        }
-        let Some(ledger) = self.ledger.as_mut() else {
             return;
         };
         let term = self.term;
@@ -899,6 +899,8 @@ impl Daemon {
     /// One full pass over every node; returns whether another pass is due at once (after a
     /// rollback).
     async fn pass(&mut self) -> bool {
+        // Take over or step down first (`--ha`): a pass is about to run anyway.
+        let _ = self.on_leadership();
         let started = Instant::now();
         let now = Timestamp::now();
         self.next_full = Instant::now() + self.check_interval;
