@@ -377,6 +377,10 @@ impl Hub {
     /// The election changed (`--ha`): shown on the status page; a standby sends no alerts.
     pub fn on_ha(&mut self, ha: crate::ha::HaStatus, leading: bool) {
         self.muted = !leading;
+        self.metrics.ha_leader.set(i64::from(leading));
+        self.metrics
+            .ha_term
+            .set(ha.term.and_then(|t| i64::try_from(t).ok()).unwrap_or(0));
         if self.view.ha.as_ref() != Some(&ha) {
             self.view.ha = Some(ha);
             self.publish();

@@ -191,6 +191,11 @@ async fn wait_log(d: &mut Daemon, needle: &str) {
 
 /// `GET path` on `addr`, the body as JSON.
 fn http_json(addr: &str, path: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&http_text(addr, path)?).ok()
+}
+
+/// `GET path` on `addr`: the body.
+fn http_text(addr: &str, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
@@ -200,8 +205,7 @@ fn http_json(addr: &str, path: &str) -> Option<serde_json::Value> {
     .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    serde_json::from_str(body).ok()
+    Some(text.split_once("\r\n\r\n")?.1.to_owned())
 }
 
 async fn running(env: &Env, d: &mut Daemon) -> refinery_core::ObservedContainer {
@@ -281,6 +285,11 @@ async fn ha_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_he
     assert_eq!(api["ha"]["role"], "leader", "{api}");
     assert_eq!(api["ha"]["leader"], "a", "{api}");
     assert!(api["ha"]["term"].as_u64().is_some(), "{api}");
+    let metrics = http_text(&listen, "/metrics").unwrap_or_default();
+    assert!(
+        metrics.contains("refinery_ha_leader 1"),
+        "the leader's /metrics:\n{metrics}"
+    );
 
     // `refinery status --ha` names the leader and the standby.
     let url = format!("etcd://127.0.0.1:{}/{prefix}", etcd.port);
