@@ -37,8 +37,13 @@ struct Etcd {
 
 impl Etcd {
     fn start() -> Etcd {
+        Etcd::start_on(free_port())
+    }
+
+    /// On client port `port`.
+    fn start_on(port: u16) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (port, peer) = (free_port(), free_port());
+        let peer = free_port();
         let client = format!("http://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
@@ -459,5 +464,36 @@ async fn ha_leader_stopped_with_sigterm_hands_over_before_its_lease_would_run_ou
         "`a` recorded its stop before `b` took over"
     );
     b.stop().await;
+    env.refinery(&["ledger", "verify"]).await.code(0);
+}
+
+#[tokio::test]
+async fn ha_without_etcd_acts_on_nothing_until_etcd_answers() {
+    let env = Env::new().await;
+    let name = env.name("web");
+    env.commit_manifest(&format!(
+        "containers:\n  - name: {name}\n    image: {IMAGE}\n"
+    ));
+    let port = free_port();
+    let prefix = env.name("ha");
+    let mut a = start(&env, &ha_args(port, &prefix, "a"));
+    wait_log(&mut a, "etcd session ended; reconnecting").await;
+    wait_log(&mut a, "pass done").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.assert_alive();
+    assert!(
+        env.container("web").await.is_none(),
+        "nothing is created without a leader"
+    );
+    assert!(
+        a.entry_values().is_empty(),
+        "nothing is written without a leader"
+    );
+
+    // etcd comes up: the daemon is elected and heals.
+    let _etcd = Etcd::start_on(port);
+    wait_log(&mut a, "leading: acting from now on").await;
+    running(&env, &mut a).await;
+    a.stop().await;
     env.refinery(&["ledger", "verify"]).await.code(0);
 }
