@@ -961,7 +961,6 @@ impl Daemon {
                     // Fencing: leadership is checked again right before each node's actions.
                     if !self.may_act() {
                         self.end_ours(&keys);
-                        acc.records.clear();
                         passes.push(p);
                         continue;
                     }
