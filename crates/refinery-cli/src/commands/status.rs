@@ -73,7 +73,10 @@ fn stack_resource_rows(
         .collect()
 }
 
-pub async fn run(settings: &Settings) -> Result<u8, CliError> {
+pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<u8, CliError> {
+    if let Some(url) = &args.ha {
+        crate::ha::check_supported(url)?;
+    }
     let desired = load_desired(settings)?;
     let passes = pass::run(&desired, settings).await?;
     report_unreachable(&passes);
@@ -139,10 +142,33 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
         }
     }
     let drifted = rows.iter().any(|r| !r.drift.is_empty()) || unauthorized > 0;
+    let ha = match &args.ha {
+        Some(url) => match crate::ha::read_status(url).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprint!(
+                    "{}",
+                    render::error(
+                        &CliError::Ha {
+                            url: url.to_string(),
+                            message: e
+                        },
+                        &[]
+                    )
+                );
+                None
+            }
+        },
+        None => None,
+    };
     if settings.json {
+        let json = match (&args.ha, &ha) {
+            (Some(_), ha) => serde_json::json!({"ha": ha, "containers": rows}),
+            (None, _) => serde_json::to_value(&rows).unwrap_or_default(),
+        };
         println!(
             "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
+            serde_json::to_string_pretty(&json).unwrap_or_default()
         );
     } else {
         let table_rows = rows
@@ -183,6 +209,9 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                 "\n{unauthorized} container{} not declared anywhere (see `refinery plan`)",
                 if unauthorized == 1 { " is" } else { "s are" }
             );
+        }
+        if let Some(h) = &ha {
+            println!("\n{}", crate::ha::summary(h));
         }
     }
     Ok(if passes.iter().any(|p| p.result.is_err()) {

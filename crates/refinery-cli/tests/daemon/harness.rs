@@ -116,9 +116,22 @@ impl Daemon {
     }
 
     /// SIGTERM, then waits for a clean exit (code 0) and a `daemon_stop` entry.
-    pub async fn stop(mut self) -> String {
+    pub async fn stop(self) -> String {
+        let (log, entries) = self.stop_process().await;
+        assert!(
+            entries
+                .last()
+                .is_some_and(|e| e.event.kind().as_str() == "daemon_stop"),
+            "the last ledger entry is `daemon_stop`\nlog:\n{log}"
+        );
+        log
+    }
+
+    /// SIGTERM, then waits for a clean exit (code 0); returns the log and the ledger's entries
+    /// (a standby under `--ha` writes no `daemon_stop`).
+    pub async fn stop_process(mut self) -> (String, Vec<Entry>) {
         let Some(mut child) = self.child.take() else {
-            return self.log_text();
+            return (self.log_text(), self.entries());
         };
         let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -139,13 +152,7 @@ impl Daemon {
         let log = self.log_text();
         assert_eq!(status.code(), Some(0), "daemon exit\nlog:\n{log}");
         let entries = self.entries();
-        assert!(
-            entries
-                .last()
-                .is_some_and(|e| e.event.kind().as_str() == "daemon_stop"),
-            "the last ledger entry is `daemon_stop`\nlog:\n{log}"
-        );
-        log
+        (log, entries)
     }
 }
 

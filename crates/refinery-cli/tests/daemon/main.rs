@@ -11,6 +11,7 @@ mod receiver;
 
 mod chaos;
 mod content;
+mod ha;
 mod heal;
 mod inventory;
 mod observability;
