@@ -20,7 +20,7 @@ k8s_was_up=false
 if [ -f "$k8s_dir/kubeconfig" ] && [ -f "$k8s_dir/apiserver.pid" ] && kill -0 "$(cat "$k8s_dir/apiserver.pid")" 2>/dev/null; then
   k8s_was_up=true
 fi
-REFINERY_K8S_KUBECONFIG=$(flock "${TMPDIR:-/tmp}/refinery-k8s-test.lock" bash "$top/scripts/k8s-control-plane.sh" start "$k8s_dir" | tail -1)
+REFINERY_K8S_KUBECONFIG=$(flock -o "${TMPDIR:-/tmp}/refinery-k8s-test.lock" bash "$top/scripts/k8s-control-plane.sh" start "$k8s_dir" | tail -1)
 export REFINERY_K8S_KUBECONFIG
 if [ "$k8s_was_up" = false ]; then
   trap 'bash "$top/scripts/k8s-control-plane.sh" stop "$k8s_dir"' EXIT

@@ -36,7 +36,9 @@ pub fn kubeconfig() -> PathBuf {
         let dir = std::env::temp_dir().join("refinery-k8s-test");
         let lock = std::env::temp_dir().join("refinery-k8s-test.lock");
         let script = repo_root().join("scripts/k8s-control-plane.sh");
+        // `-o`: the daemons the script starts must not inherit (and hold) the lock.
         let out = Command::new("flock")
+            .arg("-o")
             .arg(&lock)
             .arg("bash")
             .arg(&script)
