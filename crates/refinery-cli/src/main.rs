@@ -8,6 +8,7 @@ mod engines;
 mod error;
 mod exit_code;
 mod inventory_state_file;
+mod kube_sources;
 mod ledger_commit;
 mod ledger_file;
 mod ledger_records;

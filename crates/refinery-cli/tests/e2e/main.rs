@@ -11,6 +11,7 @@ mod bad_input;
 mod compose;
 mod config_drift;
 mod inventory;
+mod kubernetes;
 mod lifecycle;
 mod output;
 mod port_fallback;
