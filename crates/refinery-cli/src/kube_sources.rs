@@ -50,14 +50,26 @@ fn kubeconfig_path() -> Option<PathBuf> {
     std::env::split_paths(&v).next()
 }
 
-/// Observes and evaluates every `kubernetes:` source (none: an empty list, no connection made).
+/// Observes and evaluates every `kubernetes:` source for a command run by hand (grace periods
+/// not honoured: it acts at once).
 pub async fn run(desired: &Desired, settings: &Settings) -> Vec<KubePass> {
+    let first_seen = std::collections::BTreeMap::new();
+    observe_all(desired, &settings.repo, settings.now, &first_seen, false).await
+}
+
+/// Observes and evaluates every `kubernetes:` source (none: an empty list, no connection made).
+pub async fn observe_all(
+    desired: &Desired,
+    repo: &std::path::Path,
+    now: jiff::Timestamp,
+    first_seen: &std::collections::BTreeMap<String, jiff::Timestamp>,
+    honor_grace: bool,
+) -> Vec<KubePass> {
     let manifest = &desired.manifest;
     if manifest.kubernetes.is_empty() {
         return Vec::new();
     }
-    let git = GitSource::open(&settings.repo);
-    let first_seen = std::collections::BTreeMap::new();
+    let git = GitSource::open(repo);
     let mut out = Vec::new();
     for spec in &manifest.kubernetes {
         let context = context_of(manifest, spec);
@@ -106,9 +118,9 @@ pub async fn run(desired: &Desired, settings: &Settings) -> Vec<KubePass> {
         let ctx = PolicyContext {
             manifest,
             mode,
-            now: settings.now,
-            first_seen: &first_seen,
-            honor_grace: false,
+            now,
+            first_seen,
+            honor_grace,
             self_container_id: None,
         };
         let result = refinery_kube::observe(&cluster, &objects, &manifest.ignore_differences)
@@ -129,13 +141,28 @@ pub async fn run(desired: &Desired, settings: &Settings) -> Vec<KubePass> {
 pub async fn execute(passes: &[KubePass], now: jiff::Timestamp) -> Vec<StepResult> {
     let mut out = Vec::new();
     for p in passes {
-        let (Some(cluster), Ok(eval)) = (&p.cluster, &p.result) else {
-            continue;
-        };
-        let changes = match refinery_kube::execute(cluster, &p.objects, &eval.plan, now).await {
+        if let Ok(eval) = &p.result {
+            out.extend(execute_plan(p, &eval.plan, now).await);
+        }
+    }
+    out
+}
+
+/// Carries out `plan` (a source's plan, or the part of it the daemon acts on).
+pub async fn execute_plan(
+    p: &KubePass,
+    plan: &refinery_core::Plan,
+    now: jiff::Timestamp,
+) -> Vec<StepResult> {
+    let mut out = Vec::new();
+    let Some(cluster) = &p.cluster else {
+        return out;
+    };
+    {
+        let eval_plan = plan;
+        let changes = match refinery_kube::execute(cluster, &p.objects, eval_plan, now).await {
             Ok(c) => c,
-            Err(e) => eval
-                .plan
+            Err(e) => eval_plan
                 .writes()
                 .map(|s| KubeChange {
                     id: s.id.clone(),
@@ -145,8 +172,7 @@ pub async fn execute(passes: &[KubePass], now: jiff::Timestamp) -> Vec<StepResul
                 .collect(),
         };
         for c in changes {
-            let step = eval
-                .plan
+            let step = eval_plan
                 .steps
                 .iter()
                 .find(|s| s.id == c.id)
@@ -161,6 +187,18 @@ pub async fn execute(passes: &[KubePass], now: jiff::Timestamp) -> Vec<StepResul
         }
     }
     out
+}
+
+/// The spec hash of the declared object behind `id` (flap protection lifts when it changes).
+#[must_use]
+pub fn spec_hash_of(p: &KubePass, id: &refinery_core::ResourceId) -> Option<String> {
+    let refinery_core::ResourceId::Kube { kind, name, .. } = id else {
+        return None;
+    };
+    p.objects
+        .iter()
+        .find(|o| o.kind.to_lowercase() == *kind && o.name == *name)
+        .map(KubeObject::spec_hash)
 }
 
 /// Prints each source's error on stderr with its hints.

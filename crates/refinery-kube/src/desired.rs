@@ -29,6 +29,15 @@ impl KubeObject {
     pub fn key(&self) -> String {
         format!("{}/{}", self.kind, self.name)
     }
+
+    /// SHA-256 of the declared document's canonical JSON, hex: changes when git changes it
+    /// (flap protection lifts then).
+    #[must_use]
+    pub fn spec_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let bytes = serde_json::to_vec(&self.body).unwrap_or_default();
+        refinery_core::labels::hex(&Sha256::digest(&bytes))
+    }
 }
 
 /// The objects of one `kubernetes:` source, in file order. `files` maps repository-relative

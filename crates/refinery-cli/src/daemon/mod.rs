@@ -6,6 +6,7 @@
 //! a shutdown signal is handled between passes.
 
 mod inventory;
+mod kube;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -937,6 +938,8 @@ impl Daemon {
                 else => break,
             }
         }
+        self.kube_pass(&desired, &rev, now, flapping, &mut acc)
+            .await;
         let PassAcc {
             records,
             mut next_due,

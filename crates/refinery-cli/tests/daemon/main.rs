@@ -12,6 +12,7 @@ mod receiver;
 mod chaos;
 mod heal;
 mod inventory;
+mod kubernetes;
 mod observability;
 mod policy;
 mod revisions;
