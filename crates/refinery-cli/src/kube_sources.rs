@@ -50,6 +50,39 @@ fn kubeconfig_path() -> Option<PathBuf> {
     std::env::split_paths(&v).next()
 }
 
+/// Each source's cluster and declared objects (for the daemon's watches).
+pub async fn connect_all(
+    desired: &Desired,
+    repo: &std::path::Path,
+) -> Vec<(String, Result<(KubeCluster, Vec<KubeObject>), KubeError>)> {
+    let manifest = &desired.manifest;
+    let mut out = Vec::new();
+    let Ok(git) = GitSource::open(repo) else {
+        return out;
+    };
+    for spec in &manifest.kubernetes {
+        let label = format!("k8s/{}", spec.name);
+        let objects = git
+            .read_tree(&desired.commit.id, &spec.path)
+            .map_err(|e| KubeError::Manifest {
+                origin: spec.path.clone(),
+                message: format!("failed to read from commit: {e}"),
+            })
+            .and_then(|f| refinery_kube::load_source(spec, &f));
+        let res = match objects {
+            Ok(objects) => {
+                let context = context_of(manifest, spec);
+                KubeCluster::connect(kubeconfig_path().as_deref(), context.as_deref())
+                    .await
+                    .map(|c| (c, objects))
+            }
+            Err(e) => Err(e),
+        };
+        out.push((label, res));
+    }
+    out
+}
+
 /// Observes and evaluates every `kubernetes:` source for a command run by hand (grace periods
 /// not honoured: it acts at once).
 pub async fn run(desired: &Desired, settings: &Settings) -> Vec<KubePass> {

@@ -208,6 +208,51 @@ impl KubeCluster {
             .map_err(|e| classify(e, "patch", &r.what()))
     }
 
+    /// One item per change (added, modified, deleted; and after every re-list) to the objects of
+    /// `kinds` (`(apiVersion, kind)`) in `namespaces`: `Namespace/Kind/name`. Watches through
+    /// kube-runtime's watcher with its default backoff; a broken watch is retried, never ends the
+    /// stream. Kinds the server does not know are left out.
+    pub async fn watch_changes(
+        &self,
+        kinds: &[(String, String)],
+        namespaces: &[String],
+    ) -> futures_util::stream::BoxStream<'static, String> {
+        use futures_util::StreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let mut streams = Vec::new();
+        for (api_version, kind) in kinds {
+            let Ok((ar, namespaced)) = self.resource(api_version, kind).await else {
+                continue;
+            };
+            let scopes: Vec<Option<&String>> = if namespaced {
+                namespaces.iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for ns in scopes {
+                let api: Api<DynamicObject> = match ns {
+                    Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+                    None => Api::all_with(self.client.clone(), &ar),
+                };
+                let what = format!("{}/{kind}", ns.map_or("", String::as_str));
+                let s = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .filter_map(move |ev| {
+                        let out = match ev {
+                            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
+                                Some(format!("{what}/{}", o.metadata.name.unwrap_or_default()))
+                            }
+                            Ok(watcher::Event::InitDone) => Some(format!("{what} (re-listed)")),
+                            _ => None,
+                        };
+                        std::future::ready(out)
+                    });
+                streams.push(s.boxed());
+            }
+        }
+        futures_util::stream::select_all(streams).boxed()
+    }
+
     /// Creates an object as given (used by tests and for out-of-band changes in them).
     pub async fn create(&self, r: &ObjectRef, body: &Value) -> Result<Value> {
         let api = self.api(r).await?;

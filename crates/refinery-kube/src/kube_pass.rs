@@ -448,3 +448,31 @@ pub async fn reconcile(
     };
     Ok((eval, changes))
 }
+
+/// Changes that may be drift for a source, as they happen: its declared kinds and the workload
+/// kinds (not Pods: they churn) in the namespaces it manages. Each item names what changed.
+pub async fn watch_source(
+    cluster: &KubeCluster,
+    objects: &[KubeObject],
+) -> Result<futures_util::stream::BoxStream<'static, String>> {
+    let located = locate_all(cluster, objects).await?;
+    let namespaces: Vec<String> = located
+        .iter()
+        .map(|(r, _)| r.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut kinds: BTreeSet<(String, String)> = located
+        .iter()
+        .map(|(r, _)| (r.api_version.clone(), r.kind.clone()))
+        .collect();
+    kinds.extend(
+        WORKLOAD_KINDS
+            .iter()
+            .filter(|(_, k)| *k != "Pod")
+            .map(|(a, k)| ((*a).to_owned(), (*k).to_owned())),
+    );
+    let kinds: Vec<_> = kinds.into_iter().collect();
+    Ok(cluster.watch_changes(&kinds, &namespaces).await)
+}

@@ -18,5 +18,5 @@ pub use kube_cluster::{FIELD_MANAGER, KubeCluster, ObjectRef};
 pub use kube_error::{KubeError, Result};
 pub use kube_pass::{
     KubeChange, KubeEval, apply_all, evaluate, execute, observe, reconcile, resource_id, revision,
-    rollout_undo,
+    rollout_undo, watch_source,
 };

@@ -1,17 +1,69 @@
-//! The `kubernetes:` sources in the daemon's periodic pass: the same drift tracking, grace
-//! periods, alerts, flap protection and ledger entries as for containers. No watch: the full pass
-//! (`config.check_interval`) finds Kubernetes drift.
+//! The `kubernetes:` sources in the daemon: the same drift tracking, grace periods, alerts, flap
+//! protection and ledger entries as for containers. Watches (kube-runtime) on the namespaces a
+//! source manages trigger a full pass on every change; the periodic pass
+//! (`config.check_interval`) covers a cluster that could not be watched.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc::UnboundedSender;
 
 use jiff::Timestamp;
 use refinery_core::policy::drift_key;
 use refinery_core::{Outcome, Plan, StepKind};
 
-use super::{Daemon, PassAcc, alert};
+use super::{Daemon, PassAcc, Trigger, alert};
 use crate::desired::Desired;
 
+/// The key of the Kubernetes watch task among the daemon's watchers (no node name has a `/`).
+pub(super) const WATCH_KEY: &str = "k8s/";
+
+/// Follows every source's changes until the receiver is gone.
+async fn follow(desired: Arc<Desired>, repo: PathBuf, tx: UnboundedSender<Trigger>) {
+    let mut streams = Vec::new();
+    for (label, res) in crate::kube_sources::connect_all(&desired, &repo).await {
+        let watched = match res {
+            Ok((cluster, objects)) => refinery_kube::watch_source(&cluster, &objects).await,
+            Err(e) => Err(e),
+        };
+        match watched {
+            Ok(s) => streams.push(s.map(move |what| (label.clone(), what)).boxed()),
+            Err(e) => {
+                tracing::warn!(source = %label, error = %e, "not watching kubernetes source; the periodic pass still checks it");
+            }
+        }
+    }
+    let mut all = futures_util::stream::select_all(streams);
+    while let Some((source, what)) = all.next().await {
+        if tx.send(Trigger::Kube { source, what }).is_err() {
+            return;
+        }
+    }
+}
+
 impl Daemon {
+    /// (Re)starts the watch task when the revision changed; stops it when there are no sources.
+    pub(super) fn sync_kube_watcher(&mut self) {
+        let desired = Arc::clone(&self.desired);
+        if desired.manifest.kubernetes.is_empty() {
+            if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
+                h.abort();
+            }
+            return;
+        }
+        let key = desired.commit.id.clone();
+        if self.watchers.get(WATCH_KEY).is_some_and(|(k, _)| *k == key) {
+            return;
+        }
+        if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
+            h.abort();
+        }
+        let handle = tokio::spawn(follow(desired, self.settings.repo.clone(), self.tx.clone()));
+        self.watchers.insert(WATCH_KEY.to_owned(), (key, handle));
+    }
+
     /// Observes, decides and acts on every `kubernetes:` source; records go to `acc`.
     pub(super) async fn kube_pass(
         &mut self,

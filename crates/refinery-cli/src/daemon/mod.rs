@@ -389,7 +389,7 @@ impl Daemon {
         let nodes = self.nodes();
         let wanted: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
         self.watchers.retain(|name, (_, handle)| {
-            let keep = wanted.contains(name);
+            let keep = wanted.contains(name) || name == kube::WATCH_KEY;
             if !keep {
                 handle.abort();
             }
@@ -425,6 +425,7 @@ impl Daemon {
             ));
             self.watchers.insert(node.name.clone(), (key, handle));
         }
+        self.sync_kube_watcher();
     }
 
     /// Finishes or undoes recreates an earlier run left half-done.
@@ -565,6 +566,10 @@ impl Daemon {
                 }
                 Trigger::Back { node } => {
                     tracing::info!(node = %node, "the engine is back; full pass");
+                    due = true;
+                }
+                Trigger::Kube { source, what } => {
+                    tracing::debug!(source = %source, object = %what, "kubernetes change");
                     due = true;
                 }
             }

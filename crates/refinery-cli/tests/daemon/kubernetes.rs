@@ -87,3 +87,59 @@ async fn daemon_kubernetes_missing_applied_and_image_drift_rolled_back() {
     .await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn daemon_kubernetes_watch_restores_patched_field_before_the_periodic_pass() {
+    let env = Env::new().await;
+    let cluster = testsupport::cluster().await;
+    let ns = TestNamespace::new(&cluster, "watch").await;
+    env.commit_file("k8s/app.yaml", APP);
+    env.commit_manifest(&format!(
+        "containers: []\nkubernetes:\n  - name: app\n    context: {}\n    path: k8s/\n    namespace: {}\n",
+        testsupport::CONTEXT,
+        ns.name
+    ));
+    let kubeconfig = testsupport::kubeconfig();
+    // A full pass only every 10 minutes: what happens sooner comes from the watch.
+    let mut d = Daemon::start_with_env(
+        env.repo.path(),
+        &["--check-interval", "10m"],
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+    );
+    let r = ObjectRef {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: ns.name.clone(),
+        name: "web".into(),
+    };
+    eventually("deployment applied", &mut d, || async {
+        cluster.get(&r).await.ok().flatten()
+    })
+    .await;
+    // Give the watch its initial list, then change a field by hand.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    cluster
+        .merge_patch(&r, &json!({"spec": {"replicas": 5}}))
+        .await
+        .unwrap();
+    eventually("replicas restored", &mut d, || async {
+        cluster
+            .get(&r)
+            .await
+            .ok()
+            .flatten()
+            .filter(|v| v["spec"]["replicas"] == 1)
+    })
+    .await;
+    assert!(
+        d.log_text().contains("kubernetes change"),
+        "the pass came from the watch\n{}",
+        d.log_text()
+    );
+    let id = format!("k8s/{}/{}/deployment/web", testsupport::CONTEXT, ns.name);
+    d.wait_entry("recreated", |e| {
+        resource(e) == id && e["outcome"] == "recreated"
+    })
+    .await;
+    d.stop().await;
+}
