@@ -414,3 +414,50 @@ async fn manifest_error_removes_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn stuck_rollout_is_status_drift_and_restart_starts_it_again() {
+    let cluster = testsupport::cluster().await;
+    let ns = TestNamespace::new(&cluster, "stuck").await;
+    // Without a kubelet no Pod ever becomes available: with a 1 s deadline the controller
+    // declares the rollout stuck.
+    let app = APP.replace(
+        "  replicas: 1\n",
+        "  replicas: 1\n  progressDeadlineSeconds: 1\n",
+    );
+    let objects = load_source(&spec(&ns.name), &files(&app)).unwrap();
+    refinery_kube::apply_all(&cluster, &objects).await.unwrap();
+    let r = deployment(&ns.name, "web");
+    wait_for(&cluster, &r, "ProgressDeadlineExceeded", |v| {
+        refinery_kube::diff::status_problem(v).is_some()
+    })
+    .await;
+    let m = manifest("");
+    let seen = BTreeMap::new();
+    let (eval, changes) = reconcile(
+        &cluster,
+        &spec(&ns.name),
+        &files(&app),
+        &ctx(&m, &seen),
+        true,
+    )
+    .await
+    .unwrap();
+    let d = &eval.report.drifts;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].kind, DriftKind::Status);
+    assert!(
+        d[0].summary
+            .starts_with("rollout not progressing (ProgressDeadlineExceeded)"),
+        "{}",
+        d[0].summary
+    );
+    assert_eq!(eval.plan.steps[0].kind, StepKind::Restart);
+    assert_eq!(changes[0].outcome, Outcome::Restarted, "{changes:?}");
+    let live = cluster.get(&r).await.unwrap().unwrap();
+    assert!(
+        live["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string(),
+        "{live}"
+    );
+}
