@@ -334,6 +334,7 @@ mod tests {
         let f = files(&[("k/a.yaml", "apiVersion: v1\nkind: [\n")]);
         let e = load_source(&spec("k", None), &f).unwrap_err().to_string();
         assert!(e.contains("k/a.yaml"), "{e}");
+        assert!(e.contains("line 2 column 7"), "{e}");
     }
 
     #[test]

@@ -210,9 +210,16 @@ pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> St
         ));
     }
     for n in unreachable {
-        out.push_str(&format!(
-            "node `{n}` is unreachable: nothing is known about it\n"
-        ));
+        if n.starts_with("k8s/") {
+            // A `kubernetes:` source (node names have no `/`).
+            out.push_str(&format!(
+                "kubernetes source `{n}` failed: nothing is known about it\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "node `{n}` is unreachable: nothing is known about it\n"
+            ));
+        }
     }
     out
 }

@@ -118,3 +118,28 @@ async fn kubernetes_source_plan_apply_status_and_patched_field_restored() {
     assert_eq!(live["spec"]["replicas"], 1);
     refinery(&env, &["plan"]).await.code(0);
 }
+
+#[tokio::test]
+async fn kubernetes_source_with_a_broken_manifest_changes_nothing() {
+    let env = Env::new().await;
+    let cluster = testsupport::cluster().await;
+    let ns = TestNamespace::new(&cluster, "clibad").await;
+    env.commit_file(
+        "k8s/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    );
+    env.commit_manifest(&format!(
+        "containers: []\nkubernetes:\n  - name: app\n    context: {}\n    path: k8s/\n    namespace: {}\n",
+        testsupport::CONTEXT,
+        ns.name
+    ));
+    refinery(&env, &["apply", "--yes"])
+        .await
+        .code(4)
+        .stderr_has("invalid kubernetes manifest `k8s/app.yaml (document 1)`: `metadata.name` is missing or not a string")
+        .stderr_has("hint: fix the manifest in git");
+    refinery(&env, &["plan"])
+        .await
+        .code(4)
+        .stdout_has("kubernetes source `k8s/app` failed");
+}
