@@ -233,7 +233,15 @@ stop() {
   local p
   for p in controller-manager apiserver etcd; do
     if [ -f "$dir/$p.pid" ]; then
-      kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+      local pid i
+      pid=$(cat "$dir/$p.pid")
+      kill "$pid" 2>/dev/null || true
+      # Wait for it to exit (the apiserver drains for a few seconds), then insist.
+      for i in $(seq 1 40); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+      done
+      kill -9 "$pid" 2>/dev/null || true
       rm -f "$dir/$p.pid"
     fi
   done
