@@ -45,7 +45,13 @@ impl KubeObject {
 pub fn load_source(spec: &KubeSpec, files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<KubeObject>> {
     let dir = spec.path.trim_matches('/').to_owned();
     let mut out = Vec::new();
-    load_dir(&dir, spec.namespace.as_deref(), files, &mut out, 0)?;
+    load_dir(
+        &dir,
+        Ns::Default(spec.namespace.as_deref()),
+        files,
+        &mut out,
+        0,
+    )?;
     if out.is_empty() {
         return Err(KubeError::Manifest {
             origin: spec.path.clone(),
@@ -73,6 +79,15 @@ pub fn load_source(spec: &KubeSpec, files: &BTreeMap<String, Vec<u8>>) -> Result
     Ok(out)
 }
 
+/// The namespace documents get.
+#[derive(Debug, Clone, Copy)]
+pub enum Ns<'a> {
+    /// For documents without `metadata.namespace` (the source's `namespace`).
+    Default(Option<&'a str>),
+    /// For every document, as a kustomization's `namespace:` does.
+    Force(&'a str),
+}
+
 fn join(dir: &str, rel: &str) -> String {
     let mut parts: Vec<&str> = if dir.is_empty() {
         Vec::new()
@@ -93,7 +108,7 @@ fn join(dir: &str, rel: &str) -> String {
 
 fn load_dir(
     dir: &str,
-    namespace: Option<&str>,
+    namespace: Ns<'_>,
     files: &BTreeMap<String, Vec<u8>>,
     out: &mut Vec<KubeObject>,
     depth: usize,
@@ -115,7 +130,7 @@ fn load_dir(
             message: format!("invalid YAML: {e}"),
         })?;
         let ns = match k.get("namespace") {
-            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::String(s)) => Ns::Force(s.as_str()),
             None | Some(Value::Null) => namespace,
             Some(_) => {
                 return Err(KubeError::Manifest {
@@ -188,7 +203,7 @@ fn utf8<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str> {
 pub fn load_file(
     path: &str,
     bytes: &[u8],
-    namespace: Option<&str>,
+    namespace: Ns<'_>,
     out: &mut Vec<KubeObject>,
 ) -> Result<()> {
     let text = utf8(path, bytes)?;
@@ -218,7 +233,7 @@ pub fn load_file(
     Ok(())
 }
 
-fn object(origin: &str, mut doc: Value, namespace: Option<&str>) -> Result<KubeObject> {
+fn object(origin: &str, mut doc: Value, namespace: Ns<'_>) -> Result<KubeObject> {
     let err = |message: String| KubeError::Manifest {
         origin: origin.to_owned(),
         message,
@@ -241,10 +256,13 @@ fn object(origin: &str, mut doc: Value, namespace: Option<&str>) -> Result<KubeO
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(err("`metadata.name` is missing or not a string".into())),
     };
-    let ns = match meta.get("namespace") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        None | Some(Value::Null) => namespace.map(str::to_owned),
-        Some(_) => return Err(err("`metadata.namespace` must be a string".into())),
+    let ns = match (meta.get("namespace"), namespace) {
+        (Some(v), _) if !v.is_string() && !v.is_null() => {
+            return Err(err("`metadata.namespace` must be a string".into()));
+        }
+        (_, Ns::Force(ns)) => Some(ns.to_owned()),
+        (Some(Value::String(s)), _) if !s.is_empty() => Some(s.clone()),
+        (_, Ns::Default(ns)) => ns.map(str::to_owned),
     };
     if let (Some(ns), Some(m)) = (&ns, doc.get_mut("metadata").and_then(Value::as_object_mut)) {
         m.insert("namespace".into(), Value::String(ns.clone()));
