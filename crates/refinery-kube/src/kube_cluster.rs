@@ -235,15 +235,30 @@ impl KubeCluster {
                     None => Api::all_with(self.client.clone(), &ar),
                 };
                 let what = format!("{}/{kind}", ns.map_or("", String::as_str));
+                // What each object looked like: status-only updates (a controller reporting
+                // progress) change none of it and trigger nothing.
+                let mut seen: HashMap<String, u64> = HashMap::new();
                 let s = watcher(api, watcher::Config::default())
                     .default_backoff()
                     .filter_map(move |ev| {
                         let out = match ev {
-                            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
-                                Some(format!("{what}/{}", o.metadata.name.unwrap_or_default()))
+                            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                                let name = o.metadata.name.clone().unwrap_or_default();
+                                let fp = fingerprint(&o);
+                                let changed = seen.insert(name.clone(), fp) != Some(fp);
+                                changed.then(|| format!("{what}/{name}"))
+                            }
+                            Ok(watcher::Event::Delete(o)) => {
+                                let name = o.metadata.name.unwrap_or_default();
+                                seen.remove(&name);
+                                Some(format!("{what}/{name} (deleted)"))
+                            }
+                            Ok(watcher::Event::Init) => {
+                                seen.clear();
+                                None
                             }
                             Ok(watcher::Event::InitDone) => Some(format!("{what} (re-listed)")),
-                            _ => None,
+                            Err(_) => None,
                         };
                         std::future::ready(out)
                     });
@@ -262,4 +277,19 @@ impl KubeCluster {
             .map(|o| convert::to_value(&o))
             .map_err(|e| classify(e, "create", &r.what()))
     }
+}
+
+/// A hash of what a change to an object may be drift in: its generation (spec changes), labels and
+/// annotations; for kinds without a generation (ConfigMaps, …) its resource version.
+fn fingerprint(o: &DynamicObject) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    let m = &o.metadata;
+    match m.generation {
+        Some(g) => g.hash(&mut h),
+        None => m.resource_version.hash(&mut h),
+    }
+    m.labels.hash(&mut h);
+    m.annotations.hash(&mut h);
+    h.finish()
 }
