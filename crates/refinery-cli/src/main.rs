@@ -11,6 +11,7 @@ mod error;
 mod exit_code;
 mod ha;
 mod inventory_state_file;
+mod kube_sources;
 mod ledger_commit;
 mod ledger_file;
 mod ledger_records;

@@ -7,6 +7,7 @@
 
 mod ha;
 mod inventory;
+mod kube;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -422,7 +423,7 @@ impl Daemon {
         let nodes = self.nodes();
         let wanted: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
         self.watchers.retain(|name, (_, handle)| {
-            let keep = wanted.contains(name);
+            let keep = wanted.contains(name) || name == kube::WATCH_KEY;
             if !keep {
                 handle.abort();
             }
@@ -458,6 +459,7 @@ impl Daemon {
             ));
             self.watchers.insert(node.name.clone(), (key, handle));
         }
+        self.sync_kube_watcher();
     }
 
     /// Finishes or undoes recreates an earlier run left half-done.
@@ -598,6 +600,10 @@ impl Daemon {
                 }
                 Trigger::Back { node } => {
                     tracing::info!(node = %node, "the engine is back; full pass");
+                    due = true;
+                }
+                Trigger::Kube { source, what } => {
+                    tracing::debug!(source = %source, object = %what, "kubernetes change");
                     due = true;
                 }
             }
@@ -986,6 +992,8 @@ impl Daemon {
                 else => break,
             }
         }
+        self.kube_pass(&desired, &rev, now, flapping, &mut acc)
+            .await;
         let PassAcc {
             records,
             mut next_due,

@@ -28,6 +28,15 @@ impl Daemon {
 
     /// Starts the daemon on the repository at `repo`.
     pub fn start_in(repo: &std::path::Path, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(repo, extra, &[])
+    }
+
+    /// Starts the daemon on the repository at `repo` with extra environment variables.
+    pub fn start_with_env(
+        repo: &std::path::Path,
+        extra: &[&str],
+        vars: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("daemon.log");
         let state_dir = dir.path().join("state");
@@ -48,6 +57,7 @@ impl Daemon {
             .env_remove("SOPS_AGE_KEY")
             .env_remove("SOPS_AGE_KEY_FILE")
             .env("REFINERY_LOG", "info,refinery=debug")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

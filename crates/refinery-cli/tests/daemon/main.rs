@@ -14,6 +14,7 @@ mod content;
 mod ha;
 mod heal;
 mod inventory;
+mod kubernetes;
 mod observability;
 mod policy;
 mod report_only;
