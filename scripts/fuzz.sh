@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/ for SECONDS each (default 300), one after the other, one
 # libFuzzer process at a time (niced), and prints a table: target, executions, new corpus files,
-# findings. Inputs that reach new coverage are merged into fuzz/corpus/<target> (kept in git);
-# crashes land in fuzz/artifacts/<target>/ and make the script exit 1.
+# findings. Inputs that reach new coverage are merged into fuzz/corpus/<target> (kept in git,
+# minimised on every run); crashes land in fuzz/artifacts/<target>/ and make the script exit 1.
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 #
@@ -46,17 +46,23 @@ for t in "${targets[@]}"; do
     -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
     >"$logs/$t.log" 2>&1 || true
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)
-  # Keep only what adds coverage to the kept corpus.
-  before=$(find "$corpus" -type f | wc -l)
-  nice -n 10 cargo +nightly fuzz run "${flags[@]}" "$t" "$corpus" "$fresh" -- -merge=1 \
-    >"$logs/$t.merge.log" 2>&1 || true
-  after=$(find "$corpus" -type f | wc -l)
+  # Keep a minimal corpus: the smallest set of inputs, old and new, that covers every edge the
+  # two cover (hit counts aside, so it stays small in git).
+  minimised="$logs/$t-min"
+  mkdir -p "$minimised"
+  nice -n 10 cargo +nightly fuzz run "${flags[@]}" "$t" "$minimised" "$corpus" "$fresh" -- \
+    -merge=1 -use_counters=0 -use_value_profile=0 >"$logs/$t.merge.log" 2>&1 || true
+  added=$(comm -13 <(ls "$corpus" | sort) <(ls "$minimised" | sort) | wc -l)
+  if [ -n "$(ls -A "$minimised")" ]; then
+    rm -rf "$corpus"
+    cp -r "$minimised" "$corpus"
+  fi
   findings=$(( $(find "artifacts/$t" -type f | wc -l) - before_artifacts ))
   if [ "$findings" -gt 0 ]; then
     failed=1
     grep -E "panicked|ERROR: libFuzzer|SUMMARY" "$logs/$t.log" | head -5 >&2 || true
   fi
-  rows+=("$t|${execs:-?}|$((after - before))|$findings")
+  rows+=("$t|${execs:-?}|$added|$findings")
 done
 
 printf '\n| %-12s | %12s | %18s | %8s |\n' target executions "new corpus files" findings

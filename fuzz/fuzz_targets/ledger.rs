@@ -53,6 +53,9 @@ fuzz_target!(|data: &[u8]| {
     }
     match verify(&out) {
         Ok(v) => assert_eq!(v.entries, tip.seq),
-        Err(e) => panic!("a resealed chain does not verify: {e}\n{}", String::from_utf8_lossy(&out)),
+        Err(e) => panic!(
+            "a resealed chain does not verify: {e}\n{}",
+            String::from_utf8_lossy(&out)
+        ),
     }
 });
