@@ -135,7 +135,9 @@ async fn faults_engine_stopped_mid_recreate_loses_nothing_and_converges() {
     // in the middle of it, taking every container down with it.
     env.commit_manifest(&manifest("2"));
     d.wait_entry("config drift on web", |e| {
-        kind(e) == "drift" && e["resource"].as_str().is_some_and(|r| r.ends_with(&web))
+        kind(e) == "drift"
+            && e["drift"] == "config"
+            && e["resource"].as_str().is_some_and(|r| r.ends_with(&web))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -288,7 +290,9 @@ async fn faults_sigkill_mid_recreate_then_restart_loses_nothing_and_converges() 
 
     env.commit_manifest(&manifest("2"));
     d.wait_entry("config drift on web", |e| {
-        kind(e) == "drift" && e["resource"].as_str().is_some_and(|r| r.ends_with(&web))
+        kind(e) == "drift"
+            && e["drift"] == "config"
+            && e["resource"].as_str().is_some_and(|r| r.ends_with(&web))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
