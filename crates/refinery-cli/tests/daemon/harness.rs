@@ -37,10 +37,35 @@ impl Daemon {
         extra: &[&str],
         vars: &[(&str, &std::ffi::OsStr)],
     ) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::spawn(tempfile::tempdir().expect("temp dir"), repo, extra, vars)
+    }
+
+    /// SIGKILLs the daemon (nothing flushed, no `daemon_stop`) and starts it again on the same
+    /// repository and state directory, as a supervisor would.
+    #[allow(dead_code)] // used by the fault tests
+    pub fn kill_and_restart(mut self, repo: &std::path::Path, extra: &[&str]) -> Daemon {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let kept = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        Daemon::spawn(kept, repo, extra, &[])
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        repo: &std::path::Path,
+        extra: &[&str],
+        vars: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let log = dir.path().join("daemon.log");
         let state_dir = dir.path().join("state");
-        let log_file = std::fs::File::create(&log).expect("log file");
+        // Appended to: a restarted daemon's log follows the killed one's.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let bin = assert_cmd::cargo::cargo_bin("refinery");
         let child = Command::new(bin)
             .arg("run")
@@ -70,6 +95,12 @@ impl Daemon {
             ledger: repo.join("ledger/container_ledger.jsonl"),
             _dir: dir,
         }
+    }
+
+    /// The daemon's process id, while it runs.
+    #[allow(dead_code)] // used by the fault tests
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log_text(&self) -> String {
