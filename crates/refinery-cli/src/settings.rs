@@ -10,6 +10,8 @@ pub struct Settings {
     pub repo: PathBuf,
     pub rev: String,
     pub nodes: Vec<String>,
+    /// `--shard I/N` (`run`, `nodes`): only the nodes this shard owns.
+    pub shard: Option<refinery_core::Shard>,
     pub json: bool,
     pub verbose: u8,
     pub quiet: bool,
@@ -38,6 +40,7 @@ impl Settings {
             repo: g.repo.clone(),
             rev: g.rev.clone(),
             nodes: g.node.clone(),
+            shard: None,
             json: g.json,
             verbose: g.verbose,
             quiet: g.quiet,

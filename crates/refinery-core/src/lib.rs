@@ -9,6 +9,7 @@ pub mod port_fallback;
 pub mod resource_id;
 pub mod runtime;
 pub mod secret;
+pub mod shard;
 pub mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -21,6 +22,7 @@ pub use runtime::{
     RuntimeError,
 };
 pub use secret::Secret;
+pub use shard::Shard;
 pub use spec::{
     Bloodline, ContainerSpec, Dependency, DependencyCondition, Healthcheck, Mount, MountKind,
     NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy, RuntimeOptions,

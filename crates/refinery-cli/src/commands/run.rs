@@ -6,5 +6,7 @@ use crate::error::CliError;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
-    daemon::run(settings, args).await
+    let mut settings = settings.clone();
+    settings.shard = args.shard;
+    daemon::run(&settings, args).await
 }

@@ -58,6 +58,11 @@ pub fn default_state_dir(repo: &Path) -> Result<PathBuf, CliError> {
     Ok(git.git_dir().join("refinery"))
 }
 
+/// The ledger file (relative to the repository) this process writes: a shard has its own.
+fn ledger_rel(path: &str, shard: Option<refinery_core::Shard>) -> String {
+    shard.map_or_else(|| path.to_owned(), |s| s.ledger_path(path))
+}
+
 struct Daemon {
     settings: Settings,
     /// The branch or revision followed.
@@ -109,6 +114,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         Some(d) => d.clone(),
         None => default_state_dir(&settings.repo)?,
     };
+    // A shard keeps its own state beside the others: `<state dir>/shard-2-of-3`.
+    let state_dir = match settings.shard {
+        Some(shard) => state_dir.join(shard.suffix()),
+        None => state_dir,
+    };
     let state_path = state_file::path_in(&state_dir);
     let mut state = state_file::load(&state_path)?;
     let follow = args.branch.clone().unwrap_or_else(|| settings.rev.clone());
@@ -136,7 +146,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
             None => return Err(e),
         },
     };
-    let ledger_path = settings.repo.join(&desired.manifest.ledger.path);
+    let ledger_path = settings
+        .repo
+        .join(ledger_rel(&desired.manifest.ledger.path, settings.shard));
     let (ledger, repaired) = LedgerFile::open_with(
         &ledger_path,
         now,
@@ -378,7 +390,12 @@ impl Daemon {
 
     fn nodes(&self) -> Vec<refinery_core::manifest::NodeSpec> {
         engines::selected_nodes(self.manifest(), &self.settings.nodes)
-            .map(|v| v.into_iter().cloned().collect())
+            .map(|v| {
+                v.into_iter()
+                    .filter(|n| engines::in_shard(self.settings.shard, &n.name))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -828,8 +845,11 @@ impl Daemon {
             return;
         }
         let repo = self.settings.repo.clone();
-        let git_ref = m.ledger.git_ref.clone();
-        let rel = m.ledger.path.clone();
+        let git_ref = match self.settings.shard {
+            Some(shard) => shard.ledger_ref(&m.ledger.git_ref),
+            None => m.ledger.git_ref.clone(),
+        };
+        let rel = ledger_rel(&m.ledger.path, self.settings.shard);
         let path = self.ledger.path().to_owned();
         let rev = self.rev();
         self.last_commit = Some(Instant::now());
@@ -867,8 +887,10 @@ impl Daemon {
         let Ok(selected) = engines::selected_nodes(manifest, &self.settings.nodes) else {
             return false;
         };
+        let shard = self.settings.shard;
         let nodes: Vec<_> = selected
             .into_iter()
+            .filter(|n| engines::in_shard(shard, &n.name))
             .map(|n| {
                 // When there is no client, setting it up again says why.
                 let rt = self
