@@ -195,7 +195,14 @@ pub struct RunArgs {
     /// with the shard's own ledger file, ledger ref and state directory.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<refinery_core::Shard>,
+    /// How many nodes a pass observes at once; the others wait their turn.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENT_NODES,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_nodes: u16,
 }
+
+/// `--max-concurrent-nodes` when not given.
+pub const DEFAULT_MAX_CONCURRENT_NODES: u16 = 32;
 
 #[derive(Debug, Args)]
 pub struct NodesArgs {

@@ -12,6 +12,8 @@ pub struct Settings {
     pub nodes: Vec<String>,
     /// `--shard I/N` (`run`, `nodes`): only the nodes this shard owns.
     pub shard: Option<refinery_core::Shard>,
+    /// `--max-concurrent-nodes` (`run`): how many nodes a pass observes at once.
+    pub max_concurrent_nodes: usize,
     pub json: bool,
     pub verbose: u8,
     pub quiet: bool,
@@ -41,6 +43,7 @@ impl Settings {
             rev: g.rev.clone(),
             nodes: g.node.clone(),
             shard: None,
+            max_concurrent_nodes: usize::from(crate::args::DEFAULT_MAX_CONCURRENT_NODES),
             json: g.json,
             verbose: g.verbose,
             quiet: g.quiet,

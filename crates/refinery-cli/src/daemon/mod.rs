@@ -915,10 +915,14 @@ impl Daemon {
         };
         // Each node is acted on as soon as its own observation is in: a slow node holds up
         // nobody, and actions on different nodes run at the same time.
-        let mut observing: FuturesUnordered<_> = nodes
-            .into_iter()
-            .map(|(n, rt)| evaluate_node(manifest, n, rt, &ctx))
-            .collect();
+        // At most `--max-concurrent-nodes` observed at once: a big fleet does not open a
+        // connection to every engine at the same moment.
+        let mut observing = futures_util::stream::iter(
+            nodes
+                .into_iter()
+                .map(|(n, rt)| evaluate_node(manifest, n, rt, &ctx)),
+        )
+        .buffer_unordered(self.settings.max_concurrent_nodes.max(1));
         let mut applying = FuturesUnordered::new();
         let mut passes = Vec::new();
         let mut recovered_any = false;
