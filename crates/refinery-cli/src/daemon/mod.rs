@@ -106,6 +106,10 @@ struct Daemon {
     inventory_next: Option<(refinery_core::manifest::Schedule, Timestamp)>,
     /// Alerts, metrics and the status page.
     hub: crate::hub::Hub,
+    /// When the pass about to run was caused only by engine events: the nodes they came from.
+    /// Such a pass observes just those nodes (work per event does not grow with the fleet);
+    /// every other cause makes a full pass.
+    scope: Option<BTreeSet<String>>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -199,6 +203,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         next_due: None,
         inventory_next: None,
         hub,
+        scope: None,
     };
     let rev = d.desired.commit.id.clone();
     let mut records = vec![Record::new(Event::DaemonStart {
@@ -547,6 +552,8 @@ impl Daemon {
     /// Records outside changes and says whether a pass is due.
     fn on_triggers(&mut self, batch: Vec<Trigger>) -> bool {
         let mut due = false;
+        let mut full = false;
+        let mut event_nodes = BTreeSet::new();
         let mut records = Vec::new();
         let rev = self.rev();
         for t in batch {
@@ -559,7 +566,10 @@ impl Daemon {
                     // A `kill` changes nothing by itself: if the process dies, `die` follows
                     // (about 30-60 ms later) and triggers the pass that sees it. A pass on
                     // `kill` would find the container still running and delay that one.
-                    due |= event.action != "kill";
+                    if event.action != "kill" {
+                        due = true;
+                        event_nodes.insert(node.clone());
+                    }
                     tracing::debug!(node = %node, action = %event.action, container = ?event.name, "engine event");
                     self.hub.on_event(received);
                     if self.is_ours(&event, received) {
@@ -582,10 +592,12 @@ impl Daemon {
                 Trigger::Back { node } => {
                     tracing::info!(node = %node, "the engine is back; full pass");
                     due = true;
+                    full = true;
                 }
             }
         }
         self.append(records);
+        self.scope = (due && !full).then_some(event_nodes);
         due
     }
 
@@ -880,7 +892,11 @@ impl Daemon {
     async fn pass(&mut self) -> bool {
         let started = Instant::now();
         let now = Timestamp::now();
-        self.next_full = Instant::now() + self.check_interval;
+        // An event-only pass covers the nodes the events came from and leaves the timer alone.
+        let scope = self.scope.take();
+        if scope.is_none() {
+            self.next_full = Instant::now() + self.check_interval;
+        }
         let desired = Arc::clone(&self.desired);
         let manifest = &desired.manifest;
         let rev = desired.commit.id.clone();
@@ -891,6 +907,7 @@ impl Daemon {
         let nodes: Vec<_> = selected
             .into_iter()
             .filter(|n| engines::in_shard(shard, &n.name))
+            .filter(|n| scope.as_ref().is_none_or(|s| s.contains(&n.name)))
             .map(|n| {
                 // When there is no client, setting it up again says why.
                 let rt = self
@@ -975,7 +992,16 @@ impl Daemon {
         self.state.forget_old_actions(now, flapping);
         self.append(records);
         self.hub.on_pass(&desired, &passes, &self.state, now);
-        let again = self.judge_revision(health, now).await;
+        // A revision is judged on every node: only a full pass sees them all. An event-only
+        // pass keeps the other nodes' deadlines.
+        let again = if scope.is_some() {
+            if let Some(old) = self.next_due {
+                next_due = Some(next_due.map_or(old, |n| n.min(old)));
+            }
+            false
+        } else {
+            self.judge_revision(health, now).await
+        };
         if let Some(p) = &self.state.pending {
             let deadline = p.since.checked_add(jiff::SignedDuration::from_secs(
                 i64::try_from(manifest.config.health_deadline_secs).unwrap_or(i64::MAX),
