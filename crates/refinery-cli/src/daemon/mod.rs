@@ -992,15 +992,17 @@ impl Daemon {
         self.state.forget_old_actions(now, flapping);
         self.append(records);
         self.hub.on_pass(&desired, &passes, &self.state, now);
-        // A revision is judged on every node: only a full pass sees them all. An event-only
-        // pass keeps the other nodes' deadlines.
-        let again = if scope.is_some() {
-            if let Some(old) = self.next_due {
-                next_due = Some(next_due.map_or(old, |n| n.min(old)));
-            }
-            false
-        } else {
-            self.judge_revision(health, now).await
+        // An event-only pass keeps the other nodes' deadlines. It can find a pending revision
+        // failing or still progressing (then so is the whole), but only a full pass can find it
+        // healthy everywhere: one follows at once.
+        if scope.is_some()
+            && let Some(old) = self.next_due
+        {
+            next_due = Some(next_due.map_or(old, |n| n.min(old)));
+        }
+        let again = match (&scope, &health) {
+            (Some(_), RevisionHealth::Healthy) => self.state.pending.is_some(),
+            _ => self.judge_revision(health, now).await,
         };
         if let Some(p) = &self.state.pending {
             let deadline = p.since.checked_add(jiff::SignedDuration::from_secs(
