@@ -91,7 +91,7 @@ pub enum Command {
     /// One row per node: endpoint, engine version, mode, reachability, containers, drift.
     ///
     /// Exit codes: 0 all in sync, 3 drift found, 4 a node unreachable.
-    Nodes,
+    Nodes(NodesArgs),
     /// Classify every container, image, volume and network as expected, protected,
     /// safe-to-delete or extra; append one line per node to the audit log. Never writes to an
     /// engine.
@@ -191,9 +191,20 @@ pub struct RunArgs {
     /// File holding the bearer token for --listen [default: `REFINERY_STATUS_TOKEN`].
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    /// Run as shard I of N controllers (`2/3`): only the nodes whose name hashes to this shard,
+    /// with the shard's own ledger file, ledger ref and state directory.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<refinery_core::Shard>,
+    /// How many nodes a pass observes at once; the others wait their turn.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENT_NODES,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_nodes: u16,
     #[command(flatten)]
     pub ha: HaArgs,
 }
+
+/// `--max-concurrent-nodes` when not given.
+pub const DEFAULT_MAX_CONCURRENT_NODES: u16 = 32;
 
 /// High availability: several `refinery run`, one leader at a time.
 #[derive(Debug, Args)]
@@ -233,6 +244,16 @@ fn parse_lease(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(ms)
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Only the nodes shard I of N owns (`2/3`), with a SHARD column.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<refinery_core::Shard>,
+    /// Every node with the shard (of N) that owns it, in a SHARD column.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
 }
 
 /// A fault `refinery chaos` injects.

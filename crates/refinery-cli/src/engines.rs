@@ -75,6 +75,12 @@ pub fn selected_nodes<'m>(
         .collect())
 }
 
+/// Whether `--shard` (if any) owns node `name`.
+#[must_use]
+pub fn in_shard(shard: Option<refinery_core::Shard>, name: &str) -> bool {
+    shard.is_none_or(|s| s.owns(name))
+}
+
 /// A client for a node's engine (`docker:`, else `DOCKER_HOST`); nothing is contacted yet.
 /// Relative `tls:` paths are taken from the current directory; see [`engine_in`].
 #[allow(dead_code)] // callers use `engine_in`; kept for code that has no repository at hand

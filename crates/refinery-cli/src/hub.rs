@@ -286,7 +286,17 @@ impl Hub {
             ),
             ("last_healthy", state.last_healthy.as_deref()),
         ]);
-        self.view.nodes = nodes;
+        // A pass may cover some nodes only (one caused by engine events): the others keep their
+        // last view while the manifest still declares them.
+        let mut merged: Vec<NodeView> = std::mem::take(&mut self.view.nodes)
+            .into_iter()
+            .filter(|old| {
+                manifest.node(&old.name).is_some_and(|n| n.docker_enabled)
+                    && !nodes.iter().any(|n: &NodeView| n.name == old.name)
+            })
+            .collect();
+        merged.extend(nodes);
+        self.view.nodes = merged;
         self.view.ready = true;
         self.view.passes += 1;
         self.view.revision = RevisionView {

@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             Command::Resume(a) => commands::resume::resume(&settings, a),
             Command::Rollback(a) => commands::resume::rollback(&settings, a),
             Command::Ledger(a) => commands::ledger::run(&settings, a),
-            Command::Nodes => commands::nodes::run(&settings).await,
+            Command::Nodes(args) => commands::nodes::run(&settings, args).await,
             Command::Audit(a) => commands::audit::run(&settings, a).await,
             Command::Cleanup(a) => commands::cleanup::run(&settings, a).await,
             Command::Alert(a) => commands::alert::run(&settings, a).await,

@@ -31,6 +31,7 @@ pub async fn run<'m>(
     let self_id = engines::self_container_id();
     let nodes = selected
         .into_iter()
+        .filter(|ne| engines::in_shard(settings.shard, &ne.node.name))
         .map(|NodeEngine { node, engine }| (node, engine))
         .collect();
     let first_seen = BTreeMap::new();

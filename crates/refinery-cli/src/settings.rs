@@ -10,6 +10,10 @@ pub struct Settings {
     pub repo: PathBuf,
     pub rev: String,
     pub nodes: Vec<String>,
+    /// `--shard I/N` (`run`, `nodes`): only the nodes this shard owns.
+    pub shard: Option<refinery_core::Shard>,
+    /// `--max-concurrent-nodes` (`run`): how many nodes a pass observes at once.
+    pub max_concurrent_nodes: usize,
     pub json: bool,
     pub verbose: u8,
     pub quiet: bool,
@@ -38,6 +42,8 @@ impl Settings {
             repo: g.repo.clone(),
             rev: g.rev.clone(),
             nodes: g.node.clone(),
+            shard: None,
+            max_concurrent_nodes: usize::from(crate::args::DEFAULT_MAX_CONCURRENT_NODES),
             json: g.json,
             verbose: g.verbose,
             quiet: g.quiet,

@@ -10,6 +10,7 @@ pub mod port_fallback;
 pub mod resource_id;
 pub mod runtime;
 pub mod secret;
+pub mod shard;
 pub mod sops;
 pub mod spec;
 #[cfg(any(test, feature = "testing"))]
@@ -27,6 +28,7 @@ pub use runtime::{
     RuntimeError,
 };
 pub use secret::Secret;
+pub use shard::Shard;
 pub use spec::{
     Bloodline, BuildSpec, ContainerSpec, ContextFile, Dependency, DependencyCondition, Healthcheck,
     Mount, MountKind, NetworkAttachment, NetworkSpec, PortBinding, Protocol, RestartPolicy,

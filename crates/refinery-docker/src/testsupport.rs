@@ -5,6 +5,9 @@
 //! Tests run in parallel: everything here touches only what carries the run's label or name.
 
 pub mod engines;
+mod sim_engine;
+
+pub use sim_engine::{SIM_API_VERSION, SIM_ENGINE_VERSION, SimEngine};
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

@@ -12,7 +12,8 @@ use refinery_core::{
 };
 use refinery_docker::DockerRuntime;
 use refinery_docker::testsupport::{
-    self, DEFAULT_CMD, IMAGE_PATH, TEST_IMAGE_LABEL, TEST_IMAGE_REPO, TestRun, minimal_spec,
+    self, DEFAULT_CMD, IMAGE_PATH, SimEngine, TEST_IMAGE_LABEL, TEST_IMAGE_REPO, TestRun,
+    minimal_spec,
 };
 
 /// The shared test image (kept between runs; rebuilding an unchanged one is a lookup).
@@ -32,6 +33,53 @@ async fn setup() -> (DockerRuntime, TestRun, String) {
         .await
         .expect("build the busybox test image");
     (rt, run, image_id)
+}
+
+/// The same engine with everything a test needs: the real one from [`setup`], or a
+/// [`SimEngine`] holding a copy of the test image (same config, so containers get the same
+/// defaults). The run is dropped before the simulator, so its cleanup still reaches it.
+struct Sim {
+    run: TestRun,
+    rt: DockerRuntime,
+    image_id: String,
+    _sim: SimEngine,
+}
+
+async fn sim_setup() -> Sim {
+    let (real, _real_run, _) = setup().await;
+    let sim = SimEngine::start()
+        .await
+        .expect("start the engine simulator");
+    let image_id = sim
+        .copy_image_from(&real, IMAGE)
+        .await
+        .expect("copy the test image into the simulator");
+    let rt = sim.runtime();
+    let run = TestRun::new(&rt);
+    Sim {
+        run,
+        rt,
+        image_id,
+        _sim: sim,
+    }
+}
+
+/// One scenario, two tests: `$real` against the engine, `$sim` against the simulator, so the
+/// simulator is held to what the engine does.
+macro_rules! both_engines {
+    ($real:ident, $sim:ident, $body:ident) => {
+        #[tokio::test]
+        async fn $real() {
+            let (rt, run, image_id) = setup().await;
+            $body(&rt, &run, &image_id).await;
+        }
+
+        #[tokio::test]
+        async fn $sim() {
+            let s = sim_setup().await;
+            $body(&s.rt, &s.run, &s.image_id).await;
+        }
+    };
 }
 
 /// A host port nothing listens on right now.
@@ -132,9 +180,17 @@ async fn connect_refused_tcp_is_unreachable_connection_refused() {
     }
 }
 
-#[tokio::test]
-async fn create_full_spec_observe_round_trips() {
-    let (rt, run, image_id) = setup().await;
+both_engines!(
+    create_full_spec_observe_round_trips,
+    create_full_spec_observe_round_trips_on_sim,
+    create_full_spec_observe_round_trips_on
+);
+
+async fn create_full_spec_observe_round_trips_on(
+    rt: &DockerRuntime,
+    run: &TestRun,
+    image_id: &str,
+) {
     let host_port = free_port();
     let conf = run.temp_dir("conf").expect("temp dir");
     let conf = conf.to_str().expect("utf-8 temp dir").to_owned();
@@ -293,9 +349,17 @@ async fn create_full_spec_observe_round_trips() {
     assert_eq!(&one, web);
 }
 
-#[tokio::test]
-async fn observe_with_selector_returns_only_labelled_containers() {
-    let (rt, run, _) = setup().await;
+both_engines!(
+    observe_with_selector_returns_only_labelled_containers,
+    observe_with_selector_returns_only_labelled_containers_on_sim,
+    observe_with_selector_returns_only_labelled_containers_on
+);
+
+async fn observe_with_selector_returns_only_labelled_containers_on(
+    rt: &DockerRuntime,
+    run: &TestRun,
+    _image_id: &str,
+) {
     let picked_key = format!("io.refinery.test.pick-{}", run.id());
 
     let mut labelled = run.request("picked", minimal_spec("picked", IMAGE));
@@ -340,9 +404,17 @@ async fn observe_with_selector_returns_only_labelled_containers() {
     assert!(all.container(&plain.name).is_some());
 }
 
-#[tokio::test]
-async fn lifecycle_start_twice_stop_restart_pause_rename_remove() {
-    let (rt, run, _) = setup().await;
+both_engines!(
+    lifecycle_start_twice_stop_restart_pause_rename_remove,
+    lifecycle_start_twice_stop_restart_pause_rename_remove_on_sim,
+    lifecycle_start_twice_stop_restart_pause_rename_remove_on
+);
+
+async fn lifecycle_start_twice_stop_restart_pause_rename_remove_on(
+    rt: &DockerRuntime,
+    run: &TestRun,
+    _image_id: &str,
+) {
     let req = run.request("life", minimal_spec("life", IMAGE));
     let id = rt.create(&req).await.expect("create");
 
@@ -380,7 +452,7 @@ async fn lifecycle_start_twice_stop_restart_pause_rename_remove() {
         ContainerState::Running
     );
 
-    testsupport::pause(&rt, &id).await.expect("pause");
+    testsupport::pause(rt, &id).await.expect("pause");
     assert_eq!(
         rt.inspect(&id).await.expect("inspect").state,
         ContainerState::Paused
@@ -443,9 +515,17 @@ async fn start_with_taken_host_port_is_port_taken() {
     );
 }
 
-#[tokio::test]
-async fn create_with_unknown_image_is_not_found() {
-    let (rt, run, _) = setup().await;
+both_engines!(
+    create_with_unknown_image_is_not_found,
+    create_with_unknown_image_is_not_found_on_sim,
+    create_with_unknown_image_is_not_found_on
+);
+
+async fn create_with_unknown_image_is_not_found_on(
+    rt: &DockerRuntime,
+    run: &TestRun,
+    _image_id: &str,
+) {
     let image = format!("{TEST_IMAGE_REPO}:no-such-{}", run.id());
     let req = run.request("ghost", minimal_spec("ghost", &image));
     let err = rt.create(&req).await.expect_err("no such image");
@@ -457,9 +537,17 @@ async fn create_with_unknown_image_is_not_found() {
     );
 }
 
-#[tokio::test]
-async fn pull_without_registry_is_other_naming_the_image() {
-    let (rt, run, _) = setup().await;
+both_engines!(
+    pull_without_registry_is_other_naming_the_image,
+    pull_without_registry_is_other_naming_the_image_on_sim,
+    pull_without_registry_is_other_naming_the_image_on
+);
+
+async fn pull_without_registry_is_other_naming_the_image_on(
+    rt: &DockerRuntime,
+    run: &TestRun,
+    _image_id: &str,
+) {
     let image = format!("refinery-test-nowhere/app:{}", run.id());
     let err = rt
         .pull(&image, &|_| {})
@@ -597,10 +685,18 @@ async fn observe_reports_images_and_container_image_defaults() {
     assert_eq!(again.containers, observed.containers);
 }
 
-#[tokio::test]
-async fn events_report_lifecycle_and_observe_with_a_live_stream_sees_every_change() {
+both_engines!(
+    events_report_lifecycle_and_observe_with_a_live_stream_sees_every_change,
+    events_report_lifecycle_and_observe_with_a_live_stream_sees_every_change_on_sim,
+    events_report_lifecycle_and_observe_with_a_live_stream_sees_every_change_on
+);
+
+async fn events_report_lifecycle_and_observe_with_a_live_stream_sees_every_change_on(
+    rt: &DockerRuntime,
+    run: &TestRun,
+    _image_id: &str,
+) {
     use futures_util::StreamExt;
-    let (rt, run, _) = setup().await;
     let selector = run.selector();
     let mut events = Box::pin(rt.events(Some(&selector)));
     // Subscribe: the stream is lazy; poll it in the background, collecting actions.
@@ -753,4 +849,147 @@ async fn networks_and_volumes_report_driver_and_labels() {
         .expect("volume listed");
     assert_eq!(v.driver, "local");
     assert_eq!(v.labels, vol.labels);
+}
+
+/// Drives one container through every transition Refinery causes (and a pause), collecting
+/// the event actions the engine reports for it, in order.
+async fn transition_events_on(rt: &DockerRuntime, run: &TestRun) -> Vec<String> {
+    use futures_util::StreamExt;
+    let selector = run.selector();
+    let mut events = Box::pin(rt.events(Some(&selector)));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let follower = tokio::spawn(async move {
+        while let Some(Ok(e)) = events.next().await {
+            let _ = tx.send(e.action);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let id = rt
+        .create(&run.request("seq", minimal_spec("seq", IMAGE)))
+        .await
+        .expect("create");
+    rt.start(&id).await.expect("start");
+    rt.stop(&id, 5).await.expect("stop");
+    rt.start(&id).await.expect("start again");
+    rt.restart(&id).await.expect("restart");
+    testsupport::pause(rt, &id).await.expect("pause");
+    rt.unpause(&id).await.expect("unpause");
+    rt.rename(&id, &run.name("seq2")).await.expect("rename");
+    rt.remove(&id).await.expect("remove running");
+
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.last().map(String::as_str) != Some("destroy") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(a)) => seen.push(a),
+            _ => panic!("no `destroy` event; saw {seen:?}"),
+        }
+    }
+    follower.abort();
+    seen
+}
+
+#[tokio::test]
+async fn simulator_emits_the_engines_event_sequence() {
+    let (real, real_run, _) = setup().await;
+    let s = sim_setup().await;
+    let on_engine = transition_events_on(&real, &real_run).await;
+    let on_sim = transition_events_on(&s.rt, &s.run).await;
+    // Health and exec events are the engine's own business; the rest must match one for one.
+    // A stop right after a start can reach the shell before it set its TERM trap: the engine
+    // then kills twice (TERM, then KILL after the timeout), so repeated kills count once.
+    let lifecycle = |v: Vec<String>| -> Vec<String> {
+        let mut out: Vec<String> = v
+            .into_iter()
+            .filter(|a| !a.starts_with("exec_") && !a.starts_with("health_status"))
+            .collect();
+        out.dedup_by(|a, b| a == "kill" && b == "kill");
+        out
+    };
+    let on_engine = lifecycle(on_engine);
+    assert_eq!(
+        on_engine,
+        [
+            "create", "start", "kill", "die", "stop", "start", "kill", "die", "stop", "start",
+            "restart", "pause", "unpause", "rename", "kill", "die", "destroy"
+        ],
+        "the engine itself"
+    );
+    assert_eq!(lifecycle(on_sim), on_engine);
+}
+
+#[tokio::test]
+async fn simulator_observes_what_the_engine_observes() {
+    let (real, real_run, real_image) = setup().await;
+    let s = sim_setup().await;
+    let conf = real_run.temp_dir("conf").expect("temp dir");
+    let conf = conf.to_str().expect("utf-8 temp dir").to_owned();
+
+    let mut web = minimal_spec("web", IMAGE);
+    web.ports = vec![PortBinding {
+        host_ip: "127.0.0.1".into(),
+        host_port: None,
+        container_port: 8080,
+        protocol: Protocol::Tcp,
+    }];
+    web.env = BTreeMap::from([(
+        "LOG_LEVEL".to_owned(),
+        Secret::for_name("LOG_LEVEL", "info"),
+    )]);
+    web.mounts = vec![
+        Mount {
+            kind: MountKind::Bind,
+            source: conf,
+            target: "/etc/conf".into(),
+            read_only: true,
+        },
+        Mount {
+            kind: MountKind::Anonymous,
+            source: String::new(),
+            target: "/cache".into(),
+            read_only: false,
+        },
+    ];
+    web.labels = BTreeMap::from([("team".to_owned(), "core".to_owned())]);
+    web.restart = RestartPolicy::UnlessStopped;
+    let mut worker = minimal_spec("worker", IMAGE);
+    worker.entrypoint = Some(vec!["sh".into(), "-c".into()]);
+    worker.command = Some(vec!["trap 'exit 0' TERM; sleep 1000 & wait $!".into()]);
+    worker.restart = RestartPolicy::OnFailure(3);
+    let idle = minimal_spec("idle", IMAGE);
+
+    let mut observed = Vec::new();
+    for (rt, run, image_id) in [
+        (&real, &real_run, real_image.as_str()),
+        (&s.rt, &s.run, s.image_id.as_str()),
+    ] {
+        for (suffix, spec) in [("web", &web), ("worker", &worker)] {
+            let id = rt
+                .create(&run.request(suffix, spec.clone()))
+                .await
+                .expect("create");
+            rt.start(&id).await.expect("start");
+        }
+        rt.create(&run.request("idle", idle.clone()))
+            .await
+            .expect("create idle");
+        let mut seen = rt.observe(Some(&run.selector())).await.expect("observe");
+        // What differs between any two engines: ids, times, names carrying the run id.
+        for c in &mut seen.containers {
+            assert_eq!(c.image_id, image_id);
+            assert!(!c.created.is_empty());
+            assert_eq!(c.started_at.is_some(), !c.name.ends_with("idle"));
+            c.id.clear();
+            c.image_id.clear();
+            c.created.clear();
+            c.started_at = None;
+            c.name = c.name.replacen(run.id(), "RUN", 1);
+            c.labels
+                .insert(testsupport::RUN_LABEL.to_owned(), "RUN".to_owned());
+        }
+        observed.push(seen.containers);
+    }
+    assert_eq!(observed[1], observed[0]);
 }

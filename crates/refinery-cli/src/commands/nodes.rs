@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use refinery_core::{ContainerState, StepKind};
 use serde::Serialize;
 
+use crate::args::NodesArgs;
 use crate::commands::load_desired;
 use crate::commands::plan::report_unreachable;
 use crate::error::CliError;
@@ -35,9 +36,16 @@ pub struct NodeRow {
     pub running: Option<usize>,
     /// Resources that differ from the manifest (declared or not).
     pub drifted: Option<usize>,
+    /// The shard that owns the node (`2/3`), with `--shard` or `--shards`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
-pub async fn run(settings: &Settings) -> Result<u8, CliError> {
+pub async fn run(settings: &Settings, args: &NodesArgs) -> Result<u8, CliError> {
+    let mut settings = settings.clone();
+    settings.shard = args.shard;
+    let settings = &settings;
+    let shards = args.shard.map(refinery_core::Shard::count).or(args.shards);
     let desired = load_desired(settings)?;
     let manifest = &desired.manifest;
     let passes = pass::run(&desired, settings).await?;
@@ -45,6 +53,9 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
     let mut rows = Vec::new();
     for node in &manifest.nodes {
         if !settings.nodes.is_empty() && !settings.nodes.contains(&node.name) {
+            continue;
+        }
+        if !crate::engines::in_shard(settings.shard, &node.name) {
             continue;
         }
         let endpoint = node.docker.clone().unwrap_or_else(|| {
@@ -65,6 +76,7 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
             observed: None,
             running: None,
             drifted: None,
+            shard: shards.map(|n| refinery_core::Shard::owner_of(&node.name, n).to_string()),
         };
         if let Some(p) = passes.iter().find(|p| p.node.name == node.name) {
             fill(&mut row, p).await;
@@ -122,14 +134,15 @@ async fn fill(row: &mut NodeRow, p: &NodePass<'_>) {
     }
 }
 
-/// `NODE ENDPOINT ENGINE MODE REACHABLE DECLARED RUNNING DRIFT`.
+/// `NODE ENDPOINT ENGINE MODE REACHABLE DECLARED RUNNING DRIFT`, and `SHARD` when a row has one.
 #[must_use]
 pub fn render_nodes(rows: &[NodeRow]) -> String {
     let dash = || "-".to_owned();
+    let sharded = rows.iter().any(|r| r.shard.is_some());
     let cells = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut cells = vec![
                 r.node.clone(),
                 r.endpoint.clone(),
                 r.engine_version.clone().unwrap_or_else(dash),
@@ -141,22 +154,27 @@ pub fn render_nodes(rows: &[NodeRow]) -> String {
                     _ => dash(),
                 },
                 r.drifted.map_or_else(dash, |d| d.to_string()),
-            ]
+            ];
+            if sharded {
+                cells.push(r.shard.clone().unwrap_or_else(dash));
+            }
+            cells
         })
         .collect();
-    render::table(
-        &[
-            "NODE",
-            "ENDPOINT",
-            "ENGINE",
-            "MODE",
-            "REACHABILITY",
-            "DECLARED",
-            "RUNNING",
-            "DRIFT",
-        ],
-        cells,
-    )
+    let mut header = vec![
+        "NODE",
+        "ENDPOINT",
+        "ENGINE",
+        "MODE",
+        "REACHABILITY",
+        "DECLARED",
+        "RUNNING",
+        "DRIFT",
+    ];
+    if sharded {
+        header.push("SHARD");
+    }
+    render::table(&header, cells)
 }
 
 #[cfg(test)]
@@ -176,6 +194,7 @@ mod tests {
             observed: None,
             running: None,
             drifted: None,
+            shard: None,
         }
     }
 
@@ -197,5 +216,16 @@ mod tests {
             lines[2].contains("unreachable") && lines[2].contains(" - "),
             "{text}"
         );
+        assert!(!text.contains("SHARD"), "{text}");
+    }
+
+    #[test]
+    fn nodes_table_shows_the_owning_shard_when_known() {
+        let mut a = row("lyra", "reachable");
+        a.shard = Some("2/3".into());
+        let text = render_nodes(&[a]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].trim_end().ends_with("SHARD"), "{text}");
+        assert!(lines[1].trim_end().ends_with("2/3"), "{text}");
     }
 }

@@ -6,5 +6,8 @@ use crate::error::CliError;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
-    daemon::run(settings, args).await
+    let mut settings = settings.clone();
+    settings.shard = args.shard;
+    settings.max_concurrent_nodes = usize::from(args.max_concurrent_nodes);
+    daemon::run(&settings, args).await
 }

@@ -60,6 +60,11 @@ pub fn default_state_dir(repo: &Path) -> Result<PathBuf, CliError> {
     Ok(git.git_dir().join("refinery"))
 }
 
+/// The ledger file (relative to the repository) this process writes: a shard has its own.
+fn ledger_rel(path: &str, shard: Option<refinery_core::Shard>) -> String {
+    shard.map_or_else(|| path.to_owned(), |s| s.ledger_path(path))
+}
+
 struct Daemon {
     settings: Settings,
     /// The branch or revision followed.
@@ -109,6 +114,10 @@ struct Daemon {
     inventory_next: Option<(refinery_core::manifest::Schedule, Timestamp)>,
     /// Alerts, metrics and the status page.
     hub: crate::hub::Hub,
+    /// When the pass about to run was caused only by engine events: the nodes they came from.
+    /// Such a pass observes just those nodes (work per event does not grow with the fleet);
+    /// every other cause makes a full pass.
+    scope: Option<BTreeSet<String>>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -119,6 +128,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
         None => default_state_dir(&settings.repo)?,
+    };
+    // A shard keeps its own state beside the others: `<state dir>/shard-2-of-3`.
+    let state_dir = match settings.shard {
+        Some(shard) => state_dir.join(shard.suffix()),
+        None => state_dir,
     };
     let state_path = state_file::path_in(&state_dir);
     let mut state = state_file::load(&state_path)?;
@@ -147,7 +161,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
             None => return Err(e),
         },
     };
-    let ledger_path = settings.repo.join(&desired.manifest.ledger.path);
+    let ledger_path = settings
+        .repo
+        .join(ledger_rel(&desired.manifest.ledger.path, settings.shard));
     // With `--ha`, the ledger (and its writer lock) is opened on being elected.
     let ha = match &args.ha.ha {
         Some(url) => Some(ha::start(url, &args.ha)?),
@@ -201,6 +217,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         next_due: None,
         inventory_next: None,
         hub,
+        scope: None,
     };
     let rev = d.desired.commit.id.clone();
     let mut records = vec![Record::new(Event::DaemonStart {
@@ -413,7 +430,12 @@ impl Daemon {
 
     fn nodes(&self) -> Vec<refinery_core::manifest::NodeSpec> {
         engines::selected_nodes(self.manifest(), &self.settings.nodes)
-            .map(|v| v.into_iter().cloned().collect())
+            .map(|v| {
+                v.into_iter()
+                    .filter(|n| engines::in_shard(self.settings.shard, &n.name))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -566,6 +588,8 @@ impl Daemon {
     /// Records outside changes and says whether a pass is due.
     fn on_triggers(&mut self, batch: Vec<Trigger>) -> bool {
         let mut due = false;
+        let mut full = false;
+        let mut event_nodes = BTreeSet::new();
         let mut records = Vec::new();
         let rev = self.rev();
         for t in batch {
@@ -578,7 +602,10 @@ impl Daemon {
                     // A `kill` changes nothing by itself: if the process dies, `die` follows
                     // (about 30-60 ms later) and triggers the pass that sees it. A pass on
                     // `kill` would find the container still running and delay that one.
-                    due |= event.action != "kill";
+                    if event.action != "kill" {
+                        due = true;
+                        event_nodes.insert(node.clone());
+                    }
                     tracing::debug!(node = %node, action = %event.action, container = ?event.name, "engine event");
                     self.hub.on_event(received);
                     if self.is_ours(&event, received) {
@@ -601,6 +628,7 @@ impl Daemon {
                 Trigger::Back { node } => {
                     tracing::info!(node = %node, "the engine is back; full pass");
                     due = true;
+                    full = true;
                 }
                 Trigger::Kube { source, what } => {
                     tracing::debug!(source = %source, object = %what, "kubernetes change");
@@ -609,6 +637,7 @@ impl Daemon {
             }
         }
         self.append(records);
+        self.scope = (due && !full).then_some(event_nodes);
         due
     }
 
@@ -875,8 +904,11 @@ impl Daemon {
             return;
         }
         let repo = self.settings.repo.clone();
-        let git_ref = m.ledger.git_ref.clone();
-        let rel = m.ledger.path.clone();
+        let git_ref = match self.settings.shard {
+            Some(shard) => shard.ledger_ref(&m.ledger.git_ref),
+            None => m.ledger.git_ref.clone(),
+        };
+        let rel = ledger_rel(&m.ledger.path, self.settings.shard);
         let path = self.ledger_path.clone();
         let rev = self.rev();
         self.last_commit = Some(Instant::now());
@@ -909,15 +941,22 @@ impl Daemon {
         let _ = self.on_leadership();
         let started = Instant::now();
         let now = Timestamp::now();
-        self.next_full = Instant::now() + self.check_interval;
+        // An event-only pass covers the nodes the events came from and leaves the timer alone.
+        let scope = self.scope.take();
+        if scope.is_none() {
+            self.next_full = Instant::now() + self.check_interval;
+        }
         let desired = Arc::clone(&self.desired);
         let manifest = &desired.manifest;
         let rev = desired.commit.id.clone();
         let Ok(selected) = engines::selected_nodes(manifest, &self.settings.nodes) else {
             return false;
         };
+        let shard = self.settings.shard;
         let nodes: Vec<_> = selected
             .into_iter()
+            .filter(|n| engines::in_shard(shard, &n.name))
+            .filter(|n| scope.as_ref().is_none_or(|s| s.contains(&n.name)))
             .map(|n| {
                 // When there is no client, setting it up again says why.
                 let rt = self
@@ -942,10 +981,14 @@ impl Daemon {
         };
         // Each node is acted on as soon as its own observation is in: a slow node holds up
         // nobody, and actions on different nodes run at the same time.
-        let mut observing: FuturesUnordered<_> = nodes
-            .into_iter()
-            .map(|(n, rt)| evaluate_node(manifest, n, rt, &ctx))
-            .collect();
+        // At most `--max-concurrent-nodes` observed at once: a big fleet does not open a
+        // connection to every engine at the same moment.
+        let mut observing = futures_util::stream::iter(
+            nodes
+                .into_iter()
+                .map(|(n, rt)| evaluate_node(manifest, n, rt, &ctx)),
+        )
+        .buffer_unordered(self.settings.max_concurrent_nodes.max(1));
         let mut applying = FuturesUnordered::new();
         let mut passes = Vec::new();
         let mut recovered_any = false;
@@ -1006,7 +1049,18 @@ impl Daemon {
         self.state.forget_old_actions(now, flapping);
         self.append(records);
         self.hub.on_pass(&desired, &passes, &self.state, now);
-        let again = self.judge_revision(health, now).await;
+        // An event-only pass keeps the other nodes' deadlines. It can find a pending revision
+        // failing or still progressing (then so is the whole), but only a full pass can find it
+        // healthy everywhere: one follows at once.
+        if scope.is_some()
+            && let Some(old) = self.next_due
+        {
+            next_due = Some(next_due.map_or(old, |n| n.min(old)));
+        }
+        let again = match (&scope, &health) {
+            (Some(_), RevisionHealth::Healthy) => self.state.pending.is_some(),
+            _ => self.judge_revision(health, now).await,
+        };
         if let Some(p) = &self.state.pending {
             let deadline = p.since.checked_add(jiff::SignedDuration::from_secs(
                 i64::try_from(manifest.config.health_deadline_secs).unwrap_or(i64::MAX),

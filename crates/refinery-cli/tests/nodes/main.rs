@@ -230,3 +230,171 @@ async fn duplicate_node_endpoint_is_an_invalid_manifest() {
         .code(2)
         .stderr_has("node `b` has the same endpoint `unix:///run/x.sock` as node `a`");
 }
+
+/// Four simulated engines (`SimEngine`: the adapter's tests hold it to the real engine), one
+/// container declared on each; two daemons, `--shard 1/2` and `--shard 2/2`, split them by the
+/// hash of the node name, each with its own ledger file and state directory.
+#[tokio::test]
+async fn shards_split_nodes_by_name_each_with_its_own_ledger_and_state() {
+    use refinery_core::Shard;
+    use refinery_docker::testsupport::SimEngine;
+
+    let env = Env::offline();
+    let names = ["lyra", "vega", "node-001", "node-002"];
+    let mut sims = Vec::new();
+    for _ in names {
+        let sim = SimEngine::start().await.expect("start a simulated engine");
+        sim.add_busybox_image(IMAGE);
+        sims.push(sim);
+    }
+    let owner = |n: &str| Shard::owner_of(n, 2).index();
+    assert!(
+        names.iter().any(|n| owner(n) == 1) && names.iter().any(|n| owner(n) == 2),
+        "both shards own a node"
+    );
+    let web = env.name("web");
+    let mut m = String::from("nodes:\n");
+    for (n, sim) in names.iter().zip(&sims) {
+        m.push_str(&format!(
+            "  - {{name: {n}, docker: \"{}\"}}\n",
+            sim.endpoint()
+        ));
+    }
+    m.push_str(&format!(
+        "containers:\n  - {{name: {web}, image: {IMAGE}, nodes: [{}]}}\n",
+        names.join(", ")
+    ));
+    env.commit_manifest(&m);
+
+    // `nodes --shards 2` names each node's owner; `--shard 2/2` lists only its own.
+    let run = env.refinery(&["nodes", "--shards", "2", "--json"]).await;
+    let rows = run.json();
+    let rows = rows.as_array().expect("a list of nodes");
+    assert_eq!(rows.len(), names.len(), "{rows:?}");
+    for row in rows {
+        let node = row["node"].as_str().expect("node name");
+        assert_eq!(row["shard"], format!("{}/2", owner(node)), "{row}");
+        assert_eq!(row["reachability"], "reachable", "{row}");
+    }
+    let run = env.refinery(&["nodes", "--shard", "2/2", "--json"]).await;
+    let listed: Vec<String> = run
+        .json()
+        .as_array()
+        .expect("a list of nodes")
+        .iter()
+        .filter_map(|r| r["node"].as_str().map(str::to_owned))
+        .collect();
+    let mut want: Vec<String> = names
+        .iter()
+        .filter(|n| owner(n) == 2)
+        .map(|n| (*n).to_owned())
+        .collect();
+    want.sort();
+    let mut got = listed.clone();
+    got.sort();
+    assert_eq!(got, want);
+    env.refinery(&["nodes", "--shards", "2"])
+        .await
+        .stdout_has("SHARD");
+
+    // Shard 1 alone: its nodes converge, the others are never touched.
+    let ledger_of = |shard: u32| {
+        env.repo
+            .path()
+            .join(format!("ledger/container_ledger.shard-{shard}-of-2.jsonl"))
+    };
+    let mut first = Daemon::start(&env, &["--shard", "1/2", "--check-interval", "2s"]);
+    first.ledger = ledger_of(1);
+    for (n, sim) in names.iter().zip(&sims).filter(|(n, _)| owner(n) == 1) {
+        eventually(&format!("`{web}` running on `{n}`"), &mut first, || async {
+            sim.containers()
+                .into_iter()
+                .find(|(name, state)| *name == web && state == "running")
+        })
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for (n, sim) in names.iter().zip(&sims).filter(|(n, _)| owner(n) == 2) {
+        assert!(sim.containers().is_empty(), "shard 1 touched `{n}`");
+    }
+
+    // Shard 2 joins: everything converges, each daemon heals only its own nodes.
+    let mut second = Daemon::start(&env, &["--shard", "2/2", "--check-interval", "2s"]);
+    second.ledger = ledger_of(2);
+    for (n, sim) in names.iter().zip(&sims).filter(|(n, _)| owner(n) == 2) {
+        eventually(
+            &format!("`{web}` running on `{n}`"),
+            &mut second,
+            || async {
+                sim.containers()
+                    .into_iter()
+                    .find(|(name, state)| *name == web && state == "running")
+            },
+        )
+        .await;
+    }
+    for (n, sim) in names.iter().zip(&sims) {
+        assert!(sim.crash(&web), "`{web}` was running on `{n}`");
+    }
+    for (n, sim) in names.iter().zip(&sims) {
+        let d = if owner(n) == 1 {
+            &mut first
+        } else {
+            &mut second
+        };
+        eventually(&format!("`{web}` healed on `{n}`"), d, || async {
+            sim.containers()
+                .into_iter()
+                .find(|(name, state)| *name == web && state == "running")
+        })
+        .await;
+    }
+
+    // Separate ledgers (each naming only its own nodes) and state directories.
+    for shard in [1, 2] {
+        let path = ledger_of(shard);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("shard {shard} ledger {}: {e}", path.display()));
+        for line in text.lines() {
+            let e: serde_json::Value = serde_json::from_str(line).expect("a JSON ledger line");
+            if let Some(node) = e["node"].as_str() {
+                assert_eq!(
+                    owner(node),
+                    shard,
+                    "shard {shard} wrote about `{node}`: {e}"
+                );
+            }
+        }
+        assert!(
+            text.lines()
+                .any(|l| l.contains("\"restarted\"") || l.contains("restart")),
+            "shard {shard} recorded its heal:\n{text}"
+        );
+    }
+    assert!(
+        !env.repo
+            .path()
+            .join("ledger/container_ledger.jsonl")
+            .exists(),
+        "no shard writes the unsharded ledger"
+    );
+    assert!(first.state_dir.join("shard-1-of-2").is_dir());
+    assert!(second.state_dir.join("shard-2-of-2").is_dir());
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn bad_shard_is_a_usage_error_saying_what_to_write() {
+    let env = Env::offline();
+    env.commit_manifest("containers: []\n");
+    for (args, why) in [
+        (&["run", "--shard", "0/0"][..], "at least one shard"),
+        (&["run", "--shard", "3/2"][..], "only 2 shards"),
+        (&["run", "--shard", "junk"][..], "write `I/N`"),
+        (&["nodes", "--shard", "0/3"][..], "numbered from 1"),
+        (&["nodes", "--shards", "0"][..], "--shards"),
+    ] {
+        env.refinery(args).await.code(2).stderr_has(why);
+    }
+}
