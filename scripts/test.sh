@@ -12,5 +12,18 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+# The Kubernetes tests run against a real control plane (etcd, kube-apiserver,
+# kube-controller-manager on 127.0.0.1), built once from Debian's sources and cached; started here
+# (or reused when one already answers) and stopped at the end if this run started it.
+k8s_dir="${TMPDIR:-/tmp}/refinery-k8s-test"
+k8s_was_up=false
+if [ -f "$k8s_dir/kubeconfig" ] && [ -f "$k8s_dir/apiserver.pid" ] && kill -0 "$(cat "$k8s_dir/apiserver.pid")" 2>/dev/null; then
+  k8s_was_up=true
+fi
+REFINERY_K8S_KUBECONFIG=$(flock -o "${TMPDIR:-/tmp}/refinery-k8s-test.lock" bash "$top/scripts/k8s-control-plane.sh" start "$k8s_dir" | tail -1)
+export REFINERY_K8S_KUBECONFIG
+if [ "$k8s_was_up" = false ]; then
+  trap 'bash "$top/scripts/k8s-control-plane.sh" stop "$k8s_dir"' EXIT
+fi
 cd "$top"
 cargo test --workspace --all-targets "$@"

@@ -69,7 +69,7 @@ pub enum Command {
     /// One row per declared container: node, image, state, health, drift, revision.
     ///
     /// Exit codes: 0 all in sync, 3 drift found, 4 a node unreachable.
-    Status,
+    Status(StatusArgs),
     /// Run the self-healing daemon in the foreground: watch engine events, poll the branch, and
     /// keep every node as the newest good commit says.
     ///
@@ -191,6 +191,48 @@ pub struct RunArgs {
     /// File holding the bearer token for --listen [default: `REFINERY_STATUS_TOKEN`].
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub ha: HaArgs,
+}
+
+/// High availability: several `refinery run`, one leader at a time.
+#[derive(Debug, Args)]
+pub struct HaArgs {
+    /// Elect one leader among several daemons: `etcd://HOST:PORT/PREFIX` (an etcd lease under
+    /// PREFIX). Only the leader writes to engines and the ledger; the others stand by.
+    #[arg(long, value_name = "URL", value_parser = parse_ha)]
+    pub ha: Option<crate::ha::HaUrl>,
+    /// Lease time: a dead leader is replaced within it; a leader that cannot renew its lease
+    /// stops acting after half of it (at least 2s).
+    #[arg(long, default_value = "10s", value_parser = parse_lease, requires = "ha")]
+    pub ha_lease: u64,
+    /// This instance's name in the election [default: `<hostname>-<pid>`].
+    #[arg(long, value_name = "ID", requires = "ha")]
+    pub ha_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Also show the leader, its term and the standbys of this election
+    /// (`etcd://HOST:PORT/PREFIX`, as given to `refinery run --ha`).
+    #[arg(long, value_name = "URL", value_parser = parse_ha)]
+    pub ha: Option<crate::ha::HaUrl>,
+}
+
+/// `--ha`: an election URL.
+fn parse_ha(s: &str) -> Result<crate::ha::HaUrl, String> {
+    s.parse()
+}
+
+/// `--ha-lease`: whole seconds, at least 2 (etcd's shortest lease).
+fn parse_lease(s: &str) -> Result<u64, String> {
+    let ms = parse_since(s)?;
+    if ms < 2000 || ms % 1000 != 0 {
+        return Err(format!(
+            "the lease must be whole seconds, at least 2s (etcd's shortest lease), not `{s}`"
+        ));
+    }
+    Ok(ms)
 }
 
 /// A fault `refinery chaos` injects.

@@ -48,6 +48,10 @@ pub enum CliError {
     },
     #[error("failed to find an alert channel in the manifest")]
     NoAlertChannels,
+    #[error("failed to use `{url}` for high availability: {message}")]
+    Ha { url: String, message: String },
+    #[error("failed to use `{url}` for high availability: `k8s://` leases are not supported yet")]
+    HaNotSupported { url: String },
     #[error("failed to {action}")]
     Io {
         action: String,
@@ -76,6 +80,8 @@ impl CliError {
             CliError::Ledger(e) => e.exit_code(),
             CliError::ListenNeedsToken { .. } | CliError::NoAlertChannels => exit_code::USAGE,
             CliError::Listen { .. } => exit_code::UNEXPECTED,
+            CliError::HaNotSupported { .. } => exit_code::USAGE,
+            CliError::Ha { .. } => exit_code::UNEXPECTED,
         }
     }
 
@@ -119,6 +125,12 @@ impl CliError {
             ],
             CliError::Listen { .. } => vec![
                 "is another process (another `refinery run`?) using that port? pick another with `--listen`".into(),
+            ],
+            CliError::HaNotSupported { .. } => vec![
+                "use an etcd lease: `--ha etcd://HOST:2379/refinery`".into(),
+            ],
+            CliError::Ha { .. } => vec![
+                "is etcd running and reachable? try `etcdctl --endpoints HOST:2379 endpoint health`".into(),
             ],
             CliError::NoAlertChannels => vec![
                 "add `alerting.channels` (or `config.discord_webhook`) to the manifest and commit it".into(),

@@ -50,6 +50,8 @@ pub struct Hub {
     /// The last outcome per resource, to say how a drift was resolved.
     last_action: HashMap<String, String>,
     server: Option<Server>,
+    /// A standby (`--ha`): the leader tells the channels, this instance does not.
+    muted: bool,
 }
 
 impl Hub {
@@ -110,6 +112,7 @@ impl Hub {
             pending_event: None,
             last_action: HashMap::new(),
             server,
+            muted: false,
         })
     }
 
@@ -371,7 +374,23 @@ impl Hub {
         }
     }
 
+    /// The election changed (`--ha`): shown on the status page; a standby sends no alerts.
+    pub fn on_ha(&mut self, ha: crate::ha::HaStatus, leading: bool) {
+        self.muted = !leading;
+        self.metrics.ha_leader.set(i64::from(leading));
+        self.metrics
+            .ha_term
+            .set(ha.term.and_then(|t| i64::try_from(t).ok()).unwrap_or(0));
+        if self.view.ha.as_ref() != Some(&ha) {
+            self.view.ha = Some(ha);
+            self.publish();
+        }
+    }
+
     fn notify(&mut self, n: Notice) {
+        if self.muted {
+            return;
+        }
         tracing::debug!(kind = n.kind.as_str(), title = %n.title, "alert");
         self.view.alerts.insert(
             0,

@@ -9,7 +9,9 @@ mod desired;
 mod engines;
 mod error;
 mod exit_code;
+mod ha;
 mod inventory_state_file;
+mod kube_sources;
 mod ledger_commit;
 mod ledger_file;
 mod ledger_records;
@@ -59,7 +61,7 @@ fn main() -> ExitCode {
             Command::Validate => commands::validate::run(&settings),
             Command::Plan(a) => commands::plan::run(&settings, a).await,
             Command::Apply(a) => commands::apply::run(&settings, a).await,
-            Command::Status => commands::status::run(&settings).await,
+            Command::Status(a) => commands::status::run(&settings, a).await,
             Command::Run(a) => commands::run::run(&settings, a).await,
             Command::Chaos(a) => commands::chaos::run(&settings, a).await,
             Command::Resume(a) => commands::resume::resume(&settings, a),

@@ -64,6 +64,10 @@ pub struct Metrics {
     pub ledger_seq: Gauge,
     pub revision: Family<RevisionLabels, Gauge>,
     pub alerts: Family<AlertLabels, Counter>,
+    /// `--ha`: 1 while this instance leads and may act, else 0.
+    pub ha_leader: Gauge,
+    /// `--ha`: the leader's term as this instance last saw it.
+    pub ha_term: Gauge,
     node_revs: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
@@ -92,6 +96,8 @@ impl Metrics {
             ledger_seq: Gauge::default(),
             revision: Family::default(),
             alerts: Family::default(),
+            ha_leader: Gauge::default(),
+            ha_term: Gauge::default(),
             node_revs: std::sync::Mutex::default(),
         };
         registry.register(
@@ -153,6 +159,16 @@ impl Metrics {
             "refinery_alerts",
             "Alert messages by channel and result",
             m.alerts.clone(),
+        );
+        registry.register(
+            "refinery_ha_leader",
+            "Under --ha: 1 while this instance leads and may act, else 0",
+            m.ha_leader.clone(),
+        );
+        registry.register(
+            "refinery_ha_term",
+            "Under --ha: the leader's term (the create revision of the etcd leader key)",
+            m.ha_term.clone(),
         );
         Metrics { registry, ..m }
     }

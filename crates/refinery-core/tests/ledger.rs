@@ -392,3 +392,59 @@ fn ledger_event_kind_parse_round_trip() {
     );
     assert!("nope".parse::<EventKind>().is_err());
 }
+
+#[test]
+fn ledger_term_sealed_when_given_absent_otherwise_and_chain_verifies() {
+    let mut tip = ChainTip::genesis();
+    let masker = Masker::default();
+    let mut bytes = Vec::new();
+    let records = [
+        Record::new(Event::DaemonStart {
+            version: "0.1.0".into(),
+        }),
+        Record::new(Event::LeaderElected {
+            holder: "lyra-42".into(),
+        })
+        .term(Some(7)),
+        Record::new(Event::for_step(
+            StepKind::Restart,
+            Outcome::Restarted,
+            None,
+            None,
+        ))
+        .resource(web())
+        .outcome(Outcome::Restarted)
+        .term(Some(7)),
+    ];
+    let mut lines = Vec::new();
+    for (i, r) in records.into_iter().enumerate() {
+        let sealed = tip
+            .seal(r, time(i64::try_from(i).unwrap_or(0)), &masker)
+            .unwrap_or_else(|e| panic!("seal failed: {e}"));
+        bytes.extend_from_slice(sealed.line.as_bytes());
+        bytes.push(b'\n');
+        lines.push(sealed.line);
+    }
+    // An entry without a term is byte for byte what it was before terms existed.
+    assert!(!lines[0].contains("\"term\""), "{}", lines[0]);
+    assert!(
+        lines[1].contains("\"kind\":\"leader_elected\""),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("\"holder\":\"lyra-42\""), "{}", lines[1]);
+    assert!(lines[2].contains("\"term\":7"), "{}", lines[2]);
+    let verified = verify(&bytes).unwrap_or_else(|e| panic!("verify failed: {e}"));
+    assert_eq!(verified.entries, 3);
+    let (entries, error) = parse_entries(&bytes);
+    assert_eq!(error, None);
+    assert_eq!(
+        entries.iter().map(|e: &Entry| e.term).collect::<Vec<_>>(),
+        [None, Some(7), Some(7)]
+    );
+    assert_eq!(entries[1].event.kind(), EventKind::LeaderElected);
+    assert_eq!(
+        "leader_elected".parse::<EventKind>(),
+        Ok(EventKind::LeaderElected)
+    );
+}

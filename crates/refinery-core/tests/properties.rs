@@ -901,3 +901,243 @@ proptest! {
         prop_assert_eq!(window_active(&w, now), window_model(&w, now), "{:?} at {}", w, now);
     }
 }
+
+// ---- an empty or unparsable desired state never prunes ----
+
+/// Desired states that declare nothing, as people write them; each says `terminate` for what
+/// nobody declared.
+const EMPTY_MANIFESTS: [&str; 4] = [
+    "nodes: [{name: lyra}]\n",
+    "nodes: [{name: lyra}]\ncontainers: []\n",
+    "nodes: [{name: lyra}]\ncontainers: []\nallow_empty: false\n",
+    "nodes: [{name: lyra}]\n# containers:\n#   - {name: web, image: busybox, node: lyra}\ncontainers: []\n",
+];
+
+const TERMINATE: &str = "drift_rules:\n  unauthorized_containers: {action: terminate}\n";
+
+/// A manifest that declares two containers and removes everything else.
+const FULL_MANIFEST: &str = "nodes: [{name: lyra}]\n\
+containers:\n  - name: web\n    image: busybox:1.36\n    node: lyra\n    ports: [\"8080:80\"]\n\
+  - {name: api, image: nginx, node: lyra, env: {LOG_LEVEL: info}}\n\
+drift_rules:\n  unauthorized_containers: {action: terminate, grace_period: 0}\n";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_empty_desired_state_never_plans_a_removal(w in world(), text in prop::sample::select(EMPTY_MANIFESTS.to_vec())) {
+        // The world's rules, windows and engine, with nothing declared.
+        let mut m = w.manifest.clone();
+        m.containers.clear();
+        m.allow_empty = false;
+        m.drift_rules.unauthorized_containers = Some(Rule {
+            action: Action::Terminate,
+            grace_period_secs: 0,
+            exceptions: Vec::new(),
+        });
+        prop_assert!(m.is_empty());
+        let e = w.pass.clone().honor_grace(false).run(&m, &w.observed);
+        prop_assert!(writes(&e.plan).is_empty(), "{:?}", writes(&e.plan));
+
+        // The same as a file would say it.
+        let parsed = load(&format!("{text}{TERMINATE}"));
+        prop_assert!(parsed.is_empty() && !parsed.allow_empty);
+        let e = w.pass.clone().honor_grace(false).run(&parsed, &w.observed);
+        prop_assert!(writes(&e.plan).is_empty(), "{:?}", writes(&e.plan));
+    }
+
+    /// A corrupted manifest either still loads or fails with issues that name the file and a
+    /// line in it; it never yields a half-read manifest. (That a failed load acts on nothing is
+    /// `daemon_new_commit_converges_and_broken_or_empty_commit_removes_nothing`.)
+    #[test]
+    fn prop_corrupt_manifest_fails_with_issues_naming_a_place(
+        at in 0usize..FULL_MANIFEST.len(),
+        what in prop::sample::select(vec!["\t", ":", "[", "{", "\"", "- ", "\n  ", "}", "&a", "*a", "!!int ", "\u{feff}", ""]),
+        truncate in any::<bool>(),
+    ) {
+        let mut text = FULL_MANIFEST.to_owned();
+        let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        if truncate {
+            text.truncate(at);
+        }
+        text.insert_str(at, what);
+        let env = |_: &str| None;
+        let lines = u32::try_from(text.lines().count()).unwrap_or(u32::MAX);
+        match load_manifest("refinery.yaml", &text, &LoadOptions { env: &env, base_dir: None }) {
+            Ok(_) => {}
+            Err(e) => {
+                prop_assert!(!e.issues().is_empty(), "{e}\n{text}");
+                for i in e.issues() {
+                    prop_assert_eq!(i.file.as_str(), "refinery.yaml");
+                    prop_assert!(i.line >= 1 && i.line <= lines + 1, "{i:?}\n{text}");
+                    prop_assert!(i.column >= 1, "{i:?}");
+                    prop_assert!(!i.message.is_empty());
+                }
+            }
+        }
+    }
+}
+
+// ---- maintenance windows and grace periods ----
+
+/// Rewrites every grace period of `m` (rules the manifest sets) from `graces`.
+fn set_graces(m: &mut Manifest, graces: &[u64]) {
+    let r = &mut m.drift_rules;
+    for (rule, grace) in [
+        &mut r.unauthorized_containers,
+        &mut r.missing_containers,
+        &mut r.image_drift,
+        &mut r.config_drift,
+        &mut r.status_drift,
+    ]
+    .into_iter()
+    .zip(graces)
+    {
+        if let Some(rule) = rule {
+            rule.grace_period_secs = *grace;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_nothing_acts_inside_a_window_that_forbids_it(w in world(), minute in 0i64..10_080) {
+        // Half the time, the pass runs inside the first window.
+        let mut w = w;
+        if minute % 2 == 0 && let Some(first) = w.manifest.maintenance_windows.first_mut() {
+            first.day = WindowDay::Daily;
+            first.timezone = "UTC".into();
+            let at = w.pass.now.to_zoned(jiff::tz::TimeZone::UTC);
+            let m = u32::try_from(i32::from(at.hour()) * 60 + i32::from(at.minute())).unwrap_or(0);
+            first.start_minute = m;
+            first.end_minute = (m + 1 + u32::try_from(minute % 600).unwrap_or(0)) % 1440;
+            if first.end_minute == first.start_minute {
+                first.end_minute = (m + 1) % 1440;
+            }
+            prop_assert!(window_active(first, w.pass.now));
+        }
+        let now = w.pass.now;
+        let active: Vec<&MaintenanceWindow> = w
+            .manifest
+            .maintenance_windows
+            .iter()
+            .filter(|win| window_active(win, now))
+            .collect();
+        let e = w.pass.run(&w.manifest, &w.observed);
+        if active.iter().any(|win| win.allow_drift) {
+            prop_assert!(writes(&e.plan).is_empty(), "acted inside a window that allows drift: {:?}", writes(&e.plan));
+        }
+        if active.iter().any(|win| win.disable_auto_rollback) {
+            prop_assert!(
+                !e.plan.steps.iter().any(|s| s.kind == StepKind::Rollback),
+                "rolled back inside a window that disables rollback"
+            );
+        }
+    }
+
+    #[test]
+    fn prop_grace_periods_are_never_cut_short(
+        w in world(),
+        graces in prop::collection::vec(prop::sample::select(vec![0u64, 5, 60, 300, 3600]), 5),
+        ages in prop::collection::vec(prop::option::weighted(0.8, -60i64..7200), 1..12),
+        honor in prop::bool::weighted(0.9),
+    ) {
+        let mut m = w.manifest.clone();
+        set_graces(&mut m, &graces);
+        let now = w.pass.now;
+        // When each drift was first seen: some seconds ago (or a little ahead, a skewed clock),
+        // or never (seen for the first time now).
+        let drifts = Pass::default().now(now).honor_grace(false).run(&m, &w.observed).report.drifts;
+        let mut pass = w.pass.clone().honor_grace(honor);
+        pass.first_seen.clear();
+        for (d, age) in drifts.iter().zip(ages.iter().cycle()) {
+            if let Some(age) = age {
+                pass = pass.first_seen(&refinery_core::policy::drift_key(d), now - SignedDuration::from_secs(*age));
+            }
+        }
+        let e = pass.run(&m, &w.observed);
+        let over = |step: &refinery_core::Step, kind: refinery_core::DriftKind| {
+            let grace = refinery_core::policy::rule_for(&m, kind).grace_period_secs;
+            let key = format!("{} {kind}", step.id);
+            !honor
+                || grace == 0
+                || pass.first_seen.get(&key).is_some_and(|seen| {
+                    *seen + SignedDuration::from_secs(i64::try_from(grace).unwrap_or(i64::MAX)) <= now
+                })
+        };
+        for s in e.plan.writes() {
+            prop_assert!(
+                s.drifts.iter().any(|k| over(s, *k)),
+                "{} on {} while every drift is in its grace period ({:?})", s.kind, s.id, s.drifts
+            );
+        }
+    }
+}
+
+// ---- flap protection ----
+
+/// Passes the daemon runs against an engine that undoes every action (a crash loop, a process
+/// that keeps editing the container back), gated as `daemon::plan_node`/`finish_node` gate them:
+/// a suspended resource is not acted on, each action is recorded.
+fn flapping_passes(
+    m: &Manifest,
+    observed: &Observed,
+    rule: refinery_core::manifest::Flapping,
+    gaps: &[i64],
+) -> BTreeMap<String, Vec<Timestamp>> {
+    let mut state = refinery_core::daemon_state::DaemonState::default();
+    let mut acted: BTreeMap<String, Vec<Timestamp>> = BTreeMap::new();
+    let mut now = testing::now();
+    for gap in gaps {
+        now += SignedDuration::from_secs(*gap);
+        let drifts = Pass::default().now(now).run(m, observed).report.drifts;
+        state.track_drifts(testing::NODE, &drifts, now);
+        let mut pass = Pass::default().now(now);
+        pass.first_seen.clone_from(&state.first_seen);
+        let e = pass.run(m, observed);
+        for step in e.plan.writes() {
+            let id = step.id.to_string();
+            let hash = m
+                .containers
+                .iter()
+                .find(|c| c.name == step.id.name())
+                .map(labels::spec_hash);
+            if state.is_suspended(&id, hash.as_deref()) {
+                continue;
+            }
+            acted.entry(id.clone()).or_default().push(now);
+            let _ = state.record_action(&id, hash.as_deref(), now, rule);
+        }
+        state.forget_old_actions(now, rule);
+    }
+    acted
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_flap_protection_bounds_actions_per_window(
+        w in world(),
+        max_actions in 1u32..6,
+        window_secs in prop::sample::select(vec![60u64, 300, 600, 3600]),
+        gaps in prop::collection::vec(prop_oneof![3 => 1i64..120, 1 => 120i64..4000], 1..40),
+    ) {
+        let rule = refinery_core::manifest::Flapping { max_actions, window_secs };
+        let mut m = w.manifest.clone();
+        m.drift_rules.flapping = Some(rule);
+        let acted = flapping_passes(&m, &w.observed, rule, &gaps);
+        let window = SignedDuration::from_secs(i64::try_from(window_secs).unwrap_or(i64::MAX));
+        for (id, times) in &acted {
+            for (i, start) in times.iter().enumerate() {
+                let within = times[i..].iter().take_while(|t| t.duration_since(*start) < window).count();
+                prop_assert!(
+                    within <= max_actions as usize,
+                    "{within} actions on {id} within {window_secs}s (limit {max_actions}): {times:?}"
+                );
+            }
+        }
+    }
+}

@@ -11,6 +11,9 @@ mod tls;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsupport;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+
 pub use docker_runtime::{DEFAULT_ENDPOINT, DockerRuntime};
 pub use ssh::SshTarget;
 pub use tls::TlsFiles;

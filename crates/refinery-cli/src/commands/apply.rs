@@ -29,12 +29,20 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     if let Some(stack) = &args.stack {
         crate::stack_scope::retain_stack(&mut passes, &desired.manifest, stack)?;
     }
+    // `--stack` scopes apply to one compose stack: no Kubernetes source is touched then.
+    let kube = if args.stack.is_some() {
+        Vec::new()
+    } else {
+        crate::kube_sources::run(&desired, settings).await
+    };
     let mut ledger_file = ledger::open_for_apply(settings, &desired)?;
     report_unreachable(&passes);
+    crate::kube_sources::report_errors(&kube);
     let styles = Styles {
         color: settings.color,
     };
-    let plan_report = report(&desired.commit.id, &passes, &desired.manifest);
+    let mut plan_report = report(&desired.commit.id, &passes, &desired.manifest);
+    plan_report.add_kube(&kube, &desired.manifest);
     let writes: usize = plan_report
         .nodes
         .iter()
@@ -107,7 +115,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         per_node.push((engine, observed, steps));
     }
     // Every node at once: a slow node does not hold up the others.
-    let results: Vec<StepResult> =
+    let mut results: Vec<StepResult> =
         futures_util::future::join_all(per_node.iter().map(|(engine, observed, steps)| {
             apply_plan(
                 *engine,
@@ -122,6 +130,12 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         .into_iter()
         .flatten()
         .collect();
+    for p in &kube {
+        if let Ok(eval) = &p.result {
+            unchanged.extend(eval.report.in_sync.iter().map(ToString::to_string));
+        }
+    }
+    results.extend(crate::kube_sources::execute(&kube, settings.now).await);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -130,6 +144,11 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         .iter()
         .filter_map(|p| p.result.as_ref().ok())
         .flat_map(|(_, e)| &e.report.drifts)
+        .chain(
+            kube.iter()
+                .filter_map(|p| p.result.as_ref().ok())
+                .flat_map(|e| &e.report.drifts),
+        )
         .filter(|d| d.counts())
         .collect();
     let recorded =

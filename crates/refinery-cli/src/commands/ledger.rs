@@ -261,6 +261,10 @@ pub fn detail(e: &Entry) -> String {
         } => {
             format!("torn line {line} ({torn_bytes} bytes) cut off")
         }
+        Event::LeaderElected { holder } => match e.term {
+            Some(t) => format!("{holder} leads, term {t}"),
+            None => format!("{holder} leads"),
+        },
     }
 }
 

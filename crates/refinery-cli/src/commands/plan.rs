@@ -76,6 +76,50 @@ pub fn report<'a>(
     }
 }
 
+impl<'a> PlanReport<'a> {
+    /// Adds the `kubernetes:` sources as nodes of their own (`k8s/<source>`).
+    pub fn add_kube(
+        &mut self,
+        kube: &'a [crate::kube_sources::KubePass],
+        manifest: &refinery_core::Manifest,
+    ) {
+        for p in kube {
+            let mode = manifest
+                .mode_of(p.context.as_deref().unwrap_or_default())
+                .as_str();
+            self.nodes.push(match &p.result {
+                Ok(eval) => NodePlan {
+                    node: &p.label,
+                    mode,
+                    reachable: true,
+                    error: None,
+                    in_sync: eval
+                        .report
+                        .in_sync
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    steps: eval.plan.steps.iter().collect(),
+                    degraded: Vec::new(),
+                },
+                Err(e) => NodePlan {
+                    node: &p.label,
+                    mode,
+                    reachable: false,
+                    error: Some(e.to_string()),
+                    in_sync: Vec::new(),
+                    steps: Vec::new(),
+                    degraded: Vec::new(),
+                },
+            });
+        }
+        self.in_sync = self
+            .nodes
+            .iter()
+            .all(|n| n.reachable && n.steps.iter().all(|s| s.kind == StepKind::Ignore));
+    }
+}
+
 /// The human form of a plan: a table, the field changes, a summary line.
 #[must_use]
 pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> String {
@@ -166,9 +210,16 @@ pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> St
         ));
     }
     for n in unreachable {
-        out.push_str(&format!(
-            "node `{n}` is unreachable: nothing is known about it\n"
-        ));
+        if n.starts_with("k8s/") {
+            // A `kubernetes:` source (node names have no `/`).
+            out.push_str(&format!(
+                "kubernetes source `{n}` failed: nothing is known about it\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "node `{n}` is unreachable: nothing is known about it\n"
+            ));
+        }
     }
     out
 }
@@ -190,7 +241,10 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
     let passes = pass::run(&desired, settings).await?;
     report_unreachable(&passes);
-    let r = report(&desired.commit.id, &passes, &desired.manifest);
+    let kube = crate::kube_sources::run(&desired, settings).await;
+    crate::kube_sources::report_errors(&kube);
+    let mut r = report(&desired.commit.id, &passes, &desired.manifest);
+    r.add_kube(&kube, &desired.manifest);
     if settings.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {

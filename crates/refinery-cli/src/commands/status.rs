@@ -73,7 +73,10 @@ fn stack_resource_rows(
         .collect()
 }
 
-pub async fn run(settings: &Settings) -> Result<u8, CliError> {
+pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<u8, CliError> {
+    if let Some(url) = &args.ha {
+        crate::ha::check_supported(url)?;
+    }
     let desired = load_desired(settings)?;
     let passes = pass::run(&desired, settings).await?;
     report_unreachable(&passes);
@@ -138,11 +141,39 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
             }
         }
     }
+    let kube = crate::kube_sources::run(&desired, settings).await;
+    crate::kube_sources::report_errors(&kube);
+    for p in &kube {
+        unauthorized += kube_rows(p, &mut rows);
+    }
     let drifted = rows.iter().any(|r| !r.drift.is_empty()) || unauthorized > 0;
+    let ha = match &args.ha {
+        Some(url) => match crate::ha::read_status(url).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprint!(
+                    "{}",
+                    render::error(
+                        &CliError::Ha {
+                            url: url.to_string(),
+                            message: e
+                        },
+                        &[]
+                    )
+                );
+                None
+            }
+        },
+        None => None,
+    };
     if settings.json {
+        let json = match (&args.ha, &ha) {
+            (Some(_), ha) => serde_json::json!({"ha": ha, "containers": rows}),
+            (None, _) => serde_json::to_value(&rows).unwrap_or_default(),
+        };
         println!(
             "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
+            serde_json::to_string_pretty(&json).unwrap_or_default()
         );
     } else {
         let table_rows = rows
@@ -184,12 +215,97 @@ pub async fn run(settings: &Settings) -> Result<u8, CliError> {
                 if unauthorized == 1 { " is" } else { "s are" }
             );
         }
+        if let Some(h) = &ha {
+            println!("\n{}", crate::ha::summary(h));
+        }
     }
-    Ok(if passes.iter().any(|p| p.result.is_err()) {
-        exit_code::UNREACHABLE
-    } else if drifted {
-        exit_code::DRIFT
-    } else {
-        exit_code::OK
-    })
+    Ok(
+        if passes.iter().any(|p| p.result.is_err()) || kube.iter().any(|p| p.result.is_err()) {
+            exit_code::UNREACHABLE
+        } else if drifted {
+            exit_code::DRIFT
+        } else {
+            exit_code::OK
+        },
+    )
+}
+
+/// One row per declared object of a `kubernetes:` source (`KIND/NAME` in the container column);
+/// returns how many undeclared workloads it found.
+fn kube_rows(p: &crate::kube_sources::KubePass, rows: &mut Vec<Row>) -> usize {
+    use refinery_core::{DriftKind, ResourceId, StepKind};
+    let Ok(eval) = &p.result else {
+        rows.push(Row {
+            node: p.label.clone(),
+            container: "-".into(),
+            id: p.label.clone(),
+            image: "-".into(),
+            state: "unknown".into(),
+            health: "-".into(),
+            drift: vec!["source failed (see above)".into()],
+            degraded: Vec::new(),
+            revision: None,
+        });
+        return 0;
+    };
+    let mut ids: Vec<&ResourceId> = eval.report.in_sync.iter().collect();
+    ids.extend(
+        eval.report
+            .drifts
+            .iter()
+            .filter(|d| d.kind != DriftKind::Unauthorized)
+            .map(|d| &d.id),
+    );
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let ResourceId::Kube { kind, name, .. } = id else {
+            continue;
+        };
+        let declared = p
+            .objects
+            .iter()
+            .find(|o| o.kind.to_lowercase() == *kind && o.name == *name);
+        let images: Vec<String> = declared
+            .map(|o| refinery_kube::diff::container_images(&o.body))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect();
+        let missing = eval
+            .report
+            .drifts
+            .iter()
+            .any(|d| &d.id == id && d.kind == DriftKind::Missing);
+        rows.push(Row {
+            node: p.label.clone(),
+            container: format!("{kind}/{name}"),
+            id: id.to_string(),
+            image: if images.is_empty() {
+                "-".into()
+            } else {
+                images.join(",")
+            },
+            state: if missing {
+                "missing".into()
+            } else {
+                "present".into()
+            },
+            health: "-".into(),
+            drift: eval
+                .plan
+                .steps
+                .iter()
+                .filter(|s| &s.id == id && s.kind != StepKind::Ignore)
+                .flat_map(|s| s.drifts.iter().map(ToString::to_string))
+                .collect(),
+            degraded: Vec::new(),
+            revision: None,
+        });
+    }
+    eval.plan
+        .steps
+        .iter()
+        .filter(|s| s.drifts.contains(&DriftKind::Unauthorized))
+        .count()
 }

@@ -5,7 +5,9 @@
 //! Triggers that arrive while a pass runs are coalesced into the next one. Actions run to the end:
 //! a shutdown signal is handled between passes.
 
+mod ha;
 mod inventory;
+mod kube;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -27,16 +29,16 @@ use refinery_engine::{Recovered, apply_plan, recover_interrupted, recreate_temp_
 use tokio::sync::mpsc;
 
 use crate::args::RunArgs;
-use crate::commands::ledger::masker_for;
 use crate::desired::{self, Desired};
 use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::ledger_file::{LedgerFile, LedgerOptions};
+use crate::ledger_file::LedgerFile;
 use crate::pass::{NodePass, PassContext, evaluate_node};
 use crate::requests::{self, Request};
 use crate::settings::Settings;
 use crate::state_file;
+use ha::open_ledger;
 
 pub use watch::Trigger;
 
@@ -75,7 +77,13 @@ struct Daemon {
     bad_tip: Option<String>,
     /// The last error resolving the branch, already reported.
     branch_error: Option<String>,
-    ledger: LedgerFile,
+    /// The ledger, open for writing: always without `--ha`; with it, only while leading.
+    ledger: Option<LedgerFile>,
+    ledger_path: PathBuf,
+    /// `--ha`: the election; only its leader acts.
+    ha: Option<crate::ha::Leadership>,
+    /// The leader term the ledger is being written under (`--ha`).
+    term: Option<u64>,
     appended_seq: u64,
     committed_seq: u64,
     last_commit: Option<Instant>,
@@ -105,6 +113,9 @@ struct Daemon {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
+    if let Some(url) = &args.ha.ha {
+        crate::ha::check_supported(url)?;
+    }
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
         None => default_state_dir(&settings.repo)?,
@@ -137,15 +148,15 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         },
     };
     let ledger_path = settings.repo.join(&desired.manifest.ledger.path);
-    let (ledger, repaired) = LedgerFile::open_with(
-        &ledger_path,
-        now,
-        masker_for(&desired.manifest),
-        LedgerOptions::default().max_size(desired.manifest.ledger.max_size),
-    )?;
-    if let Some(r) = repaired {
-        tracing::warn!(line = r.line, bytes = r.torn_bytes, ledger = %ledger_path.display(), "torn last ledger line cut off and recorded");
-    }
+    // With `--ha`, the ledger (and its writer lock) is opened on being elected.
+    let ha = match &args.ha.ha {
+        Some(url) => Some(ha::start(url, &args.ha)?),
+        None => None,
+    };
+    let ledger = match ha {
+        Some(_) => None,
+        None => Some(open_ledger(&ledger_path, &desired.manifest, now)?),
+    };
     let check_interval = Duration::from_millis(
         args.check_interval.unwrap_or(
             desired
@@ -169,6 +180,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         bad_tip: None,
         branch_error: None,
         ledger,
+        ledger_path,
+        ha,
+        term: None,
         appended_seq: 0,
         committed_seq: 0,
         last_commit: None,
@@ -238,16 +252,19 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
             _ = tokio::signal::ctrl_c() => break "SIGINT",
+            () = ha::changed(&mut d.ha) => due_pass = d.on_leadership(),
             trigger = rx.recv() => {
                 let Some(first) = trigger else { break "event channel closed" };
                 let mut batch = vec![first];
                 while let Ok(t) = rx.try_recv() {
                     batch.push(t);
                 }
-                due_pass = d.on_triggers(batch);
+                due_pass = d.on_leadership();
+                due_pass |= d.on_triggers(batch);
             }
             _ = poll.tick() => {
-                due_pass = d.poll_git().await;
+                due_pass = d.on_leadership();
+                due_pass |= d.poll_git().await;
                 due_pass |= d.take_requests().await;
                 d.scheduled_inventory().await;
                 d.maybe_commit_ledger(false);
@@ -269,6 +286,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     d.maybe_commit_ledger(true);
     if let Some(task) = d.commit_task.take() {
         let _ = task.await;
+    }
+    // The writer lock goes before the lease: the standby that takes over can open the ledger.
+    d.ledger = None;
+    if let Some(h) = d.ha.take() {
+        h.resign().await;
     }
     d.hub.shutdown().await;
     Ok(exit_code::OK)
@@ -327,11 +349,23 @@ impl Daemon {
         if records.is_empty() {
             return;
         }
+        // A standby writes nothing. A leader whose lease went stale mid-pass still records the
+        // outcome of actions it had started (under its term, before it lets go of the ledger
+        // between passes); it starts no new ones (see `may_act`).
+        let Some(ledger) = self.ledger.as_mut() else {
+            tracing::debug!(
+                records = records.len(),
+                "not leading: nothing written to the ledger"
+            );
+            return;
+        };
+        let term = self.term;
+        let records = records.into_iter().map(|r| r.term(term)).collect();
         let now = Timestamp::now();
         let written = if sync {
-            self.ledger.append(records, now)
+            ledger.append(records, now)
         } else {
-            self.ledger.append_unsynced(records, now)
+            ledger.append_unsynced(records, now)
         };
         match written {
             Ok(entries) => {
@@ -346,7 +380,8 @@ impl Daemon {
 
     /// Writes the state file when it changed since the last write.
     fn save_state(&mut self) {
-        if self.saved.as_ref() == Some(&self.state) {
+        // A standby's state stays in memory: the state directory may be the leader's too.
+        if self.saved.as_ref() == Some(&self.state) || (self.ha.is_some() && !self.may_act()) {
             return;
         }
         self.saved = Some(self.state.clone());
@@ -388,7 +423,7 @@ impl Daemon {
         let nodes = self.nodes();
         let wanted: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
         self.watchers.retain(|name, (_, handle)| {
-            let keep = wanted.contains(name);
+            let keep = wanted.contains(name) || name == kube::WATCH_KEY;
             if !keep {
                 handle.abort();
             }
@@ -424,6 +459,7 @@ impl Daemon {
             ));
             self.watchers.insert(node.name.clone(), (key, handle));
         }
+        self.sync_kube_watcher();
     }
 
     /// Finishes or undoes recreates an earlier run left half-done.
@@ -436,7 +472,7 @@ impl Daemon {
         rt: &DockerRuntime,
         observed: &refinery_core::Observed,
     ) -> bool {
-        if !self.recovered.insert(node.to_owned()) {
+        if !self.may_act() || !self.recovered.insert(node.to_owned()) {
             return false;
         }
         let aside = recreate_temp_name("");
@@ -564,6 +600,10 @@ impl Daemon {
                 }
                 Trigger::Back { node } => {
                     tracing::info!(node = %node, "the engine is back; full pass");
+                    due = true;
+                }
+                Trigger::Kube { source, what } => {
+                    tracing::debug!(source = %source, object = %what, "kubernetes change");
                     due = true;
                 }
             }
@@ -751,6 +791,10 @@ impl Daemon {
     /// Takes queued `resume`/`rollback` requests; returns whether a pass is due.
     async fn take_requests(&mut self) -> bool {
         let mut due = false;
+        if !self.may_act() {
+            // Requests wait for the leader.
+            return false;
+        }
         for request in requests::take(&self.state_dir) {
             match request {
                 Err(e) => tracing::warn!(error = %e, "ignored an unreadable request"),
@@ -813,7 +857,10 @@ impl Daemon {
     /// Commits the ledger in the background (at most every few seconds; `now` forces it).
     fn maybe_commit_ledger(&mut self, now: bool) {
         let m = self.manifest();
-        if !m.config.git_auto_commit || self.appended_seq <= self.committed_seq {
+        if !m.config.git_auto_commit
+            || self.appended_seq <= self.committed_seq
+            || self.ledger.is_none()
+        {
             return;
         }
         if !now && self.last_commit.is_some_and(|t| t.elapsed() < COMMIT_EVERY) {
@@ -830,7 +877,7 @@ impl Daemon {
         let repo = self.settings.repo.clone();
         let git_ref = m.ledger.git_ref.clone();
         let rel = m.ledger.path.clone();
-        let path = self.ledger.path().to_owned();
+        let path = self.ledger_path.clone();
         let rev = self.rev();
         self.last_commit = Some(Instant::now());
         self.committed_seq = self.appended_seq;
@@ -858,6 +905,8 @@ impl Daemon {
     /// One full pass over every node; returns whether another pass is due at once (after a
     /// rollback).
     async fn pass(&mut self) -> bool {
+        // Take over or step down first (`--ha`): a pass is about to run anyway.
+        let _ = self.on_leadership();
         let started = Instant::now();
         let now = Timestamp::now();
         self.next_full = Instant::now() + self.check_interval;
@@ -915,6 +964,12 @@ impl Daemon {
                         passes.push(p);
                         continue;
                     }
+                    // Fencing: leadership is checked again right before each node's actions.
+                    if !self.may_act() {
+                        self.end_ours(&keys);
+                        passes.push(p);
+                        continue;
+                    }
                     // What was found is on record before anything is done about it; it reaches
                     // the disk with the actions' entries, so writing it never delays an action.
                     self.append_unsynced(std::mem::take(&mut acc.records));
@@ -937,6 +992,8 @@ impl Daemon {
                 else => break,
             }
         }
+        self.kube_pass(&desired, &rev, now, flapping, &mut acc)
+            .await;
         let PassAcc {
             records,
             mut next_due,
@@ -1177,6 +1234,10 @@ impl Daemon {
         let Some(pending) = self.state.pending.clone() else {
             return false;
         };
+        if !self.may_act() {
+            // A standby changes nothing: judging is the leader's.
+            return false;
+        }
         let deadline = self.manifest().config.health_deadline_secs;
         match &health {
             RevisionHealth::Healthy => {

@@ -22,6 +22,8 @@ pub enum Trigger {
     Lost { node: String, why: String },
     /// The engine answers again after `Lost`: a full pass is due.
     Back { node: String },
+    /// Something changed in a namespace a `kubernetes:` source manages: a full pass is due.
+    Kube { source: String, what: String },
 }
 
 /// Follows `rt`'s container events until the receiver is gone.

@@ -24,6 +24,10 @@ pub struct Status {
     pub alerts: Vec<AlertLine>,
     /// How many alert channels are configured.
     pub channels: usize,
+    /// The election, under `refinery run --ha`: this instance's role, the leader, its term, the
+    /// standbys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<crate::ha::HaStatus>,
 }
 
 impl Default for Status {
@@ -39,6 +43,7 @@ impl Default for Status {
             ledger: Vec::new(),
             alerts: Vec::new(),
             channels: 0,
+            ha: None,
         }
     }
 }

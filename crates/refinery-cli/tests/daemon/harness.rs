@@ -28,10 +28,44 @@ impl Daemon {
 
     /// Starts the daemon on the repository at `repo`.
     pub fn start_in(repo: &std::path::Path, extra: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::start_with_env(repo, extra, &[])
+    }
+
+    /// Starts the daemon on the repository at `repo` with extra environment variables.
+    pub fn start_with_env(
+        repo: &std::path::Path,
+        extra: &[&str],
+        vars: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
+        Daemon::spawn(tempfile::tempdir().expect("temp dir"), repo, extra, vars)
+    }
+
+    /// SIGKILLs the daemon (nothing flushed, no `daemon_stop`) and starts it again on the same
+    /// repository and state directory, as a supervisor would.
+    #[allow(dead_code)] // used by the fault tests
+    pub fn kill_and_restart(mut self, repo: &std::path::Path, extra: &[&str]) -> Daemon {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let kept = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        Daemon::spawn(kept, repo, extra, &[])
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        repo: &std::path::Path,
+        extra: &[&str],
+        vars: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let log = dir.path().join("daemon.log");
         let state_dir = dir.path().join("state");
-        let log_file = std::fs::File::create(&log).expect("log file");
+        // Appended to: a restarted daemon's log follows the killed one's.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let bin = assert_cmd::cargo::cargo_bin("refinery");
         let child = Command::new(bin)
             .arg("run")
@@ -48,6 +82,7 @@ impl Daemon {
             .env_remove("SOPS_AGE_KEY")
             .env_remove("SOPS_AGE_KEY_FILE")
             .env("REFINERY_LOG", "info,refinery=debug")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -60,6 +95,12 @@ impl Daemon {
             ledger: repo.join("ledger/container_ledger.jsonl"),
             _dir: dir,
         }
+    }
+
+    /// The daemon's process id, while it runs.
+    #[allow(dead_code)] // used by the fault tests
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log_text(&self) -> String {
@@ -116,9 +157,22 @@ impl Daemon {
     }
 
     /// SIGTERM, then waits for a clean exit (code 0) and a `daemon_stop` entry.
-    pub async fn stop(mut self) -> String {
+    pub async fn stop(self) -> String {
+        let (log, entries) = self.stop_process().await;
+        assert!(
+            entries
+                .last()
+                .is_some_and(|e| e.event.kind().as_str() == "daemon_stop"),
+            "the last ledger entry is `daemon_stop`\nlog:\n{log}"
+        );
+        log
+    }
+
+    /// SIGTERM, then waits for a clean exit (code 0); returns the log and the ledger's entries
+    /// (a standby under `--ha` writes no `daemon_stop`).
+    pub async fn stop_process(mut self) -> (String, Vec<Entry>) {
         let Some(mut child) = self.child.take() else {
-            return self.log_text();
+            return (self.log_text(), self.entries());
         };
         let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -139,13 +193,7 @@ impl Daemon {
         let log = self.log_text();
         assert_eq!(status.code(), Some(0), "daemon exit\nlog:\n{log}");
         let entries = self.entries();
-        assert!(
-            entries
-                .last()
-                .is_some_and(|e| e.event.kind().as_str() == "daemon_stop"),
-            "the last ledger entry is `daemon_stop`\nlog:\n{log}"
-        );
-        log
+        (log, entries)
     }
 }
 

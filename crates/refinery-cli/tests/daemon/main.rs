@@ -11,8 +11,10 @@ mod receiver;
 
 mod chaos;
 mod content;
+mod ha;
 mod heal;
 mod inventory;
+mod kubernetes;
 mod observability;
 mod policy;
 mod report_only;

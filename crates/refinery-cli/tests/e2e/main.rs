@@ -12,6 +12,7 @@ mod compose;
 mod config_drift;
 mod content_drift;
 mod inventory;
+mod kubernetes;
 mod lifecycle;
 mod output;
 mod port_fallback;

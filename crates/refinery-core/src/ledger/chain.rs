@@ -70,6 +70,7 @@ impl ChainTip {
             revision: record.revision,
             actor: record.actor,
             bloodline: record.bloodline,
+            term: record.term,
             prev: self.hash.clone(),
             hash: String::new(),
         };

@@ -35,6 +35,10 @@ pub struct Entry {
     pub actor: Actor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bloodline: Option<Bloodline>,
+    /// The leader term of the daemon that wrote it, under `refinery run --ha` (absent otherwise;
+    /// readers that predate it ignore it, and the hash covers it like any other field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
     /// The `hash` of the entry before, [`GENESIS_PREV`](super::GENESIS_PREV) for the first.
     pub prev: String,
     /// SHA-256 over the canonical bytes of this entry without `hash`.
@@ -112,6 +116,12 @@ pub enum Event {
     DaemonStop {
         reason: String,
     },
+    /// This daemon became the leader (`refinery run --ha`); the entry's `term` is its term, and
+    /// every entry it writes until the next `leader_elected` carries it.
+    LeaderElected {
+        /// The instance id (`--ha-id`, by default `<hostname>-<pid>`).
+        holder: String,
+    },
     /// A torn last line (a crash mid-write) was cut off when the ledger was opened.
     Repair {
         /// The line that was torn.
@@ -136,10 +146,11 @@ pub enum EventKind {
     DaemonStart,
     DaemonStop,
     Repair,
+    LeaderElected,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Birth,
         EventKind::Death,
         EventKind::Mutation,
@@ -151,6 +162,7 @@ impl EventKind {
         EventKind::DaemonStart,
         EventKind::DaemonStop,
         EventKind::Repair,
+        EventKind::LeaderElected,
     ];
 
     #[must_use]
@@ -167,6 +179,7 @@ impl EventKind {
             EventKind::DaemonStart => "daemon_start",
             EventKind::DaemonStop => "daemon_stop",
             EventKind::Repair => "repair",
+            EventKind::LeaderElected => "leader_elected",
         }
     }
 
@@ -218,6 +231,7 @@ impl Event {
             Event::DaemonStart { .. } => EventKind::DaemonStart,
             Event::DaemonStop { .. } => EventKind::DaemonStop,
             Event::Repair { .. } => EventKind::Repair,
+            Event::LeaderElected { .. } => EventKind::LeaderElected,
         }
     }
 
@@ -292,7 +306,10 @@ impl Event {
             Event::DaemonStop { reason } => Event::DaemonStop {
                 reason: m.mask(&reason),
             },
-            e @ (Event::Revision { .. } | Event::DaemonStart { .. } | Event::Repair { .. }) => e,
+            e @ (Event::Revision { .. }
+            | Event::DaemonStart { .. }
+            | Event::Repair { .. }
+            | Event::LeaderElected { .. }) => e,
         }
     }
 }
@@ -307,6 +324,8 @@ pub struct Record {
     pub revision: Option<String>,
     pub actor: Actor,
     pub bloodline: Option<Bloodline>,
+    /// The writer's leader term (`refinery run --ha`).
+    pub term: Option<u64>,
 }
 
 impl Record {
@@ -321,7 +340,14 @@ impl Record {
             revision: None,
             actor: Actor::Refinery,
             bloodline: None,
+            term: None,
         }
+    }
+
+    #[must_use]
+    pub fn term(mut self, term: Option<u64>) -> Record {
+        self.term = term;
+        self
     }
 
     #[must_use]

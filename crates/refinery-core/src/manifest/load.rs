@@ -1390,7 +1390,8 @@ fn read_time(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<u32> {
     let s = r.string(node, path)?;
     let parsed = s.split_once(':').and_then(|(h, m)| {
         let (h, m) = (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?);
-        ((h < 24 && m < 60) || (h == 24 && m == 0)).then_some(h * 60 + m)
+        // `then`, not `then_some`: `h * 60` of an hour out of range overflows.
+        ((h < 24 && m < 60) || (h == 24 && m == 0)).then(|| h * 60 + m)
     });
     if parsed.is_none() {
         r.error_hint(

@@ -1,0 +1,224 @@
+//! The `kubernetes:` sources in the daemon: the same drift tracking, grace periods, alerts, flap
+//! protection and ledger entries as for containers. Watches (kube-runtime) on the namespaces a
+//! source manages trigger a full pass on every change; the periodic pass
+//! (`config.check_interval`) covers a cluster that could not be watched.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc::UnboundedSender;
+
+use jiff::Timestamp;
+use refinery_core::policy::drift_key;
+use refinery_core::{Outcome, Plan, StepKind};
+
+use super::{Daemon, PassAcc, Trigger, alert};
+use crate::desired::Desired;
+
+/// The key of the Kubernetes watch task among the daemon's watchers (no node name has a `/`).
+pub(super) const WATCH_KEY: &str = "k8s/";
+
+/// Follows every source's changes until the receiver is gone.
+async fn follow(desired: Arc<Desired>, repo: PathBuf, tx: UnboundedSender<Trigger>) {
+    let mut streams = Vec::new();
+    for (label, res) in crate::kube_sources::connect_all(&desired, &repo).await {
+        let watched = match res {
+            Ok((cluster, objects)) => refinery_kube::watch_source(&cluster, &objects).await,
+            Err(e) => Err(e),
+        };
+        match watched {
+            Ok(s) => streams.push(s.map(move |what| (label.clone(), what)).boxed()),
+            Err(e) => {
+                tracing::warn!(source = %label, error = %e, "not watching kubernetes source; the periodic pass still checks it");
+            }
+        }
+    }
+    let mut all = futures_util::stream::select_all(streams);
+    while let Some((source, what)) = all.next().await {
+        if tx.send(Trigger::Kube { source, what }).is_err() {
+            return;
+        }
+    }
+}
+
+impl Daemon {
+    /// (Re)starts the watch task when the revision changed; stops it when there are no sources.
+    pub(super) fn sync_kube_watcher(&mut self) {
+        let desired = Arc::clone(&self.desired);
+        if desired.manifest.kubernetes.is_empty() {
+            if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
+                h.abort();
+            }
+            return;
+        }
+        let key = desired.commit.id.clone();
+        if self.watchers.get(WATCH_KEY).is_some_and(|(k, _)| *k == key) {
+            return;
+        }
+        if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
+            h.abort();
+        }
+        let handle = tokio::spawn(follow(desired, self.settings.repo.clone(), self.tx.clone()));
+        self.watchers.insert(WATCH_KEY.to_owned(), (key, handle));
+    }
+
+    /// Observes, decides and acts on every `kubernetes:` source; records go to `acc`.
+    pub(super) async fn kube_pass(
+        &mut self,
+        desired: &Desired,
+        rev: &str,
+        now: Timestamp,
+        flapping: refinery_core::manifest::Flapping,
+        acc: &mut PassAcc,
+    ) {
+        let manifest = &desired.manifest;
+        if manifest.kubernetes.is_empty() {
+            return;
+        }
+        let first_seen = self.state.first_seen.clone();
+        let passes =
+            crate::kube_sources::observe_all(desired, &self.settings.repo, now, &first_seen, true)
+                .await;
+        // Drifts that are gone are forgotten (a reachable source's only).
+        let current: BTreeSet<String> = passes
+            .iter()
+            .filter_map(|p| p.result.as_ref().ok())
+            .flat_map(|e| e.report.drifts.iter().map(drift_key))
+            .collect();
+        let failed_contexts: BTreeSet<String> = passes
+            .iter()
+            .filter(|p| p.result.is_err())
+            .filter_map(|p| p.context.clone())
+            .collect();
+        self.state.first_seen.retain(|k, _| {
+            !k.starts_with("k8s/")
+                || current.contains(k)
+                || failed_contexts
+                    .iter()
+                    .any(|c| k.starts_with(&format!("k8s/{c}/")))
+        });
+        for p in &passes {
+            let eval = match &p.result {
+                Ok(e) => e,
+                Err(e) => {
+                    if self.unreachable.insert(p.label.clone()) {
+                        tracing::warn!(source = %p.label, error = %e, "kubernetes source failed");
+                        acc.records.push(
+                            alert(
+                                "error",
+                                format!("kubernetes source `{}` failed: {e}", p.label),
+                            )
+                            .revision(rev),
+                        );
+                    }
+                    continue;
+                }
+            };
+            self.unreachable.remove(&p.label);
+            let new: Vec<_> = self
+                .state
+                .track_drifts(&p.label, &eval.report.drifts, now)
+                .into_iter()
+                .cloned()
+                .collect();
+            for d in &new {
+                tracing::info!(resource = %d.id, drift = %d.kind, "{}", d.summary);
+                acc.records
+                    .push(crate::ledger_records::drift(manifest, d, rev));
+            }
+            let mut steps = Vec::new();
+            for step in &eval.plan.steps {
+                let mut step = step.clone();
+                match step.kind {
+                    StepKind::Ignore => continue,
+                    StepKind::Defer => {
+                        if let Some(until) = eval
+                            .decisions
+                            .iter()
+                            .filter(|d| d.drift.id == step.id)
+                            .find_map(|d| match d.verdict {
+                                refinery_core::Verdict::Defer { until } => Some(until),
+                                _ => None,
+                            })
+                        {
+                            acc.next_due = Some(acc.next_due.map_or(until, |n| n.min(until)));
+                        }
+                    }
+                    _ => {}
+                }
+                if step.kind.writes() {
+                    let hash = crate::kube_sources::spec_hash_of(p, &step.id);
+                    if self
+                        .state
+                        .is_suspended(&step.id.to_string(), hash.as_deref())
+                    {
+                        step.kind = StepKind::Alert;
+                        step.reason = format!(
+                            "flap protection: not acting on it; run `refinery resume {}` or change it in git",
+                            step.id
+                        );
+                    }
+                }
+                if step.kind == StepKind::Alert {
+                    let is_new = new.iter().any(|d| d.id == step.id);
+                    if is_new || self.alerted.get(&step.id) != Some(&step.reason) {
+                        self.alerted.insert(step.id.clone(), step.reason.clone());
+                        tracing::warn!(resource = %step.id, "{}", step.reason);
+                        acc.records.push(
+                            alert(
+                                "warning",
+                                format!("{}: {}", step.details.join("; "), step.reason),
+                            )
+                            .resource(step.id.clone())
+                            .node(step.id.node())
+                            .revision(rev),
+                        );
+                    }
+                }
+                if step.kind.writes() {
+                    steps.push(step);
+                }
+            }
+            // Fencing (`--ha`): a standby, or a leader whose lease went stale, changes nothing;
+            // checked right before the actions, as for a node's.
+            if steps.is_empty() || !self.may_act() {
+                continue;
+            }
+            self.append_unsynced(std::mem::take(&mut acc.records));
+            let results = crate::kube_sources::execute_plan(p, &Plan { steps }, now).await;
+            for r in &results {
+                acc.records
+                    .push(crate::ledger_records::step(manifest, r, rev));
+                match r.outcome {
+                    Outcome::Failed => tracing::error!(
+                        resource = %r.id, step = %r.step,
+                        "failed: {}", r.message.clone().unwrap_or_default()
+                    ),
+                    outcome => tracing::info!(resource = %r.id, step = %r.step, "{outcome}"),
+                }
+                if r.outcome != Outcome::Skipped {
+                    let hash = crate::kube_sources::spec_hash_of(p, &r.id);
+                    if let Some(s) =
+                        self.state
+                            .record_action(&r.id.to_string(), hash.as_deref(), now, flapping)
+                    {
+                        let message = format!(
+                            "flap protection: {} actions within {}s; refinery stops acting on it until it changes in git or `refinery resume {}` is run",
+                            s.actions, s.window_secs, r.id
+                        );
+                        tracing::warn!(resource = %r.id, "{message}");
+                        acc.records.push(
+                            alert("error", message)
+                                .resource(r.id.clone())
+                                .node(r.id.node())
+                                .revision(rev),
+                        );
+                    }
+                }
+            }
+            self.append(std::mem::take(&mut acc.records));
+        }
+    }
+}

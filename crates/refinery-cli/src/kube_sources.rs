@@ -1,0 +1,252 @@
+//! The `kubernetes:` sources of a manifest in `plan`, `apply` and `status`: each source's
+//! manifests read from the commit, observed and decided on its cluster with the same policy as
+//! containers, and acted on by `apply`.
+
+use std::path::PathBuf;
+
+use refinery_core::manifest::KubeSpec;
+use refinery_core::{Manifest, PolicyContext};
+use refinery_engine::StepResult;
+use refinery_git::GitSource;
+use refinery_kube::{KubeChange, KubeCluster, KubeError, KubeEval, KubeObject};
+
+use crate::desired::Desired;
+use crate::settings::Settings;
+
+/// One source after observation.
+pub struct KubePass {
+    /// `k8s/<source name>`, where a node name goes in reports.
+    pub label: String,
+    pub context: Option<String>,
+    pub cluster: Option<KubeCluster>,
+    pub objects: Vec<KubeObject>,
+    pub result: Result<KubeEval, KubeError>,
+}
+
+/// The kubeconfig context of a source: its `context`, through the node of that name's
+/// `kube_context` when there is one; else the first `k8s_enabled` node's `kube_context`; else the
+/// kubeconfig's current context.
+#[must_use]
+pub fn context_of(manifest: &Manifest, spec: &KubeSpec) -> Option<String> {
+    match &spec.context {
+        Some(c) => Some(
+            manifest
+                .nodes
+                .iter()
+                .find(|n| &n.name == c)
+                .and_then(|n| n.kube_context.clone())
+                .unwrap_or_else(|| c.clone()),
+        ),
+        None => manifest
+            .nodes
+            .iter()
+            .find(|n| n.k8s_enabled)
+            .and_then(|n| n.kube_context.clone()),
+    }
+}
+
+fn kubeconfig_path() -> Option<PathBuf> {
+    let v = std::env::var_os("KUBECONFIG")?;
+    std::env::split_paths(&v).next()
+}
+
+/// Each source's cluster and declared objects (for the daemon's watches).
+pub async fn connect_all(
+    desired: &Desired,
+    repo: &std::path::Path,
+) -> Vec<(String, Result<(KubeCluster, Vec<KubeObject>), KubeError>)> {
+    let manifest = &desired.manifest;
+    let mut out = Vec::new();
+    let Ok(git) = GitSource::open(repo) else {
+        return out;
+    };
+    for spec in &manifest.kubernetes {
+        let label = format!("k8s/{}", spec.name);
+        let objects = git
+            .read_tree(&desired.commit.id, &spec.path)
+            .map_err(|e| KubeError::Manifest {
+                origin: spec.path.clone(),
+                message: format!("failed to read from commit: {e}"),
+            })
+            .and_then(|f| refinery_kube::load_source(spec, &f));
+        let res = match objects {
+            Ok(objects) => {
+                let context = context_of(manifest, spec);
+                KubeCluster::connect(kubeconfig_path().as_deref(), context.as_deref())
+                    .await
+                    .map(|c| (c, objects))
+            }
+            Err(e) => Err(e),
+        };
+        out.push((label, res));
+    }
+    out
+}
+
+/// Observes and evaluates every `kubernetes:` source for a command run by hand (grace periods
+/// not honoured: it acts at once).
+pub async fn run(desired: &Desired, settings: &Settings) -> Vec<KubePass> {
+    let first_seen = std::collections::BTreeMap::new();
+    observe_all(desired, &settings.repo, settings.now, &first_seen, false).await
+}
+
+/// Observes and evaluates every `kubernetes:` source (none: an empty list, no connection made).
+pub async fn observe_all(
+    desired: &Desired,
+    repo: &std::path::Path,
+    now: jiff::Timestamp,
+    first_seen: &std::collections::BTreeMap<String, jiff::Timestamp>,
+    honor_grace: bool,
+) -> Vec<KubePass> {
+    let manifest = &desired.manifest;
+    if manifest.kubernetes.is_empty() {
+        return Vec::new();
+    }
+    let git = GitSource::open(repo);
+    let mut out = Vec::new();
+    for spec in &manifest.kubernetes {
+        let context = context_of(manifest, spec);
+        let label = format!("k8s/{}", spec.name);
+        let files = match &git {
+            Ok(g) => g
+                .read_tree(&desired.commit.id, &spec.path)
+                .map_err(|e| KubeError::Manifest {
+                    origin: spec.path.clone(),
+                    message: format!("failed to read from commit: {e}"),
+                }),
+            Err(e) => Err(KubeError::Manifest {
+                origin: spec.path.clone(),
+                message: format!("failed to open the repository: {e}"),
+            }),
+        };
+        let objects = files.and_then(|f| refinery_kube::load_source(spec, &f));
+        let objects = match objects {
+            Ok(o) => o,
+            Err(e) => {
+                out.push(KubePass {
+                    label,
+                    context,
+                    cluster: None,
+                    objects: Vec::new(),
+                    result: Err(e),
+                });
+                continue;
+            }
+        };
+        let cluster =
+            match KubeCluster::connect(kubeconfig_path().as_deref(), context.as_deref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    out.push(KubePass {
+                        label,
+                        context,
+                        cluster: None,
+                        objects,
+                        result: Err(e),
+                    });
+                    continue;
+                }
+            };
+        let mode = manifest.mode_of(spec.context.as_deref().unwrap_or(cluster.context()));
+        let ctx = PolicyContext {
+            manifest,
+            mode,
+            now,
+            first_seen,
+            honor_grace,
+            self_container_id: None,
+        };
+        let result = refinery_kube::observe(&cluster, &objects, &manifest.ignore_differences)
+            .await
+            .map(|report| refinery_kube::evaluate(report, &ctx));
+        out.push(KubePass {
+            label,
+            context,
+            cluster: Some(cluster),
+            objects,
+            result,
+        });
+    }
+    out
+}
+
+/// Carries out every source's plan; the results in the shape the ledger and reports take.
+pub async fn execute(passes: &[KubePass], now: jiff::Timestamp) -> Vec<StepResult> {
+    let mut out = Vec::new();
+    for p in passes {
+        if let Ok(eval) = &p.result {
+            out.extend(execute_plan(p, &eval.plan, now).await);
+        }
+    }
+    out
+}
+
+/// Carries out `plan` (a source's plan, or the part of it the daemon acts on).
+pub async fn execute_plan(
+    p: &KubePass,
+    plan: &refinery_core::Plan,
+    now: jiff::Timestamp,
+) -> Vec<StepResult> {
+    let mut out = Vec::new();
+    let Some(cluster) = &p.cluster else {
+        return out;
+    };
+    {
+        let eval_plan = plan;
+        let changes = match refinery_kube::execute(cluster, &p.objects, eval_plan, now).await {
+            Ok(c) => c,
+            Err(e) => eval_plan
+                .writes()
+                .map(|s| KubeChange {
+                    id: s.id.clone(),
+                    outcome: refinery_core::Outcome::Failed,
+                    detail: e.to_string(),
+                })
+                .collect(),
+        };
+        for c in changes {
+            let step = eval_plan
+                .steps
+                .iter()
+                .find(|s| s.id == c.id)
+                .map_or(refinery_core::StepKind::Recreate, |s| s.kind);
+            out.push(StepResult {
+                id: c.id,
+                step,
+                outcome: c.outcome,
+                message: Some(c.detail),
+                container_id: None,
+            });
+        }
+    }
+    out
+}
+
+/// The spec hash of the declared object behind `id` (flap protection lifts when it changes).
+#[must_use]
+pub fn spec_hash_of(p: &KubePass, id: &refinery_core::ResourceId) -> Option<String> {
+    let refinery_core::ResourceId::Kube { kind, name, .. } = id else {
+        return None;
+    };
+    p.objects
+        .iter()
+        .find(|o| o.kind.to_lowercase() == *kind && o.name == *name)
+        .map(KubeObject::spec_hash)
+}
+
+/// Prints each source's error on stderr with its hints.
+pub fn report_errors(passes: &[KubePass]) {
+    for p in passes {
+        if let Err(e) = &p.result {
+            eprintln!("error: kubernetes source `{}`: {e}", p.label);
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                eprintln!("  caused by: {s}");
+                src = s.source();
+            }
+            for h in e.hints() {
+                eprintln!("hint: {h}");
+            }
+        }
+    }
+}

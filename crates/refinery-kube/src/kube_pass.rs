@@ -1,0 +1,478 @@
+//! One pass over a `kubernetes:` source: observe into a core `DriftReport`, decide with the core
+//! policy, plan with the core planner, and act (apply, rollout undo, rollout restart, delete).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use refinery_core::policy::{Decision, PolicyContext, decide};
+use refinery_core::{
+    Drift, DriftKind, DriftReport, Observed, Outcome, Plan, ResourceId, Step, StepKind, plan,
+};
+use serde_json::{Value, json};
+
+use crate::desired::KubeObject;
+use crate::diff::{self, WORKLOAD_KINDS};
+use crate::kube_cluster::{KubeCluster, ObjectRef};
+use crate::kube_error::{KubeError, Result};
+
+/// The id of an object: `k8s/CONTEXT/NS/KIND/NAME` (kind lowercased, as Docker kinds are).
+#[must_use]
+pub fn resource_id(context: &str, r: &ObjectRef) -> ResourceId {
+    ResourceId::Kube {
+        context: context.to_owned(),
+        namespace: r.namespace.clone(),
+        kind: r.kind.to_lowercase(),
+        name: r.name.clone(),
+    }
+}
+
+/// What a pass over one source found and decided.
+#[derive(Debug, Clone, Default)]
+pub struct KubeEval {
+    pub report: DriftReport,
+    pub decisions: Vec<Decision>,
+    pub plan: Plan,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeChange {
+    pub id: ResourceId,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+/// Declared objects with where they live; Namespaces first, then the rest in file order.
+async fn locate_all(
+    cluster: &KubeCluster,
+    objects: &[KubeObject],
+) -> Result<Vec<(ObjectRef, KubeObject)>> {
+    let mut out = Vec::new();
+    for o in objects {
+        out.push((cluster.locate(o).await?, o.clone()));
+    }
+    out.sort_by_key(|(_, o)| u8::from(o.kind != "Namespace"));
+    Ok(out)
+}
+
+/// Observes the cluster against the declared objects: missing objects, drift on the fields
+/// Refinery manages (found with a server-side dry-run apply), image drift on workloads, stuck
+/// rollouts, and undeclared workloads in the namespaces the source manages.
+pub async fn observe(
+    cluster: &KubeCluster,
+    objects: &[KubeObject],
+    ignore: &[String],
+) -> Result<DriftReport> {
+    let ctx = cluster.context();
+    let located = locate_all(cluster, objects).await?;
+    let mut report = DriftReport::default();
+    let mut declared: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for (r, o) in &located {
+        if !r.namespace.is_empty() {
+            declared
+                .entry((r.namespace.clone(), r.kind.clone()))
+                .or_default()
+                .insert(r.name.clone());
+        }
+        let id = resource_id(ctx, r);
+        let Some(live) = cluster.get(r).await? else {
+            report.drifts.push(Drift {
+                id,
+                kind: DriftKind::Missing,
+                container_id: None,
+                summary: format!("declared in `{}`, absent", o.origin),
+                changes: Vec::new(),
+            });
+            continue;
+        };
+        let would_be = cluster.apply(o, true).await?;
+        let changes = diff::field_changes(&o.body, &would_be, &live, ignore);
+        let (image, config): (Vec<_>, Vec<_>) = changes
+            .into_iter()
+            .partition(|c| diff::is_workload(&o.kind) && diff::is_image_field(&c.field));
+        let uid = live
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut clean = true;
+        if !image.is_empty() {
+            clean = false;
+            let summary = image
+                .iter()
+                .map(|c| format!("{} instead of {}", c.observed, c.desired))
+                .collect::<Vec<_>>()
+                .join(", ");
+            report.drifts.push(Drift {
+                id: id.clone(),
+                kind: DriftKind::Image,
+                container_id: uid.clone(),
+                summary,
+                changes: image,
+            });
+        }
+        if !config.is_empty() {
+            clean = false;
+            let n = config.len();
+            report.drifts.push(Drift {
+                id: id.clone(),
+                kind: DriftKind::Config,
+                container_id: uid.clone(),
+                summary: format!(
+                    "{n} field{} differ{}",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "s" } else { "" }
+                ),
+                changes: config,
+            });
+        }
+        if let Some(why) = diff::status_problem(&live) {
+            clean = false;
+            report.drifts.push(Drift {
+                id: id.clone(),
+                kind: DriftKind::Status,
+                container_id: uid,
+                summary: why,
+                changes: Vec::new(),
+            });
+        }
+        if clean {
+            report.in_sync.push(id);
+        }
+    }
+    let namespaces: BTreeSet<String> = located
+        .iter()
+        .map(|(r, _)| r.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for ns in &namespaces {
+        for (api_version, kind) in WORKLOAD_KINDS {
+            let live = cluster.list(api_version, kind, ns).await?;
+            let names = declared
+                .get(&(ns.clone(), kind.to_owned()))
+                .cloned()
+                .unwrap_or_default();
+            for name in diff::undeclared(&live, &names) {
+                let r = ObjectRef {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                    namespace: ns.clone(),
+                    name: name.to_owned(),
+                };
+                report.drifts.push(Drift {
+                    id: resource_id(ctx, &r),
+                    kind: DriftKind::Unauthorized,
+                    container_id: None,
+                    summary: format!("{kind} in managed namespace `{ns}`, declared nowhere"),
+                    changes: Vec::new(),
+                });
+            }
+        }
+    }
+    report
+        .drifts
+        .sort_by(|a, b| (&a.id, a.kind).cmp(&(&b.id, b.kind)));
+    report.in_sync.sort();
+    Ok(report)
+}
+
+/// Decides and plans with the core policy and planner, as for Docker (grace periods, modes,
+/// maintenance windows, exceptions, `inventory.protected`).
+#[must_use]
+pub fn evaluate(report: DriftReport, ctx: &PolicyContext<'_>) -> KubeEval {
+    let observed = Observed::default();
+    let decisions = decide(&report, &observed, ctx);
+    let plan = plan(&decisions, &observed);
+    KubeEval {
+        report,
+        decisions,
+        plan,
+    }
+}
+
+fn find<'a>(
+    located: &'a [(ObjectRef, KubeObject)],
+    context: &str,
+    id: &ResourceId,
+) -> Option<&'a (ObjectRef, KubeObject)> {
+    located.iter().find(|(r, _)| &resource_id(context, r) == id)
+}
+
+fn parse_id(id: &ResourceId) -> Option<ObjectRef> {
+    let ResourceId::Kube {
+        namespace,
+        kind,
+        name,
+        ..
+    } = id
+    else {
+        return None;
+    };
+    let (api_version, kind) = WORKLOAD_KINDS
+        .iter()
+        .find(|(_, k)| k.to_lowercase() == *kind)
+        .map(|(a, k)| ((*a).to_owned(), (*k).to_owned()))?;
+    Some(ObjectRef {
+        api_version,
+        kind,
+        namespace: namespace.clone(),
+        name: name.clone(),
+    })
+}
+
+/// Carries out the plan's writing steps; a failed step does not stop the others.
+/// `now` marks a rollout restart (`kubectl.kubernetes.io/restartedAt`).
+pub async fn execute(
+    cluster: &KubeCluster,
+    objects: &[KubeObject],
+    plan: &Plan,
+    now: jiff::Timestamp,
+) -> Result<Vec<KubeChange>> {
+    let located = locate_all(cluster, objects).await?;
+    let ctx = cluster.context().to_owned();
+    let mut out = Vec::new();
+    for step in plan.writes() {
+        let res = run_step(cluster, &located, &ctx, step, now).await;
+        out.push(match res {
+            Ok((outcome, detail)) => KubeChange {
+                id: step.id.clone(),
+                outcome,
+                detail,
+            },
+            Err(e) => KubeChange {
+                id: step.id.clone(),
+                outcome: Outcome::Failed,
+                detail: e.to_string(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+async fn run_step(
+    cluster: &KubeCluster,
+    located: &[(ObjectRef, KubeObject)],
+    ctx: &str,
+    step: &Step,
+    now: jiff::Timestamp,
+) -> Result<(Outcome, String)> {
+    let declared = find(located, ctx, &step.id);
+    match (step.kind, declared) {
+        (StepKind::Remove, None) => {
+            let Some(r) = parse_id(&step.id) else {
+                return Ok((
+                    Outcome::Skipped,
+                    "not a workload kind Refinery removes".into(),
+                ));
+            };
+            cluster.delete(&r).await?;
+            Ok((Outcome::Removed, "deleted (unauthorized)".into()))
+        }
+        (StepKind::Remove, Some(_)) => {
+            Ok((Outcome::Skipped, "declared in git; not removed".into()))
+        }
+        (StepKind::Create, Some((_, o))) => {
+            cluster.apply(o, false).await?;
+            Ok((
+                Outcome::Created,
+                "applied (server-side, field manager `refinery`)".into(),
+            ))
+        }
+        (StepKind::Rollback, Some((r, o))) if o.kind == "Deployment" => {
+            match rollout_undo(cluster, r, &diff::container_images(&o.body)).await? {
+                Some(rev) => Ok((
+                    Outcome::RolledBack,
+                    format!("rolled back to revision {rev}"),
+                )),
+                None => {
+                    cluster.apply(o, false).await?;
+                    Ok((
+                        Outcome::Recreated,
+                        "no earlier revision runs the declared images; re-applied".into(),
+                    ))
+                }
+            }
+        }
+        (StepKind::Restart | StepKind::Start | StepKind::Unpause, Some((r, o)))
+            if o.kind == "Deployment" =>
+        {
+            let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+                "kubectl.kubernetes.io/restartedAt": now.to_string()}}}}});
+            cluster.merge_patch(r, &patch).await?;
+            Ok((Outcome::Restarted, "rollout restarted".into()))
+        }
+        (StepKind::Restart | StepKind::Start | StepKind::Unpause, Some(_)) => Ok((
+            Outcome::Skipped,
+            "only a Deployment can be restarted".into(),
+        )),
+        (_, Some((_, o))) => {
+            cluster.apply(o, false).await?;
+            Ok((
+                Outcome::Recreated,
+                "re-applied (server-side, field manager `refinery`)".into(),
+            ))
+        }
+        (_, None) => Ok((Outcome::Skipped, "not declared".into())),
+    }
+}
+
+/// Rolls a Deployment back as `kubectl rollout undo` does: the pod template of an earlier
+/// revision's ReplicaSet (without its `pod-template-hash` label) replaces the Deployment's, which
+/// makes a new revision. The earlier revision taken is the newest one whose containers run
+/// `images` (what git declares), so an out-of-band change is undone and never a second one
+/// restored. `None` when no earlier revision qualifies.
+pub async fn rollout_undo(
+    cluster: &KubeCluster,
+    deployment: &ObjectRef,
+    images: &[(String, String)],
+) -> Result<Option<i64>> {
+    let Some(live) = cluster.get(deployment).await? else {
+        return Err(KubeError::NotFound {
+            action: "roll back".into(),
+            what: format!("{}/Deployment/{}", deployment.namespace, deployment.name),
+        });
+    };
+    let uid = live
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let current = revision(&live).unwrap_or(0);
+    let sets = cluster
+        .list("apps/v1", "ReplicaSet", &deployment.namespace)
+        .await?;
+    let mut candidates: Vec<(i64, &Value)> = sets
+        .iter()
+        .filter(|rs| {
+            rs.pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                })
+        })
+        .filter_map(|rs| revision(rs).map(|n| (n, rs)))
+        .filter(|(n, _)| *n < current)
+        .collect();
+    candidates.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    let Some((rev, rs)) = candidates.into_iter().find(|(_, rs)| {
+        let mut wanted = images.to_vec();
+        let mut have = diff::container_images(rs);
+        wanted.sort();
+        have.sort();
+        wanted == have
+    }) else {
+        return Ok(None);
+    };
+    let mut template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+    if let Some(labels) = template
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("pod-template-hash");
+    }
+    cluster
+        .json_patch(
+            deployment,
+            json!([{"op": "replace", "path": "/spec/template", "value": template}]),
+        )
+        .await?;
+    Ok(Some(rev))
+}
+
+/// `deployment.kubernetes.io/revision` of a Deployment or ReplicaSet.
+#[must_use]
+pub fn revision(obj: &Value) -> Option<i64> {
+    obj.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+/// Applies every declared object (server-side, forced, field manager `refinery`), Namespaces
+/// first: `created` when it was absent, `unchanged` when nothing moved, else `recreated`
+/// (re-applied).
+pub async fn apply_all(cluster: &KubeCluster, objects: &[KubeObject]) -> Result<Vec<KubeChange>> {
+    let located = locate_all(cluster, objects).await?;
+    let ctx = cluster.context().to_owned();
+    let mut out = Vec::new();
+    for (r, o) in &located {
+        let id = resource_id(&ctx, r);
+        let before = cluster.get(r).await;
+        let res = cluster.apply(o, false).await;
+        let change = match (before, res) {
+            (_, Err(e)) => KubeChange {
+                id,
+                outcome: Outcome::Failed,
+                detail: e.to_string(),
+            },
+            (Ok(None), Ok(_)) => KubeChange {
+                id,
+                outcome: Outcome::Created,
+                detail: "applied".into(),
+            },
+            (Ok(Some(b)), Ok(a))
+                if b.pointer("/metadata/resourceVersion")
+                    == a.pointer("/metadata/resourceVersion") =>
+            {
+                KubeChange {
+                    id,
+                    outcome: Outcome::Unchanged,
+                    detail: "already as declared".into(),
+                }
+            }
+            (_, Ok(_)) => KubeChange {
+                id,
+                outcome: Outcome::Recreated,
+                detail: "re-applied".into(),
+            },
+        };
+        out.push(change);
+    }
+    Ok(out)
+}
+
+/// A whole pass over one `kubernetes:` source: load its manifests from the commit's `files`
+/// (an invalid manifest returns the error before anything is observed, applied or removed),
+/// observe, decide with `ctx`, and, when `act`, carry out the plan.
+pub async fn reconcile(
+    cluster: &KubeCluster,
+    spec: &refinery_core::manifest::KubeSpec,
+    files: &BTreeMap<String, Vec<u8>>,
+    ctx: &PolicyContext<'_>,
+    act: bool,
+) -> Result<(KubeEval, Vec<KubeChange>)> {
+    let objects = crate::desired::load_source(spec, files)?;
+    let report = observe(cluster, &objects, &ctx.manifest.ignore_differences).await?;
+    let eval = evaluate(report, ctx);
+    let changes = if act {
+        execute(cluster, &objects, &eval.plan, ctx.now).await?
+    } else {
+        Vec::new()
+    };
+    Ok((eval, changes))
+}
+
+/// Changes that may be drift for a source, as they happen: its declared kinds and the workload
+/// kinds (not Pods: they churn) in the namespaces it manages. Each item names what changed.
+pub async fn watch_source(
+    cluster: &KubeCluster,
+    objects: &[KubeObject],
+) -> Result<futures_util::stream::BoxStream<'static, String>> {
+    let located = locate_all(cluster, objects).await?;
+    let namespaces: Vec<String> = located
+        .iter()
+        .map(|(r, _)| r.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut kinds: BTreeSet<(String, String)> = located
+        .iter()
+        .map(|(r, _)| (r.api_version.clone(), r.kind.clone()))
+        .collect();
+    kinds.extend(
+        WORKLOAD_KINDS
+            .iter()
+            .filter(|(_, k)| *k != "Pod")
+            .map(|(a, k)| ((*a).to_owned(), (*k).to_owned())),
+    );
+    let kinds: Vec<_> = kinds.into_iter().collect();
+    Ok(cluster.watch_changes(&kinds, &namespaces).await)
+}
