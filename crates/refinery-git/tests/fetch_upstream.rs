@@ -348,7 +348,10 @@ fn fetch_upstream_ssh_permission_denied_is_auth_error_with_ssh_hint() {
     let fake_ssh = clone.path().join("fake-ssh");
     std::fs::write(
         &fake_ssh,
-        "#!/bin/sh\necho 'git@example.com: Permission denied (publickey).' >&2\nexit 255\n",
+        // The pause keeps stdout open until gix has read the message on stderr: on a loaded
+        // machine an immediate exit can reach gix as a bare EOF first ("failed to fill whole
+        // buffer"), which no classification can tell from a dropped connection.
+        "#!/bin/sh\necho 'git@example.com: Permission denied (publickey).' >&2\nsleep 0.3\nexit 255\n",
     )
     .expect("write fake ssh");
     std::fs::set_permissions(&fake_ssh, std::fs::Permissions::from_mode(0o755))
