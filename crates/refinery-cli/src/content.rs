@@ -100,10 +100,16 @@ pub fn resolve(
                     Ok(None) => {}
                     Ok(Some(clear)) => *f = ContentFile::decrypted(&f.bytes, clear),
                     Err(e) => {
+                        let (loc, field) = cm.declared.clone().unwrap_or_else(|| {
+                            (
+                                Loc { line: 1, column: 1 },
+                                format!("containers.{}.volumes", spec.name),
+                            )
+                        });
                         let mut issue = Issue::new(
                             &file,
-                            Loc { line: 1, column: 1 },
-                            &format!("containers.{}.volumes", spec.name),
+                            loc,
+                            &field,
                             format!(
                                 "`./{path}` (mounted at `{}`) is SOPS-encrypted and failed to decrypt: {e}",
                                 cm.target

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::labels::hex;
+use crate::yaml::Loc;
 
 /// Label holding the digest over every content-tracked file of a container.
 pub const LABEL_DIGEST: &str = "io.refinery.content-digest";
@@ -89,6 +90,10 @@ pub struct ContentMount {
     /// Filled from the commit by the CLI, which at the same time points the matching bind
     /// mount's source at the materialised copy; empty until then (and nothing is written).
     pub files: BTreeMap<String, ContentFile>,
+    /// Where the manifest declares the mount (its `volumes` entry and field), for errors about
+    /// its files; `None` when a compose file declares it.
+    #[serde(skip)]
+    pub declared: Option<(Loc, String)>,
 }
 
 impl ContentMount {
@@ -100,6 +105,7 @@ impl ContentMount {
             repo_path: repo_path.to_owned(),
             dir: false,
             files: BTreeMap::new(),
+            declared: None,
         }
     }
 

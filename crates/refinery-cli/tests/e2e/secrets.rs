@@ -241,7 +241,7 @@ async fn secrets_sops_file_mount_is_decrypted_and_never_leaks() {
     env.refinery(&["apply", "--yes"])
         .await
         .code(2)
-        .stderr_has("`./secrets/app.enc.json` (mounted at `/etc/app/secret.json`) is SOPS-encrypted and failed to decrypt")
+        .stderr_has("refinery.yaml:6:15: `containers[0].volumes[0]`: `./secrets/app.enc.json` (mounted at `/etc/app/secret.json`) is SOPS-encrypted and failed to decrypt")
         .stderr_has(&recipient);
     assert_eq!(env.existing("filesec").await.id, c2.id, "left alone");
 }
