@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use refinery_core::content::{ContentFile, LABEL_DIGEST, materialised_rel_path};
+use refinery_core::sops::AgeKeys;
 use refinery_core::yaml::Loc;
-use refinery_core::{Issue, Manifest, MountKind, Observed};
+use refinery_core::{Issue, Manifest, ManifestError, MountKind, Observed};
 use refinery_git::GitSource;
 
 use crate::error::CliError;
@@ -28,14 +29,18 @@ pub fn root(git: &GitSource) -> PathBuf {
 
 /// Reads every content-tracked mount's files from `commit` and points its bind mount at the copy
 /// below `root` (one folder per content digest, so an old and a new version never mix). A path
-/// the commit does not hold stays a plain bind of the checkout, with a warning.
+/// the commit does not hold stays a plain bind of the checkout, with a warning. A SOPS-encrypted
+/// file is decrypted with `keys` and its copy holds the clear bytes; one that cannot be decrypted
+/// fails the whole load (nothing is recreated).
 pub fn resolve(
     git: &GitSource,
     commit: &str,
     manifest: &mut Manifest,
     root: &Path,
+    keys: &AgeKeys,
 ) -> Result<Vec<Issue>, CliError> {
     let mut warnings = Vec::new();
+    let mut errors = Vec::new();
     let file = manifest.file.clone();
     for spec in &mut manifest.containers {
         let mut kept = Vec::new();
@@ -85,6 +90,39 @@ pub fn resolve(
                 kept.push(cm);
                 continue;
             }
+            for (rel, f) in &mut cm.files {
+                let path = if rel.is_empty() {
+                    cm.repo_path.clone()
+                } else {
+                    format!("{}/{rel}", cm.repo_path)
+                };
+                match refinery_core::sops::decrypt_file(&path, &f.bytes, keys) {
+                    Ok(None) => {}
+                    Ok(Some(clear)) => *f = ContentFile::decrypted(&f.bytes, clear),
+                    Err(e) => {
+                        let (loc, field) = cm.declared.clone().unwrap_or_else(|| {
+                            (
+                                Loc { line: 1, column: 1 },
+                                format!("containers.{}.volumes", spec.name),
+                            )
+                        });
+                        let mut issue = Issue::new(
+                            &file,
+                            loc,
+                            &field,
+                            format!(
+                                "`./{path}` (mounted at `{}`) is SOPS-encrypted and failed to decrypt: {e}",
+                                cm.target
+                            ),
+                        );
+                        let hints = e.hints();
+                        if !hints.is_empty() {
+                            issue = issue.with_hint(hints.join("\n  hint: "));
+                        }
+                        errors.push(issue);
+                    }
+                }
+            }
             let copy = root.join(materialised_rel_path(&spec.name, &cm));
             for m in &mut spec.mounts {
                 if m.target == cm.target && m.kind == MountKind::Bind {
@@ -94,6 +132,13 @@ pub fn resolve(
             kept.push(cm);
         }
         spec.content = kept;
+    }
+    if !errors.is_empty() {
+        return Err(ManifestError::Invalid {
+            file,
+            issues: errors,
+        }
+        .into());
     }
     Ok(warnings)
 }

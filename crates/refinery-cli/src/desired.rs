@@ -53,6 +53,8 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
     )?;
     let mut manifest = loaded.manifest;
     let mut warnings = loaded.warnings;
+    // Age keys for SOPS-encrypted env files and mounted files, read fresh for every load.
+    let keys = crate::age_keys::gather(repo, manifest.secrets.sops_age_key_file.as_deref(), &env);
     if !manifest.stacks.is_empty() || !manifest.env_files.is_empty() {
         let read = |path: &str| {
             git.read_file(&commit.id, path)
@@ -60,9 +62,6 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
                 .flatten()
                 .and_then(|b| String::from_utf8(b).ok())
         };
-        // Age keys for SOPS-encrypted env files, read fresh for every load.
-        let keys =
-            crate::age_keys::gather(repo, manifest.secrets.sops_age_key_file.as_deref(), &env);
         refinery_core::manifest::resolve_env_files(&mut manifest, &read, &keys)?;
         if !manifest.stacks.is_empty() {
             let read_tree = |dir: &str| {
@@ -95,6 +94,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
         &commit.id,
         &mut manifest,
         &root,
+        &keys,
     )?);
     let uncommitted = git.worktree_differs(&commit.id, &[file])?;
     Ok(Desired {

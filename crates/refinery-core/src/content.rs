@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::labels::hex;
+use crate::yaml::Loc;
 
 /// Label holding the digest over every content-tracked file of a container.
 pub const LABEL_DIGEST: &str = "io.refinery.content-digest";
@@ -19,13 +20,27 @@ pub const LABEL_FILE_PREFIX: &str = "io.refinery.content.";
 pub const FIELD_PREFIX: &str = "content.";
 
 /// One committed file of a content-tracked mount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentFile {
-    /// `sha256:<hex>` of the bytes.
+    /// `sha256:<hex>` of the committed bytes (for a SOPS file, of the encrypted bytes).
     pub digest: String,
-    /// The committed bytes; never serialized (the spec hash sees the digest).
+    /// The bytes to write: the committed bytes, or a SOPS file's clear bytes. Never serialized
+    /// (the spec hash sees the digest).
     #[serde(skip)]
     pub bytes: Vec<u8>,
+    /// A decrypted SOPS file: written with mode 0600, and never digested in the clear.
+    #[serde(skip)]
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for ContentFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentFile")
+            .field("digest", &self.digest)
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .field("secret", &self.secret)
+            .finish()
+    }
 }
 
 impl ContentFile {
@@ -34,7 +49,32 @@ impl ContentFile {
         ContentFile {
             digest: file_digest(&bytes),
             bytes,
+            secret: false,
         }
+    }
+
+    /// A SOPS-encrypted file: digested by its `encrypted` bytes from git, written as `clear`.
+    #[must_use]
+    pub fn decrypted(encrypted: &[u8], clear: Vec<u8>) -> Self {
+        ContentFile {
+            digest: file_digest(encrypted),
+            bytes: clear,
+            secret: true,
+        }
+    }
+
+    /// The digest to report for a copy on the host holding `on_host`: for a plain file the
+    /// digest of those bytes; for a decrypted file its git digest when the copy is right, else a
+    /// marker derived from that digest only, so the clear text is never digested.
+    #[must_use]
+    pub fn digest_of_copy(&self, on_host: &[u8]) -> String {
+        if !self.secret {
+            return file_digest(on_host);
+        }
+        if on_host == self.bytes.as_slice() {
+            return self.digest.clone();
+        }
+        file_digest(format!("edited on the host: {}", self.digest).as_bytes())
     }
 }
 
@@ -50,6 +90,10 @@ pub struct ContentMount {
     /// Filled from the commit by the CLI, which at the same time points the matching bind
     /// mount's source at the materialised copy; empty until then (and nothing is written).
     pub files: BTreeMap<String, ContentFile>,
+    /// Where the manifest declares the mount (its `volumes` entry and field), for errors about
+    /// its files; `None` when a compose file declares it.
+    #[serde(skip)]
+    pub declared: Option<(Loc, String)>,
 }
 
 impl ContentMount {
@@ -61,6 +105,7 @@ impl ContentMount {
             repo_path: repo_path.to_owned(),
             dir: false,
             files: BTreeMap::new(),
+            declared: None,
         }
     }
 

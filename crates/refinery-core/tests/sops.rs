@@ -314,3 +314,30 @@ fn secret_env_removed_from_sops_file_stays_masked_in_drift() {
     assert_eq!(change.observed, "*** (before)");
     assert_eq!(change.desired, "(unset)");
 }
+
+#[test]
+fn sops_real_files_decrypt_to_clear_mounted_files() {
+    let yaml = refinery_core::sops::decrypt_file(
+        "secret.age.yaml",
+        fixture("flux-secret.age.yaml").as_bytes(),
+        &flux_keys(),
+    )
+    .expect("decrypts")
+    .expect("is sops");
+    let tree: serde_json::Value = serde_json::from_slice(&yaml).expect("clear JSON");
+    assert_eq!(tree["apiVersion"], "v1");
+    assert_eq!(tree["metadata"]["name"], "sops-age");
+    assert_eq!(
+        tree["stringData"]["secret"].as_str().map(str::len),
+        Some(18)
+    );
+    assert!(tree.get("sops").is_none(), "{tree}");
+    let env = refinery_core::sops::decrypt_file(
+        "year.env",
+        fixture("flux-year.env").as_bytes(),
+        &flux_keys(),
+    )
+    .expect("decrypts")
+    .expect("is sops");
+    assert_eq!(env, b"year=2017\n");
+}

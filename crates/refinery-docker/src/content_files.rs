@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use refinery_core::content::{ContentMount, file_digest};
+use refinery_core::content::{ContentFile, ContentMount, file_digest};
 
 /// Makes `path` hold exactly the committed content of `m`: a file is rewritten in place (its inode
 /// kept, so a container bind-mounting that one file sees the new bytes), a folder gets every file
@@ -19,14 +19,14 @@ pub fn write_copy(path: &Path, m: &ContentMount) -> std::io::Result<()> {
         if path.is_dir() {
             std::fs::remove_dir_all(path)?;
         }
-        return write_file(path, &f.bytes);
+        return write_file(path, f);
     }
     if path.is_file() {
         std::fs::remove_file(path)?;
     }
     std::fs::create_dir_all(path)?;
     for (rel, f) in &m.files {
-        write_file(&path.join(rel), &f.bytes)?;
+        write_file(&path.join(rel), f)?;
     }
     for (rel, full) in files_under(path)? {
         if !m.files.contains_key(&rel) {
@@ -36,18 +36,28 @@ pub fn write_copy(path: &Path, m: &ContentMount) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if std::fs::read(path).is_ok_and(|b| b == bytes) {
+/// Writes one file; a decrypted SOPS file is made 0600 before its clear bytes go in.
+fn write_file(path: &Path, file: &ContentFile) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let bytes = file.bytes.as_slice();
+    let private = std::fs::Permissions::from_mode(0o600);
+    let mode_ok = !file.secret
+        || std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600);
+    if mode_ok && std::fs::read(path).is_ok_and(|b| b == bytes) {
         return Ok(());
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
+    }
+    if file.secret && path.exists() {
+        std::fs::set_permissions(path, private)?;
     }
     // Truncate and write in place rather than rename: a single-file bind mount follows the inode.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(if file.secret { 0o600 } else { 0o666 })
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -85,11 +95,19 @@ pub fn read_copy(path: &Path, m: &ContentMount) -> Option<BTreeMap<String, Strin
     if m.dir {
         for (rel, full) in files_under(path).ok()? {
             let bytes = std::fs::read(full).ok()?;
-            out.insert(m.repo_file(&rel), file_digest(&bytes));
+            let digest = m
+                .files
+                .get(&rel)
+                .map_or_else(|| file_digest(&bytes), |f| f.digest_of_copy(&bytes));
+            out.insert(m.repo_file(&rel), digest);
         }
     } else {
         let bytes = std::fs::read(path).ok()?;
-        out.insert(m.repo_path.clone(), file_digest(&bytes));
+        let digest = m
+            .files
+            .get("")
+            .map_or_else(|| file_digest(&bytes), |f| f.digest_of_copy(&bytes));
+        out.insert(m.repo_path.clone(), digest);
     }
     Some(out)
 }
@@ -97,7 +115,6 @@ pub fn read_copy(path: &Path, m: &ContentMount) -> Option<BTreeMap<String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use refinery_core::content::ContentFile;
 
     #[test]
     fn write_copy_restores_a_folder_and_read_copy_sees_it() {
@@ -136,5 +153,29 @@ mod tests {
         let meta = std::fs::metadata(&path).expect("meta");
         assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), ino);
         assert_eq!(std::fs::read(&path).expect("read"), b"two");
+    }
+
+    #[test]
+    fn write_copy_of_a_decrypted_file_is_private_and_never_digested_in_clear() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("secret.json");
+        let mut m = ContentMount::new("/etc/app/secret.json", "secret.json");
+        let f = ContentFile::decrypted(b"{\"enc\": 1}", b"{\"pw\": \"clear\"}".to_vec());
+        m.files.insert(String::new(), f.clone());
+        write_copy(&path, &m).expect("write");
+        let meta = std::fs::metadata(&path).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).expect("read"), f.bytes);
+        let seen = read_copy(&path, &m).expect("read");
+        assert_eq!(
+            seen["secret.json"], f.digest,
+            "the git digest when the copy is right"
+        );
+        std::fs::write(&path, "edited").expect("edit");
+        let seen = read_copy(&path, &m).expect("read");
+        assert_ne!(seen["secret.json"], f.digest);
+        assert_ne!(seen["secret.json"], file_digest(b"edited"));
+        assert_ne!(seen["secret.json"], file_digest(&f.bytes));
     }
 }

@@ -157,3 +157,91 @@ async fn secrets_sops_change_recreates_with_new_value_and_never_leaks() {
         untouched.1
     );
 }
+
+/// A SOPS-encrypted file mounted from the repository: the container's copy holds the clear JSON
+/// (mode 0600); a secret changed in git is content drift naming the file, masked, and recreates
+/// the container with the new content; the clear value shows nowhere; a wrong key is exit 2.
+#[tokio::test]
+async fn secrets_sops_file_mount_is_decrypted_and_never_leaks() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new().await;
+    let name = env.name("filesec");
+    let (key, recipient) = generate_identity();
+    let keys_dir = tempfile::tempdir().expect("tempdir");
+    let key_file = keys_dir.path().join("age.txt");
+    std::fs::write(&key_file, format!("{key}\n")).expect("write the key file");
+    let p1 = format!("file-pw-one-{}", env.run.id());
+    let p2 = format!("file-pw-two-{}", env.run.id());
+    let values = [p1.as_str(), p2.as_str()];
+    let secret = |pw: &str| {
+        encrypt_vars(
+            &[("password", pw), ("user", "app")],
+            SopsFormat::Json,
+            &[&recipient],
+        )
+    };
+    let copy_of = |c: &refinery_core::ObservedContainer| {
+        c.mounts
+            .iter()
+            .find(|m| m.target == "/etc/app/secret.json")
+            .map(|m| std::path::PathBuf::from(&m.source))
+            .unwrap_or_else(|| panic!("no mount at /etc/app/secret.json: {:?}", c.mounts))
+    };
+
+    env.commit_file("secrets/app.enc.json", &secret(&p1));
+    env.commit_manifest(&format!(
+        "secrets: {{sops_age_key_file: \"{}\"}}\ncontainers:\n  - name: {name}\n    image: {IMAGE}\n    volumes: [\"./secrets/app.enc.json:/etc/app/secret.json:ro\"]\n",
+        key_file.display()
+    ));
+    let apply = env.refinery(&["apply", "--yes"]).await;
+    apply.code(0);
+    assert_clean("the first apply", &apply.transcript(), &values);
+    let c = env.existing("filesec").await;
+    let copy = copy_of(&c);
+    let clear: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&copy).expect("read the copy"))
+            .expect("the copy is JSON");
+    assert_eq!(
+        clear,
+        serde_json::json!({"password": p1, "user": "app"}),
+        "the clear JSON, without the `sops` section"
+    );
+    let mode = std::fs::metadata(&copy).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the clear copy is private");
+    env.refinery(&["plan"]).await.code(0);
+
+    // The secret changes in git: drift naming the file, recreated with the new content.
+    env.commit_file("secrets/app.enc.json", &secret(&p2));
+    let plan = env.refinery(&["plan"]).await;
+    plan.code(3).stdout_has("content.secrets/app.enc.json");
+    assert_clean("`plan`", &plan.transcript(), &values);
+    let json = env.refinery(&["plan", "--json"]).await;
+    json.code(3);
+    assert_clean("`plan --json`", &json.transcript(), &values);
+    let apply = env.refinery(&["apply", "--yes"]).await;
+    apply.code(0).outcome(&name, "recreated");
+    assert_clean("the second apply", &apply.transcript(), &values);
+    let c2 = env.existing("filesec").await;
+    assert_ne!(c2.id, c.id, "recreated");
+    let text = std::fs::read_to_string(copy_of(&c2)).expect("read the new copy");
+    assert!(text.contains(&p2), "the new copy holds the new secret");
+    env.refinery(&["plan"]).await.code(0);
+    let ledger =
+        std::fs::read_to_string(env.repo.path().join(LEDGER)).expect("the ledger file exists");
+    assert!(ledger.contains("content.secrets/app.enc.json"), "{ledger}");
+    assert_clean("the ledger", &ledger, &values);
+    for label in c2.labels.values() {
+        assert_clean("a label", label, &values);
+    }
+
+    // A key that is not a recipient: exit 2 naming the mount, nothing recreated.
+    let (other, _) = generate_identity();
+    std::fs::write(&key_file, format!("{other}\n")).expect("write the wrong key");
+    env.commit_file("secrets/app.enc.json", &secret("pw-three"));
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(2)
+        .stderr_has("refinery.yaml:6:15: `containers[0].volumes[0]`: `./secrets/app.enc.json` (mounted at `/etc/app/secret.json`) is SOPS-encrypted and failed to decrypt")
+        .stderr_has(&recipient);
+    assert_eq!(env.existing("filesec").await.id, c2.id, "left alone");
+}

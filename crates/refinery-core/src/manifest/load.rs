@@ -922,7 +922,9 @@ fn read_containers(
                                 if s.starts_with('.')
                                     && let Some(rel) = crate::content::repo_relative("", s.split(':').next().unwrap_or_default())
                                 {
-                                    content.push(crate::content::ContentMount::new(&mnt.target, &rel));
+                                    let mut cm = crate::content::ContentMount::new(&mnt.target, &rel);
+                                    cm.declared = Some((vn.loc, vp.clone()));
+                                    content.push(cm);
                                 }
                                 mounts.push(mnt);
                             }

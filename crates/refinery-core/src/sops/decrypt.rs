@@ -526,3 +526,56 @@ fn read_metadata(node: &Node) -> Result<Metadata, SopsError> {
     }
     Ok(meta)
 }
+
+/// Decrypts a SOPS YAML/JSON file to its clear tree, as `sops -d` does: the `sops` section
+/// removed, every encrypted value replaced by its clear value (a quoted string for `type:str`,
+/// a plain scalar for numbers and booleans). The MAC is checked first.
+pub fn decrypt_tree(text: &str, keys: &AgeKeys) -> Result<Node, SopsError> {
+    let leaves = decrypt(text, SopsFormat::Json, keys)?;
+    let mut root = yaml::parse(text).map_err(|e| {
+        SopsError::Malformed(format!("invalid YAML/JSON at {}: {}", e.loc, e.message))
+    })?;
+    if let Value::Map(entries) = &mut root.value {
+        entries.retain(|(k, _)| k.scalar() != Some("sops"));
+    }
+    let mut leaves = leaves.into_iter();
+    let mut short = false;
+    replace_leaves(&mut root, &mut leaves, &mut short);
+    if short || leaves.next().is_some() {
+        return Err(SopsError::Malformed(
+            "the values do not match the file's tree (encrypted comments are not supported here)"
+                .into(),
+        ));
+    }
+    Ok(root)
+}
+
+fn replace_leaves(node: &mut Node, leaves: &mut impl Iterator<Item = Leaf>, short: &mut bool) {
+    match &mut node.value {
+        Value::Map(entries) => {
+            for (_, v) in entries {
+                replace_leaves(v, leaves, short);
+            }
+        }
+        Value::Seq(items) => {
+            for item in items {
+                replace_leaves(item, leaves, short);
+            }
+        }
+        Value::Scalar { text, plain } => {
+            let Some(leaf) = leaves.next() else {
+                *short = true;
+                return;
+            };
+            if let Some(inner) = text.strip_prefix("ENC[") {
+                let kind = inner
+                    .trim_end_matches(']')
+                    .split(',')
+                    .find_map(|p| p.strip_prefix("type:"))
+                    .unwrap_or("str");
+                *plain = matches!(kind, "int" | "float" | "bool");
+                *text = leaf.value;
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! way with `sops.lastmodified` as additional data.
 
 mod age_keys;
+mod content_file;
 mod decrypt;
 #[cfg(any(test, feature = "testing"))]
 pub mod encrypt;
@@ -17,7 +18,8 @@ mod env_file;
 mod error;
 
 pub use age_keys::AgeKeys;
-pub use decrypt::{Leaf, decrypt, decrypt_env, is_sops};
+pub use content_file::decrypt_file;
+pub use decrypt::{Leaf, decrypt, decrypt_env, decrypt_tree, is_sops};
 pub use env_file::{EnvFileError, env_file_values};
 pub use error::SopsError;
 
