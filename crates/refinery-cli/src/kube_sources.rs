@@ -234,6 +234,15 @@ pub fn spec_hash_of(p: &KubePass, id: &refinery_core::ResourceId) -> Option<Stri
         .map(KubeObject::spec_hash)
 }
 
+/// Whether a source failed on its manifests: bad input in git, exit 2 as for `refinery.yaml`
+/// (nothing of that source was observed, applied or removed).
+#[must_use]
+pub fn any_invalid(passes: &[KubePass]) -> bool {
+    passes
+        .iter()
+        .any(|p| matches!(p.result, Err(KubeError::Manifest { .. })))
+}
+
 /// Prints each source's error on stderr with its hints.
 pub fn report_errors(passes: &[KubePass]) {
     for p in passes {

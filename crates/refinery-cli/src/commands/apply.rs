@@ -191,7 +191,9 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     }
     recorded?;
     ledger::commit_after_apply(settings, &desired, &ledger_file);
-    Ok(if any_failed {
+    Ok(if crate::kube_sources::any_invalid(&kube) {
+        exit_code::USAGE
+    } else if any_failed {
         exit_code::ACTION_FAILED
     } else if !unreachable.is_empty() {
         exit_code::UNREACHABLE

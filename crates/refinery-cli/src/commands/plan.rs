@@ -259,7 +259,9 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
             )
         );
     }
-    Ok(if r.nodes.iter().any(|n| !n.reachable) {
+    Ok(if crate::kube_sources::any_invalid(&kube) {
+        exit_code::USAGE
+    } else if r.nodes.iter().any(|n| !n.reachable) {
         exit_code::UNREACHABLE
     } else if r.in_sync {
         exit_code::OK

@@ -9,8 +9,10 @@ async fn chaos_every_fault_heals_under_the_daemon() {
     let a = env.name("a");
     let b = env.name("b");
     env.commit_manifest(&format!(
-        "containers:\n  - name: {a}\n    image: {IMAGE}\n  - name: {b}\n    image: {IMAGE}\ndrift_rules:\n  unauthorized_containers: {{action: terminate}}\n"
+        "containers:\n  - name: {a}\n    image: {IMAGE}\n  - name: {b}\n    image: {IMAGE}\ndrift_rules:\n  unauthorized_containers: {{action: terminate}}\n  flapping: {{max_actions: 100, window: 10m}}\n"
     ));
+    // Flap protection is raised: a fast run injects enough faults into one container (5 in
+    // 5 s) to trip the default of 5 actions in 10 minutes, which would rightly stop the heals.
     let mut d = Daemon::start(&env, &[]);
     eventually("both running", &mut d, || async {
         let ra = env

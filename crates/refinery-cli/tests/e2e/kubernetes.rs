@@ -135,11 +135,11 @@ async fn kubernetes_source_with_a_broken_manifest_changes_nothing() {
     ));
     refinery(&env, &["apply", "--yes"])
         .await
-        .code(4)
+        .code(2)
         .stderr_has("invalid kubernetes manifest `k8s/app.yaml (document 1)`: `metadata.name` is missing or not a string")
         .stderr_has("hint: fix the manifest in git");
     refinery(&env, &["plan"])
         .await
-        .code(4)
+        .code(2)
         .stdout_has("kubernetes source `k8s/app` failed");
 }
