@@ -17,120 +17,15 @@
 //! `REFINERY_FLEET_CHECK_SECS` (5: the full-pass interval). `cargo test` builds this target but
 //! runs nothing: it only measures under `cargo bench`.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::{DaemonProc, env_num, ms, pct};
+
 use std::time::{Duration, Instant};
 
 use refinery_docker::testsupport::SimEngine;
 use refinery_git::TestRepo;
 
 const IMAGE: &str = "refinery-test-busybox:latest";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn pct(v: &[f64], p: u32) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = ((f64::from(p) / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
-    s[rank.min(s.len()) - 1]
-}
-
-struct DaemonProc {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl DaemonProc {
-    fn start(repo: &Path, dir: &Path, check_secs: u64) -> DaemonProc {
-        let log = dir.join("daemon.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_refinery"))
-            .args(["run", "--log-format", "json", "--poll-interval", "1s"])
-            .args(["--check-interval", &format!("{check_secs}s")])
-            .arg("--repo")
-            .arg(repo)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("REFINERY_LOG", "warn,refinery=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn refinery run");
-        DaemonProc { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn pass_ms(&self) -> Vec<f64> {
-        let Ok(f) = std::fs::File::open(&self.log) else {
-            return Vec::new();
-        };
-        BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| l.contains("pass done"))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-            .filter_map(|l| l["micros"].as_f64().map(|m| m / 1000.0))
-            .collect()
-    }
-
-    fn rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    }
-
-    /// utime + stime, in clock ticks (100 per second on Linux).
-    fn cpu_ticks(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .ok()
-            .and_then(|s| {
-                let rest = s.rsplit_once(')')?.1;
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
-            })
-            .unwrap_or(f64::NAN)
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn node_name(i: usize) -> String {
     format!("n{i:04}")
@@ -194,7 +89,12 @@ async fn measure(nodes: usize, per_node: usize, runs: usize, idle: u64, check: u
     repo.commit("fleet");
     let dir = tempfile::tempdir().expect("temp dir");
     let t0 = Instant::now();
-    let daemon = DaemonProc::start(repo.path(), dir.path(), check);
+    let daemon = DaemonProc::start(
+        repo.path(),
+        dir.path(),
+        &["--check-interval", &format!("{check}s")],
+        "warn,refinery=debug",
+    );
     let total = nodes * per_node;
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
@@ -205,7 +105,7 @@ async fn measure(nodes: usize, per_node: usize, runs: usize, idle: u64, check: u
         assert!(
             Instant::now() < deadline,
             "only {up}/{total} running; log: {}",
-            daemon.log.display()
+            daemon.log().display()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -214,13 +114,13 @@ async fn measure(nodes: usize, per_node: usize, runs: usize, idle: u64, check: u
     tokio::time::sleep(Duration::from_secs(check.max(2))).await;
 
     // Idle: timer passes only.
-    let passes_before = daemon.pass_ms().len();
+    let passes_before = daemon.pass_ms(0).len();
     let cpu0 = daemon.cpu_ticks();
     let w0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(idle)).await;
     let cpu_idle_pct = (daemon.cpu_ticks() - cpu0) / w0.elapsed().as_secs_f64();
-    let idle_passes: Vec<f64> = daemon.pass_ms().into_iter().skip(passes_before).collect();
-    let rss_mib = daemon.rss_mib();
+    let idle_passes: Vec<f64> = daemon.pass_ms(passes_before);
+    let rss_mib = daemon.rss_kib() / 1024.0;
 
     // Crashes: one container on one node at a time.
     let mut heal = Vec::new();

@@ -13,9 +13,9 @@
 //! `REFINERY_BENCH_IDLE_SECS` (60). Everything it creates carries a run label and is removed at the
 //! end. `cargo test` builds this target but runs nothing: it only measures under `cargo bench`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::{DaemonProc, env_num, ms, pct};
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -26,27 +26,6 @@ use refinery_git::TestRepo;
 use tokio::sync::mpsc;
 
 const IMAGE: &str = "refinery-test-busybox:latest";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn pct(v: &[f64], p: u32) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = ((f64::from(p) / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
-    s[rank.min(s.len()) - 1]
-}
 
 struct Row {
     figure: String,
@@ -116,97 +95,6 @@ async fn wait_event(
 
 fn drain(rx: &mut mpsc::UnboundedReceiver<(String, String, Instant)>) {
     while rx.try_recv().is_ok() {}
-}
-
-struct DaemonProc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl DaemonProc {
-    fn start(repo: &Path, dir: &Path, extra: &[&str]) -> DaemonProc {
-        let log = dir.join("daemon.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_refinery"))
-            .args(["run", "--log-format", "json", "--poll-interval", "1s"])
-            .arg("--repo")
-            .arg(repo)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(extra)
-            .env("REFINERY_LOG", "info,refinery=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn refinery run");
-        DaemonProc { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn lines(&self) -> Vec<serde_json::Value> {
-        let Ok(f) = std::fs::File::open(&self.log) else {
-            return Vec::new();
-        };
-        BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str(&l).ok())
-            .collect()
-    }
-
-    fn rss_kib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(f64::NAN)
-    }
-
-    /// utime + stime, in clock ticks (100 per second on Linux).
-    fn cpu_ticks(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .ok()
-            .and_then(|s| {
-                let rest = s.rsplit_once(')')?.1;
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
-            })
-            .unwrap_or(f64::NAN)
-    }
-
-    /// Durations of the passes logged after line `from`.
-    fn pass_ms(&self, from: usize) -> Vec<f64> {
-        self.lines()
-            .iter()
-            .skip(from)
-            .filter(|l| l["message"] == "pass done")
-            .filter_map(|l| l["micros"].as_f64().map(|m| m / 1000.0))
-            .collect()
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-    }
 }
 
 fn manifest(run: &TestRun, names: &[String]) -> String {
@@ -311,7 +199,7 @@ async fn main() {
     repo.write("refinery.yaml", manifest(&run, std::slice::from_ref(&web)));
     repo.commit("one container");
     let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = DaemonProc::start(repo.path(), dir.path(), &[]);
+    let daemon = DaemonProc::start(repo.path(), dir.path(), &[], "info,refinery=debug");
     wait_running(&rt, &run, 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut heal = Vec::new();
@@ -438,10 +326,15 @@ async fn main() {
         list.push(ms(t0.elapsed()));
     }
     // Periodic passes every 500 ms: with everything in sync, each is a no-op pass.
-    let daemon = DaemonProc::start(repo.path(), dir.path(), &["--check-interval", "500ms"]);
+    let daemon = DaemonProc::start(
+        repo.path(),
+        dir.path(),
+        &["--check-interval", "500ms"],
+        "info,refinery=debug",
+    );
     wait_running(&rt, &run, many).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let from = daemon.lines().len();
+    let from = daemon.pass_ms(0).len();
     tokio::time::sleep(Duration::from_millis(500 * runs as u64 + 500)).await;
     let passes = daemon.pass_ms(from);
     let list_p50 = pct(&list, 50);

@@ -126,8 +126,20 @@ async fn daemon_alerts_once_per_drift_start_and_end_on_every_channel_and_serves_
         (count(&delivered(&rx, "discord"), &resolved_missing) > 0).then_some(())
     })
     .await;
-    // Engine events within a second of Refinery's own action count as its own: crash later.
+    // Engine events within a second of Refinery's own action count as its own: crash later,
+    // and just after a periodic pass ends, so that the crash is answered by the pass its `die`
+    // event starts (what the event-to-action metric measures), not found first by the timer's.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let passes = |d: &Daemon| d.log_text().matches("\"pass done\"").count();
+    let before = passes(&d);
+    let deadline = Instant::now() + PATIENCE;
+    while passes(&d) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no periodic pass within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     testsupport::crash_container(&env.rt, &c.id)
         .await
         .expect("crash");
