@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use jiff::Timestamp;
 use refinery_core::policy::drift_key;
-use refinery_core::{Outcome, Plan, StepKind};
+use refinery_core::{Outcome, Plan};
 
 use super::{Daemon, PassAcc, Trigger, alert};
 use crate::desired::Desired;
@@ -130,53 +130,13 @@ impl Daemon {
             }
             let mut steps = Vec::new();
             for step in &eval.plan.steps {
-                let mut step = step.clone();
-                match step.kind {
-                    StepKind::Ignore => continue,
-                    StepKind::Defer => {
-                        if let Some(until) = eval
-                            .decisions
-                            .iter()
-                            .filter(|d| d.drift.id == step.id)
-                            .find_map(|d| match d.verdict {
-                                refinery_core::Verdict::Defer { until } => Some(until),
-                                _ => None,
-                            })
-                        {
-                            acc.next_due = Some(acc.next_due.map_or(until, |n| n.min(until)));
-                        }
-                    }
-                    _ => {}
-                }
-                if step.kind.writes() {
-                    let hash = crate::kube_sources::spec_hash_of(p, &step.id);
-                    if self
-                        .state
-                        .is_suspended(&step.id.to_string(), hash.as_deref())
-                    {
-                        step.kind = StepKind::Alert;
-                        step.reason = format!(
-                            "flap protection: not acting on it; run `refinery resume {}` or change it in git",
-                            step.id
-                        );
-                    }
-                }
-                if step.kind == StepKind::Alert {
-                    let is_new = new.iter().any(|d| d.id == step.id);
-                    if is_new || self.alerted.get(&step.id) != Some(&step.reason) {
-                        self.alerted.insert(step.id.clone(), step.reason.clone());
-                        tracing::warn!(resource = %step.id, "{}", step.reason);
-                        acc.records.push(
-                            alert(
-                                "warning",
-                                format!("{}: {}", step.details.join("; "), step.reason),
-                            )
-                            .resource(step.id.clone())
-                            .node(step.id.node())
-                            .revision(rev),
-                        );
-                    }
-                }
+                let hash = crate::kube_sources::spec_hash_of(p, &step.id);
+                let is_new = new.iter().any(|d| d.id == step.id);
+                let Some(step) =
+                    self.gate_step(step, &eval.decisions, hash.as_deref(), is_new, rev, acc)
+                else {
+                    continue;
+                };
                 if step.kind.writes() {
                     steps.push(step);
                 }

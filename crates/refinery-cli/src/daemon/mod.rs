@@ -1123,54 +1123,19 @@ impl Daemon {
         let mut keys = Vec::new();
         let mut alerting = BTreeSet::new();
         for step in &eval.plan.steps {
-            let mut step = step.clone();
-            match step.kind {
-                StepKind::Ignore => continue,
-                StepKind::Defer => {
-                    if let Some(until) = eval
-                        .decisions
-                        .iter()
-                        .filter(|d| d.drift.id == step.id)
-                        .find_map(|d| match d.verdict {
-                            refinery_core::Verdict::Defer { until } => Some(until),
-                            _ => None,
-                        })
-                    {
-                        acc.next_due = Some(acc.next_due.map_or(until, |n| n.min(until)));
-                    }
-                }
-                _ => {}
-            }
-            if step.kind.writes() {
-                let hash = spec_of(manifest, &step.id).map(spec_hash);
-                if self
-                    .state
-                    .is_suspended(&step.id.to_string(), hash.as_deref())
-                {
-                    step.kind = StepKind::Alert;
-                    step.reason = format!(
-                        "flap protection: not acting on it; run `refinery resume {}` or change its spec in git",
-                        step.id
-                    );
-                }
-            }
+            let hash = spec_of(manifest, &step.id).map(spec_hash);
+            let Some(step) = self.gate_step(
+                step,
+                &eval.decisions,
+                hash.as_deref(),
+                is_new(step),
+                rev,
+                acc,
+            ) else {
+                continue;
+            };
             if step.kind == StepKind::Alert {
                 alerting.insert(step.id.clone());
-            }
-            if step.kind == StepKind::Alert
-                && (is_new(&step) || self.alerted.get(&step.id) != Some(&step.reason))
-            {
-                self.alerted.insert(step.id.clone(), step.reason.clone());
-                tracing::warn!(resource = %step.id, "{}", step.reason);
-                acc.records.push(
-                    alert(
-                        "warning",
-                        format!("{}: {}", step.details.join("; "), step.reason),
-                    )
-                    .resource(step.id.clone())
-                    .node(node)
-                    .revision(rev),
-                );
             }
             if step.kind.writes() {
                 let mut touched = vec![
@@ -1366,6 +1331,64 @@ const REPLACE_EVENTS: &[&str] = &[
 ];
 
 /// The engine events a step makes.
+impl Daemon {
+    /// Readies one planned step of a pass, for a node or a Kubernetes source: `None` for an
+    /// ignore step; a deferred one brings the next pass forward to when it is due; a write on a
+    /// resource flap protection has suspended becomes an alert; an alert is recorded once per
+    /// reason, and again when its drift is new.
+    fn gate_step(
+        &mut self,
+        step: &Step,
+        decisions: &[refinery_core::Decision],
+        spec_hash: Option<&str>,
+        drift_is_new: bool,
+        rev: &str,
+        acc: &mut PassAcc,
+    ) -> Option<Step> {
+        let mut step = step.clone();
+        match step.kind {
+            StepKind::Ignore => return None,
+            StepKind::Defer => {
+                if let Some(until) =
+                    decisions
+                        .iter()
+                        .filter(|d| d.drift.id == step.id)
+                        .find_map(|d| match d.verdict {
+                            refinery_core::Verdict::Defer { until } => Some(until),
+                            _ => None,
+                        })
+                {
+                    acc.next_due = Some(acc.next_due.map_or(until, |n| n.min(until)));
+                }
+            }
+            _ => {}
+        }
+        if step.kind.writes() && self.state.is_suspended(&step.id.to_string(), spec_hash) {
+            step.kind = StepKind::Alert;
+            step.reason = format!(
+                "flap protection: not acting on it; run `refinery resume {}` or change its spec in git",
+                step.id
+            );
+        }
+        if step.kind == StepKind::Alert
+            && (drift_is_new || self.alerted.get(&step.id) != Some(&step.reason))
+        {
+            self.alerted.insert(step.id.clone(), step.reason.clone());
+            tracing::warn!(resource = %step.id, "{}", step.reason);
+            acc.records.push(
+                alert(
+                    "warning",
+                    format!("{}: {}", step.details.join("; "), step.reason),
+                )
+                .resource(step.id.clone())
+                .node(step.id.node())
+                .revision(rev),
+            );
+        }
+        Some(step)
+    }
+}
+
 fn events_of(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Restart => &["kill", "die", "stop", "start", "restart"],
