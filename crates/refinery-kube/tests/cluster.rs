@@ -77,6 +77,25 @@ fn ctx<'a>(
     }
 }
 
+/// One reconcile of the source in `ns` with `app` as the committed manifests, nothing seen
+/// drifting before (grace periods start now); `act` carries the plan out.
+async fn reconcile_app(
+    cluster: &KubeCluster,
+    ns: &str,
+    app: &str,
+    m: &Manifest,
+    act: bool,
+) -> refinery_kube::Result<(refinery_kube::KubeEval, Vec<refinery_kube::KubeChange>)> {
+    reconcile(
+        cluster,
+        &spec(ns),
+        &files(app),
+        &ctx(m, &BTreeMap::new()),
+        act,
+    )
+    .await
+}
+
 fn deployment(ns: &str, name: &str) -> ObjectRef {
     ObjectRef {
         api_version: "apps/v1".into(),
@@ -119,16 +138,9 @@ async fn manifests_applied_are_in_sync_and_reapplying_changes_nothing() {
     let ns = TestNamespace::new(&cluster, "apply").await;
     apply_app(&cluster, &ns.name).await;
     let m = manifest("");
-    let seen = BTreeMap::new();
-    let (eval, _) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        false,
-    )
-    .await
-    .unwrap();
+    let (eval, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+        .await
+        .unwrap();
     assert!(eval.report.drifts.is_empty(), "{:?}", eval.report.drifts);
     let ids: Vec<String> = eval
         .report
@@ -186,16 +198,9 @@ async fn field_changed_with_a_patch_is_detected_and_restored() {
         .await
         .unwrap();
     let m = manifest("");
-    let seen = BTreeMap::new();
-    let (eval, changes) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        true,
-    )
-    .await
-    .unwrap();
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+        .await
+        .unwrap();
     let drifts: Vec<(String, DriftKind, Vec<String>)> = eval
         .report
         .drifts
@@ -233,15 +238,9 @@ async fn field_changed_with_a_patch_is_detected_and_restored() {
     );
     let live = cluster.get(&cm).await.unwrap().unwrap();
     assert_eq!(live["data"]["mode"], "production");
-    let (after, _) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        false,
-    )
-    .await
-    .unwrap();
+    let (after, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+        .await
+        .unwrap();
     assert!(after.report.drifts.is_empty(), "{:?}", after.report.drifts);
 }
 
@@ -261,19 +260,12 @@ async fn unauthorized_deployment_is_reported_and_removed_only_under_terminate() 
     let r = deployment(&ns.name, "stray");
     cluster.create(&r, &stray(&ns.name)).await.unwrap();
     let id = format!("k8s/refinery-test/{}/deployment/stray", ns.name);
-    let seen = BTreeMap::new();
 
     // Default rule: reported, not removed.
     let m = manifest("");
-    let (eval, changes) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        true,
-    )
-    .await
-    .unwrap();
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+        .await
+        .unwrap();
     let d = &eval.report.drifts;
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(
@@ -287,15 +279,9 @@ async fn unauthorized_deployment_is_reported_and_removed_only_under_terminate() 
 
     // An explicit terminate rule removes it.
     let m = manifest("drift_rules:\n  unauthorized_containers: {action: terminate}\n");
-    let (eval, changes) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        true,
-    )
-    .await
-    .unwrap();
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+        .await
+        .unwrap();
     assert_eq!(eval.plan.steps[0].kind, StepKind::Remove);
     assert_eq!(changes.len(), 1);
     assert_eq!(
@@ -309,15 +295,9 @@ async fn unauthorized_deployment_is_reported_and_removed_only_under_terminate() 
             Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let (after, _) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        false,
-    )
-    .await
-    .unwrap();
+    let (after, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+        .await
+        .unwrap();
     assert!(after.report.drifts.is_empty(), "{:?}", after.report.drifts);
 }
 
@@ -340,16 +320,9 @@ async fn image_changed_out_of_band_is_rolled_back_like_rollout_undo() {
     wait_for(&cluster, &r, "revision 2", |v| revision(v) == Some(2)).await;
 
     let m = manifest("drift_rules:\n  image_drift: {action: rollback}\n");
-    let seen = BTreeMap::new();
-    let (eval, changes) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        true,
-    )
-    .await
-    .unwrap();
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+        .await
+        .unwrap();
     let image: Vec<_> = eval
         .report
         .drifts
@@ -370,15 +343,9 @@ async fn image_changed_out_of_band_is_rolled_back_like_rollout_undo() {
         live["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.invalid/web:1.0"
     );
-    let (after, _) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(APP),
-        &ctx(&m, &seen),
-        false,
-    )
-    .await
-    .unwrap();
+    let (after, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+        .await
+        .unwrap();
     assert!(after.report.drifts.is_empty(), "{:?}", after.report.drifts);
 }
 
@@ -390,18 +357,11 @@ async fn manifest_error_removes_nothing() {
     let r = deployment(&ns.name, "stray");
     cluster.create(&r, &stray(&ns.name)).await.unwrap();
     let m = manifest("drift_rules:\n  unauthorized_containers: {action: terminate}\n");
-    let seen = BTreeMap::new();
     // The commit's manifests lose a name: the whole source is invalid.
     let broken = APP.replace("  name: web\n", "");
-    let e = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(&broken),
-        &ctx(&m, &seen),
-        true,
-    )
-    .await
-    .unwrap_err();
+    let e = reconcile_app(&cluster, &ns.name, &broken, &m, true)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("k8s/app.yaml (document 2)"), "{e}");
     assert!(e.to_string().contains("metadata.name"), "{e}");
     assert!(!e.hints().is_empty());
@@ -433,16 +393,9 @@ async fn stuck_rollout_is_status_drift_and_restart_starts_it_again() {
     })
     .await;
     let m = manifest("");
-    let seen = BTreeMap::new();
-    let (eval, changes) = reconcile(
-        &cluster,
-        &spec(&ns.name),
-        &files(&app),
-        &ctx(&m, &seen),
-        true,
-    )
-    .await
-    .unwrap();
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, &app, &m, true)
+        .await
+        .unwrap();
     let d = &eval.report.drifts;
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].kind, DriftKind::Status);
