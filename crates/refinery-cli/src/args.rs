@@ -156,6 +156,13 @@ pub struct ApplyArgs {
     /// Only the services of this compose stack (a `stacks:` name).
     #[arg(long, value_name = "NAME")]
     pub stack: Option<String>,
+    /// The state directory of a `refinery run` on this repository: when it holds the ledger,
+    /// the apply is handed to it [default: `refinery/` in the git directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How long to wait for the running daemon to carry out a handed-over apply (`90s`, `10m`).
+    #[arg(long, default_value = "5m", value_parser = parse_since)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,10 +202,16 @@ pub struct RunArgs {
     /// with the shard's own ledger file, ledger ref and state directory.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<refinery_core::Shard>,
-    /// How many nodes a pass observes at once; the others wait their turn.
+    /// How many nodes a pass observes or acts on at once; the others wait their turn.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENT_NODES,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_nodes: u16,
+    /// How many engine events may wait for the daemon (all nodes together). Past that (an event
+    /// storm) a node's further events are dropped, said once in the ledger, and the node is
+    /// observed afresh instead.
+    #[arg(long, value_name = "N", default_value_t = crate::daemon::DEFAULT_EVENT_BACKLOG,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_backlog: u32,
     #[command(flatten)]
     pub ha: HaArgs,
 }
@@ -210,7 +223,9 @@ pub const DEFAULT_MAX_CONCURRENT_NODES: u16 = 32;
 #[derive(Debug, Args)]
 pub struct HaArgs {
     /// Elect one leader among several daemons: `etcd://HOST:PORT/PREFIX` (an etcd lease under
-    /// PREFIX). Only the leader writes to engines and the ledger; the others stand by.
+    /// PREFIX) or `k8s://CONTEXT/NAMESPACE/NAME` (a coordination.k8s.io Lease, through
+    /// KUBECONFIG's context). Only the leader writes to engines and the ledger; the others stand
+    /// by. With `--shard`, each shard has its own election.
     #[arg(long, value_name = "URL", value_parser = parse_ha)]
     pub ha: Option<crate::ha::HaUrl>,
     /// Lease time: a dead leader is replaced within it; a leader that cannot renew its lease
@@ -220,14 +235,35 @@ pub struct HaArgs {
     /// This instance's name in the election [default: `<hostname>-<pid>`].
     #[arg(long, value_name = "ID", requires = "ha")]
     pub ha_id: Option<String>,
+    #[command(flatten)]
+    pub tls: HaTlsArgs,
+}
+
+/// TLS to etcd (`https://`), as `etcdctl --cacert --cert --key` takes it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HaTlsArgs {
+    /// The CA that signed etcd's server certificate: speak TLS to etcd.
+    #[arg(long, value_name = "FILE", requires = "ha")]
+    pub ha_cacert: Option<PathBuf>,
+    /// A client certificate for etcd (`--client-cert-auth`), with `--ha-key`.
+    #[arg(long, value_name = "FILE", requires_all = ["ha_key", "ha_cacert"])]
+    pub ha_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, value_name = "FILE", requires = "ha_cert")]
+    pub ha_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Also show the leader, its term and the standbys of this election
-    /// (`etcd://HOST:PORT/PREFIX`, as given to `refinery run --ha`).
+    /// (`etcd://HOST:PORT/PREFIX` or `k8s://CONTEXT/NAMESPACE/NAME`, as given to `refinery run --ha`).
     #[arg(long, value_name = "URL", value_parser = parse_ha)]
     pub ha: Option<crate::ha::HaUrl>,
+    /// Only the nodes shard I of N owns (`2/3`); with `--ha`, that shard's election.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<refinery_core::Shard>,
+    #[command(flatten)]
+    pub tls: HaTlsArgs,
 }
 
 /// `--ha`: an election URL.
@@ -235,7 +271,7 @@ fn parse_ha(s: &str) -> Result<crate::ha::HaUrl, String> {
     s.parse()
 }
 
-/// `--ha-lease`: whole seconds, at least 2 (etcd's shortest lease).
+/// `--ha-lease`: whole seconds, at least 2 (etcd's shortest lease; a Lease counts in seconds).
 fn parse_lease(s: &str) -> Result<u64, String> {
     let ms = parse_since(s)?;
     if ms < 2000 || ms % 1000 != 0 {
@@ -369,6 +405,10 @@ pub struct LedgerPathArgs {
     /// `ledger/container_ledger.jsonl`].
     #[arg(long)]
     pub path: Option<PathBuf>,
+    /// The ledger of shard I of N (`2/3`, as given to `refinery run --shard`): the manifest's
+    /// `ledger.path` with `.shard-I-of-N` before the extension.
+    #[arg(long, value_name = "I/N", conflicts_with = "path")]
+    pub shard: Option<refinery_core::Shard>,
 }
 
 #[derive(Debug, Args)]

@@ -2,13 +2,13 @@
 //! config, read from the commit (never the work tree), and the digests of the copies containers
 //! mount, read back for the diff.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use refinery_core::content::{ContentFile, LABEL_DIGEST, materialised_rel_path};
 use refinery_core::sops::AgeKeys;
 use refinery_core::yaml::Loc;
-use refinery_core::{Issue, Manifest, ManifestError, MountKind, Observed};
+use refinery_core::{Issue, Manifest, ManifestError, MountKind, Observed, Outcome, ResourceId};
 use refinery_git::GitSource;
 
 use crate::error::CliError;
@@ -194,4 +194,176 @@ pub fn observe_copies(manifest: &Manifest, node: &str, observed: &mut Observed, 
 #[must_use]
 pub fn is_local(endpoint: &str) -> bool {
     endpoint.starts_with("unix://") || endpoint.starts_with('/')
+}
+
+/// The copies still needed after a pass, as paths below the content root: every bind source of
+/// the containers observed on `nodes` (a container this pass replaced or removed no longer counts;
+/// a failed attempt keeps the old one), the copies of the containers it created or replaced, and
+/// every copy of `manifest` holding no decrypted secret (kept warm for the next create). A
+/// secret's clear copy is needed only while a container mounts it.
+#[must_use]
+pub fn needed(
+    manifest: &Manifest,
+    root: &Path,
+    nodes: &[NodeMounts],
+    acted: &[(ResourceId, Outcome)],
+) -> BTreeSet<PathBuf> {
+    let gone = |node: &str, name: &str| {
+        acted.iter().any(|(id, o)| {
+            id.node() == node
+                && id.name() == name
+                && matches!(
+                    o,
+                    Outcome::Recreated | Outcome::RolledBack | Outcome::Removed
+                )
+        })
+    };
+    let mut keep = BTreeSet::new();
+    for n in nodes {
+        for (name, binds) in &n.containers {
+            if !gone(&n.node, name) {
+                keep.extend(binds.iter().cloned());
+            }
+        }
+    }
+    for spec in &manifest.containers {
+        let made = acted.iter().any(|(id, o)| {
+            id.node() == spec.node && id.name() == spec.name && *o != Outcome::Removed
+        });
+        for cm in spec.content.iter().filter(|cm| !cm.is_env_file()) {
+            let secret = cm.files.values().any(|f| f.secret);
+            if made || !secret {
+                keep.insert(root.join(materialised_rel_path(&spec.name, cm)));
+            }
+        }
+    }
+    keep
+}
+
+/// Removes every copy below `root` (`<container>/<16 hex digits>/`) no path of `needed` lies in,
+/// then the container folders left empty; returns the copies removed. Nothing else is touched.
+/// The bind-mount sources of each container of one node: all that content collection needs of
+/// an observation (kept after the observation itself is gone).
+#[derive(Debug, Clone)]
+pub struct NodeMounts {
+    pub node: String,
+    /// Container name → its bind sources.
+    pub containers: Vec<(String, Vec<PathBuf>)>,
+}
+
+impl NodeMounts {
+    #[must_use]
+    pub fn of(node: &str, observed: &Observed) -> NodeMounts {
+        NodeMounts {
+            node: node.to_owned(),
+            containers: observed
+                .containers
+                .iter()
+                .map(|c| {
+                    let binds = c
+                        .mounts
+                        .iter()
+                        .filter(|m| m.kind == MountKind::Bind)
+                        .map(|m| PathBuf::from(&m.source))
+                        .collect();
+                    (c.name.clone(), binds)
+                })
+                .collect(),
+        }
+    }
+
+    /// Every node's, or `None` when a node was not seen (it may still mount anything).
+    #[must_use]
+    pub fn all(passes: &[crate::pass::NodePass<'_>]) -> Option<Vec<NodeMounts>> {
+        passes
+            .iter()
+            .map(|p| {
+                p.result
+                    .as_ref()
+                    .ok()
+                    .map(|(observed, _)| NodeMounts::of(&p.node.name, observed))
+            })
+            .collect()
+    }
+}
+
+/// After a pass that saw `nodes` (every node; `None` when one was not seen, then nothing is
+/// removed): removes the copies under `root` that [`needed`] does not keep and returns them.
+pub fn collect_after(
+    manifest: &Manifest,
+    root: &Path,
+    nodes: Option<&[NodeMounts]>,
+    acted: &[(ResourceId, Outcome)],
+) -> Option<std::io::Result<Vec<PathBuf>>> {
+    Some(collect_garbage(
+        root,
+        &needed(manifest, root, nodes?, acted),
+    ))
+}
+
+pub fn collect_garbage(root: &Path, needed: &BTreeSet<PathBuf>) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let containers = match std::fs::read_dir(root) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    for container in containers.filter_map(Result::ok) {
+        let dir = container.path();
+        if !container.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        for copy in std::fs::read_dir(&dir)?.filter_map(Result::ok) {
+            let path = copy.path();
+            let is_copy = copy.file_type().is_ok_and(|t| t.is_dir())
+                && copy
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !is_copy || needed.iter().any(|p| p.starts_with(&path)) {
+                continue;
+            }
+            std::fs::remove_dir_all(&path)?;
+            removed.push(path);
+        }
+        // Only an empty folder goes.
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collect_garbage_keeps_needed_copies_and_removes_the_rest() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let r = root.path();
+        let kept = r.join("web/0123456789abcdef/conf");
+        let old = r.join("web/fedcba9876543210/conf");
+        let gone = r.join("old/00000000000000aa/app.yaml");
+        let other = r.join("web/not-a-copy/x");
+        for p in [&kept, &old, &gone, &other] {
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, b"x").expect("write");
+        }
+        let needed = BTreeSet::from([kept.clone()]);
+        let mut removed = collect_garbage(r, &needed).expect("gc");
+        removed.sort();
+        assert_eq!(
+            removed,
+            vec![
+                r.join("old/00000000000000aa"),
+                r.join("web/fedcba9876543210")
+            ]
+        );
+        assert!(kept.exists() && other.exists());
+        assert!(!r.join("old").exists());
+        assert!(
+            collect_garbage(&r.join("missing"), &needed)
+                .expect("gc")
+                .is_empty()
+        );
+    }
 }

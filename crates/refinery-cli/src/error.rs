@@ -24,6 +24,8 @@ pub enum CliError {
     },
     #[error("failed to use the TLS files of node `{node}`: {message}")]
     BadTls { node: String, message: String },
+    #[error("failed to use `{flag}` for the election: {message}")]
+    BadHaTls { flag: String, message: String },
     #[error("failed to find node `{node}` in the manifest")]
     UnknownNode { node: String, known: Vec<String> },
     #[error(transparent)]
@@ -50,8 +52,25 @@ pub enum CliError {
     NoAlertChannels,
     #[error("failed to use `{url}` for high availability: {message}")]
     Ha { url: String, message: String },
-    #[error("failed to use `{url}` for high availability: `k8s://` leases are not supported yet")]
-    HaNotSupported { url: String },
+    #[error(
+        "failed to hand the apply to the running daemon (pid {pid}): it enforces `{enforcing}` (following `{follow}`), not `{wanted}`"
+    )]
+    DaemonRevision {
+        pid: u32,
+        enforcing: String,
+        follow: String,
+        wanted: String,
+    },
+    #[error(
+        "failed to hand the apply to the running daemon (pid {pid}): it is a standby under `--ha`"
+    )]
+    DaemonStandby { pid: u32, leader: Option<String> },
+    #[error("failed to hand the apply to the running daemon (pid {pid}): {reason}")]
+    DaemonRefused { pid: u32, reason: String },
+    #[error("failed to open the ledger: the running daemon (pid {pid}) holds it")]
+    DaemonHoldsLedger { pid: u32 },
+    #[error("failed to get an answer from the running daemon (pid {pid}): {what}")]
+    DaemonNoAnswer { pid: u32, what: String },
     #[error("failed to {action}")]
     Io {
         action: String,
@@ -70,6 +89,7 @@ impl CliError {
             | CliError::NotUtf8 { .. }
             | CliError::UnknownNode { .. }
             | CliError::BadTls { .. }
+            | CliError::BadHaTls { .. }
             | CliError::UnknownStack { .. }
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
@@ -80,8 +100,13 @@ impl CliError {
             CliError::Ledger(e) => e.exit_code(),
             CliError::ListenNeedsToken { .. } | CliError::NoAlertChannels => exit_code::USAGE,
             CliError::Listen { .. } => exit_code::UNEXPECTED,
-            CliError::HaNotSupported { .. } => exit_code::USAGE,
             CliError::Ha { .. } => exit_code::UNEXPECTED,
+            CliError::DaemonRevision { .. }
+            | CliError::DaemonStandby { .. }
+            | CliError::DaemonRefused { .. } => exit_code::USAGE,
+            CliError::DaemonNoAnswer { .. } | CliError::DaemonHoldsLedger { .. } => {
+                exit_code::UNEXPECTED
+            }
         }
     }
 
@@ -119,6 +144,9 @@ impl CliError {
             CliError::BadTls { .. } => vec![
                 "`tls:` paths are relative to the repository; commit the CA, certificate and key the engine expects".into(),
             ],
+            CliError::BadHaTls { .. } => vec![
+                "`--ha-cacert`, `--ha-cert` and `--ha-key` name PEM files readable by this process, and are for `etcd://` only (a `k8s://` Lease uses the kubeconfig's TLS)".into(),
+            ],
             CliError::Io { .. } => Vec::new(),
             CliError::ListenNeedsToken { .. } => vec![
                 "set `REFINERY_STATUS_TOKEN` or pass `--token-file`, or listen on `127.0.0.1`".into(),
@@ -126,11 +154,28 @@ impl CliError {
             CliError::Listen { .. } => vec![
                 "is another process (another `refinery run`?) using that port? pick another with `--listen`".into(),
             ],
-            CliError::HaNotSupported { .. } => vec![
-                "use an etcd lease: `--ha etcd://HOST:2379/refinery`".into(),
+            CliError::Ha { url, .. } if url.starts_with("k8s://") => vec![
+                "is the API server reachable through that context of KUBECONFIG (or ~/.kube/config)? try `kubectl --context CONTEXT -n NAMESPACE get lease NAME`".into(),
             ],
             CliError::Ha { .. } => vec![
                 "is etcd running and reachable? try `etcdctl --endpoints HOST:2379 endpoint health`".into(),
+            ],
+            CliError::DaemonRevision { enforcing, .. } => vec![
+                format!("pass `--rev {enforcing}` to have the daemon apply what it enforces"),
+                "to deploy another revision, commit it to the branch the daemon follows (or `refinery rollback --to REV`)".into(),
+            ],
+            CliError::DaemonStandby { leader, .. } => vec![match leader {
+                Some(l) => format!("the leader `{l}` acts: run `refinery apply` where it runs"),
+                None => "no leader is elected right now: wait for one, then run `refinery apply` where it runs".into(),
+            }],
+            CliError::DaemonRefused { .. } => Vec::new(),
+            CliError::DaemonHoldsLedger { pid } => vec![
+                format!("`refinery cleanup --apply` records its removals itself: stop the daemon (`kill -TERM {pid}`), run it, start the daemon again"),
+                "without `--apply` (a dry run) it runs beside the daemon".into(),
+            ],
+            CliError::DaemonNoAnswer { .. } => vec![
+                "see the daemon's log; `refinery status` shows what it did".into(),
+                "pass a longer `--timeout` for slow pulls".into(),
             ],
             CliError::NoAlertChannels => vec![
                 "add `alerting.channels` (or `config.discord_webhook`) to the manifest and commit it".into(),

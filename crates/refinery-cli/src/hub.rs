@@ -12,11 +12,13 @@ use refinery_core::daemon_state::DaemonState;
 use refinery_core::ledger::{Actor, Entry, Event};
 use refinery_core::manifest::Level;
 use refinery_core::{Manifest, Outcome, ResourceId, StepKind};
+use refinery_kube::KubeEval;
 use tokio::sync::watch;
 
 use crate::args::RunArgs;
 use crate::desired::Desired;
 use crate::error::CliError;
+use crate::kube_sources::KubePass;
 use crate::metrics::{Metrics, NodeLabels, OutcomeLabels};
 use crate::notify::{self, Notice, NoticeKind, Notifier};
 use crate::pass::NodePass;
@@ -47,11 +49,43 @@ pub struct Hub {
     open: BTreeMap<String, OpenDrift>,
     /// The earliest engine event not yet answered by an action.
     pending_event: Option<Instant>,
+    /// When watched containers died: a heal is measured from the death.
+    deaths: crate::death_clock::DeathClock,
     /// The last outcome per resource, to say how a drift was resolved.
     last_action: HashMap<String, String>,
     server: Option<Server>,
     /// A standby (`--ha`): the leader tells the channels, this instance does not.
     muted: bool,
+}
+
+/// What the status page and the metrics keep of one node's pass. It is made as soon as the
+/// node is done, so the node's observation (every container's full inspection) goes then, not
+/// at the end of a pass over the whole fleet.
+pub struct NodeSummary {
+    name: String,
+    /// The node's view and its drifts, or why it could not be observed.
+    outcome: Result<(NodeView, Vec<refinery_core::Drift>), String>,
+}
+
+impl NodeSummary {
+    /// The summary of a node's pass; `state` holds the first-seen times of its drifts.
+    #[must_use]
+    pub fn of(
+        manifest: &Manifest,
+        p: &NodePass<'_>,
+        state: &DaemonState,
+        now: Timestamp,
+    ) -> NodeSummary {
+        let name = p.node.name.clone();
+        let outcome = match &p.result {
+            Ok((observed, eval)) => Ok((
+                node_view(manifest, &name, observed, eval, state, now),
+                eval.report.drifts.clone(),
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        NodeSummary { name, outcome }
+    }
 }
 
 impl Hub {
@@ -110,6 +144,7 @@ impl Hub {
             view,
             open,
             pending_event: None,
+            deaths: crate::death_clock::DeathClock::default(),
             last_action: HashMap::new(),
             server,
             muted: false,
@@ -121,14 +156,24 @@ impl Hub {
         self.pending_event.get_or_insert(received);
     }
 
+    /// A node's observation, as soon as it is in (before any action on it).
+    pub fn on_observed(&mut self, node: &str, observed: &refinery_core::Observed) {
+        self.deaths.observe(node, observed);
+    }
+
     /// Entries just appended to the ledger.
     pub fn on_entries(&mut self, entries: &[Entry]) {
-        for e in entries {
+        // Only the last few are shown: a batch of thousands (an event storm, a fleet's first
+        // pass) makes no line it would drop at once.
+        let shown = entries.len().saturating_sub(KEEP_LEDGER);
+        for (i, e) in entries.iter().enumerate() {
             self.metrics.ledger_entries.inc();
             self.metrics
                 .ledger_seq
                 .set(i64::try_from(e.seq).unwrap_or(i64::MAX));
-            self.view.ledger.insert(0, ledger_line(e));
+            if i >= shown {
+                self.view.ledger.insert(0, ledger_line(e));
+            }
             let resource = e.resource.as_ref().map(ToString::to_string);
             match (&e.event, e.outcome) {
                 (
@@ -169,12 +214,22 @@ impl Hub {
                         n.resource = resource;
                         n.revision = e.revision.clone();
                         self.notify(n);
-                    } else if !matches!(outcome, Outcome::Skipped | Outcome::Deferred)
-                        && let Some(at) = self.pending_event.take()
-                    {
-                        self.metrics
-                            .event_to_action
-                            .observe(at.elapsed().as_secs_f64());
+                    } else if !matches!(outcome, Outcome::Skipped | Outcome::Deferred) {
+                        // A heal of a container that died counts from its death, whether the
+                        // `die` event or a periodic pass found it first.
+                        let since = match resource
+                            .as_deref()
+                            .and_then(|r| self.deaths.answered(r, e.time))
+                        {
+                            Some(d) => {
+                                self.pending_event = None;
+                                Some(d)
+                            }
+                            None => self.pending_event.take().map(|at| at.elapsed()),
+                        };
+                        if let Some(d) = since {
+                            self.metrics.event_to_action.observe(d.as_secs_f64());
+                        }
                     }
                 }
                 (Event::Alert { level, message }, _) => {
@@ -222,11 +277,13 @@ impl Hub {
     }
 
     /// After a pass (and its actions): drift starts and ends go to the channels, metrics and
-    /// the status page are brought up to date.
+    /// the status page are brought up to date. `nodes` are the summaries of the nodes the pass
+    /// covered ([`NodeSummary::of`]), in the order they were done.
     pub fn on_pass(
         &mut self,
         desired: &Desired,
-        passes: &[NodePass<'_>],
+        passes: Vec<NodeSummary>,
+        kube: &[KubePass],
         state: &DaemonState,
         started: Timestamp,
     ) {
@@ -238,41 +295,28 @@ impl Hub {
         self.notifier.configure(channels);
         let mut nodes = Vec::new();
         for p in passes {
-            let node = p.node.name.clone();
-            let labels = NodeLabels { node: node.clone() };
-            let (observed, eval) = match &p.result {
-                Ok(r) => (&r.0, &r.1),
-                Err(e) => {
-                    self.metrics.reachable.get_or_create(&labels).set(0);
-                    let last = self
-                        .view
-                        .nodes
-                        .iter()
-                        .find(|n| n.name == node)
-                        .and_then(|n| n.last_pass);
-                    nodes.push(NodeView {
-                        name: node.clone(),
-                        reachable: false,
-                        error: Some(e.to_string()),
-                        mode: manifest.mode_of(&node).as_str().to_owned(),
-                        last_pass: last,
-                        drifts: 0,
-                        resources: Vec::new(),
-                    });
-                    continue;
+            match p.outcome {
+                Ok((mut view, drifts)) => {
+                    self.observed(&p.name, &drifts, &rev, now);
+                    view.last_pass = Some(now);
+                    nodes.push(view);
                 }
-            };
-            self.metrics.reachable.get_or_create(&labels).set(1);
-            self.metrics
-                .last_pass
-                .get_or_create(&labels)
-                .set(now.as_millisecond() as f64 / 1000.0);
-            self.metrics.set_node_revision(&node, &rev);
-            let drifts = &eval.report.drifts;
-            let counts: Vec<(&str, i64)> = drifts.iter().map(|d| (d.kind.as_str(), 1)).collect();
-            self.metrics.set_drifts(&node, &counts);
-            self.track(&node, drifts, &rev);
-            nodes.push(node_view(manifest, &node, observed, eval, state, now));
+                Err(error) => {
+                    let mode = manifest.mode_of(&p.name).as_str();
+                    nodes.push(self.unreachable(&p.name, mode, error));
+                }
+            }
+        }
+        // Each `kubernetes:` source is a node of its own, `k8s/<source>`, as `refinery status`
+        // shows it.
+        for p in kube {
+            match &p.result {
+                Ok(eval) => {
+                    self.observed(&p.label, &eval.report.drifts, &rev, now);
+                    nodes.push(kube_view(p, eval, state, now));
+                }
+                Err(e) => nodes.push(self.unreachable(&p.label, p.mode.as_str(), e.to_string())),
+            }
         }
         self.metrics
             .pass_duration
@@ -311,6 +355,47 @@ impl Hub {
             }),
         };
         self.publish();
+    }
+
+    /// A node (or Kubernetes source) observed now: reachable, its last pass, the revision in
+    /// force there, its drift counts, and the drifts announced or resolved.
+    fn observed(&mut self, node: &str, drifts: &[refinery_core::Drift], rev: &str, now: Timestamp) {
+        let labels = NodeLabels {
+            node: node.to_owned(),
+        };
+        self.metrics.reachable.get_or_create(&labels).set(1);
+        self.metrics
+            .last_pass
+            .get_or_create(&labels)
+            .set(now.as_millisecond() as f64 / 1000.0);
+        self.metrics.set_node_revision(node, rev);
+        let counts: Vec<(&str, i64)> = drifts.iter().map(|d| (d.kind.as_str(), 1)).collect();
+        self.metrics.set_drifts(node, &counts);
+        self.track(node, drifts, rev);
+    }
+
+    /// A node (or source) that could not be observed: unreachable in the metrics, and a view
+    /// keeping its last pass time.
+    fn unreachable(&mut self, node: &str, mode: &str, error: String) -> NodeView {
+        let labels = NodeLabels {
+            node: node.to_owned(),
+        };
+        self.metrics.reachable.get_or_create(&labels).set(0);
+        let last = self
+            .view
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .and_then(|n| n.last_pass);
+        NodeView {
+            name: node.to_owned(),
+            reachable: false,
+            error: Some(error),
+            mode: mode.to_owned(),
+            last_pass: last,
+            drifts: 0,
+            resources: Vec::new(),
+        }
     }
 
     /// Announces drifts seen for the first time and drifts now gone on one observed node.
@@ -457,6 +542,83 @@ fn ledger_line(e: &Entry) -> LedgerLine {
     }
 }
 
+/// One `kubernetes:` source's objects as the page shows them: each declared object (`present`
+/// or `missing`), and the undeclared ones with drift (`unauthorized` workloads, `orphan`s).
+fn kube_view(p: &KubePass, eval: &KubeEval, state: &DaemonState, now: Timestamp) -> NodeView {
+    use refinery_core::DriftKind;
+    let mut ids: Vec<&ResourceId> = eval.report.in_sync.iter().collect();
+    ids.extend(eval.report.drifts.iter().map(|d| &d.id));
+    ids.sort();
+    ids.dedup();
+    let resources = ids
+        .into_iter()
+        .map(|id| {
+            let drifts: Vec<&refinery_core::Drift> =
+                eval.report.drifts.iter().filter(|d| d.id == *id).collect();
+            let has = |k: DriftKind| drifts.iter().any(|d| d.kind == k);
+            let declared = !has(DriftKind::Unauthorized) && !has(DriftKind::Orphan);
+            let (kind, name) = match id {
+                ResourceId::Kube { kind, name, .. } => (kind.as_str(), name.as_str()),
+                other => ("", other.name()),
+            };
+            let images: Vec<String> = p
+                .objects
+                .iter()
+                .filter(|o| declared && o.kind.to_lowercase() == kind && o.name == name)
+                .flat_map(|o| refinery_kube::diff::container_images(&o.body))
+                .map(|(_, image)| image)
+                .collect();
+            let state_word = if has(DriftKind::Missing) {
+                "missing"
+            } else {
+                "present"
+            };
+            ResourceView {
+                id: id.to_string(),
+                name: format!("{kind}/{name}"),
+                declared,
+                status: if drifts.is_empty() {
+                    "in_sync"
+                } else {
+                    "drift"
+                },
+                image: (!images.is_empty()).then(|| images.join(",")),
+                state: Some(state_word.to_owned()),
+                health: None,
+                drifts: drifts.iter().map(|d| drift_view(d, state)).collect(),
+                action: eval
+                    .plan
+                    .steps
+                    .iter()
+                    .find(|s| s.id == *id && s.kind != StepKind::Ignore)
+                    .map(|s| format!("{}: {}", s.kind, s.reason)),
+                degraded: None,
+            }
+        })
+        .collect();
+    NodeView {
+        name: p.label.clone(),
+        reachable: true,
+        error: None,
+        mode: p.mode.as_str().to_owned(),
+        last_pass: Some(now),
+        drifts: eval.report.drifts.len(),
+        resources,
+    }
+}
+
+/// A drift as the page shows it, with when it was first seen.
+fn drift_view(d: &refinery_core::Drift, state: &DaemonState) -> DriftView {
+    DriftView {
+        kind: d.kind.as_str().to_owned(),
+        summary: d.summary.clone(),
+        since: state
+            .first_seen
+            .get(&refinery_core::policy::drift_key(d))
+            .copied(),
+    }
+}
+
 /// One node's declared containers (and undeclared drifted ones) as the page shows them.
 fn node_view(
     manifest: &Manifest,
@@ -471,14 +633,7 @@ fn node_view(
             .drifts
             .iter()
             .filter(|d| d.id == *id)
-            .map(|d| DriftView {
-                kind: d.kind.as_str().to_owned(),
-                summary: d.summary.clone(),
-                since: state
-                    .first_seen
-                    .get(&refinery_core::policy::drift_key(d))
-                    .copied(),
-            })
+            .map(|d| drift_view(d, state))
             .collect()
     };
     let action_of = |id: &ResourceId| {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use refinery_core::manifest::KubeSpec;
-use refinery_core::{Manifest, PolicyContext};
+use refinery_core::{Manifest, Mode, PolicyContext};
 use refinery_engine::StepResult;
 use refinery_git::GitSource;
 use refinery_kube::{KubeChange, KubeCluster, KubeError, KubeEval, KubeObject};
@@ -17,6 +17,10 @@ use crate::settings::Settings;
 pub struct KubePass {
     /// `k8s/<source name>`, where a node name goes in reports.
     pub label: String,
+    /// The source's `name` (the `refinery.io/source` label on what it applies).
+    pub source: String,
+    /// The mode in force for it (its context's node's, else the manifest's).
+    pub mode: Mode,
     pub context: Option<String>,
     pub cluster: Option<KubeCluster>,
     pub objects: Vec<KubeObject>,
@@ -103,33 +107,62 @@ pub async fn observe_all(
         return Vec::new();
     }
     let git = GitSource::open(repo);
+    let loaded: Vec<Result<Vec<KubeObject>, KubeError>> = manifest
+        .kubernetes
+        .iter()
+        .map(|spec| {
+            let files = match &git {
+                Ok(g) => {
+                    g.read_tree(&desired.commit.id, &spec.path)
+                        .map_err(|e| KubeError::Manifest {
+                            origin: spec.path.clone(),
+                            message: format!("failed to read from commit: {e}"),
+                        })
+                }
+                Err(e) => Err(KubeError::Manifest {
+                    origin: spec.path.clone(),
+                    message: format!("failed to open the repository: {e}"),
+                }),
+            };
+            files.and_then(|f| refinery_kube::load_source(spec, &f))
+        })
+        .collect();
+    // Objects moving between sources in one commit: what another source declares is never an
+    // orphan; and while a source fails to load, what it declares is unknown: nothing is pruned.
+    let all_loaded = loaded.iter().all(Result::is_ok);
+    let declared: Vec<Vec<ObjectKey>> = loaded
+        .iter()
+        .map(|l| {
+            l.as_ref()
+                .map(|objects| objects.iter().map(ObjectKey::of).collect())
+                .unwrap_or_default()
+        })
+        .collect();
     let mut out = Vec::new();
-    for spec in &manifest.kubernetes {
+    for (i, (spec, objects)) in manifest.kubernetes.iter().zip(loaded).enumerate() {
         let context = context_of(manifest, spec);
         let label = format!("k8s/{}", spec.name);
-        let files = match &git {
-            Ok(g) => g
-                .read_tree(&desired.commit.id, &spec.path)
-                .map_err(|e| KubeError::Manifest {
-                    origin: spec.path.clone(),
-                    message: format!("failed to read from commit: {e}"),
-                }),
-            Err(e) => Err(KubeError::Manifest {
-                origin: spec.path.clone(),
-                message: format!("failed to open the repository: {e}"),
-            }),
+        let mut mode = manifest.mode_of(spec.context.as_deref().unwrap_or_default());
+        let others: Vec<&ObjectKey> = declared
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, keys)| keys)
+            .collect();
+        // A source that cannot be loaded or reached: its objects (if any) and why.
+        let failed = |objects: Vec<KubeObject>, e: KubeError| KubePass {
+            label: label.clone(),
+            source: spec.name.clone(),
+            mode,
+            context: context.clone(),
+            cluster: None,
+            objects,
+            result: Err(e),
         };
-        let objects = files.and_then(|f| refinery_kube::load_source(spec, &f));
         let objects = match objects {
             Ok(o) => o,
             Err(e) => {
-                out.push(KubePass {
-                    label,
-                    context,
-                    cluster: None,
-                    objects: Vec::new(),
-                    result: Err(e),
-                });
+                out.push(failed(Vec::new(), e));
                 continue;
             }
         };
@@ -137,17 +170,11 @@ pub async fn observe_all(
             match KubeCluster::connect(kubeconfig_path().as_deref(), context.as_deref()).await {
                 Ok(c) => c,
                 Err(e) => {
-                    out.push(KubePass {
-                        label,
-                        context,
-                        cluster: None,
-                        objects,
-                        result: Err(e),
-                    });
+                    out.push(failed(objects, e));
                     continue;
                 }
             };
-        let mode = manifest.mode_of(spec.context.as_deref().unwrap_or(cluster.context()));
+        mode = manifest.mode_of(spec.context.as_deref().unwrap_or(cluster.context()));
         let ctx = PolicyContext {
             manifest,
             mode,
@@ -155,12 +182,21 @@ pub async fn observe_all(
             first_seen,
             honor_grace,
             self_container_id: None,
+            prune: spec.prune && all_loaded,
         };
-        let result = refinery_kube::observe(&cluster, &objects, &manifest.ignore_differences)
-            .await
-            .map(|report| refinery_kube::evaluate(report, &ctx));
+        let result =
+            refinery_kube::observe(&cluster, &spec.name, &objects, &manifest.ignore_differences)
+                .await
+                .map(|mut observation| {
+                    observation.report.drifts.retain(|d| {
+                        d.kind != refinery_core::DriftKind::Orphan || !declared_by(&others, &d.id)
+                    });
+                    refinery_kube::evaluate(observation, &ctx)
+                });
         out.push(KubePass {
             label,
+            source: spec.name.clone(),
+            mode,
             context,
             cluster: Some(cluster),
             objects,
@@ -170,7 +206,57 @@ pub async fn observe_all(
     out
 }
 
+/// What names a declared object: kind (lower case), namespace (if any), name.
+struct ObjectKey {
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl ObjectKey {
+    fn of(o: &KubeObject) -> Self {
+        ObjectKey {
+            kind: o.kind.to_lowercase(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        }
+    }
+}
+
+/// Whether one of `keys` is the object `id` names (same kind and name; same namespace, or
+/// either has none): then it is not an orphan, whichever source applied it last.
+fn declared_by(keys: &[&ObjectKey], id: &refinery_core::ResourceId) -> bool {
+    let refinery_core::ResourceId::Kube {
+        namespace,
+        kind,
+        name,
+        ..
+    } = id
+    else {
+        return false;
+    };
+    keys.iter().any(|k| {
+        k.kind == *kind
+            && k.name == *name
+            && (namespace.is_empty() || k.namespace.as_deref().is_none_or(|n| n == namespace))
+    })
+}
+
 /// Carries out every source's plan; the results in the shape the ledger and reports take.
+/// The label (`k8s/<source>`) of the source whose pass found or planned `id`.
+#[must_use]
+pub fn label_of<'a>(passes: &'a [KubePass], id: &refinery_core::ResourceId) -> Option<&'a str> {
+    passes
+        .iter()
+        .find(|p| {
+            p.result.as_ref().is_ok_and(|eval| {
+                eval.report.drifts.iter().any(|d| d.id == *id)
+                    || eval.plan.steps.iter().any(|s| s.id == *id)
+            })
+        })
+        .map(|p| p.label.as_str())
+}
+
 pub async fn execute(passes: &[KubePass], now: jiff::Timestamp) -> Vec<StepResult> {
     let mut out = Vec::new();
     for p in passes {
@@ -193,17 +279,18 @@ pub async fn execute_plan(
     };
     {
         let eval_plan = plan;
-        let changes = match refinery_kube::execute(cluster, &p.objects, eval_plan, now).await {
-            Ok(c) => c,
-            Err(e) => eval_plan
-                .writes()
-                .map(|s| KubeChange {
-                    id: s.id.clone(),
-                    outcome: refinery_core::Outcome::Failed,
-                    detail: e.to_string(),
-                })
-                .collect(),
-        };
+        let changes =
+            match refinery_kube::execute(cluster, &p.source, &p.objects, eval_plan, now).await {
+                Ok(c) => c,
+                Err(e) => eval_plan
+                    .writes()
+                    .map(|s| KubeChange {
+                        id: s.id.clone(),
+                        outcome: refinery_core::Outcome::Failed,
+                        detail: e.to_string(),
+                    })
+                    .collect(),
+            };
         for c in changes {
             let step = eval_plan
                 .steps

@@ -32,17 +32,20 @@ pub struct LedgerCommit {
 pub fn commit(
     repo: &Path,
     git_ref: &str,
-    files: &[(String, Vec<u8>)],
+    files: Vec<(String, Vec<u8>)>,
     revision: &str,
     now: i64,
 ) -> Result<Option<LedgerCommit>, GitError> {
     let git = GitSource::open(repo)?;
-    let Some(((active_path, active_bytes), rotated)) = files.split_last() else {
+    // The files are taken as they are (no copy: a ledger can be megabytes), the active one
+    // without a torn last line.
+    let mut to_write = files;
+    let Some((active_path, active_bytes)) = to_write.last_mut() else {
         return Ok(None);
     };
-    let (complete, _) = ledger::split_torn(active_bytes);
-    let mut to_write: Vec<(String, Vec<u8>)> = rotated.to_vec();
-    to_write.push((active_path.clone(), complete.to_vec()));
+    let complete = ledger::split_torn(active_bytes).0.len();
+    active_bytes.truncate(complete);
+    let active_path = active_path.clone();
     let last_seq = to_write
         .iter()
         .rev()
@@ -57,7 +60,7 @@ pub fn commit(
             for (path, bytes) in &to_write {
                 let committed = git.read_file(id, path)?;
                 unchanged &= committed.as_deref() == Some(bytes.as_slice());
-                if path == active_path {
+                if *path == active_path {
                     committed_active = committed;
                 }
             }

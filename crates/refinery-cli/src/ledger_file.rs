@@ -108,6 +108,7 @@ impl LedgerError {
                     lock.display()
                 ),
                 "`refinery ledger verify` and `show` read the ledger without the lock".to_owned(),
+                "`refinery apply` hands its work to a `refinery run` holding the lock when it finds it: pass it the daemon's `--state-dir`".to_owned(),
             ],
             LedgerError::Seal(_) => Vec::new(),
         }
@@ -161,6 +162,14 @@ pub struct LedgerFile {
     masker: Masker,
     last_revision: Option<String>,
     options: LedgerOptions,
+}
+
+impl LedgerFile {
+    /// Also masks `masker`'s secrets from now on (those of a new revision), keeping the ones
+    /// known before.
+    pub fn learn_secrets(&mut self, masker: &Masker) {
+        self.masker = self.masker.union(masker);
+    }
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError {
@@ -749,6 +758,28 @@ mod tests {
             lock_path(active),
             Path::new("/x/ledger/container_ledger.jsonl.lock")
         );
+    }
+
+    #[test]
+    fn ledger_learned_secrets_are_masked_from_then_on_and_old_ones_kept() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("l.jsonl");
+        let (mut l, _) =
+            LedgerFile::open(&path, now(), Masker::new(["old-s3cret".to_owned()])).expect("open");
+        let say = |m: &str| {
+            Record::new(Event::Alert {
+                level: "info".into(),
+                message: m.to_owned(),
+            })
+        };
+        let before = l.append(vec![say("new-s3cret")], now()).expect("append");
+        l.learn_secrets(&Masker::new(["new-s3cret".to_owned()]));
+        let after = l
+            .append(vec![say("new-s3cret old-s3cret")], now())
+            .expect("append");
+        let text = |e: &[Entry]| serde_json::to_string(&e[0]).unwrap_or_default();
+        assert!(text(&before).contains("new-s3cret"), "{}", text(&before));
+        assert!(!text(&after).contains("s3cret"), "{}", text(&after));
     }
 
     #[test]

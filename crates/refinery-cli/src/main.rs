@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod content;
 mod daemon;
+mod death_clock;
 mod desired;
 mod engines;
 mod error;
@@ -15,7 +16,9 @@ mod kube_sources;
 mod ledger_commit;
 mod ledger_file;
 mod ledger_records;
+mod memory;
 mod pass;
+mod presence;
 mod render;
 mod requests;
 mod settings;
@@ -45,6 +48,9 @@ fn main() -> ExitCode {
         _ => None,
     };
     init_tracing(&settings, daemon_log);
+    if daemon_log.is_some() {
+        memory::limit_arenas();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

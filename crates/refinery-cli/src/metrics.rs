@@ -10,8 +10,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-/// The drift types, so each node always shows all five series (0 when in sync).
-pub const DRIFT_TYPES: [&str; 5] = ["unauthorized", "missing", "image", "config", "status"];
+/// The drift types, so each node always shows all six series (0 when in sync); `orphan` is a
+/// Kubernetes object a source applied and no longer declares.
+pub use refinery_core::drift::DRIFT_TYPES;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NodeLabels {

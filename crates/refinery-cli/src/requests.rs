@@ -1,6 +1,9 @@
-//! Requests to a running daemon (`refinery resume`, `refinery rollback`): one small JSON file
-//! each in `<state dir>/requests/`, written whole and renamed into place; the daemon takes them
-//! on its next poll (every `--poll-interval`) and deletes them.
+//! Requests to a running daemon (`refinery resume`, `refinery rollback`, `refinery apply` while
+//! the daemon holds the ledger): one small JSON file each in `<state dir>/requests/`, written
+//! whole and renamed into place; the daemon takes them on its next poll (every
+//! `--poll-interval`) and deletes them. A request that wants an answer (`apply`) names a file
+//! in `<state dir>/answers/` the daemon writes the same way: [`Answer::Taken`] at once, then
+//! [`Answer::Done`] or [`Answer::Refused`].
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,101 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
     },
+    /// `refinery apply`: a full pass now (grace periods not waited for) of `revision`, which
+    /// must be the one the daemon enforces; answered in `answers/<id>.json`.
+    Apply { id: String, revision: String },
+}
+
+/// The outcome of one step, as `refinery apply` prints it (the shape of
+/// `refinery_engine::StepResult` in `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    pub id: String,
+    pub step: String,
+    pub outcome: refinery_core::Outcome,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub container_id: Option<String>,
+}
+
+/// A step's name as `--json` writes it (`recreate`, `protected`).
+#[must_use]
+pub fn step_name(kind: refinery_core::StepKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| kind.to_string())
+}
+
+impl From<&refinery_engine::StepResult> for StepOutcome {
+    fn from(r: &refinery_engine::StepResult) -> Self {
+        StepOutcome {
+            id: r.id.to_string(),
+            step: step_name(r.step),
+            outcome: r.outcome,
+            message: r.message.clone(),
+            container_id: r.container_id.clone(),
+        }
+    }
+}
+
+/// The daemon's answer to [`Request::Apply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    /// Taken: the pass runs next.
+    Taken { pid: u32 },
+    /// The pass ran: what it did, what was in sync, the nodes not reached.
+    Done {
+        revision: String,
+        results: Vec<StepOutcome>,
+        unchanged: Vec<String>,
+        unreachable: Vec<String>,
+    },
+    /// Not done, and why (another revision in force, not leading).
+    Refused {
+        reason: String,
+        /// The revision the daemon enforces.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<String>,
+    },
+}
+
+fn answers_of(state_dir: &Path) -> PathBuf {
+    state_dir.join("answers")
+}
+
+/// The file the answer to request `id` goes to.
+#[must_use]
+pub fn answer_path(state_dir: &Path, id: &str) -> PathBuf {
+    answers_of(state_dir).join(format!("{id}.json"))
+}
+
+/// A fresh request id: unique on this host.
+#[must_use]
+pub fn new_id() -> String {
+    let nanos = jiff::Timestamp::now().as_nanosecond();
+    format!("{nanos:020}-{}", std::process::id())
+}
+
+/// Writes the answer to request `id` (whole, renamed into place).
+pub fn answer(state_dir: &Path, id: &str, answer: &Answer) -> std::io::Result<()> {
+    let path = answer_path(state_dir, id);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// The answer to request `id` so far, if any (a file being replaced reads as none).
+#[must_use]
+pub fn read_answer(state_dir: &Path, id: &str) -> Option<Answer> {
+    let bytes = std::fs::read(answer_path(state_dir, id)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn dir_of(state_dir: &Path) -> PathBuf {
@@ -29,8 +127,7 @@ fn dir_of(state_dir: &Path) -> PathBuf {
 pub fn submit(state_dir: &Path, request: &Request) -> std::io::Result<PathBuf> {
     let dir = dir_of(state_dir);
     std::fs::create_dir_all(&dir)?;
-    let nanos = jiff::Timestamp::now().as_nanosecond();
-    let name = format!("{nanos:020}-{}.json", std::process::id());
+    let name = format!("{}.json", new_id());
     let tmp = dir.join(format!(".{name}.tmp"));
     let bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, bytes)?;
@@ -85,5 +182,26 @@ mod tests {
         let got: Vec<_> = take(dir.path()).into_iter().flatten().collect();
         assert_eq!(got, vec![a, b]);
         assert!(take(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn answer_written_twice_reads_the_last() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(read_answer(dir.path(), "x"), None);
+        answer(dir.path(), "x", &Answer::Taken { pid: 7 }).expect("answer");
+        let done = Answer::Done {
+            revision: "abc".into(),
+            results: vec![StepOutcome {
+                id: "docker/n/container/web".into(),
+                step: "start".into(),
+                outcome: refinery_core::Outcome::Restarted,
+                message: None,
+                container_id: None,
+            }],
+            unchanged: vec![],
+            unreachable: vec![],
+        };
+        answer(dir.path(), "x", &done).expect("answer");
+        assert_eq!(read_answer(dir.path(), "x"), Some(done));
     }
 }

@@ -12,7 +12,7 @@ use crate::resource_id::ResourceId;
 use crate::secret::name_looks_secret;
 use crate::spec::{ContainerSpec, Healthcheck, MountKind};
 
-/// The five kinds of drift.
+/// The six kinds of drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
@@ -26,7 +26,21 @@ pub enum DriftKind {
     Config,
     /// Not running (exited, paused, restarting) or unhealthy.
     Status,
+    /// A Kubernetes object Refinery applied from a `kubernetes:` source that the commit no
+    /// longer declares (deleted only under the source's `prune: true`).
+    Orphan,
 }
+
+/// Every drift kind's name, in [`DriftKind`]'s order: the metrics' series and what an alert
+/// channel's `drift_types` may name.
+pub const DRIFT_TYPES: [&str; 6] = [
+    "unauthorized",
+    "missing",
+    "image",
+    "config",
+    "status",
+    "orphan",
+];
 
 impl DriftKind {
     #[must_use]
@@ -37,6 +51,7 @@ impl DriftKind {
             DriftKind::Image => "image",
             DriftKind::Config => "config",
             DriftKind::Status => "status",
+            DriftKind::Orphan => "orphan",
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Diff of the engine settings in [`RuntimeOptions`]: networks and aliases, user, working
-//! directory, read-only root, security options, limits and extra hosts.
+//! directory, read-only root, security options, privileges and capabilities, limits and extra
+//! hosts.
 
 use std::collections::BTreeSet;
 
 use crate::drift::FieldChange;
 use crate::observed::ObservedContainer;
-use crate::spec::{ContainerSpec, RuntimeOptions};
+use crate::spec::{ContainerSpec, Logging, RuntimeOptions, capabilities, signal};
 
 fn change(field: &str, desired: String, observed: String) -> FieldChange {
     FieldChange {
@@ -104,9 +105,30 @@ pub fn option_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<FieldC
             have.read_only.to_string(),
         ));
     }
-    let (ds, os) = (sorted(&want.security_opt), sorted(&have.security_opt));
+    let (ds, mut os) = (sorted(&want.security_opt), sorted(&have.security_opt));
+    if have.privileged {
+        // The engine turns labelling off for a privileged container on its own.
+        os.retain(|o| ds.contains(o) || !matches!(o.as_str(), "label=disable" | "label:disable"));
+    }
     if ds != os {
         out.push(change("security_opt", list(&ds), list(&os)));
+    }
+    // Never left to the engine: a container given more power than declared is drift.
+    if want.privileged != have.privileged {
+        out.push(change(
+            "privileged",
+            want.privileged.to_string(),
+            have.privileged.to_string(),
+        ));
+    }
+    for (field, d, o) in [
+        ("cap_add", &want.cap_add, &have.cap_add),
+        ("cap_drop", &want.cap_drop, &have.cap_drop),
+    ] {
+        let (d, o) = (capabilities(d), capabilities(o));
+        if d != o {
+            out.push(change(field, list(&d), list(&o)));
+        }
     }
     let limit = |v: Option<i64>| v.filter(|n| *n != 0);
     let show = |v: Option<i64>| v.map_or_else(|| "(none)".to_owned(), |n| n.to_string());
@@ -127,6 +149,100 @@ pub fn option_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<FieldC
     let (dh, oh) = (sorted(&want.extra_hosts), sorted(&have.extra_hosts));
     if dh != oh {
         out.push(change("extra_hosts", list(&dh), list(&oh)));
+    }
+    out.extend(declared_only_changes(want, have));
+    out
+}
+
+/// The settings the engine or the image gives a value of its own (a hostname, a stop signal, a
+/// log driver): compared only when declared.
+fn declared_only_changes(want: &RuntimeOptions, have: &RuntimeOptions) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let text = |v: Option<String>| v.unwrap_or_else(|| "(engine default)".to_owned());
+    if let Some(h) = &want.hostname
+        && have.hostname.as_ref() != Some(h)
+    {
+        out.push(change("hostname", h.clone(), text(have.hostname.clone())));
+    }
+    if let Some(i) = want.init
+        && have.init.unwrap_or(false) != i
+    {
+        out.push(change(
+            "init",
+            i.to_string(),
+            have.init.unwrap_or(false).to_string(),
+        ));
+    }
+    if let Some(s) = &want.stop_signal
+        && have.stop_signal.as_deref().map(signal) != Some(signal(s))
+    {
+        out.push(change(
+            "stop_signal",
+            signal(s),
+            text(have.stop_signal.clone()),
+        ));
+    }
+    if let Some(t) = want.stop_timeout_secs
+        && have.stop_timeout_secs != Some(t)
+    {
+        out.push(change(
+            "stop_grace_period",
+            format!("{t}s"),
+            text(have.stop_timeout_secs.map(|t| format!("{t}s"))),
+        ));
+    }
+    if let Some(m) = &want.network_mode {
+        // The engine keeps `container:NAME` as `container:ID`: only the kind compares.
+        let kind = |m: &str| m.split_once(':').map_or(m, |(k, _)| k).to_owned();
+        let same = match m.split_once(':') {
+            Some(_) => have.network_mode.as_deref().map(kind) == Some(kind(m)),
+            None => have.network_mode.as_ref() == Some(m),
+        };
+        if !same {
+            out.push(change(
+                "network_mode",
+                m.clone(),
+                text(have.network_mode.clone()),
+            ));
+        }
+    }
+    if !want.tmpfs.is_empty() && want.tmpfs != have.tmpfs {
+        let show = |m: &std::collections::BTreeMap<String, String>| {
+            let v: Vec<String> = m
+                .iter()
+                .map(|(p, o)| {
+                    if o.is_empty() {
+                        p.clone()
+                    } else {
+                        format!("{p}:{o}")
+                    }
+                })
+                .collect();
+            list(&v)
+        };
+        out.push(change("tmpfs", show(&want.tmpfs), show(&have.tmpfs)));
+    }
+    if let Some(l) = &want.logging {
+        let show = |l: &Logging| {
+            let opts: Vec<String> = l.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if opts.is_empty() {
+                l.driver.clone()
+            } else {
+                format!("{} ({})", l.driver, opts.join(", "))
+            }
+        };
+        // The daemon adds its own defaults (`log-opts` in daemon.json): only what is declared
+        // must be there, with the declared value.
+        let same = have.logging.as_ref().is_some_and(|h| {
+            h.driver == l.driver && l.options.iter().all(|(k, v)| h.options.get(k) == Some(v))
+        });
+        if !same {
+            out.push(change(
+                "logging",
+                show(l),
+                text(have.logging.as_ref().map(show)),
+            ));
+        }
     }
     out
 }

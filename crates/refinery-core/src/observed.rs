@@ -94,6 +94,9 @@ pub struct ObservedContainer {
     /// RFC 3339, as the engine reports it.
     pub created: String,
     pub started_at: Option<String>,
+    /// When it last stopped (`State.FinishedAt`, RFC 3339), if it ever did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
     pub ports: Vec<PortBinding>,
     /// Full environment including what the image set.
     pub env: BTreeMap<String, String>,

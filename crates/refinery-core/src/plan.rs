@@ -19,7 +19,7 @@ pub enum StepKind {
     Rollback,
     /// Create what is missing.
     Create,
-    /// Remove an unauthorized container.
+    /// Remove an unauthorized container, or prune an orphaned Kubernetes object.
     Remove,
     Restart,
     Start,
@@ -110,8 +110,10 @@ fn step_for(decision: &Decision, observed: &Observed) -> (StepKind, String) {
         Verdict::Act { action } => {
             let kind = match (decision.drift.kind, action) {
                 // Only an explicit `terminate` removes what nobody declared.
-                (DriftKind::Unauthorized, Action::Terminate) => StepKind::Remove,
-                (DriftKind::Unauthorized, _) => StepKind::Alert,
+                (DriftKind::Unauthorized | DriftKind::Orphan, Action::Terminate) => {
+                    StepKind::Remove
+                }
+                (DriftKind::Unauthorized | DriftKind::Orphan, _) => StepKind::Alert,
                 (DriftKind::Missing, _) => StepKind::Create,
                 (_, Action::Rollback) => StepKind::Rollback,
                 (_, Action::Recreate | Action::Terminate) => StepKind::Recreate,

@@ -101,6 +101,9 @@ pub struct PolicyContext<'a> {
     pub honor_grace: bool,
     /// The engine id of Refinery's own container, if it runs in one.
     pub self_container_id: Option<&'a str>,
+    /// `prune: true` on the `kubernetes:` source being decided: its `orphan` objects are
+    /// deleted. Always `false` for a node.
+    pub prune: bool,
 }
 
 /// The key of a drift in `first_seen`.
@@ -119,6 +122,8 @@ pub fn rule_for(manifest: &Manifest, kind: DriftKind) -> Rule {
         DriftKind::Image => (&r.image_drift, Action::Recreate),
         DriftKind::Config => (&r.config_drift, Action::Recreate),
         DriftKind::Status => (&r.status_drift, Action::Restart),
+        // Pruning is asked for per source (`prune: true`), not by a drift rule.
+        DriftKind::Orphan => (&None, Action::Alert),
     };
     set.clone().unwrap_or(Rule {
         action: default,
@@ -230,6 +235,9 @@ fn verdict_for(
             why: "a stack's networks and volumes are reported, not recreated".into(),
         });
     }
+    if drift.kind == DriftKind::Orphan {
+        return Some(orphan_verdict(drift, ctx, active));
+    }
     // Only ignored fields differ: nothing to do, nothing to report (`plan --show-ignored` still
     // shows them).
     if !drift.changes.is_empty() && drift.changes.iter().all(|c| c.ignored) {
@@ -330,4 +338,44 @@ fn verdict_for(
         }
     }
     Some(Verdict::Act { action })
+}
+
+/// An object a `kubernetes:` source applied and no longer declares: deleted (`terminate`) only
+/// under the source's `prune: true`, in enforce mode, outside a maintenance window allowing
+/// drift. A Namespace or a CustomResourceDefinition is never pruned: deleting it deletes every
+/// object in it (or of it), Refinery's or not.
+fn orphan_verdict(
+    drift: &Drift,
+    ctx: &PolicyContext<'_>,
+    active: &[&MaintenanceWindow],
+) -> Verdict {
+    let alert = |why: String| Verdict::Alert { why };
+    if let crate::resource_id::ResourceId::Kube { kind, .. } = &drift.id
+        && matches!(kind.as_str(), "namespace" | "customresourcedefinition")
+    {
+        return alert(format!(
+            "a {kind} is never pruned: deleting it deletes everything in it; delete it by hand"
+        ));
+    }
+    if !ctx.prune {
+        return alert(
+            "no longer declared; `prune: true` on the `kubernetes:` source deletes it".into(),
+        );
+    }
+    if ctx.manifest.is_empty() && !ctx.manifest.allow_empty {
+        return alert(
+            "the manifest declares nothing; nothing is removed unless `allow_empty: true`".into(),
+        );
+    }
+    match ctx.mode {
+        Mode::ReadOnly => return alert("node is read-only".into()),
+        Mode::Audit => return alert("audit mode".into()),
+        Mode::Enforce => {}
+    }
+    if let Some(w) = active.iter().find(|w| w.allow_drift) {
+        return alert(format!("maintenance window `{}` allows drift", w.name));
+    }
+    Verdict::Act {
+        action: Action::Terminate,
+    }
 }

@@ -65,6 +65,61 @@ pub struct RuntimeOptions {
     pub nano_cpus: Option<i64>,
     /// `host:ip` entries, sorted.
     pub extra_hosts: Vec<String>,
+    /// Every capability and device of the host (`--privileged`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    /// Capabilities added and dropped, in [`capability`] form, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// `None` keeps the engine's (the container's short id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Run an init process as PID 1 (`--init`); `None` keeps the engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// The signal that stops the container; `None` keeps the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Seconds between the stop signal and SIGKILL; `None` keeps the engine's (10 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_secs: Option<i64>,
+    /// tmpfs mounts: path → mount options (`size=64m,mode=1777`, or empty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
+    /// Log driver and its options; `None` keeps the engine's default driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+    /// `host`, `none`, `bridge` or `container:NAME` instead of the declared networks; `None`
+    /// attaches `networks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+}
+
+/// A container's log driver (`json-file`, `local`, `none`, …) and its options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logging {
+    pub driver: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A stop signal as compared: upper case with the `SIG` prefix (`term`, `TERM`, `SIGTERM` and
+/// `15` stay what they are apart from case and prefix).
+#[must_use]
+pub fn signal(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper.starts_with("SIG") || upper.bytes().all(|b| b.is_ascii_digit()) {
+        upper
+    } else {
+        format!("SIG{upper}")
+    }
 }
 
 impl RuntimeOptions {
@@ -72,6 +127,27 @@ impl RuntimeOptions {
     pub fn is_unset(&self) -> bool {
         *self == RuntimeOptions::default()
     }
+}
+
+/// A capability as the engine reports it: upper case with the `CAP_` prefix (`net_admin` and
+/// `CAP_NET_ADMIN` are the same); `ALL` stays `ALL`.
+#[must_use]
+pub fn capability(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper == "ALL" || upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    }
+}
+
+/// Capabilities in [`capability`] form, sorted and without repeats.
+#[must_use]
+pub fn capabilities<S: AsRef<str>>(names: &[S]) -> Vec<String> {
+    let mut v: Vec<String> = names.iter().map(|n| capability(n.as_ref())).collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// One network a container is attached to (engine name) and the aliases it answers to there.

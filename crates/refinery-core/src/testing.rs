@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use crate::drift::{DiffContext, DriftReport, diff_node};
+use crate::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use crate::labels::{hex, normalize_image_ref, ownership_labels};
 use crate::manifest::{
     Alerting, Config, DriftRules, Inventory, LedgerConfig, Manifest, NodeSpec, SecretsConfig,
@@ -19,7 +20,13 @@ use crate::observed::{
 };
 use crate::plan::{Plan, plan};
 use crate::policy::{Decision, PolicyContext, decide};
-use crate::spec::{Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, RestartPolicy};
+use crate::runtime::{
+    ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, LabelSelector, PullProgress,
+    RuntimeError, RuntimeResult,
+};
+use crate::spec::{
+    Bloodline, ContainerSpec, Healthcheck, Mount, MountKind, NetworkSpec, RestartPolicy, VolumeSpec,
+};
 
 /// The node every builder puts things on.
 pub const NODE: &str = "lyra";
@@ -209,6 +216,7 @@ pub fn observed_from_spec(spec: &ContainerSpec, image: &ImageDefaults) -> Observ
         exit_code: None,
         created: CREATED.to_owned(),
         started_at: Some(STARTED.to_owned()),
+        finished_at: None,
         ports,
         env,
         mounts,
@@ -346,6 +354,7 @@ impl Pass {
             first_seen: &self.first_seen,
             honor_grace: self.honor_grace,
             self_container_id: self.self_container_id.as_deref(),
+            prune: false,
         };
         let decisions = decide(&report, observed, &pctx);
         let plan = plan(&decisions, observed);
@@ -363,4 +372,125 @@ pub struct Evaluated {
     pub report: DriftReport,
     pub decisions: Vec<Decision>,
     pub plan: Plan,
+}
+
+/// An engine that answers reads from what a test gives it and records every write call it
+/// receives as a line (`create NAME`, `start ID`, `remove_image REF`, …) instead of doing it:
+/// for the tests whose point is to count the calls a real engine would have received (a
+/// read-only node gets none, a cleanup exactly one removal per item).
+#[derive(Default)]
+pub struct Recorder {
+    /// What `observe` reports.
+    pub observed: Observed,
+    /// What the inventory listings report.
+    pub images: Vec<EngineImage>,
+    pub volumes: Vec<EngineVolume>,
+    pub networks: Vec<EngineNetwork>,
+    writes: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn write(&self, what: String) -> RuntimeResult<()> {
+        if let Ok(mut w) = self.writes.lock() {
+            w.push(what);
+        }
+        Ok(())
+    }
+
+    /// Every write call so far, in order.
+    #[must_use]
+    pub fn writes(&self) -> Vec<String> {
+        self.writes.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+}
+
+impl ContainerRuntime for Recorder {
+    async fn info(&self) -> RuntimeResult<EngineInfo> {
+        Ok(EngineInfo {
+            version: "recorder".into(),
+            api_version: "1.41".into(),
+            endpoint: "recorder://".into(),
+        })
+    }
+    async fn observe(&self, _: Option<&LabelSelector>) -> RuntimeResult<Observed> {
+        Ok(self.observed.clone())
+    }
+    async fn inspect(&self, id: &str) -> RuntimeResult<ObservedContainer> {
+        Err(RuntimeError::NotFound { what: id.into() })
+    }
+    async fn create(&self, req: &CreateRequest) -> RuntimeResult<String> {
+        self.write(format!("create {}", req.name))?;
+        Ok("new".into())
+    }
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
+        self.write(format!("start {id}"))
+    }
+    async fn stop(&self, id: &str, _: u32) -> RuntimeResult<()> {
+        self.write(format!("stop {id}"))
+    }
+    async fn restart(&self, id: &str) -> RuntimeResult<()> {
+        self.write(format!("restart {id}"))
+    }
+    async fn unpause(&self, id: &str) -> RuntimeResult<()> {
+        self.write(format!("unpause {id}"))
+    }
+    async fn remove(&self, id: &str) -> RuntimeResult<()> {
+        self.write(format!("remove {id}"))
+    }
+    async fn rename(&self, id: &str, _: &str) -> RuntimeResult<()> {
+        self.write(format!("rename {id}"))
+    }
+    fn events(
+        &self,
+        _: Option<&LabelSelector>,
+    ) -> impl futures_core::Stream<Item = RuntimeResult<EngineEvent>> + Send + 'static {
+        Nothing
+    }
+    async fn pull(
+        &self,
+        image: &str,
+        _: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> RuntimeResult<()> {
+        self.write(format!("pull {image}"))
+    }
+    async fn ensure_network(&self, net: &NetworkSpec) -> RuntimeResult<bool> {
+        self.write(format!("ensure network {}", net.name))?;
+        Ok(false)
+    }
+    async fn ensure_volume(&self, vol: &VolumeSpec) -> RuntimeResult<bool> {
+        self.write(format!("ensure volume {}", vol.name))?;
+        Ok(false)
+    }
+    async fn list_images(&self, _: Option<&LabelSelector>) -> RuntimeResult<Vec<EngineImage>> {
+        Ok(self.images.clone())
+    }
+    async fn list_volumes(&self, _: Option<&LabelSelector>) -> RuntimeResult<Vec<EngineVolume>> {
+        Ok(self.volumes.clone())
+    }
+    async fn list_networks(&self, _: Option<&LabelSelector>) -> RuntimeResult<Vec<EngineNetwork>> {
+        Ok(self.networks.clone())
+    }
+    async fn remove_image(&self, reference: &str) -> RuntimeResult<()> {
+        self.write(format!("remove_image {reference}"))
+    }
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        self.write(format!("remove_volume {name}"))
+    }
+    async fn remove_network(&self, id: &str) -> RuntimeResult<()> {
+        self.write(format!("remove_network {id}"))
+    }
+}
+
+/// A stream that ends at once (core has no `futures-util` for `stream::empty`).
+struct Nothing;
+
+impl futures_core::Stream for Nothing {
+    type Item = RuntimeResult<EngineEvent>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(None)
+    }
 }

@@ -18,16 +18,21 @@ fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn expand(compose: &str, extra: &[(&str, &str)]) -> refinery_core::compose::Expanded {
+/// Expands the compose file `file` of stack `shop` (with `extra` files in the commit).
+fn try_expand(
+    file: &str,
+    compose: &str,
+    extra: &[(&str, &str)],
+) -> Result<refinery_core::compose::Expanded, Vec<refinery_core::Issue>> {
     let mut all = files(extra);
-    all.insert("stack/docker-compose.yml".into(), compose.to_owned());
+    all.insert(file.into(), compose.to_owned());
     let read = |p: &str| all.get(p).cloned();
     let env = |_: &str| None;
     expand_stack(
         &StackSpec {
             name: "shop".into(),
             node: "lyra".into(),
-            files: vec!["stack/docker-compose.yml".into()],
+            files: vec![file.into()],
             profiles: Vec::new(),
             env_file: None,
         },
@@ -40,7 +45,19 @@ fn expand(compose: &str, extra: &[(&str, &str)]) -> refinery_core::compose::Expa
             keys: &refinery_core::sops::AgeKeys::default(),
         },
     )
-    .unwrap_or_else(|issues| panic!("{issues:?}"))
+}
+
+fn expand(compose: &str, extra: &[(&str, &str)]) -> refinery_core::compose::Expanded {
+    try_expand("stack/docker-compose.yml", compose, extra)
+        .unwrap_or_else(|issues| panic!("{issues:?}"))
+}
+
+/// `(target, repository path)` of each content-tracked mount of `c`.
+fn tracked_of(c: &refinery_core::ContainerSpec) -> Vec<(&str, &str)> {
+    c.content
+        .iter()
+        .map(|m| (m.target.as_str(), m.repo_path.as_str()))
+        .collect()
 }
 
 #[test]
@@ -50,11 +67,7 @@ fn content_compose_binds_and_configs_are_tracked_with_default_targets() {
         &[],
     );
     let c = &e.containers[0];
-    let tracked: Vec<(&str, &str)> = c
-        .content
-        .iter()
-        .map(|m| (m.target.as_str(), m.repo_path.as_str()))
-        .collect();
+    let tracked = tracked_of(c);
     assert_eq!(
         tracked,
         [
@@ -74,36 +87,63 @@ fn content_compose_binds_and_configs_are_tracked_with_default_targets() {
 }
 
 #[test]
-fn content_compose_unknown_config_and_x_refinery_key_are_errors() {
-    let mut all = files(&[(
+fn content_compose_secrets_mount_under_run_secrets_by_content() {
+    let e = expand(
+        "services:\n  db:\n    image: x\n    configs: [motd]\n    secrets:\n      - db_password\n      - {source: api_key, target: api.key}\n      - {source: api_key, target: /etc/api/key}\nconfigs:\n  motd: {file: ./motd.txt}\nsecrets:\n  db_password: {file: ./secrets/db_password.txt}\n  api_key: {file: ./secrets/api.key}\n",
+        &[],
+    );
+    let c = &e.containers[0];
+    let tracked = tracked_of(c);
+    assert_eq!(
+        tracked,
+        [
+            ("/etc/api/key", "stack/secrets/api.key"),
+            ("/motd", "stack/motd.txt"),
+            ("/run/secrets/api.key", "stack/secrets/api.key"),
+            ("/run/secrets/db_password", "stack/secrets/db_password.txt"),
+        ]
+    );
+    assert!(
+        c.mounts
+            .iter()
+            .any(|m| m.target == "/run/secrets/db_password"
+                && m.read_only
+                && m.kind == MountKind::Bind)
+    );
+}
+
+#[test]
+fn content_compose_undeclared_secret_is_an_error_with_a_suggestion() {
+    let issues = try_expand(
         "docker-compose.yml",
-        "services:\n  app:\n    image: x\n    configs: [motd]\n    x-refinery: {drift_actoin: alert}\nconfigs:\n  mtod: {file: ./motd.txt}\n  out: {file: ../../etc/passwd}\n",
-    )]);
-    all.insert("x".into(), String::new());
-    let read = |p: &str| all.get(p).cloned();
-    let env = |_: &str| None;
-    let issues = expand_stack(
-        &StackSpec {
-            name: "shop".into(),
-            node: "lyra".into(),
-            files: vec!["docker-compose.yml".into()],
-            profiles: Vec::new(),
-            env_file: None,
-        },
-        &StackSource {
-            read: &read,
-            env: &env,
-            base_dir: Some("/repo"),
-            manifest_file: "refinery.yaml",
-            read_tree: &|_| std::collections::BTreeMap::new(),
-            keys: &refinery_core::sops::AgeKeys::default(),
-        },
+        "services:\n  app:\n    image: x\n    secrets: [db_pasword]\nsecrets:\n  db_password: {file: ./db.txt}\n",
+        &[],
     )
     .expect_err("invalid");
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(
+        issues[0].message,
+        "service `app` uses secret `db_pasword`, which is not declared under the top-level `secrets:`"
+    );
+    assert_eq!(
+        issues[0].hint.as_deref(),
+        Some("did you mean `db_password`?")
+    );
+    assert_eq!((issues[0].line, issues[0].column), (4, 15));
+}
+
+#[test]
+fn content_compose_unknown_config_and_x_refinery_key_are_errors() {
+    let issues = try_expand("docker-compose.yml", "services:\n  app:\n    image: x\n    configs: [motd]\n    secrets: [db_pass]\n    x-refinery: {drift_actoin: alert}\nconfigs:\n  mtod: {file: ./motd.txt}\n  out: {file: ../../etc/passwd}\nsecrets:\n  db_password: {environment: DB_PASSWORD}\n", &[])
+        .expect_err("invalid");
     let text = format!("{issues:?}");
     assert!(text.contains("drift_actoin"), "{text}");
     assert!(text.contains("did you mean `drift_action`?"), "{text}");
     assert!(text.contains("points outside the repository"), "{text}");
+    assert!(
+        text.contains("secret `db_password`: `environment` is not supported"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -451,3 +451,81 @@ fn drift_missing_and_unauthorized_carry_no_changes() {
         Some(testing::container_id("adminer"))
     );
 }
+
+#[test]
+fn drift_privileged_or_extra_capabilities_never_declared_is_config_drift() {
+    let s = spec("web");
+    let mut o = observed_node(&[&s], &image());
+    assert!(diff(&s, &o).drifts.is_empty());
+    o.containers[0].options.privileged = true;
+    o.containers[0].options.cap_add = vec!["CAP_SYS_ADMIN".into()];
+    assert_eq!(fields(&diff(&s, &o)), [cfg("privileged"), cfg("cap_add")]);
+}
+
+#[test]
+fn drift_capabilities_compare_whatever_their_spelling() {
+    let mut s = spec("web");
+    s.options.cap_add = vec!["net_admin".into()];
+    s.options.cap_drop = vec!["ALL".into()];
+    let mut o = observed_node(&[&s], &image());
+    o.containers[0].options.cap_add = vec!["CAP_NET_ADMIN".into()];
+    assert!(
+        diff(&s, &o).drifts.is_empty(),
+        "{:?}",
+        fields(&diff(&s, &o))
+    );
+    o.containers[0].options.cap_drop.clear();
+    let r = diff(&s, &o);
+    assert_eq!(fields(&r), [cfg("cap_drop")]);
+    assert_eq!(r.drifts[0].changes[0].desired, "ALL");
+    assert_eq!(r.drifts[0].changes[0].observed, "(none)");
+}
+
+#[test]
+fn drift_engine_given_settings_are_compared_only_when_declared() {
+    let mut s = spec("web");
+    let mut o = observed_node(&[&s], &image());
+    // The engine's own values (a hostname, its log driver, a stop signal from the image).
+    o.containers[0].options.hostname = Some("3f2a9c1d0b7e".into());
+    o.containers[0].options.stop_signal = Some("SIGQUIT".into());
+    o.containers[0].options.logging = Some(refinery_core::spec::Logging {
+        driver: "json-file".into(),
+        options: BTreeMap::from([("max-file".into(), "3".into())]),
+    });
+    assert!(
+        diff(&s, &o).drifts.is_empty(),
+        "{:?}",
+        fields(&diff(&s, &o))
+    );
+
+    s.options.hostname = Some("web".into());
+    s.options.stop_signal = Some("quit".into());
+    s.options.logging = Some(refinery_core::spec::Logging {
+        driver: "json-file".into(),
+        options: BTreeMap::from([("max-size".into(), "10m".into())]),
+    });
+    s.options.stop_timeout_secs = Some(30);
+    assert_eq!(
+        fields(&diff(&s, &o)),
+        [cfg("hostname"), cfg("stop_grace_period"), cfg("logging")],
+        "`quit` is `SIGQUIT`; the daemon's extra log option is not drift"
+    );
+}
+
+#[test]
+fn drift_privileged_container_engine_label_disable_is_not_drift() {
+    let mut s = spec("web");
+    s.options.privileged = true;
+    let mut o = observed_node(&[&s], &image());
+    o.containers[0].options.security_opt = vec!["label=disable".into()];
+    assert!(
+        diff(&s, &o).drifts.is_empty(),
+        "{:?}",
+        fields(&diff(&s, &o))
+    );
+    o.containers[0].options.privileged = false;
+    assert_eq!(
+        fields(&diff(&s, &o)),
+        [cfg("security_opt"), cfg("privileged")]
+    );
+}

@@ -214,6 +214,9 @@ fn load_full_reference_reads_every_section() {
         BTreeMap::from([("team".to_owned(), "core".to_owned())])
     );
     assert_eq!(c.restart, RestartPolicy::UnlessStopped);
+    assert_eq!(c.options.cap_add, ["CAP_NET_ADMIN"]);
+    assert_eq!(c.options.cap_drop, ["CAP_MKNOD"]);
+    assert!(!c.options.privileged);
     assert_eq!(
         c.healthcheck,
         Some(Healthcheck {
@@ -254,6 +257,7 @@ fn load_full_reference_reads_every_section() {
     assert_eq!(k.context.as_deref(), Some("lyra"));
     assert_eq!(k.path, "manifests/k8s/");
     assert_eq!(k.namespace.as_deref(), Some("dredge"));
+    assert!(k.prune);
 
     let inv = &m.inventory;
     assert_eq!(inv.allowed.containers, words(&["odoo-dev*"]));
@@ -513,8 +517,8 @@ fn load_alert_channels_reads_filters_reminders_and_rate_limits() {
         (20, 60_000)
     );
     assert_eq!(hook.kind, ChannelKind::Webhook);
-    assert_eq!(hook.nodes, ["vega"]);
-    assert_eq!(hook.drift_types, ["missing", "status"]);
+    assert_eq!(hook.nodes, ["vega", "k8s/dredge"]);
+    assert_eq!(hook.drift_types, ["missing", "status", "orphan"]);
     assert_eq!(hook.remind_every_ms, Some(4 * 3600 * 1000));
     assert_eq!((hook.rate_limit.max, hook.rate_limit.per_ms), (5, 600_000));
 }
@@ -815,6 +819,8 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-healthcheck-without-test.yaml", &[at(5, 7, "containers[0].healthcheck.test", "a healthcheck needs a `test`")]),
     ("invalid-image-reference.yaml", &[at(3, 12, "containers[0].image", "`nginx 1.27` is not an image reference")]),
     ("invalid-kubernetes-duplicate.yaml", &[at(3, 12, "kubernetes[1].name", "kubernetes source `dredge` is declared twice")]),
+    ("invalid-kubernetes-name-label.yaml", &[hinted(2, 11, "kubernetes[0].name", "`dredge-` is not a valid kubernetes source name", "at most 63 characters")]),
+    ("invalid-kubernetes-prune.yaml", &[hinted(4, 12, "kubernetes[0].prune", "expected true or false, found `sometimes`", "write `true` or `false`")]),
     ("invalid-kubernetes-without-path.yaml", &[at(2, 5, "kubernetes[0].path", "needs a `path`")]),
     ("invalid-ledger-max-size.yaml", &[hinted(2, 13, "ledger.max_size", "`10 megabytes` is not a size", "like `10MiB`")]),
     ("invalid-ledger-path-outside-repo.yaml", &[hinted(2, 9, "ledger.path", "`../elsewhere/ledger.jsonl` is not a path inside the repository", "a relative path")]),

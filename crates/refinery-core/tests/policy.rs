@@ -658,3 +658,134 @@ fn policy_restart_cannot_answer_config_or_image_drift() {
         Some(StepKind::Start)
     );
 }
+
+/// One `orphan` drift (an object a `kubernetes:` source applied, no longer declared) decided
+/// under `prune`, `mode` and the manifest's windows and protection.
+fn orphan_step(
+    kind: &str,
+    name: &str,
+    prune: bool,
+    mode: Mode,
+    m: &Manifest,
+) -> (StepKind, String) {
+    use refinery_core::policy::{PolicyContext, decide};
+    use refinery_core::{Drift, DriftReport};
+    let report = DriftReport {
+        drifts: vec![Drift {
+            id: ResourceId::Kube {
+                context: "lyra".into(),
+                namespace: if kind == "namespace" {
+                    String::new()
+                } else {
+                    "shop".into()
+                },
+                kind: kind.into(),
+                name: name.into(),
+            },
+            kind: DriftKind::Orphan,
+            container_id: None,
+            summary: "applied by source `app`, no longer declared".into(),
+            changes: Vec::new(),
+        }],
+        ..DriftReport::default()
+    };
+    let first_seen = std::collections::BTreeMap::new();
+    let ctx = PolicyContext {
+        manifest: m,
+        mode,
+        now: ts("2026-06-01T12:00:00Z"),
+        first_seen: &first_seen,
+        honor_grace: true,
+        self_container_id: None,
+        prune,
+    };
+    let observed = Observed::default();
+    let plan = refinery_core::plan(&decide(&report, &observed, &ctx), &observed);
+    (plan.steps[0].kind, plan.steps[0].reason.clone())
+}
+
+#[test]
+fn policy_orphan_is_pruned_only_under_prune_in_enforce_mode() {
+    let (mut m, _) = web_in_sync();
+    m.inventory.protected = vec!["prod-*".into()];
+    let cases: [(&str, &str, bool, Mode, StepKind, &str); 7] = [
+        (
+            "configmap",
+            "old",
+            true,
+            Mode::Enforce,
+            StepKind::Remove,
+            "`orphan` rule: terminate",
+        ),
+        (
+            "configmap",
+            "old",
+            false,
+            Mode::Enforce,
+            StepKind::Alert,
+            "`prune: true`",
+        ),
+        (
+            "configmap",
+            "old",
+            true,
+            Mode::Audit,
+            StepKind::Alert,
+            "audit mode",
+        ),
+        (
+            "configmap",
+            "old",
+            true,
+            Mode::ReadOnly,
+            StepKind::Alert,
+            "read-only",
+        ),
+        (
+            "configmap",
+            "prod-db",
+            true,
+            Mode::Enforce,
+            StepKind::Protected,
+            "inventory.protected",
+        ),
+        (
+            "namespace",
+            "shop",
+            true,
+            Mode::Enforce,
+            StepKind::Alert,
+            "never pruned",
+        ),
+        (
+            "customresourcedefinition",
+            "x.example.com",
+            true,
+            Mode::Enforce,
+            StepKind::Alert,
+            "never pruned",
+        ),
+    ];
+    for (kind, name, prune, mode, want, why) in cases {
+        let (got, reason) = orphan_step(kind, name, prune, mode, &m);
+        assert_eq!(got, want, "{kind}/{name} prune={prune} {mode:?}: {reason}");
+        assert!(reason.contains(why), "{kind}/{name}: {reason}");
+    }
+}
+
+#[test]
+fn policy_orphan_in_a_window_allowing_drift_is_reported() {
+    let (mut m, _) = web_in_sync();
+    m.maintenance_windows.push(MaintenanceWindow {
+        name: "always".into(),
+        day: WindowDay::Daily,
+        start_minute: 0,
+        end_minute: 24 * 60 - 1,
+        timezone: "UTC".into(),
+        disable_auto_rollback: false,
+        allow_drift: true,
+    });
+    let (got, reason) = orphan_step("configmap", "old", true, Mode::Enforce, &m);
+    assert_eq!(got, StepKind::Alert);
+    assert!(reason.contains("allows drift"), "{reason}");
+}

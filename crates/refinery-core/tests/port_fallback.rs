@@ -193,6 +193,7 @@ fn port_fallback_plan_ignores_degraded_and_recreates_when_free() {
         first_seen: &BTreeMap::new(),
         honor_grace: false,
         self_container_id: None,
+        prune: false,
     };
     let plan = refinery_core::plan(&refinery_core::decide(&report, &o, &pctx), &o);
     let kinds: Vec<StepKind> = plan.steps.iter().map(|s| s.kind).collect();

@@ -244,30 +244,41 @@ fn options() -> impl Strategy<Value = RuntimeOptions> {
         prop::option::of(prop::sample::select(vec![64i64 << 20, 1 << 30])),
         prop::option::of(prop::sample::select(vec![500_000_000i64, 2_000_000_000])),
         subsequence(vec!["db:10.0.0.2", "cache:10.0.0.3"], 0..2),
+        (
+            any::<bool>(),
+            subsequence(vec!["CAP_NET_ADMIN", "CAP_SYS_TIME"], 0..2),
+            subsequence(vec!["ALL", "CAP_MKNOD"], 0..2),
+        ),
     )
         .prop_map(
-            |(nets, user, dir, read_only, sec, mem, cpus, hosts)| RuntimeOptions {
-                networks: nets
-                    .into_iter()
-                    .map(|(n, a)| NetworkAttachment {
-                        name: n.to_owned(),
-                        aliases: a.into_iter().map(str::to_owned).collect(),
-                    })
-                    .collect(),
-                user: user.map(str::to_owned),
-                working_dir: dir.map(str::to_owned),
-                read_only,
-                security_opt: sec.into_iter().map(str::to_owned).collect(),
-                memory_bytes: mem,
-                nano_cpus: cpus,
-                extra_hosts: hosts.into_iter().map(str::to_owned).collect(),
+            |(nets, user, dir, read_only, sec, mem, cpus, hosts, (privileged, add, drop))| {
+                RuntimeOptions {
+                    networks: nets
+                        .into_iter()
+                        .map(|(n, a)| NetworkAttachment {
+                            name: n.to_owned(),
+                            aliases: a.into_iter().map(str::to_owned).collect(),
+                        })
+                        .collect(),
+                    user: user.map(str::to_owned),
+                    working_dir: dir.map(str::to_owned),
+                    read_only,
+                    security_opt: sec.into_iter().map(str::to_owned).collect(),
+                    memory_bytes: mem,
+                    nano_cpus: cpus,
+                    extra_hosts: hosts.into_iter().map(str::to_owned).collect(),
+                    privileged,
+                    cap_add: add.into_iter().map(str::to_owned).collect(),
+                    cap_drop: drop.into_iter().map(str::to_owned).collect(),
+                    ..RuntimeOptions::default()
+                }
             },
         )
 }
 
 /// Ways the engine's options can differ from what was declared (each is config drift).
 fn tamper_options(o: &mut RuntimeOptions, which: u8) -> bool {
-    match which % 8 {
+    match which % 10 {
         0 if !o.networks.is_empty() => {
             o.networks.remove(0);
             true
@@ -298,6 +309,14 @@ fn tamper_options(o: &mut RuntimeOptions, which: u8) -> bool {
         }
         7 => {
             o.extra_hosts.push("evil:6.6.6.6".into());
+            true
+        }
+        8 => {
+            o.privileged = !o.privileged;
+            true
+        }
+        9 if !o.cap_add.iter().any(|c| c == "CAP_SYS_ADMIN") => {
+            o.cap_add.push("CAP_SYS_ADMIN".into());
             true
         }
         _ => false,

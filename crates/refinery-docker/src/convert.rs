@@ -449,6 +449,9 @@ pub(crate) fn observed_container(
     let started_at = state
         .started_at
         .filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"));
+    let finished_at = state
+        .finished_at
+        .filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"));
 
     let mounts = mounts_from_inspect(c.mounts.as_deref().unwrap_or_default(), &host);
     let options = runtime_options(&config, &host, c.network_settings.and_then(|n| n.networks));
@@ -466,6 +469,7 @@ pub(crate) fn observed_container(
         exit_code: state.exit_code,
         created: c.created.unwrap_or_default(),
         started_at,
+        finished_at,
         ports: ports_from_map(host.port_bindings.as_ref()),
         env: env_map(config.env.as_deref()),
         mounts,
@@ -519,13 +523,27 @@ pub(crate) fn image_info(inspect: &ImageInspect) -> Option<ImageInfo> {
     })
 }
 
-/// What a container's list entry says about it: when this is unchanged (and no event arrived for
-/// it), an earlier inspection still holds.
-pub(crate) fn summary_fingerprint(s: &bollard::models::ContainerSummary) -> String {
-    format!(
+/// What a container's list entry says about it, as a hash: when this is unchanged (and no event
+/// arrived for it), an earlier inspection still holds.
+pub(crate) fn summary_fingerprint(s: &bollard::models::ContainerSummary) -> u64 {
+    use std::fmt::Write as _;
+    use std::hash::Hasher as _;
+    /// Hashes what is formatted into it, without building the string.
+    struct HashWriter(std::collections::hash_map::DefaultHasher);
+    impl std::fmt::Write for HashWriter {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut h = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    // Formatting into a hasher cannot fail.
+    let _ = write!(
+        h,
         "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         s.state, s.status, s.image_id, s.names, s.created, s.ports
-    )
+    );
+    h.0.finish()
 }
 
 /// The tags a list entry gives an image (the list is fresh; a cached inspection may not be).
@@ -800,6 +818,9 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
     ContainerCreateBody {
         user: opts.user.clone(),
         working_dir: opts.working_dir.clone(),
+        hostname: opts.hostname.clone(),
+        stop_signal: opts.stop_signal.clone(),
+        stop_timeout: opts.stop_timeout_secs,
         networking_config: first_network.map(|n| bollard::models::NetworkingConfig {
             endpoints_config: Some(HashMap::from([(n.name.clone(), endpoint(n))])),
         }),
@@ -821,9 +842,34 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             mounts: (!anonymous_ro.is_empty()).then_some(anonymous_ro),
             restart_policy: Some(restart_policy),
-            network_mode: first_network.map(|n| n.name.clone()),
+            network_mode: opts
+                .network_mode
+                .clone()
+                .or_else(|| first_network.map(|n| n.name.clone())),
             readonly_rootfs: opts.read_only.then_some(true),
             security_opt: non_empty(opts.security_opt.clone()),
+            privileged: opts.privileged.then_some(true),
+            cap_add: non_empty(opts.cap_add.clone()),
+            cap_drop: non_empty(opts.cap_drop.clone()),
+            init: opts.init,
+            tmpfs: (!opts.tmpfs.is_empty()).then(|| {
+                opts.tmpfs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+            log_config: opts
+                .logging
+                .as_ref()
+                .map(|l| bollard::models::HostConfigLogConfig {
+                    typ: Some(l.driver.clone()),
+                    config: Some(
+                        l.options
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                }),
             memory: opts.memory_bytes,
             nano_cpus: opts.nano_cpus,
             extra_hosts: non_empty(opts.extra_hosts.clone()),
@@ -893,6 +939,21 @@ fn runtime_options(
         memory_bytes: host.memory.filter(|m| *m != 0),
         nano_cpus: host.nano_cpus.filter(|n| *n != 0),
         extra_hosts: sorted(&host.extra_hosts),
+        privileged: host.privileged.unwrap_or(false),
+        cap_add: refinery_core::spec::capabilities(&host.cap_add.clone().unwrap_or_default()),
+        cap_drop: refinery_core::spec::capabilities(&host.cap_drop.clone().unwrap_or_default()),
+        network_mode: nonempty(&host.network_mode),
+        hostname: nonempty(&config.hostname),
+        init: host.init,
+        stop_signal: nonempty(&config.stop_signal),
+        stop_timeout_secs: config.stop_timeout,
+        tmpfs: host.tmpfs.clone().unwrap_or_default().into_iter().collect(),
+        logging: host.log_config.as_ref().and_then(|l| {
+            Some(refinery_core::spec::Logging {
+                driver: l.typ.clone().filter(|t| !t.is_empty())?,
+                options: l.config.clone().unwrap_or_default().into_iter().collect(),
+            })
+        }),
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`DockerRuntime`]: the [`ContainerRuntime`] port over one Docker engine, through bollard.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,8 +60,74 @@ pub struct DockerRuntime {
 struct ObserveCache {
     /// Live event streams of this runtime (clones share it).
     followers: AtomicUsize,
-    containers: Mutex<HashMap<String, (String, ObservedContainer)>>,
+    containers: Mutex<ContainerCache>,
     images: Mutex<HashMap<String, ImageInfo>>,
+}
+
+/// How many forgotten container ids the cache remembers, so an observation that ran while
+/// events arrived does not store what they made stale.
+const FORGOTTEN_KEPT: usize = 1024;
+
+/// Each container's last inspection, keyed by id, with the fingerprint of the list entry it was
+/// made for. It is kept as compact JSON: a fleet's cache holds every container of every node
+/// (10,000 for 500 nodes of 20), and the struct with its maps is about three times the size;
+/// an observation decodes the few it uses.
+#[derive(Default)]
+struct ContainerCache {
+    entries: HashMap<String, (u64, Box<[u8]>)>,
+    /// Bumped by every forget and clear.
+    generation: u64,
+    /// The last [`FORGOTTEN_KEPT`] ids an event named, with the generation that forgot them.
+    forgotten: VecDeque<(u64, String)>,
+    /// Up to this generation, what was forgotten is no longer known (cleared, or dropped from
+    /// `forgotten`).
+    horizon: u64,
+}
+
+impl ContainerCache {
+    fn forget(&mut self, id: &str) {
+        self.generation += 1;
+        self.entries.remove(id);
+        self.forgotten.push_back((self.generation, id.to_owned()));
+        if self.forgotten.len() > FORGOTTEN_KEPT
+            && let Some((g, _)) = self.forgotten.pop_front()
+        {
+            self.horizon = g;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.generation += 1;
+        self.entries = HashMap::new();
+        self.forgotten.clear();
+        self.horizon = self.generation;
+    }
+
+    /// After an observation that started at generation `since` and listed `listed`: forgets
+    /// the containers no longer listed and keeps the new inspections, except those an event
+    /// named meanwhile (all of them when that is no longer known).
+    fn store(
+        &mut self,
+        since: u64,
+        listed: &HashSet<&str>,
+        inspected: Vec<(String, u64, Box<[u8]>)>,
+    ) {
+        self.entries.retain(|id, _| listed.contains(id.as_str()));
+        if self.horizon > since {
+            return;
+        }
+        let stale: HashSet<&str> = self
+            .forgotten
+            .iter()
+            .filter(|(g, _)| *g > since)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        for (id, fingerprint, c) in inspected {
+            if !stale.contains(id.as_str()) {
+                self.entries.insert(id, (fingerprint, c));
+            }
+        }
+    }
 }
 
 impl ObserveCache {
@@ -69,16 +135,18 @@ impl ObserveCache {
         self.followers.load(Ordering::SeqCst) > 0
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, ContainerCache> {
+        self.containers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn forget(&self, container_id: &str) {
-        if let Ok(mut c) = self.containers.lock() {
-            c.remove(container_id);
-        }
+        self.lock().forget(container_id);
     }
 
     fn clear(&self) {
-        if let Ok(mut c) = self.containers.lock() {
-            c.clear();
-        }
+        self.lock().clear();
     }
 }
 
@@ -214,6 +282,12 @@ impl DockerRuntime {
             t.program = program.into();
         }
         self
+    }
+
+    /// Drops every cached inspection: the next `observe` inspects each container again (a full
+    /// resync, for when events about this engine were lost).
+    pub fn forget_inspections(&self) {
+        self.cache.clear();
     }
 
     /// The endpoint, normalized (`unix:///var/run/docker.sock`).
@@ -458,29 +532,25 @@ impl ContainerRuntime for DockerRuntime {
             .await
             .map_err(|e| convert::error(e, &self.op("list", "containers")))?;
         let live = self.cache.live();
-        let cached: HashMap<String, (String, ObservedContainer)> = if live {
-            self.cache
-                .containers
-                .lock()
-                .map(|c| c.clone())
-                .unwrap_or_default()
-        } else {
-            HashMap::new()
-        };
         let mut containers = Vec::with_capacity(summaries.len());
-        let mut fresh = HashMap::with_capacity(summaries.len());
         let mut to_inspect = Vec::new();
-        for s in &summaries {
-            let Some(id) = s.id.clone() else { continue };
-            let fingerprint = convert::summary_fingerprint(s);
-            match cached.get(&id) {
-                Some((f, c)) if *f == fingerprint => {
-                    containers.push(c.clone());
-                    fresh.insert(id, (fingerprint, c.clone()));
+        let since = {
+            let cache = self.cache.lock();
+            for s in &summaries {
+                let Some(id) = s.id.clone() else { continue };
+                let fingerprint = convert::summary_fingerprint(s);
+                let hit = cache
+                    .entries
+                    .get(&id)
+                    .filter(|(f, _)| live && *f == fingerprint)
+                    .and_then(|(_, json)| serde_json::from_slice(json).ok());
+                match hit {
+                    Some(c) => containers.push(c),
+                    None => to_inspect.push((id, fingerprint)),
                 }
-                _ => to_inspect.push((id, fingerprint)),
             }
-        }
+            cache.generation
+        };
 
         let inspected: Vec<_> = stream::iter(to_inspect)
             .map(|(id, fingerprint)| async move {
@@ -497,6 +567,7 @@ impl ContainerRuntime for DockerRuntime {
 
         let by_id = self.images_by_id(docker).await?;
         let mut missing: HashMap<String, Option<ImageDefaults>> = HashMap::new();
+        let mut fresh = Vec::new();
         for (fingerprint, c) in inspected.into_iter().flatten() {
             let image_id = convert::container_image_id(&c).map(str::to_owned);
             let defaults = match image_id {
@@ -513,12 +584,15 @@ impl ContainerRuntime for DockerRuntime {
                 None => None,
             };
             let observed = convert::observed_container(c, defaults);
-            fresh.insert(observed.id.clone(), (fingerprint, observed.clone()));
+            if live && let Ok(json) = serde_json::to_vec(&observed) {
+                fresh.push((observed.id.clone(), fingerprint, json.into_boxed_slice()));
+            }
             containers.push(observed);
         }
         containers.sort_by(|a, b| a.name.cmp(&b.name));
-        if live && let Ok(mut c) = self.cache.containers.lock() {
-            *c = fresh;
+        if live {
+            let listed: HashSet<&str> = summaries.iter().filter_map(|s| s.id.as_deref()).collect();
+            self.cache.lock().store(since, &listed, fresh);
         }
 
         let mut images = BTreeMap::new();
@@ -871,6 +945,53 @@ mod tests {
         let err = DockerRuntime::connect_with_tls("unix:///var/run/docker.sock", Some(&tls))
             .expect_err("tls needs tcp");
         assert!(err.to_string().contains("`tcp://`"), "{err}");
+    }
+
+    #[test]
+    fn cache_keeps_an_inspection_as_it_was_and_not_what_an_event_named_meanwhile() {
+        use refinery_core::testing::{observed_from_spec, spec};
+        let mut web = spec("web");
+        web.labels.insert("team".into(), "x".into());
+        let defaults = ImageDefaults {
+            command: Some(vec!["sh".into()]),
+            ..ImageDefaults::default()
+        };
+        let c = observed_from_spec(&web, &defaults);
+        let json = |c: &ObservedContainer| {
+            serde_json::to_vec(c)
+                .expect("an observation serializes")
+                .into_boxed_slice()
+        };
+        let mut cache = ContainerCache::default();
+        let since = cache.generation;
+        let listed: HashSet<&str> = ["a", "b"].into();
+        cache.forget("b");
+        cache.store(
+            since,
+            &listed,
+            vec![("a".into(), 1, json(&c)), ("b".into(), 2, json(&c))],
+        );
+        let (f, kept) = cache.entries.get("a").expect("`a` is kept");
+        assert_eq!(*f, 1);
+        let back: ObservedContainer = serde_json::from_slice(kept).expect("it decodes");
+        assert_eq!(back, c, "the round trip is exact");
+        assert!(
+            !cache.entries.contains_key("b"),
+            "an event named `b` meanwhile"
+        );
+
+        // Not listed any more: gone. Forgotten beyond what is remembered: nothing stored.
+        cache.store(cache.generation, &HashSet::new(), Vec::new());
+        assert!(cache.entries.is_empty());
+        let since = cache.generation;
+        for i in 0..=FORGOTTEN_KEPT {
+            cache.forget(&format!("x{i}"));
+        }
+        cache.store(since, &listed, vec![("a".into(), 1, json(&c))]);
+        assert!(
+            cache.entries.is_empty(),
+            "what was forgotten is no longer known"
+        );
     }
 
     #[test]

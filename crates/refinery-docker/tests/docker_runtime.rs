@@ -255,6 +255,18 @@ async fn create_full_spec_observe_round_trips_on(
         start_period_ms: 2000,
         retries: 3,
     });
+    // Capabilities as a compose file may spell them; the engine reports `CAP_…`.
+    spec.options.cap_add = vec!["net_admin".into()];
+    spec.options.cap_drop = vec!["CAP_MKNOD".into()];
+    spec.options.hostname = Some("web-host".into());
+    spec.options.init = Some(true);
+    spec.options.stop_signal = Some("SIGINT".into());
+    spec.options.stop_timeout_secs = Some(3);
+    spec.options.tmpfs = BTreeMap::from([("/run/scratch".to_owned(), "size=1m".to_owned())]);
+    spec.options.logging = Some(refinery_core::spec::Logging {
+        driver: "json-file".into(),
+        options: BTreeMap::from([("max-size".to_owned(), "1m".to_owned())]),
+    });
     let req = run.request("web", spec.clone());
 
     // A second shape: entrypoint, on-failure with a limit, an anonymous volume only, no ports.
@@ -282,6 +294,21 @@ async fn create_full_spec_observe_round_trips_on(
         "{err:?}"
     );
 
+    // Privileged is read back (created only: this engine, itself in a container, may not be
+    // allowed to start one).
+    // On the host's network too.
+    let mut privileged = spec2.clone();
+    privileged.options.privileged = true;
+    privileged.options.network_mode = Some("host".into());
+    let preq = run.request("privileged", privileged);
+    let pid = rt.create(&preq).await.expect("create privileged");
+    let seen = rt.inspect(&pid).await.expect("inspect privileged");
+    assert!(seen.options.privileged);
+    assert_eq!(seen.options.network_mode.as_deref(), Some("host"));
+    let changes = refinery_core::drift_options::option_changes(&preq.spec, &seen);
+    assert!(changes.is_empty(), "{changes:#?}");
+    rt.remove(&pid).await.expect("remove privileged");
+
     let id = rt.create(&req).await.expect("create web");
     rt.start(&id).await.expect("start web");
     let id2 = rt.create(&req2).await.expect("create worker");
@@ -297,6 +324,29 @@ async fn create_full_spec_observe_round_trips_on(
     assert_eq!(web.image, IMAGE);
     assert_eq!(web.image_id, image_id);
     assert_eq!(web.state, ContainerState::Running);
+    assert_eq!(web.options.cap_add, ["CAP_NET_ADMIN"]);
+    assert_eq!(web.options.cap_drop, ["CAP_MKNOD"]);
+    assert!(!web.options.privileged);
+    assert_eq!(web.options.hostname.as_deref(), Some("web-host"));
+    assert_eq!(web.options.init, Some(true));
+    assert_eq!(web.options.stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(web.options.stop_timeout_secs, Some(3));
+    assert_eq!(web.options.tmpfs, spec.options.tmpfs);
+    let logging = web.options.logging.clone().expect("a log driver");
+    assert_eq!(logging.driver, "json-file");
+    // (The daemon may add its own `log-opts`.)
+    assert_eq!(
+        logging.options.get("max-size").map(String::as_str),
+        Some("1m")
+    );
+    // What was declared is what is observed: no drift in the engine settings.
+    let changes = refinery_core::drift_options::option_changes(&req.spec, web);
+    assert!(changes.is_empty(), "{changes:#?}");
+    assert!(
+        observed
+            .container(&req2.name)
+            .is_some_and(|w| !w.options.privileged)
+    );
     assert!(
         matches!(web.health, Health::Starting | Health::Healthy),
         "{:?}",
@@ -986,6 +1036,10 @@ async fn simulator_observes_what_the_engine_observes() {
             c.created.clear();
             c.started_at = None;
             c.name = c.name.replacen(run.id(), "RUN", 1);
+            // The hostname is the container's short id; the log driver's options are the
+            // daemon's own configuration (`log-opts`).
+            c.options.hostname = None;
+            c.options.logging = None;
             c.labels
                 .insert(testsupport::RUN_LABEL.to_owned(), "RUN".to_owned());
         }

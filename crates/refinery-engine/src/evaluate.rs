@@ -67,6 +67,7 @@ pub fn evaluate_in(
         first_seen,
         honor_grace,
         self_container_id,
+        prune: false,
     };
     let decisions = decide(&report, observed, &pctx);
     let plan = plan(&decisions, observed);

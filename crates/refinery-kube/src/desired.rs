@@ -48,6 +48,7 @@ pub fn load_source(spec: &KubeSpec, files: &BTreeMap<String, Vec<u8>>) -> Result
     load_dir(
         &dir,
         Ns::Default(spec.namespace.as_deref()),
+        &spec.name,
         files,
         &mut out,
         0,
@@ -109,6 +110,7 @@ fn join(dir: &str, rel: &str) -> String {
 fn load_dir(
     dir: &str,
     namespace: Ns<'_>,
+    source: &str,
     files: &BTreeMap<String, Vec<u8>>,
     out: &mut Vec<KubeObject>,
     depth: usize,
@@ -158,9 +160,9 @@ fn load_dir(
             };
             let p = join(dir, rel);
             if let Some(bytes) = files.get(&p) {
-                load_file(&p, bytes, ns, out)?;
+                load_file(&p, bytes, ns, source, out)?;
             } else if files.keys().any(|f| f.starts_with(&format!("{p}/"))) {
-                load_dir(&p, ns, files, out, depth + 1)?;
+                load_dir(&p, ns, source, files, out, depth + 1)?;
             } else {
                 return Err(KubeError::Manifest {
                     origin: kpath,
@@ -186,7 +188,7 @@ fn load_dir(
             continue;
         }
         if rel.ends_with(".yaml") || rel.ends_with(".yml") || rel.ends_with(".json") {
-            load_file(path, bytes, namespace, out)?;
+            load_file(path, bytes, namespace, source, out)?;
         }
     }
     Ok(())
@@ -199,11 +201,37 @@ fn utf8<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str> {
     })
 }
 
-/// Parses one file of documents. Empty documents are skipped; `kind: List` is unrolled.
+/// The label naming the `kubernetes:` source that applied an object: with the field manager
+/// `refinery` in its managed fields, it is what proves an object is Refinery's to prune.
+pub const SOURCE_LABEL: &str = "refinery.io/source";
+/// The well-known label for the tool managing an object; set to `refinery` unless the document
+/// sets it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+/// Puts Refinery's labels on a document's metadata: `refinery.io/source: <source>` (always) and
+/// `app.kubernetes.io/managed-by: refinery` (unless declared). They are declared fields like
+/// any other: removing one by hand is config drift, put back by the next apply.
+fn mark(meta: &mut serde_json::Map<String, Value>, source: &str) {
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if labels.is_null() {
+        *labels = Value::Object(serde_json::Map::new());
+    }
+    if let Some(l) = labels.as_object_mut() {
+        l.insert(SOURCE_LABEL.into(), Value::String(source.to_owned()));
+        l.entry(MANAGED_BY_LABEL)
+            .or_insert_with(|| Value::String("refinery".into()));
+    }
+}
+
+/// Parses one file of documents of the source named `source`. Empty documents are skipped;
+/// `kind: List` is unrolled.
 pub fn load_file(
     path: &str,
     bytes: &[u8],
     namespace: Ns<'_>,
+    source: &str,
     out: &mut Vec<KubeObject>,
 ) -> Result<()> {
     let text = utf8(path, bytes)?;
@@ -224,16 +252,16 @@ pub fn load_file(
                 .cloned()
                 .unwrap_or_default();
             for item in items {
-                out.push(object(&origin, item, namespace)?);
+                out.push(object(&origin, item, namespace, source)?);
             }
             continue;
         }
-        out.push(object(&origin, doc, namespace)?);
+        out.push(object(&origin, doc, namespace, source)?);
     }
     Ok(())
 }
 
-fn object(origin: &str, mut doc: Value, namespace: Ns<'_>) -> Result<KubeObject> {
+fn object(origin: &str, mut doc: Value, namespace: Ns<'_>, source: &str) -> Result<KubeObject> {
     let err = |message: String| KubeError::Manifest {
         origin: origin.to_owned(),
         message,
@@ -264,8 +292,11 @@ fn object(origin: &str, mut doc: Value, namespace: Ns<'_>) -> Result<KubeObject>
         (Some(Value::String(s)), _) if !s.is_empty() => Some(s.clone()),
         (_, Ns::Default(ns)) => ns.map(str::to_owned),
     };
-    if let (Some(ns), Some(m)) = (&ns, doc.get_mut("metadata").and_then(Value::as_object_mut)) {
-        m.insert("namespace".into(), Value::String(ns.clone()));
+    if let Some(m) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(ns) = &ns {
+            m.insert("namespace".into(), Value::String(ns.clone()));
+        }
+        mark(m, source);
     }
     Ok(KubeObject {
         api_version,
@@ -287,6 +318,7 @@ mod tests {
             context: None,
             path: path.into(),
             namespace: ns.map(str::to_owned),
+            prune: false,
         }
     }
 
@@ -308,6 +340,21 @@ mod tests {
         assert_eq!(objs[0].body["metadata"]["namespace"], "shop");
         assert_eq!(objs[1].namespace.as_deref(), Some("other"));
         assert_eq!(objs[1].key(), "Deployment/web");
+        let labels = &objs[0].body["metadata"]["labels"];
+        assert_eq!(labels[SOURCE_LABEL], "app");
+        assert_eq!(labels[MANAGED_BY_LABEL], "refinery");
+    }
+
+    #[test]
+    fn load_source_keeps_a_declared_managed_by_and_overrides_the_source_label() {
+        let f = files(&[(
+            "k/a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {app.kubernetes.io/managed-by: me, refinery.io/source: other}\n",
+        )]);
+        let objs = load_source(&spec("k", None), &f).unwrap();
+        let labels = &objs[0].body["metadata"]["labels"];
+        assert_eq!(labels[MANAGED_BY_LABEL], "me");
+        assert_eq!(labels[SOURCE_LABEL], "app");
     }
 
     #[test]

@@ -203,6 +203,45 @@ pub fn status_problem(live: &Value) -> Option<String> {
     ))
 }
 
+/// Why a live Deployment's rollout is not complete yet, as `kubectl rollout status` and Argo CD
+/// judge it: the controller has not seen the latest generation, or fewer replicas are updated or
+/// available than declared, or old ones are still running. `None` once it is complete, and for
+/// every other kind. A stuck rollout is [`status_problem`]'s.
+#[must_use]
+pub fn rollout_pending(live: &Value) -> Option<String> {
+    if live.get("kind").and_then(Value::as_str) != Some("Deployment")
+        || live.pointer("/spec/paused").and_then(Value::as_bool) == Some(true)
+    {
+        return None;
+    }
+    let n = |p: &str| live.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let generation = n("/metadata/generation");
+    if n("/status/observedGeneration") < generation {
+        return Some("the controller has not seen the latest change yet".into());
+    }
+    let wanted = live
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let (updated, total, available) = (
+        n("/status/updatedReplicas"),
+        n("/status/replicas"),
+        n("/status/availableReplicas"),
+    );
+    if updated < wanted {
+        return Some(format!("{updated} of {wanted} replicas updated"));
+    }
+    if total > updated {
+        return Some(format!("{} old replicas still running", total - updated));
+    }
+    if available < updated {
+        return Some(format!(
+            "{available} of {updated} updated replicas available"
+        ));
+    }
+    None
+}
+
 /// Whether a live object is owned by a controller (a ReplicaSet's Pod, a Deployment's
 /// ReplicaSet): then it is not a workload of its own.
 #[must_use]
@@ -213,6 +252,29 @@ pub fn has_controller(live: &Value) -> bool {
             refs.iter()
                 .any(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
         })
+}
+
+/// The `kubernetes:` source that applied a live object, when Refinery can prove it did: the
+/// object carries `refinery.io/source: <source>` and its managed fields hold a server-side apply
+/// by the field manager `refinery`. A copy of the object made by another tool (which copies the
+/// label but not the managed fields), or an object a controller made from Refinery's (Endpoints
+/// copy a Service's labels; a controller owns them), is not Refinery's.
+#[must_use]
+pub fn applied_by(live: &Value, manager: &str) -> Option<String> {
+    let source = live
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(crate::desired::SOURCE_LABEL))
+        .and_then(Value::as_str)?;
+    let applied = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|fields| {
+            fields.iter().any(|f| {
+                f.get("manager").and_then(Value::as_str) == Some(manager)
+                    && f.get("operation").and_then(Value::as_str) == Some("Apply")
+            })
+        });
+    (applied && !has_controller(live)).then(|| source.to_owned())
 }
 
 /// Names of live workloads of `kind` that nobody declared and no controller owns.
@@ -289,6 +351,30 @@ mod tests {
     }
 
     #[test]
+    fn rollout_pending_until_every_replica_is_updated_and_available() {
+        let mut d = deploy("a:1", 2);
+        d["metadata"]["generation"] = json!(2);
+        d["status"] = json!({"observedGeneration": 1});
+        assert!(rollout_pending(&d).unwrap().contains("not seen"));
+        d["status"] = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2});
+        assert_eq!(
+            rollout_pending(&d).as_deref(),
+            Some("1 old replicas still running")
+        );
+        d["status"]["replicas"] = json!(2);
+        d["status"]["availableReplicas"] = json!(1);
+        assert_eq!(
+            rollout_pending(&d).as_deref(),
+            Some("1 of 2 updated replicas available")
+        );
+        d["status"]["availableReplicas"] = json!(2);
+        assert_eq!(rollout_pending(&d), None);
+        let mut zero = deploy("a:1", 0);
+        zero["status"] = json!({"observedGeneration": 7});
+        assert_eq!(rollout_pending(&zero), None);
+    }
+
+    #[test]
     fn undeclared_skips_owned_and_declared() {
         let live = vec![
             json!({"metadata": {"name": "a"}}),
@@ -297,6 +383,42 @@ mod tests {
         ];
         let declared: BTreeSet<String> = ["c".to_owned()].into();
         assert_eq!(undeclared(&live, &declared), ["a"]);
+    }
+
+    #[test]
+    fn applied_by_needs_the_label_and_an_apply_by_refinery() {
+        let obj = |labels: Value, manager: &str, op: &str, owners: Value| {
+            json!({"metadata": {"name": "a", "labels": labels, "ownerReferences": owners,
+                "managedFields": [{"manager": manager, "operation": op}]}})
+        };
+        let label = json!({"refinery.io/source": "app"});
+        let cases = [
+            (
+                obj(label.clone(), "refinery", "Apply", json!([])),
+                Some("app"),
+            ),
+            // A copy made with kubectl: the label came along, the apply did not.
+            (
+                obj(
+                    label.clone(),
+                    "kubectl-client-side-apply",
+                    "Update",
+                    json!([]),
+                ),
+                None,
+            ),
+            // Refinery patched it (rollout restart) but never applied it.
+            (obj(label.clone(), "refinery", "Update", json!([])), None),
+            (obj(json!({}), "refinery", "Apply", json!([])), None),
+            // Made by a controller from Refinery's object.
+            (
+                obj(label, "refinery", "Apply", json!([{"controller": true}])),
+                None,
+            ),
+        ];
+        for (live, want) in cases {
+            assert_eq!(applied_by(&live, "refinery").as_deref(), want, "{live}");
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct KubeCluster {
     context: String,
     /// (apiVersion, kind) → resource and whether it is namespaced, found by discovery.
     resources: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+    /// Every listable and deletable kind, found by discovery once per connection.
+    listable: Mutex<Option<Vec<KindRef>>>,
 }
 
 /// Where an object lives.
@@ -35,6 +37,14 @@ pub struct ObjectRef {
     /// Empty for cluster-scoped objects.
     pub namespace: String,
     pub name: String,
+}
+
+/// A kind the server serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespaced: bool,
 }
 
 impl ObjectRef {
@@ -76,7 +86,13 @@ impl KubeCluster {
             client,
             context,
             resources: Mutex::new(HashMap::new()),
+            listable: Mutex::new(None),
         })
+    }
+
+    /// The client (cheap to clone: it shares one connection pool).
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// The context's name, the second segment of `k8s/CONTEXT/NS/KIND/NAME`.
@@ -177,10 +193,104 @@ impl KubeCluster {
             .map_err(|e| classify(e, "list", &format!("{namespace}/{kind}")))
     }
 
+    /// Every kind the server serves (at its group's preferred version) that can be listed and
+    /// deleted, and whether it is namespaced; discovered once per connection. A group whose
+    /// discovery fails is left out.
+    pub async fn listable_kinds(&self) -> Result<Vec<KindRef>> {
+        use kube::discovery::{Discovery, verbs};
+        if let Some(k) = self.listable.lock().ok().and_then(|m| m.clone()) {
+            return Ok(k);
+        }
+        let mut found = Vec::new();
+        match Discovery::new(self.client.clone()).run().await {
+            Ok(d) => found.extend(d.groups().flat_map(|g| g.recommended_resources())),
+            Err(e) => {
+                // One group that does not answer (an aggregated API whose server is down) fails
+                // the whole discovery: ask group by group, leaving out those that fail.
+                let whole = classify(e, "discover", "the API resources");
+                if matches!(whole, KubeError::Unreachable { .. }) {
+                    return Err(whole);
+                }
+                let mut names = vec![String::new()];
+                names.extend(
+                    self.client
+                        .list_api_groups()
+                        .await
+                        .map_err(|e| classify(e, "list", "the API groups"))?
+                        .groups
+                        .into_iter()
+                        .map(|g| g.name),
+                );
+                for name in names {
+                    match Discovery::new(self.client.clone())
+                        .filter(&[name.as_str()])
+                        .run()
+                        .await
+                    {
+                        Ok(d) => found.extend(d.groups().flat_map(|g| g.recommended_resources())),
+                        Err(e) => {
+                            tracing::warn!(group = %name, error = %e, "API group not discovered; its objects are not pruned");
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (ar, caps) in found {
+            if !caps.supports_operation(verbs::LIST) || !caps.supports_operation(verbs::DELETE) {
+                continue;
+            }
+            let k = KindRef {
+                api_version: ar.api_version.clone(),
+                kind: ar.kind.clone(),
+                namespaced: caps.scope == Scope::Namespaced,
+            };
+            if let Ok(mut m) = self.resources.lock() {
+                m.insert((k.api_version.clone(), k.kind.clone()), (ar, k.namespaced));
+            }
+            out.push(k);
+        }
+        if let Ok(mut m) = self.listable.lock() {
+            *m = Some(out.clone());
+        }
+        Ok(out)
+    }
+
+    /// Every object of a kind, in every namespace, matching a label selector
+    /// (`refinery.io/source=app`).
+    pub async fn list_labelled(&self, k: &KindRef, selector: &str) -> Result<Vec<Value>> {
+        let (ar, _) = self.resource(&k.api_version, &k.kind).await?;
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        api.list(&ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items.iter().map(convert::to_value).collect())
+            .map_err(|e| classify(e, "list", &format!("{} {}", k.api_version, k.kind)))
+    }
+
     /// Deletes an object (background propagation); `false` when it was already gone.
     pub async fn delete(&self, r: &ObjectRef) -> Result<bool> {
         let api = self.api(r).await?;
         match api.delete(&r.name, &DeleteParams::background()).await {
+            Ok(_) => Ok(true),
+            Err(e) => match classify(e, "delete", &r.what()) {
+                KubeError::NotFound { .. } => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Deletes the object only while it is the one with `uid` (a precondition: a namesake
+    /// created since is left alone); `false` when it was already gone.
+    pub async fn delete_exact(&self, r: &ObjectRef, uid: &str) -> Result<bool> {
+        let api = self.api(r).await?;
+        let dp = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(&r.name, &dp).await {
             Ok(_) => Ok(true),
             Err(e) => match classify(e, "delete", &r.what()) {
                 KubeError::NotFound { .. } => Ok(false),

@@ -25,10 +25,20 @@ pub fn resource_id(context: &str, r: &ObjectRef) -> ResourceId {
     }
 }
 
+/// What observing one source found: its drifts, and the declared Deployments whose rollout is
+/// not complete yet (with why), which keep a new revision from being judged healthy.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub report: DriftReport,
+    pub rolling_out: Vec<(ResourceId, String)>,
+}
+
 /// What a pass over one source found and decided.
 #[derive(Debug, Clone, Default)]
 pub struct KubeEval {
     pub report: DriftReport,
+    /// Declared Deployments still rolling out (see [`diff::rollout_pending`]).
+    pub rolling_out: Vec<(ResourceId, String)>,
     pub decisions: Vec<Decision>,
     pub plan: Plan,
 }
@@ -54,18 +64,143 @@ async fn locate_all(
     Ok(out)
 }
 
-/// Observes the cluster against the declared objects: missing objects, drift on the fields
-/// Refinery manages (found with a server-side dry-run apply), image drift on workloads, stuck
-/// rollouts, and undeclared workloads in the namespaces the source manages.
+/// What the source declares: the live uids of its declared objects, and their
+/// `(kind, namespace, name)` (the API group left out, so an object served by two groups, like an
+/// Ingress, is matched either way).
+#[derive(Debug, Default)]
+struct DeclaredSet {
+    uids: BTreeSet<String>,
+    keys: BTreeSet<(String, String, String)>,
+    /// The namespaces of the declared objects.
+    namespaces: BTreeSet<String>,
+}
+
+impl DeclaredSet {
+    fn add(&mut self, r: &ObjectRef, live: Option<&Value>) {
+        self.keys
+            .insert((r.kind.clone(), r.namespace.clone(), r.name.clone()));
+        if !r.namespace.is_empty() {
+            self.namespaces.insert(r.namespace.clone());
+        }
+        if let Some(uid) = live
+            .and_then(|v| v.pointer("/metadata/uid"))
+            .and_then(Value::as_str)
+        {
+            self.uids.insert(uid.to_owned());
+        }
+    }
+
+    fn contains(&self, r: &ObjectRef, live: &Value) -> bool {
+        live.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .is_some_and(|u| self.uids.contains(u))
+            || self
+                .keys
+                .contains(&(r.kind.clone(), r.namespace.clone(), r.name.clone()))
+    }
+
+    async fn of(cluster: &KubeCluster, located: &[(ObjectRef, KubeObject)]) -> Result<Self> {
+        let mut set = DeclaredSet::default();
+        for (r, _) in located {
+            set.add(r, cluster.get(r).await?.as_ref());
+        }
+        Ok(set)
+    }
+}
+
+/// The objects Refinery applied from the source named `source` (label `refinery.io/source` and a
+/// server-side apply by the field manager `refinery` in their managed fields, no controller owner:
+/// [`diff::applied_by`]) that it no longer declares: what `prune: true` deletes. Every listable
+/// kind is searched by that label: cluster-scoped ones everywhere, namespaced ones in the
+/// namespaces the source manages (those of its declared objects, and the Namespaces it applied),
+/// so a namesake source of another repository working elsewhere in the cluster is not seen. A
+/// kind the server refuses to list (forbidden), or a failed discovery, finds nothing: what
+/// cannot be seen is never pruned.
+async fn orphans(
+    cluster: &KubeCluster,
+    source: &str,
+    declared: &DeclaredSet,
+) -> Result<Vec<(ObjectRef, Value)>> {
+    let kinds = match cluster.listable_kinds().await {
+        Ok(k) => k,
+        Err(e @ KubeError::Unreachable { .. }) => return Err(e),
+        Err(e) => {
+            tracing::warn!(source, error = %e, "not looking for objects to prune");
+            return Ok(Vec::new());
+        }
+    };
+    let selector = format!("{}={source}", crate::desired::SOURCE_LABEL);
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut namespaces = declared.namespaces.clone();
+    // Cluster-scoped kinds first: the Namespaces the source applied are searched too.
+    let mut kinds = kinds;
+    kinds.sort_by_key(|k| k.namespaced);
+    for k in &kinds {
+        let items = match cluster.list_labelled(k, &selector).await {
+            Ok(items) => items,
+            Err(e @ KubeError::Unreachable { .. }) => return Err(e),
+            Err(e) => {
+                tracing::debug!(kind = %k.kind, error = %e, "not looking for objects to prune");
+                continue;
+            }
+        };
+        for live in items {
+            if diff::applied_by(&live, crate::FIELD_MANAGER).as_deref() != Some(source)
+                || live.pointer("/metadata/deletionTimestamp").is_some()
+            {
+                continue;
+            }
+            let meta = |k: &str| {
+                live.pointer(&format!("/metadata/{k}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let r = ObjectRef {
+                api_version: k.api_version.clone(),
+                kind: k.kind.clone(),
+                namespace: if k.namespaced {
+                    meta("namespace")
+                } else {
+                    String::new()
+                },
+                name: meta("name"),
+            };
+            if k.namespaced && !namespaces.contains(&r.namespace) {
+                continue;
+            }
+            if !k.namespaced && k.kind == "Namespace" && k.api_version == "v1" {
+                namespaces.insert(r.name.clone());
+            }
+            // One object may be served by two groups (extensions and networking.k8s.io).
+            if declared.contains(&r, &live) || !seen.insert(meta("uid")) {
+                continue;
+            }
+            out.push((r, live));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Observes the cluster against the declared objects of the source named `source`: missing
+/// objects, drift on the fields Refinery manages (found with a server-side dry-run apply), image
+/// drift on workloads, stuck rollouts, objects it applied earlier and no longer declares
+/// (`orphan`), and undeclared workloads in the namespaces it manages (`unauthorized`; not those
+/// Refinery applied, from this source or another).
 pub async fn observe(
     cluster: &KubeCluster,
+    source: &str,
     objects: &[KubeObject],
     ignore: &[String],
-) -> Result<DriftReport> {
+) -> Result<Observation> {
     let ctx = cluster.context();
+    let mut rolling_out = Vec::new();
     let located = locate_all(cluster, objects).await?;
     let mut report = DriftReport::default();
     let mut declared: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut declared_set = DeclaredSet::default();
     for (r, o) in &located {
         if !r.namespace.is_empty() {
             declared
@@ -74,7 +209,9 @@ pub async fn observe(
                 .insert(r.name.clone());
         }
         let id = resource_id(ctx, r);
-        let Some(live) = cluster.get(r).await? else {
+        let live = cluster.get(r).await?;
+        declared_set.add(r, live.as_ref());
+        let Some(live) = live else {
             report.drifts.push(Drift {
                 id,
                 kind: DriftKind::Missing,
@@ -124,6 +261,9 @@ pub async fn observe(
                 changes: config,
             });
         }
+        if let Some(why) = diff::rollout_pending(&live) {
+            rolling_out.push((id.clone(), why));
+        }
         if let Some(why) = diff::status_problem(&live) {
             clean = false;
             report.drifts.push(Drift {
@@ -138,6 +278,18 @@ pub async fn observe(
             report.in_sync.push(id);
         }
     }
+    for (r, live) in orphans(cluster, source, &declared_set).await? {
+        report.drifts.push(Drift {
+            id: resource_id(ctx, &r),
+            kind: DriftKind::Orphan,
+            container_id: live
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            summary: format!("applied from source `{source}`, no longer declared in git"),
+            changes: Vec::new(),
+        });
+    }
     let namespaces: BTreeSet<String> = located
         .iter()
         .map(|(r, _)| r.namespace.clone())
@@ -145,7 +297,9 @@ pub async fn observe(
         .collect();
     for ns in &namespaces {
         for (api_version, kind) in WORKLOAD_KINDS {
-            let live = cluster.list(api_version, kind, ns).await?;
+            let mut live = cluster.list(api_version, kind, ns).await?;
+            // Refinery's own (an orphan of this source, or another source's) are not unauthorized.
+            live.retain(|o| diff::applied_by(o, crate::FIELD_MANAGER).is_none());
             let names = declared
                 .get(&(ns.clone(), kind.to_owned()))
                 .cloned()
@@ -171,18 +325,26 @@ pub async fn observe(
         .drifts
         .sort_by(|a, b| (&a.id, a.kind).cmp(&(&b.id, b.kind)));
     report.in_sync.sort();
-    Ok(report)
+    Ok(Observation {
+        report,
+        rolling_out,
+    })
 }
 
 /// Decides and plans with the core policy and planner, as for Docker (grace periods, modes,
 /// maintenance windows, exceptions, `inventory.protected`).
 #[must_use]
-pub fn evaluate(report: DriftReport, ctx: &PolicyContext<'_>) -> KubeEval {
+pub fn evaluate(observation: Observation, ctx: &PolicyContext<'_>) -> KubeEval {
+    let Observation {
+        report,
+        rolling_out,
+    } = observation;
     let observed = Observed::default();
     let decisions = decide(&report, &observed, ctx);
     let plan = plan(&decisions, &observed);
     KubeEval {
         report,
+        rolling_out,
         decisions,
         plan,
     }
@@ -218,19 +380,28 @@ fn parse_id(id: &ResourceId) -> Option<ObjectRef> {
     })
 }
 
-/// Carries out the plan's writing steps; a failed step does not stop the others.
+/// Carries out the plan's writing steps of the source named `source`; a failed step does not
+/// stop the others. Deletions come last (what replaces a pruned object is applied first).
 /// `now` marks a rollout restart (`kubectl.kubernetes.io/restartedAt`).
 pub async fn execute(
     cluster: &KubeCluster,
+    source: &str,
     objects: &[KubeObject],
     plan: &Plan,
     now: jiff::Timestamp,
 ) -> Result<Vec<KubeChange>> {
     let located = locate_all(cluster, objects).await?;
     let ctx = cluster.context().to_owned();
+    let mut writes: Vec<&Step> = plan.writes().collect();
+    writes.sort_by_key(|s| s.kind == StepKind::Remove);
+    let mut found: Option<Vec<(ObjectRef, Value)>> = None;
     let mut out = Vec::new();
-    for step in plan.writes() {
-        let res = run_step(cluster, &located, &ctx, step, now).await;
+    for step in writes {
+        let res = if step.kind == StepKind::Remove && step.drifts.contains(&DriftKind::Orphan) {
+            prune(cluster, source, &located, &mut found, &ctx, step).await
+        } else {
+            run_step(cluster, &located, &ctx, step, now).await
+        };
         out.push(match res {
             Ok((outcome, detail)) => KubeChange {
                 id: step.id.clone(),
@@ -245,6 +416,40 @@ pub async fn execute(
         });
     }
     Ok(out)
+}
+
+/// Deletes one orphan, once it is found again (still applied from `source` by Refinery, still
+/// undeclared, the same object: the delete is conditional on its uid).
+async fn prune(
+    cluster: &KubeCluster,
+    source: &str,
+    located: &[(ObjectRef, KubeObject)],
+    found: &mut Option<Vec<(ObjectRef, Value)>>,
+    ctx: &str,
+    step: &Step,
+) -> Result<(Outcome, String)> {
+    if found.is_none() {
+        let declared = DeclaredSet::of(cluster, located).await?;
+        *found = Some(orphans(cluster, source, &declared).await?);
+    }
+    let hit = found
+        .as_ref()
+        .and_then(|f| f.iter().find(|(r, _)| resource_id(ctx, r) == step.id));
+    let Some((r, live)) = hit else {
+        return Ok((
+            Outcome::Skipped,
+            format!("no longer an object source `{source}` applied and dropped; not deleted"),
+        ));
+    };
+    let uid = live
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    cluster.delete_exact(r, uid).await?;
+    Ok((
+        Outcome::Removed,
+        format!("pruned (applied from source `{source}`, no longer declared in git)"),
+    ))
 }
 
 async fn run_step(
@@ -324,12 +529,7 @@ pub async fn rollout_undo(
     deployment: &ObjectRef,
     images: &[(String, String)],
 ) -> Result<Option<i64>> {
-    let Some(live) = cluster.get(deployment).await? else {
-        return Err(KubeError::NotFound {
-            action: "roll back".into(),
-            what: format!("{}/Deployment/{}", deployment.namespace, deployment.name),
-        });
-    };
+    let live = observed_by_its_controller(cluster, deployment).await?;
     let uid = live
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
@@ -375,6 +575,36 @@ pub async fn rollout_undo(
         )
         .await?;
     Ok(Some(rev))
+}
+
+/// How long a rollback waits for the deployment controller to catch up with a change.
+const CONTROLLER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The Deployment once its controller has seen its latest generation (its revision annotation
+/// and ReplicaSets then say where the change went), or as it is after [`CONTROLLER_PATIENCE`].
+/// A change made by hand is often seen (through a watch) before the controller made a
+/// ReplicaSet of it; deciding then would find no earlier revision to go back to.
+async fn observed_by_its_controller(
+    cluster: &KubeCluster,
+    deployment: &ObjectRef,
+) -> Result<Value> {
+    let deadline = std::time::Instant::now() + CONTROLLER_PATIENCE;
+    loop {
+        let Some(live) = cluster.get(deployment).await? else {
+            return Err(KubeError::NotFound {
+                action: "roll back".into(),
+                what: format!("{}/Deployment/{}", deployment.namespace, deployment.name),
+            });
+        };
+        let generation = live.pointer("/metadata/generation").and_then(Value::as_i64);
+        let observed = live
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64);
+        if observed >= generation || std::time::Instant::now() >= deadline {
+            return Ok(live);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// `deployment.kubernetes.io/revision` of a Deployment or ReplicaSet.
@@ -430,7 +660,8 @@ pub async fn apply_all(cluster: &KubeCluster, objects: &[KubeObject]) -> Result<
 
 /// A whole pass over one `kubernetes:` source: load its manifests from the commit's `files`
 /// (an invalid manifest returns the error before anything is observed, applied or removed),
-/// observe, decide with `ctx`, and, when `act`, carry out the plan.
+/// observe, decide with `ctx` (its `prune` taken from `spec`), and, when `act`, carry out the
+/// plan.
 pub async fn reconcile(
     cluster: &KubeCluster,
     spec: &refinery_core::manifest::KubeSpec,
@@ -439,10 +670,25 @@ pub async fn reconcile(
     act: bool,
 ) -> Result<(KubeEval, Vec<KubeChange>)> {
     let objects = crate::desired::load_source(spec, files)?;
-    let report = observe(cluster, &objects, &ctx.manifest.ignore_differences).await?;
-    let eval = evaluate(report, ctx);
+    let report = observe(
+        cluster,
+        &spec.name,
+        &objects,
+        &ctx.manifest.ignore_differences,
+    )
+    .await?;
+    let source_ctx = PolicyContext {
+        manifest: ctx.manifest,
+        mode: ctx.mode,
+        now: ctx.now,
+        first_seen: ctx.first_seen,
+        honor_grace: ctx.honor_grace,
+        self_container_id: ctx.self_container_id,
+        prune: spec.prune,
+    };
+    let eval = evaluate(report, &source_ctx);
     let changes = if act {
-        execute(cluster, &objects, &eval.plan, ctx.now).await?
+        execute(cluster, &spec.name, &objects, &eval.plan, ctx.now).await?
     } else {
         Vec::new()
     };

@@ -57,6 +57,39 @@ pub fn kubeconfig() -> PathBuf {
     .clone()
 }
 
+/// The Deployment `web` the tests declare: one replica of `registry.invalid/web:1.0` (no registry
+/// is needed: without a kubelet no Pod ever pulls it).
+pub const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: registry.invalid/web:1.0
+";
+
+/// The ConfigMap `settings` the tests declare (`data.mode: production`).
+pub const CONFIG_MAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: production
+";
+
+/// [`CONFIG_MAP`] and [`DEPLOYMENT`], as one file of two documents.
+#[must_use]
+pub fn app() -> String {
+    format!("{CONFIG_MAP}---\n{DEPLOYMENT}")
+}
+
 /// The context name the setup script writes.
 pub const CONTEXT: &str = "refinery-test";
 

@@ -28,36 +28,19 @@ fn manifest(rules: &str) -> Manifest {
 }
 
 fn spec(ns: &str) -> KubeSpec {
+    source(ns, "app", false)
+}
+
+/// The source `name` with its manifests in `k8s/`, its namespace `ns`.
+fn source(ns: &str, name: &str, prune: bool) -> KubeSpec {
     KubeSpec {
-        name: "app".into(),
+        name: name.into(),
         context: Some(testsupport::CONTEXT.into()),
         path: "k8s/".into(),
         namespace: Some(ns.into()),
+        prune,
     }
 }
-
-const APP: &str = "apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-data:
-  mode: production
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {app: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: web
-          image: registry.invalid/web:1.0
-";
 
 fn files(app: &str) -> BTreeMap<String, Vec<u8>> {
     [("k8s/app.yaml".to_owned(), app.as_bytes().to_vec())].into()
@@ -74,6 +57,7 @@ fn ctx<'a>(
         first_seen,
         honor_grace: false,
         self_container_id: None,
+        prune: false,
     }
 }
 
@@ -86,14 +70,18 @@ async fn reconcile_app(
     m: &Manifest,
     act: bool,
 ) -> refinery_kube::Result<(refinery_kube::KubeEval, Vec<refinery_kube::KubeChange>)> {
-    reconcile(
-        cluster,
-        &spec(ns),
-        &files(app),
-        &ctx(m, &BTreeMap::new()),
-        act,
-    )
-    .await
+    reconcile_source(cluster, &spec(ns), app, m, act).await
+}
+
+/// [`reconcile_app`] for any source.
+async fn reconcile_source(
+    cluster: &KubeCluster,
+    source: &KubeSpec,
+    app: &str,
+    m: &Manifest,
+    act: bool,
+) -> refinery_kube::Result<(refinery_kube::KubeEval, Vec<refinery_kube::KubeChange>)> {
+    reconcile(cluster, source, &files(app), &ctx(m, &BTreeMap::new()), act).await
 }
 
 fn deployment(ns: &str, name: &str) -> ObjectRef {
@@ -106,7 +94,7 @@ fn deployment(ns: &str, name: &str) -> ObjectRef {
 }
 
 async fn apply_app(cluster: &KubeCluster, ns: &str) {
-    let objects = load_source(&spec(ns), &files(APP)).unwrap();
+    let objects = load_source(&spec(ns), &files(&testsupport::app())).unwrap();
     let changes = refinery_kube::apply_all(cluster, &objects).await.unwrap();
     assert!(
         changes.iter().all(|c| c.outcome == Outcome::Created),
@@ -138,7 +126,7 @@ async fn manifests_applied_are_in_sync_and_reapplying_changes_nothing() {
     let ns = TestNamespace::new(&cluster, "apply").await;
     apply_app(&cluster, &ns.name).await;
     let m = manifest("");
-    let (eval, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+    let (eval, _) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, false)
         .await
         .unwrap();
     assert!(eval.report.drifts.is_empty(), "{:?}", eval.report.drifts);
@@ -167,7 +155,7 @@ async fn manifests_applied_are_in_sync_and_reapplying_changes_nothing() {
         .filter_map(|f| f["manager"].as_str())
         .collect();
     assert!(managers.contains(&"refinery"), "{managers:?}");
-    let objects = load_source(&spec(&ns.name), &files(APP)).unwrap();
+    let objects = load_source(&spec(&ns.name), &files(&testsupport::app())).unwrap();
     let again = refinery_kube::apply_all(&cluster, &objects).await.unwrap();
     assert!(
         again.iter().all(|c| c.outcome == Outcome::Unchanged),
@@ -198,7 +186,7 @@ async fn field_changed_with_a_patch_is_detected_and_restored() {
         .await
         .unwrap();
     let m = manifest("");
-    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, true)
         .await
         .unwrap();
     let drifts: Vec<(String, DriftKind, Vec<String>)> = eval
@@ -238,7 +226,7 @@ async fn field_changed_with_a_patch_is_detected_and_restored() {
     );
     let live = cluster.get(&cm).await.unwrap().unwrap();
     assert_eq!(live["data"]["mode"], "production");
-    let (after, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+    let (after, _) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, false)
         .await
         .unwrap();
     assert!(after.report.drifts.is_empty(), "{:?}", after.report.drifts);
@@ -263,7 +251,7 @@ async fn unauthorized_deployment_is_reported_and_removed_only_under_terminate() 
 
     // Default rule: reported, not removed.
     let m = manifest("");
-    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, true)
         .await
         .unwrap();
     let d = &eval.report.drifts;
@@ -279,7 +267,7 @@ async fn unauthorized_deployment_is_reported_and_removed_only_under_terminate() 
 
     // An explicit terminate rule removes it.
     let m = manifest("drift_rules:\n  unauthorized_containers: {action: terminate}\n");
-    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, true)
         .await
         .unwrap();
     assert_eq!(eval.plan.steps[0].kind, StepKind::Remove);
@@ -295,7 +283,7 @@ async fn unauthorized_deployment_is_reported_and_removed_only_under_terminate() 
             Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let (after, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+    let (after, _) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, false)
         .await
         .unwrap();
     assert!(after.report.drifts.is_empty(), "{:?}", after.report.drifts);
@@ -320,7 +308,7 @@ async fn image_changed_out_of_band_is_rolled_back_like_rollout_undo() {
     wait_for(&cluster, &r, "revision 2", |v| revision(v) == Some(2)).await;
 
     let m = manifest("drift_rules:\n  image_drift: {action: rollback}\n");
-    let (eval, changes) = reconcile_app(&cluster, &ns.name, APP, &m, true)
+    let (eval, changes) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, true)
         .await
         .unwrap();
     let image: Vec<_> = eval
@@ -343,7 +331,7 @@ async fn image_changed_out_of_band_is_rolled_back_like_rollout_undo() {
         live["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.invalid/web:1.0"
     );
-    let (after, _) = reconcile_app(&cluster, &ns.name, APP, &m, false)
+    let (after, _) = reconcile_app(&cluster, &ns.name, &testsupport::app(), &m, false)
         .await
         .unwrap();
     assert!(after.report.drifts.is_empty(), "{:?}", after.report.drifts);
@@ -358,7 +346,7 @@ async fn manifest_error_removes_nothing() {
     cluster.create(&r, &stray(&ns.name)).await.unwrap();
     let m = manifest("drift_rules:\n  unauthorized_containers: {action: terminate}\n");
     // The commit's manifests lose a name: the whole source is invalid.
-    let broken = APP.replace("  name: web\n", "");
+    let broken = testsupport::app().replace("  name: web\n", "");
     let e = reconcile_app(&cluster, &ns.name, &broken, &m, true)
         .await
         .unwrap_err();
@@ -381,7 +369,7 @@ async fn stuck_rollout_is_status_drift_and_restart_starts_it_again() {
     let ns = TestNamespace::new(&cluster, "stuck").await;
     // Without a kubelet no Pod ever becomes available: with a 1 s deadline the controller
     // declares the rollout stuck.
-    let app = APP.replace(
+    let app = testsupport::app().replace(
         "  replicas: 1\n",
         "  replicas: 1\n  progressDeadlineSeconds: 1\n",
     );
@@ -413,4 +401,203 @@ async fn stuck_rollout_is_status_drift_and_restart_starts_it_again() {
             .is_string(),
         "{live}"
     );
+}
+
+fn config_map(ns: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: ns.into(),
+        name: name.into(),
+    }
+}
+
+/// Whether the object is gone or going.
+async fn gone(cluster: &KubeCluster, r: &ObjectRef) -> bool {
+    for _ in 0..50 {
+        match cluster.get(r).await.unwrap() {
+            None => return true,
+            Some(v) if v["metadata"]["deletionTimestamp"].is_string() => return true,
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    false
+}
+
+fn kinds_of(eval: &refinery_kube::KubeEval) -> Vec<(String, DriftKind, StepKind)> {
+    eval.plan
+        .steps
+        .iter()
+        .flat_map(|s| s.drifts.iter().map(|d| (s.id.to_string(), *d, s.kind)))
+        .collect()
+}
+
+#[tokio::test]
+async fn object_removed_from_git_is_an_orphan_pruned_only_under_prune() {
+    let cluster = testsupport::cluster().await;
+    let ns = TestNamespace::new(&cluster, "prune").await;
+    apply_app(&cluster, &ns.name).await;
+    let cm = config_map(&ns.name, "settings");
+    let live = cluster.get(&cm).await.unwrap().unwrap();
+    assert_eq!(live["metadata"]["labels"]["refinery.io/source"], "app");
+    assert_eq!(
+        live["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "refinery"
+    );
+    let id = format!("k8s/refinery-test/{}/configmap/settings", ns.name);
+    let m = manifest("");
+
+    // The ConfigMap leaves git; the source does not prune: reported, kept.
+    let (eval, changes) = reconcile_source(
+        &cluster,
+        &source(&ns.name, "app", false),
+        testsupport::DEPLOYMENT,
+        &m,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds_of(&eval),
+        [(id.clone(), DriftKind::Orphan, StepKind::Alert)]
+    );
+    assert_eq!(
+        eval.report.drifts[0].summary,
+        "applied from source `app`, no longer declared in git"
+    );
+    assert!(eval.plan.steps[0].reason.contains("`prune: true`"));
+    assert!(changes.is_empty(), "{changes:?}");
+    assert!(cluster.get(&cm).await.unwrap().is_some());
+
+    // `prune: true`: deleted, the Deployment still declared is left alone.
+    let pruning = source(&ns.name, "app", true);
+    let (eval, changes) = reconcile_source(&cluster, &pruning, testsupport::DEPLOYMENT, &m, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds_of(&eval),
+        [(id.clone(), DriftKind::Orphan, StepKind::Remove)]
+    );
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.id.to_string(), c.outcome))
+            .collect::<Vec<_>>(),
+        [(id, Outcome::Removed)]
+    );
+    assert!(changes[0].detail.starts_with("pruned"), "{changes:?}");
+    assert!(gone(&cluster, &cm).await);
+    assert!(
+        cluster
+            .get(&deployment(&ns.name, "web"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (after, _) = reconcile_source(&cluster, &pruning, testsupport::DEPLOYMENT, &m, false)
+        .await
+        .unwrap();
+    assert!(after.report.drifts.is_empty(), "{:?}", after.report.drifts);
+}
+
+#[tokio::test]
+async fn prune_never_touches_what_refinery_did_not_apply_nor_a_namespace() {
+    let cluster = testsupport::cluster().await;
+    let ns = TestNamespace::new(&cluster, "pruneown").await;
+    // The source declares its Namespace too (Refinery takes it over) and the app.
+    let namespace_doc = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n",
+        ns.name
+    );
+    let with_ns = format!("{namespace_doc}---\n{}", testsupport::app());
+    // A source name of its own: its Namespace is cluster-scoped, searched cluster-wide.
+    let name = format!("own-{}", ns.run_id);
+    let pruning = source(&ns.name, &name, true);
+    let m = manifest("");
+    reconcile_source(&cluster, &pruning, &with_ns, &m, true)
+        .await
+        .unwrap();
+    // Another source applies its own ConfigMap and Deployment in the same namespace.
+    let theirs = testsupport::app()
+        .replace("name: settings", "name: theirs")
+        .replace("name: web\n", "name: their-web\n");
+    reconcile_source(
+        &cluster,
+        &source(&ns.name, "other", false),
+        &theirs,
+        &m,
+        true,
+    )
+    .await
+    .unwrap();
+    // A copy of Refinery's ConfigMap, label and all, made by another tool.
+    cluster
+        .create(
+            &config_map(&ns.name, "copy"),
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "copy", "namespace": ns.name,
+                                 "labels": {"refinery.io/source": name}},
+                    "data": {"mode": "production"}}),
+        )
+        .await
+        .unwrap();
+
+    // Nothing is an orphan yet: not the copy, not the other source's objects (nor unauthorized).
+    let (eval, _) = reconcile_source(&cluster, &pruning, &with_ns, &m, false)
+        .await
+        .unwrap();
+    assert!(eval.report.drifts.is_empty(), "{:?}", eval.report.drifts);
+
+    // The Namespace leaves git: an orphan that is never pruned.
+    let (eval, changes) = reconcile_source(&cluster, &pruning, &testsupport::app(), &m, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds_of(&eval),
+        [(
+            format!("k8s/refinery-test//namespace/{}", ns.name),
+            DriftKind::Orphan,
+            StepKind::Alert
+        )]
+    );
+    assert!(
+        eval.plan.steps[0].reason.contains("never pruned"),
+        "{}",
+        eval.plan.steps[0].reason
+    );
+    assert!(changes.is_empty(), "{changes:?}");
+
+    // Manifests that fail to load, or declare nothing, prune nothing.
+    let broken = testsupport::app().replace("  name: web\n", "");
+    let e = reconcile_source(&cluster, &pruning, &broken, &m, true)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("metadata.name"), "{e}");
+    let e = reconcile_source(&cluster, &pruning, "---\n", &m, true)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no manifests"), "{e}");
+    for r in [
+        config_map(&ns.name, "settings"),
+        config_map(&ns.name, "theirs"),
+        config_map(&ns.name, "copy"),
+        deployment(&ns.name, "web"),
+        deployment(&ns.name, "their-web"),
+    ] {
+        let live = cluster.get(&r).await.unwrap();
+        assert!(
+            live.is_some_and(|v| v["metadata"]["deletionTimestamp"].is_null()),
+            "{r:?}"
+        );
+    }
+    let live_ns = cluster
+        .get(&ObjectRef {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: String::new(),
+            name: ns.name.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(live_ns.is_some_and(|v| v["metadata"]["deletionTimestamp"].is_null()));
 }

@@ -35,11 +35,21 @@ pub struct DaemonProc {
 }
 
 impl DaemonProc {
-    /// Starts the daemon with `extra` arguments and `REFINERY_LOG=log_filter`.
+    /// Starts the daemon with `extra` arguments and `REFINERY_LOG=log_filter`; under
+    /// `REFINERY_BENCH_WRAPPER` (a program taking the daemon's command line, such as a script
+    /// running `heaptrack -o FILE "$@"`) when that is set. RSS and CPU are then the wrapper's.
     pub fn start(repo: &Path, dir: &Path, extra: &[&str], log_filter: &str) -> DaemonProc {
         let log = dir.join("daemon.log");
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_refinery"))
+        let mut cmd = match std::env::var("REFINERY_BENCH_WRAPPER") {
+            Ok(w) if !w.is_empty() => {
+                let mut c = Command::new(w);
+                c.arg(env!("CARGO_BIN_EXE_refinery"));
+                c
+            }
+            _ => Command::new(env!("CARGO_BIN_EXE_refinery")),
+        };
+        let child = cmd
             .args(["run", "--log-format", "json", "--poll-interval", "1s"])
             .arg("--repo")
             .arg(repo)

@@ -1,26 +1,30 @@
 //! `refinery apply`
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::time::Duration;
 
-use refinery_core::{Outcome, StepKind};
+use refinery_core::{Outcome, ResourceId, StepKind};
 use refinery_engine::{ApplyEvent, StepResult, apply_plan};
 use serde::Serialize;
 
 use crate::args::ApplyArgs;
+use crate::commands::handover::{self, Writer};
 use crate::commands::plan::{render_plan, report, report_unreachable};
 use crate::commands::{ledger, load_desired};
 use crate::error::CliError;
 use crate::exit_code;
 use crate::pass;
 use crate::render::Styles;
+use crate::requests::StepOutcome;
 use crate::settings::Settings;
 
 #[derive(Serialize)]
 struct ApplyReport<'a> {
     revision: &'a str,
-    results: Vec<StepResult>,
-    unchanged: Vec<String>,
-    unreachable: Vec<&'a str>,
+    results: &'a [StepOutcome],
+    unchanged: &'a [String],
+    unreachable: &'a [String],
 }
 
 pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> {
@@ -35,7 +39,8 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     } else {
         crate::kube_sources::run(&desired, settings).await
     };
-    let mut ledger_file = ledger::open_for_apply(settings, &desired)?;
+    // When `refinery run` holds the ledger, it does the work (see `handover.rs`).
+    let writer = handover::open_or_daemon(settings, &desired, args.state_dir.as_deref())?;
     report_unreachable(&passes);
     crate::kube_sources::report_errors(&kube);
     let styles = Styles {
@@ -61,6 +66,60 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             return Ok(exit_code::OK);
         }
     }
+    let mut ledger_file = match writer {
+        Writer::Own(file) => file,
+        Writer::Daemon { daemon, state_dir } => {
+            let timeout = Duration::from_millis(args.timeout);
+            let done =
+                handover::hand_over(settings, &daemon, &state_dir, &desired.commit.id, timeout)
+                    .await?;
+            // What this apply covers: its nodes; with `--stack`, that stack's resources.
+            let nodes: BTreeSet<&str> = passes.iter().map(|p| p.node.name.as_str()).collect();
+            let ids: BTreeSet<String> = passes
+                .iter()
+                .filter_map(|p| p.result.as_ref().ok())
+                .flat_map(|(_, e)| {
+                    e.report
+                        .in_sync
+                        .iter()
+                        .chain(e.plan.steps.iter().map(|s| &s.id))
+                })
+                .map(ToString::to_string)
+                .collect();
+            let covers = |id: &String| match &args.stack {
+                Some(_) => ids.contains(id),
+                None => id
+                    .parse::<ResourceId>()
+                    .is_ok_and(|r| nodes.contains(r.node())),
+            };
+            let mut unreachable: Vec<String> = plan_report
+                .nodes
+                .iter()
+                .filter(|n| !n.reachable)
+                .map(|n| n.node.to_owned())
+                .collect();
+            for n in done.unreachable {
+                if nodes.contains(n.as_str()) && !unreachable.contains(&n) {
+                    unreachable.push(n);
+                }
+            }
+            let results: Vec<_> = done.results.into_iter().filter(|r| covers(&r.id)).collect();
+            let unchanged: Vec<_> = done.unchanged.into_iter().filter(covers).collect();
+            print_outcome(
+                settings,
+                styles,
+                &desired.commit.id,
+                &results,
+                &unchanged,
+                &unreachable,
+            );
+            return Ok(exit_for(
+                crate::kube_sources::any_invalid(&kube),
+                &results,
+                &unreachable,
+            ));
+        }
+    };
     let bar = settings.progress.then(|| {
         let b = indicatif::ProgressBar::new(u64::try_from(writes).unwrap_or(0));
         b.set_style(
@@ -151,28 +210,94 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         )
         .filter(|d| d.counts())
         .collect();
-    let recorded =
-        ledger::record_apply(&mut ledger_file, &desired, &drifts, &results, settings.now);
-    let unreachable: Vec<&str> = plan_report
+    let recorded = ledger::record_apply(
+        &mut ledger_file,
+        &desired,
+        &drifts,
+        &results,
+        &kube,
+        settings.now,
+    );
+    let unreachable: Vec<String> = plan_report
         .nodes
         .iter()
         .filter(|n| !n.reachable)
-        .map(|n| n.node)
+        .map(|n| n.node.to_owned())
         .collect();
-    let any_failed = results.iter().any(|r| r.outcome == Outcome::Failed);
+    if args.stack.is_none() {
+        collect_content(settings, &desired, &passes, &results);
+    }
+    let results: Vec<StepOutcome> = results.iter().map(StepOutcome::from).collect();
+    print_outcome(
+        settings,
+        styles,
+        &desired.commit.id,
+        &results,
+        &unchanged,
+        &unreachable,
+    );
+    recorded?;
+    ledger::commit_after_apply(settings, &desired, &ledger_file);
+    Ok(exit_for(
+        crate::kube_sources::any_invalid(&kube),
+        &results,
+        &unreachable,
+    ))
+}
+
+/// Removes the content copies no container uses any more (see
+/// [`crate::content::collect_garbage`]), when this apply saw every node.
+fn collect_content(
+    settings: &Settings,
+    desired: &crate::desired::Desired,
+    passes: &[pass::NodePass<'_>],
+    results: &[StepResult],
+) {
+    if !settings.nodes.is_empty() {
+        return;
+    }
+    let acted: Vec<_> = results.iter().map(|r| (r.id.clone(), r.outcome)).collect();
+    let root = &desired.content_root;
+    let seen = crate::content::NodeMounts::all(passes);
+    match crate::content::collect_after(&desired.manifest, root, seen.as_deref(), &acted) {
+        Some(Ok(removed)) if !removed.is_empty() && !settings.quiet => {
+            let n = removed.len();
+            eprintln!(
+                "removed {n} content cop{} no container uses from `{}`",
+                if n == 1 { "y" } else { "ies" },
+                root.display()
+            );
+        }
+        None | Some(Ok(_)) => {}
+        Some(Err(e)) => eprintln!(
+            "warning: failed to remove unused content copies from `{}`: {e}",
+            root.display()
+        ),
+    }
+}
+
+/// Prints what was done per resource (stdout: a line each, or `--json`).
+fn print_outcome(
+    settings: &Settings,
+    styles: Styles,
+    revision: &str,
+    results: &[StepOutcome],
+    unchanged: &[String],
+    unreachable: &[String],
+) {
     if settings.json {
         let r = ApplyReport {
-            revision: &desired.commit.id,
+            revision,
             results,
             unchanged,
-            unreachable: unreachable.clone(),
+            unreachable,
         };
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
-        for id in &unchanged {
+        for id in unchanged {
             println!("{id} {}", styles.outcome(Outcome::Unchanged));
         }
-        for r in &results {
+        for r in results {
             match (&r.message, r.outcome) {
                 (
                     Some(m),
@@ -189,15 +314,18 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             }
         }
     }
-    recorded?;
-    ledger::commit_after_apply(settings, &desired, &ledger_file);
-    Ok(if crate::kube_sources::any_invalid(&kube) {
+}
+
+/// The exit code of an apply: an invalid Kubernetes source, then a failed action, then an
+/// unreachable node.
+fn exit_for(kube_invalid: bool, results: &[StepOutcome], unreachable: &[String]) -> u8 {
+    if kube_invalid {
         exit_code::USAGE
-    } else if any_failed {
+    } else if results.iter().any(|r| r.outcome == Outcome::Failed) {
         exit_code::ACTION_FAILED
     } else if !unreachable.is_empty() {
         exit_code::UNREACHABLE
     } else {
         exit_code::OK
-    })
+    }
 }

@@ -137,6 +137,9 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
 
     let mut removals: Vec<(String, Removal)> = Vec::new();
     if args.apply && !candidates.is_empty() {
+        // Before asking: a running daemon holding the ledger is said at once.
+        let mut ledger_file =
+            super::handover::open_beside_daemon(settings, &desired, args.state_dir.as_deref())?;
         if !args.yes {
             if !settings.interactive {
                 return Err(CliError::NeedsYes);
@@ -148,7 +151,6 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
                 return Ok(exit_code::OK);
             }
         }
-        let mut ledger_file = ledger::open_for_apply(settings, &desired)?;
         let bar = settings.progress.then(|| {
             let b = indicatif::ProgressBar::new(u64::try_from(candidates.len()).unwrap_or(0));
             b.set_style(

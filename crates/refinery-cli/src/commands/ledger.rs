@@ -24,16 +24,19 @@ pub fn run(settings: &Settings, args: &LedgerArgs) -> Result<u8, CliError> {
     }
 }
 
-/// `--path`, else the manifest's `ledger.path` in the work tree, else the default path there.
+/// `--path`, else the manifest's `ledger.path` in the work tree (`--shard`: that shard's file
+/// beside it), else the default path there.
 #[must_use]
-pub fn resolve_path(settings: &Settings, path: Option<&Path>) -> PathBuf {
-    if let Some(p) = path {
-        return p.to_owned();
+pub fn resolve_path(settings: &Settings, a: &LedgerPathArgs) -> PathBuf {
+    if let Some(p) = &a.path {
+        return p.clone();
     }
     let rel = desired::load(&settings.repo, &settings.rev)
         .map(|d| d.manifest.ledger.path)
         .unwrap_or_else(|_| LedgerConfig::default().path);
-    settings.repo.join(rel)
+    settings
+        .repo
+        .join(a.shard.map_or_else(|| rel.clone(), |s| s.ledger_path(&rel)))
 }
 
 #[derive(Serialize)]
@@ -58,7 +61,7 @@ struct VerifyReport {
 }
 
 fn verify(settings: &Settings, a: &LedgerPathArgs) -> Result<u8, CliError> {
-    let path = resolve_path(settings, a.path.as_deref());
+    let path = resolve_path(settings, a);
     let chain = ledger_file::read_chain(&path, false)?;
     let shown = path.display().to_string();
     let files: Vec<String> = chain
@@ -138,7 +141,7 @@ struct ShowReport<'a> {
 }
 
 fn show(settings: &Settings, a: &LedgerShowArgs) -> Result<u8, CliError> {
-    let path = resolve_path(settings, a.path.path.as_deref());
+    let path = resolve_path(settings, &a.path);
     let chain = ledger_file::read_chain(&path, true)?;
     let entries = chain.entries;
     let error = chain.error;
@@ -372,8 +375,16 @@ pub fn record_apply(
     d: &desired::Desired,
     drifts: &[&refinery_core::Drift],
     results: &[refinery_engine::StepResult],
+    kube: &[crate::kube_sources::KubePass],
     now: jiff::Timestamp,
 ) -> Result<Vec<Entry>, LedgerError> {
+    // A Kubernetes object's entries name its source (`k8s/<source>`) as their node, as the
+    // daemon's do.
+    let node_of =
+        |r: Record, id: &refinery_core::ResourceId| match crate::kube_sources::label_of(kube, id) {
+            Some(label) => r.node(label),
+            None => r,
+        };
     let rev = &d.commit.id;
     let manifest = &d.manifest;
     let mut records = vec![
@@ -383,16 +394,17 @@ pub fn record_apply(
         })
         .revision(rev),
     ];
-    records.extend(
-        drifts
-            .iter()
-            .map(|drift| crate::ledger_records::drift(manifest, drift, rev)),
-    );
+    records.extend(drifts.iter().map(|drift| {
+        node_of(
+            crate::ledger_records::drift(manifest, drift, rev),
+            &drift.id,
+        )
+    }));
     records.extend(
         results
             .iter()
             .filter(|r| r.step.writes())
-            .map(|r| crate::ledger_records::step(manifest, r, rev)),
+            .map(|r| node_of(crate::ledger_records::step(manifest, r, rev), &r.id)),
     );
     file.append(records, now)
 }
@@ -482,7 +494,7 @@ pub fn commit_ledger(
         Err(e) => return Err(e.to_string()),
     };
     files.push((tree_path.to_owned(), active));
-    crate::ledger_commit::commit(repo, git_ref, &files, revision, now).map_err(|e| e.to_string())
+    crate::ledger_commit::commit(repo, git_ref, files, revision, now).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@ pub mod apply;
 pub mod audit;
 pub mod chaos;
 pub mod cleanup;
+pub mod handover;
 pub mod ledger;
 pub mod nodes;
 pub mod plan;

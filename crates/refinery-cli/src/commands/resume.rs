@@ -11,7 +11,7 @@ use crate::exit_code;
 use crate::requests::{self, Request};
 use crate::settings::Settings;
 
-fn state_dir(settings: &Settings, given: Option<&Path>) -> Result<PathBuf, CliError> {
+pub fn state_dir(settings: &Settings, given: Option<&Path>) -> Result<PathBuf, CliError> {
     match given {
         Some(d) => Ok(d.to_owned()),
         None => default_state_dir(&settings.repo),

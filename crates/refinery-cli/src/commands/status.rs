@@ -74,9 +74,13 @@ fn stack_resource_rows(
 }
 
 pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<u8, CliError> {
-    if let Some(url) = &args.ha {
-        crate::ha::check_supported(url)?;
-    }
+    let mut settings = settings.clone();
+    settings.shard = args.shard;
+    let settings = &settings;
+    let tls = match &args.ha {
+        Some(url) => crate::ha::EtcdTls::load(&args.tls, url)?,
+        None => None,
+    };
     let desired = load_desired(settings)?;
     let passes = pass::run(&desired, settings).await?;
     report_unreachable(&passes);
@@ -148,7 +152,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
     }
     let drifted = rows.iter().any(|r| !r.drift.is_empty()) || unauthorized > 0;
     let ha = match &args.ha {
-        Some(url) => match crate::ha::read_status(url).await {
+        Some(url) => match crate::ha::read_status(&url.for_shard(args.shard), tls).await {
             Ok(s) => Some(s),
             Err(e) => {
                 eprint!(
@@ -230,8 +234,8 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
     )
 }
 
-/// One row per declared object of a `kubernetes:` source (`KIND/NAME` in the container column);
-/// returns how many undeclared workloads it found.
+/// One row per declared object of a `kubernetes:` source (`KIND/NAME` in the container column),
+/// and per `orphan` (state `orphan`); returns how many undeclared workloads it found.
 fn kube_rows(p: &crate::kube_sources::KubePass, rows: &mut Vec<Row>) -> usize {
     use refinery_core::{DriftKind, ResourceId, StepKind};
     let Ok(eval) = &p.result else {
@@ -288,6 +292,9 @@ fn kube_rows(p: &crate::kube_sources::KubePass, rows: &mut Vec<Row>) -> usize {
             },
             state: if missing {
                 "missing".into()
+            } else if declared.is_none() {
+                // Applied from this source earlier, no longer declared.
+                "orphan".into()
             } else {
                 "present".into()
             },

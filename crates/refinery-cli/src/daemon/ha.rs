@@ -17,21 +17,16 @@ use super::Daemon;
 use crate::args::HaArgs;
 use crate::commands::ledger::masker_for;
 use crate::error::CliError;
-use crate::ha::{HaUrl, Leadership};
+use crate::ha::{EtcdTls, HaUrl, Leadership};
 use crate::ledger_file::{LedgerError, LedgerFile, LedgerOptions};
 
-/// Starts campaigning (`k8s://` is a usage error: not supported yet).
+/// Starts campaigning (a TLS file that cannot be used is a usage error).
 pub(super) fn start(url: &HaUrl, args: &HaArgs) -> Result<Leadership, CliError> {
-    crate::ha::check_supported(url)?;
-    let HaUrl::Etcd { endpoint, prefix } = url else {
-        return Err(CliError::HaNotSupported {
-            url: url.to_string(),
-        });
-    };
+    let tls = EtcdTls::load(&args.tls, url)?;
     let id = args.ha_id.clone().unwrap_or_else(crate::ha::default_id);
     let lease = Duration::from_millis(args.ha_lease);
     tracing::info!(ha = %url, id = %id, lease_secs = lease.as_secs(), "campaigning for leadership");
-    Ok(Leadership::start(url, endpoint, prefix, lease, id))
+    Ok(Leadership::start(url, tls, lease, id))
 }
 
 /// Resolves when the election changed; never without `--ha`.
@@ -99,9 +94,8 @@ impl Daemon {
                 // alerts are said again under this term.
                 self.recovered.clear();
                 self.alerted.clear();
-                tracing::warn!(term, id = %id, "leading: acting from now on");
                 let mut records = vec![
-                    Record::new(Event::LeaderElected { holder: id }),
+                    Record::new(Event::LeaderElected { holder: id.clone() }),
                     Record::new(Event::DaemonStart {
                         version: env!("CARGO_PKG_VERSION").to_owned(),
                     }),
@@ -116,6 +110,8 @@ impl Daemon {
                     );
                 }
                 self.append(records);
+                // Logged once the election is on record.
+                tracing::warn!(term, id = %id, "leading: acting from now on");
                 true
             }
             None if self.ledger.is_some() => {

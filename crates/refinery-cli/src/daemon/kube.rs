@@ -1,5 +1,6 @@
 //! The `kubernetes:` sources in the daemon: the same drift tracking, grace periods, alerts, flap
-//! protection and ledger entries as for containers. Watches (kube-runtime) on the namespaces a
+//! protection, ledger entries and revision health as for containers; each source is the node
+//! `k8s/<source>` in its ledger entries, the status page and the metrics. Watches (kube-runtime) on the namespaces a
 //! source manages trigger a full pass on every change; the periodic pass
 //! (`config.check_interval`) covers a cluster that could not be watched.
 
@@ -11,11 +12,13 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 
 use jiff::Timestamp;
+use refinery_core::daemon_state::RevisionHealth;
 use refinery_core::policy::drift_key;
-use refinery_core::{Outcome, Plan};
+use refinery_core::{DriftKind, Outcome, Plan};
 
 use super::{Daemon, PassAcc, Trigger, alert};
 use crate::desired::Desired;
+use crate::kube_sources::KubePass;
 
 /// The key of the Kubernetes watch task among the daemon's watchers (no node name has a `/`).
 pub(super) const WATCH_KEY: &str = "k8s/";
@@ -43,6 +46,37 @@ async fn follow(desired: Arc<Desired>, repo: PathBuf, tx: UnboundedSender<Trigge
     }
 }
 
+/// How a pending revision is doing on the `kubernetes:` sources: failing when a declared
+/// Deployment's rollout is stuck (`ProgressDeadlineExceeded`, a `status` drift); progressing
+/// while a source cannot be observed, a declared object is still missing or differs (what this
+/// pass just applied) or a declared Deployment's rollout is not complete (every replica updated
+/// and available, as `kubectl rollout status` waits for); else healthy.
+fn revision_health(passes: &[KubePass]) -> RevisionHealth {
+    let mut health = RevisionHealth::Healthy;
+    for p in passes {
+        let Ok(eval) = &p.result else {
+            health = RevisionHealth::Progressing;
+            continue;
+        };
+        if !eval.rolling_out.is_empty() {
+            health = RevisionHealth::Progressing;
+        }
+        let drifts = eval.report.drifts.iter().filter(|d| d.counts());
+        for d in drifts {
+            match d.kind {
+                DriftKind::Status => {
+                    return RevisionHealth::Failing(format!("`{}`: {}", d.id, d.summary));
+                }
+                DriftKind::Missing | DriftKind::Config | DriftKind::Image => {
+                    health = RevisionHealth::Progressing;
+                }
+                DriftKind::Unauthorized | DriftKind::Orphan => {}
+            }
+        }
+    }
+    health
+}
+
 impl Daemon {
     /// (Re)starts the watch task when the revision changed; stops it when there are no sources.
     pub(super) fn sync_kube_watcher(&mut self) {
@@ -64,7 +98,8 @@ impl Daemon {
         self.watchers.insert(WATCH_KEY.to_owned(), (key, handle));
     }
 
-    /// Observes, decides and acts on every `kubernetes:` source; records go to `acc`.
+    /// Observes, decides and acts on every `kubernetes:` source; records go to `acc`. Returns
+    /// what each source's observation found (for the status page and metrics).
     pub(super) async fn kube_pass(
         &mut self,
         desired: &Desired,
@@ -72,10 +107,10 @@ impl Daemon {
         now: Timestamp,
         flapping: refinery_core::manifest::Flapping,
         acc: &mut PassAcc,
-    ) {
+    ) -> Vec<crate::kube_sources::KubePass> {
         let manifest = &desired.manifest;
         if manifest.kubernetes.is_empty() {
-            return;
+            return Vec::new();
         }
         let first_seen = self.state.first_seen.clone();
         let passes =
@@ -99,6 +134,9 @@ impl Daemon {
                     .iter()
                     .any(|c| k.starts_with(&format!("k8s/{c}/")))
         });
+        if self.state.pending.is_some() {
+            acc.health = super::worse(acc.health.clone(), revision_health(&passes));
+        }
         for p in &passes {
             let eval = match &p.result {
                 Ok(e) => e,
@@ -110,6 +148,7 @@ impl Daemon {
                                 "error",
                                 format!("kubernetes source `{}` failed: {e}", p.label),
                             )
+                            .node(&p.label)
                             .revision(rev),
                         );
                     }
@@ -126,7 +165,7 @@ impl Daemon {
             for d in &new {
                 tracing::info!(resource = %d.id, drift = %d.kind, "{}", d.summary);
                 acc.records
-                    .push(crate::ledger_records::drift(manifest, d, rev));
+                    .push(crate::ledger_records::drift(manifest, d, rev).node(&p.label));
             }
             let mut steps = Vec::new();
             for step in &eval.plan.steps {
@@ -150,7 +189,7 @@ impl Daemon {
             let results = crate::kube_sources::execute_plan(p, &Plan { steps }, now).await;
             for r in &results {
                 acc.records
-                    .push(crate::ledger_records::step(manifest, r, rev));
+                    .push(crate::ledger_records::step(manifest, r, rev).node(&p.label));
                 match r.outcome {
                     Outcome::Failed => tracing::error!(
                         resource = %r.id, step = %r.step,
@@ -160,25 +199,11 @@ impl Daemon {
                 }
                 if r.outcome != Outcome::Skipped {
                     let hash = crate::kube_sources::spec_hash_of(p, &r.id);
-                    if let Some(s) =
-                        self.state
-                            .record_action(&r.id.to_string(), hash.as_deref(), now, flapping)
-                    {
-                        let message = format!(
-                            "flap protection: {} actions within {}s; refinery stops acting on it until it changes in git or `refinery resume {}` is run",
-                            s.actions, s.window_secs, r.id
-                        );
-                        tracing::warn!(resource = %r.id, "{message}");
-                        acc.records.push(
-                            alert("error", message)
-                                .resource(r.id.clone())
-                                .node(r.id.node())
-                                .revision(rev),
-                        );
-                    }
+                    self.count_action(&r.id, hash.as_deref(), &p.label, rev, now, flapping, acc);
                 }
             }
             self.append(std::mem::take(&mut acc.records));
         }
+        passes
     }
 }

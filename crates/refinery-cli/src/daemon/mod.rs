@@ -6,6 +6,7 @@
 //! a shutdown signal is handled between passes.
 
 mod ha;
+mod handover;
 mod inventory;
 mod kube;
 mod watch;
@@ -33,14 +34,16 @@ use crate::desired::{self, Desired};
 use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
+use crate::hub::NodeSummary;
 use crate::ledger_file::LedgerFile;
 use crate::pass::{NodePass, PassContext, evaluate_node};
 use crate::requests::{self, Request};
 use crate::settings::Settings;
 use crate::state_file;
 use ha::open_ledger;
+use handover::NodeAfter;
 
-pub use watch::Trigger;
+pub use watch::{DEFAULT_EVENT_BACKLOG, Trigger};
 
 /// Engine events about a container Refinery acted on, received from when the action started until
 /// this long after it ended, are taken as its own.
@@ -96,6 +99,8 @@ struct Daemon {
     engines: BTreeMap<String, (String, DockerRuntime)>,
     watchers: BTreeMap<String, (String, tokio::task::JoinHandle<()>)>,
     tx: mpsc::UnboundedSender<Trigger>,
+    /// The engine events waiting for the loop, bounded (`--event-backlog`).
+    backlog: Arc<watch::Backlog>,
     /// Container names and ids Refinery acted on, and the engine events its action makes.
     ours: HashMap<String, Mark>,
     /// What was last alerted per resource, so an alert is repeated only when its reason changes.
@@ -118,13 +123,12 @@ struct Daemon {
     /// Such a pass observes just those nodes (work per event does not grow with the fleet);
     /// every other cause makes a full pass.
     scope: Option<BTreeSet<String>>,
+    /// `refinery apply` handing work over (see `daemon/handover.rs`).
+    handover: handover::Handover,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
-    if let Some(url) = &args.ha.ha {
-        crate::ha::check_supported(url)?;
-    }
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
         None => default_state_dir(&settings.repo)?,
@@ -166,7 +170,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         .join(ledger_rel(&desired.manifest.ledger.path, settings.shard));
     // With `--ha`, the ledger (and its writer lock) is opened on being elected.
     let ha = match &args.ha.ha {
-        Some(url) => Some(ha::start(url, &args.ha)?),
+        Some(url) => Some(ha::start(&url.for_shard(settings.shard), &args.ha)?),
         None => None,
     };
     let ledger = match ha {
@@ -206,6 +210,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         engines: BTreeMap::new(),
         watchers: BTreeMap::new(),
         tx,
+        backlog: Arc::new(watch::Backlog::new(
+            usize::try_from(args.event_backlog).unwrap_or(usize::MAX),
+        )),
         ours: HashMap::new(),
         alerted: HashMap::new(),
         outside_created: HashMap::new(),
@@ -218,6 +225,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         inventory_next: None,
         hub,
         scope: None,
+        handover: handover::Handover::default(),
     };
     let rev = d.desired.commit.id.clone();
     let mut records = vec![Record::new(Event::DaemonStart {
@@ -250,6 +258,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         env!("CARGO_PKG_VERSION")
     );
     d.sync_watchers();
+    d.publish_presence();
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| CliError::Io {
@@ -285,11 +294,13 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
                 due_pass |= d.take_requests().await;
                 d.scheduled_inventory().await;
                 d.maybe_commit_ledger(false);
+                d.publish_presence();
             }
             () = tokio::time::sleep_until(wake.into()) => due_pass = true,
         }
     };
     tracing::info!(reason, "shutting down");
+    crate::presence::withdraw(&d.state_dir, std::process::id());
     d.append(vec![Record::new(Event::DaemonStop {
         reason: reason.to_owned(),
     })]);
@@ -478,6 +489,7 @@ impl Daemon {
                 rt,
                 selector.clone(),
                 self.tx.clone(),
+                Arc::clone(&self.backlog),
             ));
             self.watchers.insert(node.name.clone(), (key, handle));
         }
@@ -592,6 +604,7 @@ impl Daemon {
         let mut event_nodes = BTreeSet::new();
         let mut records = Vec::new();
         let rev = self.rev();
+        let mut resynced: BTreeMap<String, u64> = BTreeMap::new();
         for t in batch {
             match t {
                 Trigger::Event {
@@ -599,6 +612,7 @@ impl Daemon {
                     event,
                     received,
                 } => {
+                    self.backlog.taken();
                     // A `kill` changes nothing by itself: if the process dies, `die` follows
                     // (about 30-60 ms later) and triggers the pass that sees it. A pass on
                     // `kill` would find the container still running and delay that one.
@@ -634,7 +648,32 @@ impl Daemon {
                     tracing::debug!(source = %source, object = %what, "kubernetes change");
                     due = true;
                 }
+                Trigger::Resync { node, overflow } => {
+                    // Its events were dropped: the node is observed afresh, every container
+                    // inspected again, so what they said is found all the same.
+                    *resynced.entry(node.clone()).or_default() += overflow.take();
+                    if let Some((_, rt)) = self.engines.get(&node) {
+                        rt.forget_inspections();
+                    }
+                    due = true;
+                    event_nodes.insert(node);
+                }
             }
+        }
+        if !resynced.is_empty() {
+            let dropped: u64 = resynced.values().sum();
+            let mut names: Vec<&str> = resynced.keys().map(String::as_str).take(5).collect();
+            if resynced.len() > names.len() {
+                names.push("…");
+            }
+            let message = format!(
+                "engine events came faster than refinery takes them (more than {} waiting): {dropped} dropped, not recorded one by one, from {} node(s) ({}); those nodes are observed afresh",
+                self.backlog.limit(),
+                resynced.len(),
+                names.join(", ")
+            );
+            tracing::warn!(dropped, nodes = resynced.len(), "{message}");
+            records.push(alert("warning", message).revision(&rev));
         }
         self.append(records);
         self.scope = (due && !full).then_some(event_nodes);
@@ -776,6 +815,11 @@ impl Daemon {
         let now = Timestamp::now();
         let warnings = desired.warnings.len();
         self.desired = Arc::new(desired);
+        // Secrets the new revision brings are masked from its first entry on.
+        let masker = crate::commands::ledger::masker_for(self.manifest());
+        if let Some(l) = self.ledger.as_mut() {
+            l.learn_secrets(&masker);
+        }
         let to = self.rev();
         let mut records = vec![
             Record::new(Event::Revision {
@@ -878,6 +922,7 @@ impl Daemon {
                         }
                     }
                 }
+                Ok(Request::Apply { id, revision }) => due |= self.on_apply_request(&id, &revision),
             }
         }
         due
@@ -942,7 +987,8 @@ impl Daemon {
         let started = Instant::now();
         let now = Timestamp::now();
         // An event-only pass covers the nodes the events came from and leaves the timer alone.
-        let scope = self.scope.take();
+        // A pass answering `refinery apply` is a full one.
+        let scope = self.scope.take().filter(|_| !self.handover.waiting());
         if scope.is_none() {
             self.next_full = Instant::now() + self.check_interval;
         }
@@ -970,7 +1016,7 @@ impl Daemon {
         let ctx = PassContext {
             now,
             first_seen: &first_seen,
-            honor_grace: true,
+            honor_grace: !self.handover.waiting(),
             self_id: self_id.as_deref(),
         };
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
@@ -981,36 +1027,55 @@ impl Daemon {
         };
         // Each node is acted on as soon as its own observation is in: a slow node holds up
         // nobody, and actions on different nodes run at the same time.
-        // At most `--max-concurrent-nodes` observed at once: a big fleet does not open a
-        // connection to every engine at the same moment.
-        let mut observing = futures_util::stream::iter(
-            nodes
-                .into_iter()
-                .map(|(n, rt)| evaluate_node(manifest, n, rt, &ctx)),
-        )
-        .buffer_unordered(self.settings.max_concurrent_nodes.max(1));
+        // At most `--max-concurrent-nodes` observed or acted on at once: a big fleet does not
+        // open connections to every engine at the same moment, nor hold every node's
+        // observation while their actions run.
+        let limit = self.settings.max_concurrent_nodes.max(1);
+        let node_count = nodes.len();
+        let mut waiting = nodes.into_iter();
+        let mut observing = FuturesUnordered::new();
         let mut applying = FuturesUnordered::new();
+        // What the status page keeps of each node: a node's observation goes as soon as it is
+        // done, so a pass over a big fleet never holds every node's at once.
         let mut passes = Vec::new();
         let mut recovered_any = false;
+        // What the pass's end will need of each node (nothing, on most passes).
+        let keep = self.after_needs(scope.is_none());
         loop {
+            while observing.len() + applying.len() < limit {
+                let Some((n, rt)) = waiting.next() else { break };
+                observing.push(evaluate_node(manifest, n, rt, &ctx));
+            }
             tokio::select! {
                 Some(p) = observing.next() => {
+                    if let Ok((observed, _)) = &p.result {
+                        self.hub.on_observed(&p.node.name, observed);
+                    }
                     if let (Some(rt), Ok((observed, _))) = (&p.engine, &p.result)
                         && self.recover(&p.node.name, rt, observed).await
                     {
                         recovered_any = true;
-                        passes.push(p);
+                        passes.push((
+                            NodeSummary::of(manifest, &p, &self.state, now),
+                            NodeAfter::of(&p, keep),
+                        ));
                         continue;
                     }
                     let (steps, keys) = self.plan_node(&p, manifest, &rev, now, &mut acc);
                     if steps.is_empty() {
-                        passes.push(p);
+                        passes.push((
+                            NodeSummary::of(manifest, &p, &self.state, now),
+                            NodeAfter::of(&p, keep),
+                        ));
                         continue;
                     }
                     // Fencing: leadership is checked again right before each node's actions.
                     if !self.may_act() {
                         self.end_ours(&keys);
-                        passes.push(p);
+                        passes.push((
+                            NodeSummary::of(manifest, &p, &self.state, now),
+                            NodeAfter::of(&p, keep),
+                        ));
                         continue;
                     }
                     // What was found is on record before anything is done about it; it reaches
@@ -1029,13 +1094,18 @@ impl Daemon {
                 }
                 Some((p, keys, results)) = applying.next() => {
                     self.end_ours(&keys);
+                    self.handover.collect(&results);
                     self.finish_node(&p, manifest, &rev, now, flapping, &results, &mut acc);
-                    passes.push(p);
+                    passes.push((
+                            NodeSummary::of(manifest, &p, &self.state, now),
+                            NodeAfter::of(&p, keep),
+                        ));
                 }
                 else => break,
             }
         }
-        self.kube_pass(&desired, &rev, now, flapping, &mut acc)
+        let kube = self
+            .kube_pass(&desired, &rev, now, flapping, &mut acc)
             .await;
         let PassAcc {
             records,
@@ -1048,7 +1118,10 @@ impl Daemon {
         }
         self.state.forget_old_actions(now, flapping);
         self.append(records);
-        self.hub.on_pass(&desired, &passes, &self.state, now);
+        let (summaries, afters): (Vec<_>, Vec<_>) = passes.into_iter().unzip();
+        self.after_pass(&afters, &rev, recovered_any, scope.is_none());
+        self.hub
+            .on_pass(&desired, summaries, &kube, &self.state, now);
         // An event-only pass keeps the other nodes' deadlines. It can find a pending revision
         // failing or still progressing (then so is the whole), but only a full pass can find it
         // healthy everywhere: one follows at once.
@@ -1072,8 +1145,14 @@ impl Daemon {
         self.next_due = next_due;
         self.save_state();
         self.maybe_commit_ledger(false);
+        if scope.is_none() {
+            // What a pass over every node freed goes back to the kernel.
+            crate::memory::give_back();
+        }
         tracing::debug!(
             micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            nodes = node_count,
+            backlog_peak = self.backlog.take_peak(),
             "pass done"
         );
         again || recovered_any
@@ -1158,6 +1237,37 @@ impl Daemon {
         (steps, keys)
     }
 
+    /// Counts an action toward flap protection; the one that trips it is alerted and on record.
+    #[allow(clippy::too_many_arguments)]
+    fn count_action(
+        &mut self,
+        id: &ResourceId,
+        spec_hash: Option<&str>,
+        node: &str,
+        rev: &str,
+        now: Timestamp,
+        flapping: refinery_core::manifest::Flapping,
+        acc: &mut PassAcc,
+    ) {
+        let Some(s) = self
+            .state
+            .record_action(&id.to_string(), spec_hash, now, flapping)
+        else {
+            return;
+        };
+        let message = format!(
+            "flap protection: {} actions within {}s; refinery stops acting on it until its spec changes in git or `refinery resume {id}` is run",
+            s.actions, s.window_secs
+        );
+        tracing::warn!(resource = %id, "{message}");
+        acc.records.push(
+            alert("error", message)
+                .resource(id.clone())
+                .node(node)
+                .revision(rev),
+        );
+    }
+
     /// The second half of a node's pass, once its actions are done: records each outcome,
     /// counts actions for flap protection, judges the node's health.
     #[allow(clippy::too_many_arguments)]
@@ -1191,22 +1301,7 @@ impl Daemon {
             }
             if r.outcome != Outcome::Skipped {
                 let hash = spec_of(manifest, &r.id).map(spec_hash);
-                if let Some(s) =
-                    self.state
-                        .record_action(&r.id.to_string(), hash.as_deref(), now, flapping)
-                {
-                    let message = format!(
-                        "flap protection: {} actions within {}s; refinery stops acting on it until its spec changes in git or `refinery resume {}` is run",
-                        s.actions, s.window_secs, r.id
-                    );
-                    tracing::warn!(resource = %r.id, "{message}");
-                    acc.records.push(
-                        alert("error", message)
-                            .resource(r.id.clone())
-                            .node(node)
-                            .revision(rev),
-                    );
-                }
+                self.count_action(&r.id, hash.as_deref(), node, rev, now, flapping, acc);
             }
         }
         // The node's actions are on the disk before anything else happens to it.

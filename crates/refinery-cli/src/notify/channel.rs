@@ -600,7 +600,13 @@ mod tests {
         tx.send(drift(NoticeKind::DriftResolved))
             .await
             .expect("send");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Delivered in order; on a loaded machine that may take a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while events(&got).last().map(String::as_str) != Some("drift_resolved")
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let seen = events(&got);
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert_eq!(events(&got), seen, "no reminder after the drift ended");

@@ -106,10 +106,19 @@ impl Env {
 
     /// `refinery <args> --repo <repo>` with `NO_COLOR=1 CI=1`, stdin closed.
     pub async fn refinery(&self, args: &[&str]) -> Run {
+        self.refinery_env(args, Vec::new()).await
+    }
+
+    /// [`Env::refinery`] with extra environment variables.
+    pub async fn refinery_env(
+        &self,
+        args: &[&str],
+        vars: Vec<(String, std::ffi::OsString)>,
+    ) -> Run {
         let mut full: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         full.push("--repo".into());
         full.push(self.repo.path().to_string_lossy().into_owned());
-        run_refinery(full).await
+        run_refinery_env(full, vars).await
     }
 
     /// The container `name(suffix)` as the engine reports it, if it exists.
@@ -202,6 +211,11 @@ impl Env {
 
 /// Runs the binary with `args` exactly (no `--repo` added), `NO_COLOR=1 CI=1`, stdin closed.
 pub async fn run_refinery(args: Vec<String>) -> Run {
+    run_refinery_env(args, Vec::new()).await
+}
+
+/// [`run_refinery`] with extra environment variables.
+pub async fn run_refinery_env(args: Vec<String>, vars: Vec<(String, std::ffi::OsString)>) -> Run {
     tokio::task::spawn_blocking(move || {
         let output = assert_cmd::Command::cargo_bin("refinery")
             .expect("the `refinery` binary is built for integration tests")
@@ -215,6 +229,7 @@ pub async fn run_refinery(args: Vec<String>) -> Run {
             // Age keys come only from what a test's manifest names.
             .env_remove("SOPS_AGE_KEY")
             .env_remove("SOPS_AGE_KEY_FILE")
+            .envs(vars)
             .write_stdin("")
             .timeout(COMMAND_TIMEOUT)
             .output()

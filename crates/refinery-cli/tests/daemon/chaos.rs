@@ -31,8 +31,10 @@ async fn chaos_every_fault_heals_under_the_daemon() {
     let run = env
         .refinery(&[
             "chaos",
+            // Long enough for four faults and their heals on a loaded two-core machine (a heal
+            // there takes up to 2 s).
             "--duration",
-            "5s",
+            "9s",
             "--seed",
             "7",
             "--faults",

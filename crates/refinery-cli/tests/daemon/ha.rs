@@ -1,10 +1,12 @@
-//! `refinery run --ha`: two daemons on one repository (one ledger), a real etcd (Debian's
-//! `etcd-server`, started per test on free loopback ports in a temporary data directory) and the
-//! real Docker engine. Killing the leader hands over to the standby, which heals what broke
-//! meanwhile; a leader cut off from etcd stops acting before its lease runs out; the ledger shows
-//! one writer per term and still verifies.
+//! `refinery run --ha`: several daemons on one repository (one ledger) and the real Docker
+//! engine, electing on a real etcd (Debian's `etcd-server`, started per test on free loopback
+//! ports in a temporary data directory) or on a real Kubernetes API server (a Lease in a namespace
+//! of the test control plane). Killing the leader hands over to a standby, which heals what broke
+//! meanwhile; a leader cut off from the store stops acting before its lease runs out; the ledger
+//! shows one writer per term and still verifies. The same scenarios run on both stores.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use refinery_core::{ContainerRuntime, ContainerState};
+use refinery_kube::testsupport::{self, TestNamespace};
 
 use crate::common::{Env, IMAGE};
 use crate::harness::{Daemon, eventually, kind};
@@ -42,31 +45,64 @@ impl Etcd {
 
     /// On client port `port`.
     fn start_on(port: u16) -> Etcd {
+        let mut etcd = Etcd::spawn(port, None);
+        etcd.wait_healthy();
+        etcd
+    }
+
+    /// On a free port, speaking only TLS and asking every client for a certificate signed by
+    /// the CA in `certs` (made by `make_certs`).
+    fn start_tls(certs: &std::path::Path) -> Etcd {
+        let mut etcd = Etcd::spawn(free_port(), Some(certs));
+        // Its health endpoint wants a certificate too: an open port is enough here (the daemon
+        // retries until etcd answers).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", etcd.port)).is_err() {
+            if let Ok(Some(status)) = etcd.child.try_wait() {
+                panic!("etcd exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "etcd not listening within 20s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd
+    }
+
+    /// One member with its data in a temporary directory; clients over TLS with `certs`.
+    fn spawn(port: u16, certs: Option<&std::path::Path>) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
         let peer = free_port();
-        let client = format!("http://127.0.0.1:{port}");
+        let scheme = if certs.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
-        let child = Command::new("etcd")
-            .args(["--name", "t", "--data-dir"])
+        let mut cmd = Command::new("etcd");
+        cmd.args(["--name", "t", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--listen-client-urls", &client])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("t={peer_url}")])
+            .args(["--initial-cluster", &format!("t={peer_url}")]);
+        if let Some(certs) = certs {
+            cmd.arg("--cert-file")
+                .arg(certs.join("server-cert.pem"))
+                .arg("--key-file")
+                .arg(certs.join("server-key.pem"))
+                .arg("--trusted-ca-file")
+                .arg(certs.join("ca.pem"))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start `etcd` (Debian's etcd-server; scripts/ensure-docker.sh installs it)");
-        let mut etcd = Etcd {
+        Etcd {
             child,
             port,
             _dir: dir,
-        };
-        etcd.wait_healthy();
-        etcd
+        }
     }
 
     /// Until `GET /health` says `"health":"true"`.
@@ -163,20 +199,123 @@ fn pipe(mut from: TcpStream, mut into: TcpStream, cut: &AtomicBool) {
     }
 }
 
-fn ha_args(port: u16, prefix: &str, id: &str) -> Vec<String> {
-    vec![
-        "--ha".into(),
-        format!("etcd://127.0.0.1:{port}/{prefix}"),
-        "--ha-lease".into(),
-        format!("{LEASE_SECS}s"),
-        "--ha-id".into(),
-        id.into(),
-    ]
+/// Where a test's daemons elect their leader.
+struct Election {
+    /// The `--ha` URL.
+    url: String,
+    /// The environment the daemons and `refinery status` run with (the kubeconfig).
+    vars: Vec<(String, OsString)>,
+    /// What the election needs kept alive (the etcd, the namespace, a kubeconfig file).
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
-fn start(env: &Env, args: &[String]) -> Daemon {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Daemon::start(env, &args)
+impl Election {
+    /// An etcd at `port` (not started here), keys under a prefix of this test.
+    fn etcd(env: &Env, port: u16) -> Election {
+        Election {
+            url: format!("etcd://127.0.0.1:{port}/{}", env.name("ha")),
+            vars: Vec::new(),
+            _keep: Vec::new(),
+        }
+    }
+
+    /// A fresh etcd, kept running as long as the election.
+    fn with_etcd(env: &Env) -> (Election, u16) {
+        let etcd = Etcd::start();
+        let port = etcd.port;
+        let mut e = Election::etcd(env, port);
+        e._keep.push(Box::new(etcd));
+        (e, port)
+    }
+
+    /// The Lease `refinery` in a namespace of this test on the test control plane.
+    async fn kube() -> Election {
+        let cluster = testsupport::cluster().await;
+        let ns = TestNamespace::new(&cluster, "ha").await;
+        let url = format!("k8s://{}/{}/refinery", testsupport::CONTEXT, ns.name);
+        Election {
+            url,
+            vars: vec![("KUBECONFIG".into(), testsupport::kubeconfig().into())],
+            _keep: vec![Box::new(ns)],
+        }
+    }
+
+    /// The same election reached through `proxy` (for one daemon to be cut off).
+    fn through(&self, proxy: &Proxy) -> Election {
+        if let Some(rest) = self.url.strip_prefix("etcd://127.0.0.1:") {
+            let path = rest.split_once('/').map_or("", |(_, p)| p);
+            return Election {
+                url: format!("etcd://127.0.0.1:{}/{path}", proxy.port),
+                vars: Vec::new(),
+                _keep: Vec::new(),
+            };
+        }
+        // A copy of the kubeconfig whose server is the proxy (TLS passes through it untouched).
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kc = std::fs::read_to_string(testsupport::kubeconfig()).expect("read kubeconfig");
+        let server = format!("https://127.0.0.1:{}", api_server_port(&kc));
+        let kc = kc.replace(&server, &format!("https://127.0.0.1:{}", proxy.port));
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, kc).expect("write kubeconfig");
+        Election {
+            url: self.url.clone(),
+            vars: vec![("KUBECONFIG".into(), path.into())],
+            _keep: vec![Box::new(dir)],
+        }
+    }
+
+    /// The port the proxy must forward to: etcd's, or the API server's.
+    fn upstream_port(&self) -> u16 {
+        match self.url.strip_prefix("etcd://127.0.0.1:") {
+            Some(rest) => rest
+                .split_once('/')
+                .and_then(|(p, _)| p.parse().ok())
+                .expect("etcd port"),
+            None => api_server_port(
+                &std::fs::read_to_string(testsupport::kubeconfig()).expect("read kubeconfig"),
+            ),
+        }
+    }
+
+    fn args(&self, id: &str) -> Vec<String> {
+        vec![
+            "--ha".into(),
+            self.url.clone(),
+            "--ha-lease".into(),
+            format!("{LEASE_SECS}s"),
+            "--ha-id".into(),
+            id.into(),
+        ]
+    }
+
+    /// `refinery run` electing here as `id`, plus `extra`.
+    fn start(&self, env: &Env, id: &str, extra: &[&str]) -> Daemon {
+        let mut args = self.args(id);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let vars: Vec<(&str, &std::ffi::OsStr)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
+        Daemon::start_with_env(env.repo.path(), &args, &vars)
+    }
+
+    /// `refinery <args> --ha <url>` (`status`), in this election's environment.
+    async fn status(&self, env: &Env, args: &[&str]) -> crate::common::Run {
+        let mut full = vec!["status", "--ha", self.url.as_str()];
+        full.extend(args);
+        env.refinery_env(&full, self.vars.clone()).await
+    }
+}
+
+/// The API server's port in a kubeconfig (`server: https://127.0.0.1:PORT`).
+fn api_server_port(kubeconfig: &str) -> u16 {
+    kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://127.0.0.1:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the test kubeconfig names https://127.0.0.1:PORT")
 }
 
 /// Waits until the daemon's log has `needle`.
@@ -233,6 +372,20 @@ fn time(e: &serde_json::Value) -> jiff::Timestamp {
         .expect("entry time")
 }
 
+/// The writers in term order, `first`'s terms then `then`'s: a loaded machine may make `first`
+/// miss a renewal and win again under a new term, which is fine as long as terms do not repeat.
+fn assert_writers(writers: &BTreeMap<u64, String>, first: &str, then: &str) {
+    let names: Vec<&str> = writers.values().map(String::as_str).collect();
+    let split = names
+        .iter()
+        .position(|n| *n != first)
+        .unwrap_or(names.len());
+    assert!(
+        split > 0 && split < names.len() && names[split..].iter().all(|n| *n == then),
+        "writers by term: {writers:?}, expected `{first}` then `{then}`"
+    );
+}
+
 /// The ledger's `leader_elected` entries, by term → holder; asserts one writer per term: each
 /// term elected once, terms only growing, every entry after an election under its term.
 fn writers_per_term(entries: &[serde_json::Value]) -> BTreeMap<u64, String> {
@@ -258,24 +411,25 @@ fn writers_per_term(entries: &[serde_json::Value]) -> BTreeMap<u64, String> {
     writers
 }
 
-#[tokio::test]
-async fn ha_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_heals() {
-    let etcd = Etcd::start();
-    let env = Env::new().await;
+/// Commits one container `web` to `env`'s repository.
+fn commit_web(env: &Env) {
     let name = env.name("web");
     env.commit_manifest(&format!(
         "containers:\n  - name: {name}\n    image: {IMAGE}\n"
     ));
-    let prefix = env.name("ha");
+}
+
+/// Three daemons; the leader dies with kill -9 while its container is removed: one of the two
+/// standbys takes over within the lease and heals it.
+async fn leader_killed_a_standby_takes_over_within_the_lease_and_heals(env: &Env, e: &Election) {
+    commit_web(env);
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut args = ha_args(etcd.port, &prefix, "a");
-    args.extend(["--listen".to_owned(), listen.clone()]);
-    let mut a = start(&env, &args);
+    let mut a = e.start(env, "a", &["--listen", &listen]);
     wait_log(&mut a, "leading: acting from now on").await;
-    let c = running(&env, &mut a).await;
-    let mut b = start(&env, &ha_args(etcd.port, &prefix, "b"));
+    let c = running(env, &mut a).await;
+    let mut b = e.start(env, "b", &[]);
     wait_log(&mut b, "standing by").await;
-    let mut c3 = start(&env, &ha_args(etcd.port, &prefix, "c"));
+    let mut c3 = e.start(env, "c", &[]);
     wait_log(&mut c3, "standing by").await;
 
     // The status API of the leader says it leads, under which term, and who stands by.
@@ -296,9 +450,8 @@ async fn ha_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_he
         "the leader's /metrics:\n{metrics}"
     );
 
-    // `refinery status --ha` names the leader and the standby.
-    let url = format!("etcd://127.0.0.1:{}/{prefix}", etcd.port);
-    let status = env.refinery(&["status", "--ha", &url, "--json"]).await;
+    // `refinery status --ha` names the leader and the standbys.
+    let status = e.status(env, &["--json"]).await;
     let json = status.json();
     assert_eq!(json["ha"]["leader"], "a", "{}", status.transcript());
     assert_eq!(json["ha"]["standbys"], serde_json::json!(["b", "c"]));
@@ -329,13 +482,10 @@ async fn ha_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_he
 
     // Exactly one of the two standbys took over; the other still stands by.
     let writers = writers_per_term(&b.entry_values());
-    assert_eq!(
-        writers.values().cloned().collect::<Vec<_>>(),
-        ["a", new.as_str()],
-        "{writers:?}"
-    );
-    let status = env.refinery(&["status", "--ha", &url]).await;
-    status.stdout_has(&format!("leader: {new} (term "));
+    assert_writers(&writers, "a", &new);
+    e.status(env, &[])
+        .await
+        .stdout_has(&format!("leader: {new} (term "));
     let (leader, standby) = if new == "b" { (b, c3) } else { (c3, b) };
     // The standby first: stopping the leader first would hand over to it.
     standby.stop_process().await;
@@ -344,22 +494,32 @@ async fn ha_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_he
 }
 
 #[tokio::test]
-async fn ha_leader_cut_off_from_etcd_stops_acting_before_its_lease_runs_out() {
-    let etcd = Etcd::start();
-    let proxy = Proxy::start(etcd.port);
+async fn ha_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_heals() {
     let env = Env::new().await;
-    let name = env.name("web");
-    env.commit_manifest(&format!(
-        "containers:\n  - name: {name}\n    image: {IMAGE}\n"
-    ));
-    let prefix = env.name("ha");
-    let mut a = start(&env, &ha_args(proxy.port, &prefix, "a"));
+    let (e, _) = Election::with_etcd(&env);
+    leader_killed_a_standby_takes_over_within_the_lease_and_heals(&env, &e).await;
+}
+
+#[tokio::test]
+async fn ha_k8s_leader_killed_one_of_two_standbys_takes_over_within_the_lease_and_heals() {
+    let env = Env::new().await;
+    let e = Election::kube().await;
+    leader_killed_a_standby_takes_over_within_the_lease_and_heals(&env, &e).await;
+}
+
+/// The leader reaches the store through a proxy that is then cut: it still runs and sees the
+/// engine, but stops acting within half a lease; the standby takes over and alone heals.
+async fn leader_cut_off_stops_acting_before_its_lease_runs_out(env: &Env, e: &Election) {
+    let proxy = Proxy::start(e.upstream_port());
+    commit_web(env);
+    let via_proxy = e.through(&proxy);
+    let mut a = via_proxy.start(env, "a", &[]);
     wait_log(&mut a, "leading: acting from now on").await;
-    let c = running(&env, &mut a).await;
-    let mut b = start(&env, &ha_args(etcd.port, &prefix, "b"));
+    let c = running(env, &mut a).await;
+    let mut b = e.start(env, "b", &[]);
     wait_log(&mut b, "standing by").await;
 
-    // The partition: `a` still runs, and still sees the engine, but not etcd.
+    // The partition: `a` still runs, and still sees the engine, but not the store.
     proxy.cut();
     let cut_at = jiff::Timestamp::now();
     wait_log(&mut a, "stopped acting").await;
@@ -381,13 +541,14 @@ async fn ha_leader_cut_off_from_etcd_stops_acting_before_its_lease_runs_out() {
 
     let entries = b.entry_values();
     let writers = writers_per_term(&entries);
-    let term_a = writers
+    assert_writers(&writers, "a", "b");
+    let terms_a: Vec<u64> = writers
         .iter()
-        .find_map(|(t, h)| (h == "a").then_some(*t))
-        .expect("a's term");
+        .filter_map(|(t, h)| (h == "a").then_some(*t))
+        .collect();
     let last_a = entries
         .iter()
-        .filter(|e| term(e) == Some(term_a))
+        .filter(|e| term(e).is_some_and(|t| terms_a.contains(&t)))
         .map(time)
         .max()
         .expect("a wrote under its term");
@@ -411,38 +572,47 @@ async fn ha_leader_cut_off_from_etcd_stops_acting_before_its_lease_runs_out() {
 }
 
 #[tokio::test]
-async fn ha_k8s_lease_is_refused_as_not_supported_yet() {
+async fn ha_leader_cut_off_from_etcd_stops_acting_before_its_lease_runs_out() {
+    let env = Env::new().await;
+    let (e, _) = Election::with_etcd(&env);
+    leader_cut_off_stops_acting_before_its_lease_runs_out(&env, &e).await;
+}
+
+#[tokio::test]
+async fn ha_k8s_leader_cut_off_from_the_api_server_stops_acting_before_its_lease_runs_out() {
+    let env = Env::new().await;
+    let e = Election::kube().await;
+    leader_cut_off_stops_acting_before_its_lease_runs_out(&env, &e).await;
+}
+
+#[tokio::test]
+async fn ha_bad_urls_are_usage_errors_with_the_expected_form() {
     let env = Env::offline();
-    env.refinery(&["run", "--ha", "k8s://lyra/refinery/leader"])
-        .await
-        .code(2)
-        .stderr_has("not supported yet");
-    env.refinery(&["status", "--ha", "k8s://lyra/refinery/leader"])
-        .await
-        .code(2)
-        .stderr_has("not supported yet");
     env.refinery(&["run", "--ha", "etcd://127.0.0.1/refinery"])
         .await
         .code(2)
         .stderr_has("HOST:PORT");
+    env.refinery(&["run", "--ha", "k8s://lyra/refinery"])
+        .await
+        .code(2)
+        .stderr_has("k8s://CONTEXT/NAMESPACE/NAME");
+    env.refinery(&["status", "--ha", "zk://127.0.0.1:2181/refinery"])
+        .await
+        .code(2)
+        .stderr_has("etcd://HOST:PORT/PREFIX");
 }
 
-#[tokio::test]
-async fn ha_leader_stopped_with_sigterm_hands_over_before_its_lease_would_run_out() {
-    let etcd = Etcd::start();
-    let env = Env::new().await;
-    let name = env.name("web");
-    env.commit_manifest(&format!(
-        "containers:\n  - name: {name}\n    image: {IMAGE}\n"
-    ));
-    let prefix = env.name("ha");
-    let mut a = start(&env, &ha_args(etcd.port, &prefix, "a"));
+/// A leader stopped with SIGTERM gives the lease up: the standby takes over at once, after the
+/// old leader recorded its stop.
+async fn leader_stopped_with_sigterm_hands_over_at_once(env: &Env, e: &Election) {
+    commit_web(env);
+    let mut a = e.start(env, "a", &[]);
     wait_log(&mut a, "leading: acting from now on").await;
-    running(&env, &mut a).await;
-    let mut b = start(&env, &ha_args(etcd.port, &prefix, "b"));
+    running(env, &mut a).await;
+    let mut b = e.start(env, "b", &[]);
     wait_log(&mut b, "standing by").await;
 
-    // A clean stop revokes the lease: no waiting for it to run out. (The standby may write
+    // A clean stop gives the lease up: no waiting for it to run out. (The standby may write
     // before the stopped leader's last entry is read: `stop_process`, and the check below.)
     a.stop_process().await;
     let stopped = Instant::now();
@@ -452,8 +622,7 @@ async fn ha_leader_stopped_with_sigterm_hands_over_before_its_lease_would_run_ou
         took < Duration::from_secs(LEASE_SECS) / 2,
         "took over {took:?} after a clean stop (lease {LEASE_SECS}s)"
     );
-    let writers = writers_per_term(&b.entry_values());
-    assert_eq!(writers.values().cloned().collect::<Vec<_>>(), ["a", "b"]);
+    assert_writers(&writers_per_term(&b.entry_values()), "a", "b");
     let entries = b.entry_values();
     let a_stop = entries.iter().position(|e| kind(e) == "daemon_stop");
     let b_elected = entries
@@ -468,15 +637,25 @@ async fn ha_leader_stopped_with_sigterm_hands_over_before_its_lease_would_run_ou
 }
 
 #[tokio::test]
+async fn ha_leader_stopped_with_sigterm_hands_over_before_its_lease_would_run_out() {
+    let env = Env::new().await;
+    let (e, _) = Election::with_etcd(&env);
+    leader_stopped_with_sigterm_hands_over_at_once(&env, &e).await;
+}
+
+#[tokio::test]
+async fn ha_k8s_leader_stopped_with_sigterm_hands_over_before_its_lease_would_run_out() {
+    let env = Env::new().await;
+    let e = Election::kube().await;
+    leader_stopped_with_sigterm_hands_over_at_once(&env, &e).await;
+}
+
+#[tokio::test]
 async fn ha_without_etcd_acts_on_nothing_until_etcd_answers() {
     let env = Env::new().await;
-    let name = env.name("web");
-    env.commit_manifest(&format!(
-        "containers:\n  - name: {name}\n    image: {IMAGE}\n"
-    ));
+    commit_web(&env);
     let port = free_port();
-    let prefix = env.name("ha");
-    let mut a = start(&env, &ha_args(port, &prefix, "a"));
+    let mut a = Election::etcd(&env, port).start(&env, "a", &[]);
     wait_log(&mut a, "etcd session ended; reconnecting").await;
     wait_log(&mut a, "pass done").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -494,6 +673,143 @@ async fn ha_without_etcd_acts_on_nothing_until_etcd_answers() {
     let _etcd = Etcd::start_on(port);
     wait_log(&mut a, "leading: acting from now on").await;
     running(&env, &mut a).await;
+    a.stop().await;
+    env.refinery(&["ledger", "verify"]).await.code(0);
+}
+
+#[tokio::test]
+async fn ha_each_shard_has_its_own_election_and_ledger() {
+    let env = Env::new().await;
+    let (e, _) = Election::with_etcd(&env);
+    commit_web(&env);
+    // One URL for both: each shard elects under its own key, so both lead.
+    let mut one = e.start(&env, "s1", &["--shard", "1/2"]);
+    let mut two = e.start(&env, "s2", &["--shard", "2/2"]);
+    wait_log(&mut one, "leading: acting from now on").await;
+    wait_log(&mut two, "leading: acting from now on").await;
+    for (shard, id) in [("1/2", "s1"), ("2/2", "s2")] {
+        let status = e.status(&env, &["--shard", shard, "--json"]).await;
+        let json = status.json();
+        assert_eq!(json["ha"]["leader"], id, "{}", status.transcript());
+        assert!(
+            json["ha"]["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&format!("/shard-{}-of-2", &shard[..1]))),
+            "{}",
+            status.transcript()
+        );
+    }
+    // (`stop` would look for `daemon_stop` in the unsharded ledger.)
+    one.stop_process().await;
+    two.stop_process().await;
+    for shard in ["1/2", "2/2"] {
+        let v = env
+            .refinery(&["ledger", "verify", "--shard", shard, "--json"])
+            .await;
+        v.code(0);
+        assert!(
+            v.stdout.contains(&format!("shard-{}-of-2", &shard[..1])),
+            "{}",
+            v.transcript()
+        );
+    }
+}
+
+#[tokio::test]
+async fn ha_etcd_over_tls_with_a_client_certificate() {
+    let env = Env::new().await;
+    let certs = tempfile::tempdir().expect("temp dir");
+    let client = refinery_docker::testsupport::engines::make_certs(certs.path());
+    let etcd = Etcd::start_tls(certs.path());
+    commit_web(&env);
+    let e = Election::etcd(&env, etcd.port);
+    let (ca, cert, key) = (
+        client.ca.to_string_lossy().into_owned(),
+        client.cert.to_string_lossy().into_owned(),
+        client.key.to_string_lossy().into_owned(),
+    );
+    let tls = ["--ha-cacert", &ca, "--ha-cert", &cert, "--ha-key", &key];
+
+    // Without its client certificate an instance is never elected and acts on nothing.
+    let mut stranger = e.start(&env, "stranger", &["--ha-cacert", &ca]);
+    wait_log(&mut stranger, "etcd session ended; reconnecting").await;
+
+    let mut a = e.start(&env, "a", &tls);
+    wait_log(&mut a, "leading: acting from now on").await;
+    running(&env, &mut a).await;
+    let mut args = vec!["--json"];
+    args.extend(tls);
+    let status = e.status(&env, &args).await;
+    assert_eq!(
+        status.json()["ha"]["leader"],
+        "a",
+        "{}",
+        status.transcript()
+    );
+    stranger.stop_process().await;
+    a.stop().await;
+
+    // A file that is not there, or not PEM, is bad usage, before anything is contacted.
+    env.refinery(&["run", "--ha", &e.url, "--ha-cacert", "/nonexistent/ca.pem"])
+        .await
+        .code(2)
+        .stderr_has("--ha-cacert")
+        .stderr_has("/nonexistent/ca.pem");
+    let not_pem = certs.path().join("server.ext");
+    env.refinery(&[
+        "status",
+        "--ha",
+        &e.url,
+        "--ha-cacert",
+        &not_pem.to_string_lossy(),
+    ])
+    .await
+    .code(2)
+    .stderr_has("not a PEM file");
+    env.refinery(&["run", "--ha", "k8s://c/ns/l", "--ha-cacert", &ca])
+        .await
+        .code(2)
+        .stderr_has("kubeconfig");
+}
+
+#[tokio::test]
+async fn ha_apply_goes_to_the_leader_and_a_standby_names_it() {
+    let env = Env::new().await;
+    let (e, _port) = Election::with_etcd(&env);
+    commit_web(&env);
+    let mut a = e.start(&env, "a", &[]);
+    wait_log(&mut a, "leading: acting from now on").await;
+    running(&env, &mut a).await;
+    let mut b = e.start(&env, "b", &[]);
+    wait_log(&mut b, "standing by").await;
+    // The standby says who leads once it knows.
+    let presence = b.state_dir.join("daemons");
+    eventually("the standby names the leader", &mut b, || {
+        let presence = presence.clone();
+        async move {
+            std::fs::read_dir(&presence)
+                .ok()?
+                .filter_map(Result::ok)
+                .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+                .any(|t| t.contains("\"leader\": \"a\""))
+                .then_some(())
+        }
+    })
+    .await;
+
+    let leader_dir = a.state_dir.to_string_lossy().into_owned();
+    env.refinery(&["apply", "--yes", "--state-dir", &leader_dir])
+        .await
+        .code(0)
+        .stderr_has("handing the apply over")
+        .outcome(&env.name("web"), "unchanged");
+    let standby_dir = b.state_dir.to_string_lossy().into_owned();
+    env.refinery(&["apply", "--yes", "--state-dir", &standby_dir])
+        .await
+        .code(2)
+        .stderr_has("standby")
+        .stderr_has("the leader `a` acts");
+    b.stop_process().await;
     a.stop().await;
     env.refinery(&["ledger", "verify"]).await.code(0);
 }

@@ -12,6 +12,7 @@ mod receiver;
 mod chaos;
 mod content;
 mod ha;
+mod handover;
 mod heal;
 mod inventory;
 mod kubernetes;

@@ -211,3 +211,18 @@ async fn config_drift_command_labels_restart_healthcheck_apply_recreates() {
         RestartPolicy::UnlessStopped
     );
 }
+
+/// A container given more power by hand than git declares (a capability added, one the
+/// manifest's container keeps dropped) is config drift and is recreated as declared.
+#[tokio::test]
+async fn config_drift_capabilities_added_by_hand_apply_recreates() {
+    let env = Env::new().await;
+    let cases = [case(
+        "caps",
+        "",
+        |s| s.options.cap_add = vec!["SYS_TIME".into()],
+        "cap_add",
+    )];
+    config_drift_is_found_and_fixed(&env, &cases).await;
+    assert!(env.existing("caps").await.options.cap_add.is_empty());
+}

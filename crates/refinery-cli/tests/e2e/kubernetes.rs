@@ -7,24 +7,6 @@ use serde_json::json;
 
 use crate::common::{Env, Run};
 
-const APP: &str = "apiVersion: v1
-kind: ConfigMap
-metadata: {name: settings}
-data: {mode: production}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, labels: {app: web}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - {name: web, image: registry.invalid/web:1.0}
-";
-
 /// `refinery <args> --repo <repo>` with the test control plane's kubeconfig.
 async fn refinery(env: &Env, args: &[&str]) -> Run {
     let mut full: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -55,12 +37,29 @@ async fn refinery(env: &Env, args: &[&str]) -> Run {
     .expect("the `refinery` runner thread panicked")
 }
 
+/// The id and the place of the fixture's ConfigMap `settings` in `ns`.
+fn settings_config_map(ns: &TestNamespace) -> (String, ObjectRef) {
+    (
+        format!(
+            "k8s/{}/{}/configmap/settings",
+            testsupport::CONTEXT,
+            ns.name
+        ),
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: ns.name.clone(),
+            name: "settings".into(),
+        },
+    )
+}
+
 #[tokio::test]
 async fn kubernetes_source_plan_apply_status_and_patched_field_restored() {
     let env = Env::new().await;
     let cluster = testsupport::cluster().await;
     let ns = TestNamespace::new(&cluster, "cli").await;
-    env.commit_file("k8s/app.yaml", APP);
+    env.commit_file("k8s/app.yaml", &testsupport::app());
     env.commit_manifest(&format!(
         "containers: []\nkubernetes:\n  - name: app\n    context: {}\n    path: k8s/\n    namespace: {}\n",
         testsupport::CONTEXT,
@@ -117,6 +116,20 @@ async fn kubernetes_source_plan_apply_status_and_patched_field_restored() {
     let live = cluster.get(&r).await.unwrap().unwrap();
     assert_eq!(live["spec"]["replicas"], 1);
     refinery(&env, &["plan"]).await.code(0);
+
+    // On record under the source, as the daemon records it.
+    let ledger = std::fs::read_to_string(env.repo.path().join("ledger/container_ledger.jsonl"))
+        .expect("the ledger");
+    let about_web: Vec<serde_json::Value> = ledger
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["resource"] == web.as_str())
+        .collect();
+    assert!(about_web.len() >= 3, "{ledger}");
+    assert!(
+        about_web.iter().all(|e| e["node"] == "k8s/app"),
+        "{about_web:#?}"
+    );
 }
 
 #[tokio::test]
@@ -142,4 +155,120 @@ async fn kubernetes_source_with_a_broken_manifest_changes_nothing() {
         .await
         .code(2)
         .stdout_has("kubernetes source `k8s/app` failed");
+}
+
+#[tokio::test]
+async fn kubernetes_source_object_removed_from_git_is_pruned_only_with_prune() {
+    let env = Env::new().await;
+    let cluster = testsupport::cluster().await;
+    let ns = TestNamespace::new(&cluster, "cliprune").await;
+    let source = |prune: bool| {
+        format!(
+            "containers: []\nkubernetes:\n  - name: app\n    context: {}\n    path: k8s/\n    namespace: {}\n    prune: {prune}\n",
+            testsupport::CONTEXT,
+            ns.name
+        )
+    };
+    env.commit_file("k8s/app.yaml", &testsupport::app());
+    env.commit_manifest(&source(false));
+    refinery(&env, &["apply", "--yes"]).await.code(0);
+    let (settings, cm) = settings_config_map(&ns);
+
+    // The ConfigMap leaves git: an orphan, reported but kept without `prune`.
+    env.commit_file("k8s/app.yaml", testsupport::DEPLOYMENT);
+    refinery(&env, &["plan"])
+        .await
+        .code(3)
+        .row(&[&settings, "orphan", "alert"]);
+    refinery(&env, &["status"]).await.code(3).row(&[
+        "k8s/app",
+        "configmap/settings",
+        "-",
+        "orphan",
+    ]);
+    refinery(&env, &["apply", "--yes"]).await.code(0);
+    assert!(cluster.get(&cm).await.unwrap().is_some());
+
+    // `prune: true`, but the manifest is in audit mode: still kept.
+    env.commit_file(
+        "refinery.yaml",
+        &format!(
+            "config: {{selector: \"{}\", mode: audit}}\n{}",
+            env.selector(),
+            source(true)
+        ),
+    );
+    refinery(&env, &["plan"])
+        .await
+        .code(3)
+        .row(&[&settings, "orphan", "alert"]);
+
+    // `prune: true` in enforce mode: deleted.
+    env.commit_manifest(&source(true));
+    refinery(&env, &["plan"])
+        .await
+        .code(3)
+        .row(&[&settings, "orphan", "remove"]);
+    refinery(&env, &["apply", "--yes"])
+        .await
+        .code(0)
+        .stdout_has(&format!("{settings} removed"));
+    for _ in 0..50 {
+        if cluster.get(&cm).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(cluster.get(&cm).await.unwrap().is_none());
+    refinery(&env, &["plan"]).await.code(0);
+}
+
+#[tokio::test]
+async fn kubernetes_object_moved_to_another_source_is_not_pruned() {
+    let env = Env::new().await;
+    let cluster = testsupport::cluster().await;
+    let ns = TestNamespace::new(&cluster, "climove").await;
+    env.commit_file("k8s/app.yaml", &testsupport::app());
+    env.commit_file(
+        "k8s-more/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n",
+    );
+    env.commit_manifest(&format!(
+        "containers: []\nkubernetes:\n\
+         \x20 - {{name: app, context: {ctx}, path: k8s/, namespace: {ns}, prune: true}}\n\
+         \x20 - {{name: more, context: {ctx}, path: k8s-more/, namespace: {ns}, prune: true}}\n",
+        ctx = testsupport::CONTEXT,
+        ns = ns.name
+    ));
+    refinery(&env, &["apply", "--yes"]).await.code(0);
+    let (settings, cm) = settings_config_map(&ns);
+
+    // The ConfigMap moves from `app` to `more` in one commit: `more` takes it over, nobody
+    // prunes it.
+    env.commit_file("k8s/app.yaml", testsupport::DEPLOYMENT);
+    env.commit_file("k8s-more/settings.yaml", testsupport::CONFIG_MAP);
+    let plan = refinery(&env, &["plan"]).await;
+    plan.code(3).row(&[&settings, "config", "recreate"]);
+    assert!(!plan.stdout.contains("orphan"), "{}", plan.stdout);
+    refinery(&env, &["apply", "--yes"])
+        .await
+        .code(0)
+        .stdout_has(&format!("{settings} recreated"));
+    let live = cluster.get(&cm).await.unwrap().unwrap();
+    assert_eq!(live["metadata"]["labels"]["refinery.io/source"], "more");
+    refinery(&env, &["plan"]).await.code(0);
+
+    // `more` drops it again while `app` is broken: reported, not pruned (what `app` declares is
+    // unknown).
+    env.commit_file("k8s-more/settings.yaml", "");
+    env.commit_file(
+        "k8s/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    );
+    refinery(&env, &["apply", "--yes"]).await.code(2);
+    refinery(&env, &["plan"])
+        .await
+        .code(2)
+        .row(&[&settings, "orphan", "alert"]);
+    assert!(cluster.get(&cm).await.unwrap().is_some());
 }

@@ -245,3 +245,53 @@ async fn secrets_sops_file_mount_is_decrypted_and_never_leaks() {
         .stderr_has(&recipient);
     assert_eq!(env.existing("filesec").await.id, c2.id, "left alone");
 }
+
+/// Compose `secrets:`: a SOPS-encrypted file of the repository mounted decrypted at
+/// `/run/secrets/NAME`, in sync on the next plan, its clear value nowhere in the output.
+#[tokio::test]
+async fn secrets_compose_secret_is_mounted_decrypted_under_run_secrets() {
+    let env = Env::new().await;
+    let project = env.name("csec");
+    let (key, recipient) = generate_identity();
+    let keys_dir = tempfile::tempdir().expect("tempdir");
+    let key_file = keys_dir.path().join("age.txt");
+    std::fs::write(&key_file, format!("{key}\n")).expect("write the key file");
+    let pw = format!("compose-pw-{}", env.run.id());
+    env.commit_file(
+        "secrets/db.enc.json",
+        &encrypt_vars(
+            &[("password", pw.as_str())],
+            SopsFormat::Json,
+            &[&recipient],
+        ),
+    );
+    env.commit_file(
+        "docker-compose.yml",
+        &format!(
+            "services:\n  db:\n    image: {IMAGE}\n    secrets: [db]\n    labels: {{io.refinery.test: \"{}\"}}\nsecrets:\n  db: {{file: ./secrets/db.enc.json}}\n",
+            env.run.id()
+        ),
+    );
+    env.commit_manifest(&format!(
+        "secrets: {{sops_age_key_file: \"{}\"}}\nstacks:\n  - name: {project}\n    files: [docker-compose.yml]\n",
+        key_file.display()
+    ));
+    let apply = env.refinery(&["apply", "--yes"]).await;
+    apply.code(0);
+    assert_clean("apply", &apply.transcript(), &[&pw]);
+    use refinery_core::ContainerRuntime as _;
+    let c = env
+        .rt
+        .inspect(&format!("{project}_db_1"))
+        .await
+        .expect("the service's container");
+    let mount = c
+        .mounts
+        .iter()
+        .find(|m| m.target == "/run/secrets/db")
+        .unwrap_or_else(|| panic!("no /run/secrets/db: {:?}", c.mounts));
+    assert!(mount.read_only);
+    let clear = std::fs::read_to_string(&mount.source).expect("read the decrypted copy");
+    assert!(clear.contains(&pw), "decrypted for the container");
+    env.refinery(&["plan"]).await.code(0);
+}

@@ -384,6 +384,104 @@ async fn shards_split_nodes_by_name_each_with_its_own_ledger_and_state() {
     second.stop().await;
 }
 
+/// An event storm: on three simulated engines, crashing containers are restarted by their engine
+/// at once (`die` + `start`) thousands of times a second while the daemon may keep only 8 events
+/// waiting. Containers that crash for good meanwhile are healed all the same — their nodes'
+/// events were dropped, so those nodes are observed afresh — with no periodic pass to fall back
+/// on, and the ledger says events were dropped.
+#[tokio::test]
+async fn event_storm_overflowing_the_backlog_resyncs_and_loses_no_crash() {
+    use refinery_docker::testsupport::SimEngine;
+    use std::time::{Duration, Instant};
+
+    let env = Env::offline();
+    let names = ["storm-a", "storm-b", "storm-c"];
+    let mut sims = Vec::new();
+    for _ in names {
+        let sim = SimEngine::start().await.expect("start a simulated engine");
+        sim.add_busybox_image(IMAGE);
+        sims.push(sim);
+    }
+    // c0-c5 flap; d0, d1 crash for good during the storm.
+    let flapping: Vec<String> = (0..6).map(|i| env.name(&format!("c{i}"))).collect();
+    let doomed: Vec<String> = (0..2).map(|i| env.name(&format!("d{i}"))).collect();
+    let mut m = String::from("drift_rules:\n  flapping: {max_actions: 1000, window: 1m}\nnodes:\n");
+    for (n, sim) in names.iter().zip(&sims) {
+        m.push_str(&format!(
+            "  - {{name: {n}, docker: \"{}\"}}\n",
+            sim.endpoint()
+        ));
+    }
+    m.push_str("containers:\n");
+    for c in flapping.iter().chain(&doomed) {
+        m.push_str(&format!(
+            "  - {{name: {c}, image: {IMAGE}, nodes: [{}]}}\n",
+            names.join(", ")
+        ));
+    }
+    env.commit_manifest(&m);
+    let mut d = Daemon::start(&env, &["--check-interval", "3600s", "--event-backlog", "8"]);
+    let all_running = |sims: &[SimEngine]| {
+        sims.iter().all(|s| {
+            let cs = s.containers();
+            flapping
+                .iter()
+                .chain(&doomed)
+                .all(|c| cs.iter().any(|(n, st)| n == c && st == "running"))
+        })
+    };
+    eventually("every container running", &mut d, || async {
+        all_running(&sims).then_some(())
+    })
+    .await;
+
+    // Two seconds of storm; the doomed containers crash in the middle of it.
+    let t0 = Instant::now();
+    let mut flaps = 0u32;
+    let mut crashed = false;
+    while t0.elapsed() < Duration::from_secs(2) {
+        for sim in &sims {
+            for c in &flapping {
+                flaps += u32::from(sim.flap(c));
+            }
+        }
+        if !crashed && t0.elapsed() > Duration::from_millis(800) {
+            for sim in &sims {
+                for c in &doomed {
+                    assert!(sim.crash(c), "`{c}` was running");
+                }
+            }
+            crashed = true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(flaps > 1000, "a storm: {flaps} flaps");
+
+    eventually("every crashed container healed", &mut d, || async {
+        all_running(&sims).then_some(())
+    })
+    .await;
+    let alert = d
+        .wait_entry("saying events were dropped", |e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("dropped") && m.contains("observed afresh"))
+        })
+        .await;
+    assert_eq!(alert["level"], "warning", "{alert}");
+    for (n, sim) in names.iter().zip(&sims) {
+        for c in &doomed {
+            assert!(
+                sim.containers()
+                    .iter()
+                    .any(|(name, s)| name == c && s == "running"),
+                "`{c}` healed on `{n}`"
+            );
+        }
+    }
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn bad_shard_is_a_usage_error_saying_what_to_write() {
     let env = Env::offline();

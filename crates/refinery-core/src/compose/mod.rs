@@ -21,10 +21,10 @@ use crate::manifest::reader::Reader;
 use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
 use crate::spec::{
     BuildSpec, ContainerSpec, ContextFile, Dependency, NetworkAttachment, NetworkSpec,
-    RuntimeOptions, StackMember, VolumeSpec,
+    RuntimeOptions, StackMember, VolumeSpec, capabilities,
 };
 use crate::yaml::{self, Loc, Node, Value};
-use service::{Service, read_service};
+use service::{FileKind, Service, read_service};
 use sha2::{Digest, Sha256};
 
 /// The docker-compose version Refinery's labels claim (the one it is tested against).
@@ -257,7 +257,8 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
     let mut services: Vec<Service> = Vec::new();
     let mut networks: BTreeMap<String, (TopLevel, Loc, String)> = BTreeMap::new();
     let mut volumes: BTreeMap<String, (TopLevel, Loc, String)> = BTreeMap::new();
-    let mut configs: BTreeMap<String, String> = BTreeMap::new();
+    // Top-level `configs:` and `secrets:`: (kind, name) → repository-relative file.
+    let mut configs: BTreeMap<(FileKind, String), String> = BTreeMap::new();
     let mut warnings: Vec<Issue> = Vec::new();
     for file in &stack.files {
         let Some(text) = (src.read)(file) else {
@@ -395,26 +396,35 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
             }
         }
         for c in &s.configs {
-            if !configs.contains_key(&c.name) {
+            if !configs.contains_key(&(c.kind, c.name.clone())) {
+                let word = c.kind.word();
                 let mut issue = Issue::new(
                     &c.file,
                     c.loc,
-                    &format!("services.{}.configs", s.name),
+                    &format!("services.{}.{word}s", s.name),
                     format!(
-                        "service `{}` uses config `{}`, which is not declared under the top-level `configs:`",
+                        "service `{}` uses {word} `{}`, which is not declared under the top-level `{word}s:`",
                         s.name, c.name
                     ),
                 );
-                issue =
-                    match crate::suggestion::suggest(&c.name, configs.keys().map(String::as_str)) {
-                        Some(sug) => issue.with_hint(format!("did you mean `{sug}`?")),
-                        None => issue.with_hint(format!(
-                            "add `configs: {{{}: {{file: ./{}}}}}` at the top level",
-                            c.name, c.name
-                        )),
-                    };
+                let declared = configs
+                    .keys()
+                    .filter(|(k, _)| *k == c.kind)
+                    .map(|(_, n)| n.as_str());
+                issue = match crate::suggestion::suggest(&c.name, declared) {
+                    Some(sug) => issue.with_hint(format!("did you mean `{sug}`?")),
+                    None => issue.with_hint(format!(
+                        "add `{word}s: {{{}: {{file: ./{}}}}}` at the top level",
+                        c.name, c.name
+                    )),
+                };
                 issues.push(issue);
             }
+        }
+        if let Some((mode, loc)) = &s.network_mode
+            && let Some(issue) = check_network_mode(s, mode, *loc, &by_name)
+        {
+            issues.push(issue);
         }
         if let Some(nets) = &s.networks {
             for (net, (_, loc)) in nets {
@@ -508,7 +518,23 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                 });
             }
         }
+        // `service:NAME` shares the network of that service's first container, created first.
+        let network_mode = s
+            .network_mode
+            .as_ref()
+            .map(|(m, _)| match m.split_once(':') {
+                Some(("service", svc)) => {
+                    let first = by_name.get(svc).map(|d| name_of(d, 1)).unwrap_or_default();
+                    depends_on.push(Dependency {
+                        container: first.clone(),
+                        condition: crate::spec::DependencyCondition::ServiceStarted,
+                    });
+                    format!("container:{first}")
+                }
+                _ => m.clone(),
+            });
         let nets: Vec<(String, Vec<String>)> = match &s.networks {
+            _ if network_mode.is_some() => Vec::new(),
             Some(n) if !n.is_empty() => n
                 .iter()
                 .map(|(k, (aliases, _))| (k.clone(), aliases.clone()))
@@ -540,7 +566,7 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         }
         let mut content = s.content.clone();
         for c in &s.configs {
-            let Some(rel) = configs.get(&c.name) else {
+            let Some(rel) = configs.get(&(c.kind, c.name.clone())) else {
                 continue;
             };
             mounts.retain(|m| m.target != c.target);
@@ -560,6 +586,23 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         let mut ports = s.ports.clone();
         ports.sort();
         ports.dedup();
+        if network_mode.as_deref() == Some("host") && !ports.is_empty() {
+            // The engine drops them (the container listens on the host's ports): declared, they
+            // would be drift forever.
+            out.warnings.push(
+                Issue::new(
+                    &s.file,
+                    s.loc,
+                    &format!("services.{}.ports", s.name),
+                    format!(
+                        "service `{}` uses `network_mode: host`: its `ports` are not published and are ignored",
+                        s.name
+                    ),
+                )
+                .with_hint("the container listens on the host's ports directly; remove `ports`"),
+            );
+            ports.clear();
+        }
         let mut security_opt = s.security_opt.clone();
         security_opt.sort();
         let mut extra_hosts = s.extra_hosts.clone();
@@ -573,6 +616,16 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
             memory_bytes: s.memory_bytes,
             nano_cpus: s.nano_cpus,
             extra_hosts,
+            privileged: s.privileged.unwrap_or(false),
+            cap_add: capabilities(&s.cap_add),
+            cap_drop: capabilities(&s.cap_drop),
+            hostname: s.hostname.clone(),
+            init: s.init,
+            stop_signal: s.stop_signal.clone(),
+            stop_timeout_secs: s.stop_timeout_secs,
+            tmpfs: s.tmpfs.clone(),
+            logging: s.logging.clone(),
+            network_mode: network_mode.clone(),
         };
         for n in 1..=replicas {
             out.containers.push(ContainerSpec {
@@ -831,14 +884,23 @@ fn resolve_build(
     })
 }
 
-/// The first `depends_on` cycle, as service names ending where they began.
+/// The first `depends_on` cycle (a `network_mode: service:NAME` counts as a dependency), as
+/// service names ending where they began.
 fn find_cycle(services: &[&Service]) -> Option<Vec<String>> {
     let deps: BTreeMap<&str, Vec<&str>> = services
         .iter()
         .map(|s| {
+            let shared = s
+                .network_mode
+                .as_ref()
+                .and_then(|(m, _)| m.strip_prefix("service:"));
             (
                 s.name.as_str(),
-                s.depends_on.iter().map(|d| d.service.as_str()).collect(),
+                s.depends_on
+                    .iter()
+                    .map(|d| d.service.as_str())
+                    .chain(shared)
+                    .collect(),
             )
         })
         .collect();
@@ -892,7 +954,7 @@ fn read_file(
     services: &mut Vec<Service>,
     networks: &mut BTreeMap<String, (TopLevel, Loc, String)>,
     volumes: &mut BTreeMap<String, (TopLevel, Loc, String)>,
-    configs: &mut BTreeMap<String, String>,
+    configs: &mut BTreeMap<(FileKind, String), String>,
 ) {
     if root.is_null() {
         return;
@@ -943,26 +1005,73 @@ fn read_file(
                     }
                 }
             }
-            "configs" => read_configs(r, v, ctx, configs),
+            "configs" => read_configs(r, v, ctx, FileKind::Config, configs),
+            "secrets" => read_configs(r, v, ctx, FileKind::Secret, configs),
             other if other.starts_with("x-") => {}
             other => r.error_hint(
                 k.loc,
                 other,
                 format!("top-level key `{other}` is not supported by Refinery"),
-                "supported top-level keys: version, name, services, networks, volumes, configs, x-*",
+                "supported top-level keys: version, name, services, networks, volumes, configs, secrets, x-*",
             ),
         }
     }
 }
 
-/// Top-level `configs: {name: {file: ./app.conf}}`: name → repository-relative file.
+/// A service's `network_mode`: `host`, `none`, `bridge`, `container:NAME` or `service:NAME`
+/// (an active service), and never beside `networks`.
+fn check_network_mode(
+    s: &Service,
+    mode: &str,
+    loc: Loc,
+    services: &BTreeMap<&str, &Service>,
+) -> Option<Issue> {
+    let field = format!("services.{}.network_mode", s.name);
+    let issue = |message: String, hint: String| {
+        Some(Issue::new(&s.file, loc, &field, message).with_hint(hint))
+    };
+    if s.networks.as_ref().is_some_and(|n| !n.is_empty()) {
+        return issue(
+            format!(
+                "service `{}` sets both `network_mode` and `networks`",
+                s.name
+            ),
+            "keep one: `network_mode` replaces the stack's networks".into(),
+        );
+    }
+    match mode.split_once(':') {
+        None if ["host", "none", "bridge"].contains(&mode) => None,
+        Some(("container", c)) if !c.is_empty() => None,
+        Some(("service", svc)) if services.contains_key(svc) => None,
+        Some(("service", svc)) => issue(
+            format!(
+                "service `{}` shares the network of `{svc}`, which is no active service",
+                s.name
+            ),
+            match crate::suggestion::suggest(svc, services.keys().copied()) {
+                Some(sug) => format!("did you mean `service:{sug}`?"),
+                None => "name a service of this stack (and its profile)".into(),
+            },
+        ),
+        _ => issue(
+            format!("`{mode}` is not a network mode"),
+            "write `host`, `none`, `bridge`, `service:NAME` or `container:NAME`".into(),
+        ),
+    }
+}
+
+/// Top-level `configs: {name: {file: ./app.conf}}` (or `secrets:`): (kind, name) →
+/// repository-relative file.
 fn read_configs(
     r: &mut Reader<'_>,
     node: &Node,
     ctx: &service::FileContext<'_>,
-    out: &mut BTreeMap<String, String>,
+    kind: FileKind,
+    out: &mut BTreeMap<(FileKind, String), String>,
 ) {
-    if r.map(node, "configs").is_none() {
+    let word = kind.word();
+    let top = format!("{word}s");
+    if r.map(node, &top).is_none() {
         return;
     }
     let Value::Map(items) = &node.value else {
@@ -970,7 +1079,7 @@ fn read_configs(
     };
     for (k, v) in items {
         let Some(name) = k.scalar() else { continue };
-        let path = format!("configs.{name}");
+        let path = format!("{top}.{name}");
         let Some(mut m) = r.map(v, &path) else {
             continue;
         };
@@ -982,8 +1091,13 @@ fn read_configs(
                 r.error_hint(
                     n.loc,
                     &format!("{path}.{key}"),
-                    format!("config `{name}`: `{key}` is not supported by Refinery"),
-                    "declare the config with `file: ./path/in/the/repository`",
+                    format!("{word} `{name}`: `{key}` is not supported by Refinery"),
+                    match kind {
+                        FileKind::Config => {
+                            "declare the config with `file: ./path/in/the/repository`".to_owned()
+                        }
+                        FileKind::Secret => "declare the secret with `file: ./path/in/the/repository` (encrypted with SOPS, it is mounted decrypted)".to_owned(),
+                    },
                 );
             }
         }
@@ -992,8 +1106,8 @@ fn read_configs(
             r.error_hint(
                 v.loc,
                 &path,
-                format!("config `{name}` has no `file`"),
-                "declare the config with `file: ./path/in/the/repository`",
+                format!("{word} `{name}` has no `file`"),
+                format!("declare the {word} with `file: ./path/in/the/repository`"),
             );
             continue;
         };
@@ -1001,20 +1115,20 @@ fn read_configs(
             r.error_hint(
                 loc,
                 &format!("{path}.file"),
-                format!("config `{name}`: `{file}` is outside the repository"),
-                "a config is a file of the repository, desired by content: write `./path`",
+                format!("{word} `{name}`: `{file}` is outside the repository"),
+                format!("a {word} is a file of the repository, desired by content: write `./path`"),
             );
             continue;
         }
         match crate::content::repo_relative(ctx.project_dir, &file) {
             Some(rel) => {
-                out.insert(name.to_owned(), rel);
+                out.insert((kind, name.to_owned()), rel);
             }
             None => r.error_hint(
                 loc,
                 &format!("{path}.file"),
-                format!("config `{name}`: `{file}` points outside the repository"),
-                "a config is a file of the repository: write `./path` below the repository's top",
+                format!("{word} `{name}`: `{file}` points outside the repository"),
+                format!("a {word} is a file of the repository: write `./path` below the repository's top"),
             ),
         }
     }

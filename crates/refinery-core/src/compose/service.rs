@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use crate::content::{ContentMount, repo_relative};
 use crate::manifest::load::{read_action, read_healthcheck};
-use crate::manifest::reader::{Reader, split_words};
+use crate::manifest::reader::{Located, Reader, split_words};
 use crate::manifest::specs::{parse_port, parse_volume};
 use crate::policy::Action;
 use crate::secret::Secret;
-use crate::spec::{DependencyCondition, Healthcheck, Mount, MountKind, PortBinding, RestartPolicy};
+use crate::spec::{
+    DependencyCondition, Healthcheck, Logging, Mount, MountKind, PortBinding, RestartPolicy,
+};
 use crate::yaml::{Loc, Node, Value};
 
 use super::join_rel;
@@ -68,6 +70,8 @@ pub(super) struct Service {
     pub named_volumes: Vec<(String, Loc)>,
     /// Network key → (aliases, where).
     pub networks: Option<BTreeMap<String, (Vec<String>, Loc)>>,
+    /// `network_mode`, and where.
+    pub network_mode: Option<(String, Loc)>,
     pub depends_on: Vec<DependsOn>,
     pub healthcheck: Option<Healthcheck>,
     pub restart: Option<RestartPolicy>,
@@ -75,6 +79,16 @@ pub(super) struct Service {
     pub replicas: Option<u32>,
     pub profiles: Vec<String>,
     pub security_opt: Vec<String>,
+    pub privileged: Option<bool>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub hostname: Option<String>,
+    pub init: Option<bool>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout_secs: Option<i64>,
+    /// path → mount options.
+    pub tmpfs: BTreeMap<String, String>,
+    pub logging: Option<Logging>,
     pub read_only: Option<bool>,
     pub user: Option<String>,
     pub working_dir: Option<String>,
@@ -83,7 +97,7 @@ pub(super) struct Service {
     pub extra_hosts: Vec<String>,
     /// Repository files and folders mounted (`./conf:/etc/app`), desired by content.
     pub content: Vec<ContentMount>,
-    /// `configs:` used: top-level config name, target, where.
+    /// `configs:` and `secrets:` used: top-level name, target, where.
     pub configs: Vec<ConfigUse>,
     /// `x-refinery.ignore_differences`.
     pub ignore_differences: Vec<String>,
@@ -91,11 +105,38 @@ pub(super) struct Service {
     pub drift_action: Option<Action>,
 }
 
-/// A service's use of a top-level `configs:` entry.
+/// A file a service mounts by name: a top-level `configs:` or `secrets:` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum FileKind {
+    Config,
+    Secret,
+}
+
+impl FileKind {
+    /// `config`, `secret`.
+    pub fn word(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            FileKind::Secret => "secret",
+        }
+    }
+
+    /// Where a relative target goes, as compose puts it: `/NAME` for a config,
+    /// `/run/secrets/NAME` for a secret.
+    fn dir(self) -> &'static str {
+        match self {
+            FileKind::Config => "",
+            FileKind::Secret => "/run/secrets",
+        }
+    }
+}
+
+/// A service's use of a top-level `configs:` or `secrets:` entry.
 #[derive(Debug, Clone)]
 pub(super) struct ConfigUse {
+    pub kind: FileKind,
     pub name: String,
-    /// Absolute path in the container (default `/<name>`).
+    /// Absolute path in the container (default `/<name>`, a secret's `/run/secrets/<name>`).
     pub target: String,
     pub loc: Loc,
     pub file: String,
@@ -148,6 +189,16 @@ impl Service {
             self.profiles = o.profiles;
         }
         self.security_opt.extend(o.security_opt);
+        over(&mut self.privileged, o.privileged);
+        self.cap_add.extend(o.cap_add);
+        self.cap_drop.extend(o.cap_drop);
+        over(&mut self.hostname, o.hostname);
+        over(&mut self.network_mode, o.network_mode);
+        over(&mut self.init, o.init);
+        over(&mut self.stop_signal, o.stop_signal);
+        over(&mut self.stop_timeout_secs, o.stop_timeout_secs);
+        self.tmpfs.extend(o.tmpfs);
+        over(&mut self.logging, o.logging);
         over(&mut self.read_only, o.read_only);
         over(&mut self.user, o.user);
         over(&mut self.working_dir, o.working_dir);
@@ -158,7 +209,7 @@ impl Service {
 }
 
 /// Keys of the Compose Specification Refinery does not act on yet: reported by name.
-const UNSUPPORTED_HINT: &str = "supported service keys: image, build, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, labels, container_name, deploy (replicas, resources.limits), scale, profiles, security_opt, read_only, user, working_dir, mem_limit, cpus, extra_hosts";
+const UNSUPPORTED_HINT: &str = "supported service keys: image, build, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, labels, container_name, deploy (replicas, resources.limits), scale, profiles, security_opt, privileged, cap_add, cap_drop, hostname, network_mode, init, stop_signal, stop_grace_period, tmpfs, logging (driver, options), read_only, user, working_dir, mem_limit, cpus, extra_hosts";
 
 /// `64m`, `1g`, `512mb`, `1024` (bytes).
 pub(super) fn parse_bytes(s: &str) -> Option<i64> {
@@ -275,6 +326,7 @@ pub(super) fn read_service(
             "ports" => read_ports(r, v, &p, &mut s.ports),
             "volumes" => read_volumes(r, ctx, v, &p, &mut s),
             "networks" => s.networks = read_networks(r, v, &p),
+            "network_mode" => s.network_mode = r.string(v, &p).map(|m| (m, v.loc)),
             "depends_on" => s.depends_on = read_depends_on(r, ctx, v, &p),
             "healthcheck" => s.healthcheck = read_healthcheck(r, v, &p),
             "restart" => {
@@ -294,6 +346,19 @@ pub(super) fn read_service(
             "deploy" => read_deploy(r, v, &p, &mut s),
             "profiles" => s.profiles = r.strings(v, &p).unwrap_or_default(),
             "security_opt" => s.security_opt = r.strings(v, &p).unwrap_or_default(),
+            "privileged" => s.privileged = r.bool(v, &p),
+            "cap_add" => s.cap_add = r.strings(v, &p).unwrap_or_default(),
+            "cap_drop" => s.cap_drop = r.strings(v, &p).unwrap_or_default(),
+            "hostname" => s.hostname = r.string(v, &p),
+            "init" => s.init = r.bool(v, &p),
+            "stop_signal" => s.stop_signal = r.string(v, &p),
+            "stop_grace_period" => {
+                s.stop_timeout_secs = r
+                    .duration_ms(v, &p)
+                    .map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX));
+            }
+            "tmpfs" => s.tmpfs = read_tmpfs(r, v, &p),
+            "logging" => s.logging = read_logging(r, v, &p),
             "read_only" => s.read_only = r.bool(v, &p),
             "user" => s.user = r.string(v, &p),
             "working_dir" => s.working_dir = r.string(v, &p),
@@ -317,7 +382,15 @@ pub(super) fn read_service(
                 }
             }
             "build" => s.build = read_build(r, ctx, name, k.loc, v, &p),
-            "configs" => s.configs = read_config_uses(r, ctx, v, &p),
+            "configs" | "secrets" => {
+                let kind = if key == "configs" {
+                    FileKind::Config
+                } else {
+                    FileKind::Secret
+                };
+                s.configs.retain(|c| c.kind != kind);
+                s.configs.extend(read_config_uses(r, ctx, v, &p, kind));
+            }
             "x-refinery" => read_x_refinery(r, v, &p, &mut s),
             other if other.starts_with("x-") => {}
             other => r.error_hint(
@@ -601,12 +674,71 @@ fn read_volumes(
     }
 }
 
-/// `configs: [name]` or `[{source: name, target: /etc/app.conf}]`.
+/// `tmpfs: /run` or `[/run, "/tmp:size=64m,mode=1777"]`: absolute paths, each with its mount
+/// options after a `:`.
+fn read_tmpfs(r: &mut Reader<'_>, node: &Node, path: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let items = match &node.value {
+        Value::Seq(_) => r.strings_at(node, path).unwrap_or_default(),
+        _ => r
+            .string(node, path)
+            .map(|value| {
+                vec![Located {
+                    value,
+                    loc: node.loc,
+                    field: path.to_owned(),
+                }]
+            })
+            .unwrap_or_default(),
+    };
+    for item in items {
+        let (target, options) = item.value.split_once(':').unwrap_or((&item.value, ""));
+        if !target.starts_with('/') {
+            r.error_hint(
+                item.loc,
+                &item.field,
+                format!("tmpfs `{}` is not an absolute path", item.value),
+                "write `/run` or `/tmp:size=64m,mode=1777`",
+            );
+            continue;
+        }
+        out.insert(target.to_owned(), options.to_owned());
+    }
+    out
+}
+
+/// `logging: {driver: json-file, options: {max-size: 10m}}`.
+fn read_logging(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Logging> {
+    let mut m = r.map(node, path)?;
+    let driver = m
+        .get("driver")
+        .and_then(|n| r.string(n, &format!("{path}.driver")));
+    let options = m
+        .get("options")
+        .and_then(|n| r.string_map(n, &format!("{path}.options")))
+        .unwrap_or_default();
+    m.finish(r);
+    match driver {
+        Some(driver) => Some(Logging { driver, options }),
+        None => {
+            r.error_hint(
+                node.loc,
+                path,
+                "`logging` needs a `driver`",
+                "write `logging: {driver: json-file, options: {max-size: 10m}}`",
+            );
+            None
+        }
+    }
+}
+
+/// `configs: [name]` or `[{source: name, target: /etc/app.conf}]` (and the same for `secrets:`).
 fn read_config_uses(
     r: &mut Reader<'_>,
     ctx: &FileContext<'_>,
     node: &Node,
     path: &str,
+    kind: FileKind,
 ) -> Vec<ConfigUse> {
     let mut out = Vec::new();
     let Some(items) = r.seq(node, path) else {
@@ -630,13 +762,20 @@ fn read_config_uses(
                         other => r.error_hint(
                             k.loc,
                             &f,
-                            format!("key `{other}` is not supported in a service config"),
+                            format!(
+                                "key `{other}` is not supported in a service {}",
+                                kind.word()
+                            ),
                             "supported: source, target, uid, gid, mode",
                         ),
                     }
                 }
                 let Some(source) = source else {
-                    r.error(item.loc, &field, "a config needs a `source`");
+                    r.error(
+                        item.loc,
+                        &field,
+                        format!("a {} needs a `source`", kind.word()),
+                    );
                     continue;
                 };
                 (source, target)
@@ -648,10 +787,11 @@ fn read_config_uses(
         };
         let target = match target {
             Some(t) if t.starts_with('/') => t,
-            Some(t) => format!("/{t}"),
-            None => format!("/{name}"),
+            Some(t) => format!("{}/{t}", kind.dir()),
+            None => format!("{}/{name}", kind.dir()),
         };
         out.push(ConfigUse {
+            kind,
             name,
             target,
             loc: item.loc,

@@ -196,6 +196,9 @@ const PROFILES: &str = "services:
     ports: ['${DREDGE_PORT:-3001}:3001']
     profiles: [cpu, full]
     security_opt: ['no-new-privileges:true']
+    cap_add: [net_admin, CAP_SYS_TIME]
+    cap_drop: [ALL]
+    privileged: false
     read_only: true
     user: '1000'
     working_dir: /app
@@ -218,6 +221,9 @@ fn compose_profiles_select_services() {
     assert!(server.options.read_only);
     assert_eq!(server.options.user.as_deref(), Some("1000"));
     assert_eq!(server.options.extra_hosts, ["db:10.0.0.2"]);
+    assert_eq!(server.options.cap_add, ["CAP_NET_ADMIN", "CAP_SYS_TIME"]);
+    assert_eq!(server.options.cap_drop, ["ALL"]);
+    assert!(!server.options.privileged);
     assert_eq!(server.options.networks[0].name, "shop_default");
     assert_eq!(
         e.containers[1].command.as_deref(),
@@ -231,6 +237,114 @@ fn compose_profiles_select_services() {
     );
     let none = run(&[("c.yml", PROFILES)], &stack(&["c.yml"], &[]), &[]).expect("valid");
     assert_eq!(names(&none), ["shop_cache_1"]);
+}
+
+#[test]
+fn compose_runtime_keys_hostname_init_stop_tmpfs_logging_are_read() {
+    let file = "services:
+  db:
+    image: postgres:16
+    hostname: db-primary
+    init: true
+    stop_signal: SIGINT
+    stop_grace_period: 1m30s
+    tmpfs: [/run, '/tmp:size=64m,mode=1777']
+    logging:
+      driver: json-file
+      options: {max-size: 10m, max-file: 3}
+  cache:
+    image: redis:7
+    tmpfs: /data
+";
+    let e = run(&[("c.yml", file)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let by_name = |n: &str| {
+        e.containers
+            .iter()
+            .find(|c| c.name == n)
+            .map(|c| c.options.clone())
+            .unwrap_or_default()
+    };
+    let db = &by_name("shop_db_1");
+    assert_eq!(db.hostname.as_deref(), Some("db-primary"));
+    assert_eq!(db.init, Some(true));
+    assert_eq!(db.stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(db.stop_timeout_secs, Some(90));
+    assert_eq!(
+        db.tmpfs,
+        BTreeMap::from([
+            ("/run".to_owned(), String::new()),
+            ("/tmp".to_owned(), "size=64m,mode=1777".to_owned())
+        ])
+    );
+    let logging = db.logging.clone().expect("logging");
+    assert_eq!(logging.driver, "json-file");
+    assert_eq!(logging.options["max-file"], "3");
+    let cache = &by_name("shop_cache_1");
+    assert_eq!(cache.tmpfs.keys().collect::<Vec<_>>(), ["/data"]);
+    assert_eq!(cache.logging, None);
+
+    let bad = "services:\n  a:\n    image: x\n    tmpfs: [run]\n    logging: {options: {a: b}}\n";
+    assert_eq!(
+        messages(run(&[("c.yml", bad)], &stack(&["c.yml"], &[]), &[])),
+        [
+            "c.yml:4:13: tmpfs `run` is not an absolute path",
+            "c.yml:5:14: `logging` needs a `driver`"
+        ]
+    );
+}
+
+#[test]
+fn compose_network_mode_replaces_networks_and_shares_a_service() {
+    let file = "services:
+  exporter:
+    image: node-exporter:1
+    network_mode: host
+    ports: ['9100:9100']
+  vpn:
+    image: vpn:1
+  app:
+    image: app:1
+    network_mode: service:vpn
+";
+    let e = run(&[("c.yml", file)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let get = |n: &str| {
+        e.containers
+            .iter()
+            .find(|c| c.name == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let exporter = get("shop_exporter_1");
+    assert_eq!(exporter.options.network_mode.as_deref(), Some("host"));
+    assert!(exporter.options.networks.is_empty());
+    assert!(
+        exporter.ports.is_empty(),
+        "published ports mean nothing on the host network"
+    );
+    assert!(
+        e.warnings.iter().any(|w| w
+            .message
+            .contains("`network_mode: host`: its `ports` are not published")),
+        "{:?}",
+        e.warnings
+    );
+    let app = get("shop_app_1");
+    assert_eq!(
+        app.options.network_mode.as_deref(),
+        Some("container:shop_vpn_1")
+    );
+    let deps = &app.stack.as_ref().expect("a stack member").depends_on;
+    assert!(deps.iter().any(|d| d.container == "shop_vpn_1"), "{deps:?}");
+    assert_eq!(get("shop_vpn_1").options.networks[0].name, "shop_default");
+
+    let bad = "services:\n  a:\n    image: x\n    network_mode: hots\n  b:\n    image: x\n    network_mode: service:c\n    networks: [default]\n";
+    assert_eq!(
+        messages(run(&[("c.yml", bad)], &stack(&["c.yml"], &[]), &[])),
+        [
+            "c.yml:4:19: `hots` is not a network mode",
+            "c.yml:7:19: service `b` sets both `network_mode` and `networks`"
+        ]
+    );
 }
 
 fn messages(r: Result<Expanded, Vec<Issue>>) -> Vec<String> {
@@ -279,8 +393,8 @@ fn compose_bad_inputs_name_file_line_column() {
             "c.yml:4:15: service `a` mounts volume `data`",
         ),
         (
-            "services:\n  a:\n    image: x\n    privileged: true\n",
-            "c.yml:4:5: service `a`: key `privileged` is not supported by Refinery",
+            "services:\n  a:\n    image: x\n    devices: ['/dev/fuse']\n",
+            "c.yml:4:5: service `a`: key `devices` is not supported by Refinery",
         ),
         (
             "services:\n  a:\n    build: ../elsewhere\n",
@@ -547,6 +661,7 @@ fn stack_plan(
         first_seen: &first_seen,
         honor_grace: false,
         self_container_id: None,
+        prune: false,
     };
     let decisions = crate::policy::decide(&report, &observed, &pctx);
     let plan = crate::plan::plan(&decisions, &observed);

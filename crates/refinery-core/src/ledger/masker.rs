@@ -24,6 +24,13 @@ impl Masker {
         Masker { secrets }
     }
 
+    /// This masker and `other`'s secrets together: a secret is kept once known (a container
+    /// created under an earlier revision may still carry it).
+    #[must_use]
+    pub fn union(&self, other: &Masker) -> Masker {
+        Masker::new(self.secrets.iter().chain(&other.secrets).cloned())
+    }
+
     /// `text` with every secret replaced by `***`.
     #[must_use]
     pub fn mask(&self, text: &str) -> String {
@@ -87,6 +94,13 @@ mod tests {
     fn mask_known_secret_anywhere_replaced() {
         let m = Masker::new(["hunter2".to_owned(), String::new()]);
         assert_eq!(m.mask("login failed for hunter2!"), "login failed for ***!");
+    }
+
+    #[test]
+    fn mask_union_keeps_both_sides_secrets() {
+        let m =
+            Masker::new(["old-s3cret".to_owned()]).union(&Masker::new(["new-s3cret".to_owned()]));
+        assert_eq!(m.mask("old-s3cret new-s3cret"), "*** ***");
     }
 
     #[test]

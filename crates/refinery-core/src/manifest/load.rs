@@ -6,6 +6,7 @@ use super::env_files::{self, EnvFileRef};
 use super::reader::{self, MapView, Reader};
 use super::specs::{parse_port, parse_volume};
 use super::*;
+use crate::drift::DRIFT_TYPES;
 use crate::policy::Action;
 use crate::secret::Secret;
 use crate::spec::{Bloodline, ContainerSpec, Healthcheck, RestartPolicy};
@@ -131,9 +132,19 @@ fn read_manifest(
         .get("maintenance_windows")
         .map(|n| read_windows(r, n))
         .unwrap_or_default();
+    // A channel's `nodes` may name a `kubernetes:` source as the node it is shown as.
+    let alert_nodes = NodeNames {
+        names: node_names
+            .names
+            .iter()
+            .cloned()
+            .chain(kubernetes.iter().map(|k| format!("k8s/{}", k.name)))
+            .collect(),
+        implicit: node_names.implicit,
+    };
     let alerting = top
         .get("alerting")
-        .map(|n| read_alerting(r, n, &node_names))
+        .map(|n| read_alerting(r, n, &alert_nodes))
         .unwrap_or_default();
     let ledger = top
         .get("ledger")
@@ -633,7 +644,7 @@ pub(crate) fn read_action(
 
 /// The fields a drift can name, for `ignore_differences` (`env`, `labels` and `content` take a
 /// `.KEY` too).
-pub const DRIFT_FIELDS: [&str; 19] = [
+pub const DRIFT_FIELDS: [&str; 29] = [
     "image",
     "status",
     "env",
@@ -650,6 +661,16 @@ pub const DRIFT_FIELDS: [&str; 19] = [
     "working_dir",
     "read_only",
     "security_opt",
+    "privileged",
+    "cap_add",
+    "cap_drop",
+    "hostname",
+    "init",
+    "stop_signal",
+    "stop_grace_period",
+    "tmpfs",
+    "logging",
+    "network_mode",
     "mem_limit",
     "cpus",
     "extra_hosts",
@@ -1013,6 +1034,15 @@ fn read_containers(
                 ],
             )
         });
+        let options = crate::spec::RuntimeOptions {
+            privileged: m
+                .get("privileged")
+                .and_then(|n| r.bool(n, &format!("{path}.privileged")))
+                .unwrap_or(false),
+            cap_add: read_capabilities(r, &mut m, &path, "cap_add"),
+            cap_drop: read_capabilities(r, &mut m, &path, "cap_drop"),
+            ..Default::default()
+        };
         m.finish(r);
         let (Some((name, name_loc)), Some(image)) = (name, image) else {
             continue;
@@ -1051,13 +1081,26 @@ fn read_containers(
                 bloodline: bloodline.clone(),
                 ignore_differences: ignore_differences.clone(),
                 drift_action,
-                options: Default::default(),
+                options: options.clone(),
                 stack: None,
                 content: content.clone(),
             });
         }
     }
     out
+}
+
+/// `cap_add: [NET_ADMIN]` of a container, in the form the engine reports.
+fn read_capabilities(
+    r: &mut Reader<'_>,
+    m: &mut MapView<'_>,
+    path: &str,
+    key: &'static str,
+) -> Vec<String> {
+    m.get(key)
+        .and_then(|n| r.strings(n, &format!("{path}.{key}")))
+        .map(|v| crate::spec::capabilities(&v))
+        .unwrap_or_default()
 }
 
 pub(crate) fn read_healthcheck(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Healthcheck> {
@@ -1185,8 +1228,22 @@ fn read_kubernetes(r: &mut Reader<'_>, node: &Node) -> Vec<KubeSpec> {
         let namespace = m
             .get("namespace")
             .and_then(|n| r.string(n, &format!("{path}.namespace")));
+        let prune = m
+            .get("prune")
+            .and_then(|n| r.bool(n, &format!("{path}.prune")))
+            .unwrap_or(false);
         m.finish(r);
         if let (Some((name, loc)), Some(p)) = (name, kpath) {
+            // The name is the value of the `refinery.io/source` label on what it applies.
+            if name.len() > 63 || !name.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+                r.error_hint(
+                    loc,
+                    &format!("{path}.name"),
+                    format!("`{name}` is not a valid kubernetes source name"),
+                    "it labels what the source applies: at most 63 characters, ending with a letter or digit",
+                );
+                continue;
+            }
             if out.iter().any(|k: &KubeSpec| k.name == name) {
                 r.error(
                     loc,
@@ -1200,6 +1257,7 @@ fn read_kubernetes(r: &mut Reader<'_>, node: &Node) -> Vec<KubeSpec> {
                 context,
                 path: p,
                 namespace,
+                prune,
             });
         }
     }
@@ -1669,9 +1727,6 @@ fn read_alerting(r: &mut Reader<'_>, node: &Node, node_names: &NodeNames) -> Ale
     m.finish(r);
     a
 }
-
-/// The drift types a channel's `drift_types` filter may name.
-const DRIFT_TYPES: [&str; 5] = ["unauthorized", "missing", "image", "config", "status"];
 
 /// `rate_limit: {max: 20, per: 1m}`.
 fn read_rate_limit(r: &mut Reader<'_>, node: &Node, path: &str) -> RateLimit {

@@ -141,6 +141,9 @@ pub struct KubeSpec {
     pub context: Option<String>,
     pub path: String,
     pub namespace: Option<String>,
+    /// Delete the objects this source applied that the commit no longer declares (`orphan`
+    /// drift); off by default.
+    pub prune: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -319,22 +319,42 @@ impl SimEngine {
     /// when its process is SIGKILLed on the host. Returns whether it was running.
     pub fn crash(&self, name_or_id: &str) -> bool {
         let mut state = self.inner.lock();
-        let Some(i) = find_container(&state, name_or_id) else {
-            return false;
-        };
+        self.die(&mut state, name_or_id, 137).is_some()
+    }
+
+    /// A running container's process dies with `code` (`die`); its index, `None` when it was
+    /// not running.
+    fn die(&self, state: &mut State, name_or_id: &str, code: i64) -> Option<usize> {
+        let i = find_container(state, name_or_id)?;
         if !state.containers[i].running() {
-            return false;
+            return None;
         }
         let now = now_nanos();
         let c = &mut state.containers[i];
         c.status = Status::Exited;
-        c.exit_code = 137;
+        c.exit_code = code;
         c.pid = 0;
         c.finished_at = Some(now);
         let c = c.clone();
         self.inner
-            .emit(&mut state, &c, "die", &[("exitCode", "137".to_owned())]);
-        true
+            .emit(state, &c, "die", &[("exitCode", code.to_string())]);
+        Some(i)
+    }
+
+    /// A crash the engine's restart policy answers at once: a running container's process dies
+    /// (`die`, exit code 1) and the engine starts it again (`start`), as a crash-looping
+    /// container with `restart: always` does. It ends running; an event storm is many of these.
+    /// Returns whether it was running.
+    pub fn flap(&self, name_or_id: &str) -> bool {
+        let mut state = self.inner.lock();
+        let Some(i) = self.die(&mut state, name_or_id, 1) else {
+            return false;
+        };
+        let started = start_container(&self.inner, &mut state, i).is_ok();
+        if started {
+            state.containers[i].restart_count += 1;
+        }
+        started
     }
 
     /// Names and states (`running`, `exited`, …) of every container, sorted by name.
