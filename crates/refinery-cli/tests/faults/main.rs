@@ -452,6 +452,31 @@ fn signal(pid: u32, sig: &str) {
     assert!(status.success(), "kill {sig} {pid}");
 }
 
+/// Takes a git lock file the way git does, creating it only when nobody holds it: the daemon's
+/// own ledger commit may hold that lock for a moment, and overwriting it would let the daemon's
+/// rename consume our lock.
+async fn take_lock(path: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} stays held",
+                    path.display()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("take the git lock {}: {e}", path.display()),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_git_locked_or_corrupt_keeps_the_last_revision_and_removes_nothing() {
     let env = Env::new().await;
@@ -481,7 +506,7 @@ async fn faults_git_locked_or_corrupt_keeps_the_last_revision_and_removes_nothin
         git.join("refs/heads/refinery/ledger.lock"),
     ];
     for l in &locks {
-        std::fs::write(l, "").expect("take a git lock");
+        take_lock(l).await;
     }
     heal_a_crash(&env, &mut d).await;
     // The ledger is committed to its ref every 5 s: held past one attempt, which fails.
