@@ -540,10 +540,37 @@ pub(crate) fn summary_fingerprint(s: &bollard::models::ContainerSummary) -> u64 
     // Formatting into a hasher cannot fail.
     let _ = write!(
         h,
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        s.state, s.status, s.image_id, s.names, s.created, s.ports
+        "{:?}|{}|{:?}|{:?}|{:?}|{:?}",
+        s.state,
+        status_without_age(s.status.as_deref().unwrap_or_default()),
+        s.image_id,
+        s.names,
+        s.created,
+        s.ports
     );
     h.0.finish()
+}
+
+/// A list entry's status without its age: `Up 5 seconds (healthy)` → `Up (healthy)`,
+/// `Exited (137) 2 minutes ago` → `Exited (137)`. The age changes every second for a young
+/// container, and the cache must not take that for a change (a young fleet would be inspected
+/// whole on every pass); the health, exit code and pause stay.
+pub(crate) fn status_without_age(status: &str) -> String {
+    let mut out = String::new();
+    let mut rest = status.trim();
+    if let Some(word) = rest.split_whitespace().next() {
+        out.push_str(word);
+        rest = &rest[word.len()..];
+    }
+    while let Some(open) = rest.find('(') {
+        let Some(len) = rest[open..].find(')') else {
+            break;
+        };
+        out.push(' ');
+        out.push_str(&rest[open..=open + len]);
+        rest = &rest[open + len + 1..];
+    }
+    out
 }
 
 /// The tags a list entry gives an image (the list is fresh; a cached inspection may not be).
@@ -1224,6 +1251,28 @@ pub(crate) fn network_what(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_without_age_keeps_health_exit_code_and_pause() {
+        for (status, stable) in [
+            ("Up Less than a second", "Up"),
+            ("Up 5 seconds", "Up"),
+            ("Up About a minute (healthy)", "Up (healthy)"),
+            ("Up 2 hours (health: starting)", "Up (health: starting)"),
+            ("Up 3 minutes (Paused)", "Up (Paused)"),
+            ("Exited (137) 2 minutes ago", "Exited (137)"),
+            ("Restarting (1) 4 seconds ago", "Restarting (1)"),
+            ("Created", "Created"),
+            ("", ""),
+            ("Up (unclosed", "Up"),
+        ] {
+            assert_eq!(status_without_age(status), stable, "{status}");
+        }
+        assert_ne!(
+            status_without_age("Up 1 second (healthy)"),
+            status_without_age("Up 2 seconds (unhealthy)")
+        );
+    }
 
     #[test]
     fn port_taken_bind_for_message_parses_port() {
