@@ -77,8 +77,9 @@ struct ContainerCache {
     entries: HashMap<String, (u64, Box<[u8]>)>,
     /// Bumped by every forget and clear.
     generation: u64,
-    /// The last [`FORGOTTEN_KEPT`] ids an event named, with the generation that forgot them.
-    forgotten: VecDeque<(u64, String)>,
+    /// The last [`FORGOTTEN_KEPT`] ids an event named (their [`id_hash`]: a storm fills this on
+    /// every node, and a full id is six times the size), with the generation that forgot them.
+    forgotten: VecDeque<(u64, u64)>,
     /// Up to this generation, what was forgotten is no longer known (cleared, or dropped from
     /// `forgotten`).
     horizon: u64,
@@ -88,7 +89,7 @@ impl ContainerCache {
     fn forget(&mut self, id: &str) {
         self.generation += 1;
         self.entries.remove(id);
-        self.forgotten.push_back((self.generation, id.to_owned()));
+        self.forgotten.push_back((self.generation, id_hash(id)));
         if self.forgotten.len() > FORGOTTEN_KEPT
             && let Some((g, _)) = self.forgotten.pop_front()
         {
@@ -116,18 +117,37 @@ impl ContainerCache {
         if self.horizon > since {
             return;
         }
-        let stale: HashSet<&str> = self
+        let stale: HashSet<u64> = self
             .forgotten
             .iter()
             .filter(|(g, _)| *g > since)
-            .map(|(_, id)| id.as_str())
+            .map(|(_, id)| *id)
             .collect();
         for (id, fingerprint, c) in inspected {
-            if !stale.contains(id.as_str()) {
+            if !stale.contains(&id_hash(&id)) {
                 self.entries.insert(id, (fingerprint, c));
             }
         }
     }
+}
+
+/// A container id as the cache remembers a forgotten one. Two ids with one hash only cost an
+/// inspection: the other is taken as stale too and inspected again by the next observation.
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// One container's inspection during an observation.
+// The large variant is the common one; boxing it would cost an allocation per container.
+#[allow(clippy::large_enum_variant)]
+enum Inspected {
+    /// Converted at once: its image was listed (or it has none).
+    Done(u64, ObservedContainer),
+    /// Its image was not in the listing (created meanwhile): converted once that is looked up.
+    ImageUnlisted(u64, Box<bollard::models::ContainerInspectResponse>),
 }
 
 impl ObserveCache {
@@ -527,18 +547,21 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn observe(&self, selector: Option<&LabelSelector>) -> RuntimeResult<Observed> {
         let docker = self.docker().await?;
-        let summaries = docker
-            .list_containers(Some(convert::list_containers_options(selector)))
-            .await
-            .map_err(|e| convert::error(e, &self.op("list", "containers")))?;
         let live = self.cache.live();
-        let mut containers = Vec::with_capacity(summaries.len());
-        let mut to_inspect = Vec::new();
-        let since = {
+        // The listing is dropped as soon as the cache has answered from it: a fleet observes
+        // dozens of nodes at once, and each holds only what it still needs.
+        let (mut containers, to_inspect, listed, since) = {
+            let summaries = docker
+                .list_containers(Some(convert::list_containers_options(selector)))
+                .await
+                .map_err(|e| convert::error(e, &self.op("list", "containers")))?;
+            let mut containers = Vec::with_capacity(summaries.len());
+            let mut to_inspect = Vec::new();
+            let mut listed = Vec::with_capacity(summaries.len());
             let cache = self.cache.lock();
-            for s in &summaries {
+            for s in summaries {
                 let Some(id) = s.id.clone() else { continue };
-                let fingerprint = convert::summary_fingerprint(s);
+                let fingerprint = convert::summary_fingerprint(&s);
                 let hit = cache
                     .entries
                     .get(&id)
@@ -546,16 +569,32 @@ impl ContainerRuntime for DockerRuntime {
                     .and_then(|(_, json)| serde_json::from_slice(json).ok());
                 match hit {
                     Some(c) => containers.push(c),
-                    None => to_inspect.push((id, fingerprint)),
+                    None => to_inspect.push((id.clone(), fingerprint)),
                 }
+                listed.push(id);
             }
-            cache.generation
+            (containers, to_inspect, listed, cache.generation)
         };
 
+        // Each inspection becomes an observed container as it arrives (the engine's answer is
+        // several times its size), except when its image was not listed: that image is looked
+        // up below, once.
+        let by_id = self.images_by_id(docker).await?;
+        let by_id_ref = &by_id;
         let inspected: Vec<_> = stream::iter(to_inspect)
             .map(|(id, fingerprint)| async move {
                 match docker.inspect_container(&id, None).await {
-                    Ok(c) => Ok(Some((fingerprint, c))),
+                    Ok(c) => Ok(Some(match convert::container_image_id(&c) {
+                        Some(image) if !by_id_ref.contains_key(image) => {
+                            Inspected::ImageUnlisted(fingerprint, Box::new(c))
+                        }
+                        image => {
+                            let defaults = image
+                                .and_then(|i| by_id_ref.get(i))
+                                .map(|info| info.defaults.clone());
+                            Inspected::Done(fingerprint, convert::observed_container(c, defaults))
+                        }
+                    })),
                     // Removed between list and inspect: it is simply not there any more.
                     Err(e) if convert::is_not_found(&e) => Ok(None),
                     Err(e) => Err(convert::error(e, &self.op("inspect", container_what(&id)))),
@@ -565,25 +604,26 @@ impl ContainerRuntime for DockerRuntime {
             .try_collect()
             .await?;
 
-        let by_id = self.images_by_id(docker).await?;
-        let mut missing: HashMap<String, Option<ImageDefaults>> = HashMap::new();
+        let mut unlisted: HashMap<String, Option<ImageDefaults>> = HashMap::new();
         let mut fresh = Vec::new();
-        for (fingerprint, c) in inspected.into_iter().flatten() {
-            let image_id = convert::container_image_id(&c).map(str::to_owned);
-            let defaults = match image_id {
-                Some(id) => match by_id.get(&id) {
-                    Some(info) => Some(info.defaults.clone()),
-                    None => {
-                        if !missing.contains_key(&id) {
-                            let d = self.image_defaults(docker, &id).await?;
-                            missing.insert(id.clone(), d);
+        for inspection in inspected.into_iter().flatten() {
+            let (fingerprint, observed) = match inspection {
+                Inspected::Done(fingerprint, observed) => (fingerprint, observed),
+                Inspected::ImageUnlisted(fingerprint, c) => {
+                    let image = convert::container_image_id(&c).map(str::to_owned);
+                    let defaults = match image {
+                        Some(id) => {
+                            if !unlisted.contains_key(&id) {
+                                let d = self.image_defaults(docker, &id).await?;
+                                unlisted.insert(id.clone(), d);
+                            }
+                            unlisted.get(&id).cloned().flatten()
                         }
-                        missing.get(&id).cloned().flatten()
-                    }
-                },
-                None => None,
+                        None => None,
+                    };
+                    (fingerprint, convert::observed_container(*c, defaults))
+                }
             };
-            let observed = convert::observed_container(c, defaults);
             if live && let Ok(json) = serde_json::to_vec(&observed) {
                 fresh.push((observed.id.clone(), fingerprint, json.into_boxed_slice()));
             }
@@ -591,7 +631,7 @@ impl ContainerRuntime for DockerRuntime {
         }
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         if live {
-            let listed: HashSet<&str> = summaries.iter().filter_map(|s| s.id.as_deref()).collect();
+            let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
             self.cache.lock().store(since, &listed, fresh);
         }
 
