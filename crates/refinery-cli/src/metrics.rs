@@ -69,6 +69,8 @@ pub struct Metrics {
     pub ha_leader: Gauge,
     /// `--ha`: the leader's term as this instance last saw it.
     pub ha_term: Gauge,
+    /// The process's resident memory, read at each scrape.
+    pub resident: Gauge,
     node_revs: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
@@ -99,6 +101,7 @@ impl Metrics {
             alerts: Family::default(),
             ha_leader: Gauge::default(),
             ha_term: Gauge::default(),
+            resident: Gauge::default(),
             node_revs: std::sync::Mutex::default(),
         };
         registry.register(
@@ -171,6 +174,11 @@ impl Metrics {
             "Under --ha: the leader's term (the create revision of the etcd leader key)",
             m.ha_term.clone(),
         );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the refinery process in bytes (VmRSS), read at each scrape",
+            m.resident.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -237,12 +245,29 @@ impl Metrics {
     /// The Prometheus text exposition (OpenMetrics-compatible).
     #[must_use]
     pub fn encode(&self) -> String {
+        if let Some(bytes) = resident_bytes() {
+            self.resident.set(bytes);
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "failed to encode the metrics");
         }
         out
     }
+}
+
+/// This process's resident memory (`VmRSS` in `/proc/self/status`); `None` off Linux.
+fn resident_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: i64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
 }
 
 #[cfg(test)]
@@ -275,6 +300,11 @@ mod tests {
         assert!(text.contains("refinery_revision_info{role=\"in_force\",revision=\"abc\"} 1"));
         assert!(text.contains("refinery_build_info{version="));
         assert!(text.contains("# TYPE refinery_pass_duration_seconds histogram"));
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.parse::<i64>().ok());
+        assert!(rss.is_some_and(|b| b > 1 << 20), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }
