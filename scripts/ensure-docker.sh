@@ -12,6 +12,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # `--ha etcd://…`: building the etcd client needs protoc; its tests run Debian's etcd.
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+# The daemon's allocator, jemalloc, is built from source: a C compiler and make.
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 fi

@@ -48,9 +48,6 @@ fn main() -> ExitCode {
         _ => None,
     };
     init_tracing(&settings, daemon_log);
-    if daemon_log.is_some() {
-        memory::limit_arenas();
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
