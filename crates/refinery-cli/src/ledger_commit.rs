@@ -54,23 +54,27 @@ pub fn commit(
     let mut attempt = 0;
     loop {
         let tip = git.head_of(git_ref)?;
-        let mut committed_active = None;
-        let mut unchanged = true;
-        if let Some(id) = &tip {
-            for (path, bytes) in &to_write {
-                let committed = git.read_file(id, path)?;
-                unchanged &= committed.as_deref() == Some(bytes.as_slice());
-                if *path == active_path {
-                    committed_active = committed;
+        // Compared by blob id: the ref's copies are not read (each can be megabytes).
+        let unchanged = match &tip {
+            Some(id) => {
+                let mut same = true;
+                for (path, bytes) in &to_write {
+                    if git.file_id(id, path)? != Some(git.blob_id(bytes)?) {
+                        same = false;
+                        break;
+                    }
                 }
+                same
             }
-        } else {
-            unchanged = false;
-        }
+            None => false,
+        };
         if unchanged {
             return Ok(None);
         }
-        let committed_seq = committed_active.as_deref().map_or(0, last_seq_or_count);
+        let committed_seq = match &tip {
+            Some(id) => committed_last_seq(&git, id, &active_path)?,
+            None => 0,
+        };
         let first_seq = committed_seq.saturating_add(1).min(last_seq);
         let entries = last_seq.saturating_sub(committed_seq);
         let message = message(entries, first_seq, last_seq, revision);
@@ -99,6 +103,29 @@ pub fn commit(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The last entry the ledger commit `tip` holds: what its message says (`… (seq 4-9) …`, as
+/// [`message`] writes it), or else the last entry of its copy of the active file at `path`.
+fn committed_last_seq(git: &GitSource, tip: &str, path: &str) -> Result<u64, GitError> {
+    if let Some(seq) = seq_in_message(&git.resolve(tip)?.summary) {
+        return Ok(seq);
+    }
+    Ok(git
+        .read_file(tip, path)?
+        .as_deref()
+        .map_or(0, last_seq_or_count))
+}
+
+/// The last seq a ledger commit's summary names (`(seq 9)` or `(seq 4-9)`).
+fn seq_in_message(summary: &str) -> Option<u64> {
+    let range = summary
+        .strip_prefix("ledger: ")?
+        .split_once("(seq ")?
+        .1
+        .split_once(')')?
+        .0;
+    range.rsplit('-').next()?.parse().ok()
 }
 
 /// The seq of the first entry of the ref's copy of the ledger file at `path` (`None`: no ref,
@@ -158,4 +185,19 @@ pub fn message(entries: u64, first_seq: u64, last_seq: u64, revision: &str) -> S
         "ledger: {entries} {noun} ({range}) at rev {short}\n\nAppended by refinery {}; verify with `refinery ledger verify`.",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_seq_is_read_back_from_the_message_it_writes() {
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        let first_line = |m: String| m.lines().next().map(str::to_owned).unwrap_or_default();
+        assert_eq!(seq_in_message(&first_line(message(6, 4, 9, rev))), Some(9));
+        assert_eq!(seq_in_message(&first_line(message(1, 9, 9, rev))), Some(9));
+        assert_eq!(seq_in_message("ledger: fixed by hand"), None);
+        assert_eq!(seq_in_message("Merge branch 'x' (seq 3)"), None);
+    }
 }

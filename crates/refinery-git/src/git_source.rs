@@ -93,6 +93,29 @@ impl GitSource {
         read_blob_at(&repo, &tree, &path)
     }
 
+    /// The object id of the file at `path` in the commit `rev`, without reading it: two files
+    /// with one id hold the same bytes (compare with [`GitSource::blob_id`]). `None` as for
+    /// [`GitSource::read_file`].
+    pub fn file_id(&self, rev: &str, path: &str) -> Result<Option<String>> {
+        let path = repo_path::file_path(path)?;
+        let repo = self.local();
+        let tree = commit_tree(&repo, &find_commit(&repo, rev)?)?;
+        let entry = tree
+            .lookup_entry_by_path(&path)
+            .map_err(|source| read_err(format!("tree entry `{path}`"), source))?;
+        Ok(entry
+            .filter(|e| e.mode().is_blob())
+            .map(|e| e.object_id().to_string()))
+    }
+
+    /// The id `bytes` would have as a file in this repository (nothing is written).
+    pub fn blob_id(&self, bytes: &[u8]) -> Result<String> {
+        let repo = self.local();
+        gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Blob, bytes)
+            .map(|id| id.to_string())
+            .map_err(|source| read_err("the id of a blob".to_owned(), source))
+    }
+
     /// Every file under `dir` (`""` for the whole tree) in the commit `rev`, keyed by its
     /// repository-relative path. Empty when `dir` is absent or is not a directory. Symlinks and
     /// submodules are left out.
