@@ -37,7 +37,8 @@ pub struct DaemonProc {
 impl DaemonProc {
     /// Starts the daemon with `extra` arguments and `REFINERY_LOG=log_filter`; under
     /// `REFINERY_BENCH_WRAPPER` (a program taking the daemon's command line, such as a script
-    /// running `heaptrack -o FILE "$@"`) when that is set. RSS and CPU are then the wrapper's.
+    /// running `exec "$@" --max-concurrent-nodes 16`) when that is set. RSS and CPU are then the
+    /// wrapper's, unless it `exec`s the daemon.
     pub fn start(repo: &Path, dir: &Path, extra: &[&str], log_filter: &str) -> DaemonProc {
         let log = dir.join("daemon.log");
         let file = std::fs::File::create(&log).expect("log file");
