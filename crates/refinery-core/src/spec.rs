@@ -40,7 +40,7 @@ pub struct ContainerSpec {
     pub options: RuntimeOptions,
     /// The compose service replica this container is, when it comes from a `stacks:` entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack: Option<StackMember>,
+    pub stack: Option<Box<StackMember>>,
     /// Mounts of repository files and folders, desired by content (the matching `mounts` entry's
     /// source is the materialised copy); empty for containers without any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -339,7 +339,7 @@ proptest! {
         let mut s = s;
         s.options = opts;
         if stacked {
-            s.stack = Some(StackMember {
+            s.stack = Some(Box::new(StackMember {
                 project: "p".into(),
                 service: "web".into(),
                 number: 1,
@@ -347,7 +347,7 @@ proptest! {
                 config_files: "docker-compose.yml".into(),
                 depends_on: Vec::new(),
                 build: None,
-            });
+            }));
         }
         let observed = testing::observed_node(&[&s], &img);
         let report = diff_node(&[&s], &observed, &ctx());

@@ -4,8 +4,8 @@ use refinery_core::testing::{self, spec};
 use refinery_core::{Dependency, DependencyCondition, StackMember, Step};
 use refinery_engine::dependency_order;
 
-fn member(deps: &[&str]) -> Option<StackMember> {
-    Some(StackMember {
+fn member(deps: &[&str]) -> Option<Box<StackMember>> {
+    Some(Box::new(StackMember {
         project: "p".into(),
         service: "s".into(),
         number: 1,
@@ -19,7 +19,7 @@ fn member(deps: &[&str]) -> Option<StackMember> {
             })
             .collect(),
         build: None,
-    })
+    }))
 }
 
 #[test]

@@ -645,7 +645,7 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                 ignore_differences: s.ignore_differences.clone(),
                 drift_action: s.drift_action,
                 options: options.clone(),
-                stack: Some(StackMember {
+                stack: Some(Box::new(StackMember {
                     project: stack.name.clone(),
                     service: s.name.clone(),
                     number: n,
@@ -653,7 +653,7 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
                     config_files: config_files.clone(),
                     depends_on: depends_on.clone(),
                     build: build.clone(),
-                }),
+                })),
                 content: content.clone(),
             });
         }
