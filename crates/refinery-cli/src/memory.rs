@@ -5,7 +5,7 @@
 //! resident, fragmented over its per-thread arenas, even after `malloc_trim`: 10,000 containers
 //! cost about 120 MB. jemalloc groups allocations by size, and its background thread hands freed
 //! pages back to the kernel within a second; after each full pass the daemon hands them back at
-//! once. Measured by the fleet benchmark (README, "Fleet scale").
+//! once. Measured by the fleet benchmark (README, "Fleet benchmark").
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
