@@ -66,6 +66,13 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             return Ok(exit_code::OK);
         }
     }
+    // The nodes this apply could not reach; handed to a daemon, also those the daemon could not.
+    let mut unreachable: Vec<String> = plan_report
+        .nodes
+        .iter()
+        .filter(|n| !n.reachable)
+        .map(|n| n.node.to_owned())
+        .collect();
     let mut ledger_file = match writer {
         Writer::Own(file) => file,
         Writer::Daemon { daemon, state_dir } => {
@@ -92,12 +99,6 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
                     .parse::<ResourceId>()
                     .is_ok_and(|r| nodes.contains(r.node())),
             };
-            let mut unreachable: Vec<String> = plan_report
-                .nodes
-                .iter()
-                .filter(|n| !n.reachable)
-                .map(|n| n.node.to_owned())
-                .collect();
             for n in done.unreachable {
                 if nodes.contains(n.as_str()) && !unreachable.contains(&n) {
                     unreachable.push(n);
@@ -218,12 +219,6 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         &kube,
         settings.now,
     );
-    let unreachable: Vec<String> = plan_report
-        .nodes
-        .iter()
-        .filter(|n| !n.reachable)
-        .map(|n| n.node.to_owned())
-        .collect();
     if args.stack.is_none() {
         collect_content(settings, &desired, &passes, &results);
     }

@@ -69,9 +69,9 @@ pub fn open_or_daemon(
             if daemon.revision != *wanted && !soon() {
                 return Err(CliError::DaemonRevision {
                     pid: daemon.pid,
-                    enforcing: short(&daemon.revision),
+                    enforcing: ledger::short(&daemon.revision),
                     follow: daemon.follow.clone(),
-                    wanted: short(wanted),
+                    wanted: ledger::short(wanted),
                 });
             }
             Ok(Writer::Daemon {
@@ -101,10 +101,6 @@ pub fn open_beside_daemon(
         }
         other => other,
     }
-}
-
-fn short(rev: &str) -> String {
-    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
 }
 
 /// Asks the daemon for a full pass of `revision` and waits (at most `timeout`) for its answer,

@@ -235,7 +235,7 @@ pub fn render_entries(entries: &[&Entry]) -> String {
     )
 }
 
-fn short(rev: &str) -> String {
+pub(super) fn short(rev: &str) -> String {
     rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
 }
 
