@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::content::{ContentMount, repo_relative};
 use crate::manifest::load::{read_action, read_healthcheck};
-use crate::manifest::reader::{Located, Reader, split_words};
+use crate::manifest::reader::{Reader, split_words};
 use crate::manifest::specs::{parse_port, parse_volume};
 use crate::policy::Action;
 use crate::secret::Secret;
@@ -678,20 +678,7 @@ fn read_volumes(
 /// options after a `:`.
 fn read_tmpfs(r: &mut Reader<'_>, node: &Node, path: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let items = match &node.value {
-        Value::Seq(_) => r.strings_at(node, path).unwrap_or_default(),
-        _ => r
-            .string(node, path)
-            .map(|value| {
-                vec![Located {
-                    value,
-                    loc: node.loc,
-                    field: path.to_owned(),
-                }]
-            })
-            .unwrap_or_default(),
-    };
-    for item in items {
+    for item in r.strings_at(node, path).unwrap_or_default() {
         let (target, options) = item.value.split_once(':').unwrap_or((&item.value, ""));
         if !target.starts_with('/') {
             r.error_hint(
