@@ -68,21 +68,6 @@ impl Store for Etcd {
     }
 
     async fn session(&mut self, c: &Campaign) -> Result<(), String> {
-        self.session_inner(c).await
-    }
-}
-
-impl Etcd {
-    pub(super) fn new(endpoint: &str, prefix: &str, tls: Option<EtcdTls>) -> Etcd {
-        Etcd {
-            endpoint: endpoint.to_owned(),
-            tls,
-            keys: Keys::under(prefix),
-            old_lease: None,
-        }
-    }
-
-    async fn session_inner(&mut self, c: &Campaign) -> Result<(), String> {
         let t = c.call_timeout();
         let (endpoint, options) = connection(&self.endpoint, self.tls.as_ref(), t);
         let options = options.with_keep_alive(t, t);
@@ -246,6 +231,17 @@ impl Etcd {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Etcd {
+    pub(super) fn new(endpoint: &str, prefix: &str, tls: Option<EtcdTls>) -> Etcd {
+        Etcd {
+            endpoint: endpoint.to_owned(),
+            tls,
+            keys: Keys::under(prefix),
+            old_lease: None,
         }
     }
 

@@ -157,6 +157,14 @@ pub struct HaStatus {
     pub lease_secs: u64,
 }
 
+/// The registered instances other than the leader, sorted, each once.
+fn standbys(leader: Option<&String>, mut members: Vec<String>) -> Vec<String> {
+    members.retain(|m| leader != Some(m));
+    members.sort();
+    members.dedup();
+    members
+}
+
 impl HaStatus {
     /// The election as `refinery status --ha` reads it from the store: `members` are every
     /// registered instance (the leader's among them).
@@ -164,11 +172,9 @@ impl HaStatus {
         url: &HaUrl,
         leader: Option<String>,
         term: Option<u64>,
-        mut members: Vec<String>,
+        members: Vec<String>,
     ) -> HaStatus {
-        members.retain(|m| leader.as_ref() != Some(m));
-        members.sort();
-        members.dedup();
+        let members = standbys(leader.as_ref(), members);
         HaStatus {
             url: url.to_string(),
             id: String::new(),
@@ -366,15 +372,9 @@ impl Campaign {
     }
 
     /// The registered instances (leader included), sorted: the standbys are the others.
-    fn members(&self, mut members: Vec<String>) {
-        members.sort();
-        members.dedup();
+    fn members(&self, members: Vec<String>) {
         self.tx.send_if_modified(|s| {
-            let standbys: Vec<String> = members
-                .iter()
-                .filter(|m| s.status.leader.as_ref() != Some(m))
-                .cloned()
-                .collect();
+            let standbys = standbys(s.status.leader.as_ref(), members);
             let changed = s.status.standbys != standbys;
             s.status.standbys = standbys;
             changed
