@@ -240,8 +240,6 @@ pub fn needed(
     keep
 }
 
-/// Removes every copy below `root` (`<container>/<16 hex digits>/`) no path of `needed` lies in,
-/// then the container folders left empty; returns the copies removed. Nothing else is touched.
 /// The bind-mount sources of each container of one node: all that content collection needs of
 /// an observation (kept after the observation itself is gone).
 #[derive(Debug, Clone)]
@@ -301,6 +299,8 @@ pub fn collect_after(
     ))
 }
 
+/// Removes every copy below `root` (`<container>/<16 hex digits>/`) no path of `needed` lies in,
+/// then the container folders left empty; returns the copies removed. Nothing else is touched.
 pub fn collect_garbage(root: &Path, needed: &BTreeSet<PathBuf>) -> std::io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     let containers = match std::fs::read_dir(root) {

@@ -242,7 +242,6 @@ fn declared_by(keys: &[&ObjectKey], id: &refinery_core::ResourceId) -> bool {
     })
 }
 
-/// Carries out every source's plan; the results in the shape the ledger and reports take.
 /// The label (`k8s/<source>`) of the source whose pass found or planned `id`.
 #[must_use]
 pub fn label_of<'a>(passes: &'a [KubePass], id: &refinery_core::ResourceId) -> Option<&'a str> {
@@ -257,6 +256,7 @@ pub fn label_of<'a>(passes: &'a [KubePass], id: &refinery_core::ResourceId) -> O
         .map(|p| p.label.as_str())
 }
 
+/// Carries out every source's plan; the results in the shape the ledger and reports take.
 pub async fn execute(passes: &[KubePass], now: jiff::Timestamp) -> Vec<StepResult> {
     let mut out = Vec::new();
     for p in passes {

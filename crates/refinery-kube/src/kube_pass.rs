@@ -290,12 +290,7 @@ pub async fn observe(
             changes: Vec::new(),
         });
     }
-    let namespaces: BTreeSet<String> = located
-        .iter()
-        .map(|(r, _)| r.namespace.clone())
-        .filter(|n| !n.is_empty())
-        .collect();
-    for ns in &namespaces {
+    for ns in &declared_set.namespaces {
         for (api_version, kind) in WORKLOAD_KINDS {
             let mut live = cluster.list(api_version, kind, ns).await?;
             // Refinery's own (an orphan of this source, or another source's) are not unauthorized.
@@ -678,13 +673,8 @@ pub async fn reconcile(
     )
     .await?;
     let source_ctx = PolicyContext {
-        manifest: ctx.manifest,
-        mode: ctx.mode,
-        now: ctx.now,
-        first_seen: ctx.first_seen,
-        honor_grace: ctx.honor_grace,
-        self_container_id: ctx.self_container_id,
         prune: spec.prune,
+        ..*ctx
     };
     let eval = evaluate(report, &source_ctx);
     let changes = if act {
