@@ -1055,27 +1055,18 @@ impl Daemon {
                         && self.recover(&p.node.name, rt, observed).await
                     {
                         recovered_any = true;
-                        passes.push((
-                            NodeSummary::of(manifest, &p, &self.state, now),
-                            NodeAfter::of(&p, keep),
-                        ));
+                        passes.push(self.keep_of(manifest, &p, now, keep));
                         continue;
                     }
                     let (steps, keys) = self.plan_node(&p, manifest, &rev, now, &mut acc);
                     if steps.is_empty() {
-                        passes.push((
-                            NodeSummary::of(manifest, &p, &self.state, now),
-                            NodeAfter::of(&p, keep),
-                        ));
+                        passes.push(self.keep_of(manifest, &p, now, keep));
                         continue;
                     }
                     // Fencing: leadership is checked again right before each node's actions.
                     if !self.may_act() {
                         self.end_ours(&keys);
-                        passes.push((
-                            NodeSummary::of(manifest, &p, &self.state, now),
-                            NodeAfter::of(&p, keep),
-                        ));
+                        passes.push(self.keep_of(manifest, &p, now, keep));
                         continue;
                     }
                     // What was found is on record before anything is done about it; it reaches
@@ -1096,10 +1087,7 @@ impl Daemon {
                     self.end_ours(&keys);
                     self.handover.collect(&results);
                     self.finish_node(&p, manifest, &rev, now, flapping, &results, &mut acc);
-                    passes.push((
-                            NodeSummary::of(manifest, &p, &self.state, now),
-                            NodeAfter::of(&p, keep),
-                        ));
+                    passes.push(self.keep_of(manifest, &p, now, keep));
                 }
                 else => break,
             }
@@ -1266,6 +1254,20 @@ impl Daemon {
                 .node(node)
                 .revision(rev),
         );
+    }
+
+    /// What a pass keeps of a node once it is done: its summary, and what comes after the pass.
+    fn keep_of(
+        &self,
+        manifest: &refinery_core::manifest::Manifest,
+        p: &NodePass<'_>,
+        now: Timestamp,
+        keep: handover::Keep,
+    ) -> (NodeSummary, NodeAfter) {
+        (
+            NodeSummary::of(manifest, p, &self.state, now),
+            NodeAfter::of(p, keep),
+        )
     }
 
     /// The second half of a node's pass, once its actions are done: records each outcome,

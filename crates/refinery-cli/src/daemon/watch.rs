@@ -101,6 +101,13 @@ pub struct Overflow {
 impl Overflow {
     /// The daemon takes the resync: events dropped after this ask for another one. Returns how
     /// many were dropped.
+    /// Counts one dropped event; true when it is the first since the last resync was taken (a
+    /// resync must be asked for).
+    fn drop_one(&self) -> bool {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+        !self.pending.swap(true, Ordering::SeqCst)
+    }
+
     pub fn take(&self) -> u64 {
         self.pending.store(false, Ordering::SeqCst);
         self.dropped.swap(0, Ordering::SeqCst)
@@ -141,8 +148,7 @@ pub async fn follow(
                             if !backlog.admit() {
                                 // The engine's view of the node is what the resync reads; the
                                 // event itself is dropped (counted, and said in the ledger).
-                                overflow.dropped.fetch_add(1, Ordering::SeqCst);
-                                if !overflow.pending.swap(true, Ordering::SeqCst)
+                                if overflow.drop_one()
                                     && tx
                                         .send(Trigger::Resync {
                                             node: node.clone(),
@@ -211,16 +217,10 @@ mod tests {
     #[test]
     fn overflow_take_counts_and_rearms() {
         let o = Overflow::default();
-        o.dropped.fetch_add(3, Ordering::SeqCst);
-        assert!(!o.pending.swap(true, Ordering::SeqCst));
-        assert!(
-            o.pending.swap(true, Ordering::SeqCst),
-            "one resync at a time"
-        );
+        assert!(o.drop_one(), "the first drop asks for a resync");
+        assert!(!o.drop_one(), "one resync at a time");
+        assert!(!o.drop_one(), "one resync at a time");
         assert_eq!(o.take(), 3);
-        assert!(
-            !o.pending.swap(true, Ordering::SeqCst),
-            "the next drop asks again"
-        );
+        assert!(o.drop_one(), "the next drop asks again");
     }
 }
