@@ -10,8 +10,9 @@ use refinery_core::{ContainerState, Observed, ResourceId};
 
 #[derive(Debug, Default)]
 pub struct DeathClock {
-    /// Containers last seen running.
-    running: HashSet<String>,
+    /// Per node, the containers (by name) last seen running and not seen stopped since. Replaced
+    /// by each observation of the node, so a container removed meanwhile is forgotten.
+    running: HashMap<String, HashSet<String>>,
     /// Containers seen stopped after running, not yet acted on: when they stopped.
     died: HashMap<String, Timestamp>,
 }
@@ -20,25 +21,36 @@ impl DeathClock {
     /// A node's observation: a container seen running before and stopped now died at its
     /// `finished_at`.
     pub fn observe(&mut self, node: &str, observed: &Observed) {
+        let was = self.running.remove(node).unwrap_or_default();
+        let mut running = HashSet::new();
         for c in &observed.containers {
-            let id = ResourceId::container(node, &c.name).to_string();
             match c.state {
                 ContainerState::Running => {
-                    self.died.remove(&id);
-                    self.running.insert(id);
+                    if !self.died.is_empty() {
+                        self.died
+                            .remove(&ResourceId::container(node, &c.name).to_string());
+                    }
+                    running.insert(c.name.clone());
                 }
-                ContainerState::Exited | ContainerState::Dead if self.running.remove(&id) => {
+                ContainerState::Exited | ContainerState::Dead if was.contains(&c.name) => {
                     if let Some(at) = c
                         .finished_at
                         .as_deref()
                         .and_then(|s| s.parse::<Timestamp>().ok())
                     {
-                        self.died.insert(id, at);
+                        self.died
+                            .insert(ResourceId::container(node, &c.name).to_string(), at);
                     }
+                }
+                // Paused, restarting, …: still counts as running until seen stopped.
+                ContainerState::Exited | ContainerState::Dead => {}
+                _ if was.contains(&c.name) => {
+                    running.insert(c.name.clone());
                 }
                 _ => {}
             }
         }
+        self.running.insert(node.to_owned(), running);
     }
 
     /// An action on `resource` was recorded at `now`: how long after its death, if it answers one.
@@ -80,6 +92,22 @@ mod tests {
         );
         assert_eq!(clock.answered(id, now), Some(Duration::from_millis(1500)));
         // Answered once.
+        assert_eq!(clock.answered(id, now), None);
+    }
+
+    #[test]
+    fn death_clock_forgets_a_container_removed_while_running() {
+        let mut clock = DeathClock::default();
+        let id = "docker/n/container/web";
+        let now: Timestamp = "2026-01-01T00:00:10Z".parse().expect("time");
+        clock.observe("n", &seen(ContainerState::Running, None));
+        clock.observe("n", &Observed::default());
+        assert!(clock.running.get("n").is_some_and(HashSet::is_empty));
+        // A container of that name stopped later is not a death the clock watched.
+        clock.observe(
+            "n",
+            &seen(ContainerState::Exited, Some("2026-01-01T00:00:08Z")),
+        );
         assert_eq!(clock.answered(id, now), None);
     }
 }
