@@ -1,6 +1,6 @@
 //! [`SimEngine`]: a Docker Engine API simulator for tests and benchmarks that need more engines
 //! than fit on a machine. It speaks the subset of API 1.41 that [`DockerRuntime`] uses, over plain
-//! HTTP on `127.0.0.1`, with dockerd's wire format, status codes and event sequences:
+//! HTTP on `127.0.0.2`, with dockerd's wire format, status codes and event sequences:
 //!
 //! - `GET /version`, `/_ping`, `/info`;
 //! - containers: list (`all`, `filters` by `label`, `name`, `id`, `status`), inspect, create,
@@ -171,7 +171,7 @@ impl Inner {
     }
 }
 
-/// One simulated engine, listening on `127.0.0.1:<port>` until dropped.
+/// One simulated engine, listening on `127.0.0.2:<port>` until dropped.
 pub struct SimEngine {
     inner: Arc<Inner>,
     addr: SocketAddr,
@@ -194,15 +194,22 @@ impl Drop for SimEngine {
     }
 }
 
+/// Where simulators listen (a free port of a loopback address no dockerd of the tests uses).
+const SIM_ADDRESS: &str = "127.0.0.2:0";
+
 impl SimEngine {
     /// Starts an empty engine (no containers, no images, the `bridge`, `host` and `none`
-    /// networks) on a free port of `127.0.0.1`. It is served by a runtime of its own (shared by
+    /// networks) on a free port of `127.0.0.2`. It is served by a runtime of its own (shared by
     /// every simulator of the process), so a test blocking its own runtime (a guard's cleanup on
     /// drop) cannot starve it.
+    ///
+    /// Not `127.0.0.1`: the test dockerds listen there, and one a test stops leaves its port free
+    /// while that test's daemon keeps reconnecting to it; a simulator of another test given that
+    /// port would then be acted on by a daemon that is not its test's.
     pub async fn start() -> std::io::Result<SimEngine> {
         let runtime = sim_runtime()?;
         let _entered = runtime.enter();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let listener = std::net::TcpListener::bind(SIM_ADDRESS)?;
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
@@ -244,7 +251,7 @@ impl SimEngine {
         })
     }
 
-    /// `tcp://127.0.0.1:<port>`.
+    /// `tcp://127.0.0.2:<port>`.
     #[must_use]
     pub fn endpoint(&self) -> String {
         format!("tcp://{}", self.addr)
