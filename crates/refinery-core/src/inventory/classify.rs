@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::engine::{EngineImage, EngineNetwork, EngineVolume};
+use super::kind::Kind;
 use super::usage::InventoryState;
 use crate::labels::normalize_image_ref;
 use crate::manifest::{Manifest, Mode};
@@ -53,9 +54,6 @@ impl fmt::Display for Class {
         f.write_str(self.as_str())
     }
 }
-
-/// What kind of engine resource: the kind segment of its resource id.
-pub use crate::resource_id::DockerKind as Kind;
 
 /// One classified resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::classify::Kind;
 use super::engine::{EngineImage, EngineVolume};
+use super::kind::Kind;
 use crate::resource_id::ResourceId;
 
 /// Version of the persisted form; readers refuse newer ones.
