@@ -4,6 +4,7 @@
 //! compose services) share.
 
 mod alerting;
+mod commit_status;
 mod config;
 mod containers;
 mod drift_rules;
@@ -24,6 +25,7 @@ mod stacks;
 use serde::Serialize;
 
 pub use alerting::{Alerting, Channel, ChannelKind, Level, RateLimit};
+pub use commit_status::{CommitStatusConfig, DEFAULT_TOKEN_ENV, Forge};
 pub use config::{Config, Mode};
 pub use drift_rules::{DriftRules, Flapping, Rule};
 pub use env_files::{EnvFileRef, resolve_env_files};
@@ -63,6 +65,9 @@ pub struct Manifest {
     pub drift_rules: DriftRules,
     pub maintenance_windows: Vec<MaintenanceWindow>,
     pub alerting: Alerting,
+    /// `commit_status:`: the forge each revision's deploy result is written back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_status: Option<CommitStatusConfig>,
     pub ledger: LedgerConfig,
     pub secrets: SecretsConfig,
     pub allow_empty: bool,
