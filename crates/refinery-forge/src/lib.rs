@@ -37,4 +37,4 @@ pub use webhook_error::WebhookError;
 pub use webhook_secret::WebhookSecret;
 
 #[cfg(feature = "client")]
-pub use reporter::{Delivery, DeliveryResult, ReporterOptions, StatusReporter};
+pub use reporter::{Delivery, DeliveryHook, DeliveryResult, ReporterOptions, StatusReporter};

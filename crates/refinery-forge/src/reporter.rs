@@ -11,6 +11,9 @@ use crate::commit_status::{CommitState, CommitStatus};
 use crate::retry::{Retry, RetryVerdict};
 use crate::status_target::StatusTarget;
 
+/// Told of every status's fate.
+pub type DeliveryHook = Arc<dyn Fn(&Delivery) + Send + Sync>;
+
 /// How the reporter behaves. `Default`: [`Retry::default`], a queue of 256, 10 s per request.
 #[derive(Clone)]
 pub struct ReporterOptions {
@@ -20,7 +23,7 @@ pub struct ReporterOptions {
     /// Per request, connecting included.
     pub timeout: Duration,
     /// Told of every status's fate (metrics, tests); called on the reporter's task.
-    pub on_delivery: Option<Arc<dyn Fn(&Delivery) + Send + Sync>>,
+    pub on_delivery: Option<DeliveryHook>,
 }
 
 impl Default for ReporterOptions {
@@ -86,7 +89,7 @@ pub struct StatusReporter {
     tx: mpsc::Sender<CommitStatus>,
     task: tokio::task::JoinHandle<()>,
     label: String,
-    on_delivery: Option<Arc<dyn Fn(&Delivery) + Send + Sync>>,
+    on_delivery: Option<DeliveryHook>,
 }
 
 impl StatusReporter {
@@ -160,7 +163,7 @@ struct Worker {
     target: StatusTarget,
     client: reqwest::Client,
     retry: Retry,
-    on_delivery: Option<Arc<dyn Fn(&Delivery) + Send + Sync>>,
+    on_delivery: Option<DeliveryHook>,
     rx: mpsc::Receiver<CommitStatus>,
     /// Statuses received and not yet sent, oldest first.
     queue: VecDeque<CommitStatus>,

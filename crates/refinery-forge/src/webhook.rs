@@ -299,7 +299,7 @@ fn delivery_id(forge: Forge, headers: &HeaderMap) -> Option<String> {
 }
 
 fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     hex.chunks(2)
