@@ -1,13 +1,13 @@
-//! A stack's networks and named volumes against what the engine has: a missing one is `missing`
+//! Diff of a stack's networks and named volumes against what the engine has: a missing one is `missing`
 //! drift (created again), one whose driver or declared labels differ is `config` drift (reported,
 //! never recreated: a network has containers on it, a volume holds data).
 
-use crate::drift::{Drift, DriftKind, DriftReport, FieldChange};
+use crate::drift_report::{Drift, DriftKind, DriftReport, FieldChange};
 use crate::observed::{ObservedNetwork, ObservedVolume};
-use crate::resource_id::ResourceId;
+use crate::resource_id::{DockerKind, ResourceId};
 use crate::spec::{NetworkSpec, VolumeSpec};
 
-use super::LABEL_VERSION;
+use crate::labels::LABEL_VERSION;
 
 /// A node's declared stack networks and volumes, and every network and volume its engine has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,27 +21,25 @@ pub struct StackResources {
 /// `docker/<node>/network/<name>`.
 #[must_use]
 pub fn network_id(node: &str, name: &str) -> ResourceId {
-    ResourceId::Docker {
-        node: node.to_owned(),
-        kind: "network".to_owned(),
-        name: name.to_owned(),
-    }
+    ResourceId::docker(node, DockerKind::Network, name)
 }
 
 /// `docker/<node>/volume/<name>`.
 #[must_use]
 pub fn volume_id(node: &str, name: &str) -> ResourceId {
-    ResourceId::Docker {
-        node: node.to_owned(),
-        kind: "volume".to_owned(),
-        name: name.to_owned(),
-    }
+    ResourceId::docker(node, DockerKind::Volume, name)
 }
 
 /// Whether `id` is a network or a volume (a stack's, when it is declared).
 #[must_use]
 pub fn is_network_or_volume(id: &ResourceId) -> bool {
-    matches!(id, ResourceId::Docker { kind, .. } if kind == "network" || kind == "volume")
+    matches!(
+        id,
+        ResourceId::Docker {
+            kind: DockerKind::Network | DockerKind::Volume,
+            ..
+        }
+    )
 }
 
 /// The driver and the declared labels (the compose version label aside: another docker compose
