@@ -2,9 +2,10 @@
 
 use refinery_core::{ManifestError, RuntimeError, UnreachableCause};
 use refinery_git::GitError;
+use refinery_store::LedgerError;
+use refinery_store::audit_log::AuditLogError;
 
 use crate::exit_code;
-use crate::ledger_file::LedgerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -29,7 +30,9 @@ pub enum CliError {
     #[error("failed to find node `{node}` in the manifest")]
     UnknownNode { node: String, known: Vec<String> },
     #[error(transparent)]
-    State(#[from] crate::state_file::StateError),
+    State(#[from] refinery_store::StateError),
+    #[error(transparent)]
+    AuditLog(#[from] AuditLogError),
     #[error("failed to find stack `{stack}` in the manifest")]
     UnknownStack { stack: String, known: Vec<String> },
     #[error("failed to find a container chaos may hurt")]
@@ -94,10 +97,13 @@ impl CliError {
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
             CliError::NothingToHurt => exit_code::CHAOS_UNHEALED,
-            CliError::State(_) => exit_code::UNEXPECTED,
+            CliError::State(_) | CliError::AuditLog(_) => exit_code::UNEXPECTED,
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
             CliError::Io { .. } => exit_code::UNEXPECTED,
-            CliError::Ledger(e) => e.exit_code(),
+            CliError::Ledger(LedgerError::Broken { .. }) => exit_code::LEDGER_BROKEN,
+            CliError::Ledger(
+                LedgerError::Io { .. } | LedgerError::Locked { .. } | LedgerError::Seal(_),
+            ) => exit_code::UNEXPECTED,
             CliError::ListenNeedsToken { .. } | CliError::NoAlertChannels => exit_code::USAGE,
             CliError::Listen { .. } => exit_code::UNEXPECTED,
             CliError::Ha { .. } => exit_code::UNEXPECTED,
@@ -147,7 +153,7 @@ impl CliError {
             CliError::BadHaTls { .. } => vec![
                 "`--ha-cacert`, `--ha-cert` and `--ha-key` name PEM files readable by this process, and are for `etcd://` only (a `k8s://` Lease uses the kubeconfig's TLS)".into(),
             ],
-            CliError::Io { .. } => Vec::new(),
+            CliError::Io { .. } | CliError::AuditLog(_) => Vec::new(),
             CliError::ListenNeedsToken { .. } => vec![
                 "set `REFINERY_STATUS_TOKEN` or pass `--token-file`, or listen on `127.0.0.1`".into(),
             ],
