@@ -301,12 +301,12 @@ fn load_full_reference_reads_every_section() {
     let [ch] = m.alerting.channels.as_slice() else {
         panic!("one channel: {:#?}", m.alerting.channels)
     };
-    assert_eq!(ch.kind, ChannelKind::Discord);
+    assert_eq!(ch.kind(), ChannelKind::Discord);
     assert_eq!(
-        ch.url.expose(),
+        ch.destination.address().expose(),
         "https://discord.example/api/webhooks/1/abc"
     );
-    assert!(ch.url.is_sensitive());
+    assert!(ch.destination.address().is_sensitive());
     assert_eq!(ch.level, Level::Warning);
 
     assert_eq!(m.ledger.path, "ledger/container_ledger.jsonl");
@@ -509,14 +509,14 @@ fn load_alert_channels_reads_filters_reminders_and_rate_limits() {
     let [slack, hook] = m.alerting.channels.as_slice() else {
         panic!("two channels: {:#?}", m.alerting.channels)
     };
-    assert_eq!(slack.kind, ChannelKind::Slack);
+    assert_eq!(slack.kind(), ChannelKind::Slack);
     assert_eq!(slack.level, Level::Critical);
     assert_eq!(slack.remind_every_ms, None);
     assert_eq!(
         (slack.rate_limit.max, slack.rate_limit.per_ms),
         (20, 60_000)
     );
-    assert_eq!(hook.kind, ChannelKind::Webhook);
+    assert_eq!(hook.kind(), ChannelKind::Webhook);
     assert_eq!(hook.nodes, ["vega", "k8s/dredge"]);
     assert_eq!(hook.drift_types, ["missing", "status", "orphan"]);
     assert_eq!(hook.remind_every_ms, Some(4 * 3600 * 1000));
@@ -532,9 +532,9 @@ fn load_seed000_discord_alerting_reads_shortcut_and_channel() {
     let [ch] = m.alerting.channels.as_slice() else {
         panic!("one channel: {:#?}", m.alerting.channels)
     };
-    assert_eq!((ch.kind, ch.level), (ChannelKind::Discord, Level::Warning));
+    assert_eq!((ch.kind(), ch.level), (ChannelKind::Discord, Level::Warning));
     assert_eq!(
-        ch.url.expose(),
+        ch.destination.address().expose(),
         "https://discord.example/api/webhooks/1/abc"
     );
     assert!(ch.nodes.is_empty() && ch.drift_types.is_empty());

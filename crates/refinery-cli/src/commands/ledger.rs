@@ -333,7 +333,7 @@ pub fn masker_for(manifest: &refinery_core::Manifest) -> Masker {
             .alerting
             .channels
             .iter()
-            .map(|ch| ch.url.expose().to_owned()),
+            .flat_map(|ch| ch.destination.secrets().into_iter().map(str::to_owned)),
     );
     secrets.extend(
         manifest

@@ -1712,14 +1712,20 @@ fn read_alerting(r: &mut Reader<'_>, node: &Node, node_names: &NodeNames) -> Ale
                 .unwrap_or_default();
             c.finish(r);
             if let (Some(kind), Some(url)) = (kind, url) {
+                let url = Secret::new(url, true);
+                let destination = match kind {
+                    ChannelKind::Slack => Destination::Slack { url },
+                    ChannelKind::Mattermost => Destination::Mattermost { url },
+                    ChannelKind::Webhook => Destination::Webhook { url },
+                    _ => Destination::Discord { url },
+                };
                 a.channels.push(Channel {
-                    kind,
-                    url: Secret::new(url, true),
                     level: level.unwrap_or(Level::Warning),
                     nodes,
                     drift_types,
                     remind_every_ms,
                     rate_limit,
+                    ..Channel::new(destination)
                 });
             }
         }

@@ -1,5 +1,6 @@
 //! The manifest (`refinery.yaml`, or seed 000's `bloodline_manifest.yaml`) as typed values.
 
+mod channel;
 mod env_files;
 mod error;
 pub(crate) mod load;
@@ -8,6 +9,10 @@ pub mod specs;
 
 use serde::Serialize;
 
+pub use channel::{
+    Channel, ChannelKind, DEFAULT_BURST, DEFAULT_GROUP_WAIT_MS, Destination, EmailDestination,
+    TELEGRAM_API,
+};
 pub use env_files::{EnvFileRef, resolve_env_files};
 pub use error::{Issue, ManifestError};
 pub use load::{LoadOptions, Loaded, MANIFEST_FILES, load_manifest};
@@ -238,29 +243,6 @@ pub enum Level {
     Info,
     Warning,
     Critical,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    Discord,
-    Slack,
-    Mattermost,
-    Webhook,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Channel {
-    pub kind: ChannelKind,
-    pub url: Secret,
-    pub level: Level,
-    pub nodes: Vec<String>,
-    pub drift_types: Vec<String>,
-    /// `remind_every`: while a drift lasts, send it again this often (milliseconds).
-    pub remind_every_ms: Option<u64>,
-    /// `rate_limit`: at most this many messages per window; the rest are counted and summed up
-    /// in one message when the window ends.
-    pub rate_limit: RateLimit,
 }
 
 /// At most `max` messages per `per_ms` on one channel.
