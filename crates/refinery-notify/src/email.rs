@@ -8,7 +8,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use refinery_core::manifest::EmailDestination;
 
@@ -103,11 +103,32 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
     out
 }
 
+/// Whether the failure is TLS refusing the server (its certificate, the handshake): lettre
+/// reports a certificate rejected during the handshake as a connection error.
+fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
+    if e.is_tls() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<rustls::Error>().is_some()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 fn server_error(e: &lettre::transport::smtp::Error) -> EmailError {
+    let tls = is_tls_failure(e);
     EmailError::Server {
         message: describe(e),
-        transient: e.is_transient() || e.is_timeout() || !(e.is_permanent() || e.is_tls()),
-        tls: e.is_tls(),
+        transient: !tls && (e.is_transient() || e.is_timeout() || !e.is_permanent()),
+        tls,
     }
 }
 
@@ -118,7 +139,10 @@ fn mailbox(address: &str) -> Result<Mailbox, EmailError> {
 }
 
 /// The transport `smtp` describes: host, port, TLS, credentials.
-fn transport(e: &EmailDestination) -> Result<AsyncSmtpTransport<Tokio1Executor>, EmailError> {
+fn transport(
+    e: &EmailDestination,
+    extra_roots_pem: &[Vec<u8>],
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, EmailError> {
     let url = url::Url::parse(e.smtp.expose()).map_err(|err| EmailError::Url {
         reason: err.to_string(),
     })?;
@@ -132,7 +156,12 @@ fn transport(e: &EmailDestination) -> Result<AsyncSmtpTransport<Tokio1Executor>,
         .trim_end_matches(']')
         .to_owned();
     let tls = |host: &str| {
-        TlsParameters::new_rustls(host.to_owned()).map_err(|err| server_error(&err))
+        let mut b = TlsParameters::builder(host.to_owned());
+        for pem in extra_roots_pem {
+            let cert = Certificate::from_pem(pem).map_err(|err| server_error(&err))?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build_rustls().map_err(|err| server_error(&err))
     };
     let (port, tls) = match url.scheme() {
         "smtp" => (
@@ -181,8 +210,18 @@ pub fn message(e: &EmailDestination, n: &Notice) -> Result<Message, EmailError> 
 
 /// Sends one message once.
 pub async fn send(e: &EmailDestination, n: &Notice) -> Result<(), EmailError> {
+    send_trusting(e, n, &[]).await
+}
+
+/// [`send`], trusting these CA certificates (PEM) besides the system's: for tests with a CA of
+/// their own.
+pub async fn send_trusting(
+    e: &EmailDestination,
+    n: &Notice,
+    extra_roots_pem: &[Vec<u8>],
+) -> Result<(), EmailError> {
     let message = message(e, n)?;
-    let transport = transport(e)?;
+    let transport = transport(e, extra_roots_pem)?;
     transport
         .send(message)
         .await
@@ -231,7 +270,7 @@ mod tests {
     #[test]
     fn transport_rejects_other_schemes_and_bad_addresses() {
         assert!(matches!(
-            transport(&dest("imap://mail.example")),
+            transport(&dest("imap://mail.example"), &[]),
             Err(EmailError::Url { .. })
         ));
         let mut d = dest("smtp://mail.example");
