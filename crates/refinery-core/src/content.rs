@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::labels::hex;
+use crate::hex::hex;
 use crate::yaml::Loc;
 
 /// Label holding the digest over every content-tracked file of a container.

@@ -1,116 +1,14 @@
 //! Diff: a declared container against what its node's engine holds, into typed drift.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use serde::Serialize;
-
+pub use crate::drift_report::{DRIFT_TYPES, Drift, DriftKind, DriftReport, FieldChange};
 use crate::labels;
 use crate::observed::{ContainerState, Health, ImageDefaults, Observed, ObservedContainer};
 use crate::port_fallback::{self, Degraded};
 use crate::resource_id::ResourceId;
 use crate::secret::name_looks_secret;
 use crate::spec::{ContainerSpec, Healthcheck, MountKind};
-
-/// The six kinds of drift.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftKind {
-    /// Exists on the engine, declared nowhere.
-    Unauthorized,
-    /// Declared, absent.
-    Missing,
-    /// Runs another image than declared.
-    Image,
-    /// A field differs (env, ports, mounts, command, entrypoint, labels, restart, healthcheck).
-    Config,
-    /// Not running (exited, paused, restarting) or unhealthy.
-    Status,
-    /// A Kubernetes object Refinery applied from a `kubernetes:` source that the commit no
-    /// longer declares (deleted only under the source's `prune: true`).
-    Orphan,
-}
-
-/// Every drift kind's name, in [`DriftKind`]'s order: the metrics' series and what an alert
-/// channel's `drift_types` may name.
-pub const DRIFT_TYPES: [&str; 6] = [
-    "unauthorized",
-    "missing",
-    "image",
-    "config",
-    "status",
-    "orphan",
-];
-
-impl DriftKind {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::Unauthorized => "unauthorized",
-            DriftKind::Missing => "missing",
-            DriftKind::Image => "image",
-            DriftKind::Config => "config",
-            DriftKind::Status => "status",
-            DriftKind::Orphan => "orphan",
-        }
-    }
-}
-
-impl fmt::Display for DriftKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One differing field: what git says, what the engine has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    /// `env.LOG_LEVEL`, `ports`, `labels.team`, `restart`, …
-    pub field: String,
-    pub desired: String,
-    pub observed: String,
-    /// Matched an `ignore_differences` path: shown on request, never acted on.
-    pub ignored: bool,
-}
-
-/// One drift of one resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Drift {
-    pub id: ResourceId,
-    pub kind: DriftKind,
-    /// Engine id of the container, when there is one.
-    pub container_id: Option<String>,
-    /// One line for tables (`exited (code 137)`, `3 fields differ`).
-    pub summary: String,
-    pub changes: Vec<FieldChange>,
-}
-
-impl Drift {
-    /// Whether it counts as drift: some change is not under `ignore_differences` (a drift without
-    /// field changes, like `missing`, always counts).
-    #[must_use]
-    pub fn counts(&self) -> bool {
-        self.changes.is_empty() || self.changes.iter().any(|c| !c.ignored)
-    }
-}
-
-/// What a node's diff found: drifts and the declared resources that are in sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DriftReport {
-    pub drifts: Vec<Drift>,
-    pub in_sync: Vec<ResourceId>,
-    /// Declared containers running on a declared fallback host port: not drift while the primary
-    /// is taken (they may be in `in_sync`), config drift on `ports` once it is free again.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub degraded: Vec<Degraded>,
-}
-
-impl DriftReport {
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.drifts.is_empty()
-    }
-}
 
 /// What the diff needs besides the two states.
 #[derive(Debug, Clone, Default)]
@@ -126,7 +24,7 @@ pub struct DiffContext {
     pub free_ports: BTreeSet<u16>,
     /// The node's stack networks and volumes, declared and observed; `None` when the engine was
     /// not asked (nothing about them is reported then).
-    pub stack_resources: Option<crate::compose::StackResources>,
+    pub stack_resources: Option<crate::drift_resources::StackResources>,
 }
 
 impl DiffContext {
@@ -158,7 +56,7 @@ impl DiffContext {
         volumes: Vec<crate::observed::ObservedVolume>,
     ) -> Self {
         let node = self.node.clone();
-        self.stack_resources = Some(crate::compose::StackResources {
+        self.stack_resources = Some(crate::drift_resources::StackResources {
             networks: manifest
                 .stack_networks
                 .iter()
@@ -550,7 +448,7 @@ pub fn needs_build<'s>(
 ) -> Option<&'s crate::spec::BuildSpec> {
     let build = spec.stack.as_ref()?.build.as_ref()?;
     let built = observed.image(&spec.image).is_some_and(|info| {
-        info.defaults.labels.get(crate::compose::LABEL_BUILD_DIGEST) == Some(&build.digest)
+        info.defaults.labels.get(labels::LABEL_BUILD_DIGEST) == Some(&build.digest)
     });
     (!built).then_some(build)
 }
@@ -648,7 +546,7 @@ fn compose_replica<'o>(
     spec: &ContainerSpec,
     observed: &'o Observed,
 ) -> Option<&'o ObservedContainer> {
-    use crate::compose::{LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
+    use crate::labels::{LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
     let m = spec.stack.as_ref()?;
     let number = m.number.to_string();
     observed.containers.iter().find(|c| {
@@ -760,7 +658,7 @@ pub fn diff_node(
         }
     }
     if let Some(r) = &ctx.stack_resources {
-        crate::compose::diff_stack_resources(&ctx.node, r, &mut report);
+        crate::drift_resources::diff_stack_resources(&ctx.node, r, &mut report);
     }
     let declared_names: BTreeSet<&str> = declared.iter().map(|s| s.name.as_str()).collect();
     for o in &observed.containers {

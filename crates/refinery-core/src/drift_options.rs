@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::drift::FieldChange;
+use crate::drift_report::FieldChange;
 use crate::observed::ObservedContainer;
 use crate::spec::{ContainerSpec, Logging, RuntimeOptions, capabilities, signal};
 

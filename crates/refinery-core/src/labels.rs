@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::hex::hex;
 use crate::resource_id::ResourceId;
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, StackMember};
 
 /// Every label Refinery owns starts with this.
 pub const PREFIX: &str = "io.refinery.";
@@ -34,15 +35,40 @@ pub const PORT_FALLBACK_HELD: &str = "io.refinery.port-fallback-held";
 /// longer declared.
 pub const SECRET_ENV: &str = "io.refinery.secret-env";
 
-/// Lower-case hex of a byte string.
+// docker-compose's own labels, put on stack containers, networks and volumes so docker compose
+// lists them in their project.
+
+/// The docker-compose version Refinery's labels claim (the one it is tested against).
+pub const COMPOSE_VERSION: &str = "1.29.2";
+
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+pub const LABEL_NUMBER: &str = "com.docker.compose.container-number";
+pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
+pub const LABEL_CONFIG_HASH: &str = "com.docker.compose.config-hash";
+pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+pub const LABEL_VERSION: &str = "com.docker.compose.version";
+pub const LABEL_NETWORK: &str = "com.docker.compose.network";
+pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
+/// The label a built image carries: the [`crate::spec::BuildSpec::digest`] of the context it was built from.
+pub const LABEL_BUILD_DIGEST: &str = "io.refinery.build-digest";
+
+/// The labels docker-compose puts on a service container, so `docker-compose ps` lists it. The
+/// config hash is Refinery's spec hash (docker-compose computes its own from its internal form,
+/// so a later `docker-compose up` recreates the container).
 #[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+pub fn compose_labels(m: &StackMember, config_hash: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_PROJECT.to_owned(), m.project.clone()),
+        (LABEL_SERVICE.to_owned(), m.service.clone()),
+        (LABEL_NUMBER.to_owned(), m.number.to_string()),
+        (LABEL_ONEOFF.to_owned(), "False".to_owned()),
+        (LABEL_CONFIG_HASH.to_owned(), config_hash.to_owned()),
+        (LABEL_WORKING_DIR.to_owned(), m.working_dir.clone()),
+        (LABEL_CONFIG_FILES.to_owned(), m.config_files.clone()),
+        (LABEL_VERSION.to_owned(), COMPOSE_VERSION.to_owned()),
+    ])
 }
 
 /// SHA-256 over the spec's canonical JSON, secrets included in clear (so a changed secret changes
@@ -71,7 +97,7 @@ pub fn ownership_labels(spec: &ContainerSpec, revision: &str) -> BTreeMap<String
     );
     let hash = spec_hash(spec);
     if let Some(member) = &spec.stack {
-        labels.extend(crate::compose::compose_labels(member, &hash));
+        labels.extend(compose_labels(member, &hash));
     }
     labels.insert(SPEC_HASH.to_owned(), hash);
     labels.extend(crate::content::content_labels(&spec.content));

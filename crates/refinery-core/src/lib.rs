@@ -1,7 +1,10 @@
 //! Refinery's pure core: types, manifest parsing from in-memory files, normalization, diff, policy,
 //! plan. No I/O, no clock, no async runtime: values in, values out.
 
+pub mod action;
 pub mod content;
+pub mod dotenv;
+pub mod hex;
 pub mod labels;
 pub mod observed;
 pub mod outcome;
@@ -43,14 +46,18 @@ pub mod interpolate;
 pub mod inventory;
 pub mod ledger;
 pub mod manifest;
+pub mod schedule;
 pub mod suggestion;
 pub mod yaml;
 
 pub use manifest::{Issue, LoadOptions, Loaded, Manifest, ManifestError, Mode, load_manifest};
 pub mod drift;
 pub mod drift_options;
+pub mod drift_report;
+pub mod drift_resources;
 pub mod plan;
 
+pub use action::Action;
 pub use drift::{DiffContext, Drift, DriftKind, DriftReport, FieldChange, diff_node};
 pub use plan::{Plan, Step, StepKind, plan};
-pub use policy::{Action, Decision, PolicyContext, Verdict, decide};
+pub use policy::{Decision, PolicyContext, Verdict, decide};

@@ -1,60 +1,8 @@
 //! Policy: what to do about each drift, given rules, modes, windows and time.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// What a drift rule may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Terminate,
-    Recreate,
-    Restart,
-    Rollback,
-    Alert,
-    Ignore,
-}
-
-impl Action {
-    pub const ALL: [&'static str; 6] = [
-        "terminate",
-        "recreate",
-        "restart",
-        "rollback",
-        "alert",
-        "ignore",
-    ];
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Terminate => "terminate",
-            Action::Recreate => "recreate",
-            Action::Restart => "restart",
-            Action::Rollback => "rollback",
-            Action::Alert => "alert",
-            Action::Ignore => "ignore",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "terminate" => Action::Terminate,
-            "recreate" => Action::Recreate,
-            "restart" => Action::Restart,
-            "rollback" => Action::Rollback,
-            "alert" => Action::Alert,
-            "ignore" => Action::Ignore,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::action::Action;
 
 use std::collections::BTreeMap;
 
@@ -230,7 +178,7 @@ fn verdict_for(
     }
     // A stack's network or volume that differs is reported, never recreated: a network has
     // containers on it, a volume holds data. A missing one is created under the `missing` rule.
-    if crate::compose::is_network_or_volume(&drift.id) && drift.kind != DriftKind::Missing {
+    if crate::drift_resources::is_network_or_volume(&drift.id) && drift.kind != DriftKind::Missing {
         return Some(Verdict::Alert {
             why: "a stack's networks and volumes are reported, not recreated".into(),
         });

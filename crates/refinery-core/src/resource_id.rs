@@ -51,7 +51,7 @@ impl ResourceId {
             project: project.to_owned(),
             service: service.to_owned(),
             number,
-            container: crate::compose::container_name(project, service, number),
+            container: crate::spec::container_name(project, service, number),
         }
     }
 
@@ -61,8 +61,7 @@ impl ResourceId {
     pub fn for_spec(node: &str, spec: &crate::spec::ContainerSpec) -> Self {
         match &spec.stack {
             Some(m)
-                if spec.name
-                    == crate::compose::container_name(&m.project, &m.service, m.number) =>
+                if spec.name == crate::spec::container_name(&m.project, &m.service, m.number) =>
             {
                 ResourceId::service(node, &m.project, &m.service, m.number)
             }

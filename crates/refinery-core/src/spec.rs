@@ -33,7 +33,7 @@ pub struct ContainerSpec {
     /// Field paths that never count as drift (`env.BUILD_ID`, `labels.com.example.*`).
     pub ignore_differences: Vec<String>,
     /// Per-resource override of the drift rules' actions.
-    pub drift_action: Option<crate::policy::Action>,
+    pub drift_action: Option<crate::action::Action>,
     /// Engine settings beyond the basics (networks, user, limits, …); all unset by default, and
     /// left out of the spec hash when unset.
     #[serde(default, skip_serializing_if = "RuntimeOptions::is_unset")]
@@ -175,6 +175,12 @@ pub struct StackMember {
     /// The image is built from a directory of the commit (`build:`), tagged as the spec's image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildSpec>,
+}
+
+/// The container name docker-compose 1.29 gives a replica: `project_service_N`.
+#[must_use]
+pub fn container_name(project: &str, service: &str, number: u32) -> String {
+    format!("{project}_{service}_{number}")
 }
 
 /// An image a compose service builds (`build:`) from a directory of the commit, with the classic

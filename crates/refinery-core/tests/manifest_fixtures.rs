@@ -532,7 +532,10 @@ fn load_seed000_discord_alerting_reads_shortcut_and_channel() {
     let [ch] = m.alerting.channels.as_slice() else {
         panic!("one channel: {:#?}", m.alerting.channels)
     };
-    assert_eq!((ch.kind(), ch.level), (ChannelKind::Discord, Level::Warning));
+    assert_eq!(
+        (ch.kind(), ch.level),
+        (ChannelKind::Discord, Level::Warning)
+    );
     assert_eq!(
         ch.destination.address().expose(),
         "https://discord.example/api/webhooks/1/abc"

@@ -262,7 +262,10 @@ mod tests {
             text.contains("Subject: [refinery] drift: docker/lyra/container/web: missing drift"),
             "{text}"
         );
-        assert!(text.contains("To: ops@example.com, oncall@example.com"), "{text}");
+        assert!(
+            text.contains("To: ops@example.com, oncall@example.com"),
+            "{text}"
+        );
         assert!(text.contains("Content-Type: text/plain"), "{text}");
         assert!(text.contains("not found"), "{text}");
     }
@@ -275,7 +278,12 @@ mod tests {
         ));
         let mut d = dest("smtp://mail.example");
         d.from = "not an address".into();
-        let n = Notice::new(NoticeKind::Test, Level::Info, "t", jiff::Timestamp::UNIX_EPOCH);
+        let n = Notice::new(
+            NoticeKind::Test,
+            Level::Info,
+            "t",
+            jiff::Timestamp::UNIX_EPOCH,
+        );
         assert!(matches!(message(&d, &n), Err(EmailError::Address { .. })));
     }
 }

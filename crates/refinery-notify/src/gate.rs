@@ -160,7 +160,9 @@ impl Gate {
             return vec![Out::Quiet(start)];
         }
         if let Some(g) = &mut self.group
-            && g.starts.iter().any(|s| s.drift_key().as_deref() == Some(key))
+            && g.starts
+                .iter()
+                .any(|s| s.drift_key().as_deref() == Some(key))
         {
             g.resolves.push(n);
             return Vec::new();
@@ -264,8 +266,14 @@ fn list(refs: &[DriftRef]) -> String {
 }
 
 fn burst_started(starts: &[Notice]) -> Notice {
-    let level = starts.iter().map(|n| n.level).max().unwrap_or(Level::Warning);
-    let time = starts.first().map_or(jiff::Timestamp::UNIX_EPOCH, |n| n.time);
+    let level = starts
+        .iter()
+        .map(|n| n.level)
+        .max()
+        .unwrap_or(Level::Warning);
+    let time = starts
+        .first()
+        .map_or(jiff::Timestamp::UNIX_EPOCH, |n| n.time);
     let node = common_node(starts);
     let title = match &node {
         Some(node) => format!("{} drifts started on `{node}`", starts.len()),

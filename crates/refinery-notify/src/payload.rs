@@ -13,7 +13,10 @@ pub const WEBHOOK_VERSION: u32 = 1;
 
 /// Whether the message says something ended (green, `success`).
 fn is_resolved(n: &Notice) -> bool {
-    matches!(n.kind, NoticeKind::DriftResolved | NoticeKind::BurstResolved)
+    matches!(
+        n.kind,
+        NoticeKind::DriftResolved | NoticeKind::BurstResolved
+    )
 }
 
 /// RGB color: red for critical, amber for warnings, green for resolved, blue otherwise.

@@ -108,7 +108,11 @@ pub fn teams_wants_message_card(url: &str) -> bool {
 
 /// `base` with `path` appended (one `/` between them).
 fn join(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 /// A header value; a non-ASCII one is RFC 2047-encoded (ntfy decodes it).
@@ -139,18 +143,22 @@ pub async fn post_once(
     let request = match &target.channel.destination {
         Destination::Discord { url } => client.post(url.expose()).json(&payload::discord(n)),
         Destination::Slack { url } => client.post(url.expose()).json(&payload::slack(n)),
-        Destination::Mattermost { url } => {
-            client.post(url.expose()).json(&payload::mattermost(n))
-        }
+        Destination::Mattermost { url } => client.post(url.expose()).json(&payload::mattermost(n)),
         Destination::Webhook { url } => client.post(url.expose()).json(&payload::webhook(n)),
         Destination::Ntfy { url, token } => {
             let mut headers = HeaderMap::new();
-            headers.insert(HeaderName::from_static("title"), header_text(&payload::headline(n)));
+            headers.insert(
+                HeaderName::from_static("title"),
+                header_text(&payload::headline(n)),
+            );
             headers.insert(
                 HeaderName::from_static("priority"),
                 HeaderValue::from(u16::from(payload::ntfy_priority(n))),
             );
-            headers.insert(HeaderName::from_static("tags"), header_text(&payload::ntfy_tags(n)));
+            headers.insert(
+                HeaderName::from_static("tags"),
+                header_text(&payload::ntfy_tags(n)),
+            );
             headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -164,10 +172,11 @@ pub async fn post_once(
                 .body(payload::plain(n))
         }
         Destination::Gotify { url, token } => {
-            let mut key = HeaderValue::from_str(token.expose()).map_err(|_| SendError::Refused {
-                channel: label(),
-                reason: "its `token` is not a valid header value".into(),
-            })?;
+            let mut key =
+                HeaderValue::from_str(token.expose()).map_err(|_| SendError::Refused {
+                    channel: label(),
+                    reason: "its `token` is not a valid header value".into(),
+                })?;
             key.set_sensitive(true);
             client
                 .post(join(url.expose(), "message"))
@@ -181,7 +190,10 @@ pub async fn post_once(
         } => {
             let base = api_url.as_deref().unwrap_or(TELEGRAM_API);
             client
-                .post(join(base, &format!("bot{}/sendMessage", bot_token.expose())))
+                .post(join(
+                    base,
+                    &format!("bot{}/sendMessage", bot_token.expose()),
+                ))
                 .json(&payload::telegram(chat_id, n))
         }
         Destination::Teams { url } => {
@@ -206,13 +218,10 @@ pub async fn post_once(
             });
         }
     };
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| SendError::Transport {
-            channel: label(),
-            source: e.without_url(),
-        })?;
+    let resp = request.send().await.map_err(|e| SendError::Transport {
+        channel: label(),
+        source: e.without_url(),
+    })?;
     let status = resp.status();
     if status.is_success() {
         // Apprise API answers 204 when no configuration is stored under the key: nothing was
@@ -222,8 +231,7 @@ pub async fn post_once(
         {
             return Err(SendError::Refused {
                 channel: label(),
-                reason: "the Apprise server has no configuration under this key (HTTP 204)"
-                    .into(),
+                reason: "the Apprise server has no configuration under this key (HTTP 204)".into(),
             });
         }
         return Ok(());

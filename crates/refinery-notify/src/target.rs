@@ -64,7 +64,10 @@ mod tests {
             mask_url("https://user:pw@discord.com:443/api/webhooks/1/abc?x=1"),
             "https://discord.com:443/***"
         );
-        assert_eq!(mask_url("smtp://mail.example:587"), "smtp://mail.example:587/***");
+        assert_eq!(
+            mask_url("smtp://mail.example:587"),
+            "smtp://mail.example:587/***"
+        );
         assert_eq!(mask_url("not a url"), "***");
     }
 
@@ -80,6 +83,9 @@ mod tests {
         );
         assert_eq!(t.label, "telegram#3 (https://api.telegram.org/***)");
         assert_eq!(t.metric_name(), "telegram#3");
-        assert_eq!(t.redact("POST /bot123:ABC/sendMessage"), "POST /bot***/sendMessage");
+        assert_eq!(
+            t.redact("POST /bot123:ABC/sendMessage"),
+            "POST /bot***/sendMessage"
+        );
     }
 }

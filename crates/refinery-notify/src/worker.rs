@@ -214,7 +214,8 @@ impl Worker {
     async fn send_limited(&mut self, n: Notice) {
         match self.window.admit(Instant::now()) {
             Admit::Hold => {
-                self.metrics.alert(self.target.metric_name(), "rate_limited");
+                self.metrics
+                    .alert(self.target.metric_name(), "rate_limited");
                 tracing::debug!(channel = %self.target.label, title = %n.title, "alert held back by the rate limit");
             }
             Admit::Send { held_before } => {

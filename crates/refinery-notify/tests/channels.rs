@@ -54,7 +54,10 @@ async fn ntfy_posts_the_text_with_title_priority_tags_and_bearer_token() {
     .await
     .expect("sent");
     let [r] = rx.got().try_into().expect("one request");
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/refinery-ops"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/refinery-ops")
+    );
     assert_eq!(r.header("Title"), Some(HEADLINE));
     assert_eq!(r.header("Priority"), Some("5"), "critical is ntfy's max");
     assert_eq!(r.header("Tags"), Some("rotating_light,refinery,missing"));
@@ -67,8 +70,16 @@ async fn ntfy_posts_the_text_with_title_priority_tags_and_bearer_token() {
             .is_some_and(|c| c.starts_with("text/plain")),
         "{r:?}"
     );
-    assert!(r.body.starts_with("container `web` not found"), "{}", r.body);
-    assert!(r.body.contains("resource: docker/lyra/container/web"), "{}", r.body);
+    assert!(
+        r.body.starts_with("container `web` not found"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("resource: docker/lyra/container/web"),
+        "{}",
+        r.body
+    );
 
     // A resolved drift at default priority with a check mark; no token, no Authorization.
     let mut n = notice();
@@ -101,7 +112,10 @@ async fn gotify_posts_message_with_the_application_token() {
     .await
     .expect("sent");
     let [r] = rx.got().try_into().expect("one request");
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/gotify/message"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/gotify/message")
+    );
     assert_eq!(r.header("X-Gotify-Key"), Some("AbCdEf.gotify-app"));
     let b = r.json();
     assert_eq!(b["title"], HEADLINE);
@@ -129,11 +143,17 @@ async fn telegram_calls_send_message_on_the_bot_api_and_reports_its_description_
     assert_eq!(r.method, "POST");
     assert_eq!(r.path, format!("/bot{token}/sendMessage"));
     let b = r.json();
-    assert_eq!(b["chat_id"], -1_001_234_567_890_i64, "a numeric id as a number");
+    assert_eq!(
+        b["chat_id"], -1_001_234_567_890_i64,
+        "a numeric id as a number"
+    );
     let text = b["text"].as_str().unwrap_or_default();
     assert!(text.starts_with(HEADLINE), "{text}");
     assert!(text.contains("container `web` not found"), "{text}");
-    assert!(b.get("parse_mode").is_none(), "plain text: nothing to escape");
+    assert!(
+        b.get("parse_mode").is_none(),
+        "plain text: nothing to escape"
+    );
 
     // A channel name stays a string; Telegram's error says why, without the token.
     rx.answer(
@@ -144,9 +164,15 @@ async fn telegram_calls_send_message_on_the_bot_api_and_reports_its_description_
     let err = send(d("@refinery_ops"), &notice())
         .await
         .expect_err("chat not found");
-    assert_eq!(rx.got().pop().expect("request").json()["chat_id"], "@refinery_ops");
+    assert_eq!(
+        rx.got().pop().expect("request").json()["chat_id"],
+        "@refinery_ops"
+    );
     let text = err.to_string();
-    assert!(text.contains("HTTP 400 (Bad Request: chat not found)"), "{text}");
+    assert!(
+        text.contains("HTTP 400 (Bad Request: chat not found)"),
+        "{text}"
+    );
     assert!(text.contains("telegram#0 (http://127.0.0.1:"), "{text}");
     assert!(!text.contains(token), "{text}");
     assert!(!err.is_transient());
@@ -208,7 +234,10 @@ async fn apprise_notifies_a_stored_key_or_stateless_urls_and_refuses_an_empty_ke
     .await
     .expect("sent");
     let [r] = rx.got().try_into().expect("one request");
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/notify/refinery"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/notify/refinery")
+    );
     assert!(
         r.header("Content-Type")
             .is_some_and(|c| c.starts_with("application/json"))

@@ -5,15 +5,12 @@
 //! `env_file`). Every problem names file, line, column and service; keys Refinery does not
 //! support are reported by name.
 
-mod env_file;
-mod resources;
 mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub(crate) use env_file::is_variable_name;
-pub use env_file::parse_env_file;
-pub use resources::{
+pub use crate::dotenv::parse_env_file;
+pub use crate::drift_resources::{
     StackResources, diff_stack_resources, is_network_or_volume, network_id, volume_id,
 };
 
@@ -27,44 +24,12 @@ use crate::yaml::{self, Loc, Node, Value};
 use service::{FileKind, Service, read_service};
 use sha2::{Digest, Sha256};
 
-/// The docker-compose version Refinery's labels claim (the one it is tested against).
-pub const COMPOSE_VERSION: &str = "1.29.2";
-
-pub const LABEL_PROJECT: &str = "com.docker.compose.project";
-pub const LABEL_SERVICE: &str = "com.docker.compose.service";
-pub const LABEL_NUMBER: &str = "com.docker.compose.container-number";
-pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
-pub const LABEL_CONFIG_HASH: &str = "com.docker.compose.config-hash";
-pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
-pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
-pub const LABEL_VERSION: &str = "com.docker.compose.version";
-pub const LABEL_NETWORK: &str = "com.docker.compose.network";
-pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
-/// The label a built image carries: the [`BuildSpec::digest`] of the context it was built from.
-pub const LABEL_BUILD_DIGEST: &str = "io.refinery.build-digest";
-
-/// The container name docker-compose 1.29 gives a replica: `project_service_N`.
-#[must_use]
-pub fn container_name(project: &str, service: &str, number: u32) -> String {
-    format!("{project}_{service}_{number}")
-}
-
-/// The labels docker-compose puts on a service container, so `docker-compose ps` lists it. The
-/// config hash is Refinery's spec hash (docker-compose computes its own from its internal form,
-/// so a later `docker-compose up` recreates the container).
-#[must_use]
-pub fn compose_labels(m: &StackMember, config_hash: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (LABEL_PROJECT.to_owned(), m.project.clone()),
-        (LABEL_SERVICE.to_owned(), m.service.clone()),
-        (LABEL_NUMBER.to_owned(), m.number.to_string()),
-        (LABEL_ONEOFF.to_owned(), "False".to_owned()),
-        (LABEL_CONFIG_HASH.to_owned(), config_hash.to_owned()),
-        (LABEL_WORKING_DIR.to_owned(), m.working_dir.clone()),
-        (LABEL_CONFIG_FILES.to_owned(), m.config_files.clone()),
-        (LABEL_VERSION.to_owned(), COMPOSE_VERSION.to_owned()),
-    ])
-}
+pub use crate::labels::{
+    COMPOSE_VERSION, LABEL_BUILD_DIGEST, LABEL_CONFIG_FILES, LABEL_CONFIG_HASH, LABEL_NETWORK,
+    LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION, LABEL_VOLUME,
+    LABEL_WORKING_DIR, compose_labels,
+};
+pub use crate::spec::container_name;
 
 /// What one stack expands into.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -879,7 +844,7 @@ fn resolve_build(
         dockerfile,
         args: b.args.clone(),
         target: b.target.clone(),
-        digest: crate::labels::hex(&hasher.finalize()),
+        digest: crate::hex::hex(&hasher.finalize()),
         files: std::sync::Arc::new(files),
     })
 }

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::action::Action;
 use crate::content::{ContentMount, repo_relative};
-use crate::manifest::load::{read_action, read_healthcheck};
+use crate::manifest::fields::{check_ignore_path, read_action, read_healthcheck};
 use crate::manifest::reader::{Reader, split_words};
 use crate::manifest::specs::{parse_port, parse_volume};
-use crate::policy::Action;
 use crate::secret::Secret;
 use crate::spec::{
     DependencyCondition, Healthcheck, Logging, Mount, MountKind, PortBinding, RestartPolicy,
@@ -803,7 +803,7 @@ fn read_x_refinery(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service)
         match key {
             "ignore_differences" => {
                 for item in r.strings_at(v, &f).unwrap_or_default() {
-                    crate::manifest::load::check_ignore_path(r, item.loc, &item.field, &item.value);
+                    check_ignore_path(r, item.loc, &item.field, &item.value);
                     s.ignore_differences.push(item.value);
                 }
             }

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::classify::{Class, Kind, NodeAudit};
+use super::classify::{Class, NodeAudit};
+use super::kind::Kind;
 use crate::manifest::NodeSpec;
 
 /// Where the audit log goes when `inventory.audit_log` is not set (relative to the repository's

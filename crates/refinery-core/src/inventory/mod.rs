@@ -8,11 +8,12 @@
 mod audit_record;
 mod classify;
 mod engine;
-mod schedule;
+mod kind;
 mod usage;
 
+pub use crate::schedule::{ScheduleError, check_schedule, due, next_run};
 pub use audit_record::{AuditRecord, DEFAULT_AUDIT_LOG};
-pub use classify::{Class, Item, Kind, NodeAudit, Snapshot, classify, cleanup_set, format_age};
+pub use classify::{Class, Item, NodeAudit, Snapshot, classify, cleanup_set, format_age};
 pub use engine::{EngineImage, EngineNetwork, EngineVolume};
-pub use schedule::{ScheduleError, check_schedule, due, next_run};
+pub use kind::Kind;
 pub use usage::{INVENTORY_STATE_VERSION, InventoryState};

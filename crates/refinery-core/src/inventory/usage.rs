@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::classify::Kind;
 use super::engine::{EngineImage, EngineVolume};
+use super::kind::Kind;
 
 /// Version of the persisted form; readers refuse newer ones.
 pub const INVENTORY_STATE_VERSION: u32 = 1;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::labels::hex;
+use crate::hex::hex;
 
 /// The canonical bytes of `value`: no whitespace, object keys sorted, strings escaped as
 /// `serde_json` escapes them.

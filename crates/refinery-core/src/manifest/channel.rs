@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Level, RateLimit};
+use super::alerting::{Level, RateLimit};
 use crate::secret::Secret;
 
 /// The channel types (`type:`), one per service.
@@ -135,10 +135,9 @@ impl Destination {
             | Destination::Gotify { url, .. }
             | Destination::Teams { url }
             | Destination::Apprise { url, .. } => url.clone(),
-            Destination::Telegram { api_url, .. } => Secret::new(
-                api_url.as_deref().unwrap_or(TELEGRAM_API).to_owned(),
-                false,
-            ),
+            Destination::Telegram { api_url, .. } => {
+                Secret::new(api_url.as_deref().unwrap_or(TELEGRAM_API).to_owned(), false)
+            }
             Destination::Email(e) => e.smtp.clone(),
         }
     }
@@ -253,7 +252,10 @@ mod tests {
             token: Secret::new("AbCdEf", true),
         };
         let json = serde_json::to_string(&d).unwrap_or_default();
-        assert!(!json.contains("AbCdEf") && !json.contains("gotify.example"), "{json}");
+        assert!(
+            !json.contains("AbCdEf") && !json.contains("gotify.example"),
+            "{json}"
+        );
         assert_eq!(d.secrets(), ["https://gotify.example", "AbCdEf"]);
     }
 }

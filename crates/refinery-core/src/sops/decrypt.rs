@@ -170,7 +170,7 @@ pub fn decrypt_env(
             });
         }
         let key = leaf.path.into_iter().next().unwrap_or_default();
-        if !crate::compose::is_variable_name(&key) {
+        if !crate::dotenv::is_variable_name(&key) {
             return Err(SopsError::NotEnv {
                 path: key,
                 reason: "it is not a variable name".into(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{AgeKeys, SopsError, SopsFormat, decrypt_env, is_sops};
-use crate::compose::parse_env_file;
+use crate::dotenv::parse_env_file;
 use crate::secret::Secret;
 
 /// Why an env file could not be read.

@@ -3,7 +3,14 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::manifest::Schedule;
+use serde::Serialize;
+
+/// A cron expression and the time zone it is read in (`inventory.schedule`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    pub cron: String,
+    pub timezone: String,
+}
 
 /// Why a schedule cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,13 +1,13 @@
-//! A stack's networks and named volumes against what the engine has: a missing one is `missing`
+//! Diff of a stack's networks and named volumes against what the engine has: a missing one is `missing`
 //! drift (created again), one whose driver or declared labels differ is `config` drift (reported,
 //! never recreated: a network has containers on it, a volume holds data).
 
-use crate::drift::{Drift, DriftKind, DriftReport, FieldChange};
+use crate::drift_report::{Drift, DriftKind, DriftReport, FieldChange};
 use crate::observed::{ObservedNetwork, ObservedVolume};
 use crate::resource_id::ResourceId;
 use crate::spec::{NetworkSpec, VolumeSpec};
 
-use super::LABEL_VERSION;
+use crate::labels::LABEL_VERSION;
 
 /// A node's declared stack networks and volumes, and every network and volume its engine has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
