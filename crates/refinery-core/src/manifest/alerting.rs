@@ -274,7 +274,7 @@ fn required(
         r.error_hint(
             item.loc,
             &field,
-            format!("a `{}` channel needs `{key}`", kind.as_str()),
+            format!("a channel of type `{}` needs `{key}`", kind.as_str()),
             hint,
         );
         return None;
@@ -282,15 +282,16 @@ fn required(
     non_empty(r, n, &field, key, hint)
 }
 
+/// The value, which must not be written empty. One that is empty because a `${VAR}` it names is
+/// unset only warns (the reader says so): `validate` runs where the secrets are not.
 fn non_empty(r: &mut Reader<'_>, n: &Node, field: &str, key: &str, hint: &str) -> Option<String> {
     let v = r.string(n, field)?;
-    if v.trim().is_empty() {
-        r.error_hint(
-            n.loc,
-            field,
-            format!("`{key}` is empty"),
-            format!("{hint} (a `${{VAR}}` it names must be set)"),
-        );
+    let written_empty = match &n.value {
+        crate::yaml::Value::Scalar { text, .. } => text.trim().is_empty(),
+        _ => false,
+    };
+    if written_empty {
+        r.error_hint(n.loc, field, format!("`{key}` is empty"), hint);
         return None;
     }
     Some(v)
@@ -316,7 +317,8 @@ fn http_url(
     value: String,
 ) -> Option<String> {
     let lower = value.to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
+    // Empty: an unset `${VAR}`, already warned about.
+    if value.is_empty() || lower.starts_with("http://") || lower.starts_with("https://") {
         return Some(value);
     }
     r.error_hint(
@@ -358,7 +360,7 @@ fn webhook_url(
             r.error_hint(
                 item.loc,
                 &format!("{path}.webhook_url"),
-                format!("a `{}` channel needs a `webhook_url`", kind.as_str()),
+                format!("a channel of type `{}` needs `webhook_url`", kind.as_str()),
                 hint,
             );
             return None;
@@ -551,7 +553,7 @@ fn read_email(
     )
     .and_then(|v| {
         let lower = v.to_ascii_lowercase();
-        if lower.starts_with("smtp://") || lower.starts_with("smtps://") {
+        if v.is_empty() || lower.starts_with("smtp://") || lower.starts_with("smtps://") {
             return Some(v);
         }
         let loc = c.get("smtp").map_or(item.loc, |n| n.loc);
@@ -592,7 +594,7 @@ fn read_email(
             r.error_hint(
                 item.loc,
                 &format!("{path}.to"),
-                "an `email` channel needs `to`",
+                "a channel of type `email` needs `to`",
                 "the recipients: `to: [ops@example.com]`",
             );
             None
