@@ -4,7 +4,7 @@
 
 use crate::drift_report::{Drift, DriftKind, DriftReport, FieldChange};
 use crate::observed::{ObservedNetwork, ObservedVolume};
-use crate::resource_id::ResourceId;
+use crate::resource_id::{DockerKind, ResourceId};
 use crate::spec::{NetworkSpec, VolumeSpec};
 
 use crate::labels::LABEL_VERSION;
@@ -21,27 +21,25 @@ pub struct StackResources {
 /// `docker/<node>/network/<name>`.
 #[must_use]
 pub fn network_id(node: &str, name: &str) -> ResourceId {
-    ResourceId::Docker {
-        node: node.to_owned(),
-        kind: "network".to_owned(),
-        name: name.to_owned(),
-    }
+    ResourceId::docker(node, DockerKind::Network, name)
 }
 
 /// `docker/<node>/volume/<name>`.
 #[must_use]
 pub fn volume_id(node: &str, name: &str) -> ResourceId {
-    ResourceId::Docker {
-        node: node.to_owned(),
-        kind: "volume".to_owned(),
-        name: name.to_owned(),
-    }
+    ResourceId::docker(node, DockerKind::Volume, name)
 }
 
 /// Whether `id` is a network or a volume (a stack's, when it is declared).
 #[must_use]
 pub fn is_network_or_volume(id: &ResourceId) -> bool {
-    matches!(id, ResourceId::Docker { kind, .. } if kind == "network" || kind == "volume")
+    matches!(
+        id,
+        ResourceId::Docker {
+            kind: DockerKind::Network | DockerKind::Volume,
+            ..
+        }
+    )
 }
 
 /// The driver and the declared labels (the compose version label aside: another docker compose
