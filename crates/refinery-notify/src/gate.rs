@@ -215,7 +215,7 @@ impl Gate {
 /// `exited (code 137)` → `exited (code 137); lasting 30s`.
 fn lasted(text: &str, d: Duration) -> String {
     let secs = d.as_secs();
-    let d = if secs >= 60 && secs % 60 == 0 {
+    let d = if secs >= 60 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else if d.subsec_millis() == 0 {
         format!("{secs}s")
