@@ -4,6 +4,7 @@
 //! compose services) share.
 
 mod alerting;
+mod channel;
 mod commit_status;
 mod config;
 mod containers;
@@ -24,7 +25,11 @@ mod stacks;
 
 use serde::Serialize;
 
-pub use alerting::{Alerting, Channel, ChannelKind, Level, RateLimit};
+pub use alerting::{Alerting, Level, RateLimit};
+pub use channel::{
+    Channel, ChannelKind, DEFAULT_BURST, DEFAULT_GROUP_WAIT_MS, Destination, EmailDestination,
+    TELEGRAM_API,
+};
 pub use commit_status::{CommitStatusConfig, DEFAULT_TOKEN_ENV, Forge};
 pub use config::{Config, Mode};
 pub use drift_rules::{DriftRules, Flapping, Rule};
