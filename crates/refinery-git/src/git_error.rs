@@ -177,6 +177,13 @@ pub enum GitError {
         source: gix::Error,
     },
 
+    /// No tag matches `--follow-tag` (on the remote, or here when there is none).
+    #[error("failed to find a tag matching `{pattern}`{}", remote.as_ref().map(|r| format!(" on remote `{r}`")).unwrap_or_default())]
+    NoMatchingTag {
+        pattern: String,
+        remote: Option<String>,
+    },
+
     /// Reading a file of the work tree failed (other than it being absent).
     #[error("failed to read work tree file `{}`", path.display())]
     Worktree {
@@ -265,6 +272,13 @@ impl GitError {
             GitError::InvalidTagPattern { .. } => vec![
                 "give a glob over tag names, like `v*` or `release-1.*` (quote it for the shell)"
                     .to_owned(),
+            ],
+            GitError::NoMatchingTag { pattern, remote } => vec![
+                format!(
+                    "push a tag that matches: `git tag v1.0.0 && git push {} v1.0.0`",
+                    remote.as_deref().unwrap_or("origin")
+                ),
+                format!("list the tags there are: `git ls-remote --tags {}` (the pattern is `{pattern}`)", remote.as_deref().unwrap_or(".")),
             ],
             GitError::TagRemoteAmbiguous { remotes } => vec![format!(
                 "name the remote to deploy tags from `origin` (configured: {})",

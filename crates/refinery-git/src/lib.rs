@@ -6,6 +6,7 @@
 mod commit_info;
 mod fetch;
 mod fetch_outcome;
+mod follower;
 mod git_error;
 mod git_source;
 mod repo_path;
@@ -16,6 +17,7 @@ mod test_repo;
 
 pub use commit_info::{CommitInfo, SHORT_ID_LEN};
 pub use fetch_outcome::FetchOutcome;
+pub use follower::{Follow, Follower, Tip};
 pub use git_error::{GitError, Result};
 pub use git_source::{CommitMeta, GitSource};
 pub use tag_pattern::{TagPattern, cmp_versions};
