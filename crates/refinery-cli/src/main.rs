@@ -10,6 +10,9 @@ mod desired;
 mod engines;
 mod error;
 mod exit_code;
+// Wired into `refinery run` once the controller crate lands (issue 22); tested on its own until then.
+#[cfg_attr(not(test), allow(dead_code))]
+mod gitops;
 mod kube_sources;
 mod ledger_records;
 mod memory;

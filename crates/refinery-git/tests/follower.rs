@@ -62,7 +62,11 @@ fn follower_asked_fetches_at_once_and_many_asks_are_one_fetch() {
 #[test]
 fn follower_concurrent_fetch_now_all_see_the_push_with_few_fetches() {
     let (remote, clone, c1) = remote_and_clone();
-    let f = Arc::new(Follower::new(clone.source(), Follow::Branch("main".into()), HOUR));
+    let f = Arc::new(Follower::new(
+        clone.source(),
+        Follow::Branch("main".into()),
+        HOUR,
+    ));
     let t0 = Instant::now();
     assert_eq!(f.tip(t0).expect("tip").commit, c1);
     let c2 = push(&remote, 2);
@@ -78,7 +82,10 @@ fn follower_concurrent_fetch_now_all_see_the_push_with_few_fetches() {
     // One fetch answers every ask made before it started; the ones that came during it share
     // one more. Eight callers never make eight fetches.
     let fetches = f.fetches() - 1;
-    assert!((1..=3).contains(&fetches), "{fetches} fetches for 8 concurrent asks");
+    assert!(
+        (1..=3).contains(&fetches),
+        "{fetches} fetches for 8 concurrent asks"
+    );
 }
 
 #[test]
@@ -97,7 +104,10 @@ fn follower_failed_fetch_backs_off_and_serves_the_last_fetched_commit() {
     assert_eq!(f.fetches(), 2);
     // After it: tried again (and fails again), the next wait doubles.
     assert!(f.tip(t0 + Duration::from_secs(4)).is_err());
-    assert!(f.tip(t0 + Duration::from_secs(7)).is_ok(), "4 s after the second failure: waits");
+    assert!(
+        f.tip(t0 + Duration::from_secs(7)).is_ok(),
+        "4 s after the second failure: waits"
+    );
     assert!(f.tip(t0 + Duration::from_secs(8)).is_err());
     assert_eq!(f.fetches(), 4);
     // An ask tries at once.
@@ -116,16 +126,26 @@ fn follower_tags_follow_the_remote_and_a_deleted_tag_is_left() {
     let f = Follower::new(clone.source(), Follow::Tag(pattern), HOUR);
     let t0 = Instant::now();
     let tip = f.tip(t0).expect("tip");
-    assert_eq!((tip.commit.as_str(), tip.source.as_str()), (c2.as_str(), "refs/tags/v1.1.0"));
+    assert_eq!(
+        (tip.commit.as_str(), tip.source.as_str()),
+        (c2.as_str(), "refs/tags/v1.1.0")
+    );
 
     // A newer tag is followed when asked (a tag push webhook).
     let c3 = push(&remote, 3);
     remote.tag_annotated("v1.2.0", &c3, "1.2.0");
     remote.tag("v2.0.0", &c3);
-    assert_eq!(f.tip(t0 + Duration::from_secs(1)).expect("tip").commit, c2, "not asked yet");
+    assert_eq!(
+        f.tip(t0 + Duration::from_secs(1)).expect("tip").commit,
+        c2,
+        "not asked yet"
+    );
     f.ask_fetch();
     let tip = f.tip(t0 + Duration::from_secs(2)).expect("tip");
-    assert_eq!((tip.commit.as_str(), tip.source.as_str()), (c3.as_str(), "refs/tags/v1.2.0"));
+    assert_eq!(
+        (tip.commit.as_str(), tip.source.as_str()),
+        (c3.as_str(), "refs/tags/v1.2.0")
+    );
 
     // Deleted on the remote: the one below it, and it stays so between fetches though the
     // clone still has the deleted tag.
