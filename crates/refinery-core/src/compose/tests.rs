@@ -10,6 +10,7 @@ fn stack(files: &[&str], profiles: &[&str]) -> StackSpec {
         files: files.iter().map(|s| (*s).to_owned()).collect(),
         profiles: profiles.iter().map(|s| (*s).to_owned()).collect(),
         env_file: None,
+        ..StackSpec::default()
     }
 }
 
@@ -370,7 +371,7 @@ fn compose_bad_inputs_name_file_line_column() {
         ),
         (
             "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
-            "c.yml:2:3: `depends_on` forms a cycle: a → b → a",
+            "c.yml:2:3: the services' dependencies form a cycle: a → b → a",
         ),
         (
             "services:\n  a:\n    image: ${IMAGE?set the image}\n",
@@ -393,8 +394,8 @@ fn compose_bad_inputs_name_file_line_column() {
             "c.yml:4:15: service `a` mounts volume `data`",
         ),
         (
-            "services:\n  a:\n    image: x\n    devices: ['/dev/fuse']\n",
-            "c.yml:4:5: service `a`: key `devices` is not supported by Refinery",
+            "services:\n  a:\n    image: x\n    credential_spec: {file: x.json}\n",
+            "c.yml:4:5: service `a`: key `credential_spec` is not supported by Refinery",
         ),
         (
             "services:\n  a:\n    build: ../elsewhere\n",
@@ -413,8 +414,8 @@ fn compose_bad_inputs_name_file_line_column() {
             "dockerfile `../Dockerfile` is outside the build context",
         ),
         (
-            "services:\n  a:\n    build: {context: ., network: host}\n",
-            "c.yml:3:25: service `a`: key `network` of `build` is not supported by Refinery",
+            "services:\n  a:\n    build: {context: ., ssh: [default]}\n",
+            "c.yml:3:25: service `a`: key `ssh` of `build` is not supported by Refinery",
         ),
         (
             "services:\n  a:\n    command: x\n",
@@ -680,6 +681,7 @@ fn engine_network(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -723,6 +725,7 @@ fn compose_network_with_other_driver_or_labels_is_reported_not_recreated() {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..Default::default()
     };
     let (report, plan) = stack_plan(
         vec![engine_network("shop_consensusnet", "bridge", &labels)],
