@@ -209,7 +209,7 @@ pub struct RunArgs {
     /// How many engine events may wait for the daemon (all nodes together). Past that (an event
     /// storm) a node's further events are dropped, said once in the ledger, and the node is
     /// observed afresh instead.
-    #[arg(long, value_name = "N", default_value_t = crate::daemon::DEFAULT_EVENT_BACKLOG,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENT_BACKLOG,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub event_backlog: u32,
     #[command(flatten)]
@@ -218,6 +218,10 @@ pub struct RunArgs {
 
 /// `--max-concurrent-nodes` when not given.
 pub const DEFAULT_MAX_CONCURRENT_NODES: u16 = 32;
+
+/// `--event-backlog` when not given: how many engine events may wait for the daemon (all nodes
+/// together).
+pub const DEFAULT_EVENT_BACKLOG: u32 = 10_000;
 
 /// High availability: several `refinery run`, one leader at a time.
 #[derive(Debug, Args)]

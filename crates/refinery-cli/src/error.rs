@@ -1,10 +1,11 @@
 //! Errors the CLI reports, each with an exit code and hints.
 
-use refinery_core::{ManifestError, RuntimeError};
+use refinery_core::{ManifestError, RuntimeError, UnreachableCause};
 use refinery_git::GitError;
+use refinery_store::LedgerError;
+use refinery_store::audit_log::AuditLogError;
 
 use crate::exit_code;
-use crate::ledger_file::LedgerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -29,7 +30,9 @@ pub enum CliError {
     #[error("failed to find node `{node}` in the manifest")]
     UnknownNode { node: String, known: Vec<String> },
     #[error(transparent)]
-    State(#[from] crate::state_file::StateError),
+    State(#[from] refinery_store::StateError),
+    #[error(transparent)]
+    AuditLog(#[from] AuditLogError),
     #[error("failed to find stack `{stack}` in the manifest")]
     UnknownStack { stack: String, known: Vec<String> },
     #[error("failed to find a container chaos may hurt")]
@@ -94,10 +97,13 @@ impl CliError {
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
             CliError::NothingToHurt => exit_code::CHAOS_UNHEALED,
-            CliError::State(_) => exit_code::UNEXPECTED,
+            CliError::State(_) | CliError::AuditLog(_) => exit_code::UNEXPECTED,
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
             CliError::Io { .. } => exit_code::UNEXPECTED,
-            CliError::Ledger(e) => e.exit_code(),
+            CliError::Ledger(LedgerError::Broken { .. }) => exit_code::LEDGER_BROKEN,
+            CliError::Ledger(
+                LedgerError::Io { .. } | LedgerError::Locked { .. } | LedgerError::Seal(_),
+            ) => exit_code::UNEXPECTED,
             CliError::ListenNeedsToken { .. } | CliError::NoAlertChannels => exit_code::USAGE,
             CliError::Listen { .. } => exit_code::UNEXPECTED,
             CliError::Ha { .. } => exit_code::UNEXPECTED,
@@ -147,7 +153,7 @@ impl CliError {
             CliError::BadHaTls { .. } => vec![
                 "`--ha-cacert`, `--ha-cert` and `--ha-key` name PEM files readable by this process, and are for `etcd://` only (a `k8s://` Lease uses the kubeconfig's TLS)".into(),
             ],
-            CliError::Io { .. } => Vec::new(),
+            CliError::Io { .. } | CliError::AuditLog(_) => Vec::new(),
             CliError::ListenNeedsToken { .. } => vec![
                 "set `REFINERY_STATUS_TOKEN` or pass `--token-file`, or listen on `127.0.0.1`".into(),
             ],
@@ -184,25 +190,66 @@ impl CliError {
     }
 }
 
-/// Hints for an engine that does not answer.
+/// Hints for an engine that does not answer, chosen by why.
 #[must_use]
 pub fn unreachable_hints(e: &RuntimeError) -> Vec<String> {
-    let text = e.to_string();
-    if text.contains("ssh to `") {
-        vec![
+    let cause = match e {
+        RuntimeError::Unreachable { cause, .. } => *cause,
+        _ => UnreachableCause::Other,
+    };
+    match cause {
+        UnreachableCause::Ssh => vec![
             "check that `ssh USER@HOST docker version` works without a password prompt (an ssh-agent or a key without passphrase, the host in `known_hosts`)".into(),
-        ]
-    } else if text.contains("TLS ") {
-        vec![
+        ],
+        UnreachableCause::Tls => vec![
             "the node's `tls:` files are `docker --tlsverify` style: `ca.pem`, `cert.pem`, `key.pem` (relative paths are relative to the repository)".into(),
-        ]
-    } else if text.contains("permission denied") {
-        vec!["run as root or add your user to the `docker` group".into()]
-    } else {
-        vec![
+        ],
+        UnreachableCause::PermissionDenied => {
+            vec!["run as root or add your user to the `docker` group".into()]
+        }
+        UnreachableCause::NoSocket
+        | UnreachableCause::Refused
+        | UnreachableCause::Closed
+        | UnreachableCause::Timeout
+        | UnreachableCause::Other => vec![
             "is the Docker daemon running? try `docker info`".into(),
             "set the node's `docker:` endpoint or `DOCKER_HOST` if the engine listens elsewhere"
                 .into(),
-        ]
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable(cause: UnreachableCause) -> RuntimeError {
+        RuntimeError::Unreachable {
+            endpoint: "unix:///var/run/docker.sock".into(),
+            cause,
+            reason: "whatever the engine said".into(),
+        }
+    }
+
+    #[test]
+    fn unreachable_hints_follow_the_cause_not_the_text() {
+        let first = |cause| unreachable_hints(&unreachable(cause)).remove(0);
+        assert!(first(UnreachableCause::Ssh).contains("ssh USER@HOST docker version"));
+        assert!(first(UnreachableCause::Tls).contains("`tls:` files"));
+        assert!(first(UnreachableCause::PermissionDenied).contains("`docker` group"));
+        for cause in [
+            UnreachableCause::NoSocket,
+            UnreachableCause::Refused,
+            UnreachableCause::Closed,
+            UnreachableCause::Timeout,
+            UnreachableCause::Other,
+        ] {
+            assert!(first(cause).contains("docker info"), "{cause:?}");
+        }
+        let other = RuntimeError::Other {
+            action: "list containers".into(),
+            message: "ssh to `x` failed".into(),
+        };
+        assert!(unreachable_hints(&other)[0].contains("docker info"));
     }
 }

@@ -529,7 +529,7 @@ fn short(rev: &str) -> String {
 
 fn ledger_line(e: &Entry) -> LedgerLine {
     // The same one-line detail `refinery ledger show` prints.
-    let summary = crate::commands::ledger::detail(e);
+    let summary = refinery_store::entry_detail(e);
     LedgerLine {
         seq: e.seq,
         time: e.time,

@@ -3,6 +3,7 @@
 use refinery_core::ledger::{Event, Record};
 use refinery_core::{Drift, Manifest, ResourceId};
 use refinery_engine::StepResult;
+use refinery_store::request_queue::StepOutcome;
 
 fn with_bloodline(record: Record, manifest: &Manifest, id: &ResourceId) -> Record {
     match manifest
@@ -46,4 +47,16 @@ pub fn step(manifest: &Manifest, r: &StepResult, revision: &str) -> Record {
     .outcome(r.outcome)
     .revision(revision);
     with_bloodline(record, manifest, &r.id)
+}
+
+/// A step's outcome as `refinery apply` prints it and a handed-over apply's answer carries it.
+#[must_use]
+pub fn step_outcome(r: &StepResult) -> StepOutcome {
+    StepOutcome::new(
+        &r.id,
+        r.step,
+        r.outcome,
+        r.message.clone(),
+        r.container_id.clone(),
+    )
 }

@@ -137,6 +137,7 @@ pub async fn probe(engine: &DockerRuntime) -> Result<refinery_core::EngineInfo, 
         Ok(r) => r,
         Err(_) => Err(RuntimeError::Unreachable {
             endpoint: engine.endpoint().to_owned(),
+            cause: refinery_core::UnreachableCause::Timeout,
             reason: format!(
                 "the engine did not answer within {}s",
                 PROBE_TIMEOUT.as_secs()

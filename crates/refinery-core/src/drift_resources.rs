@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::drift_report::{Drift, DriftKind, DriftReport, FieldChange};
 use crate::manifest::Issue;
 use crate::observed::{ObservedNetwork, ObservedVolume};
-use crate::resource_id::ResourceId;
+use crate::resource_id::{DockerKind, ResourceId};
 use crate::spec::{Declared, IpamPool, NetworkSpec, VolumeSpec};
 use crate::yaml::Loc;
 
@@ -25,27 +25,25 @@ pub struct StackResources {
 /// `docker/<node>/network/<name>`.
 #[must_use]
 pub fn network_id(node: &str, name: &str) -> ResourceId {
-    ResourceId::Docker {
-        node: node.to_owned(),
-        kind: "network".to_owned(),
-        name: name.to_owned(),
-    }
+    ResourceId::docker(node, DockerKind::Network, name)
 }
 
 /// `docker/<node>/volume/<name>`.
 #[must_use]
 pub fn volume_id(node: &str, name: &str) -> ResourceId {
-    ResourceId::Docker {
-        node: node.to_owned(),
-        kind: "volume".to_owned(),
-        name: name.to_owned(),
-    }
+    ResourceId::docker(node, DockerKind::Volume, name)
 }
 
 /// Whether `id` is a network or a volume (a stack's, when it is declared).
 #[must_use]
 pub fn is_network_or_volume(id: &ResourceId) -> bool {
-    matches!(id, ResourceId::Docker { kind, .. } if kind == "network" || kind == "volume")
+    matches!(
+        id,
+        ResourceId::Docker {
+            kind: DockerKind::Network | DockerKind::Volume,
+            ..
+        }
+    )
 }
 
 fn field(field: &str, desired: String, observed: String) -> FieldChange {
@@ -246,11 +244,17 @@ pub fn missing_externals(
 pub fn is_external(manifest: &crate::manifest::Manifest, id: &ResourceId) -> bool {
     let (node, name) = (id.node(), id.name());
     match id {
-        ResourceId::Docker { kind, .. } if kind == "network" => manifest
+        ResourceId::Docker {
+            kind: DockerKind::Network,
+            ..
+        } => manifest
             .stack_networks
             .iter()
             .any(|n| n.node == node && n.name == name && n.external),
-        ResourceId::Docker { kind, .. } if kind == "volume" => manifest
+        ResourceId::Docker {
+            kind: DockerKind::Volume,
+            ..
+        } => manifest
             .stack_volumes
             .iter()
             .any(|v| v.node == node && v.name == name && v.external),

@@ -26,10 +26,10 @@ pub use observed::{
     ObservedVolume,
 };
 pub use outcome::Outcome;
-pub use resource_id::ResourceId;
+pub use resource_id::{DockerKind, ResourceId};
 pub use runtime::{
     ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, LabelSelector, PullProgress,
-    RuntimeError,
+    RuntimeError, UnreachableCause,
 };
 pub use secret::Secret;
 pub use shard::Shard;

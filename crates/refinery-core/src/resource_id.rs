@@ -1,17 +1,80 @@
-//! The one printed form of a resource: `docker/<node>/<kind>/<name>`.
+//! The one printed form of a resource: `docker/<node>/<kind>/<name>`,
+//! `docker/<node>/stack/<project>/<service>/<number>`, `k8s/<context>/<namespace>/<kind>/<name>`.
+//!
+//! Each form has a fixed number of segments; only the last, the name, may hold `/` (an image
+//! reference such as `docker/lyra/image/mcp/tool:1`), and a Kubernetes namespace may be empty.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// What kind of engine object a `docker/…` id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DockerKind {
+    Container,
+    Image,
+    Volume,
+    Network,
+}
+
+impl DockerKind {
+    pub const ALL: [DockerKind; 4] = [
+        DockerKind::Container,
+        DockerKind::Image,
+        DockerKind::Volume,
+        DockerKind::Network,
+    ];
+
+    /// `containers`, as in the audit log's field names.
+    #[must_use]
+    pub fn plural(self) -> &'static str {
+        match self {
+            DockerKind::Container => "containers",
+            DockerKind::Image => "images",
+            DockerKind::Volume => "volumes",
+            DockerKind::Network => "networks",
+        }
+    }
+
+    /// The id's segment: `container`, `image`, `volume`, `network`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DockerKind::Container => "container",
+            DockerKind::Image => "image",
+            DockerKind::Volume => "volume",
+            DockerKind::Network => "network",
+        }
+    }
+
+    /// The kind a segment names, if any.
+    #[must_use]
+    pub fn parse(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "container" => DockerKind::Container,
+            "image" => DockerKind::Image,
+            "volume" => DockerKind::Volume,
+            "network" => DockerKind::Network,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for DockerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Identifies a resource in logs, the ledger, alerts and output.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceId {
-    /// `docker/<node>/<kind>/<name>` where kind is `container`, `image`, `volume` or `network`.
+    /// `docker/<node>/<kind>/<name>`.
     Docker {
         node: String,
-        kind: String,
+        kind: DockerKind,
         name: String,
     },
     /// `docker/<node>/stack/<project>/<service>/<number>`: one replica of a compose service. Its
@@ -34,13 +97,20 @@ pub enum ResourceId {
 }
 
 impl ResourceId {
+    /// `docker/<node>/<kind>/<name>`.
     #[must_use]
-    pub fn container(node: &str, name: &str) -> Self {
+    pub fn docker(node: &str, kind: DockerKind, name: &str) -> Self {
         ResourceId::Docker {
             node: node.to_owned(),
-            kind: "container".to_owned(),
+            kind,
             name: name.to_owned(),
         }
+    }
+
+    /// `docker/<node>/container/<name>`.
+    #[must_use]
+    pub fn container(node: &str, name: &str) -> Self {
+        ResourceId::docker(node, DockerKind::Container, name)
     }
 
     /// One replica of a compose service, named as docker-compose names it.
@@ -74,6 +144,16 @@ impl ResourceId {
         match self {
             ResourceId::Docker { node, .. } | ResourceId::Service { node, .. } => node,
             ResourceId::Kube { context, .. } => context,
+        }
+    }
+
+    /// The kind of engine object, for a `docker/…` id (a stack replica is a container).
+    #[must_use]
+    pub fn docker_kind(&self) -> Option<DockerKind> {
+        match self {
+            ResourceId::Docker { kind, .. } => Some(*kind),
+            ResourceId::Service { .. } => Some(DockerKind::Container),
+            ResourceId::Kube { .. } => None,
         }
     }
 
@@ -111,7 +191,7 @@ impl fmt::Display for ResourceId {
 /// Why a string is not a resource id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "failed to parse resource id `{input}`: expected `docker/NODE/KIND/NAME` or `k8s/CONTEXT/NAMESPACE/KIND/NAME`"
+    "failed to parse resource id `{input}`: expected `docker/NODE/KIND/NAME` (KIND one of `container`, `image`, `volume`, `network`), `docker/NODE/stack/PROJECT/SERVICE/N` or `k8s/CONTEXT/NAMESPACE/KIND/NAME`"
 )]
 pub struct ParseResourceIdError {
     pub input: String,
@@ -132,18 +212,13 @@ impl FromStr for ResourceId {
                 let number = number.parse::<u32>().map_err(|_| err())?;
                 Ok(ResourceId::service(node, project, service, number))
             }
-            ["docker", node, kind, name @ ..]
-                if !node.is_empty() && !kind.is_empty() && !name.is_empty() =>
-            {
+            ["docker", node, kind, name @ ..] if !node.is_empty() && !name.is_empty() => {
+                let kind = DockerKind::parse(kind).ok_or_else(err)?;
                 let name = name.join("/");
                 if name.is_empty() {
                     return Err(err());
                 }
-                Ok(ResourceId::Docker {
-                    node: (*node).to_owned(),
-                    kind: (*kind).to_owned(),
-                    name,
-                })
+                Ok(ResourceId::docker(node, kind, &name))
             }
             ["k8s", context, namespace, kind, name]
                 if !context.is_empty() && !kind.is_empty() && !name.is_empty() =>
@@ -207,11 +282,22 @@ mod tests {
     fn resource_id_garbage_is_an_error() {
         assert!("docker/lyra".parse::<ResourceId>().is_err());
         assert!("nope/a/b/c".parse::<ResourceId>().is_err());
+        assert!("docker/lyra/gadget/web".parse::<ResourceId>().is_err());
+    }
+
+    #[test]
+    fn resource_id_image_name_keeps_its_slashes() {
+        let id: ResourceId = "docker/lyra/image/mcp/tool:1".parse().expect("valid id");
+        assert_eq!(
+            id,
+            ResourceId::docker("lyra", DockerKind::Image, "mcp/tool:1")
+        );
+        assert_eq!(id.to_string(), "docker/lyra/image/mcp/tool:1");
     }
 
     proptest! {
         #[test]
-        fn resource_id_display_parse_round_trip(node in "[a-z0-9-]{1,12}", kind in "[a-z]{1,10}", name in "[a-z0-9_.-]{1,20}(/[a-z0-9_.-]{1,5})?") {
+        fn resource_id_display_parse_round_trip(node in "[a-z0-9-]{1,12}", kind in prop::sample::select(vec![DockerKind::Container, DockerKind::Image, DockerKind::Volume, DockerKind::Network]), name in "[a-z0-9_.-]{1,20}(/[a-z0-9_.-]{1,5})?") {
             let id = ResourceId::Docker { node, kind, name };
             prop_assert_eq!(id.to_string().parse::<ResourceId>(), Ok(id));
         }

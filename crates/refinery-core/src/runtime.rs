@@ -135,10 +135,37 @@ pub enum RuntimeError {
     Conflict { what: String, message: String },
     #[error("failed to bind host port {port}: it is already taken")]
     PortTaken { port: u16 },
+    /// The engine did not answer: `cause` says why in a way callers can match on (to choose a
+    /// hint), `reason` in the engine's or the operating system's words.
     #[error("failed to reach the engine at `{endpoint}`: {reason}")]
-    Unreachable { endpoint: String, reason: String },
+    Unreachable {
+        endpoint: String,
+        cause: UnreachableCause,
+        reason: String,
+    },
     #[error("failed to {action}: {message}")]
     Other { action: String, message: String },
+}
+
+/// Why an engine could not be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnreachableCause {
+    /// No socket at the endpoint's path.
+    NoSocket,
+    /// The socket exists, but this user may not open it.
+    PermissionDenied,
+    /// Nothing listens there (connection refused).
+    Refused,
+    /// The connection was reset, aborted or closed mid-request.
+    Closed,
+    /// The engine did not answer in time.
+    Timeout,
+    /// The `ssh` transport failed (login, host key, no `docker` on the remote).
+    Ssh,
+    /// The TLS handshake failed (certificates, or plain HTTP on a TLS port).
+    Tls,
+    /// Anything else that kept the request from the engine.
+    Other,
 }
 
 impl RuntimeError {

@@ -24,7 +24,7 @@ use refinery_core::{
     ExtraOptions, Health, Healthcheck, ImageDefaults, ImageInfo, LabelSelector, Mount, MountKind,
     NetworkAttachment, NetworkSpec, ObservedContainer, ObservedNetwork, ObservedVolume,
     PortBinding, Protocol, PullProgress, RestartPolicy, RuntimeError, RuntimeOptions, Ulimit,
-    VolumeSpec,
+    UnreachableCause, VolumeSpec,
 };
 
 /// What an engine call was doing, for error messages: `start` + ``container `web` ``.
@@ -75,32 +75,35 @@ pub(crate) fn error(err: BollardError, op: &Op<'_>) -> RuntimeError {
             Some(port) => RuntimeError::PortTaken { port },
             None => other(op, error),
         },
-        BollardError::SocketNotFoundError(path) => RuntimeError::Unreachable {
-            endpoint: op.endpoint.to_owned(),
-            reason: format!("no such file or directory: there is no socket at `{path}`"),
-        },
-        BollardError::RequestTimeoutError => RuntimeError::Unreachable {
-            endpoint: op.endpoint.to_owned(),
-            reason: "the engine did not answer in time".to_owned(),
-        },
-        BollardError::HyperLegacyError { err } => RuntimeError::Unreachable {
-            endpoint: op.endpoint.to_owned(),
-            reason: connection_reason(&err),
-        },
-        BollardError::IOError { err } if is_connection_io(&err) => RuntimeError::Unreachable {
-            endpoint: op.endpoint.to_owned(),
-            reason: io_reason(&err),
-        },
+        BollardError::SocketNotFoundError(path) => unreachable(
+            op,
+            UnreachableCause::NoSocket,
+            format!("no such file or directory: there is no socket at `{path}`"),
+        ),
+        BollardError::RequestTimeoutError => unreachable(
+            op,
+            UnreachableCause::Timeout,
+            "the engine did not answer in time".to_owned(),
+        ),
+        BollardError::HyperLegacyError { err } => {
+            let (cause, reason) = connection_reason(&err);
+            unreachable(op, cause, reason)
+        }
+        BollardError::IOError { err } if is_connection_io(&err) => {
+            let (cause, reason) = io_reason(&err);
+            unreachable(op, cause, reason)
+        }
         BollardError::HyperResponseError { err }
             if err.is_closed() || err.is_incomplete_message() || err.is_canceled() =>
         {
-            RuntimeError::Unreachable {
-                endpoint: op.endpoint.to_owned(),
-                reason: format!(
+            unreachable(
+                op,
+                UnreachableCause::Closed,
+                format!(
                     "the connection was closed: {}",
                     lower_first(&err.to_string())
                 ),
-            }
+            )
         }
         other_err => other(op, lower_first(&other_err.to_string())),
     }
@@ -120,6 +123,14 @@ fn server_error(status_code: u16, message: &str, op: &Op<'_>) -> RuntimeError {
             Some(port) => RuntimeError::PortTaken { port },
             None => other(op, message),
         },
+    }
+}
+
+fn unreachable(op: &Op<'_>, cause: UnreachableCause, reason: String) -> RuntimeError {
+    RuntimeError::Unreachable {
+        endpoint: op.endpoint.to_owned(),
+        cause,
+        reason,
     }
 }
 
@@ -206,29 +217,57 @@ fn is_connection_io(err: &std::io::Error) -> bool {
     )
 }
 
-fn io_reason(err: &std::io::Error) -> String {
+/// Why an I/O error kept the request from the engine, and how to say it.
+fn io_reason(err: &std::io::Error) -> (UnreachableCause, String) {
     use std::io::ErrorKind;
+    if let Some(ssh) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::ssh::SshFailed>())
+    {
+        return (UnreachableCause::Ssh, ssh.to_string());
+    }
+    if err
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+    {
+        return (UnreachableCause::Tls, lower_first(&err.to_string()));
+    }
     match err.kind() {
-        ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        ErrorKind::NotFound => "no such file or directory".to_owned(),
-        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        ErrorKind::ConnectionReset => "connection reset".to_owned(),
-        _ => lower_first(&err.to_string()),
+        ErrorKind::PermissionDenied => (
+            UnreachableCause::PermissionDenied,
+            "permission denied".to_owned(),
+        ),
+        ErrorKind::NotFound => (
+            UnreachableCause::NoSocket,
+            "no such file or directory".to_owned(),
+        ),
+        ErrorKind::ConnectionRefused => {
+            (UnreachableCause::Refused, "connection refused".to_owned())
+        }
+        ErrorKind::ConnectionReset => (UnreachableCause::Closed, "connection reset".to_owned()),
+        ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            (UnreachableCause::Closed, lower_first(&err.to_string()))
+        }
+        ErrorKind::TimedOut => (UnreachableCause::Timeout, lower_first(&err.to_string())),
+        _ => (UnreachableCause::Other, lower_first(&err.to_string())),
     }
 }
 
 /// The most telling reason in a connection error's source chain (the I/O error, if any).
-fn connection_reason(err: &(dyn std::error::Error + 'static)) -> String {
+fn connection_reason(err: &(dyn std::error::Error + 'static)) -> (UnreachableCause, String) {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut last = lower_first(&err.to_string());
     while let Some(e) = current {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return io_reason(io);
         }
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return (UnreachableCause::Tls, lower_first(&e.to_string()));
+        }
         last = lower_first(&e.to_string());
         current = e.source();
     }
-    last
+    (UnreachableCause::Other, last)
 }
 
 fn lower_first(s: &str) -> String {
@@ -1755,8 +1794,13 @@ mod tests {
         let op = Op::new("unix:///nope.sock", "connect to", "the engine");
         let err = error(BollardError::SocketNotFoundError("/nope.sock".into()), &op);
         match err {
-            RuntimeError::Unreachable { endpoint, reason } => {
+            RuntimeError::Unreachable {
+                endpoint,
+                cause,
+                reason,
+            } => {
                 assert_eq!(endpoint, "unix:///nope.sock");
+                assert_eq!(cause, UnreachableCause::NoSocket);
                 assert!(reason.contains("no such file"), "{reason}");
             }
             other => panic!("expected unreachable, got {other:?}"),
@@ -1776,6 +1820,7 @@ mod tests {
             err,
             RuntimeError::Unreachable {
                 endpoint: "unix:///s.sock".into(),
+                cause: UnreachableCause::PermissionDenied,
                 reason: "permission denied".into()
             }
         );

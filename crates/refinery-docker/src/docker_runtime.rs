@@ -444,7 +444,7 @@ fn ssh_docker(target: &SshTarget) -> Result<Docker, bollard::errors::Error> {
                     bollard::errors::Error::IOError {
                         err: std::io::Error::new(
                             std::io::ErrorKind::ConnectionAborted,
-                            format!("ssh to `{host}` failed: {said}"),
+                            crate::ssh::SshFailed { host, said },
                         ),
                     }
                 }

@@ -93,6 +93,15 @@ impl SshTarget {
 /// What ssh said on stderr last (why a connection failed), shared with the transport.
 pub type LastStderr = Arc<Mutex<String>>;
 
+/// The `ssh` transport failed: what `ssh` said on stderr. Carried inside the I/O error the
+/// request fails with, so the error's conversion can tell it from any other connection failure.
+#[derive(Debug, thiserror::Error)]
+#[error("ssh to `{host}` failed: {said}")]
+pub struct SshFailed {
+    pub host: String,
+    pub said: String,
+}
+
 /// Opens connections by starting ssh.
 #[derive(Clone)]
 pub struct SshConnector {

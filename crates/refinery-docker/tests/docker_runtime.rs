@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use refinery_core::{
     ContainerRuntime, ContainerState, Health, Healthcheck, LabelSelector, Mount, MountKind,
     ObservedContainer, PortBinding, Protocol, RestartPolicy, RuntimeError, Secret,
+    UnreachableCause,
 };
 use refinery_docker::DockerRuntime;
 use refinery_docker::testsupport::{
@@ -148,8 +149,13 @@ async fn connect_missing_socket_is_unreachable_no_such_file() {
     let rt = DockerRuntime::connect("unix:///nonexistent/refinery-test.sock").expect("lazy");
     let err = rt.info().await.expect_err("no engine there");
     match &err {
-        RuntimeError::Unreachable { endpoint, reason } => {
+        RuntimeError::Unreachable {
+            endpoint,
+            cause,
+            reason,
+        } => {
             assert_eq!(endpoint, "unix:///nonexistent/refinery-test.sock");
+            assert_eq!(*cause, UnreachableCause::NoSocket);
             assert!(reason.contains("no such file"), "{reason}");
         }
         other => panic!("expected unreachable, got {other:?}"),
@@ -173,7 +179,8 @@ async fn connect_refused_tcp_is_unreachable_connection_refused() {
     let rt = DockerRuntime::connect(&format!("tcp://127.0.0.1:{port}")).expect("lazy");
     let err = rt.info().await.expect_err("nothing listens there");
     match err {
-        RuntimeError::Unreachable { reason, .. } => {
+        RuntimeError::Unreachable { cause, reason, .. } => {
+            assert_eq!(cause, UnreachableCause::Refused);
             assert!(reason.contains("connection refused"), "{reason}");
         }
         other => panic!("expected unreachable, got {other:?}"),

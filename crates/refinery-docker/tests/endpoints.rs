@@ -1,7 +1,7 @@
 //! Endpoints against real extra engines: a unix socket and `tcp://` with TLS client certificates
 //! (made by the test with openssl), plus the TLS checks that run before anything is contacted.
 
-use refinery_core::{ContainerRuntime, ContainerState, RuntimeError};
+use refinery_core::{ContainerRuntime, ContainerState, RuntimeError, UnreachableCause};
 use refinery_docker::testsupport::engines::{Engines, Listen, make_certs};
 use refinery_docker::testsupport::{self, TestRun, minimal_spec};
 use refinery_docker::{DockerRuntime, TlsFiles};
@@ -116,6 +116,16 @@ async fn ssh_endpoint_reaches_the_engine_through_dial_stdio() {
         .with_ssh_program(sshd.wrapper.to_string_lossy());
     let err = refused.info().await.expect_err("unknown user is refused");
     let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::Unreachable {
+                cause: UnreachableCause::Ssh,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(text.contains("ssh to `127.0.0.1` failed"), "{text}");
     assert!(text.contains("denied"), "{text}");
     drop(sshd);

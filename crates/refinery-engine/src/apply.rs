@@ -6,8 +6,8 @@ use futures_util::StreamExt;
 use refinery_core::labels::{self, ownership_labels};
 use refinery_core::port_fallback::{self, Substitution};
 use refinery_core::{
-    ContainerRuntime, ContainerSpec, CreateRequest, DriftKind, Manifest, Observed, Outcome,
-    PullProgress, ResourceId, RuntimeError, Step, StepKind,
+    ContainerRuntime, ContainerSpec, CreateRequest, DockerKind, DriftKind, Manifest, Observed,
+    Outcome, PullProgress, ResourceId, RuntimeError, Step, StepKind,
 };
 use serde::Serialize;
 
@@ -244,11 +244,11 @@ async fn create_stack_resource<R: ContainerRuntime>(
     let network = manifest
         .stack_networks
         .iter()
-        .find(|n| kind == "network" && &n.node == node && &n.name == name);
+        .find(|n| *kind == DockerKind::Network && &n.node == node && &n.name == name);
     let volume = manifest
         .stack_volumes
         .iter()
-        .find(|v| kind == "volume" && &v.node == node && &v.name == name);
+        .find(|v| *kind == DockerKind::Volume && &v.node == node && &v.name == name);
     let result = match (network, volume) {
         (Some(net), _) => rt.ensure_network(net).await,
         (None, Some(vol)) => rt.ensure_volume(vol).await,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use refinery_core::{Outcome, ResourceId, StepKind};
 use refinery_engine::{ApplyEvent, StepResult, apply_plan};
+use refinery_store::request_queue::StepOutcome;
 use serde::Serialize;
 
 use crate::args::ApplyArgs;
@@ -16,7 +17,6 @@ use crate::error::CliError;
 use crate::exit_code;
 use crate::pass;
 use crate::render::Styles;
-use crate::requests::StepOutcome;
 use crate::settings::Settings;
 
 #[derive(Serialize)]
@@ -222,7 +222,10 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     if args.stack.is_none() {
         collect_content(settings, &desired, &passes, &results);
     }
-    let results: Vec<StepOutcome> = results.iter().map(StepOutcome::from).collect();
+    let results: Vec<StepOutcome> = results
+        .iter()
+        .map(crate::ledger_records::step_outcome)
+        .collect();
     print_outcome(
         settings,
         styles,

@@ -1,14 +1,12 @@
 //! `refinery audit`: classify every node's containers, images, volumes and networks, print them,
 //! and append one seed-004 record per node to the audit log. Never writes to an engine.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use refinery_core::RuntimeError;
-use refinery_core::inventory::{
-    AuditRecord, Class, DEFAULT_AUDIT_LOG, InventoryState, Kind, NodeAudit, classify,
-};
+use refinery_core::inventory::{AuditRecord, Class, InventoryState, Kind, NodeAudit, classify};
 use refinery_core::manifest::NodeSpec;
+use refinery_store::{audit_log, inventory_state_file};
 use serde::Serialize;
 
 use crate::args::AuditArgs;
@@ -17,7 +15,6 @@ use crate::desired::Desired;
 use crate::engines;
 use crate::error::{CliError, unreachable_hints};
 use crate::exit_code;
-use crate::inventory_state_file;
 use crate::render;
 use crate::settings::Settings;
 
@@ -89,43 +86,6 @@ pub fn report_unreachable(results: &[NodeResult<'_>]) {
             eprint!("{}", render::error(&err, &unreachable_hints(e)));
         }
     }
-}
-
-/// Where the audit log is: `inventory.audit_log` (default `ledger/inventory_audit.jsonl`) in the
-/// work tree.
-#[must_use]
-pub fn audit_log_path(settings: &Settings, desired: &Desired) -> PathBuf {
-    let rel = desired
-        .manifest
-        .inventory
-        .audit_log
-        .as_deref()
-        .unwrap_or(DEFAULT_AUDIT_LOG);
-    settings.repo.join(rel)
-}
-
-/// Appends `lines` (each one JSON object) to the audit log, creating it, and fsyncs.
-pub fn append_audit_log(path: &Path, lines: &[String]) -> Result<(), CliError> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let io = |action: String| move |source| CliError::Io { action, source };
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(format!(
-            "create the directory of audit log `{}`",
-            path.display()
-        )))?;
-    }
-    let mut text = lines.join("\n");
-    text.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io(format!("open audit log `{}`", path.display())))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_data())
-        .map_err(io(format!("append to audit log `{}`", path.display())))
 }
 
 /// `1.5 MB`, `820 kB`, `12 B`; `-` when unknown.
@@ -241,7 +201,7 @@ pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<u8, CliError> 
     let dir = state_dir(settings, args.state_dir.as_deref())?;
     let results = audit_nodes(settings, &desired, &dir).await?;
     report_unreachable(&results);
-    let log = audit_log_path(settings, &desired);
+    let log = audit_log::path(&settings.repo, &desired.manifest);
     let lines: Vec<String> = results
         .iter()
         .filter_map(|r| {
@@ -251,7 +211,7 @@ pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<u8, CliError> 
                 .map(|a| AuditRecord::new(a, r.node, settings.now).to_line())
         })
         .collect();
-    append_audit_log(&log, &lines)?;
+    audit_log::append(&log, &lines)?;
     if settings.json {
         let report = AuditReport {
             revision: &desired.commit.id,

@@ -18,6 +18,7 @@ use refinery_core::{
     Secret,
 };
 use refinery_docker::DockerRuntime;
+use refinery_store::request_queue::{self as requests, Request};
 use serde::Serialize;
 
 use crate::args::{ChaosArgs, Fault};
@@ -26,7 +27,6 @@ use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::render;
-use crate::requests::{self, Request};
 use crate::settings::Settings;
 
 /// splitmix64: a small reproducible generator (the same `--seed` makes the same run).

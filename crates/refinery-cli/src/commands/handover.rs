@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use refinery_store::request_queue::{self as requests, Answer, Request, StepOutcome};
+use refinery_store::running_daemons::{self, RunningDaemon};
+use refinery_store::{LedgerError, LedgerFile};
+
 use crate::commands::ledger;
 use crate::desired::Desired;
 use crate::error::CliError;
-use crate::ledger_file::{LedgerError, LedgerFile};
-use crate::presence::{self, Presence};
-use crate::requests::{self, Answer, Request, StepOutcome};
 use crate::settings::Settings;
 
 /// How often the answer file is looked at.
@@ -23,7 +24,7 @@ pub enum Writer {
     Own(LedgerFile),
     /// The daemon holding the lock, which takes requests in `state_dir`.
     Daemon {
-        daemon: Presence,
+        daemon: RunningDaemon,
         state_dir: PathBuf,
     },
 }
@@ -44,9 +45,9 @@ pub fn open_or_daemon(
     state_dir: Option<&Path>,
 ) -> Result<Writer, CliError> {
     let dir = crate::commands::resume::state_dir(settings, state_dir)?;
-    let daemons = presence::running(&dir);
-    let acting = |d: &&Presence| d.ha.as_ref().is_none_or(|h| h.acting);
-    let standby = |d: &Presence| CliError::DaemonStandby {
+    let daemons = running_daemons::list(&dir);
+    let acting = |d: &&RunningDaemon| d.ha.as_ref().is_none_or(|h| h.acting);
+    let standby = |d: &RunningDaemon| CliError::DaemonStandby {
         pid: d.pid,
         leader: d.ha.as_ref().and_then(|h| h.leader.clone()),
     };
@@ -93,7 +94,7 @@ pub fn open_beside_daemon(
     match ledger::open_for_apply(settings, desired) {
         Err(CliError::Ledger(locked @ LedgerError::Locked { .. })) => {
             let dir = crate::commands::resume::state_dir(settings, state_dir)?;
-            Err(presence::running(&dir)
+            Err(running_daemons::list(&dir)
                 .first()
                 .map_or(CliError::Ledger(locked), |d| CliError::DaemonHoldsLedger {
                     pid: d.pid,
@@ -107,7 +108,7 @@ pub fn open_beside_daemon(
 /// saying on stderr what it waits for.
 pub async fn hand_over(
     settings: &Settings,
-    daemon: &Presence,
+    daemon: &RunningDaemon,
     state_dir: &Path,
     revision: &str,
     timeout: Duration,
@@ -178,7 +179,7 @@ pub async fn hand_over(
             };
             return Err(no_answer(what));
         }
-        if !presence::running(state_dir)
+        if !running_daemons::list(state_dir)
             .iter()
             .any(|d| d.pid == daemon.pid)
             && matches!(

@@ -1,18 +1,19 @@
 //! `refinery ledger verify` and `refinery ledger show` (and the hidden `append-stress`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use refinery_core::ledger::{Entry, Event, EventKind, Masker, Record};
 use refinery_core::manifest::LedgerConfig;
 use refinery_core::{Bloodline, Outcome, ResourceId, StepKind};
+use refinery_store::ledger_file;
+use refinery_store::{LedgerError, LedgerFile, LedgerOptions, commit_ledger, masker_for};
 use serde::Serialize;
 
 use crate::args::{LedgerArgs, LedgerCommand, LedgerPathArgs, LedgerShowArgs, LedgerStressArgs};
 use crate::desired;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::ledger_file::{self, LedgerError, LedgerFile, LedgerOptions};
 use crate::render;
 use crate::settings::Settings;
 
@@ -223,7 +224,7 @@ pub fn render_entries(entries: &[&Entry]) -> String {
                     .map_or_else(|| "-".into(), ToString::to_string),
                 e.outcome
                     .map_or_else(|| "-".into(), |o| o.as_str().to_owned()),
-                detail(e),
+                refinery_store::entry_detail(e),
             ]
         })
         .collect();
@@ -237,38 +238,6 @@ pub fn render_entries(entries: &[&Entry]) -> String {
 
 pub(super) fn short(rev: &str) -> String {
     rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
-}
-
-/// One line about an entry: the step and message, the drift, the revision change, …
-pub fn detail(e: &Entry) -> String {
-    match &e.event {
-        Event::Birth(d)
-        | Event::Death(d)
-        | Event::Mutation(d)
-        | Event::Rollback(d)
-        | Event::Action(d) => match &d.message {
-            Some(m) => format!("{}: {m}", d.step),
-            None => d.step.clone(),
-        },
-        Event::Drift { drift, summary, .. } => format!("{drift}: {summary}"),
-        Event::Alert { level, message } => format!("{level}: {message}"),
-        Event::Revision {
-            from: Some(from),
-            to,
-        } if from != to => format!("{} → {}", short(from), short(to)),
-        Event::Revision { to, .. } => format!("at {}", short(to)),
-        Event::DaemonStart { version } => format!("refinery {version}"),
-        Event::DaemonStop { reason } => reason.clone(),
-        Event::Repair {
-            line, torn_bytes, ..
-        } => {
-            format!("torn line {line} ({torn_bytes} bytes) cut off")
-        }
-        Event::LeaderElected { holder } => match e.term {
-            Some(t) => format!("{holder} leads, term {t}"),
-            None => format!("{holder} leads"),
-        },
-    }
 }
 
 /// Appends entries one by one, printing each seq after its fsync; for `kill -9` tests.
@@ -314,35 +283,6 @@ fn append_stress(a: &LedgerStressArgs) -> Result<u8, CliError> {
         }
     }
     Ok(exit_code::OK)
-}
-
-/// Masks every secret the manifest knows: sensitive env values and alert webhook URLs.
-#[must_use]
-pub fn masker_for(manifest: &refinery_core::Manifest) -> Masker {
-    let mut secrets = Vec::new();
-    for c in &manifest.containers {
-        secrets.extend(
-            c.env
-                .values()
-                .filter(|v| v.is_sensitive())
-                .map(|v| v.expose().to_owned()),
-        );
-    }
-    secrets.extend(
-        manifest
-            .alerting
-            .channels
-            .iter()
-            .map(|ch| ch.url.expose().to_owned()),
-    );
-    secrets.extend(
-        manifest
-            .config
-            .discord_webhook
-            .iter()
-            .map(|w| w.expose().to_owned()),
-    );
-    Masker::new(secrets)
 }
 
 /// Opens the ledger `apply` records to (the manifest's `ledger.path` in the work tree), its chain
@@ -451,130 +391,5 @@ pub fn commit_after_apply(settings: &Settings, d: &desired::Desired, file: &Ledg
                 );
             }
         }
-    }
-}
-
-/// Commits the ledger at `disk_path` (`tree_path` in the ref's tree) to `git_ref`: the active
-/// file and every rotated file the ref may lack (those from the ref's copy of the active file
-/// on; older ones went with earlier commits), next to it in the tree.
-pub fn commit_ledger(
-    repo: &Path,
-    git_ref: &str,
-    tree_path: &str,
-    disk_path: &Path,
-    revision: &str,
-    now: i64,
-) -> Result<Option<crate::ledger_commit::LedgerCommit>, String> {
-    let committed_first = crate::ledger_commit::committed_first_seq(repo, git_ref, tree_path)
-        .map_err(|e| e.to_string())?
-        .unwrap_or(1);
-    let tree_dir = tree_path.rsplit_once('/').map(|(dir, _)| dir);
-    let mut files = Vec::new();
-    for r in ledger_file::rotated_files(disk_path).map_err(|e| e.to_string())? {
-        if r.last_seq < committed_first {
-            continue;
-        }
-        let name = r
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let in_tree = match tree_dir {
-            Some(dir) => format!("{dir}/{name}"),
-            None => name,
-        };
-        let bytes = ledger_file::read(&r.path).map_err(|e| e.to_string())?;
-        files.push((in_tree, bytes));
-    }
-    let active = match ledger_file::read(disk_path) {
-        Ok(bytes) => bytes,
-        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Vec::new()
-        }
-        Err(e) => return Err(e.to_string()),
-    };
-    files.push((tree_path.to_owned(), active));
-    crate::ledger_commit::commit(repo, git_ref, files, revision, now).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const REF: &str = "refs/heads/refinery/ledger";
-    const TREE_PATH: &str = "ledger/container_ledger.jsonl";
-
-    fn now() -> jiff::Timestamp {
-        jiff::Timestamp::from_second(1_700_000_000).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-    }
-
-    fn append(file: &mut LedgerFile, n: usize) {
-        for i in 0..n {
-            let record = Record::new(Event::Alert {
-                level: "info".into(),
-                message: format!("entry {i}"),
-            });
-            file.append(vec![record], now()).expect("append");
-        }
-    }
-
-    /// The ledger files in the ref's tree, by name, and their contents.
-    fn committed(repo: &refinery_git::TestRepo) -> std::collections::BTreeMap<String, Vec<u8>> {
-        let git = repo.source();
-        let tip = git
-            .head_of(REF)
-            .expect("read the ref")
-            .expect("the ref exists");
-        git.read_tree(&tip, "ledger").expect("read the tree")
-    }
-
-    #[test]
-    fn commit_ledger_commits_rotated_files_including_missed_ones() {
-        let repo = refinery_git::TestRepo::new();
-        repo.write("refinery.yaml", "containers: []\n");
-        let rev = repo.commit("init");
-        let disk = repo.path().join(TREE_PATH);
-        let options = LedgerOptions::default().max_size(Some(1200));
-        let (mut file, _) =
-            LedgerFile::open_with(&disk, now(), Masker::default(), options).expect("open");
-        append(&mut file, 7);
-        let first = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 1)
-            .expect("commit")
-            .expect("a new commit");
-        assert_eq!((first.entries, first.first_seq, first.last_seq), (7, 1, 7));
-
-        // Two rotations without a commit (as if it failed), then one commit carries both.
-        append(&mut file, 9);
-        let second = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 2)
-            .expect("commit")
-            .expect("a new commit");
-        assert_eq!(
-            (second.entries, second.first_seq, second.last_seq),
-            (9, 8, 16)
-        );
-        let tree = committed(&repo);
-        let rotated = ledger_file::rotated_files(&disk).expect("list");
-        assert!(rotated.len() >= 3, "{rotated:?}");
-        for r in &rotated {
-            let name = r.path.file_name().expect("a name").to_string_lossy();
-            let on_disk = std::fs::read(&r.path).expect("read");
-            assert_eq!(
-                tree.get(&format!("ledger/{name}")),
-                Some(&on_disk),
-                "{name} in {:?}",
-                tree.keys()
-            );
-        }
-        assert_eq!(
-            tree.get(TREE_PATH),
-            Some(&std::fs::read(&disk).expect("read"))
-        );
-        assert_eq!(tree.len(), rotated.len() + 1);
-
-        // Nothing new: no commit.
-        assert_eq!(
-            commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 3).expect("commit"),
-            None
-        );
     }
 }

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use refinery_core::ResourceId;
+use refinery_store::request_queue::{self as requests, Request};
 
 use crate::args::{ResumeArgs, RollbackArgs};
 use crate::daemon::default_state_dir;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::requests::{self, Request};
 use crate::settings::Settings;
 
 pub fn state_dir(settings: &Settings, given: Option<&Path>) -> Result<PathBuf, CliError> {

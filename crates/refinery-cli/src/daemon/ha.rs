@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use refinery_core::ledger::{Event, Record};
+use refinery_store::{LedgerError, LedgerFile, LedgerOptions, masker_for};
 
 use super::Daemon;
 use crate::args::HaArgs;
-use crate::commands::ledger::masker_for;
 use crate::error::CliError;
 use crate::ha::{EtcdTls, HaUrl, Leadership};
-use crate::ledger_file::{LedgerError, LedgerFile, LedgerOptions};
 
 /// Starts campaigning (a TLS file that cannot be used is a usage error).
 pub(super) fn start(url: &HaUrl, args: &HaArgs) -> Result<Leadership, CliError> {

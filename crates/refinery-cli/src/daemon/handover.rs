@@ -1,20 +1,21 @@
 //! `refinery apply` while the daemon runs: the daemon holds the ledger's writer lock, so `apply`
-//! hands the work over (a [`Request::Apply`](crate::requests::Request::Apply)) and waits for the
-//! answer. The daemon takes it on its next poll, runs a full pass at once (grace periods not
-//! waited for, as a command run by hand), and answers what that pass did per resource. Its
-//! entries go to the ledger like any pass's: one writer.
+//! hands the work over (a [`Request::Apply`](refinery_store::request_queue::Request::Apply))
+//! and waits for the answer. The daemon takes it on its next poll, runs a full pass at once
+//! (grace periods not waited for, as a command run by hand), and answers what that pass did per
+//! resource. Its entries go to the ledger like any pass's: one writer.
 //!
-//! The daemon also says it runs (see [`crate::presence`]), so `apply` knows whom it talks to.
+//! The daemon also says it runs (see [`refinery_store::running_daemons`]), so `apply` knows
+//! whom it talks to.
 //!
 //! After a full pass, copies of content-tracked mounts nothing needs any more are removed (see
 //! [`crate::content::collect_garbage`]).
 
 use refinery_core::{Outcome, ResourceId, StepKind};
+use refinery_store::request_queue::{self as requests, Answer, StepOutcome};
+use refinery_store::running_daemons::{self, HaStanding, RunningDaemon};
 
 use super::{Daemon, short};
 use crate::pass::NodePass;
-use crate::presence::{self, HaPresence, Presence};
-use crate::requests::{self, Answer, StepOutcome};
 
 /// What the end of a pass needs of one node once its observation is gone: the containers'
 /// bind mounts (content collection), what was in sync and the steps planned (the answer to
@@ -76,8 +77,8 @@ pub(super) struct Handover {
     waiting: Vec<String>,
     /// What the answering pass did so far.
     results: Vec<StepOutcome>,
-    /// The presence last published.
-    published: Option<Presence>,
+    /// The registry entry last published.
+    published: Option<RunningDaemon>,
 }
 
 impl Handover {
@@ -91,7 +92,8 @@ impl Handover {
         self.acted
             .extend(results.iter().map(|r| (r.id.clone(), r.outcome)));
         if self.waiting() {
-            self.results.extend(results.iter().map(StepOutcome::from));
+            self.results
+                .extend(results.iter().map(crate::ledger_records::step_outcome));
         }
     }
 }
@@ -102,13 +104,13 @@ impl Daemon {
     pub(super) fn publish_presence(&mut self) {
         let ha = self.ha.as_ref().map(|h| {
             let status = h.status();
-            HaPresence {
+            HaStanding {
                 id: status.id,
                 acting: self.may_act(),
                 leader: status.leader,
             }
         });
-        let now = Presence {
+        let now = RunningDaemon {
             pid: std::process::id(),
             revision: self.rev(),
             follow: self.follow.clone(),
@@ -117,7 +119,7 @@ impl Daemon {
         if self.handover.published.as_ref() == Some(&now) {
             return;
         }
-        match presence::publish(&self.state_dir, &now) {
+        match running_daemons::publish(&self.state_dir, &now) {
             Ok(()) => self.handover.published = Some(now),
             Err(e) => {
                 tracing::warn!(error = %e, state_dir = %self.state_dir.display(), "failed to publish the daemon's presence; `refinery apply` cannot hand work over")

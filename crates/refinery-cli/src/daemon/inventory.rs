@@ -8,10 +8,9 @@ use refinery_core::Outcome;
 use refinery_core::inventory::{AuditRecord, Class, classify, due, next_run};
 use refinery_core::ledger::{ActionDetail, Event, Record};
 use refinery_core::manifest::Mode;
+use refinery_store::{audit_log, inventory_state_file};
 
 use super::Daemon;
-use crate::commands::audit::{append_audit_log, audit_log_path};
-use crate::inventory_state_file;
 
 /// Key of the schedule's last run in the state file.
 const LAST_RUN: &str = "all";
@@ -128,8 +127,8 @@ impl Daemon {
                 );
             }
         }
-        let log = audit_log_path(&self.settings, &desired);
-        if let Err(e) = append_audit_log(&log, &lines) {
+        let log = audit_log::path(&self.settings.repo, &desired.manifest);
+        if let Err(e) = audit_log::append(&log, &lines) {
             tracing::error!(error = %e, "failed to append to the audit log");
         }
         self.append(records);

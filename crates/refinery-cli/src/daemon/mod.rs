@@ -27,6 +27,9 @@ use refinery_core::ledger::{ActionDetail, Actor, Event, Record};
 use refinery_core::{EngineEvent, Outcome, ResourceId, Step, StepKind};
 use refinery_docker::DockerRuntime;
 use refinery_engine::{Recovered, apply_plan, recover_interrupted, recreate_temp_name};
+use refinery_store::LedgerFile;
+use refinery_store::request_queue::{self as requests, Request};
+use refinery_store::state_file;
 use tokio::sync::mpsc;
 
 use crate::args::RunArgs;
@@ -35,15 +38,12 @@ use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::hub::NodeSummary;
-use crate::ledger_file::LedgerFile;
 use crate::pass::{NodePass, PassContext, evaluate_node};
-use crate::requests::{self, Request};
 use crate::settings::Settings;
-use crate::state_file;
 use ha::open_ledger;
 use handover::NodeAfter;
 
-pub use watch::{DEFAULT_EVENT_BACKLOG, Trigger};
+pub use watch::Trigger;
 
 /// Engine events about a container Refinery acted on, received from when the action started until
 /// this long after it ended, are taken as its own.
@@ -300,7 +300,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         }
     };
     tracing::info!(reason, "shutting down");
-    crate::presence::withdraw(&d.state_dir, std::process::id());
+    refinery_store::running_daemons::withdraw(&d.state_dir, std::process::id());
     d.append(vec![Record::new(Event::DaemonStop {
         reason: reason.to_owned(),
     })]);
@@ -816,7 +816,7 @@ impl Daemon {
         let warnings = desired.warnings.len();
         self.desired = Arc::new(desired);
         // Secrets the new revision brings are masked from its first entry on.
-        let masker = crate::commands::ledger::masker_for(self.manifest());
+        let masker = refinery_store::masker_for(self.manifest());
         if let Some(l) = self.ledger.as_mut() {
             l.learn_secrets(&masker);
         }
@@ -959,7 +959,7 @@ impl Daemon {
         self.last_commit = Some(Instant::now());
         self.committed_seq = self.appended_seq;
         self.commit_task = Some(tokio::task::spawn_blocking(move || {
-            let result = crate::commands::ledger::commit_ledger(
+            let result = refinery_store::commit_ledger(
                 &repo,
                 &git_ref,
                 &rel,

@@ -37,9 +37,6 @@ pub enum Trigger {
     },
 }
 
-/// How many engine events may wait for the daemon (all nodes together) by default.
-pub const DEFAULT_EVENT_BACKLOG: u32 = 10_000;
-
 /// The engine events waiting for the daemon, counted against a limit.
 #[derive(Debug)]
 pub struct Backlog {

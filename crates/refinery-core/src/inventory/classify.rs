@@ -85,11 +85,7 @@ impl Item {
     /// `docker/<node>/<kind>/<name>`.
     #[must_use]
     pub fn resource_id(&self, node: &str) -> ResourceId {
-        ResourceId::Docker {
-            node: node.to_owned(),
-            kind: self.kind.as_str().to_owned(),
-            name: self.name.clone(),
-        }
+        ResourceId::docker(node, self.kind, &self.name)
     }
 
     /// What to pass to the engine to remove it: the id for containers and networks, the

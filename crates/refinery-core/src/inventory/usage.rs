@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::{EngineImage, EngineVolume};
 use super::kind::Kind;
+use crate::resource_id::ResourceId;
 
 /// Version of the persisted form; readers refuse newer ones.
 pub const INVENTORY_STATE_VERSION: u32 = 1;
@@ -37,7 +38,7 @@ impl Default for InventoryState {
 }
 
 fn key(node: &str, kind: Kind, name: &str) -> String {
-    format!("docker/{node}/{}/{name}", kind.as_str())
+    ResourceId::docker(node, kind, name).to_string()
 }
 
 impl InventoryState {

@@ -1,6 +1,6 @@
-//! Requests to a running daemon (`refinery resume`, `refinery rollback`, `refinery apply` while
-//! the daemon holds the ledger): one small JSON file each in `<state dir>/requests/`, written
-//! whole and renamed into place; the daemon takes them on its next poll (every
+//! The queue of requests to a running daemon (`refinery resume`, `refinery rollback`,
+//! `refinery apply` while the daemon holds the ledger): one small JSON file each in
+//! `<state dir>/requests/`, written whole (fsynced) and renamed into place; the daemon takes them on its next poll (every
 //! `--poll-interval`) and deletes them. A request that wants an answer (`apply`) names a file
 //! in `<state dir>/answers/` the daemon writes the same way: [`Answer::Taken`] at once, then
 //! [`Answer::Done`] or [`Answer::Refused`].
@@ -49,14 +49,22 @@ pub fn step_name(kind: refinery_core::StepKind) -> String {
         .unwrap_or_else(|| kind.to_string())
 }
 
-impl From<&refinery_engine::StepResult> for StepOutcome {
-    fn from(r: &refinery_engine::StepResult) -> Self {
+impl StepOutcome {
+    /// The outcome of step `step` on `id` (the fields of `refinery_engine::StepResult`).
+    #[must_use]
+    pub fn new(
+        id: &refinery_core::ResourceId,
+        step: refinery_core::StepKind,
+        outcome: refinery_core::Outcome,
+        message: Option<String>,
+        container_id: Option<String>,
+    ) -> Self {
         StepOutcome {
-            id: r.id.to_string(),
-            step: step_name(r.step),
-            outcome: r.outcome,
-            message: r.message.clone(),
-            container_id: r.container_id.clone(),
+            id: id.to_string(),
+            step: step_name(step),
+            outcome,
+            message,
+            container_id,
         }
     }
 }
@@ -100,16 +108,9 @@ pub fn new_id() -> String {
     format!("{nanos:020}-{}", std::process::id())
 }
 
-/// Writes the answer to request `id` (whole, renamed into place).
+/// Writes the answer to request `id` (whole, fsynced, renamed into place).
 pub fn answer(state_dir: &Path, id: &str, answer: &Answer) -> std::io::Result<()> {
-    let path = answer_path(state_dir, id);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &path)
+    crate::state_file::save_json_io(&answer_path(state_dir, id), answer)
 }
 
 /// The answer to request `id` so far, if any (a file being replaced reads as none).
@@ -123,16 +124,11 @@ fn dir_of(state_dir: &Path) -> PathBuf {
     state_dir.join("requests")
 }
 
-/// Queues `request` for the daemon using `state_dir`; returns the file written.
+/// Queues `request` for the daemon using `state_dir` (whole, fsynced, renamed into place; the
+/// temporary `<id>.json.tmp` is never taken); returns the file written.
 pub fn submit(state_dir: &Path, request: &Request) -> std::io::Result<PathBuf> {
-    let dir = dir_of(state_dir);
-    std::fs::create_dir_all(&dir)?;
-    let name = format!("{}.json", new_id());
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    let path = dir.join(name);
-    std::fs::rename(&tmp, &path)?;
+    let path = dir_of(state_dir).join(format!("{}.json", new_id()));
+    crate::state_file::save_json_io(&path, request)?;
     Ok(path)
 }
 
@@ -179,6 +175,8 @@ mod tests {
         let b = Request::Rollback { to: None };
         submit(dir.path(), &a).expect("submit");
         submit(dir.path(), &b).expect("submit");
+        // A request still being written is not taken.
+        std::fs::write(dir.path().join("requests").join("0.json.tmp"), "{").expect("write");
         let got: Vec<_> = take(dir.path()).into_iter().flatten().collect();
         assert_eq!(got, vec![a, b]);
         assert!(take(dir.path()).is_empty());

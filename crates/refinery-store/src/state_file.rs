@@ -92,21 +92,42 @@ pub fn load_versioned<T: DeserializeOwned + Default>(
 /// Writes `value` as pretty JSON atomically: a temporary file, fsync, rename over `path`, fsync
 /// of the directory. A crash leaves the old or the new file, never half of one.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
-    let io = |action: &'static str| {
-        let path = path.to_owned();
-        move |source| StateError::Io {
+    write_json(path, value).map_err(|failure| match failure {
+        WriteFailure::Io(action, source) => StateError::Io {
             action,
-            path,
+            path: path.to_owned(),
             source,
-        }
-    };
+        },
+        WriteFailure::Encode(e) => StateError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        },
+    })
+}
+
+/// [`save_json`] for the files that report a plain I/O error (the running daemons' registry,
+/// the request queue): the same atomic, fsynced write.
+pub(crate) fn save_json_io<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    write_json(path, value).map_err(|failure| match failure {
+        WriteFailure::Io(_, source) => source,
+        WriteFailure::Encode(e) => std::io::Error::other(e),
+    })
+}
+
+/// Which step of an atomic write failed.
+enum WriteFailure {
+    Io(&'static str, std::io::Error),
+    Encode(serde_json::Error),
+}
+
+/// The one atomic JSON write: pretty JSON and a newline to `<path>.tmp` (`x.json` →
+/// `x.json.tmp`), fsync, rename over `path`, fsync of the directory.
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), WriteFailure> {
+    let io = |action: &'static str| move |source| WriteFailure::Io(action, source);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create the directory of"))?;
     let tmp = path.with_extension("json.tmp");
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StateError::Invalid {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(WriteFailure::Encode)?;
     bytes.push(b'\n');
     let mut f = std::fs::File::create(&tmp).map_err(io("create"))?;
     f.write_all(&bytes)

@@ -1,6 +1,7 @@
-//! What a running daemon says about itself, so other commands can hand it work: one file per
-//! process, `<state dir>/daemons/<pid>.json`, rewritten when something in it changes and removed
-//! on a clean stop. A file whose process is gone is stale and ignored (and removed).
+//! The registry of running daemons: what each `refinery run` says about itself, so other
+//! commands can hand it work. One file per process, `<state dir>/daemons/<pid>.json`, rewritten
+//! (atomically, fsynced) when something in it changes and removed on a clean stop. A file whose
+//! process is gone is stale and ignored (and removed).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One running `refinery run`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Presence {
+pub struct RunningDaemon {
     pub pid: u32,
     /// The revision it enforces.
     pub revision: String,
@@ -16,12 +17,12 @@ pub struct Presence {
     pub follow: String,
     /// `--ha`: its place in the election.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ha: Option<HaPresence>,
+    pub ha: Option<HaStanding>,
 }
 
 /// A daemon's place in the election (`--ha`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HaPresence {
+pub struct HaStanding {
     /// This instance's id.
     pub id: String,
     /// Whether it acts (leads, with a fresh lease and the ledger open).
@@ -39,17 +40,12 @@ fn path_of(state_dir: &Path, pid: u32) -> PathBuf {
     dir_of(state_dir).join(format!("{pid}.json"))
 }
 
-/// Writes this process's presence (whole, renamed into place).
-pub fn publish(state_dir: &Path, presence: &Presence) -> std::io::Result<()> {
-    let path = path_of(state_dir, presence.pid);
-    std::fs::create_dir_all(dir_of(state_dir))?;
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(presence).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &path)
+/// Writes this process's entry (whole, fsynced, renamed into place).
+pub fn publish(state_dir: &Path, daemon: &RunningDaemon) -> std::io::Result<()> {
+    crate::state_file::save_json_io(&path_of(state_dir, daemon.pid), daemon)
 }
 
-/// Removes this process's presence (on a clean stop).
+/// Removes this process's entry (on a clean stop).
 pub fn withdraw(state_dir: &Path, pid: u32) {
     let _ = std::fs::remove_file(path_of(state_dir, pid));
 }
@@ -67,18 +63,18 @@ fn alive(pid: u32) -> bool {
 
 /// The daemons running with `state_dir`, by pid; stale files are removed.
 #[must_use]
-pub fn running(state_dir: &Path) -> Vec<Presence> {
+pub fn list(state_dir: &Path) -> Vec<RunningDaemon> {
     let Ok(entries) = std::fs::read_dir(dir_of(state_dir)) else {
         return Vec::new();
     };
-    let mut found: Vec<Presence> = entries
+    let mut found: Vec<RunningDaemon> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .filter_map(|p| {
-            let presence: Presence = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
-            if alive(presence.pid) {
-                Some(presence)
+            let daemon: RunningDaemon = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+            if alive(daemon.pid) {
+                Some(daemon)
             } else {
                 let _ = std::fs::remove_file(&p);
                 None
@@ -94,9 +90,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn presence_of_a_gone_process_is_dropped() {
+    fn running_daemon_of_a_gone_process_is_dropped() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let me = Presence {
+        let me = RunningDaemon {
             pid: std::process::id(),
             revision: "abc".into(),
             follow: "HEAD".into(),
@@ -104,13 +100,13 @@ mod tests {
         };
         publish(dir.path(), &me).expect("publish");
         // Beyond any pid_max.
-        let gone = Presence {
+        let gone = RunningDaemon {
             pid: u32::MAX - 1,
             ..me.clone()
         };
         publish(dir.path(), &gone).expect("publish");
-        assert_eq!(running(dir.path()), vec![me.clone()]);
+        assert_eq!(list(dir.path()), vec![me.clone()]);
         withdraw(dir.path(), me.pid);
-        assert!(running(dir.path()).is_empty());
+        assert!(list(dir.path()).is_empty());
     }
 }

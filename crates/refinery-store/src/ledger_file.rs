@@ -19,8 +19,6 @@ use std::path::{Path, PathBuf};
 
 use refinery_core::ledger::{self, Broken, ChainTip, Entry, Event, Masker, Record, SealError};
 
-use crate::exit_code;
-
 /// Errors reading or writing the ledger file.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -51,17 +49,6 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    /// One exhaustive match, no catch-all.
-    #[must_use]
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            LedgerError::Broken { .. } => exit_code::LEDGER_BROKEN,
-            LedgerError::Io { .. } | LedgerError::Locked { .. } | LedgerError::Seal(_) => {
-                exit_code::UNEXPECTED
-            }
-        }
-    }
-
     #[must_use]
     pub fn hints(&self) -> Vec<String> {
         match self {
@@ -799,7 +786,6 @@ mod tests {
                 path.display()
             )
         );
-        assert_eq!(e.exit_code(), exit_code::UNEXPECTED);
         assert!(e.hints()[0].contains("l.jsonl.lock"), "{:?}", e.hints());
         // Readers need no lock.
         assert!(read_chain(&path, true).expect("read").error.is_none());

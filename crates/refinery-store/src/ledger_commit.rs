@@ -7,6 +7,8 @@ use std::time::Duration;
 use refinery_core::ledger;
 use refinery_git::{CommitMeta, GitError, GitSource};
 
+use crate::ledger_file::{self, LedgerError};
+
 /// The identity ledger commits are authored and committed by.
 pub const AUTHOR_NAME: &str = "Container Refinery";
 pub const AUTHOR_EMAIL: &str = "refinery@localhost";
@@ -23,6 +25,49 @@ pub struct LedgerCommit {
     pub entries: u64,
     pub first_seq: u64,
     pub last_seq: u64,
+}
+
+/// Commits the ledger at `disk_path` (`tree_path` in the ref's tree) to `git_ref`: the active
+/// file and every rotated file the ref may lack (those from the ref's copy of the active file
+/// on; older ones went with earlier commits), next to it in the tree.
+pub fn commit_ledger(
+    repo: &Path,
+    git_ref: &str,
+    tree_path: &str,
+    disk_path: &Path,
+    revision: &str,
+    now: i64,
+) -> Result<Option<LedgerCommit>, String> {
+    let committed_first = committed_first_seq(repo, git_ref, tree_path)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(1);
+    let tree_dir = tree_path.rsplit_once('/').map(|(dir, _)| dir);
+    let mut files = Vec::new();
+    for r in ledger_file::rotated_files(disk_path).map_err(|e| e.to_string())? {
+        if r.last_seq < committed_first {
+            continue;
+        }
+        let name = r
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let in_tree = match tree_dir {
+            Some(dir) => format!("{dir}/{name}"),
+            None => name,
+        };
+        let bytes = ledger_file::read(&r.path).map_err(|e| e.to_string())?;
+        files.push((in_tree, bytes));
+    }
+    let active = match ledger_file::read(disk_path) {
+        Ok(bytes) => bytes,
+        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Vec::new()
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    files.push((tree_path.to_owned(), active));
+    commit(repo, git_ref, files, revision, now).map_err(|e| e.to_string())
 }
 
 /// Commits the ledger `files`, each `(path in the ref's tree, bytes)`, onto `git_ref` of the
@@ -189,7 +234,87 @@ pub fn message(entries: u64, first_seq: u64, last_seq: u64, revision: &str) -> S
 
 #[cfg(test)]
 mod tests {
+    use refinery_core::ledger::{Event, Masker, Record};
+
     use super::*;
+    use crate::ledger_file::{LedgerFile, LedgerOptions};
+
+    const REF: &str = "refs/heads/refinery/ledger";
+    const TREE_PATH: &str = "ledger/container_ledger.jsonl";
+
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_700_000_000).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    fn append(file: &mut LedgerFile, n: usize) {
+        for i in 0..n {
+            let record = Record::new(Event::Alert {
+                level: "info".into(),
+                message: format!("entry {i}"),
+            });
+            file.append(vec![record], now()).expect("append");
+        }
+    }
+
+    /// The ledger files in the ref's tree, by name, and their contents.
+    fn committed(repo: &refinery_git::TestRepo) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let git = repo.source();
+        let tip = git
+            .head_of(REF)
+            .expect("read the ref")
+            .expect("the ref exists");
+        git.read_tree(&tip, "ledger").expect("read the tree")
+    }
+
+    #[test]
+    fn commit_ledger_commits_rotated_files_including_missed_ones() {
+        let repo = refinery_git::TestRepo::new();
+        repo.write("refinery.yaml", "containers: []\n");
+        let rev = repo.commit("init");
+        let disk = repo.path().join(TREE_PATH);
+        let options = LedgerOptions::default().max_size(Some(1200));
+        let (mut file, _) =
+            LedgerFile::open_with(&disk, now(), Masker::default(), options).expect("open");
+        append(&mut file, 7);
+        let first = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 1)
+            .expect("commit")
+            .expect("a new commit");
+        assert_eq!((first.entries, first.first_seq, first.last_seq), (7, 1, 7));
+
+        // Two rotations without a commit (as if it failed), then one commit carries both.
+        append(&mut file, 9);
+        let second = commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 2)
+            .expect("commit")
+            .expect("a new commit");
+        assert_eq!(
+            (second.entries, second.first_seq, second.last_seq),
+            (9, 8, 16)
+        );
+        let tree = committed(&repo);
+        let rotated = ledger_file::rotated_files(&disk).expect("list");
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        for r in &rotated {
+            let name = r.path.file_name().expect("a name").to_string_lossy();
+            let on_disk = std::fs::read(&r.path).expect("read");
+            assert_eq!(
+                tree.get(&format!("ledger/{name}")),
+                Some(&on_disk),
+                "{name} in {:?}",
+                tree.keys()
+            );
+        }
+        assert_eq!(
+            tree.get(TREE_PATH),
+            Some(&std::fs::read(&disk).expect("read"))
+        );
+        assert_eq!(tree.len(), rotated.len() + 1);
+
+        // Nothing new: no commit.
+        assert_eq!(
+            commit_ledger(repo.path(), REF, TREE_PATH, &disk, &rev, 3).expect("commit"),
+            None
+        );
+    }
 
     #[test]
     fn the_last_seq_is_read_back_from_the_message_it_writes() {

@@ -1,0 +1,33 @@
+//! The ledger's masker for a manifest: every secret it knows never reaches a ledger line.
+
+use refinery_core::Manifest;
+use refinery_core::ledger::Masker;
+
+/// Masks every secret the manifest knows: sensitive env values and alert webhook URLs.
+#[must_use]
+pub fn masker_for(manifest: &Manifest) -> Masker {
+    let mut secrets = Vec::new();
+    for c in &manifest.containers {
+        secrets.extend(
+            c.env
+                .values()
+                .filter(|v| v.is_sensitive())
+                .map(|v| v.expose().to_owned()),
+        );
+    }
+    secrets.extend(
+        manifest
+            .alerting
+            .channels
+            .iter()
+            .map(|ch| ch.url.expose().to_owned()),
+    );
+    secrets.extend(
+        manifest
+            .config
+            .discord_webhook
+            .iter()
+            .map(|w| w.expose().to_owned()),
+    );
+    Masker::new(secrets)
+}
