@@ -12,16 +12,15 @@ use crate::yaml::Loc;
 use super::project::{Project, stack_issue};
 use super::service::Service;
 
-/// The services the stack's profiles enable, by name.
-pub(super) fn active<'p>(
-    stack: &StackSpec,
-    project: &'p Project,
-) -> BTreeMap<&'p str, &'p Service> {
+/// The services the enabled profiles select, by name.
+pub(super) fn active(project: &Project) -> BTreeMap<&str, &Service> {
     project
         .model
         .services
         .iter()
-        .filter(|s| s.profiles.is_empty() || s.profiles.iter().any(|p| stack.profiles.contains(p)))
+        .filter(|s| {
+            s.profiles.is_empty() || s.profiles.iter().any(|p| project.profiles.contains(p))
+        })
         .map(|s| (s.name.as_str(), s))
         .collect()
 }
@@ -42,7 +41,7 @@ pub(super) fn check(
         .iter()
         .flat_map(|s| s.profiles.iter().map(String::as_str))
         .collect();
-    for (i, p) in stack.profiles.iter().enumerate() {
+    for (i, p) in project.profiles.iter().enumerate() {
         if !all_profiles.contains(p.as_str()) {
             let known: Vec<&str> = all_profiles.iter().copied().collect();
             let mut issue = stack_issue(

@@ -35,6 +35,7 @@ pub use crate::labels::{
 };
 pub use crate::spec::container_name;
 pub use project::{COMPOSE_FILES, OVERRIDE_FILES};
+pub use resources::{parse_bytes, parse_cpus, parse_micros};
 
 use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
 use crate::spec::{ContainerSpec, ContextFile, NetworkSpec, VolumeSpec};
@@ -44,8 +45,13 @@ use service::Service;
 /// What one stack expands into.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expanded {
-    /// The project name: the stack's, else the compose files' top-level `name:`.
+    /// The project name: the stack's, else `COMPOSE_PROJECT_NAME`, else the compose files'
+    /// top-level `name:`.
     pub project: String,
+    /// The compose files read, in merge order (the stack's, or those found by compose's names).
+    pub files: Vec<String>,
+    /// The profiles enabled (the stack's, else `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
     pub containers: Vec<ContainerSpec>,
     pub networks: Vec<NetworkSpec>,
     pub volumes: Vec<VolumeSpec>,
@@ -81,6 +87,7 @@ pub fn expand_stacks(
     let mut issues = Vec::new();
     let mut all = Expanded::default();
     let mut names: Vec<String> = Vec::new();
+    let mut resolved: Vec<Option<(Vec<String>, Vec<String>)>> = Vec::new();
     let mut made_by: BTreeMap<(String, String), usize> = BTreeMap::new();
     for c in &manifest.containers {
         made_by.insert((c.node.clone(), c.name.clone()), usize::MAX);
@@ -124,6 +131,7 @@ pub fn expand_stacks(
                     made_by.insert(key, i);
                 }
                 names.push(e.project.clone());
+                resolved.push(Some((e.files, e.profiles)));
                 all.containers.extend(e.containers);
                 all.networks.extend(e.networks);
                 all.volumes.extend(e.volumes);
@@ -131,6 +139,7 @@ pub fn expand_stacks(
             }
             Err(mut found) => {
                 names.push(stack.name.clone());
+                resolved.push(None);
                 issues.append(&mut found);
             }
         }
@@ -141,8 +150,12 @@ pub fn expand_stacks(
             issues,
         });
     }
-    for (stack, name) in manifest.stacks.iter_mut().zip(names) {
+    for ((stack, name), found) in manifest.stacks.iter_mut().zip(names).zip(resolved) {
         stack.name = name;
+        if let Some((files, profiles)) = found {
+            stack.files = files;
+            stack.profiles = profiles;
+        }
     }
     manifest.containers.extend(all.containers);
     manifest.stack_networks.extend(all.networks);
@@ -186,15 +199,35 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
     let mut issues: Vec<Issue> = Vec::new();
     let project = project::read_project(stack, src, &mut issues);
 
-    // The project name: the stack's, else the files' top-level `name:`.
+    // The project name: the stack's, else `COMPOSE_PROJECT_NAME`, else the files' top-level
+    // `name:`, as docker compose takes `-p`, the variable, then `name:`.
     let name = if stack.name.is_empty() {
-        match &project.model.name {
+        match project
+            .env_name
+            .as_ref()
+            .map(|n| (n.clone(), String::new(), crate::yaml::Loc::default()))
+            .or_else(|| project.model.name.clone())
+            .as_ref()
+        {
             Some((n, file, loc)) => {
                 if !valid_project_name(n) {
-                    issues.push(
-                        Issue::new(file, *loc, "name", format!("`{n}` is not a compose project name: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"))
-                            .with_hint("docker compose refuses it too; or give the stack a `name:` in the manifest"),
+                    let message = format!(
+                        "`{n}` is not a compose project name: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"
                     );
+                    let issue = if file.is_empty() {
+                        stack_issue(
+                            stack,
+                            src.manifest_file,
+                            None,
+                            "name",
+                            format!("COMPOSE_PROJECT_NAME {message}"),
+                        )
+                    } else {
+                        Issue::new(file, *loc, "name", message)
+                    };
+                    issues.push(issue.with_hint(
+                        "docker compose refuses it too; or give the stack a `name:` in the manifest",
+                    ));
                 }
                 n.clone()
             }
@@ -224,7 +257,7 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         stack.name.clone()
     };
 
-    let by_name = checks::active(stack, &project);
+    let by_name = checks::active(&project);
     issues.extend(checks::check(stack, src.manifest_file, &project, &by_name));
     // In declaration order.
     let active: Vec<&Service> = project
@@ -234,6 +267,8 @@ pub fn expand_stack(stack: &StackSpec, src: &StackSource<'_>) -> Result<Expanded
         .filter(|s| by_name.contains_key(s.name.as_str()))
         .collect();
     let mut out = containers::emit(stack, &name, src, &project, &active, &mut issues);
+    out.files.clone_from(&project.files);
+    out.profiles.clone_from(&project.profiles);
     if !issues.is_empty() {
         return Err(once_per_place(issues));
     }
@@ -262,10 +297,19 @@ fn once_per_place(issues: Vec<Issue>) -> Vec<Issue> {
         (i.file.clone(), i.line, i.column, field, message)
     }
     let mut seen: BTreeSet<(String, u32, u32, String, String)> = BTreeSet::new();
-    issues
+    let mut out: Vec<Issue> = issues
         .into_iter()
         .filter(|i| seen.insert(general(i)))
-        .collect()
+        .collect();
+    // File by file, in the order they come up, and top to bottom in each.
+    let mut order: Vec<String> = Vec::new();
+    for i in &out {
+        if !order.contains(&i.file) {
+            order.push(i.file.clone());
+        }
+    }
+    out.sort_by_key(|i| (order.iter().position(|f| *f == i.file), i.line, i.column));
+    out
 }
 
 #[cfg(test)]

@@ -58,6 +58,12 @@ pub(super) struct Project {
     pub env_file: Option<ContentMount>,
     pub model: Model,
     pub warnings: Vec<Issue>,
+    /// `COMPOSE_PROJECT_NAME` of the environment or the project's `.env`, as docker compose
+    /// reads it.
+    pub env_name: Option<String>,
+    /// The profiles enabled: the stack's, else `COMPOSE_PROFILES` (comma-separated) of the
+    /// environment or the project's `.env`.
+    pub profiles: Vec<String>,
 }
 
 /// A problem with the `stacks:` entry itself, at its place in the manifest.
@@ -179,6 +185,20 @@ pub(super) fn read_project(
         None => {}
     }
     let lookup = |name: &str| (src.env)(name).or_else(|| dotenv.get(name).cloned());
+    p.env_name = lookup("COMPOSE_PROJECT_NAME").filter(|n| !n.is_empty());
+    p.profiles = if stack.profiles.is_empty() {
+        lookup("COMPOSE_PROFILES")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        stack.profiles.clone()
+    };
 
     for (i, file) in p.files.iter().enumerate() {
         let Some(text) = (src.read)(file) else {

@@ -13,7 +13,7 @@ use crate::yaml::{Node, Value};
 use super::service::{Service, SwarmKey};
 
 /// `64m`, `1g`, `512mb`, `1024` (bytes).
-pub(super) fn parse_bytes(s: &str) -> Option<i64> {
+pub fn parse_bytes(s: &str) -> Option<i64> {
     let s = s.trim().to_ascii_lowercase();
     let s = s.strip_suffix('b').unwrap_or(&s);
     let (num, mult) = match s.chars().last()? {
@@ -33,7 +33,7 @@ pub(super) fn parse_bytes(s: &str) -> Option<i64> {
 }
 
 /// `0.5` → 500000000 billionths of a CPU.
-pub(super) fn parse_cpus(s: &str) -> Option<i64> {
+pub fn parse_cpus(s: &str) -> Option<i64> {
     let n: f64 = s.trim().parse().ok()?;
     if !(n.is_finite() && n > 0.0 && n < 1.0e6) {
         return None;
@@ -44,7 +44,7 @@ pub(super) fn parse_cpus(s: &str) -> Option<i64> {
 }
 
 /// `100000`, `100ms`, `1s`, `1400us` → microseconds.
-pub(super) fn parse_micros(s: &str) -> Option<i64> {
+pub fn parse_micros(s: &str) -> Option<i64> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
         return (n >= 0).then_some(n);

@@ -219,7 +219,7 @@ fn read_service_keys(
         let x = &mut s.extra;
         match key {
             "image" => s.image = r.string(v, &p),
-            "container_name" => s.container_name = r.string(v, &p),
+            "container_name" => s.container_name = text(r, v, &p),
             "command" => s.command = read_words(r, v, &p),
             "entrypoint" => s.entrypoint = read_words(r, v, &p),
             "environment" => read_environment(r, v, &p, &mut s.env),
@@ -268,10 +268,10 @@ fn read_service_keys(
             "privileged" => s.privileged = r.bool(v, &p),
             "cap_add" => s.cap_add = r.strings(v, &p).unwrap_or_default(),
             "cap_drop" => s.cap_drop = r.strings(v, &p).unwrap_or_default(),
-            "hostname" => s.hostname = r.string(v, &p),
-            "domainname" => x.domainname = r.string(v, &p),
+            "hostname" => s.hostname = text(r, v, &p),
+            "domainname" => x.domainname = text(r, v, &p),
             "init" => s.init = r.bool(v, &p),
-            "stop_signal" => s.stop_signal = r.string(v, &p),
+            "stop_signal" => s.stop_signal = text(r, v, &p),
             "stop_grace_period" => {
                 s.stop_timeout_secs = r
                     .duration_ms(v, &p)
@@ -280,8 +280,8 @@ fn read_service_keys(
             "tmpfs" => s.tmpfs.extend(read_tmpfs(r, v, &p)),
             "logging" => s.logging = read_logging(r, v, &p),
             "read_only" => s.read_only = r.bool(v, &p),
-            "user" => s.user = r.string(v, &p),
-            "working_dir" => s.working_dir = r.string(v, &p),
+            "user" => s.user = text(r, v, &p),
+            "working_dir" => s.working_dir = text(r, v, &p),
             "mem_limit" => s.memory_bytes = read_bytes(r, v, &p),
             "mem_reservation" => x.mem_reservation = read_bytes(r, v, &p),
             "memswap_limit" => x.memswap_limit = read_bytes(r, v, &p),
@@ -298,7 +298,7 @@ fn read_service_keys(
             "cpu_rt_runtime" => x.cpu_rt_runtime = read_micros(r, v, &p),
             "cpu_count" => x.cpu_count = read_i64(r, v, &p, 0..=i64::MAX),
             "cpu_percent" => x.cpu_percent = read_i64(r, v, &p, 0..=100),
-            "cpuset" => x.cpuset = r.string(v, &p),
+            "cpuset" => x.cpuset = text(r, v, &p),
             "blkio_config" => x.blkio = read_blkio(r, v, &p),
             "ulimits" => x.ulimits.extend(read_ulimits(r, v, &p)),
             "sysctls" => {
@@ -318,7 +318,7 @@ fn read_service_keys(
             "dns" => x.dns = r.strings(v, &p).unwrap_or_default(),
             "dns_search" => x.dns_search = r.strings(v, &p).unwrap_or_default(),
             "dns_opt" => x.dns_opt = r.strings(v, &p).unwrap_or_default(),
-            "mac_address" => x.mac_address = r.string(v, &p),
+            "mac_address" => x.mac_address = text(r, v, &p),
             "pid" | "ipc" => {
                 if let Some(mode) = r.string(v, &p) {
                     match mode.strip_prefix("service:") {
@@ -334,8 +334,8 @@ fn read_service_keys(
                     }
                 }
             }
-            "uts" => x.uts = r.string(v, &p),
-            "userns_mode" => x.userns_mode = r.string(v, &p),
+            "uts" => x.uts = text(r, v, &p),
+            "userns_mode" => x.userns_mode = text(r, v, &p),
             "cgroup" => {
                 x.cgroup = r.string(v, &p).filter(|m| {
                     let ok = matches!(m.as_str(), "host" | "private");
@@ -350,10 +350,10 @@ fn read_service_keys(
                     ok
                 });
             }
-            "cgroup_parent" => x.cgroup_parent = r.string(v, &p),
-            "isolation" => x.isolation = r.string(v, &p),
-            "runtime" => x.runtime = r.string(v, &p),
-            "platform" => x.platform = r.string(v, &p),
+            "cgroup_parent" => x.cgroup_parent = text(r, v, &p),
+            "isolation" => x.isolation = text(r, v, &p),
+            "runtime" => x.runtime = text(r, v, &p),
+            "platform" => x.platform = text(r, v, &p),
             "pull_policy" => {
                 if let Some(t) = r.string(v, &p) {
                     match PullPolicy::parse(&t) {
@@ -429,6 +429,11 @@ fn read_service_keys(
         s.labels.entry(k).or_insert(v);
     }
     Some(s)
+}
+
+/// A scalar that is unset when empty, as docker compose reads `hostname: ${HOST:-}`.
+fn text(r: &mut Reader<'_>, v: &Node, p: &str) -> Option<String> {
+    r.string(v, p).filter(|t| !t.is_empty())
 }
 
 /// `command`/`entrypoint`: a list of words, or one string split like a shell would.
