@@ -366,7 +366,8 @@ impl Pass {
             prune: false,
         };
         let decisions = decide(&report, observed, &pctx);
-        let plan = plan(&decisions, observed);
+        let mut plan = plan(&decisions, observed);
+        crate::compose::restart_dependants(manifest, &self.node, observed, &mut plan);
         Evaluated {
             report,
             decisions,

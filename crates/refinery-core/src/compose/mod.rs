@@ -18,6 +18,7 @@ mod containers;
 mod networks;
 mod project;
 mod resources;
+mod restarts;
 mod service;
 mod service_fields;
 mod services;
@@ -36,6 +37,7 @@ pub use crate::labels::{
 pub use crate::spec::container_name;
 pub use project::{COMPOSE_FILES, OVERRIDE_FILES};
 pub use resources::{parse_bytes, parse_cpus, parse_micros};
+pub use restarts::restart_dependants;
 
 use crate::manifest::{Issue, Manifest, ManifestError, StackSpec};
 use crate::spec::{ContainerSpec, ContextFile, NetworkSpec, VolumeSpec};

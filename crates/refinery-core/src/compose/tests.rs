@@ -864,3 +864,62 @@ fn compose_build_dockerignore_leaves_files_out_of_context_and_digest() {
     readme.1 = "two\n".into();
     assert_eq!(build(&changed).digest, b.digest);
 }
+
+/// A stack whose `web` depends on `db` with `restart: true` (and on `cache`, which no file
+/// declares, with `required: false`), run through diff → policy → plan as the engine runs it,
+/// with both containers running as declared and then `db` edited by hand.
+#[test]
+fn compose_depends_on_restart_true_restarts_the_dependant_when_its_dependency_is_recreated() {
+    let src = "services:
+  db:
+    image: postgres:16
+    environment: {MODE: a}
+  web:
+    image: web:1
+    depends_on:
+      db: {condition: service_started, restart: true}
+      cache: {condition: service_started, required: false}
+";
+    let mut st = stack(&["c.yml"], &[]);
+    crate::testing::NODE.clone_into(&mut st.node);
+    let e = run(&[("c.yml", src)], &st, &[]).expect("valid");
+    let web = e
+        .containers
+        .iter()
+        .find(|c| c.name == "shop_web_1")
+        .expect("web");
+    let deps = &web.stack.as_ref().expect("stack").depends_on;
+    assert_eq!(deps.len(), 1, "`cache` is passed over: {deps:?}");
+    assert!(deps[0].restart && deps[0].required);
+    let m = crate::testing::manifest(e.containers.clone());
+    let image = crate::observed::ImageDefaults::default();
+    let specs: Vec<&ContainerSpec> = m.containers.iter().collect();
+    let mut observed = crate::testing::observed_node(&specs, &image);
+    let pass = crate::testing::Pass::default();
+    assert!(
+        pass.run(&m, &observed).plan.writes().next().is_none(),
+        "in sync: nothing to do"
+    );
+    // `db` changed by hand: it is recreated, and `web` restarted after it.
+    if let Some(db) = observed
+        .containers
+        .iter_mut()
+        .find(|c| c.name == "shop_db_1")
+    {
+        db.env.insert("MODE".into(), "b".into());
+    }
+    let plan = pass.run(&m, &observed).plan;
+    let kinds: Vec<(String, crate::plan::StepKind)> = plan
+        .writes()
+        .map(|s| (s.id.name().to_owned(), s.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("shop_db_1".to_owned(), crate::plan::StepKind::Recreate),
+            ("shop_web_1".to_owned(), crate::plan::StepKind::Restart),
+        ]
+    );
+    let step = plan.writes().nth(1).expect("the restart");
+    assert!(step.reason.contains("`shop_db_1`"), "{}", step.reason);
+}
