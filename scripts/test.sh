@@ -16,6 +16,11 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+# The e-mail channel's tests run a real SMTP server (Debian's python3-aiosmtpd) with a test CA made
+# by the openssl command.
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq python3-aiosmtpd openssl >/dev/null
+fi
 # The Kubernetes tests run against a real control plane (etcd, kube-apiserver,
 # kube-controller-manager on 127.0.0.1), built once from Debian's sources and cached; started here
 # (or reused when one already answers) and stopped at the end if this run started it.

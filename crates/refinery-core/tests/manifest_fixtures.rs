@@ -92,6 +92,19 @@ fn fixture_names(prefix: &str) -> Vec<String> {
 /// implicit node taking a referenced name) under [`env`].
 const VALID: &[(&str, &[&str])] = &[
     ("valid-alert-channels.yaml", &[]),
+    (
+        "valid-alert-channels-more.yaml",
+        &[
+            "alerting.channels[0].token",
+            "alerting.channels[1].token",
+            "alerting.channels[2].bot_token",
+            "alerting.channels[3].bot_token",
+            "alerting.channels[4].webhook_url",
+            "alerting.channels[5].urls[0]",
+            "alerting.channels[5].urls[0]",
+            "alerting.channels[6].password",
+        ],
+    ),
     ("valid-anchors-and-merge-keys.yaml", &[]),
     ("valid-empty-file.yaml", &[]),
     ("valid-env-list.yaml", &[]),
@@ -301,12 +314,12 @@ fn load_full_reference_reads_every_section() {
     let [ch] = m.alerting.channels.as_slice() else {
         panic!("one channel: {:#?}", m.alerting.channels)
     };
-    assert_eq!(ch.kind, ChannelKind::Discord);
+    assert_eq!(ch.kind(), ChannelKind::Discord);
     assert_eq!(
-        ch.url.expose(),
+        ch.destination.address().expose(),
         "https://discord.example/api/webhooks/1/abc"
     );
-    assert!(ch.url.is_sensitive());
+    assert!(ch.destination.address().is_sensitive());
     assert_eq!(ch.level, Level::Warning);
 
     assert_eq!(m.ledger.path, "ledger/container_ledger.jsonl");
@@ -509,18 +522,91 @@ fn load_alert_channels_reads_filters_reminders_and_rate_limits() {
     let [slack, hook] = m.alerting.channels.as_slice() else {
         panic!("two channels: {:#?}", m.alerting.channels)
     };
-    assert_eq!(slack.kind, ChannelKind::Slack);
+    assert_eq!(slack.kind(), ChannelKind::Slack);
     assert_eq!(slack.level, Level::Critical);
     assert_eq!(slack.remind_every_ms, None);
     assert_eq!(
         (slack.rate_limit.max, slack.rate_limit.per_ms),
         (20, 60_000)
     );
-    assert_eq!(hook.kind, ChannelKind::Webhook);
+    assert_eq!(hook.kind(), ChannelKind::Webhook);
     assert_eq!(hook.nodes, ["vega", "k8s/dredge"]);
     assert_eq!(hook.drift_types, ["missing", "status", "orphan"]);
     assert_eq!(hook.remind_every_ms, Some(4 * 3600 * 1000));
     assert_eq!((hook.rate_limit.max, hook.rate_limit.per_ms), (5, 600_000));
+}
+
+#[test]
+fn load_alert_channels_more_reads_every_type_masked_with_timing() {
+    use refinery_core::manifest::Destination;
+    let secrets = |name: &str| -> Option<String> {
+        match name {
+            "NTFY_TOKEN" => Some("tk_ntfy".into()),
+            "GOTIFY_TOKEN" => Some("gotify-app".into()),
+            "TELEGRAM_BOT_TOKEN" => Some("123:ABC".into()),
+            "TEAMS_WEBHOOK" => Some("https://contoso.webhook.office.com/webhookb2/x".into()),
+            "TG_TOKEN" => Some("tg".into()),
+            "TG_CHAT" => Some("42".into()),
+            "SMTP_PASSWORD" => Some("smtp-pw".into()),
+            _ => None,
+        }
+    };
+    let m = load_ok_with("valid-alert-channels-more.yaml", &secrets).manifest;
+    let kinds: Vec<&str> = m
+        .alerting
+        .channels
+        .iter()
+        .map(|c| c.kind().as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ntfy", "gotify", "telegram", "telegram", "teams", "apprise", "email"
+        ]
+    );
+    let ch = &m.alerting.channels;
+    assert_eq!(
+        (ch[0].min_duration_ms, ch[0].burst, ch[0].group_wait_ms),
+        (30_000, 5, 5_000)
+    );
+    assert_eq!(
+        (ch[1].min_duration_ms, ch[1].burst, ch[1].group_wait_ms),
+        (0, 10, 0)
+    );
+    let Destination::Telegram {
+        chat_id, api_url, ..
+    } = &ch[2].destination
+    else {
+        panic!("telegram: {:?}", ch[2])
+    };
+    assert_eq!((chat_id.as_str(), api_url), ("-1001234567890", &None));
+    let Destination::Apprise { urls, .. } = &ch[5].destination else {
+        panic!("apprise: {:?}", ch[5])
+    };
+    assert_eq!(urls[0].expose(), "tgram://tg/42");
+    let Destination::Email(e) = &ch[6].destination else {
+        panic!("email: {:?}", ch[6])
+    };
+    assert_eq!(e.to, ["ops@example.com"]);
+    assert_eq!(e.username.as_deref(), Some("refinery"));
+    assert_eq!(ch[6].remind_every_ms, Some(4 * 3600 * 1000));
+    // Every token, password and URL prints masked.
+    let printed = format!(
+        "{:?} {}",
+        m.alerting,
+        serde_json::to_string(&m.alerting).unwrap_or_default()
+    );
+    for s in [
+        "tk_ntfy",
+        "gotify-app",
+        "123:ABC",
+        "webhookb2",
+        "tgram://",
+        "smtp-pw",
+        "mail.example",
+    ] {
+        assert!(!printed.contains(s), "`{s}` printed: {printed}");
+    }
 }
 
 #[test]
@@ -532,9 +618,12 @@ fn load_seed000_discord_alerting_reads_shortcut_and_channel() {
     let [ch] = m.alerting.channels.as_slice() else {
         panic!("one channel: {:#?}", m.alerting.channels)
     };
-    assert_eq!((ch.kind, ch.level), (ChannelKind::Discord, Level::Warning));
     assert_eq!(
-        ch.url.expose(),
+        (ch.kind(), ch.level),
+        (ChannelKind::Discord, Level::Warning)
+    );
+    assert_eq!(
+        ch.destination.address().expose(),
         "https://discord.example/api/webhooks/1/abc"
     );
     assert!(ch.nodes.is_empty() && ch.drift_types.is_empty());
@@ -780,7 +869,7 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-action-typo.yaml", &[hinted(3, 13, "drift_rules.image_drift.action", "`rollbak` is not an action", "did you mean `rollback`?")]),
     ("invalid-bool.yaml", &[hinted(2, 20, "config.drift_detection", "expected true or false, found `maybe`", "write `true` or `false`")]),
     ("invalid-channel-type.yaml", &[
-        hinted(3, 13, "alerting.channels[0].type", "`telegram` is not a channel type", "`discord`, `slack`, `mattermost` or `webhook`"),
+        hinted(3, 13, "alerting.channels[0].type", "`telegrm` is not a channel type", "did you mean `telegram`?"),
         hinted(5, 14, "alerting.channels[0].level", "`urgent` is not a level", "`info`, `warning` or `critical`"),
     ]),
     ("invalid-channel-filters.yaml", &[
@@ -791,7 +880,21 @@ const INVALID: &[(&str, &[Expect])] = &[
     ]),
     ("invalid-channel-undeclared-node.yaml", &[hinted(10, 21, "alerting.channels[0].nodes[1]", "node `nod1` is not declared under `nodes`", "did you mean `node1`?")]),
     ("invalid-channel-url-twice.yaml", &[hinted(5, 7, "alerting.channels[0].url", "set either `webhook_url` or `url`, not both", "another name for `webhook_url`")]),
-    ("invalid-channel-without-url.yaml", &[at(3, 7, "alerting.channels[0].webhook_url", "a channel needs a `webhook_url`")]),
+    ("invalid-channel-without-url.yaml", &[at(3, 7, "alerting.channels[0].webhook_url", "a channel of type `slack` needs `webhook_url`")]),
+    ("invalid-channel-ntfy-without-url.yaml", &[hinted(3, 7, "alerting.channels[0].url", "a channel of type `ntfy` needs `url`", "https://ntfy.sh/<topic>")]),
+    ("invalid-channel-gotify-without-token.yaml", &[hinted(3, 7, "alerting.channels[0].token", "a channel of type `gotify` needs `token`", "${GOTIFY_TOKEN}")]),
+    ("invalid-channel-telegram-without-chat-id.yaml", &[hinted(3, 7, "alerting.channels[0].chat_id", "a channel of type `telegram` needs `chat_id`", "-1001234567890")]),
+    ("invalid-channel-teams-without-url.yaml", &[hinted(3, 7, "alerting.channels[0].webhook_url", "a channel of type `teams` needs `webhook_url`", "Workflows URL")]),
+    ("invalid-channel-apprise-without-url.yaml", &[hinted(3, 7, "alerting.channels[0].url", "a channel of type `apprise` needs `url`", "/notify")]),
+    ("invalid-channel-email.yaml", &[
+        hinted(4, 13, "alerting.channels[0].smtp", "expected an `smtp://` or `smtps://` URL", "smtps://mail.example:465"),
+        hinted(6, 11, "alerting.channels[0].to", "`to` names nobody", "at least one address"),
+        hinted(7, 7, "alerting.channels[0].password", "a `password` without a `username`", "add `username`"),
+    ]),
+    ("invalid-channel-burst.yaml", &[
+        hinted(5, 14, "alerting.channels[0].burst", "a burst of 0 would group every drift", "use 1 or more"),
+        at(6, 21, "alerting.channels[0].min_duration", ""),
+    ]),
     ("invalid-check-interval-zero.yaml", &[at(2, 19, "config.check_interval", "must be at least 1 second")]),
     ("invalid-container-name.yaml", &[hinted(2, 11, "containers[0].name", "`-web app` is not a valid container name", "starting with a letter or digit")]),
     ("invalid-container-type.yaml", &[hinted(3, 11, "containers[0].type", "`podman` is not a container type", "use `docker` or `k8s`")]),

@@ -3,7 +3,7 @@
 use refinery_core::Manifest;
 use refinery_core::ledger::Masker;
 
-/// Masks every secret the manifest knows: sensitive env values and alert webhook URLs.
+/// Masks every secret the manifest knows: sensitive env values and every alert channel's URLs, tokens and passwords.
 #[must_use]
 pub fn masker_for(manifest: &Manifest) -> Masker {
     let mut secrets = Vec::new();
@@ -20,7 +20,7 @@ pub fn masker_for(manifest: &Manifest) -> Masker {
             .alerting
             .channels
             .iter()
-            .map(|ch| ch.url.expose().to_owned()),
+            .flat_map(|ch| ch.destination.secrets().into_iter().map(str::to_owned)),
     );
     secrets.extend(
         manifest

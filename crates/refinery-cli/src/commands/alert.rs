@@ -7,6 +7,7 @@ use crate::commands::load_desired;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::notify::{self, Notice, NoticeKind, Retry, Target};
+
 use crate::settings::Settings;
 
 #[derive(Serialize)]
@@ -54,7 +55,7 @@ async fn test(settings: &Settings) -> Result<u8, CliError> {
         let client = client.clone();
         let notice = notice.clone();
         async move {
-            let result = notify::channel::post(&client, &target, &notice, retry, None).await;
+            let result = notify::post(&client, &target, &notice, retry, None).await;
             (target, result)
         }
     });
@@ -64,7 +65,7 @@ async fn test(settings: &Settings) -> Result<u8, CliError> {
         let error = result.as_ref().err().map(|e| {
             let mut text = e.to_string();
             if let Some(cause) = std::error::Error::source(e) {
-                text.push_str(&format!(": {cause}"));
+                text.push_str(&format!(": {}", target.redact(&cause.to_string())));
             }
             for h in e.hints() {
                 text.push_str(&format!("\n  hint: {h}"));

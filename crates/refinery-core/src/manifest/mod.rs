@@ -4,6 +4,7 @@
 //! compose services) share.
 
 mod alerting;
+mod channel;
 mod config;
 mod containers;
 mod drift_rules;
@@ -23,7 +24,11 @@ mod stacks;
 
 use serde::Serialize;
 
-pub use alerting::{Alerting, Channel, ChannelKind, Level, RateLimit};
+pub use alerting::{Alerting, Level, RateLimit};
+pub use channel::{
+    Channel, ChannelKind, DEFAULT_BURST, DEFAULT_GROUP_WAIT_MS, Destination, EmailDestination,
+    TELEGRAM_API,
+};
 pub use config::{Config, Mode};
 pub use drift_rules::{DriftRules, Flapping, Rule};
 pub use env_files::{EnvFileRef, resolve_env_files};

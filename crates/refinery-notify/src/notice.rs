@@ -14,6 +14,10 @@ pub enum NoticeKind {
     DriftResolved,
     /// A drift still lasts (`remind_every`).
     Reminder,
+    /// More than `burst` drifts started within `group_wait`: one message listing them.
+    BurstStarted,
+    /// Every drift of a burst is resolved.
+    BurstResolved,
     /// Something else worth telling: an action failed, a node is unreachable, a bad revision,
     /// flap protection, a rollback.
     Alert,
@@ -30,6 +34,8 @@ impl NoticeKind {
             NoticeKind::DriftStarted => "drift_started",
             NoticeKind::DriftResolved => "drift_resolved",
             NoticeKind::Reminder => "reminder",
+            NoticeKind::BurstStarted => "burst_started",
+            NoticeKind::BurstResolved => "burst_resolved",
             NoticeKind::Alert => "alert",
             NoticeKind::Suppressed => "suppressed",
             NoticeKind::Test => "test",
@@ -55,6 +61,19 @@ pub struct Notice {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
     pub time: Timestamp,
+    /// A burst's drifts (empty for any other message).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drifts: Vec<DriftRef>,
+}
+
+/// One drift of a burst.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DriftRef {
+    pub node: Option<String>,
+    pub resource: String,
+    pub drift: String,
+    /// What the drift's own message said (its start), or how it ended.
+    pub text: String,
 }
 
 impl Notice {
@@ -70,6 +89,7 @@ impl Notice {
             drift: None,
             revision: None,
             time,
+            drifts: Vec::new(),
         }
     }
 
