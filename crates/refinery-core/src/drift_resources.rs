@@ -109,19 +109,22 @@ fn changes(
     out
 }
 
-/// A network's settings beyond driver, labels and options: `internal`, `attachable`,
-/// `enable_ipv6`, and the declared parts of `ipam` (the engine picks a subnet when none is
-/// declared).
+/// A network's settings beyond driver, labels and options: `internal`, `enable_ipv6`,
+/// `attachable` where declared, and the declared parts of `ipam` (the engine picks a subnet when
+/// none is declared).
 fn network_changes(net: &NetworkSpec, o: &ObservedNetwork) -> Vec<FieldChange> {
     let mut out = Vec::new();
     for (key, d, h) in [
         ("internal", net.internal, o.internal),
-        ("attachable", net.attachable, o.attachable),
         ("enable_ipv6", net.enable_ipv6, o.enable_ipv6),
     ] {
         if d != h {
             out.push(field(key, d.to_string(), h.to_string()));
         }
+    }
+    // docker-compose 1.29 makes every network of its own attachable: compared where declared.
+    if net.attachable && !o.attachable {
+        out.push(field("attachable", "true".into(), "false".into()));
     }
     if let Some(ipam) = &net.ipam {
         let seen = o.ipam.clone().unwrap_or_default();

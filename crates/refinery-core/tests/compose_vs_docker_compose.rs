@@ -842,14 +842,14 @@ fn compose_fixtures_resolve_as_docker_compose_resolves_them() {
                         .is_some_and(|s| s.service == service && s.number == 1)
                 })
                 .expect("a first replica");
-            if let Some(cn) = svc.get("container_name") {
-                if text(cn) != spec.name {
-                    failures.push(format!(
-                        "{name}: {service}: container_name {} / {}",
-                        text(cn),
-                        spec.name
-                    ));
-                }
+            if let Some(cn) = svc.get("container_name")
+                && text(cn) != spec.name
+            {
+                failures.push(format!(
+                    "{name}: {service}: container_name {} / {}",
+                    text(cn),
+                    spec.name
+                ));
             }
             for d in compare_service(svc, spec, &copy_dir, &named, &networks) {
                 failures.push(format!("{name}: {service}: {d}"));
