@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers on the default socket: installs Debian's docker.io and starts
 # dockerd when none does. Also installs busybox-static (test and demo images are built from it),
-# openssl and openssh-server (multi-node tests), protobuf-compiler (the etcd client's build runs
-# `protoc`) and etcd-server (the high-availability tests start a real etcd).
+# openssl and openssh-server (multi-node tests) and etcd-server (the high-availability tests start
+# a real etcd).
 set -euo pipefail
 need_apt=()
 command -v busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
 # Multi-node tests: TLS certificates made with openssl, ssh:// against a loopback sshd.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
-# `--ha etcd://…`: building the etcd client needs protoc; its tests run Debian's etcd.
-command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+# `--ha etcd://…`: its tests run Debian's etcd.
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 # The daemon's allocator, jemalloc, is built from source: a C compiler and make.
 command -v make >/dev/null 2>&1 || need_apt+=(make)

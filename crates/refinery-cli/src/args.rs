@@ -231,7 +231,7 @@ pub struct HaArgs {
     /// KUBECONFIG's context). Only the leader writes to engines and the ledger; the others stand
     /// by. With `--shard`, each shard has its own election.
     #[arg(long, value_name = "URL", value_parser = parse_ha)]
-    pub ha: Option<crate::ha::HaUrl>,
+    pub ha: Option<refinery_ha::HaUrl>,
     /// Lease time: a dead leader is replaced within it; a leader that cannot renew its lease
     /// stops acting after half of it (at least 2s).
     #[arg(long, default_value = "10s", value_parser = parse_lease, requires = "ha")]
@@ -262,7 +262,7 @@ pub struct StatusArgs {
     /// Also show the leader, its term and the standbys of this election
     /// (`etcd://HOST:PORT/PREFIX` or `k8s://CONTEXT/NAMESPACE/NAME`, as given to `refinery run --ha`).
     #[arg(long, value_name = "URL", value_parser = parse_ha)]
-    pub ha: Option<crate::ha::HaUrl>,
+    pub ha: Option<refinery_ha::HaUrl>,
     /// Only the nodes shard I of N owns (`2/3`); with `--ha`, that shard's election.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<refinery_core::Shard>,
@@ -271,7 +271,7 @@ pub struct StatusArgs {
 }
 
 /// `--ha`: an election URL.
-fn parse_ha(s: &str) -> Result<crate::ha::HaUrl, String> {
+fn parse_ha(s: &str) -> Result<refinery_ha::HaUrl, String> {
     s.parse()
 }
 

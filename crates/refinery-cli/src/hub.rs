@@ -470,7 +470,7 @@ impl Hub {
     }
 
     /// The election changed (`--ha`): shown on the status page; a standby sends no alerts.
-    pub fn on_ha(&mut self, ha: crate::ha::HaStatus, leading: bool) {
+    pub fn on_ha(&mut self, ha: refinery_ha::HaStatus, leading: bool) {
         self.muted = !leading;
         self.metrics.ha_leader.set(i64::from(leading));
         self.metrics

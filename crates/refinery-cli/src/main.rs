@@ -10,7 +10,6 @@ mod desired;
 mod engines;
 mod error;
 mod exit_code;
-mod ha;
 mod kube_sources;
 mod ledger_records;
 mod memory;

@@ -3,7 +3,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::args::{ColorChoice, GlobalArgs};
+use refinery_ha::{EtcdTls, HaUrl};
+
+use crate::args::{ColorChoice, GlobalArgs, HaTlsArgs};
+use crate::error::CliError;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -53,4 +56,19 @@ impl Settings {
             now: jiff::Timestamp::now(),
         }
     }
+}
+
+/// TLS to etcd for `url` from `--ha-cacert`, `--ha-cert`, `--ha-key`: `None` without them; a
+/// usage error when a file cannot be read or is not PEM, or when they are given for a Lease.
+pub fn etcd_tls(args: &HaTlsArgs, url: &HaUrl) -> Result<Option<EtcdTls>, CliError> {
+    EtcdTls::load(
+        url,
+        args.ha_cacert.as_deref(),
+        args.ha_cert.as_deref(),
+        args.ha_key.as_deref(),
+    )
+    .map_err(|e| CliError::BadHaTls {
+        flag: e.flag,
+        message: e.message,
+    })
 }

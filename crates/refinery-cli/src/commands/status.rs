@@ -78,7 +78,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
     settings.shard = args.shard;
     let settings = &settings;
     let tls = match &args.ha {
-        Some(url) => crate::ha::EtcdTls::load(&args.tls, url)?,
+        Some(url) => crate::settings::etcd_tls(&args.tls, url)?,
         None => None,
     };
     let desired = load_desired(settings)?;
@@ -152,7 +152,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
     }
     let drifted = rows.iter().any(|r| !r.drift.is_empty()) || unauthorized > 0;
     let ha = match &args.ha {
-        Some(url) => match crate::ha::read_status(&url.for_shard(args.shard), tls).await {
+        Some(url) => match refinery_ha::read_status(&url.for_shard(args.shard), tls).await {
             Ok(s) => Some(s),
             Err(e) => {
                 eprint!(
@@ -220,7 +220,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
             );
         }
         if let Some(h) = &ha {
-            println!("\n{}", crate::ha::summary(h));
+            println!("\n{}", refinery_ha::summary(h));
         }
     }
     Ok(

@@ -12,17 +12,17 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use refinery_core::ledger::{Event, Record};
+use refinery_ha::{HaUrl, Leadership};
 use refinery_store::{LedgerError, LedgerFile, LedgerOptions, masker_for};
 
 use super::Daemon;
 use crate::args::HaArgs;
 use crate::error::CliError;
-use crate::ha::{EtcdTls, HaUrl, Leadership};
 
 /// Starts campaigning (a TLS file that cannot be used is a usage error).
 pub(super) fn start(url: &HaUrl, args: &HaArgs) -> Result<Leadership, CliError> {
-    let tls = EtcdTls::load(&args.tls, url)?;
-    let id = args.ha_id.clone().unwrap_or_else(crate::ha::default_id);
+    let tls = crate::settings::etcd_tls(&args.tls, url)?;
+    let id = args.ha_id.clone().unwrap_or_else(refinery_ha::default_id);
     let lease = Duration::from_millis(args.ha_lease);
     tracing::info!(ha = %url, id = %id, lease_secs = lease.as_secs(), "campaigning for leadership");
     Ok(Leadership::start(url, tls, lease, id))

@@ -89,7 +89,7 @@ struct Daemon {
     ledger: Option<LedgerFile>,
     ledger_path: PathBuf,
     /// `--ha`: the election; only its leader acts.
-    ha: Option<crate::ha::Leadership>,
+    ha: Option<refinery_ha::Leadership>,
     /// The leader term the ledger is being written under (`--ha`).
     term: Option<u64>,
     appended_seq: u64,

@@ -27,7 +27,7 @@ pub struct Status {
     /// The election, under `refinery run --ha`: this instance's role, the leader, its term, the
     /// standbys.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ha: Option<crate::ha::HaStatus>,
+    pub ha: Option<refinery_ha::HaStatus>,
 }
 
 impl Default for Status {

@@ -25,13 +25,14 @@ use refinery_core::shard::fnv1a64;
 use refinery_kube::KubeCluster;
 use refinery_kube::lease::{LeaseRecord, Leases, Write};
 
-use super::{Campaign, HaStatus, HaUrl, Store, timed};
+use crate::campaign::{Campaign, Store, timed};
+use crate::{HaStatus, HaUrl};
 
 /// The label that ties a member Lease to its election.
 const ELECTION_LABEL: &str = "io.refinery.election";
 
 /// One Lease election.
-pub(super) struct Kube {
+pub(crate) struct LeaseElector {
     context: String,
     namespace: String,
     name: String,
@@ -54,7 +55,7 @@ struct Session {
     logged: Option<(String, i32)>,
 }
 
-impl Store for Kube {
+impl Store for LeaseElector {
     fn name(&self) -> &'static str {
         "Kubernetes"
     }
@@ -84,9 +85,9 @@ impl Store for Kube {
     }
 }
 
-impl Kube {
-    pub(super) fn new(context: &str, namespace: &str, name: &str) -> Kube {
-        Kube {
+impl LeaseElector {
+    pub(crate) fn new(context: &str, namespace: &str, name: &str) -> LeaseElector {
+        LeaseElector {
             context: context.to_owned(),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -288,7 +289,7 @@ fn is_long_gone(l: &LeaseRecord, now: Timestamp) -> bool {
 }
 
 /// Who leads and who stands by, for `refinery status --ha k8s://…`.
-pub(super) async fn read_status(
+pub(crate) async fn read_status(
     url: &HaUrl,
     context: &str,
     namespace: &str,
