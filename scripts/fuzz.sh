@@ -16,7 +16,7 @@ shift || true
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
-  targets=(manifest compose ledger docker_event schedule)
+  targets=(manifest compose ledger docker_event schedule webhook)
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "error: cargo-fuzz on a nightly toolchain is needed" >&2

@@ -115,6 +115,7 @@ pub fn manifest(containers: Vec<ContainerSpec>) -> Manifest {
         drift_rules: DriftRules::default(),
         maintenance_windows: Vec::new(),
         alerting: Alerting::default(),
+        commit_status: None,
         ledger: LedgerConfig::default(),
         secrets: SecretsConfig::default(),
         env_files: Vec::new(),

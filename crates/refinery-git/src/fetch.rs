@@ -11,9 +11,9 @@ use crate::git_error::{GitError, Result};
 use crate::git_source::{GitSource, full_ref_name, read_err};
 
 /// Who the reflog of a fetched tracking ref names when the repository configures no committer.
-const REFLOG_NAME: &str = "refinery";
+pub(crate) const REFLOG_NAME: &str = "refinery";
 /// See [`REFLOG_NAME`].
-const REFLOG_EMAIL: &str = "refinery@localhost";
+pub(crate) const REFLOG_EMAIL: &str = "refinery@localhost";
 
 impl GitSource {
     /// Fetches `branch` from the repository's remote (the branch's configured upstream remote,
@@ -154,7 +154,7 @@ impl GitSource {
     /// A new handle on the same repository with its config read afresh (remotes may have been
     /// added since [`GitSource::open`]). Objects it writes land in the same object directory, which
     /// the long-lived handle rescans when it misses an object.
-    fn reopen(&self) -> Result<Repository> {
+    pub(crate) fn reopen(&self) -> Result<Repository> {
         let git_dir = self.git_dir();
         gix::open_opts(&git_dir, gix::open::Options::isolated()).map_err(|source| GitError::Open {
             path: git_dir,
@@ -213,13 +213,13 @@ fn tip_of(repo: &Repository, refname: &str) -> Result<Option<String>> {
 }
 
 /// The URL as the user wrote it, without a password.
-fn printable_url(url: &gix::Url) -> String {
+pub(crate) fn printable_url(url: &gix::Url) -> String {
     let mut url = url.clone();
     url.set_password(None);
     url.to_bstring().to_str_lossy().into_owned()
 }
 
 /// ssh's "Permission denied", HTTP 401/403 and unreadable paths all classify as one of these.
-fn is_auth_failure(err: &gix::Error) -> bool {
+pub(crate) fn is_auth_failure(err: &gix::Error) -> bool {
     err.is_unauthenticated() || err.is_permission_denied()
 }

@@ -156,6 +156,27 @@ pub enum GitError {
         source: gix::Error,
     },
 
+    /// `--follow-tag` is not a usable glob.
+    #[error("failed to use `{pattern}` as a tag pattern: {reason}")]
+    InvalidTagPattern { pattern: String, reason: String },
+
+    /// Several remotes are configured and none is named `origin`: which one's tags to follow?
+    #[error("failed to choose the remote to fetch tags from")]
+    TagRemoteAmbiguous {
+        /// The configured remotes, sorted.
+        remotes: Vec<String>,
+    },
+
+    /// The remote was reached, but receiving its tags or updating `refs/tags/` failed. Nothing
+    /// half-written is left behind.
+    #[error("failed to fetch tags from remote `{remote}` at `{url}`")]
+    FetchTags {
+        remote: String,
+        url: String,
+        #[source]
+        source: gix::Error,
+    },
+
     /// Reading a file of the work tree failed (other than it being absent).
     #[error("failed to read work tree file `{}`", path.display())]
     Worktree {
@@ -241,6 +262,18 @@ impl GitError {
                 format!("push the branch first: `git push {remote} {branch}`"),
                 format!("or deploy a branch the remote has: `git ls-remote --heads {remote}`"),
             ],
+            GitError::InvalidTagPattern { .. } => vec![
+                "give a glob over tag names, like `v*` or `release-1.*` (quote it for the shell)"
+                    .to_owned(),
+            ],
+            GitError::TagRemoteAmbiguous { remotes } => vec![format!(
+                "name the remote to deploy tags from `origin` (configured: {})",
+                backticked(remotes)
+            )],
+            GitError::FetchTags { remote, .. } => vec![
+                "the local repository was left as it was; the next fetch tries again".to_owned(),
+                format!("try it by hand to see more: `git fetch {remote} '+refs/tags/*:refs/tags/*'`"),
+            ],
             GitError::Fetch { remote, branch, .. } => vec![
                 "the local repository was left as it was; the next fetch tries again".to_owned(),
                 format!("try it by hand to see more: `git fetch {remote} {branch}`"),
@@ -255,7 +288,9 @@ impl GitError {
             GitError::Locked { .. } => true,
             // The network or the server may come back; a wrong URL stays wrong, but a daemon
             // retrying it with back-off costs little and heals when the URL is fixed.
-            GitError::RemoteUnreachable { .. } | GitError::Fetch { .. } => true,
+            GitError::RemoteUnreachable { .. }
+            | GitError::Fetch { .. }
+            | GitError::FetchTags { .. } => true,
             _ => false,
         }
     }

@@ -9,6 +9,8 @@ mod fetch_outcome;
 mod git_error;
 mod git_source;
 mod repo_path;
+mod tag_pattern;
+mod tags;
 #[cfg(any(test, feature = "testing"))]
 mod test_repo;
 
@@ -16,5 +18,7 @@ pub use commit_info::{CommitInfo, SHORT_ID_LEN};
 pub use fetch_outcome::FetchOutcome;
 pub use git_error::{GitError, Result};
 pub use git_source::{CommitMeta, GitSource};
+pub use tag_pattern::{TagPattern, cmp_versions};
+pub use tags::{TagFetch, TagTip};
 #[cfg(any(test, feature = "testing"))]
 pub use test_repo::{TEST_AUTHOR_EMAIL, TEST_AUTHOR_NAME, TEST_EPOCH, TEST_TIME_STEP, TestRepo};

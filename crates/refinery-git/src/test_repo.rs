@@ -290,6 +290,51 @@ impl TestRepo {
             .unwrap_or_else(|e| panic!("failed to set `{refname}`: {e}"));
     }
 
+    /// A lightweight tag `name` on `commit` (moved if it exists), as `git tag -f name commit`.
+    pub fn tag(&self, name: &str, commit: &str) {
+        self.set_ref(&format!("refs/tags/{name}"), commit);
+    }
+
+    /// An annotated tag `name` on `commit` (a tag object with `message`), as
+    /// `git tag -a -f name commit -m message`.
+    pub fn tag_annotated(&self, name: &str, commit: &str, message: &str) {
+        let repo = self.open();
+        let id = ObjectId::from_hex(commit.as_bytes()).expect("`commit` is a full hex id");
+        let tagger = gix::actor::Signature {
+            name: TEST_AUTHOR_NAME.into(),
+            email: TEST_AUTHOR_EMAIL.into(),
+            time: gix::date::Time {
+                seconds: TEST_EPOCH,
+                offset: 0,
+            },
+        };
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        repo.tag(
+            name,
+            id,
+            gix::objs::Kind::Commit,
+            Some(tagger.to_ref(&mut time_buf)),
+            message,
+            PreviousValue::Any,
+        )
+        .unwrap_or_else(|e| panic!("failed to tag `{name}`: {e}"));
+    }
+
+    /// Delete `refname` (`refs/tags/v1`), as `git update-ref -d`.
+    pub fn delete_ref(&self, refname: &str) {
+        let repo = self.open();
+        let edit = RefEdit {
+            change: Change::Delete {
+                expected: PreviousValue::Any,
+                log: RefLog::AndReference,
+            },
+            name: FullName::try_from(refname).expect("`refname` is a full reference name"),
+            deref: false,
+        };
+        repo.edit_references(Some(edit))
+            .unwrap_or_else(|e| panic!("failed to delete `{refname}`: {e}"));
+    }
+
     fn open(&self) -> Repository {
         gix::open_opts(self.path(), gix::open::Options::isolated())
             .expect("failed to open the test repository")

@@ -2,6 +2,7 @@
 //! top level, each section handed to its own reader.
 
 use super::alerting::read_alerting;
+use super::commit_status::read_commit_status;
 use super::config::read_config;
 use super::containers::read_containers;
 use super::drift_rules::read_drift_rules;
@@ -150,6 +151,9 @@ fn read_manifest(
         .get("alerting")
         .map(|n| read_alerting(r, n, &alert_nodes))
         .unwrap_or_default();
+    let commit_status = top
+        .get("commit_status")
+        .and_then(|n| read_commit_status(r, n));
     let ledger = top
         .get("ledger")
         .map(|n| read_ledger(r, n))
@@ -184,6 +188,7 @@ fn read_manifest(
         drift_rules,
         maintenance_windows,
         alerting,
+        commit_status,
         ledger,
         secrets,
         allow_empty,

@@ -5,6 +5,7 @@
 
 mod alerting;
 mod channel;
+mod commit_status;
 mod config;
 mod containers;
 mod drift_rules;
@@ -29,6 +30,7 @@ pub use channel::{
     Channel, ChannelKind, DEFAULT_BURST, DEFAULT_GROUP_WAIT_MS, Destination, EmailDestination,
     TELEGRAM_API,
 };
+pub use commit_status::{CommitStatusConfig, DEFAULT_TOKEN_ENV, Forge};
 pub use config::{Config, Mode};
 pub use drift_rules::{DriftRules, Flapping, Rule};
 pub use env_files::{EnvFileRef, resolve_env_files};
@@ -68,6 +70,9 @@ pub struct Manifest {
     pub drift_rules: DriftRules,
     pub maintenance_windows: Vec<MaintenanceWindow>,
     pub alerting: Alerting,
+    /// `commit_status:`: the forge each revision's deploy result is written back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_status: Option<CommitStatusConfig>,
     pub ledger: LedgerConfig,
     pub secrets: SecretsConfig,
     pub allow_empty: bool,
