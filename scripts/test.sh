@@ -8,6 +8,10 @@ bash "$top/scripts/ensure-docker.sh"
 if ! command -v git-upload-pack >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq git >/dev/null
 fi
+# The compose tests compare with what docker-compose resolves, and adopt what it starts.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null
+fi
 # The status page test loads the page in headless Chromium.
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null

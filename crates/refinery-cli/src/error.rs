@@ -74,6 +74,8 @@ pub enum CliError {
     DaemonHoldsLedger { pid: u32 },
     #[error("failed to get an answer from the running daemon (pid {pid}): {what}")]
     DaemonNoAnswer { pid: u32, what: String },
+    #[error("failed to write to stdout")]
+    Stdout(#[source] std::io::Error),
     #[error("failed to {action}")]
     Io {
         action: String,
@@ -83,6 +85,12 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Whether stdout's reader went away (`| head`): not a failure, the command just stops.
+    #[must_use]
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The exit code: one exhaustive match, no catch-all.
     #[must_use]
     pub fn exit_code(&self) -> u8 {
@@ -99,7 +107,7 @@ impl CliError {
             CliError::NothingToHurt => exit_code::CHAOS_UNHEALED,
             CliError::State(_) | CliError::AuditLog(_) => exit_code::UNEXPECTED,
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
-            CliError::Io { .. } => exit_code::UNEXPECTED,
+            CliError::Io { .. } | CliError::Stdout(_) => exit_code::UNEXPECTED,
             CliError::Ledger(LedgerError::Broken { .. }) => exit_code::LEDGER_BROKEN,
             CliError::Ledger(
                 LedgerError::Io { .. } | LedgerError::Locked { .. } | LedgerError::Seal(_),
@@ -153,7 +161,7 @@ impl CliError {
             CliError::BadHaTls { .. } => vec![
                 "`--ha-cacert`, `--ha-cert` and `--ha-key` name PEM files readable by this process, and are for `etcd://` only (a `k8s://` Lease uses the kubeconfig's TLS)".into(),
             ],
-            CliError::Io { .. } | CliError::AuditLog(_) => Vec::new(),
+            CliError::Io { .. } | CliError::AuditLog(_) | CliError::Stdout(_) => Vec::new(),
             CliError::ListenNeedsToken { .. } => vec![
                 "set `REFINERY_STATUS_TOKEN` or pass `--token-file`, or listen on `127.0.0.1`".into(),
             ],

@@ -16,6 +16,7 @@ mod gitops;
 mod kube_sources;
 mod ledger_records;
 mod memory;
+mod output;
 mod pass;
 mod render;
 mod settings;
@@ -74,6 +75,8 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of stdout went away (`| head`): stop quietly, as ripgrep does.
+        Err(e) if e.is_broken_pipe() => ExitCode::from(exit_code::OK),
         Err(e) => {
             if let CliError::Manifest(m) = &e {
                 eprint!("{}", render::issues(m.issues(), "error"));

@@ -619,6 +619,69 @@ fn ledger_show_broken_prints_intact_entries_then_fails() {
     assert!(out.stderr.contains("at line 4"), "{}", out.stderr);
 }
 
+/// A ledger of `n` entries, far more than a pipe holds once printed.
+fn long_ledger(dir: &Path, n: usize) -> PathBuf {
+    let mut tip = ChainTip::genesis();
+    let mut text = String::new();
+    let web = ResourceId::container("lyra", "web");
+    for i in 0..n {
+        let record = Record::new(Event::Alert {
+            level: "info".into(),
+            message: format!("entry {i} of a long ledger, with some words to make the line long"),
+        })
+        .resource(web.clone());
+        let sealed = tip
+            .seal(record, jiff::Timestamp::now(), &Masker::default())
+            .expect("seal");
+        text.push_str(&sealed.line);
+        text.push('\n');
+    }
+    let path = dir.join("long.jsonl");
+    std::fs::write(&path, text).expect("write the ledger");
+    path
+}
+
+/// Runs `refinery args` with stdout a pipe whose reader reads `keep` bytes and goes away (as
+/// `| head -c keep` does): the exit code and stderr.
+fn run_reader_leaves(args: &[&str], keep: usize) -> (i32, String) {
+    use std::io::Read;
+    let mut child = refinery()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run `refinery`");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = vec![0; keep];
+    stdout.read_exact(&mut first).expect("the first bytes");
+    drop(stdout);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = child.wait().expect("wait");
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn ledger_show_into_a_closed_pipe_exits_0_quietly() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = long_ledger(dir.path(), 5000);
+    let p = path.to_string_lossy();
+    for args in [
+        vec!["ledger", "show", "--path", &p],
+        vec!["ledger", "show", "--json", "--path", &p],
+        vec!["ledger", "show", "--kind", "alert", "--path", &p],
+    ] {
+        let (code, stderr) = run_reader_leaves(&args, 10);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
+    }
+}
+
 #[test]
 fn ledger_stress_appends_fast_enough() {
     let dir = tempfile::tempdir().expect("a temp dir");

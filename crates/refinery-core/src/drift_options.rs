@@ -1,11 +1,11 @@
-//! Diff of the engine settings in [`RuntimeOptions`]: networks and aliases, user, working
-//! directory, read-only root, security options, privileges and capabilities, limits and extra
-//! hosts.
+//! Diff of the engine settings in [`RuntimeOptions`]: networks, aliases and addresses, user,
+//! working directory, read-only root, security options, privileges and capabilities, limits,
+//! extra hosts, and the rest of the compose service schema ([`crate::ExtraOptions`]).
 
 use std::collections::BTreeSet;
 
 use crate::drift_report::FieldChange;
-use crate::observed::ObservedContainer;
+use crate::observed::{ImageDefaults, ObservedContainer};
 use crate::spec::{ContainerSpec, Logging, RuntimeOptions, capabilities, signal};
 
 fn change(field: &str, desired: String, observed: String) -> FieldChange {
@@ -151,7 +151,381 @@ pub fn option_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<FieldC
         out.push(change("extra_hosts", list(&dh), list(&oh)));
     }
     out.extend(declared_only_changes(want, have));
+    out.extend(address_changes(want, have));
+    out.extend(extra_changes(spec, o));
     out
+}
+
+/// The addresses a container asked for on its networks (`ipv4_address`, …), compared where
+/// declared: the engine picks them otherwise.
+fn address_changes(want: &RuntimeOptions, have: &RuntimeOptions) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    for n in &want.networks {
+        let Some(h) = have.networks.iter().find(|h| h.name == n.name) else {
+            continue;
+        };
+        for (key, d, o) in [
+            ("ipv4_address", &n.ipv4_address, &h.ipv4_address),
+            ("ipv6_address", &n.ipv6_address, &h.ipv6_address),
+            ("mac_address", &n.mac_address, &h.mac_address),
+        ] {
+            // A stopped container has no MAC address to show.
+            let unknown = key == "mac_address" && o.is_none();
+            if let Some(d) = d
+                && !unknown
+                && o.as_deref().map(str::to_ascii_lowercase) != Some(d.to_ascii_lowercase())
+            {
+                out.push(change(
+                    &format!("networks.{}.{key}", n.name),
+                    d.clone(),
+                    or_none(o.as_deref()),
+                ));
+            }
+        }
+        if !n.link_local_ips.is_empty() && sorted(&n.link_local_ips) != sorted(&h.link_local_ips) {
+            out.push(change(
+                &format!("networks.{}.link_local_ips", n.name),
+                list(&n.link_local_ips),
+                list(&h.link_local_ips),
+            ));
+        }
+    }
+    out
+}
+
+fn or_none(v: Option<&str>) -> String {
+    v.map_or_else(|| "(none)".to_owned(), str::to_owned)
+}
+
+fn num(v: Option<i64>) -> String {
+    v.map_or_else(|| "(none)".to_owned(), |n| n.to_string())
+}
+
+/// The ports a container made from `spec` exposes: declared (`expose`), published (`ports`) and
+/// the image's, as `3000/tcp`, sorted.
+#[must_use]
+pub fn exposed(spec: &ContainerSpec, image: &ImageDefaults) -> Vec<String> {
+    let mut v: Vec<String> = spec.options.extra().expose.clone();
+    v.extend(
+        spec.ports
+            .iter()
+            .map(|p| format!("{}/{}", p.container_port, p.protocol)),
+    );
+    v.extend(image.exposed_ports.iter().cloned());
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Whether two namespace modes are the same: `container:NAME` and the engine's `container:ID`
+/// compare by kind only.
+fn same_mode(want: &str, have: Option<&str>) -> bool {
+    match want.split_once(':') {
+        Some((kind, _)) => have
+            .and_then(|h| h.split_once(':'))
+            .is_some_and(|(k, _)| k == kind),
+        None => have == Some(want),
+    }
+}
+
+/// The rest of the compose service schema ([`crate::ExtraOptions`]). Settings the engine always
+/// has a value for (`shm_size`, `ipc`, `cgroup`, `runtime`, `ulimits`, `sysctls`, swap) are
+/// compared where declared; a declared one the engine reads as its default matches when it is
+/// that default. Settings a kernel or engine may not apply (`mem_swappiness`, `blkio_config`,
+/// real-time CPU, `annotations`, `isolation`) are compared where both sides have them.
+/// `platform` and `pull_policy` shape the pull, not the container: never compared.
+#[must_use]
+pub fn extra_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<FieldChange> {
+    let (want, have) = (spec.options.extra(), o.options.extra());
+    let mut out = Vec::new();
+    let empty = ImageDefaults::default();
+    let image = o.image_defaults.as_ref().unwrap_or(&empty);
+
+    // Full comparisons: unset on one side is unset on the other.
+    let want_exposed = exposed(spec, image);
+    let mut have_exposed = sorted(&have.expose);
+    // Containers from before `expose` was read report what their ports and image expose.
+    if have_exposed.is_empty() && want.expose.is_empty() {
+        have_exposed.clone_from(&want_exposed);
+    }
+    if want_exposed != have_exposed {
+        out.push(change("expose", list(&want_exposed), list(&have_exposed)));
+    }
+    for (field, d, h) in [
+        ("stdin_open", want.stdin_open, have.stdin_open),
+        ("tty", want.tty, have.tty),
+    ] {
+        if d != h {
+            out.push(change(field, d.to_string(), h.to_string()));
+        }
+    }
+    let shown = |v: &[crate::extra_options::Device]| -> Vec<String> {
+        let mut s: Vec<String> = v.iter().map(ToString::to_string).collect();
+        s.sort();
+        s
+    };
+    let (dd, hd) = (shown(&want.devices), shown(&have.devices));
+    if dd != hd {
+        out.push(change("devices", list(&dd), list(&hd)));
+    }
+    for (field, d, h) in [
+        (
+            "device_cgroup_rules",
+            &want.device_cgroup_rules,
+            &have.device_cgroup_rules,
+        ),
+        ("group_add", &want.group_add, &have.group_add),
+        ("links", &want.links, &have.links),
+    ] {
+        let (d, h) = (sorted(d), sorted(h));
+        if d != h {
+            out.push(change(field, list(&d), list(&h)));
+        }
+    }
+    for (field, d, h) in [
+        ("dns", &want.dns, &have.dns),
+        ("dns_search", &want.dns_search, &have.dns_search),
+        ("dns_opt", &want.dns_opt, &have.dns_opt),
+        ("volumes_from", &want.volumes_from, &have.volumes_from),
+    ] {
+        if d != h {
+            out.push(change(field, list(d), list(h)));
+        }
+    }
+    for (field, d, h) in [
+        ("pid", &want.pid, &have.pid),
+        ("uts", &want.uts, &have.uts),
+        ("userns_mode", &want.userns_mode, &have.userns_mode),
+        ("cgroup_parent", &want.cgroup_parent, &have.cgroup_parent),
+        ("cpuset", &want.cpuset, &have.cpuset),
+        ("domainname", &want.domainname, &have.domainname),
+    ] {
+        let same = match d {
+            Some(d) => same_mode(d, h.as_deref()),
+            None => h.is_none(),
+        };
+        if !same {
+            out.push(change(field, or_none(d.as_deref()), or_none(h.as_deref())));
+        }
+    }
+    // Zero (or a negative pids limit) is the engine's "unset".
+    let set = |v: Option<i64>| v.filter(|n| *n > 0);
+    let signed = |v: Option<i64>| v.filter(|n| *n != 0);
+    for (field, d, h) in [
+        (
+            "oom_score_adj",
+            signed(want.oom_score_adj),
+            signed(have.oom_score_adj),
+        ),
+        ("pids_limit", set(want.pids_limit), set(have.pids_limit)),
+        (
+            "mem_reservation",
+            set(want.mem_reservation),
+            set(have.mem_reservation),
+        ),
+        ("cpu_shares", set(want.cpu_shares), set(have.cpu_shares)),
+        ("cpu_quota", set(want.cpu_quota), set(have.cpu_quota)),
+        ("cpu_period", set(want.cpu_period), set(have.cpu_period)),
+        ("cpu_count", set(want.cpu_count), set(have.cpu_count)),
+        ("cpu_percent", set(want.cpu_percent), set(have.cpu_percent)),
+    ] {
+        if d != h {
+            out.push(change(field, num(d), num(h)));
+        }
+    }
+    let reqs = |v: &[crate::extra_options::DeviceRequest]| -> Vec<String> {
+        let mut s: Vec<String> = v.iter().map(ToString::to_string).collect();
+        s.sort();
+        s
+    };
+    let (dr, hr) = (reqs(&want.device_requests), reqs(&have.device_requests));
+    if dr != hr {
+        out.push(change("device_requests", list(&dr), list(&hr)));
+    }
+    if want.storage_opt != have.storage_opt {
+        out.push(change(
+            "storage_opt",
+            pairs(&want.storage_opt),
+            pairs(&have.storage_opt),
+        ));
+    }
+
+    // Compared where declared; the engine's default reads as unset.
+    for (name, limit) in &want.ulimits {
+        let h = have.ulimits.get(name);
+        if h != Some(limit) {
+            out.push(change(
+                &format!("ulimits.{name}"),
+                format!("{}:{}", limit.soft, limit.hard),
+                h.map_or_else(
+                    || "(engine default)".to_owned(),
+                    |u| format!("{}:{}", u.soft, u.hard),
+                ),
+            ));
+        }
+    }
+    for (key, value) in &want.sysctls {
+        let h = have.sysctls.get(key);
+        if h != Some(value) {
+            out.push(change(
+                &format!("sysctls.{key}"),
+                value.clone(),
+                h.cloned().unwrap_or_else(|| "(engine default)".to_owned()),
+            ));
+        }
+    }
+    if let Some(d) = want.shm_size
+        && have.shm_size.unwrap_or(DEFAULT_SHM_SIZE) != d
+    {
+        out.push(change(
+            "shm_size",
+            d.to_string(),
+            have.shm_size.unwrap_or(DEFAULT_SHM_SIZE).to_string(),
+        ));
+    }
+    for (field, d, h, defaults) in [
+        ("ipc", &want.ipc, &have.ipc, &["private", "shareable"][..]),
+        (
+            "cgroup",
+            &want.cgroup,
+            &have.cgroup,
+            &["host", "private"][..],
+        ),
+        ("runtime", &want.runtime, &have.runtime, &["runc"][..]),
+        (
+            "isolation",
+            &want.isolation,
+            &have.isolation,
+            &["default", ""][..],
+        ),
+    ] {
+        let Some(d) = d else { continue };
+        let same = match h {
+            Some(h) => same_mode(d, Some(h)) || h.eq_ignore_ascii_case(d),
+            None => defaults.contains(&d.as_str()),
+        };
+        if !same {
+            out.push(change(
+                field,
+                d.clone(),
+                h.clone().unwrap_or_else(|| "(engine default)".to_owned()),
+            ));
+        }
+    }
+    // The engine reports a container's MAC address on its networks (none while it is stopped).
+    if let Some(d) = &want.mac_address {
+        let seen: Vec<String> = o
+            .options
+            .networks
+            .iter()
+            .filter_map(|n| n.mac_address.as_deref().map(str::to_ascii_lowercase))
+            .collect();
+        if !seen.is_empty() && !seen.contains(&d.to_ascii_lowercase()) {
+            out.push(change("mac_address", d.clone(), list(&seen)));
+        }
+    }
+    if let Some(d) = want.oom_kill_disable
+        && have.oom_kill_disable.unwrap_or(false) != d
+    {
+        out.push(change(
+            "oom_kill_disable",
+            d.to_string(),
+            have.oom_kill_disable.unwrap_or(false).to_string(),
+        ));
+    }
+    if let Some(d) = want.memswap_limit
+        && have.memswap_limit != Some(d)
+    {
+        out.push(change(
+            "memswap_limit",
+            d.to_string(),
+            num(have.memswap_limit),
+        ));
+    }
+
+    // Compared where both sides have them: a kernel or an older engine may not apply them.
+    for (field, d, h) in [
+        ("mem_swappiness", want.mem_swappiness, have.mem_swappiness),
+        ("cpu_rt_period", want.cpu_rt_period, have.cpu_rt_period),
+        ("cpu_rt_runtime", want.cpu_rt_runtime, have.cpu_rt_runtime),
+        (
+            "blkio_config.weight",
+            want.blkio.weight.map(i64::from),
+            have.blkio.weight.map(i64::from),
+        ),
+    ] {
+        if let (Some(d), Some(h)) = (d, h)
+            && d != h
+        {
+            out.push(change(field, d.to_string(), h.to_string()));
+        }
+    }
+    for (field, d, h) in [
+        (
+            "blkio_config.device_read_bps",
+            &want.blkio.device_read_bps,
+            &have.blkio.device_read_bps,
+        ),
+        (
+            "blkio_config.device_write_bps",
+            &want.blkio.device_write_bps,
+            &have.blkio.device_write_bps,
+        ),
+        (
+            "blkio_config.device_read_iops",
+            &want.blkio.device_read_iops,
+            &have.blkio.device_read_iops,
+        ),
+        (
+            "blkio_config.device_write_iops",
+            &want.blkio.device_write_iops,
+            &have.blkio.device_write_iops,
+        ),
+    ] {
+        if !d.is_empty() && !h.is_empty() && d != h {
+            let show = |v: &[(String, i64)]| {
+                list(
+                    &v.iter()
+                        .map(|(p, r)| format!("{p}:{r}"))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            out.push(change(field, show(d), show(h)));
+        }
+    }
+    if !want.blkio.weight_device.is_empty()
+        && !have.blkio.weight_device.is_empty()
+        && want.blkio.weight_device != have.blkio.weight_device
+    {
+        let show = |v: &[(String, u16)]| {
+            list(
+                &v.iter()
+                    .map(|(p, w)| format!("{p}:{w}"))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        out.push(change(
+            "blkio_config.weight_device",
+            show(&want.blkio.weight_device),
+            show(&have.blkio.weight_device),
+        ));
+    }
+    if !have.annotations.is_empty() && want.annotations != have.annotations {
+        out.push(change(
+            "annotations",
+            pairs(&want.annotations),
+            pairs(&have.annotations),
+        ));
+    }
+    out
+}
+
+/// The engine's `/dev/shm` size when none is asked for (64 MiB).
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
+fn pairs(m: &std::collections::BTreeMap<String, String>) -> String {
+    let v: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    list(&v)
 }
 
 /// The settings the engine or the image gives a value of its own (a hostname, a stop signal, a

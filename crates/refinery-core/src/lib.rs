@@ -20,6 +20,7 @@ pub mod spec;
 pub mod testing;
 
 pub use content::{ContentFile, ContentMount};
+pub use extra_options::{Blkio, Device, DeviceRequest, ExtraOptions, PullPolicy, Ulimit};
 pub use observed::{
     ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer, ObservedNetwork,
     ObservedVolume,
@@ -55,6 +56,7 @@ pub mod drift;
 pub mod drift_options;
 pub mod drift_report;
 pub mod drift_resources;
+pub mod extra_options;
 pub mod plan;
 
 pub use action::Action;

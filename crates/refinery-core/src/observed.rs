@@ -118,19 +118,33 @@ pub struct ObservedContainer {
 }
 
 /// A network as the engine reports it, for comparing a stack's declared networks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedNetwork {
     pub name: String,
     pub driver: String,
     pub labels: BTreeMap<String, String>,
+    /// Driver options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<crate::spec::Ipam>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub enable_ipv6: bool,
 }
 
 /// A volume as the engine reports it, for comparing a stack's declared named volumes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedVolume {
     pub name: String,
     pub driver: String,
     pub labels: BTreeMap<String, String>,
+    /// Driver options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// Everything one node's engine holds that Refinery compares.

@@ -178,6 +178,12 @@ fn verdict_for(
     }
     // A stack's network or volume that differs is reported, never recreated: a network has
     // containers on it, a volume holds data. A missing one is created under the `missing` rule.
+    // An external one is made outside Refinery: never created, even when it is missing.
+    if drift.kind == DriftKind::Missing && crate::drift_resources::is_external(m, &drift.id) {
+        return Some(Verdict::Alert {
+            why: "an external network or volume is made outside Refinery, never by it".into(),
+        });
+    }
     if crate::drift_resources::is_network_or_volume(&drift.id) && drift.kind != DriftKind::Missing {
         return Some(Verdict::Alert {
             why: "a stack's networks and volumes are reported, not recreated".into(),

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::extra_options::ExtraOptions;
 use crate::secret::Secret;
 
 /// Everything Refinery enforces about one declared container.
@@ -95,6 +96,10 @@ pub struct RuntimeOptions {
     /// attaches `networks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// The rest of the compose service schema (limits, namespaces, devices, DNS, …); `None` when
+    /// all of it is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<ExtraOptions>>,
 }
 
 /// A container's log driver (`json-file`, `local`, `none`, …) and its options.
@@ -127,6 +132,14 @@ impl RuntimeOptions {
     pub fn is_unset(&self) -> bool {
         *self == RuntimeOptions::default()
     }
+
+    /// The extra settings, all unset when there are none.
+    #[must_use]
+    pub fn extra(&self) -> &ExtraOptions {
+        self.extra
+            .as_deref()
+            .unwrap_or(&crate::extra_options::UNSET)
+    }
 }
 
 /// A capability as the engine reports it: upper case with the `CAP_` prefix (`net_admin` and
@@ -150,12 +163,33 @@ pub fn capabilities<S: AsRef<str>>(names: &[S]) -> Vec<String> {
     v
 }
 
-/// One network a container is attached to (engine name) and the aliases it answers to there.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// One network a container is attached to (engine name), the aliases it answers to there and
+/// the addresses it asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NetworkAttachment {
     pub name: String,
     /// Sorted, without duplicates. The engine adds the container's short id on its own.
     pub aliases: Vec<String>,
+    /// A static address on this network (`ipv4_address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    /// Sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    /// The MAC address on this network; the engine picks one when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Networks are joined highest priority first (the first is the one the container is
+    /// created on); not compared.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// Which compose project, service and replica a container is.
@@ -185,7 +219,7 @@ pub fn container_name(project: &str, service: &str, number: u32) -> String {
 
 /// An image a compose service builds (`build:`) from a directory of the commit, with the classic
 /// builder and no pull.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildSpec {
     /// Repository-relative context directory (`""` for the repository root).
     pub context: String,
@@ -193,9 +227,24 @@ pub struct BuildSpec {
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
-    /// SHA-256 (hex) over the context's files, the dockerfile path, args and target: the built
-    /// image carries it as a label, so a changed context is image drift and an unchanged one is
-    /// not rebuilt.
+    /// The network `RUN` steps use (`host`, `none`, a network name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `/dev/shm` of the build's containers, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<i64>,
+    /// Labels of the built image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `host:ip` entries for the build's containers, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// Images the builder may take cached layers from (when they are local).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+    /// SHA-256 (hex) over the context's files, the dockerfile path, args, target and the other
+    /// build settings: the built image carries it as a label, so a changed context is image drift
+    /// and an unchanged one is not rebuilt.
     pub digest: String,
     /// The context's files as committed, keyed by path inside the context (not hashed into the
     /// spec: `digest` stands for them).
@@ -225,6 +274,22 @@ pub struct Dependency {
     /// Engine name of the container depended on.
     pub container: String,
     pub condition: DependencyCondition,
+    /// `restart: true`: when the container depended on is recreated or restarted, this one is
+    /// restarted after it, as docker compose does.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub restart: bool,
+    /// `required: false`: a dependency that does not come up is waited for, then passed over.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +301,7 @@ pub enum DependencyCondition {
 }
 
 /// A network a stack declares, as it is created on the engine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkSpec {
     pub node: String,
     /// Engine name (`project_backend`).
@@ -245,10 +310,56 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     /// Declared `external: true`: must exist, never created.
     pub external: bool,
+    /// `driver_opts`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<Ipam>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub internal: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub attachable: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enable_ipv6: bool,
+    /// Where the compose files declare it (for errors about it).
+    #[serde(skip)]
+    pub declared: Option<Declared>,
+}
+
+/// A network's address management: its driver, pools and options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipam {
+    /// `None` is the engine's `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<IpamPool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// One `ipam.config` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IpamPool {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
+}
+
+/// Where a compose file declares a network or volume: `deploy/docker-compose.yml` line 12.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    pub file: String,
+    pub loc: crate::yaml::Loc,
 }
 
 /// A named volume a stack declares, as it is created on the engine. Never deleted by Refinery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeSpec {
     pub node: String,
     /// Engine name (`project_data`).
@@ -256,6 +367,12 @@ pub struct VolumeSpec {
     pub driver: String,
     pub labels: BTreeMap<String, String>,
     pub external: bool,
+    /// `driver_opts`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Where the compose files declare it (for errors about it).
+    #[serde(skip)]
+    pub declared: Option<Declared>,
 }
 
 /// Who made a container and why (seed 000's "bloodline").

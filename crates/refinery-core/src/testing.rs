@@ -227,7 +227,16 @@ pub fn observed_from_spec(spec: &ContainerSpec, image: &ImageDefaults) -> Observ
         restart: spec.restart,
         healthcheck,
         image_defaults: Some(image.clone()),
-        options: observed_options(spec),
+        options: {
+            let mut options = observed_options(spec);
+            let exposed = crate::drift_options::exposed(spec, image);
+            if !exposed.is_empty() {
+                let mut extra = options.extra().clone();
+                extra.expose = exposed;
+                options.extra = extra.boxed();
+            }
+            options
+        },
         content: None,
     }
 }
@@ -358,7 +367,8 @@ impl Pass {
             prune: false,
         };
         let decisions = decide(&report, observed, &pctx);
-        let plan = plan(&decisions, observed);
+        let mut plan = plan(&decisions, observed);
+        crate::compose::restart_dependants(manifest, &self.node, observed, &mut plan);
         Evaluated {
             report,
             decisions,

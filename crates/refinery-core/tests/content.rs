@@ -35,6 +35,7 @@ fn try_expand(
             files: vec![file.into()],
             profiles: Vec::new(),
             env_file: None,
+            ..StackSpec::default()
         },
         &StackSource {
             read: &read,

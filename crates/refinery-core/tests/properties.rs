@@ -258,6 +258,7 @@ fn options() -> impl Strategy<Value = RuntimeOptions> {
                         .map(|(n, a)| NetworkAttachment {
                             name: n.to_owned(),
                             aliases: a.into_iter().map(str::to_owned).collect(),
+                            ..NetworkAttachment::default()
                         })
                         .collect(),
                     user: user.map(str::to_owned),

@@ -8,8 +8,10 @@ use bollard::errors::Error as BollardError;
 use bollard::models::EventMessage;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, CreateImageInfo,
-    HealthConfig, HealthStatusEnum, HostConfig, ImageConfig, ImageInspect, MountPoint, MountType,
-    PortMap, RestartPolicyNameEnum, SystemVersion,
+    DeviceMapping, HealthConfig, HealthStatusEnum, HostConfig, HostConfigCgroupnsModeEnum,
+    HostConfigIsolationEnum, ImageConfig, ImageInspect, MountPoint, MountType, PortMap,
+    ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicyNameEnum, SystemVersion,
+    ThrottleDevice,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
@@ -18,10 +20,11 @@ use bollard::query_parameters::{
 use refinery_core::inventory::{EngineImage, EngineNetwork, EngineVolume};
 use refinery_core::labels::normalize_image_ref;
 use refinery_core::{
-    ContainerState, CreateRequest, EngineEvent, EngineInfo, Health, Healthcheck, ImageDefaults,
-    ImageInfo, LabelSelector, Mount, MountKind, NetworkAttachment, NetworkSpec, ObservedContainer,
-    ObservedNetwork, ObservedVolume, PortBinding, Protocol, PullProgress, RestartPolicy,
-    RuntimeError, RuntimeOptions, UnreachableCause, VolumeSpec,
+    Blkio, ContainerSpec, ContainerState, CreateRequest, Device, EngineEvent, EngineInfo,
+    ExtraOptions, Health, Healthcheck, ImageDefaults, ImageInfo, LabelSelector, Mount, MountKind,
+    NetworkAttachment, NetworkSpec, ObservedContainer, ObservedNetwork, ObservedVolume,
+    PortBinding, Protocol, PullProgress, RestartPolicy, RuntimeError, RuntimeOptions, Ulimit,
+    UnreachableCause, VolumeSpec,
 };
 
 /// What an engine call was doing, for error messages: `start` + ``container `web` ``.
@@ -345,10 +348,11 @@ pub(crate) fn list_images_options() -> ListImagesOptions {
     }
 }
 
-pub(crate) fn create_options(name: &str) -> CreateContainerOptions {
+/// The create query: the name, and the platform when the spec asks for one.
+pub(crate) fn create_options(name: &str, spec: &ContainerSpec) -> CreateContainerOptions {
     CreateContainerOptions {
         name: Some(name.to_owned()),
-        ..Default::default()
+        platform: spec.options.extra().platform.clone().unwrap_or_default(),
     }
 }
 
@@ -831,7 +835,9 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
         .map(|(k, v)| format!("{k}={}", v.expose()))
         .collect();
 
+    let x = spec.options.extra();
     let mut exposed: Vec<String> = spec.ports.iter().map(port_key).collect();
+    exposed.extend(x.expose.iter().cloned());
     exposed.sort();
     exposed.dedup();
 
@@ -879,16 +885,19 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
     let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
     let opts = &spec.options;
     // API 1.41 attaches one network at create; the others are connected before the start.
-    let first_network = opts.networks.first();
+    let first_network = join_order(spec).first().copied();
 
     ContainerCreateBody {
         user: opts.user.clone(),
         working_dir: opts.working_dir.clone(),
         hostname: opts.hostname.clone(),
+        domainname: x.domainname.clone(),
+        tty: x.tty.then_some(true),
+        open_stdin: x.stdin_open.then_some(true),
         stop_signal: opts.stop_signal.clone(),
         stop_timeout: opts.stop_timeout_secs,
         networking_config: first_network.map(|n| bollard::models::NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(n.name.clone(), endpoint(n))])),
+            endpoints_config: Some(HashMap::from([(n.name.clone(), endpoint(n, &x.links))])),
         }),
         image: Some(spec.image.clone()),
         env: non_empty(env),
@@ -939,17 +948,178 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
             memory: opts.memory_bytes,
             nano_cpus: opts.nano_cpus,
             extra_hosts: non_empty(opts.extra_hosts.clone()),
-            ..Default::default()
+            // On the default bridge links are the container's; on a network, the endpoint's.
+            links: (first_network.is_none() && opts.network_mode.is_none())
+                .then(|| non_empty(x.links.clone()))
+                .flatten(),
+            ..extra_host_config(x)
         }),
         ..Default::default()
     }
 }
 
-fn endpoint(n: &NetworkAttachment) -> bollard::models::EndpointSettings {
-    bollard::models::EndpointSettings {
-        aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+fn hash_map(m: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
+    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The host settings of [`ExtraOptions`] as the engine takes them.
+fn extra_host_config(x: &ExtraOptions) -> HostConfig {
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let throttle = |v: &[(String, i64)]| {
+        (!v.is_empty()).then(|| {
+            v.iter()
+                .map(|(path, rate)| ThrottleDevice {
+                    path: Some(path.clone()),
+                    rate: Some(*rate),
+                })
+                .collect()
+        })
+    };
+    HostConfig {
+        ulimits: (!x.ulimits.is_empty()).then(|| {
+            x.ulimits
+                .iter()
+                .map(|(name, u)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect()
+        }),
+        runtime: x.runtime.clone(),
+        sysctls: hash_map(&x.sysctls),
+        shm_size: x.shm_size,
+        devices: (!x.devices.is_empty()).then(|| {
+            x.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.host.clone()),
+                    path_in_container: Some(d.container.clone()),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect()
+        }),
+        device_cgroup_rules: non_empty(&x.device_cgroup_rules),
+        pid_mode: x.pid.clone(),
+        ipc_mode: x.ipc.clone(),
+        uts_mode: x.uts.clone(),
+        userns_mode: x.userns_mode.clone(),
+        cgroupns_mode: x.cgroup.as_deref().map(|m| match m {
+            "host" => HostConfigCgroupnsModeEnum::HOST,
+            _ => HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
+        cgroup_parent: x.cgroup_parent.clone(),
+        group_add: non_empty(&x.group_add),
+        oom_kill_disable: x.oom_kill_disable,
+        oom_score_adj: x.oom_score_adj,
+        pids_limit: x.pids_limit,
+        memory_reservation: x.mem_reservation,
+        memory_swap: x.memswap_limit,
+        memory_swappiness: x.mem_swappiness,
+        cpu_shares: x.cpu_shares,
+        cpu_quota: x.cpu_quota,
+        cpu_period: x.cpu_period,
+        cpuset_cpus: x.cpuset.clone(),
+        cpu_realtime_period: x.cpu_rt_period,
+        cpu_realtime_runtime: x.cpu_rt_runtime,
+        cpu_count: x.cpu_count,
+        cpu_percent: x.cpu_percent,
+        blkio_weight: x.blkio.weight,
+        blkio_weight_device: (!x.blkio.weight_device.is_empty()).then(|| {
+            x.blkio
+                .weight_device
+                .iter()
+                .map(|(path, w)| ResourcesBlkioWeightDevice {
+                    path: Some(path.clone()),
+                    weight: Some(usize::from(*w)),
+                })
+                .collect()
+        }),
+        blkio_device_read_bps: throttle(&x.blkio.device_read_bps),
+        blkio_device_write_bps: throttle(&x.blkio.device_write_bps),
+        blkio_device_read_iops: throttle(&x.blkio.device_read_iops),
+        blkio_device_write_iops: throttle(&x.blkio.device_write_iops),
+        storage_opt: hash_map(&x.storage_opt),
+        dns: non_empty(&x.dns),
+        dns_search: non_empty(&x.dns_search),
+        dns_options: non_empty(&x.dns_opt),
+        isolation: x.isolation.as_deref().map(|i| match i {
+            "process" => HostConfigIsolationEnum::PROCESS,
+            "hyperv" => HostConfigIsolationEnum::HYPERV,
+            _ => HostConfigIsolationEnum::DEFAULT,
+        }),
+        annotations: hash_map(&x.annotations),
+        volumes_from: non_empty(&x.volumes_from),
+        device_requests: (!x.device_requests.is_empty()).then(|| {
+            x.device_requests
+                .iter()
+                .map(|d| bollard::models::DeviceRequest {
+                    driver: (!d.driver.is_empty()).then(|| d.driver.clone()),
+                    count: Some(d.count),
+                    device_ids: (!d.device_ids.is_empty()).then(|| d.device_ids.clone()),
+                    capabilities: Some(vec![d.capabilities.clone()]),
+                    options: hash_map(&d.options),
+                })
+                .collect()
+        }),
         ..Default::default()
     }
+}
+
+/// The MAC address a container is created with: the service's `mac_address`, else the one its
+/// first network (the one it is created on) declares. API 1.41 takes it only in the container's
+/// configuration (`Config.MacAddress`), a field bollard 0.21's model no longer has: see
+/// [`create_body_with_mac`].
+pub(crate) fn mac_address(spec: &ContainerSpec) -> Option<String> {
+    spec.options.extra().mac_address.clone().or_else(|| {
+        spec.options
+            .networks
+            .first()
+            .and_then(|n| n.mac_address.clone())
+    })
+}
+
+/// The create body as JSON with `MacAddress` set, for engines that read it from there.
+pub(crate) fn create_body_with_mac(
+    body: &ContainerCreateBody,
+    mac: &str,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut value = serde_json::to_value(body)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "MacAddress".into(),
+            serde_json::Value::String(mac.to_owned()),
+        );
+    }
+    serde_json::to_vec(&value)
+}
+
+fn endpoint(n: &NetworkAttachment, links: &[String]) -> bollard::models::EndpointSettings {
+    let addresses =
+        n.ipv4_address.is_some() || n.ipv6_address.is_some() || !n.link_local_ips.is_empty();
+    bollard::models::EndpointSettings {
+        aliases: (!n.aliases.is_empty()).then(|| n.aliases.clone()),
+        ipam_config: addresses.then(|| bollard::models::EndpointIpamConfig {
+            ipv4_address: n.ipv4_address.clone(),
+            ipv6_address: n.ipv6_address.clone(),
+            link_local_ips: (!n.link_local_ips.is_empty()).then(|| n.link_local_ips.clone()),
+        }),
+        links: (!links.is_empty()).then(|| links.to_vec()),
+        mac_address: n.mac_address.clone(),
+        ..Default::default()
+    }
+}
+
+/// The networks in the order they are joined: highest `priority` first, then by name. The
+/// first is the one the container is created on.
+fn join_order(spec: &ContainerSpec) -> Vec<&NetworkAttachment> {
+    let mut nets: Vec<&NetworkAttachment> = spec.options.networks.iter().collect();
+    nets.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    nets
 }
 
 /// The networks after the first, to connect between create and start.
@@ -957,16 +1127,16 @@ pub(crate) fn extra_network_connects(
     container: &str,
     spec: &refinery_core::ContainerSpec,
 ) -> Vec<(String, bollard::models::NetworkConnectRequest)> {
-    spec.options
-        .networks
-        .iter()
+    let links = &spec.options.extra().links;
+    join_order(spec)
+        .into_iter()
         .skip(1)
         .map(|n| {
             (
                 n.name.clone(),
                 bollard::models::NetworkConnectRequest {
                     container: container.to_owned(),
-                    endpoint_config: Some(endpoint(n)),
+                    endpoint_config: Some(endpoint(n, links)),
                 },
             )
         })
@@ -980,6 +1150,7 @@ fn runtime_options(
     networks: Option<HashMap<String, bollard::models::EndpointSettings>>,
 ) -> RuntimeOptions {
     let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let mut links: Vec<String> = Vec::new();
     let mut nets: Vec<NetworkAttachment> = networks
         .unwrap_or_default()
         .into_iter()
@@ -987,10 +1158,31 @@ fn runtime_options(
             let mut aliases = e.aliases.unwrap_or_default();
             aliases.sort();
             aliases.dedup();
-            NetworkAttachment { name, aliases }
+            links.extend(e.links.unwrap_or_default());
+            let ipam = e.ipam_config.unwrap_or_default();
+            let mut link_local_ips = ipam.link_local_ips.unwrap_or_default();
+            link_local_ips.sort();
+            NetworkAttachment {
+                name,
+                aliases,
+                ipv4_address: ipam.ipv4_address.filter(|a| !a.is_empty()),
+                ipv6_address: ipam.ipv6_address.filter(|a| !a.is_empty()),
+                link_local_ips,
+                mac_address: e.mac_address.filter(|m| !m.is_empty()),
+                priority: 0,
+            }
         })
         .collect();
     nets.sort();
+    // Links on the default bridge read `/db:/web/database`; on a network, `db:database`.
+    links.extend(host.links.iter().flatten().map(
+        |l| match l.trim_start_matches('/').split_once(':') {
+            Some((target, alias)) => {
+                format!("{target}:{}", alias.rsplit('/').next().unwrap_or(alias))
+            }
+            None => l.clone(),
+        },
+    ));
     let sorted = |v: &Option<Vec<String>>| {
         let mut v = v.clone().unwrap_or_default();
         v.sort();
@@ -1020,6 +1212,150 @@ fn runtime_options(
                 options: l.config.clone().unwrap_or_default().into_iter().collect(),
             })
         }),
+        extra: observed_extra(config, host, links).boxed(),
+    }
+}
+
+/// The engine's default `/dev/shm` size, read as unset.
+const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
+/// [`ExtraOptions`] as inspect reports them. What the engine fills in on its own reads as unset
+/// (an IPC namespace `private` or `shareable`, the cgroup namespace `host` or `private`, the
+/// runtime `runc`, a 64 MiB `/dev/shm`, zeros), so a plain container carries none of it.
+fn observed_extra(
+    config: &bollard::models::ContainerConfig,
+    host: &HostConfig,
+    mut links: Vec<String>,
+) -> ExtraOptions {
+    let text = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let positive = |v: Option<i64>| v.filter(|n| *n > 0);
+    let sorted = |v: &Option<Vec<String>>| {
+        let mut v = v.clone().unwrap_or_default();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let map = |m: &Option<HashMap<String, String>>| -> BTreeMap<String, String> {
+        m.clone().unwrap_or_default().into_iter().collect()
+    };
+    let throttle = |v: &Option<Vec<ThrottleDevice>>| -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = v
+            .iter()
+            .flatten()
+            .filter_map(|t| Some((t.path.clone()?, t.rate?)))
+            .collect();
+        out.sort();
+        out
+    };
+    links.sort();
+    links.dedup();
+    let mut devices: Vec<Device> = host
+        .devices
+        .iter()
+        .flatten()
+        .map(|d| Device {
+            host: d.path_on_host.clone().unwrap_or_default(),
+            container: d.path_in_container.clone().unwrap_or_default(),
+            permissions: d.cgroup_permissions.clone().unwrap_or_default(),
+        })
+        .collect();
+    devices.sort();
+    let mut device_requests: Vec<refinery_core::DeviceRequest> = host
+        .device_requests
+        .iter()
+        .flatten()
+        .map(|d| {
+            let mut capabilities: Vec<String> =
+                d.capabilities.iter().flatten().flatten().cloned().collect();
+            capabilities.sort();
+            refinery_core::DeviceRequest {
+                driver: d.driver.clone().unwrap_or_default(),
+                count: d.count.unwrap_or(0),
+                device_ids: d.device_ids.clone().unwrap_or_default(),
+                capabilities,
+                options: map(&d.options),
+            }
+        })
+        .collect();
+    device_requests.sort();
+    let mut weight_device: Vec<(String, u16)> = host
+        .blkio_weight_device
+        .iter()
+        .flatten()
+        .filter_map(|w| Some((w.path.clone()?, u16::try_from(w.weight?).ok()?)))
+        .collect();
+    weight_device.sort();
+    ExtraOptions {
+        expose: sorted(&config.exposed_ports),
+        ulimits: host
+            .ulimits
+            .iter()
+            .flatten()
+            .filter_map(|u| {
+                Some((
+                    u.name.clone()?,
+                    Ulimit {
+                        soft: u.soft.unwrap_or(0),
+                        hard: u.hard.unwrap_or(0),
+                    },
+                ))
+            })
+            .collect(),
+        platform: None,
+        pull_policy: None,
+        runtime: text(&host.runtime).filter(|r| r != "runc"),
+        sysctls: map(&host.sysctls),
+        stdin_open: config.open_stdin.unwrap_or(false),
+        tty: config.tty.unwrap_or(false),
+        shm_size: positive(host.shm_size).filter(|s| *s != DEFAULT_SHM_SIZE),
+        devices,
+        device_cgroup_rules: host.device_cgroup_rules.clone().unwrap_or_default(),
+        pid: text(&host.pid_mode),
+        ipc: text(&host.ipc_mode).filter(|m| m != "private" && m != "shareable"),
+        uts: text(&host.uts_mode),
+        userns_mode: text(&host.userns_mode),
+        // `host` or `private` (the engine's default, by cgroup version) read as unset.
+        cgroup: None,
+        cgroup_parent: text(&host.cgroup_parent),
+        group_add: sorted(&host.group_add),
+        oom_kill_disable: host.oom_kill_disable.filter(|d| *d),
+        oom_score_adj: host.oom_score_adj.filter(|n| *n != 0),
+        pids_limit: positive(host.pids_limit),
+        mem_reservation: positive(host.memory_reservation),
+        memswap_limit: host.memory_swap.filter(|n| *n != 0),
+        mem_swappiness: host.memory_swappiness.filter(|n| *n >= 0),
+        cpu_shares: positive(host.cpu_shares),
+        cpu_quota: positive(host.cpu_quota),
+        cpu_period: positive(host.cpu_period),
+        cpuset: text(&host.cpuset_cpus),
+        cpu_rt_period: positive(host.cpu_realtime_period),
+        cpu_rt_runtime: positive(host.cpu_realtime_runtime),
+        cpu_count: positive(host.cpu_count),
+        cpu_percent: positive(host.cpu_percent),
+        blkio: Blkio {
+            weight: host.blkio_weight.filter(|w| *w != 0),
+            weight_device,
+            device_read_bps: throttle(&host.blkio_device_read_bps),
+            device_write_bps: throttle(&host.blkio_device_write_bps),
+            device_read_iops: throttle(&host.blkio_device_read_iops),
+            device_write_iops: throttle(&host.blkio_device_write_iops),
+        },
+        storage_opt: map(&host.storage_opt),
+        dns: host.dns.clone().unwrap_or_default(),
+        dns_search: host.dns_search.clone().unwrap_or_default(),
+        dns_opt: host.dns_options.clone().unwrap_or_default(),
+        domainname: text(&config.domainname),
+        // Not in bollard 0.21's model of the configuration: compared on the networks instead.
+        mac_address: None,
+        links,
+        isolation: match host.isolation {
+            Some(HostConfigIsolationEnum::PROCESS) => Some("process".to_owned()),
+            Some(HostConfigIsolationEnum::HYPERV) => Some("hyperv".to_owned()),
+            _ => None,
+        },
+        annotations: map(&host.annotations),
+        volumes_from: host.volumes_from.clone().unwrap_or_default(),
+        device_requests,
     }
 }
 
@@ -1034,6 +1370,25 @@ pub(crate) fn network_create_request(net: &NetworkSpec) -> bollard::models::Netw
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         ),
+        options: hash_map(&net.options),
+        ipam: net.ipam.as_ref().map(|i| bollard::models::Ipam {
+            driver: i.driver.clone(),
+            config: (!i.pools.is_empty()).then(|| {
+                i.pools
+                    .iter()
+                    .map(|p| bollard::models::IpamConfig {
+                        subnet: p.subnet.clone(),
+                        ip_range: p.ip_range.clone(),
+                        gateway: p.gateway.clone(),
+                        auxiliary_addresses: hash_map(&p.aux_addresses),
+                    })
+                    .collect()
+            }),
+            options: hash_map(&i.options),
+        }),
+        internal: net.internal.then_some(true),
+        attachable: net.attachable.then_some(true),
+        enable_ipv6: net.enable_ipv6.then_some(true),
         ..Default::default()
     }
 }
@@ -1070,8 +1425,17 @@ pub(crate) fn build_options(
                 .collect()
         }),
         target: build.target.clone().unwrap_or_default(),
-        labels: (!labels.is_empty())
-            .then(|| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        labels: {
+            // The build's own labels, Refinery's over them.
+            let mut all = build.labels.clone();
+            all.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            hash_map(&all)
+        },
+        networkmode: build.network.clone(),
+        shmsize: build.shm_size.and_then(|s| i32::try_from(s).ok()),
+        // The engine reads one `host:ip` per value; several are comma-separated here.
+        extrahosts: (!build.extra_hosts.is_empty()).then(|| build.extra_hosts.join(",")),
+        cachefrom: (!build.cache_from.is_empty()).then(|| build.cache_from.clone()),
         rm: true,
         forcerm: true,
         version: bollard::query_parameters::BuilderVersion::BuilderV1,
@@ -1084,6 +1448,7 @@ pub(crate) fn volume_create_request(vol: &VolumeSpec) -> bollard::models::Volume
     bollard::models::VolumeCreateRequest {
         name: Some(vol.name.clone()),
         driver: Some(vol.driver.clone()),
+        driver_opts: hash_map(&vol.options),
         labels: Some(
             vol.labels
                 .iter()
@@ -1261,10 +1626,34 @@ pub(crate) fn engine_network(n: bollard::models::Network, usage: &Usage) -> Opti
 
 /// A network for comparing a stack's declared one; `None` when the engine gave no name.
 pub(crate) fn observed_network(n: bollard::models::Network) -> Option<ObservedNetwork> {
+    let ipam = n.ipam.map(|i| refinery_core::spec::Ipam {
+        driver: i.driver.filter(|d| !d.is_empty() && d != "default"),
+        pools: i
+            .config
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| refinery_core::spec::IpamPool {
+                subnet: c.subnet.filter(|s| !s.is_empty()),
+                ip_range: c.ip_range.filter(|s| !s.is_empty()),
+                gateway: c.gateway.filter(|s| !s.is_empty()),
+                aux_addresses: c
+                    .auxiliary_addresses
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+            })
+            .collect(),
+        options: i.options.unwrap_or_default().into_iter().collect(),
+    });
     Some(ObservedNetwork {
         name: n.name?,
         driver: n.driver.unwrap_or_default(),
         labels: n.labels.unwrap_or_default().into_iter().collect(),
+        options: n.options.unwrap_or_default().into_iter().collect(),
+        ipam,
+        internal: n.internal.unwrap_or(false),
+        attachable: n.attachable.unwrap_or(false),
+        enable_ipv6: n.enable_ipv6.unwrap_or(false),
     })
 }
 
@@ -1274,6 +1663,7 @@ pub(crate) fn observed_volume(v: bollard::models::Volume) -> ObservedVolume {
         name: v.name,
         driver: v.driver,
         labels: v.labels.into_iter().collect(),
+        options: v.options.into_iter().collect(),
     }
 }
 

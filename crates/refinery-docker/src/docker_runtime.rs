@@ -659,21 +659,39 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn create(&self, req: &CreateRequest) -> RuntimeResult<String> {
         let docker = self.docker().await?;
-        let created = docker
-            .create_container(
-                Some(convert::create_options(&req.name)),
-                convert::create_body(req),
-            )
-            .await
-            .map_err(|e| {
-                if convert::is_missing_image(&e) {
-                    RuntimeError::NotFound {
-                        what: image_what(&req.spec.image),
-                    }
-                } else {
-                    convert::error(e, &self.op("create", container_what(&req.name)))
+        let body = convert::create_body(req);
+        let options = Some(convert::create_options(&req.name, &req.spec));
+        let created = match convert::mac_address(&req.spec) {
+            None => docker.create_container(options, body).await,
+            // API 1.41 takes a MAC address only in `Config.MacAddress`, which bollard's model
+            // lacks: this one request goes out as the body with it added.
+            Some(mac) => {
+                let bytes = convert::create_body_with_mac(&body, &mac).map_err(|e| {
+                    convert::other(
+                        &self.op("create", container_what(&req.name)),
+                        format!("failed to encode the create request: {e}"),
+                    )
+                })?;
+                let bytes = hyper::body::Bytes::from(bytes);
+                docker
+                    .clone()
+                    .with_request_modifier(move |mut r| {
+                        *r.body_mut() = bollard::body_full(bytes.clone());
+                        r
+                    })
+                    .create_container(options, body)
+                    .await
+            }
+        }
+        .map_err(|e| {
+            if convert::is_missing_image(&e) {
+                RuntimeError::NotFound {
+                    what: image_what(&req.spec.image),
                 }
-            })?;
+            } else {
+                convert::error(e, &self.op("create", container_what(&req.name)))
+            }
+        })?;
         for warning in &created.warnings {
             tracing::warn!(container = %req.name, "{warning}");
         }

@@ -406,6 +406,130 @@ async fn create_full_spec_observe_round_trips_on(
     assert_eq!(&one, web);
 }
 
+/// The rest of the compose service schema, created on the real engine and read back: what
+/// was declared compares equal to what is observed (the engine's own defaults normalized on
+/// both sides), and a hand change (`docker update`) is config drift naming the field.
+#[tokio::test]
+async fn create_with_the_compose_schema_reads_back_equal_and_a_hand_change_is_drift() {
+    let (rt, run, _) = setup().await;
+    let sleeper = || {
+        Some(vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "trap 'exit 0' TERM; sleep 1000 & wait $!".to_owned(),
+        ])
+    };
+    // A container to take volumes from and to link to.
+    let mut data = minimal_spec("data", IMAGE);
+    data.command = sleeper();
+    data.mounts = vec![Mount {
+        kind: MountKind::Anonymous,
+        source: String::new(),
+        target: "/shared".into(),
+        read_only: false,
+    }];
+    let dreq = run.request("data", data);
+    let did = rt.create(&dreq).await.expect("create data");
+    rt.start(&did).await.expect("start data");
+
+    let mut spec = minimal_spec("full", IMAGE);
+    spec.command = sleeper();
+    spec.options.memory_bytes = Some(64 << 20);
+    let x = refinery_core::ExtraOptions {
+        expose: vec!["3000/tcp".into(), "8000/udp".into()],
+        ulimits: BTreeMap::from([(
+            "nofile".to_owned(),
+            refinery_core::Ulimit {
+                soft: 1024,
+                hard: 2048,
+            },
+        )]),
+        // The engine's defaults, declared: they read back as unset and match.
+        runtime: Some("runc".into()),
+        ipc: Some("private".into()),
+        sysctls: BTreeMap::from([("net.core.somaxconn".to_owned(), "1024".to_owned())]),
+        stdin_open: true,
+        tty: true,
+        shm_size: Some(128 << 20),
+        devices: vec![refinery_core::Device {
+            host: "/dev/null".into(),
+            container: "/dev/mynull".into(),
+            permissions: "rw".into(),
+        }],
+        device_cgroup_rules: vec!["c 1:3 mr".into()],
+        group_add: vec!["123".into()],
+        oom_score_adj: Some(100),
+        pids_limit: Some(100),
+        mem_reservation: Some(32 << 20),
+        memswap_limit: Some(128 << 20),
+        cpu_shares: Some(512),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
+        cpuset: Some("0".into()),
+        dns: vec!["1.1.1.1".into(), "9.9.9.9".into()],
+        dns_search: vec!["example.com".into()],
+        dns_opt: vec!["ndots:2".into()],
+        domainname: Some("example.org".into()),
+        mac_address: Some("02:42:ac:11:00:99".into()),
+        links: vec![format!("{}:db", dreq.name)],
+        volumes_from: vec![format!("{}:ro", dreq.name)],
+        ..Default::default()
+    };
+    spec.options.extra = x.clone().boxed();
+    let req = run.request("full", spec);
+    let id = rt.create(&req).await.expect("create with the whole schema");
+    rt.start(&id).await.expect("start");
+    let seen = rt.inspect(&id).await.expect("inspect");
+    let have = seen.options.extra();
+    assert_eq!(have.ulimits, x.ulimits);
+    assert_eq!(have.sysctls, x.sysctls);
+    assert_eq!(have.shm_size, x.shm_size);
+    assert_eq!(have.devices, x.devices);
+    assert_eq!(have.pids_limit, Some(100));
+    assert_eq!(have.dns, x.dns);
+    assert!(have.tty && have.stdin_open);
+    assert_eq!(have.links, x.links);
+    assert_eq!(have.volumes_from, x.volumes_from);
+    assert!(
+        have.expose.contains(&"3000/tcp".to_owned()),
+        "{:?}",
+        have.expose
+    );
+    assert_eq!(have.runtime, None, "`runc` is the engine's default");
+    assert!(
+        seen.options
+            .networks
+            .iter()
+            .any(|n| n.mac_address.as_deref() == Some("02:42:ac:11:00:99")),
+        "{:?}",
+        seen.options.networks
+    );
+    let changes = refinery_core::drift_options::option_changes(&req.spec, &seen);
+    assert!(changes.is_empty(), "{changes:#?}");
+
+    // A hand change the engine allows on a running container: config drift on that field.
+    let out = tokio::process::Command::new("docker")
+        .args(["update", "--pids-limit", "200", "--cpu-shares", "256", &id])
+        .output()
+        .await
+        .expect("run docker update");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = rt.inspect(&id).await.expect("inspect after the change");
+    let fields: Vec<String> = refinery_core::drift_options::option_changes(&req.spec, &seen)
+        .into_iter()
+        .map(|c| format!("{}: {} → {}", c.field, c.observed, c.desired))
+        .collect();
+    assert_eq!(
+        fields,
+        ["pids_limit: 200 → 100", "cpu_shares: 256 → 512"],
+        "{fields:#?}"
+    );
+}
+
 both_engines!(
     observe_with_selector_returns_only_labelled_containers,
     observe_with_selector_returns_only_labelled_containers_on_sim,
@@ -823,6 +947,7 @@ fn build_spec(files: &[(&str, &str)], target: Option<&str>) -> refinery_core::Bu
                 })
                 .collect(),
         ),
+        ..refinery_core::BuildSpec::default()
     }
 }
 
@@ -874,7 +999,7 @@ async fn build_image_uses_context_args_target_and_labels() {
 }
 
 #[tokio::test]
-async fn networks_and_volumes_report_driver_and_labels() {
+async fn networks_and_volumes_report_their_settings_and_compare_equal() {
     let (rt, run, _) = setup().await;
     let net = refinery_core::NetworkSpec {
         node: "local".into(),
@@ -882,6 +1007,21 @@ async fn networks_and_volumes_report_driver_and_labels() {
         driver: "bridge".into(),
         labels: BTreeMap::from([("com.docker.compose.project".to_owned(), "p".to_owned())]),
         external: false,
+        options: BTreeMap::from([(
+            "com.docker.network.bridge.enable_icc".to_owned(),
+            "false".to_owned(),
+        )]),
+        ipam: Some(refinery_core::spec::Ipam {
+            pools: vec![refinery_core::spec::IpamPool {
+                subnet: Some("172.31.251.0/24".into()),
+                gateway: Some("172.31.251.1".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        internal: true,
+        attachable: true,
+        ..Default::default()
     };
     assert!(rt.ensure_network(&net).await.expect("create the network"));
     let vol = refinery_core::VolumeSpec {
@@ -890,6 +1030,12 @@ async fn networks_and_volumes_report_driver_and_labels() {
         driver: "local".into(),
         labels: BTreeMap::from([("com.docker.compose.volume".to_owned(), "v".to_owned())]),
         external: false,
+        options: BTreeMap::from([
+            ("type".to_owned(), "tmpfs".to_owned()),
+            ("device".to_owned(), "tmpfs".to_owned()),
+            ("o".to_owned(), "size=1m".to_owned()),
+        ]),
+        ..Default::default()
     };
     run.track_volume(&vol.name);
     assert!(rt.ensure_volume(&vol).await.expect("create the volume"));
@@ -906,6 +1052,21 @@ async fn networks_and_volumes_report_driver_and_labels() {
         .expect("volume listed");
     assert_eq!(v.driver, "local");
     assert_eq!(v.labels, vol.labels);
+    assert_eq!(v.options, vol.options);
+    assert!(n.internal && n.attachable, "{n:?}");
+    // What the engine reports compares equal to what was declared.
+    let mut report = refinery_core::DriftReport::default();
+    refinery_core::drift_resources::diff_stack_resources(
+        "local",
+        &refinery_core::drift_resources::StackResources {
+            networks: vec![net.clone()],
+            volumes: vec![vol.clone()],
+            observed_networks: networks.clone(),
+            observed_volumes: volumes.clone(),
+        },
+        &mut report,
+    );
+    assert!(report.drifts.is_empty(), "{report:#?}");
 }
 
 /// Drives one container through every transition Refinery causes (and a pause), collecting
@@ -1047,6 +1208,10 @@ async fn simulator_observes_what_the_engine_observes() {
             // daemon's own configuration (`log-opts`).
             c.options.hostname = None;
             c.options.logging = None;
+            // The MAC addresses are the engine's own picks.
+            for n in &mut c.options.networks {
+                n.mac_address = None;
+            }
             c.labels
                 .insert(testsupport::RUN_LABEL.to_owned(), "RUN".to_owned());
         }

@@ -70,7 +70,9 @@ pub fn evaluate_in(
         prune: false,
     };
     let decisions = decide(&report, observed, &pctx);
-    let plan = plan(&decisions, observed);
+    let mut plan = plan(&decisions, observed);
+    // Dependants with `depends_on: {…: {restart: true}}` restart after what they depend on.
+    refinery_core::compose::restart_dependants(manifest, node, observed, &mut plan);
     Evaluation {
         node: node.to_owned(),
         report,

@@ -200,6 +200,15 @@ pub async fn wait_for_dependencies<R: ContainerRuntime>(
                 break;
             }
         }
+        // `required: false`: waited for, then passed over, as docker compose does.
+        if !met && !dep.required {
+            tracing::warn!(
+                container = %spec.name,
+                dependency = %dep.container,
+                "dependency did not come up ({last}); starting anyway (`required: false`)"
+            );
+            continue;
+        }
         if !met {
             let want = match dep.condition {
                 DependencyCondition::ServiceStarted => "running",

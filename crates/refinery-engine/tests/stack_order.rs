@@ -16,6 +16,8 @@ fn member(deps: &[&str]) -> Option<Box<StackMember>> {
             .map(|d| Dependency {
                 container: (*d).to_owned(),
                 condition: DependencyCondition::ServiceHealthy,
+                restart: false,
+                required: true,
             })
             .collect(),
         build: None,

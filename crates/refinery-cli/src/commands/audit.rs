@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use refinery_core::RuntimeError;
-use refinery_core::inventory::{AuditRecord, Class, InventoryState, Kind, NodeAudit, classify};
+use refinery_core::inventory::{
+    AuditRecord, Class, InventoryState, Item, Kind, NodeAudit, classify,
+};
 use refinery_core::manifest::NodeSpec;
 use refinery_store::{audit_log, inventory_state_file};
 use serde::Serialize;
@@ -15,7 +17,8 @@ use crate::desired::Desired;
 use crate::engines;
 use crate::error::{CliError, unreachable_hints};
 use crate::exit_code;
-use crate::render;
+use crate::output;
+use crate::render::{self, Styles};
 use crate::settings::Settings;
 
 /// One node's audit, or why there is none.
@@ -109,113 +112,32 @@ pub fn human_bytes(n: Option<u64>) -> String {
     }
 }
 
-#[derive(Serialize)]
-struct NodeReport<'a> {
+/// One node in `audit`'s report.
+#[derive(Debug, Serialize)]
+pub struct NodeReport<'a> {
     node: &'a str,
     mode: &'a str,
     reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    items: Vec<&'a refinery_core::inventory::Item>,
+    items: Vec<&'a Item>,
     /// Bytes a cleanup would free.
     reclaimable_bytes: u64,
 }
 
-#[derive(Serialize)]
-struct AuditReport<'a> {
+/// What `audit` found on every node.
+#[derive(Debug, Serialize)]
+pub struct AuditReport<'a> {
     revision: &'a str,
     audit_log: String,
     nodes: Vec<NodeReport<'a>>,
 }
 
-/// The item table: one row per resource.
-#[must_use]
-pub fn render_items(results: &[NodeResult<'_>]) -> String {
-    let mut rows = Vec::new();
-    for r in results {
-        let Ok(audit) = &r.audit else { continue };
-        for i in &audit.items {
-            rows.push(vec![
-                audit.node.clone(),
-                i.kind.to_string(),
-                i.name.clone(),
-                i.class.as_str().to_owned(),
-                human_bytes(i.size),
-                i.reason.clone(),
-            ]);
-        }
-    }
-    render::table(&["NODE", "KIND", "NAME", "CLASS", "SIZE", "WHY"], rows)
-}
-
-/// The summary: counts per node and kind, and what a cleanup would free.
-#[must_use]
-pub fn render_counts(results: &[NodeResult<'_>]) -> String {
-    let mut rows = Vec::new();
-    for r in results {
-        let Ok(audit) = &r.audit else {
-            rows.push(vec![
-                r.node.name.clone(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "unreachable".into(),
-            ]);
-            continue;
-        };
-        for kind in Kind::ALL {
-            let freed: u64 = audit
-                .items
-                .iter()
-                .filter(|i| i.kind == kind && i.class == Class::SafeToDelete)
-                .map(|i| i.frees)
-                .sum();
-            let mut row = vec![audit.node.clone(), kind.plural().to_owned()];
-            row.extend(Class::ALL.map(|c| audit.count(kind, c).to_string()));
-            row.push(if freed > 0 {
-                human_bytes(Some(freed))
-            } else {
-                "-".into()
-            });
-            rows.push(row);
-        }
-    }
-    render::table(
-        &[
-            "NODE",
-            "KIND",
-            "EXPECTED",
-            "PROTECTED",
-            "SAFE_TO_DELETE",
-            "EXTRA",
-            "RECLAIMABLE",
-        ],
-        rows,
-    )
-}
-
-pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<u8, CliError> {
-    let desired = load_desired(settings)?;
-    let dir = state_dir(settings, args.state_dir.as_deref())?;
-    let results = audit_nodes(settings, &desired, &dir).await?;
-    report_unreachable(&results);
-    let log = audit_log::path(&settings.repo, &desired.manifest);
-    let lines: Vec<String> = results
-        .iter()
-        .filter_map(|r| {
-            r.audit
-                .as_ref()
-                .ok()
-                .map(|a| AuditRecord::new(a, r.node, settings.now).to_line())
-        })
-        .collect();
-    audit_log::append(&log, &lines)?;
-    if settings.json {
-        let report = AuditReport {
+impl<'a> AuditReport<'a> {
+    fn new(desired: &'a Desired, audit_log: &Path, results: &'a [NodeResult<'_>]) -> Self {
+        AuditReport {
             revision: &desired.commit.id,
-            audit_log: log.display().to_string(),
+            audit_log: audit_log.display().to_string(),
             nodes: results
                 .iter()
                 .map(|r| match &r.audit {
@@ -242,15 +164,95 @@ pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<u8, CliError> 
                     },
                 })
                 .collect(),
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        }
+    }
+}
+
+/// The item table (one row per resource), a blank line, and the counts per node and kind with
+/// what a cleanup would free.
+#[must_use]
+pub fn render_audit(r: &AuditReport<'_>, _styles: &Styles) -> String {
+    let mut items = Vec::new();
+    for n in r.nodes.iter().filter(|n| n.reachable) {
+        for i in &n.items {
+            items.push(vec![
+                n.node.to_owned(),
+                i.kind.to_string(),
+                i.name.clone(),
+                i.class.as_str().to_owned(),
+                human_bytes(i.size),
+                i.reason.clone(),
+            ]);
+        }
+    }
+    let mut counts = Vec::new();
+    for n in &r.nodes {
+        if !n.reachable {
+            counts.push(vec![
+                n.node.to_owned(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "unreachable".into(),
+            ]);
+            continue;
+        }
+        for kind in Kind::ALL {
+            let of_kind = || n.items.iter().filter(move |i| i.kind == kind);
+            let freed: u64 = of_kind()
+                .filter(|i| i.class == Class::SafeToDelete)
+                .map(|i| i.frees)
+                .sum();
+            let mut row = vec![n.node.to_owned(), kind.plural().to_owned()];
+            row.extend(Class::ALL.map(|c| of_kind().filter(|i| i.class == c).count().to_string()));
+            row.push(if freed > 0 {
+                human_bytes(Some(freed))
+            } else {
+                "-".into()
+            });
+            counts.push(row);
+        }
+    }
+    let mut out = render::table(&["NODE", "KIND", "NAME", "CLASS", "SIZE", "WHY"], items);
+    out.push('\n');
+    out.push_str(&render::table(
+        &[
+            "NODE",
+            "KIND",
+            "EXPECTED",
+            "PROTECTED",
+            "SAFE_TO_DELETE",
+            "EXTRA",
+            "RECLAIMABLE",
+        ],
+        counts,
+    ));
+    out
+}
+
+pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<u8, CliError> {
+    let desired = load_desired(settings)?;
+    let dir = state_dir(settings, args.state_dir.as_deref())?;
+    let results = audit_nodes(settings, &desired, &dir).await?;
+    report_unreachable(&results);
+    let log = audit_log::path(&settings.repo, &desired.manifest);
+    let lines: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.audit
+                .as_ref()
+                .ok()
+                .map(|a| AuditRecord::new(a, r.node, settings.now).to_line())
+        })
+        .collect();
+    audit_log::append(&log, &lines)?;
+    let report = AuditReport::new(&desired, &log, &results);
+    if settings.json {
+        output::json(&report)?;
     } else {
-        print!("{}", render_items(&results));
-        println!();
-        print!("{}", render_counts(&results));
+        output::print(&render_audit(&report, &settings.styles()))?;
         if !settings.quiet {
             eprintln!(
                 "audit: {} record{} appended to `{}`",
@@ -271,4 +273,61 @@ pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<u8, CliError> 
     } else {
         exit_code::OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: Kind, name: &str, class: Class, size: Option<u64>, frees: u64) -> Item {
+        Item {
+            kind,
+            name: name.into(),
+            id: None,
+            class,
+            reason: format!("{} rule", class.as_str()),
+            size,
+            frees,
+            used_by: Vec::new(),
+            unused_since: None,
+        }
+    }
+
+    #[test]
+    fn audit_renders_items_then_counts_and_unreachable_nodes() {
+        let items = [
+            item(Kind::Container, "web", Class::Expected, None, 0),
+            item(
+                Kind::Image,
+                "tmp-build:1",
+                Class::SafeToDelete,
+                Some(1_500_000),
+                1_500_000,
+            ),
+            item(Kind::Volume, "scratch", Class::Extra, Some(12), 0),
+        ];
+        let report = AuditReport {
+            revision: "1ff767bb0c6e2a9d4f5b8c7e1a2b3c4d5e6f7a8b",
+            audit_log: "ledger/inventory_audit.jsonl".into(),
+            nodes: vec![
+                NodeReport {
+                    node: "lyra",
+                    mode: "enforce",
+                    reachable: true,
+                    error: None,
+                    items: items.iter().collect(),
+                    reclaimable_bytes: 1_500_000,
+                },
+                NodeReport {
+                    node: "vega",
+                    mode: "enforce",
+                    reachable: false,
+                    error: Some("failed to reach".into()),
+                    items: Vec::new(),
+                    reclaimable_bytes: 0,
+                },
+            ],
+        };
+        insta::assert_snapshot!(render_audit(&report, &Styles { color: false }));
+    }
 }

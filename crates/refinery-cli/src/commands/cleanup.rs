@@ -13,19 +13,22 @@ use crate::commands::audit::{audit_nodes, human_bytes, report_unreachable, state
 use crate::commands::{ledger, load_desired};
 use crate::error::CliError;
 use crate::exit_code;
+use crate::output;
 use crate::render::{self, Styles};
 use crate::settings::Settings;
 
-#[derive(Serialize)]
-struct Candidate<'a> {
+/// Something a cleanup removes.
+#[derive(Debug, Serialize)]
+pub struct Candidate<'a> {
     node: &'a str,
     id: String,
     #[serde(flatten)]
     item: &'a Item,
 }
 
-#[derive(Serialize)]
-struct CleanupReport<'a> {
+/// What `cleanup` would remove, or removed.
+#[derive(Debug, Serialize)]
+pub struct CleanupReport<'a> {
     revision: &'a str,
     applied: bool,
     /// What a cleanup removes (before `--apply`: would remove).
@@ -38,8 +41,9 @@ struct CleanupReport<'a> {
     removals: Vec<RemovalReport>,
 }
 
-#[derive(Serialize)]
-struct RemovalReport {
+/// One removal's outcome.
+#[derive(Debug, Serialize)]
+pub struct RemovalReport {
     id: String,
     outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,9 +79,7 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
     let dir = state_dir(settings, args.state_dir.as_deref())?;
     let results = audit_nodes(settings, &desired, &dir).await?;
     report_unreachable(&results);
-    let styles = Styles {
-        color: settings.color,
-    };
+    let styles = settings.styles();
     let mut candidates = Vec::new();
     let mut read_only = Vec::new();
     for r in &results {
@@ -105,26 +107,29 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
         .filter(|r| r.audit.is_err())
         .map(|r| r.node.name.as_str())
         .collect();
+    let mut report = CleanupReport {
+        revision: &desired.commit.id,
+        applied: args.apply,
+        candidates,
+        reclaimable_bytes: reclaimable,
+        read_only,
+        unreachable,
+        removals: Vec::new(),
+    };
 
     if !settings.json {
-        if candidates.is_empty() {
+        if report.candidates.is_empty() {
             eprintln!("nothing is safe to delete");
         } else {
-            let rows = candidates
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.id.clone(),
-                        human_bytes(c.item.size),
-                        c.item.reason.clone(),
-                    ]
-                })
-                .collect();
-            print!("{}", render::table(&["RESOURCE", "SIZE", "WHY"], rows));
+            output::print(&render_candidates(&report, &styles))?;
             eprintln!(
                 "{} resource{}, {} to free{}",
-                candidates.len(),
-                if candidates.len() == 1 { "" } else { "s" },
+                report.candidates.len(),
+                if report.candidates.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 human_bytes(Some(reclaimable)),
                 if args.apply {
                     ""
@@ -136,7 +141,7 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
     }
 
     let mut removals: Vec<(String, Removal)> = Vec::new();
-    if args.apply && !candidates.is_empty() {
+    if args.apply && !report.candidates.is_empty() {
         // Before asking: a running daemon holding the ledger is said at once.
         let mut ledger_file =
             super::handover::open_beside_daemon(settings, &desired, args.state_dir.as_deref())?;
@@ -144,7 +149,7 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
             if !settings.interactive {
                 return Err(CliError::NeedsYes);
             }
-            let n = candidates.len();
+            let n = report.candidates.len();
             let noun = if n == 1 { "resource" } else { "resources" };
             if !super::confirm(&format!("remove {n} {noun}?"))? {
                 eprintln!("nothing removed");
@@ -152,7 +157,8 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
             }
         }
         let bar = settings.progress.then(|| {
-            let b = indicatif::ProgressBar::new(u64::try_from(candidates.len()).unwrap_or(0));
+            let b =
+                indicatif::ProgressBar::new(u64::try_from(report.candidates.len()).unwrap_or(0));
             b.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -189,44 +195,124 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<u8, CliError
     }
 
     let any_failed = removals.iter().any(|(_, r)| r.outcome == Outcome::Failed);
+    report.removals = removals
+        .iter()
+        .map(|(node, r)| RemovalReport {
+            id: r.item.resource_id(node).to_string(),
+            outcome: r.outcome,
+            message: r.message.clone(),
+        })
+        .collect();
     if settings.json {
-        let report = CleanupReport {
-            revision: &desired.commit.id,
-            applied: args.apply,
-            candidates,
-            reclaimable_bytes: reclaimable,
-            read_only,
-            unreachable: unreachable.clone(),
-            removals: removals
-                .iter()
-                .map(|(node, r)| RemovalReport {
-                    id: r.item.resource_id(node).to_string(),
-                    outcome: r.outcome,
-                    message: r.message.clone(),
-                })
-                .collect(),
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        output::json(&report)?;
     } else {
-        for (node, r) in &removals {
-            match &r.message {
-                Some(m) => println!(
-                    "{} {} ({m})",
-                    r.item.resource_id(node),
-                    styles.outcome(r.outcome)
-                ),
-                None => println!("{} {}", r.item.resource_id(node), styles.outcome(r.outcome)),
-            }
-        }
+        output::print(&render_removals(&report, &styles))?;
     }
     Ok(if any_failed {
         exit_code::ACTION_FAILED
-    } else if !unreachable.is_empty() {
+    } else if !report.unreachable.is_empty() {
         exit_code::UNREACHABLE
     } else {
         exit_code::OK
     })
+}
+
+/// `RESOURCE SIZE WHY`: what a cleanup removes (or would).
+#[must_use]
+pub fn render_candidates(r: &CleanupReport<'_>, _styles: &Styles) -> String {
+    let rows = r
+        .candidates
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                human_bytes(c.item.size),
+                c.item.reason.clone(),
+            ]
+        })
+        .collect();
+    render::table(&["RESOURCE", "SIZE", "WHY"], rows)
+}
+
+/// One line per removal: `docker/lyra/image/tmp:1 removed`, with the message when there is one.
+#[must_use]
+pub fn render_removals(r: &CleanupReport<'_>, styles: &Styles) -> String {
+    let mut out = String::new();
+    for removal in &r.removals {
+        out.push_str(&removal.id);
+        out.push(' ');
+        out.push_str(&styles.outcome(removal.outcome));
+        if let Some(m) = &removal.message {
+            out.push_str(&format!(" ({m})"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use refinery_core::inventory::{Class, Kind};
+
+    use super::*;
+
+    #[test]
+    fn cleanup_renders_candidates_and_removals() {
+        let image = Item {
+            kind: Kind::Image,
+            name: "tmp-build:1".into(),
+            id: Some("sha256:0b1c".into()),
+            class: Class::SafeToDelete,
+            reason: "matches `inventory.safe_to_delete` `tmp-*`".into(),
+            size: Some(1_500_000),
+            frees: 1_500_000,
+            used_by: Vec::new(),
+            unused_since: None,
+        };
+        let volume = Item {
+            kind: Kind::Volume,
+            name: "tmp-scratch".into(),
+            id: None,
+            size: None,
+            frees: 0,
+            ..image.clone()
+        };
+        let report = CleanupReport {
+            revision: "1ff767bb0c6e2a9d4f5b8c7e1a2b3c4d5e6f7a8b",
+            applied: true,
+            candidates: vec![
+                Candidate {
+                    node: "lyra",
+                    id: image.resource_id("lyra").to_string(),
+                    item: &image,
+                },
+                Candidate {
+                    node: "lyra",
+                    id: volume.resource_id("lyra").to_string(),
+                    item: &volume,
+                },
+            ],
+            reclaimable_bytes: 1_500_000,
+            read_only: Vec::new(),
+            unreachable: Vec::new(),
+            removals: vec![
+                RemovalReport {
+                    id: image.resource_id("lyra").to_string(),
+                    outcome: Outcome::Removed,
+                    message: None,
+                },
+                RemovalReport {
+                    id: volume.resource_id("lyra").to_string(),
+                    outcome: Outcome::Failed,
+                    message: Some("volume is in use".into()),
+                },
+            ],
+        };
+        let styles = Styles { color: false };
+        insta::assert_snapshot!(format!(
+            "{}---\n{}",
+            render_candidates(&report, &styles),
+            render_removals(&report, &styles)
+        ));
+    }
 }

@@ -14,7 +14,8 @@ use crate::args::{LedgerArgs, LedgerCommand, LedgerPathArgs, LedgerShowArgs, Led
 use crate::desired;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::render;
+use crate::output;
+use crate::render::{self, Styles};
 use crate::settings::Settings;
 
 pub fn run(settings: &Settings, args: &LedgerArgs) -> Result<u8, CliError> {
@@ -40,8 +41,9 @@ pub fn resolve_path(settings: &Settings, a: &LedgerPathArgs) -> PathBuf {
         .join(a.shard.map_or_else(|| rel.clone(), |s| s.ledger_path(&rel)))
 }
 
-#[derive(Serialize)]
-struct VerifyReport {
+/// What `ledger verify` found.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
     path: String,
     /// Every file read, rotated ones first, the active one last.
     files: Vec<String>,
@@ -64,48 +66,35 @@ struct VerifyReport {
 fn verify(settings: &Settings, a: &LedgerPathArgs) -> Result<u8, CliError> {
     let path = resolve_path(settings, a);
     let chain = ledger_file::read_chain(&path, false)?;
-    let shown = path.display().to_string();
     let files: Vec<String> = chain
         .files
         .iter()
         .map(|f| f.display().to_string())
         .collect();
-    let rotated = files.len().saturating_sub(1);
+    let mut report = VerifyReport {
+        path: path.display().to_string(),
+        files,
+        ok: chain.error.is_none(),
+        entries: chain.intact,
+        tip_seq: None,
+        tip_hash: None,
+        file: None,
+        line: None,
+        reason: None,
+    };
     match chain.error {
         None => {
+            report.tip_seq = Some(chain.tip.seq);
+            report.tip_hash = Some(chain.tip.hash);
             if settings.json {
-                let report = VerifyReport {
-                    path: shown,
-                    files,
-                    ok: true,
-                    entries: chain.intact,
-                    tip_seq: Some(chain.tip.seq),
-                    tip_hash: Some(chain.tip.hash),
-                    file: None,
-                    line: None,
-                    reason: None,
-                };
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                output::json(&report)?;
             } else {
-                let short: String = chain.tip.hash.chars().take(12).collect();
-                let also = match rotated {
-                    0 => String::new(),
-                    1 => " and 1 rotated file".to_owned(),
-                    n => format!(" and {n} rotated files"),
-                };
-                println!(
-                    "ledger `{shown}`{also}: {} entr{}, chain intact (last seq {}, hash {short})",
-                    chain.intact,
-                    if chain.intact == 1 { "y" } else { "ies" },
-                    chain.tip.seq
-                );
+                output::print(&render_verify(&report, &settings.styles()))?;
             }
             Ok(exit_code::OK)
         }
         Some(e) => {
+            // The text form is the error itself (stderr); `--json` says it on stdout too.
             if settings.json
                 && let LedgerError::Broken {
                     path: bad,
@@ -114,29 +103,45 @@ fn verify(settings: &Settings, a: &LedgerPathArgs) -> Result<u8, CliError> {
                     reason,
                 } = &e
             {
-                let report = VerifyReport {
-                    path: shown,
-                    files,
-                    ok: false,
-                    entries: *intact,
-                    tip_seq: None,
-                    tip_hash: None,
-                    file: (bad != &path).then(|| bad.display().to_string()),
-                    line: Some(*line),
-                    reason: Some(reason.to_string()),
-                };
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+                report.entries = *intact;
+                report.file = (bad != &path).then(|| bad.display().to_string());
+                report.line = Some(*line);
+                report.reason = Some(reason.to_string());
+                output::json(&report)?;
             }
             Err(e.into())
         }
     }
 }
 
-#[derive(Serialize)]
-struct ShowReport<'a> {
+/// `ledger `P` and N rotated files: N entries, chain intact (last seq S, hash H)`, for an intact
+/// chain.
+#[must_use]
+pub fn render_verify(r: &VerifyReport, _styles: &Styles) -> String {
+    let short: String = r
+        .tip_hash
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
+    let also = match r.files.len().saturating_sub(1) {
+        0 => String::new(),
+        1 => " and 1 rotated file".to_owned(),
+        n => format!(" and {n} rotated files"),
+    };
+    format!(
+        "ledger `{}`{also}: {} entr{}, chain intact (last seq {}, hash {short})\n",
+        r.path,
+        r.entries,
+        if r.entries == 1 { "y" } else { "ies" },
+        r.tip_seq.unwrap_or(0)
+    )
+}
+
+/// The entries `ledger show` selected.
+#[derive(Debug, Serialize)]
+pub struct ShowReport<'a> {
     path: String,
     entries: Vec<&'a Entry>,
 }
@@ -164,18 +169,14 @@ fn show(settings: &Settings, a: &LedgerShowArgs) -> Result<u8, CliError> {
         resource: a.resource.as_deref(),
         kinds: &a.kind,
     };
-    let selected: Vec<&Entry> = entries.iter().filter(|e| filter.matches(e)).collect();
+    let report = ShowReport {
+        path: path.display().to_string(),
+        entries: entries.iter().filter(|e| filter.matches(e)).collect(),
+    };
     if settings.json {
-        let report = ShowReport {
-            path: path.display().to_string(),
-            entries: selected,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        output::json(&report)?;
     } else {
-        print!("{}", render_entries(&selected));
+        output::print(&render_show(&report, &settings.styles()))?;
     }
     match error {
         // Everything before the bad line was shown; the break itself is the error.
@@ -208,10 +209,11 @@ impl Filter<'_> {
     }
 }
 
-/// The `ledger show` table.
+/// The `ledger show` table: `SEQ TIME KIND NODE RESOURCE OUTCOME DETAIL`.
 #[must_use]
-pub fn render_entries(entries: &[&Entry]) -> String {
-    let rows = entries
+pub fn render_show(r: &ShowReport<'_>, _styles: &Styles) -> String {
+    let rows = r
+        .entries
         .iter()
         .map(|e| {
             vec![
@@ -391,5 +393,92 @@ pub fn commit_after_apply(settings: &Settings, d: &desired::Desired, file: &Ledg
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use refinery_core::ledger::ChainTip;
+
+    use super::*;
+
+    const STYLES: Styles = Styles { color: false };
+
+    /// A few sealed entries at fixed times: what `ledger show` reads from a file.
+    fn entries() -> Vec<Entry> {
+        let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).expect("a time");
+        let web = ResourceId::container("lyra", "web");
+        let rev = "1ff767bb0c6e2a9d4f5b8c7e1a2b3c4d5e6f7a8b";
+        let records = [
+            Record::new(Event::Revision {
+                from: None,
+                to: rev.into(),
+            })
+            .revision(rev),
+            Record::new(Event::Drift {
+                drift: "missing".into(),
+                summary: "not on the engine".into(),
+                fields: Vec::new(),
+            })
+            .resource(web.clone())
+            .node("lyra")
+            .revision(rev),
+            Record::new(Event::for_step(
+                StepKind::Create,
+                Outcome::Created,
+                None,
+                Some("c0ffee".into()),
+            ))
+            .resource(web)
+            .node("lyra")
+            .outcome(Outcome::Created)
+            .revision(rev),
+        ];
+        let mut tip = ChainTip::genesis();
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                tip.seal(r, at(i64::try_from(i).unwrap_or(0)), &Masker::default())
+                    .expect("seal")
+                    .entry
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ledger_show_renders_one_row_per_entry() {
+        let entries = entries();
+        let report = ShowReport {
+            path: "ledger/container_ledger.jsonl".into(),
+            entries: entries.iter().collect(),
+        };
+        insta::assert_snapshot!(render_show(&report, &STYLES), @r"
+        SEQ  TIME                  KIND      NODE  RESOURCE                   OUTCOME  DETAIL
+        1    2027-01-15T08:00:00Z  revision  -     -                          -        at 1ff767bb0c6e
+        2    2027-01-15T08:00:01Z  drift     lyra  docker/lyra/container/web  -        missing: not on the engine
+        3    2027-01-15T08:00:02Z  birth     lyra  docker/lyra/container/web  created  create
+        ");
+    }
+
+    #[test]
+    fn ledger_verify_renders_entries_rotated_files_and_tip() {
+        let report = VerifyReport {
+            path: "ledger/container_ledger.jsonl".into(),
+            files: vec![
+                "ledger/container_ledger.000001-000004.jsonl".into(),
+                "ledger/container_ledger.jsonl".into(),
+            ],
+            ok: true,
+            entries: 9,
+            tip_seq: Some(9),
+            tip_hash: Some(
+                "ce29a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e".into(),
+            ),
+            file: None,
+            line: None,
+            reason: None,
+        };
+        insta::assert_snapshot!(render_verify(&report, &STYLES), @"ledger `ledger/container_ledger.jsonl` and 1 rotated file: 9 entries, chain intact (last seq 9, hash ce29a1b2c3d4)");
     }
 }

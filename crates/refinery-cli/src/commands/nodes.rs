@@ -11,8 +11,9 @@ use crate::commands::load_desired;
 use crate::commands::plan::report_unreachable;
 use crate::error::CliError;
 use crate::exit_code;
+use crate::output;
 use crate::pass::{self, NodePass};
-use crate::render;
+use crate::render::{self, Styles};
 use crate::settings::Settings;
 
 #[derive(Debug, Serialize)]
@@ -58,12 +59,10 @@ pub async fn run(settings: &Settings, args: &NodesArgs) -> Result<u8, CliError> 
         if !crate::engines::in_shard(settings.shard, &node.name) {
             continue;
         }
-        let endpoint = node.docker.clone().unwrap_or_else(|| {
-            std::env::var("DOCKER_HOST")
-                .ok()
-                .filter(|h| !h.trim().is_empty())
-                .unwrap_or_else(|| refinery_docker::DEFAULT_ENDPOINT.to_owned())
-        });
+        let endpoint = node
+            .docker
+            .clone()
+            .unwrap_or_else(|| settings.default_docker_endpoint());
         let mut row = NodeRow {
             node: node.name.clone(),
             endpoint,
@@ -84,12 +83,9 @@ pub async fn run(settings: &Settings, args: &NodesArgs) -> Result<u8, CliError> 
         rows.push(row);
     }
     if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
+        output::json(&rows)?;
     } else {
-        print!("{}", render_nodes(&rows));
+        output::print(&render_nodes(&rows, &settings.styles()))?;
     }
     Ok(if passes.iter().any(|p| p.result.is_err()) {
         exit_code::UNREACHABLE
@@ -136,7 +132,7 @@ async fn fill(row: &mut NodeRow, p: &NodePass<'_>) {
 
 /// `NODE ENDPOINT ENGINE MODE REACHABLE DECLARED RUNNING DRIFT`, and `SHARD` when a row has one.
 #[must_use]
-pub fn render_nodes(rows: &[NodeRow]) -> String {
+pub fn render_nodes(rows: &[NodeRow], _styles: &Styles) -> String {
     let dash = || "-".to_owned();
     let sharded = rows.iter().any(|r| r.shard.is_some());
     let cells = rows
@@ -198,6 +194,8 @@ mod tests {
         }
     }
 
+    const STYLES: Styles = Styles { color: false };
+
     #[test]
     fn nodes_table_shows_counts_and_dashes_for_unreachable() {
         let mut up = row("lyra", "reachable");
@@ -205,27 +203,21 @@ mod tests {
         up.observed = Some(3);
         up.running = Some(2);
         up.drifted = Some(1);
-        let text = render_nodes(&[up, row("vega", "unreachable")]);
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("NODE"), "{text}");
-        assert!(
-            lines[1].contains("20.10.24") && lines[1].contains("2/3"),
-            "{text}"
-        );
-        assert!(
-            lines[2].contains("unreachable") && lines[2].contains(" - "),
-            "{text}"
-        );
-        assert!(!text.contains("SHARD"), "{text}");
+        insta::assert_snapshot!(render_nodes(&[up, row("vega", "unreachable")], &STYLES), @r"
+        NODE  ENDPOINT               ENGINE    MODE     REACHABILITY  DECLARED  RUNNING  DRIFT
+        lyra  unix:///run/lyra.sock  20.10.24  enforce  reachable     2         2/3      1
+        vega  unix:///run/vega.sock  -         enforce  unreachable   2         -        -
+        ");
     }
 
     #[test]
     fn nodes_table_shows_the_owning_shard_when_known() {
         let mut a = row("lyra", "reachable");
         a.shard = Some("2/3".into());
-        let text = render_nodes(&[a]);
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].trim_end().ends_with("SHARD"), "{text}");
-        assert!(lines[1].trim_end().ends_with("2/3"), "{text}");
+        insta::assert_snapshot!(render_nodes(&[a, row("vega", "disabled")], &STYLES), @r"
+        NODE  ENDPOINT               ENGINE  MODE     REACHABILITY  DECLARED  RUNNING  DRIFT  SHARD
+        lyra  unix:///run/lyra.sock  -       enforce  reachable     2         -        -      2/3
+        vega  unix:///run/vega.sock  -       enforce  disabled      2         -        -      -
+        ");
     }
 }

@@ -5,10 +5,13 @@ use serde::Serialize;
 use crate::commands::load_desired;
 use crate::error::CliError;
 use crate::exit_code;
+use crate::output;
+use crate::render::{self, Styles};
 use crate::settings::Settings;
 
-#[derive(Serialize)]
-struct Report<'a> {
+/// What `validate` found: the manifest loaded, with what it declares.
+#[derive(Debug, Serialize)]
+pub struct ValidateReport<'a> {
     valid: bool,
     file: &'a str,
     commit: &'a str,
@@ -22,7 +25,7 @@ struct Report<'a> {
 pub fn run(settings: &Settings) -> Result<u8, CliError> {
     let d = load_desired(settings)?;
     let m = &d.manifest;
-    let report = Report {
+    let report = ValidateReport {
         valid: true,
         file: &m.file,
         commit: &d.commit.id,
@@ -33,28 +36,51 @@ pub fn run(settings: &Settings) -> Result<u8, CliError> {
         warnings: &d.warnings,
     };
     if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        output::json(&report)?;
     } else {
-        println!(
-            "{} at {} is valid: {} container{} on {} node{}, {} stack{}, {} kubernetes source{}",
-            m.file,
-            d.commit.short,
-            m.containers.len(),
-            plural(m.containers.len()),
-            m.nodes.len(),
-            plural(m.nodes.len()),
-            m.stacks.len(),
-            plural(m.stacks.len()),
-            m.kubernetes.len(),
-            plural(m.kubernetes.len()),
-        );
+        output::print(&render_validate(&report, &settings.styles()))?;
     }
     Ok(exit_code::OK)
 }
 
+/// `refinery.yaml at 1a2b3c4d5e6f is valid: 2 containers on 1 node, 0 stacks, 0 kubernetes sources`
+#[must_use]
+pub fn render_validate(r: &ValidateReport<'_>, _styles: &Styles) -> String {
+    format!(
+        "{} at {} is valid: {} container{} on {} node{}, {} stack{}, {} kubernetes source{}\n",
+        r.file,
+        render::short(r.commit),
+        r.containers,
+        plural(r.containers),
+        r.nodes,
+        plural(r.nodes),
+        r.stacks,
+        plural(r.stacks),
+        r.kubernetes,
+        plural(r.kubernetes),
+    )
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_report_renders_counts_with_plurals() {
+        let report = ValidateReport {
+            valid: true,
+            file: "refinery.yaml",
+            commit: "1ff767bb0c6e2a9d4f5b8c7e1a2b3c4d5e6f7a8b",
+            nodes: 1,
+            containers: 2,
+            stacks: 0,
+            kubernetes: 1,
+            warnings: &[],
+        };
+        insta::assert_snapshot!(render_validate(&report, &Styles { color: false }), @"refinery.yaml at 1ff767bb0c6e is valid: 2 containers on 1 node, 0 stacks, 1 kubernetes source");
+    }
 }

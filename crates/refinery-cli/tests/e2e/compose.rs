@@ -598,6 +598,7 @@ async fn compose_v2_named_container_is_adopted_like_v1() {
         s.options.networks = vec![refinery_core::NetworkAttachment {
             name: format!("{project}_default"),
             aliases: vec!["web".into()],
+            ..Default::default()
         }];
     })
     .await;

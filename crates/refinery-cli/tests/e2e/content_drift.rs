@@ -242,6 +242,7 @@ async fn content_ignored_fields_changed_by_hand_take_no_action_but_show_when_ask
     spec.options.networks = vec![NetworkAttachment {
         name: format!("{project}_default"),
         aliases: vec!["app".into()],
+        ..Default::default()
     }];
     let mut req = env.run.request("app-tmp", spec);
     req.name.clone_from(&name);

@@ -1,20 +1,15 @@
-//! One compose service as one file declares it, and the merge of several files' declarations.
+//! One compose service as the files declare it, and the merge of several files' declarations
+//! (compose's rules: a later file's scalars replace, mappings merge key by key, sequences
+//! append, mounts, devices, configs and secrets are unique by their target).
 
 use std::collections::BTreeMap;
 
 use crate::action::Action;
-use crate::content::{ContentMount, repo_relative};
-use crate::manifest::fields::{check_ignore_path, read_action, read_healthcheck};
-use crate::manifest::reader::{Reader, split_words};
-use crate::manifest::specs::{parse_port, parse_volume};
+use crate::content::ContentMount;
+use crate::extra_options::ExtraOptions;
 use crate::secret::Secret;
-use crate::spec::{
-    DependencyCondition, Healthcheck, Logging, Mount, MountKind, PortBinding, RestartPolicy,
-};
-use crate::yaml::{Loc, Node, Value};
-
-use super::join_rel;
-use crate::sops::{AgeKeys, env_file_values};
+use crate::spec::{DependencyCondition, Healthcheck, Logging, Mount, PortBinding, RestartPolicy};
+use crate::yaml::Loc;
 
 /// Where the file being read lives.
 pub(super) struct FileContext<'a> {
@@ -26,13 +21,18 @@ pub(super) struct FileContext<'a> {
     pub project_dir: &'a str,
     pub read: &'a dyn Fn(&str) -> Option<String>,
     /// Age keys for SOPS-encrypted `env_file`s.
-    pub keys: &'a AgeKeys,
+    pub keys: &'a crate::sops::AgeKeys,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct DependsOn {
     pub service: String,
     pub condition: DependencyCondition,
+    /// `restart: true`: restart this service when that one is recreated or restarted.
+    pub restart: bool,
+    /// `required: false`: a dependency that is not declared, not enabled or not coming up is
+    /// passed over.
+    pub required: bool,
     pub loc: Loc,
     pub file: String,
 }
@@ -46,7 +46,48 @@ pub(super) struct BuildDecl {
     pub dockerfile: Option<String>,
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
+    pub network: Option<String>,
+    pub shm_size: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub extra_hosts: Vec<String>,
+    pub cache_from: Vec<String>,
+    /// BuildKit settings the classic builder does without, for a warning.
+    pub ignored: Vec<(String, Loc)>,
     /// Where the `build` key is, and in which file.
+    pub loc: Loc,
+    pub file: String,
+}
+
+/// One network a service joins (`networks:` of the service), as declared.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ServiceNetwork {
+    pub aliases: Vec<String>,
+    pub ipv4_address: Option<String>,
+    pub ipv6_address: Option<String>,
+    pub link_local_ips: Vec<String>,
+    pub mac_address: Option<String>,
+    pub priority: i64,
+    pub loc: Loc,
+}
+
+/// A reference from one service to another service's container (`links`, `volumes_from`,
+/// `pid: service:NAME`, `ipc: service:NAME`), resolved when the stack is expanded.
+#[derive(Debug, Clone)]
+pub(super) struct ServiceRef {
+    /// `links`, `volumes_from`, `pid`, `ipc`.
+    pub key: &'static str,
+    pub service: String,
+    /// The link alias, or `ro`/`rw` of `volumes_from`.
+    pub detail: String,
+    pub loc: Loc,
+    pub file: String,
+}
+
+/// A key docker compose ignores on a single engine (a swarm setting), with where it was.
+#[derive(Debug, Clone)]
+pub(super) struct SwarmKey {
+    pub key: String,
+    pub service: String,
     pub loc: Loc,
     pub file: String,
 }
@@ -68,13 +109,14 @@ pub(super) struct Service {
     pub mounts: Vec<Mount>,
     /// Named volumes mounted (top-level keys), with where.
     pub named_volumes: Vec<(String, Loc)>,
-    /// Network key → (aliases, where).
-    pub networks: Option<BTreeMap<String, (Vec<String>, Loc)>>,
+    pub networks: Option<BTreeMap<String, ServiceNetwork>>,
     /// `network_mode`, and where.
     pub network_mode: Option<(String, Loc)>,
     pub depends_on: Vec<DependsOn>,
     pub healthcheck: Option<Healthcheck>,
     pub restart: Option<RestartPolicy>,
+    /// `deploy.restart_policy`, used when `restart` is not set.
+    pub deploy_restart: Option<RestartPolicy>,
     pub labels: BTreeMap<String, String>,
     pub replicas: Option<u32>,
     pub profiles: Vec<String>,
@@ -95,6 +137,14 @@ pub(super) struct Service {
     pub memory_bytes: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub extra_hosts: Vec<String>,
+    pub stdin_open: Option<bool>,
+    pub tty: Option<bool>,
+    /// The rest of the schema, as the container gets it (`stdin_open` and `tty` aside).
+    pub extra: ExtraOptions,
+    /// Other services' containers this one names.
+    pub refs: Vec<ServiceRef>,
+    /// Swarm settings docker compose ignores here, for the stack's one warning.
+    pub swarm_keys: Vec<SwarmKey>,
     /// Repository files and folders mounted (`./conf:/etc/app`), desired by content.
     pub content: Vec<ContentMount>,
     /// `configs:` and `secrets:` used: top-level name, target, where.
@@ -123,7 +173,7 @@ impl FileKind {
 
     /// Where a relative target goes, as compose puts it: `/NAME` for a config,
     /// `/run/secrets/NAME` for a secret.
-    fn dir(self) -> &'static str {
+    pub fn dir(self) -> &'static str {
         match self {
             FileKind::Config => "",
             FileKind::Secret => "/run/secrets",
@@ -142,22 +192,31 @@ pub(super) struct ConfigUse {
     pub file: String,
 }
 
-impl Service {
-    /// Overlays a later file's declaration: scalars are replaced, maps merged key by key, ports
-    /// and extra hosts appended, mounts replaced by target, dependencies joined.
-    pub fn merge(&mut self, o: Service) {
-        fn over<T>(a: &mut Option<T>, b: Option<T>) {
-            if b.is_some() {
-                *a = b;
-            }
+fn over<T>(a: &mut Option<T>, b: Option<T>) {
+    if b.is_some() {
+        *a = b;
+    }
+}
+
+/// Appends the items of `b` that `a` lacks.
+fn append<T: PartialEq>(a: &mut Vec<T>, b: Vec<T>) {
+    for x in b {
+        if !a.contains(&x) {
+            a.push(x);
         }
+    }
+}
+
+impl Service {
+    /// Overlays a later file's declaration (see the module documentation).
+    pub fn merge(&mut self, o: Service) {
         over(&mut self.image, o.image);
         over(&mut self.build, o.build);
         over(&mut self.container_name, o.container_name);
         over(&mut self.command, o.command);
         over(&mut self.entrypoint, o.entrypoint);
         self.env.extend(o.env);
-        self.ports.extend(o.ports);
+        append(&mut self.ports, o.ports);
         for m in o.mounts {
             self.mounts.retain(|x| x.target != m.target);
             self.content.retain(|x| x.target != m.target);
@@ -183,15 +242,16 @@ impl Service {
         }
         over(&mut self.healthcheck, o.healthcheck);
         over(&mut self.restart, o.restart);
+        over(&mut self.deploy_restart, o.deploy_restart);
         self.labels.extend(o.labels);
         over(&mut self.replicas, o.replicas);
         if !o.profiles.is_empty() {
             self.profiles = o.profiles;
         }
-        self.security_opt.extend(o.security_opt);
+        append(&mut self.security_opt, o.security_opt);
         over(&mut self.privileged, o.privileged);
-        self.cap_add.extend(o.cap_add);
-        self.cap_drop.extend(o.cap_drop);
+        append(&mut self.cap_add, o.cap_add);
+        append(&mut self.cap_drop, o.cap_drop);
         over(&mut self.hostname, o.hostname);
         over(&mut self.network_mode, o.network_mode);
         over(&mut self.init, o.init);
@@ -204,858 +264,85 @@ impl Service {
         over(&mut self.working_dir, o.working_dir);
         over(&mut self.memory_bytes, o.memory_bytes);
         over(&mut self.nano_cpus, o.nano_cpus);
-        self.extra_hosts.extend(o.extra_hosts);
-    }
-}
-
-/// Keys of the Compose Specification Refinery does not act on yet: reported by name.
-const UNSUPPORTED_HINT: &str = "supported service keys: image, build, command, entrypoint, environment, env_file, ports, volumes, networks, depends_on, healthcheck, restart, labels, container_name, deploy (replicas, resources.limits), scale, profiles, security_opt, privileged, cap_add, cap_drop, hostname, network_mode, init, stop_signal, stop_grace_period, tmpfs, logging (driver, options), read_only, user, working_dir, mem_limit, cpus, extra_hosts";
-
-/// `64m`, `1g`, `512mb`, `1024` (bytes).
-pub(super) fn parse_bytes(s: &str) -> Option<i64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1i64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        't' => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    if !(n.is_finite() && n > 0.0) {
-        return None;
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    let bytes = (n * mult as f64) as i64;
-    Some(bytes)
-}
-
-/// `0.5` → 500000000 billionths of a CPU.
-pub(super) fn parse_cpus(s: &str) -> Option<i64> {
-    let n: f64 = s.trim().parse().ok()?;
-    if !(n.is_finite() && n > 0.0 && n < 1.0e6) {
-        return None;
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    let nano = (n * 1e9).round() as i64;
-    Some(nano)
-}
-
-fn scalar_text(n: &Node) -> Option<&str> {
-    n.scalar()
-}
-
-/// Reads `services.<name>` of one file; `None` if it is not a mapping.
-pub(super) fn read_service(
-    r: &mut Reader<'_>,
-    ctx: &FileContext<'_>,
-    name: &str,
-    loc: Loc,
-    node: &Node,
-) -> Option<Service> {
-    let base = format!("services.{name}");
-    r.map(node, &base)?;
-    let mut s = Service {
-        name: name.to_owned(),
-        file: ctx.file.to_owned(),
-        loc,
-        ..Service::default()
-    };
-    let Value::Map(entries) = &node.value else {
-        return Some(s);
-    };
-    // env_file first, `environment` over it, whatever the order in the file.
-    let mut file_env: BTreeMap<String, Secret> = BTreeMap::new();
-    for (k, v) in entries {
-        let Some(key) = k.scalar() else { continue };
-        let p = format!("{base}.{key}");
-        if v.is_null() {
-            continue;
+        append(&mut self.extra_hosts, o.extra_hosts);
+        over(&mut self.stdin_open, o.stdin_open);
+        over(&mut self.tty, o.tty);
+        merge_extra(&mut self.extra, o.extra);
+        for r in o.refs {
+            // A later `links`/`volumes_from` entry for the same service, or a later `pid`/`ipc`,
+            // replaces the earlier one.
+            self.refs.retain(|x| {
+                x.key != r.key
+                    || (matches!(r.key, "links" | "volumes_from") && x.service != r.service)
+            });
+            self.refs.push(r);
         }
-        match key {
-            "image" => s.image = r.string(v, &p),
-            "container_name" => s.container_name = r.string(v, &p),
-            "command" | "entrypoint" => {
-                let words = if v.scalar().is_some() {
-                    r.string(v, &p).and_then(|t| {
-                        let w = split_words(&t);
-                        if w.is_none() {
-                            r.error(
-                                v.loc,
-                                &p,
-                                format!("failed to split `{t}` into words: unclosed quote"),
-                            );
-                        }
-                        w
-                    })
-                } else {
-                    r.strings(v, &p)
-                };
-                if key == "command" {
-                    s.command = words;
-                } else {
-                    s.entrypoint = words;
-                }
-            }
-            "environment" => read_environment(r, v, &p, &mut s.env),
-            "env_file" => {
-                for item in r.strings_at(v, &p).unwrap_or_default() {
-                    let path = join_rel(ctx.project_dir, &item.value);
-                    // Desired by content too: a changed file is drift naming it.
-                    s.content.push(ContentMount::env_file(&path));
-                    match (ctx.read)(&path) {
-                        // SOPS-encrypted env files are decrypted here, in memory.
-                        Some(text) => match env_file_values(&path, &text, ctx.keys) {
-                            Ok(vars) => file_env.extend(vars),
-                            Err(e) => match e.hint() {
-                                Some(h) => {
-                                    r.error_hint(item.loc, &item.field, e.message(&path), h);
-                                }
-                                None => r.error(item.loc, &item.field, e.message(&path)),
-                            },
-                        },
-                        None => r.error(
-                            item.loc,
-                            &item.field,
-                            format!("failed to find env file `{path}` in the commit"),
-                        ),
-                    }
-                }
-            }
-            "ports" => read_ports(r, v, &p, &mut s.ports),
-            "volumes" => read_volumes(r, ctx, v, &p, &mut s),
-            "networks" => s.networks = read_networks(r, v, &p),
-            "network_mode" => s.network_mode = r.string(v, &p).map(|m| (m, v.loc)),
-            "depends_on" => s.depends_on = read_depends_on(r, ctx, v, &p),
-            "healthcheck" => s.healthcheck = read_healthcheck(r, v, &p),
-            "restart" => {
-                if let Some(t) = r.string(v, &p) {
-                    match t.parse::<RestartPolicy>() {
-                        Ok(rp) => s.restart = Some(rp),
-                        Err(e) => r.error(v.loc, &p, e),
-                    }
-                }
-            }
-            "labels" => {
-                for kv in r.key_values_at(v, &p).unwrap_or_default() {
-                    s.labels.insert(kv.key, kv.value);
-                }
-            }
-            "scale" => s.replicas = read_count(r, v, &p),
-            "deploy" => read_deploy(r, v, &p, &mut s),
-            "profiles" => s.profiles = r.strings(v, &p).unwrap_or_default(),
-            "security_opt" => s.security_opt = r.strings(v, &p).unwrap_or_default(),
-            "privileged" => s.privileged = r.bool(v, &p),
-            "cap_add" => s.cap_add = r.strings(v, &p).unwrap_or_default(),
-            "cap_drop" => s.cap_drop = r.strings(v, &p).unwrap_or_default(),
-            "hostname" => s.hostname = r.string(v, &p),
-            "init" => s.init = r.bool(v, &p),
-            "stop_signal" => s.stop_signal = r.string(v, &p),
-            "stop_grace_period" => {
-                s.stop_timeout_secs = r
-                    .duration_ms(v, &p)
-                    .map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX));
-            }
-            "tmpfs" => s.tmpfs = read_tmpfs(r, v, &p),
-            "logging" => s.logging = read_logging(r, v, &p),
-            "read_only" => s.read_only = r.bool(v, &p),
-            "user" => s.user = r.string(v, &p),
-            "working_dir" => s.working_dir = r.string(v, &p),
-            "mem_limit" => s.memory_bytes = read_bytes(r, v, &p),
-            "cpus" => s.nano_cpus = read_cpus(r, v, &p),
-            "extra_hosts" => {
-                for kv in r.key_values_at(v, &p).unwrap_or_default() {
-                    // The list form is `host:ip` (split at the first `:`), the map form host → ip.
-                    let entry = if matches!(v.value, Value::Map(_)) {
-                        format!("{}:{}", kv.key, kv.value)
-                    } else if kv.value.is_empty() {
-                        kv.key.clone()
-                    } else {
-                        format!("{}={}", kv.key, kv.value)
-                    };
-                    if !entry.contains(':') || entry.starts_with(':') {
-                        r.error(kv.loc, &kv.field, format!("`{entry}` is not `host:ip`"));
-                        continue;
-                    }
-                    s.extra_hosts.push(entry);
-                }
-            }
-            "build" => s.build = read_build(r, ctx, name, k.loc, v, &p),
-            "configs" | "secrets" => {
-                let kind = if key == "configs" {
-                    FileKind::Config
-                } else {
-                    FileKind::Secret
-                };
-                s.configs.retain(|c| c.kind != kind);
-                s.configs.extend(read_config_uses(r, ctx, v, &p, kind));
-            }
-            "x-refinery" => read_x_refinery(r, v, &p, &mut s),
-            other if other.starts_with("x-") => {}
-            other => r.error_hint(
-                k.loc,
-                &p,
-                format!("service `{name}`: key `{other}` is not supported by Refinery"),
-                UNSUPPORTED_HINT,
-            ),
+        self.swarm_keys.extend(o.swarm_keys);
+    }
+}
+
+/// [`Service::merge`] for the extra settings.
+fn merge_extra(a: &mut ExtraOptions, b: ExtraOptions) {
+    append(&mut a.expose, b.expose);
+    a.ulimits.extend(b.ulimits);
+    over(&mut a.platform, b.platform);
+    over(&mut a.pull_policy, b.pull_policy);
+    over(&mut a.runtime, b.runtime);
+    a.sysctls.extend(b.sysctls);
+    over(&mut a.shm_size, b.shm_size);
+    for d in b.devices {
+        a.devices.retain(|x| x.container != d.container);
+        a.devices.push(d);
+    }
+    append(&mut a.device_cgroup_rules, b.device_cgroup_rules);
+    over(&mut a.pid, b.pid);
+    over(&mut a.ipc, b.ipc);
+    over(&mut a.uts, b.uts);
+    over(&mut a.userns_mode, b.userns_mode);
+    over(&mut a.cgroup, b.cgroup);
+    over(&mut a.cgroup_parent, b.cgroup_parent);
+    append(&mut a.group_add, b.group_add);
+    over(&mut a.oom_kill_disable, b.oom_kill_disable);
+    over(&mut a.oom_score_adj, b.oom_score_adj);
+    over(&mut a.pids_limit, b.pids_limit);
+    over(&mut a.mem_reservation, b.mem_reservation);
+    over(&mut a.memswap_limit, b.memswap_limit);
+    over(&mut a.mem_swappiness, b.mem_swappiness);
+    over(&mut a.cpu_shares, b.cpu_shares);
+    over(&mut a.cpu_quota, b.cpu_quota);
+    over(&mut a.cpu_period, b.cpu_period);
+    over(&mut a.cpuset, b.cpuset);
+    over(&mut a.cpu_rt_period, b.cpu_rt_period);
+    over(&mut a.cpu_rt_runtime, b.cpu_rt_runtime);
+    over(&mut a.cpu_count, b.cpu_count);
+    over(&mut a.cpu_percent, b.cpu_percent);
+    over(&mut a.blkio.weight, b.blkio.weight);
+    for (list, more) in [
+        (&mut a.blkio.device_read_bps, b.blkio.device_read_bps),
+        (&mut a.blkio.device_write_bps, b.blkio.device_write_bps),
+        (&mut a.blkio.device_read_iops, b.blkio.device_read_iops),
+        (&mut a.blkio.device_write_iops, b.blkio.device_write_iops),
+    ] {
+        for (path, rate) in more {
+            list.retain(|(p, _)| *p != path);
+            list.push((path, rate));
         }
     }
-    for (k, v) in file_env {
-        s.env.entry(k).or_insert(v);
+    for (path, w) in b.blkio.weight_device {
+        a.blkio.weight_device.retain(|(p, _)| *p != path);
+        a.blkio.weight_device.push((path, w));
     }
-    Some(s)
-}
-
-/// `build: ./dir` or `build: {context, dockerfile, args, target}`.
-fn read_build(
-    r: &mut Reader<'_>,
-    ctx: &FileContext<'_>,
-    service: &str,
-    loc: Loc,
-    node: &Node,
-    path: &str,
-) -> Option<BuildDecl> {
-    let mut b = BuildDecl {
-        context: ".".into(),
-        loc,
-        file: ctx.file.to_owned(),
-        ..BuildDecl::default()
-    };
-    match &node.value {
-        Value::Map(entries) => {
-            r.map(node, path)?;
-            for (k, v) in entries {
-                let Some(key) = k.scalar() else { continue };
-                let f = format!("{path}.{key}");
-                match key {
-                    "context" => b.context = r.string(v, &f)?,
-                    "dockerfile" => b.dockerfile = r.string(v, &f),
-                    "target" => b.target = r.string(v, &f),
-                    "args" => read_build_args(r, v, &f, &mut b.args),
-                    other if other.starts_with("x-") => {}
-                    other => r.error_hint(
-                        k.loc,
-                        &f,
-                        format!("service `{service}`: key `{other}` of `build` is not supported by Refinery"),
-                        "supported: build.context, build.dockerfile, build.args, build.target",
-                    ),
-                }
-            }
-        }
-        _ => b.context = r.string(node, path)?,
-    }
-    Some(b)
-}
-
-/// `args:` as a map or a `KEY=value` list. A bare `KEY` (list) or `KEY:` (map) takes the
-/// variable's value, or is left out when it is unset, as docker compose does.
-fn read_build_args(
-    r: &mut Reader<'_>,
-    node: &Node,
-    path: &str,
-    out: &mut BTreeMap<String, String>,
-) {
-    let mut env = BTreeMap::new();
-    read_environment(r, node, path, &mut env);
-    for (k, v) in env {
-        out.insert(k, v.expose().to_owned());
-    }
-}
-
-fn read_environment(
-    r: &mut Reader<'_>,
-    node: &Node,
-    path: &str,
-    env: &mut BTreeMap<String, Secret>,
-) {
-    // A bare `KEY` (list) or `KEY:` with no value (map) takes the variable's value from the
-    // environment, or is left out when it is unset.
-    match &node.value {
-        Value::Seq(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let field = format!("{path}[{i}]");
-                let Some(text) = r.string(item, &field) else {
-                    continue;
-                };
-                match text.split_once('=') {
-                    Some((k, v)) => {
-                        env.insert(k.to_owned(), Secret::for_name(k, v));
-                    }
-                    None => {
-                        if let Some(v) = r.lookup(&text) {
-                            env.insert(text.clone(), Secret::for_name(&text, v));
-                        }
-                    }
-                }
-            }
-        }
-        Value::Map(entries) => {
-            if r.map(node, path).is_none() {
-                return;
-            }
-            for (k, v) in entries {
-                let Some(key) = k.scalar() else { continue };
-                let field = format!("{path}.{key}");
-                if v.is_null() {
-                    if let Some(val) = r.lookup(key) {
-                        env.insert(key.to_owned(), Secret::for_name(key, val));
-                    }
-                    continue;
-                }
-                if let Some(val) = r.string(v, &field) {
-                    env.insert(key.to_owned(), Secret::for_name(key, val));
-                }
-            }
-        }
-        _ => r.error(
-            node.loc,
-            path,
-            format!(
-                "expected a mapping or a list of KEY=value, found {}",
-                node.kind_name()
-            ),
-        ),
-    }
-}
-
-fn read_ports(r: &mut Reader<'_>, node: &Node, path: &str, out: &mut Vec<PortBinding>) {
-    let Some(items) = r.seq(node, path) else {
-        return;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let field = format!("{path}[{i}]");
-        let spec = match &item.value {
-            Value::Map(entries) => {
-                if r.map(item, &field).is_none() {
-                    continue;
-                }
-                let mut target = None;
-                let mut published = None;
-                let mut protocol = None;
-                let mut host_ip = None;
-                for (k, v) in entries {
-                    let Some(key) = k.scalar() else { continue };
-                    let f = format!("{field}.{key}");
-                    match key {
-                        "target" => target = r.string(v, &f),
-                        "published" => published = r.string(v, &f),
-                        "protocol" => protocol = r.string(v, &f),
-                        "host_ip" => host_ip = r.string(v, &f),
-                        "mode" | "name" | "app_protocol" => {}
-                        other => r.error(
-                            k.loc,
-                            &f,
-                            format!("key `{other}` is not supported in a port"),
-                        ),
-                    }
-                }
-                let Some(target) = target else {
-                    r.error(item.loc, &field, "a port needs a `target`");
-                    continue;
-                };
-                let mut s = String::new();
-                if let Some(ip) = host_ip {
-                    s.push_str(&ip);
-                    s.push(':');
-                }
-                if let Some(p) = published {
-                    s.push_str(&p);
-                    s.push(':');
-                } else if !s.is_empty() {
-                    s.push(':');
-                }
-                s.push_str(&target);
-                if let Some(p) = protocol {
-                    s.push('/');
-                    s.push_str(&p);
-                }
-                s
-            }
-            _ => match r.string(item, &field) {
-                Some(s) => s,
-                None => continue,
-            },
-        };
-        match parse_port(&spec) {
-            Ok(mut v) => out.append(&mut v),
-            Err(e) => r.error_hint(
-                item.loc,
-                &field,
-                format!("failed to parse port `{spec}`: {e}"),
-                "write `HOST:CONTAINER`, `IP:HOST:CONTAINER[/udp]`, a range like `8000-8002:8000-8002`, or the long form with `target:`",
-            ),
-        }
-    }
-}
-
-fn read_volumes(
-    r: &mut Reader<'_>,
-    ctx: &FileContext<'_>,
-    node: &Node,
-    path: &str,
-    s: &mut Service,
-) {
-    let Some(items) = r.seq(node, path) else {
-        return;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let field = format!("{path}[{i}]");
-        let spec = match &item.value {
-            Value::Map(entries) => {
-                if r.map(item, &field).is_none() {
-                    continue;
-                }
-                let (mut source, mut target, mut ro, mut typ) = (None, None, false, None);
-                for (k, v) in entries {
-                    let Some(key) = k.scalar() else { continue };
-                    let f = format!("{field}.{key}");
-                    match key {
-                        "type" => typ = r.string(v, &f),
-                        "source" => source = r.string(v, &f),
-                        "target" => target = r.string(v, &f),
-                        "read_only" => ro = r.bool(v, &f).unwrap_or(false),
-                        "consistency" => {}
-                        other => r.error(
-                            k.loc,
-                            &f,
-                            format!("key `{other}` is not supported in a volume"),
-                        ),
-                    }
-                }
-                if let Some(t) = typ.as_deref()
-                    && !matches!(t, "volume" | "bind")
-                {
-                    r.error(
-                        item.loc,
-                        &field,
-                        format!("volume type `{t}` is not supported; use `volume` or `bind`"),
-                    );
-                    continue;
-                }
-                let Some(target) = target else {
-                    r.error(item.loc, &field, "a volume needs a `target`");
-                    continue;
-                };
-                let mut out = source.map(|src| format!("{src}:")).unwrap_or_default();
-                out.push_str(&target);
-                if ro {
-                    out.push_str(":ro");
-                }
-                out
-            }
-            _ => match r.string(item, &field) {
-                Some(x) => x,
-                None => continue,
-            },
-        };
-        match parse_volume(&spec, Some(ctx.abs_dir)) {
-            Ok(m) => {
-                if m.kind == MountKind::Volume {
-                    s.named_volumes.push((m.source.clone(), item.loc));
-                }
-                s.content.retain(|x| x.target != m.target);
-                let source = spec.split(':').next().unwrap_or_default();
-                if m.kind == MountKind::Bind
-                    && source.starts_with('.')
-                    && let Some(rel) = repo_relative(ctx.project_dir, source)
-                {
-                    s.content.push(ContentMount::new(&m.target, &rel));
-                }
-                s.mounts.retain(|x| x.target != m.target);
-                s.mounts.push(m);
-            }
-            Err(e) => r.error(
-                item.loc,
-                &field,
-                format!("failed to parse volume `{spec}`: {e}"),
-            ),
-        }
-    }
-}
-
-/// `tmpfs: /run` or `[/run, "/tmp:size=64m,mode=1777"]`: absolute paths, each with its mount
-/// options after a `:`.
-fn read_tmpfs(r: &mut Reader<'_>, node: &Node, path: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for item in r.strings_at(node, path).unwrap_or_default() {
-        let (target, options) = item.value.split_once(':').unwrap_or((&item.value, ""));
-        if !target.starts_with('/') {
-            r.error_hint(
-                item.loc,
-                &item.field,
-                format!("tmpfs `{}` is not an absolute path", item.value),
-                "write `/run` or `/tmp:size=64m,mode=1777`",
-            );
-            continue;
-        }
-        out.insert(target.to_owned(), options.to_owned());
-    }
-    out
-}
-
-/// `logging: {driver: json-file, options: {max-size: 10m}}`.
-fn read_logging(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<Logging> {
-    let mut m = r.map(node, path)?;
-    let driver = m
-        .get("driver")
-        .and_then(|n| r.string(n, &format!("{path}.driver")));
-    let options = m
-        .get("options")
-        .and_then(|n| r.string_map(n, &format!("{path}.options")))
-        .unwrap_or_default();
-    m.finish(r);
-    match driver {
-        Some(driver) => Some(Logging { driver, options }),
-        None => {
-            r.error_hint(
-                node.loc,
-                path,
-                "`logging` needs a `driver`",
-                "write `logging: {driver: json-file, options: {max-size: 10m}}`",
-            );
-            None
-        }
-    }
-}
-
-/// `configs: [name]` or `[{source: name, target: /etc/app.conf}]` (and the same for `secrets:`).
-fn read_config_uses(
-    r: &mut Reader<'_>,
-    ctx: &FileContext<'_>,
-    node: &Node,
-    path: &str,
-    kind: FileKind,
-) -> Vec<ConfigUse> {
-    let mut out = Vec::new();
-    let Some(items) = r.seq(node, path) else {
-        return out;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let field = format!("{path}[{i}]");
-        let (name, target) = match &item.value {
-            Value::Map(entries) => {
-                if r.map(item, &field).is_none() {
-                    continue;
-                }
-                let (mut source, mut target) = (None, None);
-                for (k, v) in entries {
-                    let Some(key) = k.scalar() else { continue };
-                    let f = format!("{field}.{key}");
-                    match key {
-                        "source" => source = r.string(v, &f),
-                        "target" => target = r.string(v, &f),
-                        "uid" | "gid" | "mode" => {}
-                        other => r.error_hint(
-                            k.loc,
-                            &f,
-                            format!(
-                                "key `{other}` is not supported in a service {}",
-                                kind.word()
-                            ),
-                            "supported: source, target, uid, gid, mode",
-                        ),
-                    }
-                }
-                let Some(source) = source else {
-                    r.error(
-                        item.loc,
-                        &field,
-                        format!("a {} needs a `source`", kind.word()),
-                    );
-                    continue;
-                };
-                (source, target)
-            }
-            _ => match r.string(item, &field) {
-                Some(x) => (x, None),
-                None => continue,
-            },
-        };
-        let target = match target {
-            Some(t) if t.starts_with('/') => t,
-            Some(t) => format!("{}/{t}", kind.dir()),
-            None => format!("{}/{name}", kind.dir()),
-        };
-        out.push(ConfigUse {
-            kind,
-            name,
-            target,
-            loc: item.loc,
-            file: ctx.file.to_owned(),
-        });
-    }
-    out
-}
-
-/// `x-refinery: {ignore_differences: [...], drift_action: alert}`: Refinery's per-service
-/// settings, in the compose file's extension field (docker-compose ignores `x-` keys).
-fn read_x_refinery(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service) {
-    if r.map(node, path).is_none() {
-        return;
-    }
-    let Value::Map(entries) = &node.value else {
-        return;
-    };
-    for (k, v) in entries {
-        let Some(key) = k.scalar() else { continue };
-        let f = format!("{path}.{key}");
-        match key {
-            "ignore_differences" => {
-                for item in r.strings_at(v, &f).unwrap_or_default() {
-                    check_ignore_path(r, item.loc, &item.field, &item.value);
-                    s.ignore_differences.push(item.value);
-                }
-            }
-            "drift_action" => {
-                s.drift_action = read_action(
-                    r,
-                    v,
-                    &f,
-                    &[
-                        Action::Alert,
-                        Action::Ignore,
-                        Action::Recreate,
-                        Action::Restart,
-                    ],
-                );
-            }
-            other => {
-                let mut hint = "supported: ignore_differences, drift_action".to_owned();
-                if let Some(sug) =
-                    crate::suggestion::suggest(other, ["ignore_differences", "drift_action"])
-                {
-                    hint = format!("did you mean `{sug}`?");
-                }
-                r.error_hint(
-                    k.loc,
-                    &f,
-                    format!("key `{other}` is not supported under `x-refinery`"),
-                    hint,
-                );
-            }
-        }
-    }
-}
-
-fn read_networks(
-    r: &mut Reader<'_>,
-    node: &Node,
-    path: &str,
-) -> Option<BTreeMap<String, (Vec<String>, Loc)>> {
-    let mut out = BTreeMap::new();
-    match &node.value {
-        Value::Seq(_) => {
-            for item in r.strings_at(node, path)? {
-                out.insert(item.value, (Vec::new(), item.loc));
-            }
-        }
-        Value::Map(entries) => {
-            r.map(node, path)?;
-            for (k, v) in entries {
-                let Some(name) = k.scalar() else { continue };
-                let f = format!("{path}.{name}");
-                let mut aliases = Vec::new();
-                if !v.is_null() {
-                    r.map(v, &f)?;
-                    if let Value::Map(opts) = &v.value {
-                        for (ok, ov) in opts {
-                            match ok.scalar() {
-                                Some("aliases") => {
-                                    aliases = r.strings(ov, &format!("{f}.aliases")).unwrap_or_default();
-                                }
-                                Some(other) => r.error(
-                                    ok.loc,
-                                    &format!("{f}.{other}"),
-                                    format!("key `{other}` is not supported for a service network; only `aliases`"),
-                                ),
-                                None => {}
-                            }
-                        }
-                    }
-                }
-                out.insert(name.to_owned(), (aliases, k.loc));
-            }
-        }
-        _ => {
-            r.error(
-                node.loc,
-                path,
-                format!("expected a list or a mapping, found {}", node.kind_name()),
-            );
-            return None;
-        }
-    }
-    Some(out)
-}
-
-fn read_depends_on(
-    r: &mut Reader<'_>,
-    ctx: &FileContext<'_>,
-    node: &Node,
-    path: &str,
-) -> Vec<DependsOn> {
-    let mut out = Vec::new();
-    match &node.value {
-        Value::Seq(_) => {
-            for item in r.strings_at(node, path).unwrap_or_default() {
-                out.push(DependsOn {
-                    service: item.value,
-                    condition: DependencyCondition::ServiceStarted,
-                    loc: item.loc,
-                    file: ctx.file.to_owned(),
-                });
-            }
-        }
-        Value::Map(entries) => {
-            if r.map(node, path).is_none() {
-                return out;
-            }
-            for (k, v) in entries {
-                let Some(name) = k.scalar() else { continue };
-                let f = format!("{path}.{name}");
-                let mut condition = DependencyCondition::ServiceStarted;
-                if !v.is_null()
-                    && r.map(v, &f).is_some()
-                    && let Value::Map(opts) = &v.value
-                {
-                    for (ok, ov) in opts {
-                        match ok.scalar() {
-                            Some("condition") => match scalar_text(ov) {
-                                Some("service_started") => {}
-                                Some("service_healthy") => {
-                                    condition = DependencyCondition::ServiceHealthy;
-                                }
-                                Some("service_completed_successfully") => {
-                                    condition = DependencyCondition::ServiceCompletedSuccessfully;
-                                }
-                                other => r.error_hint(
-                                    ov.loc,
-                                    &format!("{f}.condition"),
-                                    format!("`{}` is not a depends_on condition", other.unwrap_or("")),
-                                    "use `service_started`, `service_healthy` or `service_completed_successfully`",
-                                ),
-                            },
-                            Some("restart" | "required") => {}
-                            Some(other) => r.error(
-                                ok.loc,
-                                &format!("{f}.{other}"),
-                                format!("key `{other}` is not supported in depends_on"),
-                            ),
-                            None => {}
-                        }
-                    }
-                }
-                out.push(DependsOn {
-                    service: name.to_owned(),
-                    condition,
-                    loc: k.loc,
-                    file: ctx.file.to_owned(),
-                });
-            }
-        }
-        _ => r.error(
-            node.loc,
-            path,
-            format!("expected a list or a mapping, found {}", node.kind_name()),
-        ),
-    }
-    out
-}
-
-fn read_count(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<u32> {
-    let n = r.u64(node, path)?;
-    match u32::try_from(n) {
-        Ok(n) => Some(n),
-        Err(_) => {
-            r.error(node.loc, path, format!("`{n}` replicas is too many"));
-            None
-        }
-    }
-}
-
-fn read_bytes(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<i64> {
-    let t = r.string(node, path)?;
-    let b = parse_bytes(&t);
-    if b.is_none() {
-        r.error_hint(
-            node.loc,
-            path,
-            format!("`{t}` is not a size"),
-            "write bytes or a size like `512m` or `1g`",
-        );
-    }
-    b
-}
-
-fn read_cpus(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<i64> {
-    let t = r.string(node, path)?;
-    let c = parse_cpus(&t);
-    if c.is_none() {
-        r.error_hint(
-            node.loc,
-            path,
-            format!("`{t}` is not a number of CPUs"),
-            "write a positive number like `0.5` or `2`",
-        );
-    }
-    c
-}
-
-fn read_deploy(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service) {
-    if r.map(node, path).is_none() {
-        return;
-    }
-    let Value::Map(entries) = &node.value else {
-        return;
-    };
-    for (k, v) in entries {
-        let Some(key) = k.scalar() else { continue };
-        let p = format!("{path}.{key}");
-        match key {
-            "replicas" => s.replicas = read_count(r, v, &p),
-            "resources" => {
-                if r.map(v, &p).is_none() {
-                    continue;
-                }
-                let Value::Map(res) = &v.value else { continue };
-                for (rk, rv) in res {
-                    let Some(rkey) = rk.scalar() else { continue };
-                    let rp = format!("{p}.{rkey}");
-                    match rkey {
-                        "limits" => {
-                            if r.map(rv, &rp).is_none() {
-                                continue;
-                            }
-                            let Value::Map(lims) = &rv.value else {
-                                continue;
-                            };
-                            for (lk, lv) in lims {
-                                let Some(lkey) = lk.scalar() else { continue };
-                                let lp = format!("{rp}.{lkey}");
-                                match lkey {
-                                    "memory" => s.memory_bytes = read_bytes(r, lv, &lp),
-                                    "cpus" => s.nano_cpus = read_cpus(r, lv, &lp),
-                                    other => r.error(lk.loc, &lp, format!("key `{other}` is not supported in resource limits; only `memory` and `cpus`")),
-                                }
-                            }
-                        }
-                        // Reservations are a scheduler's business; a single engine ignores them.
-                        "reservations" => {}
-                        other => r.error(
-                            rk.loc,
-                            &rp,
-                            format!("key `{other}` is not supported in `deploy.resources`"),
-                        ),
-                    }
-                }
-            }
-            other => r.error_hint(
-                k.loc,
-                &p,
-                format!("key `{other}` of `deploy` is not supported by Refinery"),
-                "supported: deploy.replicas, deploy.resources.limits.{memory,cpus}",
-            ),
-        }
+    a.storage_opt.extend(b.storage_opt);
+    append(&mut a.dns, b.dns);
+    append(&mut a.dns_search, b.dns_search);
+    append(&mut a.dns_opt, b.dns_opt);
+    over(&mut a.domainname, b.domainname);
+    over(&mut a.mac_address, b.mac_address);
+    append(&mut a.links, b.links);
+    over(&mut a.isolation, b.isolation);
+    a.annotations.extend(b.annotations);
+    append(&mut a.volumes_from, b.volumes_from);
+    if !b.device_requests.is_empty() {
+        a.device_requests = b.device_requests;
     }
 }

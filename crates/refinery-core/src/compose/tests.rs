@@ -10,6 +10,7 @@ fn stack(files: &[&str], profiles: &[&str]) -> StackSpec {
         files: files.iter().map(|s| (*s).to_owned()).collect(),
         profiles: profiles.iter().map(|s| (*s).to_owned()).collect(),
         env_file: None,
+        ..StackSpec::default()
     }
 }
 
@@ -370,7 +371,7 @@ fn compose_bad_inputs_name_file_line_column() {
         ),
         (
             "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
-            "c.yml:2:3: `depends_on` forms a cycle: a → b → a",
+            "c.yml:2:3: the services' dependencies form a cycle: a → b → a",
         ),
         (
             "services:\n  a:\n    image: ${IMAGE?set the image}\n",
@@ -393,8 +394,8 @@ fn compose_bad_inputs_name_file_line_column() {
             "c.yml:4:15: service `a` mounts volume `data`",
         ),
         (
-            "services:\n  a:\n    image: x\n    devices: ['/dev/fuse']\n",
-            "c.yml:4:5: service `a`: key `devices` is not supported by Refinery",
+            "services:\n  a:\n    image: x\n    credential_spec: {file: x.json}\n",
+            "c.yml:4:5: service `a`: key `credential_spec` is not supported by Refinery",
         ),
         (
             "services:\n  a:\n    build: ../elsewhere\n",
@@ -413,8 +414,8 @@ fn compose_bad_inputs_name_file_line_column() {
             "dockerfile `../Dockerfile` is outside the build context",
         ),
         (
-            "services:\n  a:\n    build: {context: ., network: host}\n",
-            "c.yml:3:25: service `a`: key `network` of `build` is not supported by Refinery",
+            "services:\n  a:\n    build: {context: ., ssh: [default]}\n",
+            "c.yml:3:25: service `a`: key `ssh` of `build` is not supported by Refinery",
         ),
         (
             "services:\n  a:\n    command: x\n",
@@ -680,6 +681,7 @@ fn engine_network(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -723,6 +725,7 @@ fn compose_network_with_other_driver_or_labels_is_reported_not_recreated() {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..Default::default()
     };
     let (report, plan) = stack_plan(
         vec![engine_network("shop_consensusnet", "bridge", &labels)],
@@ -860,4 +863,63 @@ fn compose_build_dockerignore_leaves_files_out_of_context_and_digest() {
         .expect("readme");
     readme.1 = "two\n".into();
     assert_eq!(build(&changed).digest, b.digest);
+}
+
+/// A stack whose `web` depends on `db` with `restart: true` (and on `cache`, which no file
+/// declares, with `required: false`), run through diff → policy → plan as the engine runs it,
+/// with both containers running as declared and then `db` edited by hand.
+#[test]
+fn compose_depends_on_restart_true_restarts_the_dependant_when_its_dependency_is_recreated() {
+    let src = "services:
+  db:
+    image: postgres:16
+    environment: {MODE: a}
+  web:
+    image: web:1
+    depends_on:
+      db: {condition: service_started, restart: true}
+      cache: {condition: service_started, required: false}
+";
+    let mut st = stack(&["c.yml"], &[]);
+    crate::testing::NODE.clone_into(&mut st.node);
+    let e = run(&[("c.yml", src)], &st, &[]).expect("valid");
+    let web = e
+        .containers
+        .iter()
+        .find(|c| c.name == "shop_web_1")
+        .expect("web");
+    let deps = &web.stack.as_ref().expect("stack").depends_on;
+    assert_eq!(deps.len(), 1, "`cache` is passed over: {deps:?}");
+    assert!(deps[0].restart && deps[0].required);
+    let m = crate::testing::manifest(e.containers.clone());
+    let image = crate::observed::ImageDefaults::default();
+    let specs: Vec<&ContainerSpec> = m.containers.iter().collect();
+    let mut observed = crate::testing::observed_node(&specs, &image);
+    let pass = crate::testing::Pass::default();
+    assert!(
+        pass.run(&m, &observed).plan.writes().next().is_none(),
+        "in sync: nothing to do"
+    );
+    // `db` changed by hand: it is recreated, and `web` restarted after it.
+    if let Some(db) = observed
+        .containers
+        .iter_mut()
+        .find(|c| c.name == "shop_db_1")
+    {
+        db.env.insert("MODE".into(), "b".into());
+    }
+    let plan = pass.run(&m, &observed).plan;
+    let kinds: Vec<(String, crate::plan::StepKind)> = plan
+        .writes()
+        .map(|s| (s.id.name().to_owned(), s.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("shop_db_1".to_owned(), crate::plan::StepKind::Recreate),
+            ("shop_web_1".to_owned(), crate::plan::StepKind::Restart),
+        ]
+    );
+    let step = plan.writes().nth(1).expect("the restart");
+    assert!(step.reason.contains("`shop_db_1`"), "{}", step.reason);
 }

@@ -112,9 +112,9 @@ pub(crate) fn read_action(
     }
 }
 
-/// The fields a drift can name, for `ignore_differences` (`env`, `labels` and `content` take a
-/// `.KEY` too).
-pub const DRIFT_FIELDS: [&str; 29] = [
+/// The fields a drift can name, for `ignore_differences` (`env`, `labels`, `content`,
+/// `networks`, `ulimits`, `sysctls` and `blkio_config` take a `.KEY` too).
+pub const DRIFT_FIELDS: [&str; 71] = [
     "image",
     "status",
     "env",
@@ -144,6 +144,48 @@ pub const DRIFT_FIELDS: [&str; 29] = [
     "mem_limit",
     "cpus",
     "extra_hosts",
+    "expose",
+    "ulimits",
+    "sysctls",
+    "stdin_open",
+    "tty",
+    "shm_size",
+    "devices",
+    "device_cgroup_rules",
+    "pid",
+    "ipc",
+    "uts",
+    "userns_mode",
+    "cgroup",
+    "cgroup_parent",
+    "group_add",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pids_limit",
+    "mem_reservation",
+    "memswap_limit",
+    "mem_swappiness",
+    "cpu_shares",
+    "cpu_quota",
+    "cpu_period",
+    "cpuset",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_count",
+    "cpu_percent",
+    "blkio_config",
+    "storage_opt",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "domainname",
+    "mac_address",
+    "links",
+    "runtime",
+    "isolation",
+    "annotations",
+    "volumes_from",
+    "device_requests",
 ];
 
 /// Warns when an `ignore_differences` path can match no drift field, suggesting the closest.

@@ -42,7 +42,7 @@ pub use load::{LoadOptions, Loaded, MANIFEST_FILES, load_manifest};
 pub use maintenance_windows::{MaintenanceWindow, WindowDay};
 pub use nodes::{DEFAULT_NODE, NodeSpec, TlsFiles};
 pub use secrets::SecretsConfig;
-pub use stacks::StackSpec;
+pub use stacks::{StackPositions, StackSpec};
 
 pub use crate::schedule::Schedule;
 

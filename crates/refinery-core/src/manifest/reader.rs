@@ -43,6 +43,8 @@ pub struct MapView<'n> {
     pub node: &'n Node,
     pub path: String,
     known: Vec<&'static str>,
+    /// `x-` keys are extensions, not unknown keys (compose files).
+    extensions: bool,
 }
 
 pub fn join(path: &str, key: &str) -> String {
@@ -111,12 +113,14 @@ impl<'e> Reader<'e> {
                     node,
                     path: path.to_owned(),
                     known: Vec::new(),
+                    extensions: false,
                 })
             }
             _ if node.is_null() => Some(MapView {
                 node,
                 path: path.to_owned(),
                 known: Vec::new(),
+                extensions: false,
             }),
             _ => {
                 self.error(
@@ -401,6 +405,13 @@ impl<'n> MapView<'n> {
         join(&self.path, key)
     }
 
+    /// Lets `x-` keys (compose extensions) pass [`Self::finish`].
+    #[must_use]
+    pub fn with_extensions(mut self) -> Self {
+        self.extensions = true;
+        self
+    }
+
     /// Reports every key the reader did not ask for, with a suggestion.
     pub fn finish(self, r: &mut Reader<'_>) {
         let Value::Map(entries) = &self.node.value else {
@@ -408,7 +419,7 @@ impl<'n> MapView<'n> {
         };
         for (k, _) in entries {
             let Some(name) = k.scalar() else { continue };
-            if self.known.contains(&name) {
+            if self.known.contains(&name) || (self.extensions && name.starts_with("x-")) {
                 continue;
             }
             let field = join(&self.path, name);

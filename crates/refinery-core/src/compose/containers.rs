@@ -1,0 +1,406 @@
+//! A checked project turned into what everything downstream handles: one [`ContainerSpec`] per
+//! service replica (named and labelled as docker compose names and labels them), and the
+//! networks and named volumes the enabled services use.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::content::ContentMount;
+use crate::labels::{COMPOSE_VERSION, LABEL_NETWORK, LABEL_PROJECT, LABEL_VERSION, LABEL_VOLUME};
+use crate::manifest::{Issue, StackSpec};
+use crate::spec::{
+    Bloodline, ContainerSpec, Declared, Dependency, DependencyCondition, Mount, MountKind,
+    NetworkAttachment, NetworkSpec, RuntimeOptions, StackMember, VolumeSpec, capabilities,
+    container_name,
+};
+
+use super::build::{build_tag, resolve_build};
+use super::networks::TopLevel;
+use super::project::Project;
+use super::service::Service;
+use super::{Expanded, StackSource};
+
+/// The containers, networks and volumes of the enabled services (`active`, in declaration
+/// order); problems (a build context missing, a service without an image) go to `issues`.
+pub(super) fn emit(
+    stack: &StackSpec,
+    project_name: &str,
+    src: &StackSource<'_>,
+    project: &Project,
+    active: &[&Service],
+    issues: &mut Vec<Issue>,
+) -> Expanded {
+    let by_name: BTreeMap<&str, &Service> = active.iter().map(|s| (s.name.as_str(), *s)).collect();
+    let model = &project.model;
+    let mut out = Expanded {
+        project: project_name.to_owned(),
+        ..Expanded::default()
+    };
+    let default_network = TopLevel::default();
+    let network = |key: &str| model.networks.get(key).unwrap_or(&default_network);
+    let mut used_networks: BTreeSet<String> = BTreeSet::new();
+    let config_files = project.files.join(",");
+    let replicas_of = |name: &str| by_name.get(name).map_or(1, |s| s.replicas.unwrap_or(1));
+    let name_of = |svc: &Service, n: u32| {
+        svc.container_name
+            .clone()
+            .unwrap_or_else(|| container_name(project_name, &svc.name, n))
+    };
+    let first_of = |svc: &str| by_name.get(svc).map(|d| name_of(d, 1)).unwrap_or_default();
+    let started = |container: String| Dependency {
+        container,
+        condition: DependencyCondition::ServiceStarted,
+        restart: false,
+        required: true,
+    };
+    for s in active {
+        let replicas = s.replicas.unwrap_or(1);
+        let build = match &s.build {
+            Some(b) => match resolve_build(b, &project.dir, src.read_tree) {
+                Ok(spec) => Some(spec),
+                Err(issue) => {
+                    issues.push(issue.with_field(&format!("services.{}.build", s.name), &s.name));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        if let Some(b) = &s.build
+            && !b.ignored.is_empty()
+        {
+            let keys: Vec<String> = b
+                .ignored
+                .iter()
+                .map(|(k, _)| format!("`build.{k}`"))
+                .collect();
+            out.warnings.push(
+                Issue::new(
+                    &b.file,
+                    b.ignored[0].1,
+                    &format!("services.{}.build", s.name),
+                    format!(
+                        "service `{}`: {} {} ignored: Refinery builds with the engine's classic builder, which does without",
+                        s.name,
+                        keys.join(", "),
+                        if keys.len() == 1 { "is" } else { "are" }
+                    ),
+                ),
+            );
+        }
+        let image = match (&s.image, &build) {
+            (Some(image), _) => image.clone(),
+            (None, Some(b)) => build_tag(project_name, &s.name, b),
+            (None, None) => {
+                issues.push(
+                    Issue::new(
+                        &s.file,
+                        s.loc,
+                        &format!("services.{}", s.name),
+                        format!("service `{}` has no `image` and no `build`", s.name),
+                    )
+                    .with_hint(
+                        "give the service an `image:` that exists on the node, or a `build:` context in the repository",
+                    ),
+                );
+                continue;
+            }
+        };
+        let mut depends_on = Vec::new();
+        for d in &s.depends_on {
+            // An absent dependency is an error found before, unless it is `required: false`.
+            let Some(dep) = by_name.get(d.service.as_str()) else {
+                continue;
+            };
+            for n in 1..=replicas_of(&d.service) {
+                depends_on.push(Dependency {
+                    container: name_of(dep, n),
+                    condition: d.condition,
+                    restart: d.restart,
+                    required: d.required,
+                });
+            }
+        }
+        let mut extra = s.extra.clone();
+        // Other services' containers, named: they are created first.
+        for r in &s.refs {
+            let Some(dep) = by_name.get(r.service.as_str()) else {
+                continue;
+            };
+            let first = name_of(dep, 1);
+            match r.key {
+                "links" => extra.links.push(format!("{first}:{}", r.detail)),
+                "volumes_from" if r.detail == "ro" => {
+                    extra.volumes_from.push(format!("{first}:ro"))
+                }
+                "volumes_from" => extra.volumes_from.push(first.clone()),
+                "pid" => extra.pid = Some(format!("container:{first}")),
+                _ => extra.ipc = Some(format!("container:{first}")),
+            }
+            if !depends_on.iter().any(|d| d.container == first) {
+                depends_on.push(started(first));
+            }
+        }
+        extra.stdin_open = s.stdin_open.unwrap_or(false);
+        extra.tty = s.tty.unwrap_or(false);
+        extra.expose.sort();
+        extra.expose.dedup();
+        extra.links.sort();
+        extra.links.dedup();
+        extra.group_add.sort();
+        extra.group_add.dedup();
+        extra.devices.sort();
+        extra.device_requests.sort();
+        // `service:NAME` shares the network of that service's first container, created first.
+        let network_mode = s
+            .network_mode
+            .as_ref()
+            .map(|(m, _)| match m.split_once(':') {
+                Some(("service", svc)) => {
+                    let first = first_of(svc);
+                    if !depends_on.iter().any(|d| d.container == first) {
+                        depends_on.push(started(first.clone()));
+                    }
+                    format!("container:{first}")
+                }
+                _ => m.clone(),
+            });
+        let mut attachments: Vec<NetworkAttachment> = match &s.networks {
+            _ if network_mode.is_some() => Vec::new(),
+            Some(n) if !n.is_empty() => n
+                .iter()
+                .map(|(k, net)| {
+                    used_networks.insert(k.clone());
+                    let mut aliases = net.aliases.clone();
+                    aliases.push(s.name.clone());
+                    aliases.sort();
+                    aliases.dedup();
+                    NetworkAttachment {
+                        name: network(k).engine_name(project_name, k),
+                        aliases,
+                        ipv4_address: net.ipv4_address.clone(),
+                        ipv6_address: net.ipv6_address.clone(),
+                        link_local_ips: net.link_local_ips.clone(),
+                        mac_address: net.mac_address.clone(),
+                        priority: net.priority,
+                    }
+                })
+                .collect(),
+            _ => {
+                used_networks.insert("default".to_owned());
+                vec![NetworkAttachment {
+                    name: network("default").engine_name(project_name, "default"),
+                    aliases: vec![s.name.clone()],
+                    ..NetworkAttachment::default()
+                }]
+            }
+        };
+        attachments.sort();
+        let mut mounts = s.mounts.clone();
+        for m in &mut mounts {
+            if m.kind == MountKind::Volume
+                && let Some(t) = model.volumes.get(&m.source)
+            {
+                m.source = t.engine_name(project_name, &m.source);
+            }
+        }
+        let mut content = s.content.clone();
+        for c in &s.configs {
+            let Some(rel) = model.configs.get(&(c.kind, c.name.clone())) else {
+                continue;
+            };
+            mounts.retain(|m| m.target != c.target);
+            content.retain(|m| m.target != c.target);
+            mounts.push(Mount {
+                kind: MountKind::Bind,
+                source: abs_path(src.base_dir, rel),
+                target: c.target.clone(),
+                read_only: true,
+            });
+            content.push(ContentMount::new(&c.target, rel));
+        }
+        content.extend(project.env_file.clone());
+        mounts.sort();
+        content.sort_by(|a, b| (&a.target, &a.repo_path).cmp(&(&b.target, &b.repo_path)));
+        content.dedup_by(|a, b| a.target == b.target && a.repo_path == b.repo_path);
+        let mut ports = s.ports.clone();
+        ports.sort();
+        ports.dedup();
+        if network_mode.as_deref() == Some("host") && !ports.is_empty() {
+            // The engine drops them (the container listens on the host's ports): declared, they
+            // would be drift forever.
+            out.warnings.push(
+                Issue::new(
+                    &s.file,
+                    s.loc,
+                    &format!("services.{}.ports", s.name),
+                    format!(
+                        "service `{}` uses `network_mode: host`: its `ports` are not published and are ignored",
+                        s.name
+                    ),
+                )
+                .with_hint("the container listens on the host's ports directly; remove `ports`"),
+            );
+            ports.clear();
+        }
+        let mut security_opt = s.security_opt.clone();
+        security_opt.sort();
+        let mut extra_hosts = s.extra_hosts.clone();
+        extra_hosts.sort();
+        let options = RuntimeOptions {
+            networks: attachments,
+            user: s.user.clone(),
+            working_dir: s.working_dir.clone(),
+            read_only: s.read_only.unwrap_or(false),
+            security_opt,
+            memory_bytes: s.memory_bytes,
+            nano_cpus: s.nano_cpus,
+            extra_hosts,
+            privileged: s.privileged.unwrap_or(false),
+            cap_add: capabilities(&s.cap_add),
+            cap_drop: capabilities(&s.cap_drop),
+            hostname: s.hostname.clone(),
+            init: s.init,
+            stop_signal: s.stop_signal.clone(),
+            stop_timeout_secs: s.stop_timeout_secs,
+            tmpfs: s.tmpfs.clone(),
+            logging: s.logging.clone(),
+            network_mode: network_mode.clone(),
+            extra: extra.boxed(),
+        };
+        // Docker compose makes `deploy.restart_policy` the container's policy, over `restart`.
+        let restart = s.deploy_restart.or(s.restart).unwrap_or_default();
+        for n in 1..=replicas {
+            out.containers.push(ContainerSpec {
+                name: name_of(s, n),
+                node: stack.node.clone(),
+                image: image.clone(),
+                ports: ports.clone(),
+                fallback_ports: BTreeMap::new(),
+                env: s.env.clone(),
+                mounts: mounts.clone(),
+                command: s.command.clone(),
+                entrypoint: s.entrypoint.clone(),
+                labels: s.labels.clone(),
+                restart,
+                healthcheck: s.healthcheck.clone(),
+                bloodline: Bloodline::default(),
+                ignore_differences: s.ignore_differences.clone(),
+                drift_action: s.drift_action,
+                options: options.clone(),
+                stack: Some(Box::new(StackMember {
+                    project: project_name.to_owned(),
+                    service: s.name.clone(),
+                    number: n,
+                    working_dir: project.abs_dir.clone(),
+                    config_files: config_files.clone(),
+                    depends_on: depends_on.clone(),
+                    build: build.clone(),
+                })),
+                content: content.clone(),
+            });
+        }
+    }
+    for key in &used_networks {
+        let t = network(key);
+        let external = t.is_external();
+        let mut labels = t.labels.clone();
+        if !external {
+            labels.insert(LABEL_NETWORK.into(), key.clone());
+            labels.insert(LABEL_PROJECT.into(), project_name.to_owned());
+            labels.insert(LABEL_VERSION.into(), COMPOSE_VERSION.into());
+        }
+        out.networks.push(NetworkSpec {
+            node: stack.node.clone(),
+            name: t.engine_name(project_name, key),
+            driver: t.driver.clone().unwrap_or_else(|| "bridge".into()),
+            labels,
+            external,
+            options: t.options.clone(),
+            ipam: t.ipam.clone(),
+            internal: t.internal.unwrap_or(false),
+            attachable: t.attachable.unwrap_or(false),
+            enable_ipv6: t.enable_ipv6.unwrap_or(false),
+            declared: (!t.file.is_empty()).then(|| Declared {
+                file: t.file.clone(),
+                loc: t.loc,
+            }),
+        });
+    }
+    let used_volumes: BTreeSet<&str> = active
+        .iter()
+        .flat_map(|s| s.named_volumes.iter().map(|(v, _)| v.as_str()))
+        .collect();
+    for (key, t) in &model.volumes {
+        if !used_volumes.contains(key.as_str()) {
+            continue;
+        }
+        let external = t.is_external();
+        let mut labels = t.labels.clone();
+        if !external {
+            labels.insert(LABEL_VOLUME.into(), key.clone());
+            labels.insert(LABEL_PROJECT.into(), project_name.to_owned());
+            labels.insert(LABEL_VERSION.into(), COMPOSE_VERSION.into());
+        }
+        out.volumes.push(VolumeSpec {
+            node: stack.node.clone(),
+            name: t.engine_name(project_name, key),
+            driver: t.driver.clone().unwrap_or_else(|| "local".into()),
+            labels,
+            external,
+            options: t.options.clone(),
+            declared: Some(Declared {
+                file: t.file.clone(),
+                loc: t.loc,
+            }),
+        });
+    }
+    out
+}
+
+/// One warning for the whole stack naming the swarm settings its files use: docker compose
+/// ignores them on a single engine, and so does Refinery.
+pub(super) fn swarm_warning(active: &[&Service]) -> Option<Issue> {
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut first = None;
+    for s in active {
+        for k in &s.swarm_keys {
+            let names = by_key.entry(k.key.as_str()).or_default();
+            if !names.contains(&k.service.as_str()) {
+                names.push(k.service.as_str());
+            }
+            first.get_or_insert(k);
+        }
+    }
+    let first = first?;
+    let listed: Vec<String> = by_key
+        .iter()
+        .map(|(k, services)| {
+            let names: Vec<String> = services.iter().map(|s| format!("`{s}`")).collect();
+            format!("`{k}` ({})", names.join(", "))
+        })
+        .collect();
+    Some(
+        Issue::new(
+            &first.file,
+            first.loc,
+            &format!(
+                "services.{}.{}",
+                first.service,
+                first.key.split(':').next().unwrap_or_default()
+            ),
+            format!(
+                "swarm settings are ignored on a single engine, as docker compose ignores them: {}",
+                listed.join(", ")
+            ),
+        )
+        .with_hint("they take effect only with `docker stack deploy` on a swarm"),
+    )
+}
+
+/// The absolute path of a repository-relative path in the checkout (or the relative path itself
+/// when there is no checkout).
+fn abs_path(base_dir: Option<&str>, rel: &str) -> String {
+    match base_dir {
+        Some(b) => format!("{}/{rel}", b.trim_end_matches('/')),
+        None => rel.to_owned(),
+    }
+}
