@@ -90,6 +90,9 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// Reads an environment variable (the forge token's).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
+
 /// Commit statuses of one daemon, following the `commit_status:` of the revision in force.
 pub struct CommitStatuses {
     context: String,
@@ -97,7 +100,7 @@ pub struct CommitStatuses {
     /// What the status says it deployed to (`lyra and 2 other nodes`).
     nodes: String,
     options: ReporterOptions,
-    env: Box<dyn Fn(&str) -> Option<String> + Send>,
+    env: EnvLookup,
     /// The configuration in use and its reporter; `None` without `commit_status:` (or without a
     /// token).
     current: Option<(CommitStatusConfig, Option<StatusReporter>)>,
@@ -109,7 +112,7 @@ impl CommitStatuses {
         context: String,
         public_url: Option<String>,
         options: ReporterOptions,
-        env: Box<dyn Fn(&str) -> Option<String> + Send>,
+        env: EnvLookup,
     ) -> CommitStatuses {
         CommitStatuses {
             context,
