@@ -923,3 +923,26 @@ fn compose_depends_on_restart_true_restarts_the_dependant_when_its_dependency_is
     let step = plan.writes().nth(1).expect("the restart");
     assert!(step.reason.contains("`shop_db_1`"), "{}", step.reason);
 }
+
+#[test]
+fn compose_lone_dollar_is_an_error_as_docker_compose_has_it() {
+    let src =
+        "services:\n  a:\n    image: x\n    command: [\"sh\", \"-c\", \"sleep 1 & wait $!\"]\n";
+    let got = messages(run(&[("c.yml", src)], &stack(&["c.yml"], &[]), &[]));
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("c.yml:4:27:") && m.contains("a `$` starts no variable")),
+        "{got:?}"
+    );
+    let ok =
+        "services:\n  a:\n    image: x\n    command: [\"sh\", \"-c\", \"sleep 1 & wait $$!\"]\n";
+    let e = run(&[("c.yml", ok)], &stack(&["c.yml"], &[]), &[]).expect("`$$` is a `$`");
+    assert_eq!(
+        e.containers[0]
+            .command
+            .as_deref()
+            .and_then(|c| c.last())
+            .map(String::as_str),
+        Some("sleep 1 & wait $!")
+    );
+}
