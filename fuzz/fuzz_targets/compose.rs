@@ -35,14 +35,19 @@ fuzz_target!(|data: &[u8]| {
         files: vec!["docker-compose.yml".into()],
         profiles: vec!["debug".into()],
         env_file: env_file.map(|_| ".env".to_owned()),
+        ..StackSpec::default()
     };
+    let read_tree = |_: &str| BTreeMap::new();
+    let keys = refinery_core::sops::AgeKeys::new();
     let _ = expand_stack(
         &stack,
         &StackSource {
             read: &read,
+            read_tree: &read_tree,
             env: &lookup,
             base_dir: Some("/repo"),
             manifest_file: "refinery.yaml",
+            keys: &keys,
         },
     );
 });

@@ -23,6 +23,9 @@ pub enum SendError {
         /// What the service said, when it says it in a documented field (Telegram's
         /// `description`), redacted.
         detail: Option<String>,
+        /// What a 401-404 answer says is wrong: `webhook URL` for services addressed by a secret
+        /// URL alone, `URL or token` for the others.
+        credential: &'static str,
     },
     #[error("failed to reach alert channel `{channel}`")]
     Transport {
@@ -58,9 +61,13 @@ impl SendError {
     pub fn hints(&self) -> Vec<String> {
         match self {
             SendError::Status {
-                status: 401..=404, ..
+                status: 401..=404,
+                credential,
+                ..
             } => {
-                vec!["the URL or token may have been revoked or mistyped: check it in the channel's settings".into()]
+                vec![format!(
+                    "the {credential} may have been revoked or mistyped: check it in the channel's settings"
+                )]
             }
             SendError::Status { .. } => Vec::new(),
             SendError::Transport { .. } => {
@@ -249,7 +256,24 @@ pub async fn post_once(
         channel: label(),
         status: status.as_u16(),
         detail,
+        credential: credential_of(&target.channel.destination),
     })
+}
+
+/// What a refused request (401-404) most likely means is wrong with the channel's settings.
+fn credential_of(destination: &Destination) -> &'static str {
+    match destination {
+        Destination::Discord { .. }
+        | Destination::Slack { .. }
+        | Destination::Mattermost { .. }
+        | Destination::Webhook { .. }
+        | Destination::Teams { .. } => "webhook URL",
+        Destination::Ntfy { .. }
+        | Destination::Gotify { .. }
+        | Destination::Telegram { .. }
+        | Destination::Apprise { .. }
+        | Destination::Email(_) => "URL or token",
+    }
 }
 
 /// Sends one message, trying again with backoff while the failure is transient.
@@ -302,11 +326,17 @@ mod tests {
             channel: "c".into(),
             status,
             detail: None,
+            credential: "webhook URL",
         };
         assert!(s(500).is_transient());
         assert!(s(429).is_transient());
         assert!(!s(404).is_transient());
-        assert!(!s(404).hints().is_empty());
+        assert_eq!(
+            s(404).hints(),
+            [
+                "the webhook URL may have been revoked or mistyped: check it in the channel's settings"
+            ]
+        );
     }
 
     #[test]
