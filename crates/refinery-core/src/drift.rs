@@ -239,12 +239,14 @@ pub fn config_changes(
         None => m.to_string(),
     };
     let mut dm: Vec<String> = spec.mounts.iter().map(show_mount).collect();
+    // Volumes taken from other containers (`volumes_from`) are theirs, not declared here.
+    let borrows = !spec.options.extra().volumes_from.is_empty();
     let mut om: Vec<String> = o
         .mounts
         .iter()
         .filter(|m| {
             !(m.kind == MountKind::Anonymous
-                && img.volumes.contains(&m.target)
+                && (img.volumes.contains(&m.target) || borrows)
                 && !spec.mounts.iter().any(|d| d.target == m.target))
         })
         .map(show_mount)
@@ -453,6 +455,29 @@ pub fn needs_build<'s>(
     (!built).then_some(build)
 }
 
+/// What happens to the image of a container about to be created, when it is not simply there:
+/// it will be pulled (absent, or `pull_policy: always`), or it cannot be (`pull_policy: never`).
+#[must_use]
+pub fn image_note(spec: &ContainerSpec, observed: &Observed) -> Option<String> {
+    use crate::extra_options::PullPolicy;
+    let present = observed.image(&spec.image).is_some();
+    match (spec.options.extra().pull_policy, present) {
+        (Some(PullPolicy::Always), _) => Some(format!(
+            "image `{}` is pulled first (`pull_policy: always`)",
+            spec.image
+        )),
+        (Some(PullPolicy::Never), false) => Some(format!(
+            "image `{}` is not present locally, and `pull_policy: never` forbids pulling it",
+            spec.image
+        )),
+        (_, false) => Some(format!(
+            "image `{}` is not present locally: it will be pulled",
+            spec.image
+        )),
+        (_, true) => None,
+    }
+}
+
 /// `build `tag` from `dir``, for plan details.
 fn build_note(spec: &ContainerSpec, build: &crate::spec::BuildSpec) -> String {
     let dir = if build.context.is_empty() {
@@ -578,7 +603,10 @@ pub fn diff_node(
         let Some(o) = found else {
             let summary = match needs_build(spec, observed) {
                 Some(b) => format!("not on the engine; {}", build_note(spec, b)),
-                None => "not on the engine".into(),
+                None => match image_note(spec, observed) {
+                    Some(note) => format!("not on the engine; {note}"),
+                    None => "not on the engine".into(),
+                },
             };
             report.drifts.push(Drift {
                 id,

@@ -179,13 +179,13 @@ fn declared_at(d: Option<&Declared>) -> String {
     })
 }
 
-/// Every external network and volume the report finds missing on `node`, as a problem at its
-/// declaration: Refinery never creates one, and nothing that uses it can be created.
+/// Every external network and volume of `manifest` the report finds missing on `node`, as a
+/// problem at its declaration: Refinery never creates one, and nothing that uses it can be
+/// created.
 #[must_use]
 pub fn missing_externals(
-    manifest_file: &str,
+    manifest: &crate::manifest::Manifest,
     node: &str,
-    resources: &StackResources,
     report: &DriftReport,
 ) -> Vec<Issue> {
     let missing = |id: &ResourceId| {
@@ -196,7 +196,7 @@ pub fn missing_externals(
     };
     let mut out = Vec::new();
     let mut push = |what: &str, name: &str, declared: Option<&Declared>, command: &str| {
-        let (file, loc) = declared.map_or((manifest_file, Loc::default()), |d| {
+        let (file, loc) = declared.map_or((manifest.file.as_str(), Loc::default()), |d| {
             (d.file.as_str(), d.loc)
         });
         out.push(
@@ -211,8 +211,8 @@ pub fn missing_externals(
             )),
         );
     };
-    for net in resources
-        .networks
+    for net in manifest
+        .stack_networks
         .iter()
         .filter(|n| n.node == node && n.external)
     {
@@ -225,8 +225,8 @@ pub fn missing_externals(
             );
         }
     }
-    for vol in resources
-        .volumes
+    for vol in manifest
+        .stack_volumes
         .iter()
         .filter(|v| v.node == node && v.external)
     {

@@ -18,6 +18,9 @@ pub enum InterpolateError {
     Unclosed { offset: usize },
     #[error("failed to read `{text}`: `{name}` is not a variable name")]
     BadName { text: String, name: String },
+    /// A `$` that starts no variable, where docker compose refuses one (compose files).
+    #[error("failed to read `{text}` at byte {offset}: a `$` starts no variable there")]
+    Stray { text: String, offset: usize },
 }
 
 fn valid_name(name: &str) -> bool {
@@ -26,10 +29,27 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Replaces variables in `input` using `lookup`.
+/// Replaces variables in `input` using `lookup`; a `$` that starts no variable stays a `$`.
 pub fn interpolate(
     input: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Interpolated, InterpolateError> {
+    interpolate_with(input, lookup, false)
+}
+
+/// [`interpolate`] as docker compose reads compose files: a `$` that starts no variable
+/// (`$!`, `$1`, a last `$`) is an error, to be written `$$`.
+pub fn interpolate_strict(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Interpolated, InterpolateError> {
+    interpolate_with(input, lookup, true)
+}
+
+fn interpolate_with(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    strict: bool,
 ) -> Result<Interpolated, InterpolateError> {
     let mut out = Interpolated::default();
     let bytes = input.as_bytes();
@@ -61,6 +81,12 @@ pub fn interpolate(
             .take_while(|b| *b == b'_' || b.is_ascii_alphanumeric())
             .count();
         if name_len == 0 || bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            if strict {
+                return Err(InterpolateError::Stray {
+                    text: input.to_owned(),
+                    offset: i,
+                });
+            }
             out.value.push('$');
             i += 1;
             continue;

@@ -1433,13 +1433,62 @@ pub(crate) fn build_options(
         },
         networkmode: build.network.clone(),
         shmsize: build.shm_size.and_then(|s| i32::try_from(s).ok()),
-        // The engine reads one `host:ip` per value; several are comma-separated here.
-        extrahosts: (!build.extra_hosts.is_empty()).then(|| build.extra_hosts.join(",")),
+        // One host here; several are sent one parameter each (see `extra_hosts_query`).
+        extrahosts: build.extra_hosts.first().cloned(),
         cachefrom: (!build.cache_from.is_empty()).then(|| build.cache_from.clone()),
         rm: true,
         forcerm: true,
         version: bollard::query_parameters::BuilderVersion::BuilderV1,
         ..Default::default()
+    }
+}
+
+/// `extrahosts=HOST%3AIP` query parameters, one per extra host, when a build has several
+/// (bollard sends one parameter, which the engine reads as one host).
+pub(crate) fn extra_hosts_query(build: &refinery_core::BuildSpec) -> Option<String> {
+    if build.extra_hosts.len() < 2 {
+        return None;
+    }
+    let encode = |s: &str| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    Some(
+        build
+            .extra_hosts
+            .iter()
+            .map(|h| format!("extrahosts={}", encode(h)))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
+}
+
+/// Replaces the `extrahosts` parameters of a build request's query with `params`.
+pub(crate) fn set_extra_hosts(uri: &mut http::Uri, params: &str) {
+    let mut parts = uri.clone().into_parts();
+    let Some(pq) = parts.path_and_query.as_ref() else {
+        return;
+    };
+    let path = pq.path().to_owned();
+    let mut query: Vec<&str> = pq
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("extrahosts="))
+        .collect();
+    query.push(params);
+    if let Ok(new) = format!("{path}?{}", query.join("&")).parse() {
+        parts.path_and_query = Some(new);
+        if let Ok(u) = http::Uri::from_parts(parts) {
+            *uri = u;
+        }
     }
 }
 

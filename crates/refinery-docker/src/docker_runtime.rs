@@ -813,6 +813,15 @@ impl ContainerRuntime for DockerRuntime {
         let tar = convert::build_context_tar(build)
             .map_err(|e| convert::other(&op, format!("failed to pack the build context: {e}")))?;
         let docker = self.docker().await?;
+        // The engine reads one `extrahosts` query parameter per host, where bollard sends one:
+        // several hosts go out as one parameter each.
+        let docker = match convert::extra_hosts_query(build) {
+            Some(params) => docker.clone().with_request_modifier(move |mut r| {
+                convert::set_extra_hosts(r.uri_mut(), &params);
+                r
+            }),
+            None => docker.clone(),
+        };
         let mut output = docker.build_image(
             convert::build_options(tag, build, labels),
             None,

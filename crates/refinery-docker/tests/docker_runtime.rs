@@ -996,6 +996,37 @@ async fn build_image_uses_context_args_target_and_labels() {
         .expect_err("no such base image");
     let text = err.to_string();
     assert!(text.contains("build image"), "{text}");
+
+    // The compose build keys the classic builder takes: the network `RUN` steps use, the size of
+    // their `/dev/shm`, extra hosts (each reaches `/etc/hosts`), the image's own labels.
+    let tag = format!("{}:keys", run.name("img"));
+    run.track_image(&tag);
+    let mut keys = build_spec(
+        &[(
+            "Dockerfile",
+            "FROM refinery-test-busybox:latest\nRUN grep -q 'mirror.local' /etc/hosts && grep -q 'cache.local' /etc/hosts\nRUN df -k /dev/shm | grep -q 65536\n",
+        )],
+        None,
+    );
+    keys.network = Some("host".into());
+    keys.shm_size = Some(64 << 20);
+    keys.extra_hosts = vec![
+        "cache.local:10.0.0.8".into(),
+        "mirror.local:10.0.0.9".into(),
+    ];
+    keys.labels = BTreeMap::from([("org.example.team".to_owned(), "core".to_owned())]);
+    rt.build_image(&tag, &keys, &labels)
+        .await
+        .expect("build with network, shm_size, extra_hosts and labels");
+    let observed = rt.observe(None).await.expect("observe");
+    let info = observed.image(&tag).expect("the tag exists");
+    assert_eq!(
+        info.defaults
+            .labels
+            .get("org.example.team")
+            .map(String::as_str),
+        Some("core")
+    );
 }
 
 #[tokio::test]

@@ -314,8 +314,20 @@ async fn ensure_image<R: ContainerRuntime>(
             None => Ok(()),
         };
     }
-    if observed.image(&spec.image).is_some() {
-        return Ok(());
+    // `pull_policy`: `always` pulls even a local image, `never` never pulls; the rest (and
+    // `daily`, `weekly`, `every_…`, documented) pull only a missing one.
+    let policy = spec.options.extra().pull_policy;
+    let present = observed.image(&spec.image).is_some();
+    match policy {
+        Some(refinery_core::PullPolicy::Always) => {}
+        Some(refinery_core::PullPolicy::Never) if !present => {
+            return Err(format!(
+                "image `{}` is not present locally, and `pull_policy: never` forbids pulling it",
+                spec.image
+            ));
+        }
+        _ if present => return Ok(()),
+        _ => {}
     }
     let image = spec.image.clone();
     let report = |progress: PullProgress| {

@@ -5,7 +5,9 @@
 //! (`leaseTransitions`: the term). Every write is conditional on the `resourceVersion` it was
 //! decided on, so of two instances racing for the Lease exactly one wins.
 //!
-//! The leader renews it every sixth of a lease. A standby takes it over (adding one to
+//! The leader renews it every sixth of a lease, writing the Lease as it last wrote it, conditional
+//! on that `resourceVersion` (as client-go does): no read before a renewal, and a write that
+//! loses means another writer got in. A standby reads it every sixth of a lease and takes it over (adding one to
 //! `leaseTransitions`) when it was released (no holder: a leader stopped with SIGTERM), or when it
 //! has not changed for a whole lease *as this standby saw it*: timed on the standby's own
 //! monotonic clock from the moment it first read that version, as client-go's leader election
@@ -14,8 +16,8 @@
 //! `T` + a lease.
 //!
 //! Each instance also keeps a Lease of its own, `NAME-member-<hash of the id>`, labelled
-//! `io.refinery.election=<hash of NAME>` and renewed with the election's: the fresh ones are the
-//! members, the standbys being all but the leader.
+//! `io.refinery.election=<hash of NAME>`, renewed (and the members listed) every half lease: the
+//! fresh ones are the members, the standbys being all but the leader.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -53,6 +55,8 @@ struct Session {
     member: Option<LeaseRecord>,
     /// The leader last logged as standing by for.
     logged: Option<(String, i32)>,
+    /// When the member Lease is renewed and the members listed next.
+    members_due: Instant,
 }
 
 impl Store for LeaseElector {
@@ -69,6 +73,7 @@ impl Store for LeaseElector {
             held: None,
             member: None,
             logged: None,
+            members_due: Instant::now(),
         };
         let mut tick = tokio::time::interval(c.renew_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -95,10 +100,18 @@ impl LeaseElector {
         }
     }
 
-    /// One look at the Lease: renew it, take it, or stand by; then the members.
+    /// One look at the Lease: renew it (leading), or read it and take it or stand by; then the
+    /// members, when due.
     async fn step(&mut self, c: &Campaign, s: &mut Session, t: Duration) -> Result<(), String> {
         let at = Instant::now();
         let secs = lease_secs(c);
+        if let Some(held) = &s.held {
+            let mut renewed = held.clone();
+            renewed.renewed = Some(Timestamp::now());
+            renewed.duration_secs = secs;
+            self.renew(c, s, t, &renewed, at).await?;
+            return self.members(c, s, t).await;
+        }
         let fresh = |holder: &str, transitions: i32, rv: String| LeaseRecord {
             holder: holder.to_owned(),
             duration_secs: secs,
@@ -125,39 +138,13 @@ impl LeaseElector {
         let ours = rec.holder == c.id && Some(rec.transitions) == self.last_term;
         let expired = seen_since.elapsed()
             >= Duration::from_secs(u64::try_from(rec.duration_secs.max(1)).unwrap_or(1));
-        if ours && s.held.is_some() {
-            let mut renewed = rec.clone();
-            renewed.renewed = Some(Timestamp::now());
-            renewed.duration_secs = secs;
-            match timed(t, s.leases.write(&self.name, &renewed, &no_labels())).await? {
-                Write::Done(r) => {
-                    s.observed = Some((r.resource_version.clone(), at));
-                    if c.renewed(at) {
-                        s.held = Some(r);
-                    } else {
-                        // Still ours, but acting lapsed: the next look takes it under a new term.
-                        s.held = None;
-                        tracing::error!(
-                            "the lease was renewed more than half a lease after the last renewal; stopped acting, this term is over"
-                        );
-                    }
-                }
-                Write::Lost => {
-                    s.held = None;
-                    c.step_down();
-                    tracing::error!("the lease was written by someone else; stopped acting");
-                }
-            }
-        } else if ours || rec.holder.is_empty() || expired {
+        if ours || rec.holder.is_empty() || expired {
             let new = fresh(&c.id, rec.transitions + 1, rec.resource_version.clone());
             if let Write::Done(r) = timed(t, s.leases.write(&self.name, &new, &no_labels())).await?
             {
                 self.took(c, s, r, at);
             }
         } else {
-            if s.held.take().is_some() {
-                tracing::error!(leader = %rec.holder, "another instance holds the lease; stopped acting");
-            }
             c.stand_by(Some(rec.holder.clone()), Some(term(rec.transitions)));
             let now = (rec.holder.clone(), rec.transitions);
             if s.logged.as_ref() != Some(&now) {
@@ -166,6 +153,38 @@ impl LeaseElector {
             }
         }
         self.members(c, s, t).await
+    }
+
+    /// Renews the held Lease (sent at `at`) as `renewed`, conditional on the version last
+    /// written: still leading, or stepped down because another writer got in.
+    async fn renew(
+        &self,
+        c: &Campaign,
+        s: &mut Session,
+        t: Duration,
+        renewed: &LeaseRecord,
+        at: Instant,
+    ) -> Result<(), String> {
+        match timed(t, s.leases.write(&self.name, renewed, &no_labels())).await? {
+            Write::Done(r) => {
+                s.observed = Some((r.resource_version.clone(), at));
+                if c.renewed(at) {
+                    s.held = Some(r);
+                } else {
+                    // Still ours, but acting lapsed: the next look takes it under a new term.
+                    s.held = None;
+                    tracing::error!(
+                        "the lease was renewed more than half a lease after the last renewal; stopped acting, this term is over"
+                    );
+                }
+            }
+            Write::Lost => {
+                s.held = None;
+                c.step_down();
+                tracing::error!("the lease was written by someone else; stopped acting");
+            }
+        }
+        Ok(())
     }
 
     /// Won the Lease (written at `at`): leading under its term.
@@ -179,9 +198,14 @@ impl LeaseElector {
         tracing::info!(term = t, id = %c.id, "elected leader");
     }
 
-    /// Renews this instance's member Lease and publishes the fresh ones. A failure here is only
-    /// logged: the list is for the status page, and the election goes on without it.
+    /// Every half lease: renews this instance's member Lease and publishes the fresh ones. A
+    /// failure here is only logged: the list is for the status page, and the election goes on
+    /// without it.
     async fn members(&self, c: &Campaign, s: &mut Session, t: Duration) -> Result<(), String> {
+        if Instant::now() < s.members_due {
+            return Ok(());
+        }
+        s.members_due = Instant::now() + c.lease / 2;
         let name = member_name(&self.name, &c.id);
         let labels = election_labels(&self.name);
         let mut rec = s.member.take().unwrap_or_else(|| LeaseRecord {

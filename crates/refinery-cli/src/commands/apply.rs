@@ -33,6 +33,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     if let Some(stack) = &args.stack {
         crate::stack_scope::retain_stack(&mut passes, &desired.manifest, stack)?;
     }
+    super::plan::check_externals(&passes, &desired.manifest)?;
     // `--stack` scopes apply to one compose stack: no Kubernetes source is touched then.
     let kube = if args.stack.is_some() {
         Vec::new()

@@ -23,6 +23,92 @@ pub struct NodePlan<'a> {
     /// Containers on a declared fallback host port (not drift while the primary is taken).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<&'a refinery_core::port_fallback::Degraded>,
+    /// The containers this plan starts, in the order their `depends_on` imposes (layer by
+    /// layer); empty when none waits for another.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub start_order: Vec<Vec<String>>,
+}
+
+/// The start order of the containers a node's steps create, recreate or start.
+fn start_order(
+    manifest: &refinery_core::Manifest,
+    node: &str,
+    steps: &[refinery_core::Step],
+) -> Vec<Vec<String>> {
+    let starting: Vec<&str> = steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.kind,
+                StepKind::Create | StepKind::Recreate | StepKind::Rollback | StepKind::Start
+            )
+        })
+        .map(|s| s.id.name())
+        .collect();
+    refinery_core::compose::start_order(manifest, node, &starting)
+}
+
+/// Stops before anything is done when a network or volume a stack declares `external` is not on
+/// its node: Refinery never creates one, and nothing that uses it could be created.
+pub fn check_externals(
+    passes: &[NodePass<'_>],
+    manifest: &refinery_core::Manifest,
+) -> Result<(), CliError> {
+    let issues: Vec<refinery_core::Issue> = passes
+        .iter()
+        .filter_map(|p| p.result.as_ref().ok().map(|(_, e)| (p.node, e)))
+        .flat_map(|(node, e)| {
+            refinery_core::drift_resources::missing_externals(manifest, &node.name, &e.report)
+        })
+        .collect();
+    if issues.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Manifest(
+        refinery_core::ManifestError::MissingExternal {
+            file: manifest.file.clone(),
+            issues,
+        },
+    ))
+}
+
+/// The JSON document `plan --json` prints on stdout when it fails before planning: what
+/// failed, every problem with its place, the hints and the exit code.
+#[must_use]
+pub fn error_document(e: &CliError) -> String {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        error: Body<'a>,
+    }
+    #[derive(Serialize)]
+    struct Body<'a> {
+        kind: &'static str,
+        message: String,
+        exit_code: u8,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        issues: &'a [refinery_core::Issue],
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        hints: Vec<String>,
+    }
+    use refinery_core::ManifestError;
+    let (kind, issues): (&'static str, &[refinery_core::Issue]) = match e {
+        CliError::Manifest(m @ ManifestError::Invalid { .. }) => ("invalid_manifest", m.issues()),
+        CliError::Manifest(m @ ManifestError::MissingExternal { .. }) => {
+            ("missing_external", m.issues())
+        }
+        CliError::Manifest(ManifestError::NotFound { .. }) => ("manifest_not_found", &[]),
+        _ => ("error", &[]),
+    };
+    let doc = Document {
+        error: Body {
+            kind,
+            message: e.to_string(),
+            exit_code: e.exit_code(),
+            issues,
+            hints: e.hints(),
+        },
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -54,6 +140,7 @@ pub fn report<'a>(
                     .collect(),
                 steps: eval.plan.steps.iter().collect(),
                 degraded: eval.report.degraded.iter().collect(),
+                start_order: start_order(manifest, &p.node.name, &eval.plan.steps),
             },
             Err(e) => NodePlan {
                 node: &p.node.name,
@@ -63,6 +150,7 @@ pub fn report<'a>(
                 in_sync: Vec::new(),
                 steps: Vec::new(),
                 degraded: Vec::new(),
+                start_order: Vec::new(),
             },
         })
         .collect();
@@ -101,6 +189,7 @@ impl<'a> PlanReport<'a> {
                         .collect(),
                     steps: eval.plan.steps.iter().collect(),
                     degraded: Vec::new(),
+                    start_order: Vec::new(),
                 },
                 Err(e) => NodePlan {
                     node: &p.label,
@@ -110,6 +199,7 @@ impl<'a> PlanReport<'a> {
                     in_sync: Vec::new(),
                     steps: Vec::new(),
                     degraded: Vec::new(),
+                    start_order: Vec::new(),
                 },
             });
         }
@@ -192,6 +282,14 @@ pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> St
     for d in r.nodes.iter().flat_map(|n| &n.degraded) {
         out.push_str(&format!("{} degraded ({d})\n", d.id));
     }
+    for n in r.nodes.iter().filter(|n| !n.start_order.is_empty()) {
+        let layers: Vec<String> = n.start_order.iter().map(|l| l.join(", ")).collect();
+        out.push_str(&format!(
+            "start order on `{}` (depends_on): {}\n",
+            n.node,
+            layers.join(" → ")
+        ));
+    }
     let unreachable: Vec<&str> = r
         .nodes
         .iter()
@@ -238,8 +336,20 @@ pub fn report_unreachable(passes: &[NodePass<'_>]) {
 }
 
 pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
+    let result = plan(settings, args).await;
+    // With `--json`, stdout is a document even when there is no plan to print.
+    if settings.json
+        && let Err(e) = &result
+    {
+        println!("{}", error_document(e));
+    }
+    result
+}
+
+async fn plan(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
     let passes = pass::run(&desired, settings).await?;
+    check_externals(&passes, &desired.manifest)?;
     report_unreachable(&passes);
     let kube = crate::kube_sources::run(&desired, settings).await;
     crate::kube_sources::report_errors(&kube);

@@ -9,6 +9,7 @@ mod common;
 
 mod bad_input;
 mod compose;
+mod compose_schema;
 mod config_drift;
 mod content_drift;
 mod inventory;

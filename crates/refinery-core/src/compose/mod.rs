@@ -16,6 +16,7 @@ mod checks;
 mod configs;
 mod containers;
 mod networks;
+mod order;
 mod project;
 mod resources;
 mod restarts;
@@ -35,6 +36,7 @@ pub use crate::labels::{
     LABEL_WORKING_DIR, compose_labels,
 };
 pub use crate::spec::container_name;
+pub use order::start_order;
 pub use project::{COMPOSE_FILES, OVERRIDE_FILES};
 pub use resources::{parse_bytes, parse_cpus, parse_micros};
 pub use restarts::restart_dependants;

@@ -221,7 +221,7 @@ pub(super) fn read_project(
                 continue;
             }
         };
-        let mut r = Reader::new(file, &lookup, true);
+        let mut r = Reader::new(file, &lookup, true).with_strict_dollars();
         let ctx = FileContext {
             file,
             abs_dir: &p.abs_dir,

@@ -725,7 +725,7 @@ fn read_extends(
     };
     let (base, mut issues, mut warnings) = {
         let env = |n: &str| r.lookup(n);
-        let mut sub_reader = Reader::new(&path, &env, true);
+        let mut sub_reader = Reader::new(&path, &env, true).with_strict_dollars();
         let base = read_service_at(&mut sub_reader, &sub, &service, key.loc, node, depth + 1);
         (base, sub_reader.issues, sub_reader.warnings)
     };

@@ -923,3 +923,116 @@ fn compose_depends_on_restart_true_restarts_the_dependant_when_its_dependency_is
     let step = plan.writes().nth(1).expect("the restart");
     assert!(step.reason.contains("`shop_db_1`"), "{}", step.reason);
 }
+
+#[test]
+fn compose_lone_dollar_is_an_error_as_docker_compose_has_it() {
+    let src =
+        "services:\n  a:\n    image: x\n    command: [\"sh\", \"-c\", \"sleep 1 & wait $!\"]\n";
+    let got = messages(run(&[("c.yml", src)], &stack(&["c.yml"], &[]), &[]));
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("c.yml:4:27:") && m.contains("a `$` starts no variable")),
+        "{got:?}"
+    );
+    let ok =
+        "services:\n  a:\n    image: x\n    command: [\"sh\", \"-c\", \"sleep 1 & wait $$!\"]\n";
+    let e = run(&[("c.yml", ok)], &stack(&["c.yml"], &[]), &[]).expect("`$$` is a `$`");
+    assert_eq!(
+        e.containers[0]
+            .command
+            .as_deref()
+            .and_then(|c| c.last())
+            .map(String::as_str),
+        Some("sleep 1 & wait $!")
+    );
+}
+
+/// A stack without `files:` or `name:`, expanded from `files` (repository path → contents).
+fn run_discovered(files: &[(&str, &str)]) -> Result<Expanded, Vec<Issue>> {
+    let st = StackSpec {
+        name: String::new(),
+        node: "lyra".into(),
+        ..StackSpec::default()
+    };
+    run(files, &st, &[])
+}
+
+#[test]
+fn compose_files_are_found_by_compose_names_with_the_override_and_a_warning_for_extras() {
+    let base = "name: found\nservices:\n  web: {image: 'web:1'}\n";
+    let over = "services:\n  web: {image: 'web:2'}\n";
+    let e = run_discovered(&[
+        ("docker-compose.yml", base),
+        ("compose.yaml", base),
+        ("docker-compose.override.yml", over),
+    ])
+    .expect("valid");
+    // compose.yaml comes first in compose's order; the override merges over it.
+    assert_eq!(e.files, ["compose.yaml", "docker-compose.override.yml"]);
+    assert_eq!(e.project, "found");
+    assert_eq!(e.containers[0].image, "web:2");
+    assert!(
+        e.warnings.iter().any(|w| w.message.contains(
+            "found several compose files (compose.yaml, docker-compose.yml); using `compose.yaml`"
+        )),
+        "{:?}",
+        e.warnings
+    );
+    let none = run_discovered(&[("other.yml", base)]).expect_err("nothing to find");
+    assert!(
+        none[0].message.contains("failed to find a compose file"),
+        "{none:?}"
+    );
+}
+
+#[test]
+fn compose_project_name_and_profiles_come_from_compose_variables_before_the_file() {
+    let src = "name: from-file\nservices:\n  web: {image: 'web:1'}\n  gpu: {image: 'gpu:1', profiles: [gpu]}\n";
+    let e = run_discovered(&[
+        ("compose.yaml", src),
+        (
+            ".env",
+            "COMPOSE_PROJECT_NAME=from-env\nCOMPOSE_PROFILES=gpu\n",
+        ),
+    ])
+    .expect("valid");
+    assert_eq!(e.project, "from-env");
+    assert_eq!(e.profiles, ["gpu"]);
+    assert_eq!(names(&e), ["from-env_web_1", "from-env_gpu_1"]);
+    let bad = run_discovered(&[(
+        "compose.yaml",
+        "name: Shop\nservices:\n  web: {image: 'web:1'}\n",
+    )])
+    .expect_err("not a project name");
+    assert!(
+        bad[0]
+            .message
+            .contains("`Shop` is not a compose project name"),
+        "{bad:?}"
+    );
+    assert_eq!((bad[0].file.as_str(), bad[0].line), ("compose.yaml", 1));
+}
+
+#[test]
+fn compose_deploy_restart_policy_is_the_restart_policy_and_limits_pids_the_pids_limit() {
+    let src = "services:
+  a:
+    image: x
+    restart: always
+    pids_limit: 10
+    deploy:
+      restart_policy: {condition: on-failure, max_attempts: 3, delay: 5s}
+      resources: {limits: {pids: 20}}
+";
+    let e = run(&[("c.yml", src)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let a = &e.containers[0];
+    assert_eq!(a.restart, crate::spec::RestartPolicy::OnFailure(3));
+    assert_eq!(a.options.extra().pids_limit, Some(20));
+    assert!(
+        e.warnings[0]
+            .message
+            .contains("`deploy.restart_policy.delay` (`a`)"),
+        "{:?}",
+        e.warnings
+    );
+}

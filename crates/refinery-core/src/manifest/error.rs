@@ -57,13 +57,18 @@ pub enum ManifestError {
         "failed to find a manifest: neither `refinery.yaml` nor `bloodline_manifest.yaml` is in commit `{commit}`"
     )]
     NotFound { commit: String },
+    /// The manifest loads, but a network or volume its stacks declare `external` is not on the
+    /// node: nothing that uses it could be created, so nothing is done.
+    #[error("failed to use `{file}`: {} external network{} or volume{} missing on the engine", issues.len(), if issues.len() == 1 { " is" } else { "s are" }, if issues.len() == 1 { "" } else { "s" })]
+    MissingExternal { file: String, issues: Vec<Issue> },
 }
 
 impl ManifestError {
     #[must_use]
     pub fn issues(&self) -> &[Issue] {
         match self {
-            ManifestError::Invalid { issues, .. } => issues,
+            ManifestError::Invalid { issues, .. }
+            | ManifestError::MissingExternal { issues, .. } => issues,
             ManifestError::NotFound { .. } => &[],
         }
     }
@@ -77,6 +82,9 @@ impl ManifestError {
             ManifestError::NotFound { .. } => vec![
                 "commit a `refinery.yaml` at the repository root (see `examples/quickstart`)"
                     .into(),
+            ],
+            ManifestError::MissingExternal { .. } => vec![
+                "Refinery never creates an external network or volume: create it on the node, then run the command again".into(),
             ],
         }
     }

@@ -16,6 +16,8 @@ pub struct Reader<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
     /// Whether `${VAR}` is expanded in scalars.
     interpolate: bool,
+    /// Whether a `$` that starts no variable is an error (compose files), not a `$`.
+    strict_dollars: bool,
 }
 
 /// A string read from a list, with where it came from.
@@ -64,7 +66,16 @@ impl<'e> Reader<'e> {
             warnings: Vec::new(),
             env,
             interpolate,
+            strict_dollars: false,
         }
+    }
+
+    /// A reader for a compose file: a `$` that starts no variable is an error, as docker
+    /// compose has it.
+    #[must_use]
+    pub fn with_strict_dollars(mut self) -> Self {
+        self.strict_dollars = true;
+        self
     }
 
     /// The value of a variable in the environment this file is read with.
@@ -156,7 +167,12 @@ impl<'e> Reader<'e> {
                 if !self.interpolate {
                     return Some(text.clone());
                 }
-                match interpolate(text, self.env) {
+                let interpolated = if self.strict_dollars {
+                    crate::interpolate::interpolate_strict(text, self.env)
+                } else {
+                    interpolate(text, self.env)
+                };
+                match interpolated {
                     Ok(r) => {
                         for name in r.unset {
                             self.warn(
@@ -177,6 +193,9 @@ impl<'e> Reader<'e> {
                             }
                             InterpolateError::BadName { .. } => {
                                 "a variable name is letters, digits and `_`, not starting with a digit; write `$$` for a literal `$`".to_owned()
+                            }
+                            InterpolateError::Stray { .. } => {
+                                "write `$$` for a literal `$` (docker compose refuses a lone one too)".to_owned()
                             }
                         };
                         self.error_hint(node.loc, path, e.to_string(), hint);

@@ -1,0 +1,402 @@
+//! The whole single-engine compose schema on the real engine: a public project (NetBox's
+//! compose files, images swapped for the local test image by a committed override) comes up and
+//! is in sync; the keys Refinery applies since it reads the whole schema are created, read back
+//! equal, reported when changed by hand or in git, and healed; external volumes are never
+//! created; `plan --json` answers a manifest that does not load with a JSON document.
+
+use std::path::Path;
+
+use refinery_core::{ContainerRuntime, ContainerState};
+
+use crate::common::{Env, IMAGE};
+
+/// The command that keeps the test image up and stops at once on TERM.
+const SLEEP: &str = "[\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 1000 & wait $$!\"]";
+
+/// The docker CLI, for what the runtime port does not do (`docker update`, volumes by hand).
+async fn docker(args: &[&str]) -> String {
+    let out = tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn inspect(env: &Env, name: &str) -> refinery_core::ObservedContainer {
+    env.rt
+        .inspect(name)
+        .await
+        .unwrap_or_else(|e| panic!("inspect `{name}`: {e}"))
+}
+
+/// Commits the files of a core compose fixture, as they are there.
+fn commit_fixture(env: &Env, fixture: &str, files: &[&str]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../refinery-core/tests/fixtures/compose")
+        .join(fixture);
+    for f in files {
+        let text = std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("read fixture file {fixture}/{f}: {e}"));
+        env.repo.write(f, &text);
+    }
+}
+
+#[tokio::test]
+async fn compose_netbox_with_its_images_swapped_comes_up_in_sync_and_listed_by_docker_compose() {
+    let env = Env::new().await;
+    let project = env.name("netbox");
+    let run = env.run.id();
+    // NetBox's own files, as published (see the fixture's SOURCE)…
+    commit_fixture(
+        &env,
+        "valid-netbox-docker-override-discovered",
+        &[
+            "docker-compose.yml",
+            "env/netbox.env",
+            "env/postgres.env",
+            "env/redis.env",
+            "env/redis-cache.env",
+        ],
+    );
+    env.repo.write(
+        "configuration/configuration.py",
+        "# committed configuration\n",
+    );
+    // …and an override of ours: no registry here, so the local test image runs every service,
+    // with a command and healthcheck it has.
+    let mut over = String::from("services:\n");
+    for svc in [
+        "netbox",
+        "netbox-worker",
+        "netbox-housekeeping",
+        "postgres",
+        "redis",
+        "redis-cache",
+    ] {
+        over.push_str(&format!(
+            "  {svc}:\n    image: {IMAGE}\n    command: {SLEEP}\n    user: \"0:0\"\n    healthcheck: {{test: [\"CMD\", \"true\"], interval: 1s, start_period: 0s}}\n    labels: {{io.refinery.test: \"{run}\"}}\n"
+        ));
+    }
+    env.commit_file("docker-compose.test-images.yml", &over);
+    env.commit_manifest(&format!(
+        "stacks:\n  - name: {project}\n    files: [docker-compose.yml, docker-compose.test-images.yml]\n"
+    ));
+
+    let plan = env.refinery(&["plan"]).await;
+    plan.code(3)
+        .stdout_has(&format!("docker/local/stack/{project}/netbox/1"))
+        // `netbox-worker` waits for a healthy `netbox`, which waits for the databases.
+        .stdout_has("start order on `local` (depends_on): ");
+    env.refinery(&["apply", "--yes"]).await.code(0);
+    for svc in ["netbox", "netbox-worker", "postgres", "redis-cache"] {
+        let c = inspect(&env, &format!("{project}_{svc}_1")).await;
+        assert_eq!(c.state, ContainerState::Running, "{svc}");
+    }
+    // The env files' variables, and what the files say, are what runs: in sync.
+    let netbox = inspect(&env, &format!("{project}_netbox_1")).await;
+    assert_eq!(
+        netbox.env.get("DB_HOST").map(String::as_str),
+        Some("postgres")
+    );
+    env.refinery(&["plan"]).await.code(0);
+    // docker-compose, given the same files, lists them as its own.
+    let ps = tokio::process::Command::new("docker-compose")
+        .current_dir(env.repo.path())
+        .args(["-p", &project, "-f", "docker-compose.yml"])
+        .args(["-f", "docker-compose.test-images.yml", "ps", "--services"])
+        .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+        .output()
+        .await
+        .expect("run docker-compose");
+    let listed = String::from_utf8_lossy(&ps.stdout);
+    for svc in [
+        "netbox",
+        "netbox-worker",
+        "netbox-housekeeping",
+        "postgres",
+        "redis",
+    ] {
+        assert!(
+            listed.lines().any(|l| l.trim() == svc),
+            "docker-compose ps misses {svc}:\n{listed}\n{}",
+            String::from_utf8_lossy(&ps.stderr)
+        );
+    }
+}
+
+/// A stack using the keys Refinery applies since it reads the whole single-engine schema (those
+/// this engine supports: no GPU, no storage quota here).
+fn schema_compose(env: &Env, nofile: u32) -> String {
+    let run = env.run.id();
+    format!(
+        "services:
+  db:
+    image: {IMAGE}
+    command: {SLEEP}
+    init: true
+    healthcheck: {{test: [\"CMD\", \"true\"], interval: 1s}}
+    volumes: [/shared]
+    networks: [back]
+    labels: {{io.refinery.test: \"{run}\"}}
+  web:
+    image: {IMAGE}
+    command: {SLEEP}
+    init: true
+    expose: [\"3000\", \"9100-9101/udp\"]
+    ulimits:
+      nofile: {{soft: {nofile}, hard: 8192}}
+      nproc: 4096
+    sysctls: {{net.core.somaxconn: \"1024\"}}
+    stdin_open: true
+    tty: true
+    shm_size: 128m
+    devices: [\"/dev/null:/dev/mynull:rw\"]
+    device_cgroup_rules: [\"c 1:3 mr\"]
+    ipc: shareable
+    group_add: [\"123\"]
+    oom_score_adj: 100
+    pids_limit: 100
+    mem_limit: 64m
+    mem_reservation: 32m
+    memswap_limit: 128m
+    cpu_shares: 512
+    cpu_quota: 50000
+    cpu_period: 100000
+    cpuset: \"0\"
+    dns: [1.1.1.1]
+    dns_search: [example.com]
+    dns_opt: [\"ndots:2\"]
+    domainname: example.org
+    volumes_from: [\"db:ro\"]
+    links: [\"db:database\"]
+    depends_on:
+      db: {{condition: service_healthy, restart: true}}
+    networks:
+      back:
+        ipv4_address: 172.31.252.10
+    deploy:
+      restart_policy: {{condition: on-failure, max_attempts: 2}}
+    labels: {{io.refinery.test: \"{run}\"}}
+networks:
+  back:
+    ipam:
+      config: [{{subnet: 172.31.252.0/24}}]
+    driver_opts: {{com.docker.network.bridge.enable_icc: \"true\"}}
+"
+    )
+}
+
+#[tokio::test]
+async fn compose_schema_keys_are_applied_read_back_equal_and_healed_when_changed() {
+    let env = Env::new().await;
+    let project = env.name("schema");
+    env.commit_file("compose.yaml", &schema_compose(&env, 1024));
+    // No `files:`: compose.yaml is found by name.
+    env.commit_manifest(&format!("stacks:\n  - name: {project}\n"));
+    let web_name = format!("{project}_web_1");
+    let db_name = format!("{project}_db_1");
+
+    env.refinery(&["plan"]).await.code(3).stdout_has(&format!(
+        "start order on `local` (depends_on): {db_name} → {web_name}"
+    ));
+    env.refinery(&["apply", "--yes"]).await.code(0);
+    let web = inspect(&env, &web_name).await;
+    let x = web.options.extra();
+    assert_eq!(web.state, ContainerState::Running);
+    assert_eq!(x.ulimits["nofile"].soft, 1024);
+    assert_eq!(x.pids_limit, Some(100));
+    assert_eq!(x.shm_size, Some(128 << 20));
+    assert!(x.tty && x.stdin_open);
+    assert_eq!(x.links, [format!("{db_name}:database")]);
+    assert!(
+        web.options
+            .networks
+            .iter()
+            .any(|n| n.ipv4_address.as_deref() == Some("172.31.252.10")),
+        "{:?}",
+        web.options.networks
+    );
+    // What was created is what the files say: nothing to do.
+    env.refinery(&["plan"]).await.code(0);
+
+    // Changed by hand on the engine: config drift naming the fields, healed by apply.
+    docker(&[
+        "update",
+        "--pids-limit",
+        "999",
+        "--cpu-shares",
+        "256",
+        &web_name,
+    ])
+    .await;
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .stdout_has("pids_limit: 999 → 100")
+        .stdout_has("cpu_shares: 256 → 512");
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(0)
+        .stdout_has(&format!("docker/local/stack/{project}/web/1 recreated"));
+    let web = inspect(&env, &web_name).await;
+    assert_eq!(web.options.extra().pids_limit, Some(100));
+    env.refinery(&["plan"]).await.code(0);
+
+    // Changed in git: the new limit is drift until applied.
+    env.commit_file("compose.yaml", &schema_compose(&env, 2048));
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .stdout_has("ulimits.nofile: 1024:8192 → 2048:8192");
+    env.refinery(&["apply", "--yes"]).await.code(0);
+    assert_eq!(
+        inspect(&env, &web_name).await.options.extra().ulimits["nofile"].soft,
+        2048
+    );
+    env.refinery(&["plan"]).await.code(0);
+
+    // `restart: true`: when `db` is replaced, `web` is restarted after it.
+    let db = inspect(&env, &db_name).await;
+    env.rt.remove(&db.id).await.expect("remove db by hand");
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .stdout_has(&format!("docker/local/stack/{project}/db/1"))
+        .stdout_has(&format!("docker/local/stack/{project}/web/1"))
+        .stdout_has("`depends_on` says `restart: true`");
+    let web_started = inspect(&env, &web_name).await.started_at;
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(0)
+        .stdout_has(&format!("docker/local/stack/{project}/db/1 created"))
+        .stdout_has(&format!("docker/local/stack/{project}/web/1 restarted"));
+    assert_ne!(inspect(&env, &web_name).await.started_at, web_started);
+    env.refinery(&["plan"]).await.code(0);
+}
+
+#[tokio::test]
+async fn compose_external_volume_missing_is_an_error_at_its_line_and_never_created() {
+    let env = Env::new().await;
+    let project = env.name("ext");
+    let volume = env.name("ext-data");
+    let run = env.run.id();
+    env.commit_file(
+        "docker-compose.yml",
+        &format!(
+            "services:
+  app:
+    image: {IMAGE}
+    command: {SLEEP}
+    volumes: [data:/data]
+    labels: {{io.refinery.test: \"{run}\"}}
+volumes:
+  data:
+    external: true
+    name: {volume}
+"
+        ),
+    );
+    env.commit_manifest(&format!(
+        "stacks:\n  - name: {project}\n    files: [docker-compose.yml]\n"
+    ));
+    env.refinery(&["plan"])
+        .await
+        .code(2)
+        .stderr_has("docker-compose.yml:8:3: `volumes.")
+        .stderr_has(&format!(
+            "external volume `{volume}` does not exist on node `local`"
+        ))
+        .stderr_has(&format!("`docker volume create {volume}`"));
+    let json = env.refinery(&["plan", "--json"]).await;
+    json.code(2);
+    let doc = json.json();
+    assert_eq!(doc["error"]["kind"], "missing_external", "{doc}");
+    assert_eq!(doc["error"]["issues"][0]["line"], 8, "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 2);
+    env.refinery(&["apply", "--yes"]).await.code(2);
+    assert!(
+        env.container("app").await.is_none()
+            && inspect_missing(&env, &format!("{project}_app_1")).await,
+        "nothing is done"
+    );
+
+    // Made by hand, as the hint says: it is used, never planned as created.
+    env.run
+        .create_volume(&env.rt, &volume, &Default::default())
+        .await
+        .expect("create the external volume");
+    let plan = env.refinery(&["plan"]).await;
+    plan.code(3)
+        .stdout_has(&format!("docker/local/stack/{project}/app/1"));
+    assert!(
+        !plan
+            .stdout
+            .contains(&format!("docker/local/volume/{volume}")),
+        "{}",
+        plan.stdout
+    );
+    env.refinery(&["apply", "--yes"]).await.code(0);
+    env.refinery(&["plan"]).await.code(0);
+}
+
+async fn inspect_missing(env: &Env, name: &str) -> bool {
+    env.rt.inspect(name).await.is_err()
+}
+
+#[tokio::test]
+async fn compose_plan_json_prints_an_error_document_when_the_files_do_not_load() {
+    let env = Env::offline();
+    env.commit_file(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx:1.27\n    enviroment: {A: b}\n    ports: ['80:80:80']\n",
+    );
+    env.commit_manifest("stacks:\n  - name: broken\n");
+    let run = env.refinery(&["plan", "--json"]).await;
+    run.code(2).stderr_has("compose.yaml:4:5");
+    let doc = run.json();
+    assert_eq!(doc["error"]["kind"], "invalid_manifest", "{doc}");
+    let issues = doc["error"]["issues"].as_array().expect("issues");
+    assert_eq!(issues.len(), 2, "{doc}");
+    assert_eq!(issues[0]["file"], "compose.yaml");
+    assert_eq!(issues[0]["line"], 4);
+    assert_eq!(issues[0]["hint"], "did you mean `environment`?");
+    assert_eq!(issues[1]["line"], 5);
+}
+
+#[tokio::test]
+async fn compose_plan_says_when_an_image_is_absent_and_pull_policy_forbids_pulling_it() {
+    let env = Env::new().await;
+    let project = env.name("pull");
+    let absent = format!("{}:1", env.name("absent"));
+    let run = env.run.id();
+    env.commit_file(
+        "compose.yaml",
+        &format!(
+            "services:
+  app:
+    image: {absent}
+    pull_policy: never
+    labels: {{io.refinery.test: \"{run}\"}}
+  other:
+    image: {absent}
+    labels: {{io.refinery.test: \"{run}\"}}
+"
+        ),
+    );
+    env.commit_manifest(&format!("stacks:\n  - name: {project}\n"));
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .stdout_has(&format!(
+            "image `{absent}` is not present locally, and `pull_policy: never` forbids pulling it"
+        ))
+        .stdout_has(&format!(
+            "image `{absent}` is not present locally: it will be pulled"
+        ));
+}
