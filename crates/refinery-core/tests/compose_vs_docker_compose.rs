@@ -278,9 +278,12 @@ fn compare_service(
                     let t = text(v);
                     let mut parts: Vec<String> = t.split(':').map(str::to_owned).collect();
                     if parts.len() == 3 {
-                        let (props, rest): (Vec<&str>, Vec<&str>) = parts[2]
-                            .split(',')
-                            .partition(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave"));
+                        let (props, rest): (Vec<&str>, Vec<&str>) =
+                            parts[2].split(',').partition(|o| {
+                                o.ends_with("private")
+                                    || o.ends_with("shared")
+                                    || o.ends_with("slave")
+                            });
                         if let Some(p) = props.last() {
                             theirs_propagation.insert(parts[1].clone(), (*p).to_owned());
                         }

@@ -553,8 +553,7 @@ pub(crate) fn observed_container(
         .filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"));
 
     let mounts = mounts_from_inspect(c.mounts.as_deref().unwrap_or_default(), &host);
-    let mut options =
-        runtime_options(&config, &host, c.network_settings.and_then(|n| n.networks));
+    let mut options = runtime_options(&config, &host, c.network_settings.and_then(|n| n.networks));
     observed_mount_extras(
         &mut options,
         c.mounts.as_deref().unwrap_or_default(),
@@ -826,7 +825,10 @@ fn observed_mount_extras(
         .iter()
         .filter(|p| p.typ.as_deref() == Some("bind"))
         .filter_map(|p| {
-            let mode = p.propagation.clone().filter(|m| !m.is_empty() && m != "rprivate")?;
+            let mode = p
+                .propagation
+                .clone()
+                .filter(|m| !m.is_empty() && m != "rprivate")?;
             Some((p.destination.clone()?, mode))
         })
         .collect();

@@ -711,7 +711,9 @@ fn finish_with_extensions(m: MapView<'_>, r: &mut Reader<'_>) {
 }
 
 /// Bind propagation modes; `rprivate` is the engine's default.
-const PROPAGATION: [&str; 6] = ["rprivate", "private", "rshared", "shared", "rslave", "slave"];
+const PROPAGATION: [&str; 6] = [
+    "rprivate", "private", "rshared", "shared", "rslave", "slave",
+];
 
 /// Splits the propagation option off a short-form volume (`/:/host:ro,rslave` → `/:/host:ro` and
 /// `rslave`), which [`parse_volume`] does not read.

@@ -455,7 +455,10 @@ fn read_compose_healthcheck(
             .filter(|ms| *ms > 0);
     }
     let hc = read_healthcheck(r, &node, p);
-    if hc.as_ref().is_none_or(|h| h.test.first().map(String::as_str) == Some("NONE")) {
+    if hc
+        .as_ref()
+        .is_none_or(|h| h.test.first().map(String::as_str) == Some("NONE"))
+    {
         start_interval = None;
     }
     (hc, start_interval)
