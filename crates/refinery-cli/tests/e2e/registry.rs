@@ -31,8 +31,15 @@ fn container(env: &Env, image: &str) -> String {
 }
 
 fn vars(docker_config: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, OsString)> {
-    let mut v = vec![("DOCKER_CONFIG".to_owned(), docker_config.as_os_str().to_owned())];
-    v.extend(extra.iter().map(|(k, x)| ((*k).to_owned(), OsString::from(x))));
+    let mut v = vec![(
+        "DOCKER_CONFIG".to_owned(),
+        docker_config.as_os_str().to_owned(),
+    )];
+    v.extend(
+        extra
+            .iter()
+            .map(|(k, x)| ((*k).to_owned(), OsString::from(x))),
+    );
     v
 }
 
@@ -71,7 +78,10 @@ async fn registry_pull_without_credentials_fails_then_registries_section_pulls()
     let c = env.existing("web").await;
     assert_eq!(c.image, image);
     let plan = env
-        .refinery_env(&["plan", "--json"], vars(empty.path(), &[("REG_TOKEN", secret)]))
+        .refinery_env(
+            &["plan", "--json"],
+            vars(empty.path(), &[("REG_TOKEN", secret)]),
+        )
         .await;
     plan.code(0);
     let ledger = std::fs::read_to_string(env.repo.path().join(LEDGER)).unwrap_or_default();
