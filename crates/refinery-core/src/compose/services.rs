@@ -242,7 +242,11 @@ fn read_service_keys(
                 }
             }
             "depends_on" => s.depends_on = read_depends_on(r, ctx, v, &p),
-            "healthcheck" => s.healthcheck = read_healthcheck(r, v, &p),
+            "healthcheck" => {
+                let (hc, start_interval) = read_compose_healthcheck(r, v, &p);
+                s.healthcheck = hc;
+                x.health_start_interval_ms = start_interval;
+            }
             "restart" => {
                 if let Some(t) = r.string(v, &p) {
                     match t.parse::<RestartPolicy>() {
@@ -429,6 +433,35 @@ fn read_service_keys(
         s.labels.entry(k).or_insert(v);
     }
     Some(s)
+}
+
+/// A service's `healthcheck`: `start_interval` (Compose Specification, Docker API 1.44) is read
+/// here, the rest as `refinery.yaml` reads a healthcheck. Unset for a disabled healthcheck.
+fn read_compose_healthcheck(
+    r: &mut Reader<'_>,
+    v: &Node,
+    p: &str,
+) -> (Option<crate::spec::Healthcheck>, Option<u64>) {
+    let mut node = v.clone();
+    let mut start_interval = None;
+    if let Value::Map(entries) = &mut node.value
+        && let Some(i) = entries
+            .iter()
+            .position(|(k, _)| k.scalar() == Some("start_interval"))
+    {
+        let (_, n) = entries.remove(i);
+        start_interval = r
+            .duration_ms(&n, &format!("{p}.start_interval"))
+            .filter(|ms| *ms > 0);
+    }
+    let hc = read_healthcheck(r, &node, p);
+    if hc
+        .as_ref()
+        .is_none_or(|h| h.test.first().map(String::as_str) == Some("NONE"))
+    {
+        start_interval = None;
+    }
+    (hc, start_interval)
 }
 
 /// A scalar that is unset when empty, as docker compose reads `hostname: ${HOST:-}`.
