@@ -50,10 +50,17 @@ async fn daemon_new_commit_converges_and_broken_or_empty_commit_removes_nothing(
                 .is_some_and(|m| m.contains("failed to load revision") && m.contains(&broken[..12]))
     })
     .await;
-    // A manifest that declares nothing, with a terminate rule: still nothing removed.
-    env.commit_manifest(rules);
-    d.wait_entry("empty revision", |e| {
-        kind(e) == "revision" && e["to"].as_str() != Some(second.as_str()) && !e["from"].is_null()
+    // A manifest that declares nothing, with a terminate rule: refused like a broken one (issue
+    // 27), alerted, the last good revision stays, nothing removed.
+    let empty = env.commit_manifest(rules);
+    d.wait_entry("empty manifest alert", |e| {
+        kind(e) == "alert"
+            && e["message"].as_str().is_some_and(|m| {
+                m.contains("failed to load revision")
+                    && m.contains(&empty[..12])
+                    && m.contains("the manifest declares nothing")
+                    && m.contains(&format!("still enforcing `{}`", &second[..12]))
+            })
     })
     .await;
     tokio::time::sleep(Duration::from_millis(800)).await;

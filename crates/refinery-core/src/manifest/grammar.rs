@@ -325,6 +325,26 @@ pub fn object_name(what: &str, s: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A Kubernetes namespace: a DNS-1123 label, `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63
+/// characters (the API server refuses anything else).
+pub fn k8s_namespace(s: &str) -> Result<(), Refusal> {
+    let hint = "a namespace is lowercase letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters, like `team-a`";
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-';
+    if ok {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        format!("`{}` is not a Kubernetes namespace", shown(s)),
+        hint,
+    ))
+}
+
 /// A named volume: the engine's grammar for volumes is `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, two
 /// characters at least.
 pub fn volume_name(s: &str) -> Result<(), Refusal> {
@@ -736,6 +756,19 @@ mod tests {
             "{got}"
         );
         assert!(got.len() < 400, "the value is not echoed whole");
+    }
+
+    #[test]
+    fn k8s_namespace_table() {
+        for s in ["default", "team-a", "a1"] {
+            assert_eq!(msg(k8s_namespace(s)), "ok", "{s}");
+        }
+        for s in ["", "Team", "team_a", "-a", "a-", &"a".repeat(64)] {
+            assert!(
+                msg(k8s_namespace(s)).contains("is not a Kubernetes namespace"),
+                "{s}"
+            );
+        }
     }
 
     #[test]
