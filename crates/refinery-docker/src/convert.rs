@@ -155,6 +155,54 @@ pub(crate) fn pull_failure(err: BollardError, op: &Op<'_>) -> RuntimeError {
     }
 }
 
+/// A failed pull from a registry: as [`pull_failure`], and when the registry refused for want of
+/// credentials (or refused the ones sent, named by `sent`), the message says so and carries
+/// `hint:` lines naming `docker login HOST` and `registries:`.
+pub(crate) fn registry_pull_failure(
+    err: BollardError,
+    op: &Op<'_>,
+    image: &refinery_core::ImageRef,
+    sent: Option<&str>,
+) -> RuntimeError {
+    match pull_failure(err, op) {
+        RuntimeError::Other { action, message }
+            if refinery_core::registry_auth::is_auth_failure(&message) =>
+        {
+            let mut message = match sent {
+                Some(source) => format!(
+                    "{message} (registry `{}` refused the credentials from {source})",
+                    image.registry()
+                ),
+                None => format!(
+                    "{message} (no credentials for registry `{}` were found)",
+                    image.registry()
+                ),
+            };
+            for hint in refinery_core::registry_auth::auth_failure_hints(image.registry()) {
+                message.push_str("\nhint: ");
+                message.push_str(&hint);
+            }
+            RuntimeError::Other { action, message }
+        }
+        e => e,
+    }
+}
+
+/// Credentials in bollard's form, for the registry `server`.
+pub(crate) fn docker_credentials(
+    c: &refinery_core::registry_auth::RegistryCredential,
+    server: &str,
+) -> bollard::auth::DockerCredentials {
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    bollard::auth::DockerCredentials {
+        username: non_empty(&c.username),
+        password: non_empty(c.password.expose()),
+        serveraddress: Some(server.to_owned()),
+        identitytoken: c.identity_token.as_ref().map(|t| t.expose().to_owned()),
+        ..Default::default()
+    }
+}
+
 /// Whether a 404 from the engine is about a missing image (`No such image: x`).
 pub(crate) fn is_missing_image(err: &BollardError) -> bool {
     matches!(
@@ -386,6 +434,14 @@ pub(crate) fn rename_options(new_name: &str) -> RenameContainerOptions {
 
 /// Pulls exactly one tag (an empty tag would make the engine pull every tag of the repository).
 pub(crate) fn pull_options(image: &str) -> CreateImageOptions {
+    if let Ok(r) = refinery_core::ImageRef::parse(image) {
+        // `repo:tag@digest` pulls the digest.
+        return CreateImageOptions {
+            from_image: Some(r.name().to_owned()),
+            tag: Some(r.pull_tag().to_owned()),
+            ..Default::default()
+        };
+    }
     let (repo, tag) = split_reference(&normalize_image_ref(image));
     CreateImageOptions {
         from_image: Some(repo),
