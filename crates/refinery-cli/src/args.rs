@@ -75,7 +75,7 @@ pub enum Command {
     ///
     /// Stops cleanly on SIGINT/SIGTERM (exit 0). Exit codes: 2 no loadable manifest at start,
     /// 5 ledger chain broken, 1 state directory unusable.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Lift flap protection from a resource, so the daemon acts on it again.
     Resume(ResumeArgs),
     /// Make the daemon enforce an older revision until a newer commit arrives.

@@ -38,11 +38,11 @@ use crate::desired::{self, Desired};
 use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
+use crate::gitops::RevisionEvent;
 use crate::hub::NodeSummary;
 use crate::pass::{NodePass, PassContext, evaluate_node};
 use crate::settings::Settings;
 use ha::open_ledger;
-use crate::gitops::RevisionEvent;
 use handover::NodeAfter;
 
 pub use watch::Trigger;
@@ -190,8 +190,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         ),
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let hub =
-        crate::hub::Hub::start(args, &desired.manifest, &state, gitops.take_routes()).await?;
+    let hub = crate::hub::Hub::start(args, &desired.manifest, &state, gitops.take_routes()).await?;
     let mut d = Daemon {
         settings: settings.clone(),
         follow,
