@@ -16,6 +16,7 @@ mod ledger_records;
 mod memory;
 mod output;
 mod pass;
+mod registries;
 mod render;
 mod settings;
 mod stack_scope;
