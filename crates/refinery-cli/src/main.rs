@@ -10,14 +10,13 @@ mod desired;
 mod engines;
 mod error;
 mod exit_code;
-// Wired into `refinery run` once the controller crate lands (issue 22); tested on its own until then.
-#[allow(dead_code, unused_imports)]
 mod gitops;
 mod kube_sources;
 mod ledger_records;
 mod memory;
 mod output;
 mod pass;
+mod registries;
 mod render;
 mod settings;
 mod stack_scope;
