@@ -1,6 +1,7 @@
 //! The `services:` section of one compose file: each service's keys, one reader per key (the
 //! readers of the bigger keys live in `service_fields` and `resources`).
 
+use crate::manifest::grammar;
 use std::collections::BTreeMap;
 
 use crate::content::ContentMount;
@@ -218,8 +219,12 @@ fn read_service_keys(
         }
         let x = &mut s.extra;
         match key {
-            "image" => s.image = r.string(v, &p),
-            "container_name" => s.container_name = text(r, v, &p),
+            "image" => s.image = r.string_checked(v, &p, grammar::image_reference),
+            "container_name" => {
+                s.container_name = text(r, v, &p).inspect(|n| {
+                    let _ = r.check(v.loc, &p, grammar::object_name("container", n));
+                });
+            }
             "command" => s.command = read_words(r, v, &p),
             "entrypoint" => s.entrypoint = read_words(r, v, &p),
             "environment" => read_environment(r, v, &p, &mut s.env),
@@ -286,7 +291,11 @@ fn read_service_keys(
             "read_only" => s.read_only = r.bool(v, &p),
             "user" => s.user = text(r, v, &p),
             "working_dir" => s.working_dir = text(r, v, &p),
-            "mem_limit" => s.memory_bytes = read_bytes(r, v, &p),
+            "mem_limit" => {
+                s.memory_bytes = read_bytes(r, v, &p).inspect(|b| {
+                    let _ = r.check(v.loc, &p, grammar::memory_limit(*b));
+                });
+            }
             "mem_reservation" => x.mem_reservation = read_bytes(r, v, &p),
             "memswap_limit" => x.memswap_limit = read_bytes(r, v, &p),
             "mem_swappiness" => x.mem_swappiness = read_i64(r, v, &p, 0..=100),

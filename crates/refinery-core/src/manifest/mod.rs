@@ -12,6 +12,7 @@ mod drift_rules;
 mod env_files;
 mod error;
 pub(crate) mod fields;
+pub mod grammar;
 mod inventory;
 mod kubernetes;
 mod ledger;
