@@ -10,8 +10,6 @@ mod desired;
 mod engines;
 mod error;
 mod exit_code;
-// Wired into `refinery run` once the controller crate lands (issue 22); tested on its own until then.
-#[allow(dead_code, unused_imports)]
 mod gitops;
 mod kube_sources;
 mod ledger_records;

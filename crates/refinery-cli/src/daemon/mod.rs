@@ -5,6 +5,7 @@
 //! Triggers that arrive while a pass runs are coalesced into the next one. Actions run to the end:
 //! a shutdown signal is handled between passes.
 
+mod gitops;
 mod ha;
 mod handover;
 mod inventory;
@@ -37,6 +38,7 @@ use crate::desired::{self, Desired};
 use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
+use crate::gitops::RevisionEvent;
 use crate::hub::NodeSummary;
 use crate::pass::{NodePass, PassContext, evaluate_node};
 use crate::settings::Settings;
@@ -72,8 +74,8 @@ struct Daemon {
     settings: Settings,
     /// The branch or revision followed.
     follow: String,
-    /// `--branch`: fetched from the repository's remote (if it has one) before each look.
-    branch: Option<String>,
+    /// What is followed and fetched, webhooks and sync requests, commit statuses (issue 25).
+    gitops: gitops::GitopsHook,
     state_dir: PathBuf,
     state: DaemonState,
     /// What the state file holds.
@@ -140,11 +142,12 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     };
     let state_path = state_file::path_in(&state_dir);
     let mut state = state_file::load(&state_path)?;
-    let follow = args.branch.clone().unwrap_or_else(|| settings.rev.clone());
+    let mut gitops = gitops::GitopsHook::start(settings, args)?;
+    let follow = gitops.label().to_owned();
     let now = Timestamp::now();
 
     // The revision to start with: the branch's tip, unless the daemon rolled back from it.
-    let tip = resolve_tip(&settings.repo, &follow, args.branch.as_deref())?;
+    let tip = gitops.tip_blocking()?.commit;
     let wanted = match &state.rolled_back {
         Some(rb) if rb.from == tip => rb.to.clone(),
         _ => tip.clone(),
@@ -187,11 +190,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         ),
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let hub = crate::hub::Hub::start(args, &desired.manifest, &state).await?;
+    let hub = crate::hub::Hub::start(args, &desired.manifest, &state, gitops.take_routes()).await?;
     let mut d = Daemon {
         settings: settings.clone(),
         follow,
-        branch: args.branch.clone(),
+        gitops,
         state_dir,
         state: DaemonState::default(),
         saved: None,
@@ -250,6 +253,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     }
     d.state = state;
     d.append(records);
+    d.gitops_started();
     tracing::info!(
         revision = %short(&rev),
         follow = %d.follow,
@@ -279,6 +283,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
             _ = term.recv() => break "SIGTERM",
             _ = tokio::signal::ctrl_c() => break "SIGINT",
             () = ha::changed(&mut d.ha) => due_pass = d.on_leadership(),
+            wake = d.gitops.woken() => {
+                d.on_leadership();
+                d.on_gitops_wake(wake).await;
+                due_pass = true;
+            }
             trigger = rx.recv() => {
                 let Some(first) = trigger else { break "event channel closed" };
                 let mut batch = vec![first];
@@ -321,25 +330,8 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         h.resign().await;
     }
     d.hub.shutdown().await;
+    d.gitops.shutdown().await;
     Ok(exit_code::OK)
-}
-
-/// The commit to enforce: with `branch`, the remote's branch after a fetch (or the local branch
-/// when the repository has no remote); without, `follow` as it resolves locally.
-fn resolve_tip(repo: &Path, follow: &str, branch: Option<&str>) -> Result<String, CliError> {
-    let git = refinery_git::GitSource::open(repo)?;
-    let rev = match branch {
-        Some(b) => {
-            if let Some(f) = git.fetch_upstream(b)?
-                && f.changed()
-            {
-                tracing::info!(remote = %f.remote, branch = %f.branch, "fetched a new commit");
-            }
-            git.tracking_ref(b)?
-        }
-        None => follow.to_owned(),
-    };
-    Ok(git.resolve(&rev)?.id)
 }
 
 fn short(rev: &str) -> String {
@@ -724,17 +716,7 @@ impl Daemon {
     /// Looks for a new commit on the branch (fetching it first when the repository has a
     /// remote); returns whether a pass is due.
     async fn poll_git(&mut self) -> bool {
-        let repo = self.settings.repo.clone();
-        let follow = self.follow.clone();
-        let branch = self.branch.clone();
-        let resolved =
-            tokio::task::spawn_blocking(move || resolve_tip(&repo, &follow, branch.as_deref()))
-                .await
-                .map_err(|e| CliError::Io {
-                    action: "look for a new commit".into(),
-                    source: std::io::Error::other(e),
-                })
-                .and_then(|r| r);
+        let resolved = self.gitops.tip().await.map(|t| t.commit);
         let tip = match resolved {
             Ok(id) => {
                 self.branch_error = None;
@@ -853,10 +835,12 @@ impl Daemon {
                 });
             }
         }
+        self.gitops_switched(&to, rolled_back.as_ref());
         self.state.rolled_back = rolled_back;
         self.state.revision = Some(to);
         self.append(records);
         self.sync_watchers();
+        self.gitops_observe();
         self.save_state();
         true
     }
@@ -1308,6 +1292,7 @@ impl Daemon {
         }
         // The node's actions are on the disk before anything else happens to it.
         self.append(std::mem::take(&mut acc.records));
+        self.gitops_failed(rev, node, &failed);
         if let Some(h) = self.node_health(manifest, eval, observed, &failed, now) {
             // What was observed is what the actions just replaced.
             let h = match h {
@@ -1358,6 +1343,9 @@ impl Daemon {
         match &health {
             RevisionHealth::Healthy => {
                 tracing::info!(revision = %short(&pending.revision), "revision is healthy");
+                self.gitops.on_revision(&RevisionEvent::Healthy {
+                    revision: pending.revision.clone(),
+                });
                 self.state.last_healthy = Some(pending.revision);
                 self.state.pending = None;
                 false
@@ -1396,6 +1384,10 @@ impl Daemon {
                             short(&pending.revision)
                         );
                         tracing::error!("{message}");
+                        self.gitops.on_revision(&RevisionEvent::GaveUp {
+                            revision: pending.revision.clone(),
+                            why: format!("not healthy within {deadline}s: {why}"),
+                        });
                         self.append(vec![alert("error", message).revision(&pending.revision)]);
                         self.state.pending = None;
                         false

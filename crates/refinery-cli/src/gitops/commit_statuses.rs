@@ -104,7 +104,12 @@ pub struct CommitStatuses {
     /// The configuration in use and its reporter; `None` without `commit_status:` (or without a
     /// token).
     current: Option<(CommitStatusConfig, Option<StatusReporter>)>,
+    /// The state last sent per commit: an action failing on every pass is one `failure`.
+    sent: Vec<(String, CommitState)>,
 }
+
+/// How many commits' last states are remembered.
+const REMEMBER: usize = 32;
 
 impl CommitStatuses {
     #[must_use]
@@ -121,6 +126,7 @@ impl CommitStatuses {
             options,
             env,
             current: None,
+            sent: Vec::new(),
         }
     }
 
@@ -170,11 +176,25 @@ impl CommitStatuses {
 
     /// Sends the status `event` puts on its commit (queued; never waits).
     pub fn on_revision(&mut self, event: &RevisionEvent) {
+        if !matches!(&self.current, Some((_, Some(_)))) {
+            return;
+        }
+        let (sha, state, description) = event.status(&self.nodes);
+        // A new deploy of a commit (`Enforcing`) always goes out; an outcome only once.
+        let last = self.sent.iter().find(|(s, _)| s == sha).map(|(_, st)| *st);
+        if last == Some(state) && state != CommitState::Pending {
+            return;
+        }
+        self.sent.retain(|(s, _)| s != sha);
+        self.sent.push((sha.to_owned(), state));
+        if self.sent.len() > REMEMBER {
+            self.sent.remove(0);
+        }
+        let status = CommitStatus::new(sha, state, &description, &self.context);
         let Some((_, Some(reporter))) = &self.current else {
             return;
         };
-        let (sha, state, description) = event.status(&self.nodes);
-        match CommitStatus::new(sha, state, &description, &self.context) {
+        match status {
             Ok(status) => {
                 let status = match &self.public_url {
                     Some(url) => status.with_target_url(url.clone()),
@@ -187,8 +207,8 @@ impl CommitStatuses {
     }
 
     /// Gives queued statuses up to `within` to go out.
-    pub async fn shutdown(self, within: Duration) {
-        if let Some((_, Some(reporter))) = self.current {
+    pub async fn shutdown(&mut self, within: Duration) {
+        if let Some((_, Some(reporter))) = self.current.take() {
             reporter.close(within).await;
         }
     }

@@ -407,3 +407,30 @@ async fn compose_plan_says_when_an_image_is_absent_and_pull_policy_forbids_pulli
             "image `{absent}` is not present locally: it will be pulled"
         ));
 }
+
+#[tokio::test]
+async fn compose_bind_missing_from_the_commit_is_warned_once_at_its_line() {
+    // `Env::offline`: validate reads the commit only.
+    let env = Env::offline();
+    let project = env.name("binds");
+    env.commit_file("conf/app.conf", "level = info\n");
+    env.commit_file(
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {IMAGE}\n    deploy: {{replicas: 2}}\n    volumes:\n      - ./conf:/conf:ro\n      - ./consume:/consume\n"
+        ),
+    );
+    env.commit_manifest(&format!("stacks:\n  - name: {project}\n"));
+    let run = env.refinery(&["validate"]).await;
+    // The folder docker compose would create at `up` is not in git: a warning at its entry in
+    // the compose file (not at `refinery.yaml:1:1`), once for both replicas.
+    run.code(0).stderr_has(
+        "warning: compose.yaml:7:9: `services.app.volumes[1]`: `./consume` (mounted at `/consume`) is not in commit",
+    );
+    assert_eq!(
+        run.stderr.matches("is not in commit").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
