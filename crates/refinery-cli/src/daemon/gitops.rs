@@ -64,6 +64,13 @@ pub enum Wake {
     Nodes(BTreeSet<String>),
 }
 
+/// Each fetch from the remote is logged (tests count them: a refused webhook fetches nothing).
+fn log_fetch(tip: &Tip) {
+    if tip.fetched {
+        tracing::info!(commit = %tip.commit, from = %tip.source, "fetched from the remote");
+    }
+}
+
 /// Owned by the daemon loop.
 pub struct GitopsHook {
     follower: Arc<Follower>,
@@ -136,7 +143,9 @@ impl GitopsHook {
     /// The commit to enforce now (fetching first when due or asked; blocks: call at the start or
     /// through [`GitopsHook::tip`]).
     pub fn tip_blocking(&self) -> Result<Tip, CliError> {
-        Ok(self.follower.tip(Instant::now())?)
+        let tip = self.follower.tip(Instant::now())?;
+        log_fetch(&tip);
+        Ok(tip)
     }
 
     /// [`GitopsHook::tip_blocking`] off the loop's thread.
@@ -149,6 +158,7 @@ impl GitopsHook {
                 source: std::io::Error::other(e),
             })?
             .map_err(CliError::from)
+            .inspect(log_fetch)
     }
 
     /// Waits for webhooks or sync requests; all those waiting are taken as one.
