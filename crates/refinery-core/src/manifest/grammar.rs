@@ -109,14 +109,11 @@ pub fn image_reference(s: &str) -> Result<(), Refusal> {
             name.len()
         ));
     }
-    // The first component is a registry when it has a `.` or `:`, is `localhost`, or has an
-    // uppercase letter (as the engine reads it).
+    // The first component is a registry when it has a `.` or `:` or is `localhost`, as Docker
+    // 20.10 reads it (later parsers also take one with capitals for a registry; this one says
+    // `repository name must be lowercase`).
     let (domain, path) = match name.split_once('/') {
-        Some((first, path))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
+        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
             (Some(first), path)
         }
         _ => (None, name),
@@ -142,16 +139,12 @@ pub fn image_reference(s: &str) -> Result<(), Refusal> {
         ));
     }
     if path.chars().any(|c| c.is_ascii_uppercase()) && path_components_ok(&path.to_lowercase()) {
-        // A first component that is a registry only for its capitals (`Team/App`) was meant
-        // as part of the name.
         let lower = match domain {
-            Some(d) if d.contains(['.', ':']) || d == "localhost" => {
-                format!(
-                    "{d}/{}",
-                    s[d.len() + 1..].replacen(path, &path.to_lowercase(), 1)
-                )
-            }
-            _ => s.replacen(name, &name.to_lowercase(), 1),
+            Some(d) => format!(
+                "{d}/{}",
+                s[d.len() + 1..].replacen(path, &path.to_lowercase(), 1)
+            ),
+            None => s.replacen(name, &name.to_lowercase(), 1),
         };
         return Err(Refusal::new(
             format!("`{v}` is not an image reference: the repository name must be lowercase"),
