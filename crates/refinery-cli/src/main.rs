@@ -1,23 +1,15 @@
 //! `refinery`: keep Docker hosts exactly as a git commit says.
 
-mod age_keys;
 mod args;
 mod commands;
-mod content;
-mod daemon;
 mod death_clock;
-mod desired;
-mod engines;
 mod error;
 mod exit_code;
 // Wired into `refinery run` once the controller crate lands (issue 22); tested on its own until then.
 #[allow(dead_code, unused_imports)]
 mod gitops;
-mod kube_sources;
-mod ledger_records;
 mod memory;
 mod output;
-mod pass;
 mod render;
 mod settings;
 mod stack_scope;

@@ -9,9 +9,9 @@ use refinery_store::running_daemons::{self, RunningDaemon};
 use refinery_store::{LedgerError, LedgerFile};
 
 use crate::commands::ledger;
-use crate::desired::Desired;
 use crate::error::CliError;
 use crate::settings::Settings;
+use refinery_controller::desired::Desired;
 
 /// How often the answer file is looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(200);

@@ -11,12 +11,12 @@ use refinery_store::{LedgerError, LedgerFile, LedgerOptions, commit_ledger, mask
 use serde::Serialize;
 
 use crate::args::{LedgerArgs, LedgerCommand, LedgerPathArgs, LedgerShowArgs, LedgerStressArgs};
-use crate::desired;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::output;
 use crate::render::{self, Styles};
 use crate::settings::Settings;
+use refinery_controller::desired;
 
 pub fn run(settings: &Settings, args: &LedgerArgs) -> Result<u8, CliError> {
     match &args.command {
@@ -317,16 +317,17 @@ pub fn record_apply(
     d: &desired::Desired,
     drifts: &[&refinery_core::Drift],
     results: &[refinery_engine::StepResult],
-    kube: &[crate::kube_sources::KubePass],
+    kube: &[refinery_controller::kube_sources::KubePass],
     now: jiff::Timestamp,
 ) -> Result<Vec<Entry>, LedgerError> {
     // A Kubernetes object's entries name its source (`k8s/<source>`) as their node, as the
     // daemon's do.
-    let node_of =
-        |r: Record, id: &refinery_core::ResourceId| match crate::kube_sources::label_of(kube, id) {
+    let node_of = |r: Record, id: &refinery_core::ResourceId| {
+        match refinery_controller::kube_sources::label_of(kube, id) {
             Some(label) => r.node(label),
             None => r,
-        };
+        }
+    };
     let rev = &d.commit.id;
     let manifest = &d.manifest;
     let mut records = vec![
@@ -338,16 +339,16 @@ pub fn record_apply(
     ];
     records.extend(drifts.iter().map(|drift| {
         node_of(
-            crate::ledger_records::drift(manifest, drift, rev),
+            refinery_controller::ledger_records::drift(manifest, drift, rev),
             &drift.id,
         )
     }));
-    records.extend(
-        results
-            .iter()
-            .filter(|r| r.step.writes())
-            .map(|r| node_of(crate::ledger_records::step(manifest, r, rev), &r.id)),
-    );
+    records.extend(results.iter().filter(|r| r.step.writes()).map(|r| {
+        node_of(
+            refinery_controller::ledger_records::step(manifest, r, rev),
+            &r.id,
+        )
+    }));
     file.append(records, now)
 }
 
