@@ -471,7 +471,7 @@ impl Controller {
     }
 
     /// When the loop must wake at the latest: the periodic pass or a deadline.
-    fn next_wake(&self) -> Instant {
+    pub(crate) fn next_wake(&self) -> Instant {
         let mut wake = self.next_full;
         if let Some(due) = self.next_due {
             let ms = due.duration_since(self.clock.now()).as_millis().max(0);
@@ -484,7 +484,7 @@ impl Controller {
 
     /// One full pass over every node; returns whether another pass is due at once (after a
     /// rollback).
-    async fn pass(&mut self) -> bool {
+    pub(crate) async fn pass(&mut self) -> bool {
         // Take over or step down first (`--ha`): a pass is about to run anyway.
         let _ = self.on_leadership();
         let started = self.clock.instant();
@@ -523,11 +523,7 @@ impl Controller {
             self_id: self_id.as_deref(),
         };
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
-        let mut acc = PassAcc {
-            records: Vec::new(),
-            next_due: None,
-            health: RevisionHealth::Healthy,
-        };
+        let mut acc = PassAcc::new();
         // Each node is acted on as soon as its own observation is in: a slow node holds up
         // nobody, and actions on different nodes run at the same time.
         // At most `--max-concurrent-nodes` observed or acted on at once: a big fleet does not
@@ -791,6 +787,17 @@ pub(crate) struct PassAcc {
     /// The earliest grace-period end.
     pub(crate) next_due: Option<Timestamp>,
     pub(crate) health: RevisionHealth,
+}
+
+impl PassAcc {
+    /// Nothing gathered yet: no records, no deadline, healthy until a node says otherwise.
+    pub(crate) fn new() -> PassAcc {
+        PassAcc {
+            records: Vec::new(),
+            next_due: None,
+            health: RevisionHealth::Healthy,
+        }
+    }
 }
 
 pub(crate) fn spec_of<'m>(

@@ -43,6 +43,8 @@ pub mod ports;
 mod requests;
 mod revision_follow;
 mod revision_judge;
+#[cfg(test)]
+mod tests;
 
 pub use controller::{Boot, Controller, ControllerOptions, default_state_dir};
 pub use error::{ControllerError, Result};
