@@ -3,6 +3,7 @@
 //! them waits on the network (alerts go through bounded per-channel queues, the page reads a
 //! `watch` snapshot).
 
+use refinery_core::short_id as short;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -524,10 +525,6 @@ fn drift_level(kind: &str) -> Level {
         "missing" => Level::Critical,
         _ => Level::Warning,
     }
-}
-
-fn short(rev: &str) -> String {
-    rev.chars().take(12).collect()
 }
 
 fn ledger_line(e: &Entry) -> LedgerLine {

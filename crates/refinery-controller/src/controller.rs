@@ -415,9 +415,7 @@ impl Controller {
 }
 
 /// A revision's short form, as logs and alerts print it.
-pub(crate) fn short(rev: &str) -> String {
-    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
-}
+pub(crate) use refinery_core::short_id as short;
 
 pub(crate) fn alert(level: &str, message: String) -> Record {
     Record::new(Event::Alert {

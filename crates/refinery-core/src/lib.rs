@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod policy;
 pub mod port_fallback;
 pub mod resource_id;
+pub mod revision;
 pub mod runtime;
 pub mod secret;
 pub mod shard;
@@ -27,6 +28,7 @@ pub use observed::{
 };
 pub use outcome::Outcome;
 pub use resource_id::{DockerKind, ResourceId};
+pub use revision::{Revision, SHORT_ID_LEN, short_id};
 pub use runtime::{
     ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, LabelSelector, PullProgress,
     RuntimeError, UnreachableCause,

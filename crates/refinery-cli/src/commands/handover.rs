@@ -70,9 +70,9 @@ pub fn open_or_daemon(
             if daemon.revision != *wanted && !soon() {
                 return Err(CliError::DaemonRevision {
                     pid: daemon.pid,
-                    enforcing: ledger::short(&daemon.revision),
+                    enforcing: refinery_core::short_id(&daemon.revision).to_owned(),
                     follow: daemon.follow.clone(),
-                    wanted: ledger::short(wanted),
+                    wanted: refinery_core::short_id(wanted).to_owned(),
                 });
             }
             Ok(Writer::Daemon {

@@ -1,5 +1,6 @@
 //! `refinery ledger verify` and `refinery ledger show` (and the hidden `append-stress`).
 
+use refinery_core::short_id as short;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -236,10 +237,6 @@ pub fn render_show(r: &ShowReport<'_>, _styles: &Styles) -> String {
         ],
         rows,
     )
-}
-
-pub(super) fn short(rev: &str) -> String {
-    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
 }
 
 /// Appends entries one by one, printing each seq after its fsync; for `kill -9` tests.

@@ -2,6 +2,7 @@
 //! revision, `success` when it is judged healthy, `failure` when it is rolled back, given up on, or
 //! an action for it failed. Sending is the reporter's task: nothing here waits on the forge.
 
+use refinery_core::short_id as short;
 use std::time::Duration;
 
 use refinery_core::Shard;
@@ -192,10 +193,6 @@ impl CommitStatuses {
             reporter.close(within).await;
         }
     }
-}
-
-fn short(rev: &str) -> &str {
-    rev.get(..12).unwrap_or(rev)
 }
 
 #[cfg(test)]
