@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers on the default socket: installs Debian's docker.io and starts
 # dockerd when none does. Also installs busybox-static (test and demo images are built from it),
-# openssl and openssh-server (multi-node tests) and etcd-server (the high-availability tests start
-# a real etcd).
+# openssl and openssh-server (multi-node tests), etcd-server (the high-availability tests start
+# a real etcd), docker-registry and apache2-utils (registry tests: a real registry with htpasswd).
 set -euo pipefail
 need_apt=()
 command -v busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
@@ -11,6 +11,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 # `--ha etcd://…`: its tests run Debian's etcd.
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+# Registry tests: a real registry (distribution 2.8) with htpasswd authentication on loopback.
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 # The daemon's allocator, jemalloc, is built from source: a C compiler and make.
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)

@@ -75,7 +75,7 @@ pub enum Command {
     ///
     /// Stops cleanly on SIGINT/SIGTERM (exit 0). Exit codes: 2 no loadable manifest at start,
     /// 5 ledger chain broken, 1 state directory unusable.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Lift flap protection from a resource, so the daemon acts on it again.
     Resume(ResumeArgs),
     /// Make the daemon enforce an older revision until a newer commit arrives.
@@ -185,7 +185,9 @@ pub struct RunArgs {
     /// Log lines as text or JSON (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// How often to look for a new commit and for requests (`2s`, `500ms`).
+    /// How often to take requests from `refinery apply`, `resume` and `rollback`, and to look at
+    /// the followed ref as the last fetch left it (`2s`, `500ms`); the remote itself is fetched
+    /// every `--fetch-interval`.
     #[arg(long, default_value = "2s", value_parser = parse_since)]
     pub poll_interval: u64,
     /// Seconds between full passes, overriding `config.check_interval` (`30s`, `5m`).
@@ -214,6 +216,9 @@ pub struct RunArgs {
     pub event_backlog: u32,
     #[command(flatten)]
     pub ha: HaArgs,
+    /// `--follow-tag`, `--fetch-interval`, `--webhook-secret-file`, `--public-url`.
+    #[command(flatten)]
+    pub gitops: crate::gitops::GitopsArgs,
 }
 
 /// `--max-concurrent-nodes` when not given.

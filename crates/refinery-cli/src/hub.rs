@@ -98,6 +98,7 @@ impl Hub {
         args: &RunArgs,
         manifest: &Manifest,
         state: &DaemonState,
+        routes: Option<axum::Router>,
     ) -> Result<Hub, CliError> {
         let metrics = Arc::new(Metrics::new());
         let mut notifier = Notifier::new(Arc::clone(&metrics));
@@ -115,6 +116,7 @@ impl Hub {
                     web::token_from(args)?,
                     status.subscribe(),
                     Arc::clone(&metrics),
+                    routes,
                 )
                 .await?,
             ),

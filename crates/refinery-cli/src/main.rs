@@ -5,8 +5,6 @@ mod commands;
 mod death_clock;
 mod error;
 mod exit_code;
-// Wired into `refinery run` once the controller crate lands (issue 22); tested on its own until then.
-#[allow(dead_code, unused_imports)]
 mod gitops;
 mod memory;
 mod output;

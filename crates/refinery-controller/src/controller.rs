@@ -42,8 +42,7 @@ use crate::ledger_writer::{ledger_rel, open_ledger};
 use crate::node_engines;
 use crate::node_pass::{NodePass, PassContext, evaluate_node};
 use crate::own_events::{Mark, events_of};
-use crate::ports::{Clock, Reporter};
-use crate::revision_follow::resolve_tip;
+use crate::ports::{Clock, GitFollow, Reporter};
 use crate::revision_judge::worse;
 
 /// The state directory when `--state-dir` is not given: `refinery/` in the git directory (never
@@ -58,10 +57,6 @@ pub fn default_state_dir(repo: &Path) -> Result<PathBuf, ControllerError> {
 pub struct ControllerOptions {
     /// The repository (its work tree, or a bare repository).
     pub repo: PathBuf,
-    /// The revision to enforce when no `branch` is followed (`--rev`).
-    pub rev: String,
-    /// `--branch`: fetched from the repository's remote (if it has one) before each look.
-    pub branch: Option<String>,
     /// `--node`: only these nodes (empty: every node).
     pub nodes: Vec<String>,
     /// `--shard I/N`: only the nodes this shard owns.
@@ -82,6 +77,7 @@ pub struct ControllerOptions {
 /// loaded, the ledger opened (without `--ha`). The CLI starts its reporter with what it holds.
 pub struct Boot {
     options: ControllerOptions,
+    git: Box<dyn GitFollow>,
     state_dir: PathBuf,
     state: DaemonState,
     desired: Desired,
@@ -93,10 +89,13 @@ pub struct Boot {
 }
 
 impl Boot {
-    /// Reads the state, resolves what is followed and loads the revision to start with: the
-    /// branch's tip, unless the daemon rolled back from it; the last good revision when the tip
-    /// does not load.
-    pub fn load(options: ControllerOptions) -> Result<Boot, ControllerError> {
+    /// Reads the state, resolves what `git` follows and loads the revision to start with: the
+    /// tip, unless the daemon rolled back from it; the last good revision when the tip does not
+    /// load.
+    pub fn load(
+        options: ControllerOptions,
+        git: Box<dyn GitFollow>,
+    ) -> Result<Boot, ControllerError> {
         let state_dir = match &options.state_dir {
             Some(d) => d.clone(),
             None => default_state_dir(&options.repo)?,
@@ -107,11 +106,8 @@ impl Boot {
             None => state_dir,
         };
         let state = state_file::load(&state_file::path_in(&state_dir))?;
-        let follow = options
-            .branch
-            .clone()
-            .unwrap_or_else(|| options.rev.clone());
-        let tip = resolve_tip(&options.repo, &follow, options.branch.as_deref())?;
+        let follow = git.label().to_owned();
+        let tip = git.tip_blocking()?;
         let wanted = match &state.rolled_back {
             Some(rb) if rb.from == tip => rb.to.clone(),
             _ => tip.clone(),
@@ -137,6 +133,7 @@ impl Boot {
             .join(ledger_rel(&desired.manifest.ledger.path, options.shard));
         Ok(Boot {
             options,
+            git,
             state_dir,
             state,
             desired,
@@ -177,6 +174,8 @@ impl Boot {
 /// The reconcile loop and its state. Built from a [`Boot`] with the ports the caller fills.
 pub struct Controller {
     pub(crate) options: ControllerOptions,
+    /// What is followed in git; wake-ups and commit statuses (the GitOps loop).
+    pub(crate) git: Box<dyn GitFollow>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The branch or revision followed.
     pub(crate) follow: String,
@@ -246,6 +245,7 @@ impl Controller {
     ) -> Controller {
         let Boot {
             options,
+            git,
             state_dir,
             mut state,
             desired,
@@ -293,6 +293,7 @@ impl Controller {
         let next_full = clock.instant();
         Controller {
             options,
+            git,
             clock,
             follow,
             state_dir,
@@ -344,6 +345,7 @@ impl Controller {
     pub async fn run(mut self, shutdown: impl Future<Output = &'static str>) {
         let records = std::mem::take(&mut self.pending_start);
         self.append(records);
+        self.gitops_started();
         let rev = self.rev();
         tracing::info!(
             revision = %short(&rev),
@@ -369,6 +371,11 @@ impl Controller {
             tokio::select! {
                 reason = &mut shutdown => break reason,
                 () = leadership::changed(&mut self.ha) => due_pass = self.on_leadership(),
+                wake = self.git.woken() => {
+                    self.on_leadership();
+                    self.on_gitops_wake(wake).await;
+                    due_pass = true;
+                }
                 trigger = self.rx.recv() => {
                     let Some(first) = trigger else { break "event channel closed" };
                     let mut batch = vec![first];
@@ -411,6 +418,7 @@ impl Controller {
             h.resign().await;
         }
         self.reporter.shutdown().await;
+        self.git.shutdown().await;
     }
 }
 
@@ -768,6 +776,7 @@ impl Controller {
         }
         // The node's actions are on the disk before anything else happens to it.
         self.append(std::mem::take(&mut acc.records));
+        self.gitops_failed(rev, node, &failed);
         if let Some(h) = self.node_health(manifest, eval, observed, &failed, now) {
             // What was observed is what the actions just replaced.
             let h = match h {

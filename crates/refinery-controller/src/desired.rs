@@ -55,6 +55,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, ControllerError> {
     )?;
     let mut manifest = loaded.manifest;
     let mut warnings = loaded.warnings;
+    crate::registries::use_manifest(&manifest);
     // Age keys for SOPS-encrypted env files and mounted files, read fresh for every load.
     let keys = crate::age_keys::gather(repo, manifest.secrets.sops_age_key_file.as_deref(), &env);
     if !manifest.stacks.is_empty() || !manifest.env_files.is_empty() {

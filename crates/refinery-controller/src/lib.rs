@@ -17,6 +17,7 @@
 //! - `requests`: `resume`, `rollback`, `alert` and `apply` requests;
 //! - `apply_handover`: answering `refinery apply`, content copy collection, presence;
 //! - `leadership`: `--ha` (only the leader acts);
+//! - `gitops`: the calls into the `GitFollow` port (webhooks, commit statuses);
 //! - `kube`: the `kubernetes:` sources in a pass;
 //! - `inventory_schedule`: the scheduled audit and cleanup;
 //! - `interrupted_recreates`: recreates an earlier run left half-done.
@@ -29,6 +30,7 @@ pub mod desired;
 mod error;
 mod event_watch;
 mod flap_guard;
+mod gitops;
 mod interrupted_recreates;
 mod inventory_schedule;
 mod kube;
@@ -40,6 +42,7 @@ pub mod node_engines;
 pub mod node_pass;
 mod own_events;
 pub mod ports;
+pub mod registries;
 mod requests;
 mod revision_follow;
 mod revision_judge;

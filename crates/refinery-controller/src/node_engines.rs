@@ -92,10 +92,12 @@ pub fn engine_for(node: &NodeSpec) -> Result<DockerRuntime, RuntimeError> {
 /// TLS files are read and checked here, so a missing or mismatched one fails before anything is
 /// contacted; `tls` beside an endpoint other than `tcp://` is unused (validation warns).
 pub fn engine_in(node: &NodeSpec, repo: &Path) -> Result<DockerRuntime, RuntimeError> {
-    match &node.docker {
+    let rt = match &node.docker {
         Some(ep) => DockerRuntime::connect_with_tls(ep, tls_files(node, repo).as_ref()),
         None => DockerRuntime::from_env(),
-    }
+    }?;
+    // Every node pulls through its own engine with this process's registry credentials.
+    Ok(rt.with_registry_auth(crate::registries::auth()))
 }
 
 /// The id of the container this process runs in, if any (never acted on).

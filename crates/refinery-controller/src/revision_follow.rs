@@ -1,7 +1,6 @@
 //! Following the branch: a new commit is loaded and made the revision in force; one that does
 //! not load is reported and the last good revision stays enforced.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use refinery_core::daemon_state::{Pending, RolledBack};
@@ -11,43 +10,11 @@ use crate::controller::{Controller, alert, short};
 use crate::desired;
 use crate::error::ControllerError;
 
-/// The commit to enforce: with `branch`, the remote's branch after a fetch (or the local branch
-/// when the repository has no remote); without, `follow` as it resolves locally.
-pub(crate) fn resolve_tip(
-    repo: &Path,
-    follow: &str,
-    branch: Option<&str>,
-) -> Result<String, ControllerError> {
-    let git = refinery_git::GitSource::open(repo)?;
-    let rev = match branch {
-        Some(b) => {
-            if let Some(f) = git.fetch_upstream(b)?
-                && f.changed()
-            {
-                tracing::info!(remote = %f.remote, branch = %f.branch, "fetched a new commit");
-            }
-            git.tracking_ref(b)?
-        }
-        None => follow.to_owned(),
-    };
-    Ok(git.resolve(&rev)?.id)
-}
-
 impl Controller {
     /// Looks for a new commit on the branch (fetching it first when the repository has a
     /// remote); returns whether a pass is due.
     pub(crate) async fn poll_git(&mut self) -> bool {
-        let repo = self.options.repo.clone();
-        let follow = self.follow.clone();
-        let branch = self.options.branch.clone();
-        let resolved =
-            tokio::task::spawn_blocking(move || resolve_tip(&repo, &follow, branch.as_deref()))
-                .await
-                .map_err(|e| ControllerError::Io {
-                    action: "look for a new commit".into(),
-                    source: std::io::Error::other(e),
-                })
-                .and_then(|r| r);
+        let resolved = self.git.tip().await;
         let tip = match resolved {
             Ok(id) => {
                 self.branch_error = None;
@@ -166,10 +133,12 @@ impl Controller {
                 });
             }
         }
+        self.gitops_switched(&to, rolled_back.as_ref());
         self.state.rolled_back = rolled_back;
         self.state.revision = Some(to);
         self.append(records);
         self.sync_watchers();
+        self.gitops_observe();
         self.save_state();
         true
     }

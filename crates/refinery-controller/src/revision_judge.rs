@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use refinery_core::daemon_state::{RevisionHealth, RolledBack, revision_health};
 
 use crate::controller::{Controller, alert, short};
+use crate::ports::RevisionEvent;
 
 /// A container must run this long without a restart (or half the health deadline, if shorter)
 /// before its revision counts as healthy.
@@ -62,6 +63,9 @@ impl Controller {
         match &health {
             RevisionHealth::Healthy => {
                 tracing::info!(revision = %short(&pending.revision), "revision is healthy");
+                self.git.on_revision(&RevisionEvent::Healthy {
+                    revision: pending.revision.clone(),
+                });
                 self.state.last_healthy = Some(pending.revision);
                 self.state.pending = None;
                 false
@@ -100,6 +104,10 @@ impl Controller {
                             short(&pending.revision)
                         );
                         tracing::error!("{message}");
+                        self.git.on_revision(&RevisionEvent::GaveUp {
+                            revision: pending.revision.clone(),
+                            why: format!("not healthy within {deadline}s: {why}"),
+                        });
                         self.append(vec![alert("error", message).revision(&pending.revision)]);
                         self.state.pending = None;
                         false

@@ -14,7 +14,7 @@ use tokio::time::{Instant, advance};
 
 use crate::controller::PassAcc;
 use crate::own_events::events_of;
-use crate::ports::{Clock, NoReporter, TokioClock};
+use crate::ports::{Clock, NoReporter, PlainFollow, TokioClock};
 use crate::{Boot, Controller, ControllerOptions, Trigger};
 
 const START: &str = "2026-03-01T10:00:00Z";
@@ -41,14 +41,14 @@ fn rig(body: &str) -> Rig {
     let clock = TokioClock::starting_at(START.parse().expect("time"));
     let options = ControllerOptions {
         repo: repo.path().to_path_buf(),
-        rev: "HEAD".into(),
         state_dir: Some(state.path().to_path_buf()),
         max_concurrent_nodes: 4,
         poll_interval_ms: 100,
         event_backlog: 100,
         ..ControllerOptions::default()
     };
-    let boot = Boot::load(options)
+    let follow = PlainFollow::new(repo.path().to_path_buf(), "HEAD", None);
+    let boot = Boot::load(options, Box::new(follow))
         .expect("boot")
         .open_ledger(clock.now())
         .expect("ledger");

@@ -232,7 +232,8 @@ fn same_mode(want: &str, have: Option<&str>) -> bool {
 /// has a value for (`shm_size`, `ipc`, `cgroup`, `runtime`, `ulimits`, `sysctls`, swap) are
 /// compared where declared; a declared one the engine reads as its default matches when it is
 /// that default. Settings a kernel or engine may not apply (`mem_swappiness`, `blkio_config`,
-/// real-time CPU, `annotations`, `isolation`) are compared where both sides have them.
+/// real-time CPU, `annotations`, `isolation`, a healthcheck's `start_interval`) are compared
+/// where both sides have them.
 /// `platform` and `pull_policy` shape the pull, not the container: never compared.
 #[must_use]
 pub fn extra_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<FieldChange> {
@@ -508,6 +509,24 @@ pub fn extra_changes(spec: &ContainerSpec, o: &ObservedContainer) -> Vec<FieldCh
             "blkio_config.weight_device",
             show(&want.blkio.weight_device),
             show(&have.blkio.weight_device),
+        ));
+    }
+    // A bind's propagation: the engine reports every bind's, `rprivate` (its default) reading as
+    // unset.
+    if want.bind_propagation != have.bind_propagation {
+        out.push(change(
+            "volumes.propagation",
+            pairs(&want.bind_propagation),
+            pairs(&have.bind_propagation),
+        ));
+    }
+    if let (Some(d), Some(h)) = (want.health_start_interval_ms, have.health_start_interval_ms)
+        && d != h
+    {
+        out.push(change(
+            "healthcheck.start_interval",
+            format!("{d}ms"),
+            format!("{h}ms"),
         ));
     }
     if !have.annotations.is_empty() && want.annotations != have.annotations {

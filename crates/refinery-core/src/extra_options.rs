@@ -266,6 +266,13 @@ pub struct ExtraOptions {
     /// Sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_requests: Vec<DeviceRequest>,
+    /// A bind mount's propagation other than the engine's `rprivate`, by container path
+    /// (`/host` → `rslave`): `volumes: ["/:/host:ro,rslave"]` or `bind: {propagation: rslave}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bind_propagation: BTreeMap<String, String>,
+    /// `healthcheck.start_interval`, milliseconds (Docker API 1.44+; older engines drop it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_start_interval_ms: Option<u64>,
 }
 
 /// The empty settings, for reading through an absent [`ExtraOptions`].
@@ -321,6 +328,8 @@ pub static UNSET: ExtraOptions = ExtraOptions {
     annotations: BTreeMap::new(),
     volumes_from: Vec::new(),
     device_requests: Vec::new(),
+    bind_propagation: BTreeMap::new(),
+    health_start_interval_ms: None,
 };
 
 impl ExtraOptions {

@@ -5,11 +5,13 @@ pub mod action;
 pub mod content;
 pub mod dotenv;
 pub mod hex;
+pub mod image_ref;
 pub mod labels;
 pub mod observed;
 pub mod outcome;
 pub mod policy;
 pub mod port_fallback;
+pub mod registry_auth;
 pub mod resource_id;
 pub mod revision;
 pub mod runtime;
@@ -22,6 +24,7 @@ pub mod testing;
 
 pub use content::{ContentFile, ContentMount};
 pub use extra_options::{Blkio, Device, DeviceRequest, ExtraOptions, PullPolicy, Ulimit};
+pub use image_ref::ImageRef;
 pub use observed::{
     ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer, ObservedNetwork,
     ObservedVolume,

@@ -119,6 +119,7 @@ pub fn manifest(containers: Vec<ContainerSpec>) -> Manifest {
         ledger: LedgerConfig::default(),
         secrets: SecretsConfig::default(),
         env_files: Vec::new(),
+        registries: Vec::new(),
         allow_empty: false,
         ignore_differences: Vec::new(),
     }

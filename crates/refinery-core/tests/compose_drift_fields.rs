@@ -88,6 +88,8 @@ fn declared() -> ContainerSpec {
             capabilities: vec!["gpu".into()],
             ..DeviceRequest::default()
         }],
+        bind_propagation: BTreeMap::from([("/host".into(), "rslave".into())]),
+        health_start_interval_ms: Some(2_000),
         ..ExtraOptions::default()
     }
     .boxed();
@@ -188,6 +190,11 @@ fn compose_key_changed_on_the_engine_is_config_drift_naming_it() {
         }),
         ("volumes_from", |x| x.volumes_from.clear()),
         ("device_requests", |x| x.device_requests.clear()),
+        // `rprivate`, the engine's default, reads as unset.
+        ("volumes.propagation", |x| x.bind_propagation.clear()),
+        ("healthcheck.start_interval", |x| {
+            x.health_start_interval_ms = Some(5_000);
+        }),
     ];
     let s = declared();
     for (field, edit) in cases {
@@ -235,6 +242,20 @@ fn compose_engine_defaults_read_as_unset_match_declared_defaults() {
         runtime: Some("runc".into()),
         shm_size: Some(64 << 20),
         isolation: Some("default".into()),
+        ..ExtraOptions::default()
+    }
+    .boxed();
+    let mut o = observed_from_spec(&s, &ImageDefaults::default());
+    o.options.extra = None;
+    assert_eq!(fields(&s, &o), Vec::<String>::new());
+}
+
+#[test]
+fn compose_start_interval_an_older_engine_drops_is_in_sync() {
+    // Docker 20.10 (API 1.41) takes the create with `StartInterval` and keeps none of it.
+    let mut s = spec("web");
+    s.options.extra = ExtraOptions {
+        health_start_interval_ms: Some(2_000),
         ..ExtraOptions::default()
     }
     .boxed();

@@ -23,7 +23,8 @@ use refinery_core::{ContainerSpec, Manifest, MountKind};
 
 /// Keys docker-compose 1.29 refuses that the Compose Specification has since added, as paths
 /// (`*` is any key): removed from its copy of the files.
-const NEWER_THAN_1_29: [&[&str]; 7] = [
+const NEWER_THAN_1_29: [&[&str]; 8] = [
+    &["services", "*", "healthcheck", "start_interval"],
     &["services", "*", "deploy", "resources", "limits", "pids"],
     &["name"],
     &["services", "*", "depends_on", "*", "restart"],
@@ -254,17 +255,41 @@ fn compare_service(
 
     // Volumes by target: kind, source (named volumes by their engine name) and read-only.
     let mut theirs_mounts = BTreeSet::new();
+    // A bind's propagation other than `rprivate`, by target.
+    let mut theirs_propagation = BTreeMap::new();
     if let Some(Value::Seq(items)) = svc.get("volumes").map(|v| &v.value) {
         for v in items {
             let (kind, source, target, ro) = match &v.value {
-                Value::Map(_) => (
-                    v.get("type").map(text).unwrap_or_default(),
-                    v.get("source").map(text).unwrap_or_default(),
-                    v.get("target").map(text).unwrap_or_default(),
-                    v.get("read_only").map(text).as_deref() == Some("true"),
-                ),
+                Value::Map(_) => {
+                    let target = v.get("target").map(text).unwrap_or_default();
+                    if let Some(p) = v.get("bind").and_then(|b| b.get("propagation")) {
+                        theirs_propagation.insert(target.clone(), text(p));
+                    }
+                    (
+                        v.get("type").map(text).unwrap_or_default(),
+                        v.get("source").map(text).unwrap_or_default(),
+                        target,
+                        v.get("read_only").map(text).as_deref() == Some("true"),
+                    )
+                }
                 _ => {
-                    let m = parse_volume(&text(v), Some(copy_dir))
+                    // docker-compose prints `SOURCE:TARGET:ro,rslave`; the propagation is kept
+                    // apart (not a mount option of `parse_volume`).
+                    let t = text(v);
+                    let mut parts: Vec<String> = t.split(':').map(str::to_owned).collect();
+                    if parts.len() == 3 {
+                        let (props, rest): (Vec<&str>, Vec<&str>) =
+                            parts[2].split(',').partition(|o| {
+                                o.ends_with("private")
+                                    || o.ends_with("shared")
+                                    || o.ends_with("slave")
+                            });
+                        if let Some(p) = props.last() {
+                            theirs_propagation.insert(parts[1].clone(), (*p).to_owned());
+                        }
+                        parts[2] = rest.join(",");
+                    }
+                    let m = parse_volume(parts.join(":").trim_end_matches(':'), Some(copy_dir))
                         .expect("docker-compose's volume parses");
                     let kind = match m.kind {
                         MountKind::Volume => "volume",
@@ -284,6 +309,12 @@ fn compare_service(
             theirs_mounts.insert(format!("{kind} {source}:{target} ro={ro}"));
         }
     }
+    theirs_propagation.retain(|_, p| p != "rprivate");
+    differ(
+        "volumes.propagation",
+        format!("{theirs_propagation:?}"),
+        format!("{:?}", spec.options.extra().bind_propagation),
+    );
     let ours_mounts: BTreeSet<String> = spec
         .mounts
         .iter()

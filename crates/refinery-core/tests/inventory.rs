@@ -478,13 +478,13 @@ fn inventory_manifest_bad_schedule_and_ages_are_errors_with_hints() {
         (
             "inventory:\n  schedule: {cron: \"61 2 * * *\", timezone: UTC}\n",
             "inventory.schedule.cron",
-            "failed to parse cron expression `61 2 * * *`",
+            "`61 2 * * *` is not a cron expression",
             "`0 2 * * *`",
         ),
         (
             "inventory:\n  schedule: {cron: \"0 2 * * *\", timezone: Mars/Olympus}\n",
             "inventory.schedule.timezone",
-            "failed to find time zone `Mars/Olympus`",
+            "`Mars/Olympus` is not a time zone",
             "`Asia/Singapore`",
         ),
         (

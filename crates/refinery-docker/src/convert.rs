@@ -155,6 +155,54 @@ pub(crate) fn pull_failure(err: BollardError, op: &Op<'_>) -> RuntimeError {
     }
 }
 
+/// A failed pull from a registry: as [`pull_failure`], and when the registry refused for want of
+/// credentials (or refused the ones sent, named by `sent`), the message says so and carries
+/// `hint:` lines naming `docker login HOST` and `registries:`.
+pub(crate) fn registry_pull_failure(
+    err: BollardError,
+    op: &Op<'_>,
+    image: &refinery_core::ImageRef,
+    sent: Option<&str>,
+) -> RuntimeError {
+    match pull_failure(err, op) {
+        RuntimeError::Other { action, message }
+            if refinery_core::registry_auth::is_auth_failure(&message) =>
+        {
+            let mut message = match sent {
+                Some(source) => format!(
+                    "{message} (registry `{}` refused the credentials from {source})",
+                    image.registry()
+                ),
+                None => format!(
+                    "{message} (no credentials for registry `{}` were found)",
+                    image.registry()
+                ),
+            };
+            for hint in refinery_core::registry_auth::auth_failure_hints(image.registry()) {
+                message.push_str("\nhint: ");
+                message.push_str(&hint);
+            }
+            RuntimeError::Other { action, message }
+        }
+        e => e,
+    }
+}
+
+/// Credentials in bollard's form, for the registry `server`.
+pub(crate) fn docker_credentials(
+    c: &refinery_core::registry_auth::RegistryCredential,
+    server: &str,
+) -> bollard::auth::DockerCredentials {
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    bollard::auth::DockerCredentials {
+        username: non_empty(&c.username),
+        password: non_empty(c.password.expose()),
+        serveraddress: Some(server.to_owned()),
+        identitytoken: c.identity_token.as_ref().map(|t| t.expose().to_owned()),
+        ..Default::default()
+    }
+}
+
 /// Whether a 404 from the engine is about a missing image (`No such image: x`).
 pub(crate) fn is_missing_image(err: &BollardError) -> bool {
     matches!(
@@ -386,6 +434,14 @@ pub(crate) fn rename_options(new_name: &str) -> RenameContainerOptions {
 
 /// Pulls exactly one tag (an empty tag would make the engine pull every tag of the repository).
 pub(crate) fn pull_options(image: &str) -> CreateImageOptions {
+    if let Ok(r) = refinery_core::ImageRef::parse(image) {
+        // `repo:tag@digest` pulls the digest.
+        return CreateImageOptions {
+            from_image: Some(r.name().to_owned()),
+            tag: Some(r.pull_tag().to_owned()),
+            ..Default::default()
+        };
+    }
     let (repo, tag) = split_reference(&normalize_image_ref(image));
     CreateImageOptions {
         from_image: Some(repo),
@@ -497,7 +553,12 @@ pub(crate) fn observed_container(
         .filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"));
 
     let mounts = mounts_from_inspect(c.mounts.as_deref().unwrap_or_default(), &host);
-    let options = runtime_options(&config, &host, c.network_settings.and_then(|n| n.networks));
+    let mut options = runtime_options(&config, &host, c.network_settings.and_then(|n| n.networks));
+    observed_mount_extras(
+        &mut options,
+        c.mounts.as_deref().unwrap_or_default(),
+        config.healthcheck.as_ref(),
+    );
 
     ObservedContainer {
         id: c.id.unwrap_or_default(),
@@ -752,6 +813,37 @@ fn mounts_from_inspect(points: &[MountPoint], host: &HostConfig) -> Vec<Mount> {
     out
 }
 
+/// What inspect shows of the settings kept beside the mounts and the healthcheck: a bind's
+/// propagation other than the engine's `rprivate`, and a healthcheck's `start_interval` (which
+/// engines before API 1.44 drop).
+fn observed_mount_extras(
+    options: &mut RuntimeOptions,
+    points: &[MountPoint],
+    hc: Option<&HealthConfig>,
+) {
+    let propagation: BTreeMap<String, String> = points
+        .iter()
+        .filter(|p| p.typ.as_deref() == Some("bind"))
+        .filter_map(|p| {
+            let mode = p
+                .propagation
+                .clone()
+                .filter(|m| !m.is_empty() && m != "rprivate")?;
+            Some((p.destination.clone()?, mode))
+        })
+        .collect();
+    let start_interval = hc
+        .and_then(|h| h.start_interval)
+        .filter(|ns| *ns > 0)
+        .map(|ns| ns_to_ms(Some(ns)));
+    if propagation.is_empty() && start_interval.is_none() {
+        return;
+    }
+    let extra = options.extra.get_or_insert_with(Default::default);
+    extra.bind_propagation = propagation;
+    extra.health_start_interval_ms = start_interval;
+}
+
 fn restart_policy(host: &HostConfig) -> RestartPolicy {
     let Some(policy) = &host.restart_policy else {
         return RestartPolicy::No;
@@ -817,10 +909,13 @@ fn port_key(p: &PortBinding) -> String {
     format!("{}/{}", p.container_port, p.protocol)
 }
 
-fn mount_bind(m: &Mount) -> String {
+fn mount_bind(m: &Mount, propagation: Option<&String>) -> String {
     let mut s = format!("{}:{}", m.source, m.target);
-    if m.read_only {
-        s.push_str(":ro");
+    match (m.read_only, propagation) {
+        (true, Some(p)) if m.kind == MountKind::Bind => s.push_str(&format!(":ro,{p}")),
+        (false, Some(p)) if m.kind == MountKind::Bind => s.push_str(&format!(":{p}")),
+        (true, _) => s.push_str(":ro"),
+        (false, _) => {}
     }
     s
 }
@@ -858,7 +953,9 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
     let mut anonymous_ro = Vec::new();
     for m in &spec.mounts {
         match m.kind {
-            MountKind::Volume | MountKind::Bind => binds.push(mount_bind(m)),
+            MountKind::Volume | MountKind::Bind => {
+                binds.push(mount_bind(m, x.bind_propagation.get(&m.target)));
+            }
             MountKind::Anonymous if m.read_only => anonymous_ro.push(bollard::models::Mount {
                 target: Some(m.target.clone()),
                 typ: Some(MountType::VOLUME),
@@ -911,7 +1008,10 @@ pub(crate) fn create_body(req: &CreateRequest) -> ContainerCreateBody {
         ),
         exposed_ports: non_empty(exposed),
         volumes: non_empty(anonymous),
-        healthcheck: spec.healthcheck.as_ref().map(healthcheck_to),
+        healthcheck: spec.healthcheck.as_ref().map(|hc| HealthConfig {
+            start_interval: x.health_start_interval_ms.and_then(ms_to_ns),
+            ..healthcheck_to(hc)
+        }),
         host_config: Some(HostConfig {
             binds: non_empty(binds),
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
@@ -1356,6 +1456,9 @@ fn observed_extra(
         annotations: map(&host.annotations),
         volumes_from: host.volumes_from.clone().unwrap_or_default(),
         device_requests,
+        // From the mounts and the healthcheck: see `observed_mount_extras`.
+        bind_propagation: BTreeMap::new(),
+        health_start_interval_ms: None,
     }
 }
 

@@ -17,6 +17,7 @@ use refinery_core::{
 use tokio::sync::OnceCell;
 
 use crate::convert::{self, Op, container_what, image_what};
+use crate::registry_auth::RegistryAuth;
 use crate::ssh::{SshConnector, SshTarget};
 use crate::tls::TlsFiles;
 
@@ -51,6 +52,8 @@ pub struct DockerRuntime {
     /// Shared by clones, so a clone made before the first call still connects once.
     client: Arc<OnceCell<Docker>>,
     cache: Arc<ObserveCache>,
+    /// Credentials sent with pulls (the docker CLI's config of this user by default).
+    auth: RegistryAuth,
 }
 
 /// Inspections kept between `observe` calls while an event stream follows the engine: a
@@ -242,6 +245,7 @@ impl DockerRuntime {
             target,
             client: Arc::default(),
             cache: Arc::default(),
+            auth: RegistryAuth::new(RegistryAuth::config_dir_from_env()),
         })
     }
 
@@ -292,6 +296,13 @@ impl DockerRuntime {
             return DockerRuntime::connect_with_tls(&host, Some(&TlsFiles::in_dir(&dir)));
         }
         DockerRuntime::connect(&host)
+    }
+
+    /// Pulls send credentials from `auth` (shared with its other clones).
+    #[must_use]
+    pub fn with_registry_auth(mut self, auth: RegistryAuth) -> DockerRuntime {
+        self.auth = auth;
+        self
     }
 
     /// For an `ssh://` endpoint: run `program` instead of `ssh` (a wrapper adding options, say).
@@ -795,9 +806,30 @@ impl ContainerRuntime for DockerRuntime {
     ) -> RuntimeResult<()> {
         let docker = self.docker().await?;
         let op = self.op("pull", image_what(image));
-        let mut items = docker.create_image(Some(convert::pull_options(image)), None, None);
+        let parsed = refinery_core::ImageRef::parse(image).ok();
+        let found = match &parsed {
+            Some(r) => self
+                .auth
+                .credentials_for(r)
+                .await
+                .map_err(|m| convert::other(&op, m))?,
+            None => None,
+        };
+        let credentials = match (&parsed, &found) {
+            (Some(r), Some(f)) => Some(convert::docker_credentials(&f.credential, r.auth_server())),
+            _ => None,
+        };
+        let mut items = docker.create_image(Some(convert::pull_options(image)), None, credentials);
         while let Some(item) = items.next().await {
-            let info = item.map_err(|e| convert::pull_failure(e, &op))?;
+            let info = item.map_err(|e| match &parsed {
+                Some(r) => convert::registry_pull_failure(
+                    e,
+                    &op,
+                    r,
+                    found.as_ref().map(|f| f.source.as_str()),
+                ),
+                None => convert::pull_failure(e, &op),
+            })?;
             progress(convert::pull_progress(&info));
         }
         Ok(())

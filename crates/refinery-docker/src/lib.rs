@@ -5,6 +5,7 @@ pub mod content_files;
 mod convert;
 mod docker_runtime;
 mod faults;
+mod registry_auth;
 mod ssh;
 mod tls;
 
@@ -15,5 +16,6 @@ pub mod testsupport;
 pub mod fuzzing;
 
 pub use docker_runtime::{DEFAULT_ENDPOINT, DockerRuntime};
+pub use registry_auth::RegistryAuth;
 pub use ssh::SshTarget;
 pub use tls::TlsFiles;

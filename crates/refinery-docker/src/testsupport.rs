@@ -5,7 +5,10 @@
 //! Tests run in parallel: everything here touches only what carries the run's label or name.
 
 pub mod engines;
+mod registry;
 mod sim_engine;
+
+pub use registry::TestRegistry;
 
 pub use sim_engine::{SIM_API_VERSION, SIM_ENGINE_VERSION, SimEngine};
 
@@ -301,6 +304,10 @@ pub fn minimal_spec(name: &str, image: &str) -> ContainerSpec {
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_suffix() -> String {
+    new_run_id()
+}
 
 fn new_run_id() -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -301,6 +301,7 @@ fn print_outcome(
         for id in unchanged {
             println!("{id} {}", styles.outcome(Outcome::Unchanged));
         }
+        let mut hint_lines: Vec<String> = Vec::new();
         for r in results {
             match (&r.message, r.outcome) {
                 (
@@ -312,10 +313,19 @@ fn print_outcome(
                     | Outcome::Recreated
                     | Outcome::RolledBack,
                 ) => {
-                    println!("{} {} ({m})", r.id, styles.outcome(r.outcome));
+                    // `hint:` lines of a message go to stderr, after the outcome lines.
+                    let (first, hints) = m.split_once("\nhint: ").unwrap_or((m, ""));
+                    println!("{} {} ({first})", r.id, styles.outcome(r.outcome));
+                    if !hints.is_empty() {
+                        hint_lines.push(format!("hint: {hints}"));
+                    }
                 }
                 _ => println!("{} {}", r.id, styles.outcome(r.outcome)),
             }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for h in hint_lines.iter().filter(|h| seen.insert(*h)) {
+            eprintln!("\n{h}");
         }
     }
 }

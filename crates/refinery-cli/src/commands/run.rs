@@ -12,13 +12,12 @@ use refinery_ha::{HaUrl, Leadership};
 use crate::args::{HaArgs, RunArgs};
 use crate::error::CliError;
 use crate::exit_code;
+use crate::gitops::GitopsHook;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
     let options = ControllerOptions {
         repo: settings.repo.clone(),
-        rev: settings.rev.clone(),
-        branch: args.branch.clone(),
         nodes: settings.nodes.clone(),
         shard: args.shard,
         max_concurrent_nodes: usize::from(args.max_concurrent_nodes),
@@ -28,7 +27,10 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         event_backlog: u64::from(args.event_backlog),
     };
     let clock = Arc::new(SystemClock);
-    let boot = Boot::load(options)?;
+    // What is followed, webhooks and sync requests, commit statuses (issue 25).
+    let mut gitops = GitopsHook::start(settings, args, args.shard)?;
+    let routes = gitops.take_routes();
+    let boot = Boot::load(options, Box::new(gitops))?;
     // With `--ha`, the ledger (and its writer lock) is opened on being elected.
     let ha = match &args.ha.ha {
         Some(url) => Some(start_ha(&url.for_shard(args.shard), &args.ha)?),
@@ -38,7 +40,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         Some(_) => boot,
         None => boot.open_ledger(jiff::Timestamp::now())?,
     };
-    let hub = crate::hub::Hub::start(args, &boot.desired().manifest, boot.state()).await?;
+    let hub = crate::hub::Hub::start(args, &boot.desired().manifest, boot.state(), routes).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| CliError::Io {
             action: "listen for SIGTERM".into(),

@@ -11,33 +11,13 @@ use refinery_forge::{
     CommitState, CommitStatus, ReporterOptions, StatusError, StatusReporter, StatusTarget,
 };
 
-/// What happened to a revision, as the daemon tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevisionEvent {
-    /// The daemon started enforcing `revision` (a new commit, or a rollback by hand to it).
-    Enforcing { revision: String },
-    /// `revision` was judged healthy.
-    Healthy { revision: String },
-    /// `from` was not healthy in time: the daemon went back to `to`.
-    RolledBack {
-        from: String,
-        to: String,
-        why: String,
-    },
-    /// `revision` was not healthy in time, and there was nothing to go back to.
-    GaveUp { revision: String, why: String },
-    /// An action for `revision` failed while it was being deployed.
-    ActionFailed {
-        revision: String,
-        resource: String,
-        why: String,
-    },
-}
+/// What happened to a revision, as the controller tells it.
+pub use refinery_controller::ports::RevisionEvent;
 
-impl RevisionEvent {
-    /// The commit it is about, and the status it puts there.
-    fn status(&self, nodes: &str) -> (&str, CommitState, String) {
-        match self {
+/// The commit an event is about, and the status it puts there.
+fn status_of<'e>(event: &'e RevisionEvent, nodes: &str) -> (&'e str, CommitState, String) {
+    {
+        match event {
             RevisionEvent::Enforcing { revision } => (
                 revision,
                 CommitState::Pending,
@@ -105,7 +85,12 @@ pub struct CommitStatuses {
     /// The configuration in use and its reporter; `None` without `commit_status:` (or without a
     /// token).
     current: Option<(CommitStatusConfig, Option<StatusReporter>)>,
+    /// The state last sent per commit: an action failing on every pass is one `failure`.
+    sent: Vec<(String, CommitState)>,
 }
+
+/// How many commits' last states are remembered.
+const REMEMBER: usize = 32;
 
 impl CommitStatuses {
     #[must_use]
@@ -122,6 +107,7 @@ impl CommitStatuses {
             options,
             env,
             current: None,
+            sent: Vec::new(),
         }
     }
 
@@ -171,11 +157,25 @@ impl CommitStatuses {
 
     /// Sends the status `event` puts on its commit (queued; never waits).
     pub fn on_revision(&mut self, event: &RevisionEvent) {
+        if !matches!(&self.current, Some((_, Some(_)))) {
+            return;
+        }
+        let (sha, state, description) = status_of(event, &self.nodes);
+        // A new deploy of a commit (`Enforcing`) always goes out; an outcome only once.
+        let last = self.sent.iter().find(|(s, _)| s == sha).map(|(_, st)| *st);
+        if last == Some(state) && state != CommitState::Pending {
+            return;
+        }
+        self.sent.retain(|(s, _)| s != sha);
+        self.sent.push((sha.to_owned(), state));
+        if self.sent.len() > REMEMBER {
+            self.sent.remove(0);
+        }
+        let status = CommitStatus::new(sha, state, &description, &self.context);
         let Some((_, Some(reporter))) = &self.current else {
             return;
         };
-        let (sha, state, description) = event.status(&self.nodes);
-        match CommitStatus::new(sha, state, &description, &self.context) {
+        match status {
             Ok(status) => {
                 let status = match &self.public_url {
                     Some(url) => status.with_target_url(url.clone()),
@@ -188,8 +188,8 @@ impl CommitStatuses {
     }
 
     /// Gives queued statuses up to `within` to go out.
-    pub async fn shutdown(self, within: Duration) {
-        if let Some((_, Some(reporter))) = self.current {
+    pub async fn shutdown(&mut self, within: Duration) {
+        if let Some((_, Some(reporter))) = self.current.take() {
             reporter.close(within).await;
         }
     }
@@ -240,7 +240,7 @@ mod tests {
             ),
         ];
         for (event, (sha, state, text)) in cases {
-            let (s, st, d) = event.status(n);
+            let (s, st, d) = status_of(&event, n);
             assert_eq!((s, st, d.as_str()), (sha, state, text));
         }
     }

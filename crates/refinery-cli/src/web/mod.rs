@@ -70,6 +70,7 @@ pub async fn serve(
     token: Option<String>,
     status: watch::Receiver<Arc<Status>>,
     metrics: Arc<Metrics>,
+    routes: Option<Router>,
 ) -> Result<Server, CliError> {
     if !addr.ip().is_loopback() && token.is_none() {
         return Err(CliError::ListenNeedsToken { addr });
@@ -83,7 +84,12 @@ pub async fn serve(
         metrics,
         token: token.map(Into::into),
     };
-    let app = router(state);
+    // The webhook and sync endpoints authenticate each request themselves (a signature, or the
+    // bearer token on loopback too), so they sit outside the token guard.
+    let app = match routes {
+        Some(extra) => router(state).merge(extra),
+        None => router(state),
+    };
     tracing::info!(addr = %bound, auth = if bound.ip().is_loopback() { "loopback" } else { "bearer token" }, "status page on http://{bound}/");
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -149,7 +155,7 @@ async fn auth(
 
 async fn page_handler(State(state): State<AppState>) -> Response {
     let status = state.status.borrow().clone();
-    match page::render(&status) {
+    match page::render(&status, state.token.is_some()) {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "failed to render the status page");

@@ -13,6 +13,8 @@ struct Page<'a> {
     revision: &'a str,
     nodes: usize,
     drifts: usize,
+    /// A bearer token is in use: the "Sync now" button (`POST /api/v1/sync`) is shown.
+    sync: bool,
 }
 
 /// JSON that cannot close the `<script>` element it sits in.
@@ -22,7 +24,8 @@ fn script_safe(json: &str) -> String {
         .replace('&', "\\u0026")
 }
 
-pub fn render(status: &Status) -> Result<String, askama::Error> {
+/// The page; `sync`: a bearer token is in use, so `POST /api/v1/sync` can be offered.
+pub fn render(status: &Status, sync: bool) -> Result<String, askama::Error> {
     let json = serde_json::to_string(status).unwrap_or_else(|_| "{}".into());
     let initial = script_safe(&json);
     let revision: String = status
@@ -38,6 +41,7 @@ pub fn render(status: &Status) -> Result<String, askama::Error> {
         revision: &revision,
         nodes: status.nodes.len(),
         drifts: status.nodes.iter().map(|n| n.drifts).sum(),
+        sync,
     }
     .render()
 }
@@ -50,8 +54,10 @@ mod tests {
     fn render_embeds_the_status_without_closing_the_script() {
         let mut s = Status::default();
         s.revision.message = Some("</script><b>x</b>".into());
-        let html = render(&s).expect("render");
+        let html = render(&s, false).expect("render");
         assert!(html.contains("id=\"initial\""));
+        assert!(!html.contains("Sync now"), "no token, no sync button");
+        assert!(render(&s, true).expect("render").contains("Sync now"));
         assert!(!html.contains("</script><b>"));
         assert!(html.contains("\\u003c/script\\u003e"));
     }

@@ -9,6 +9,7 @@ mod chromium;
 mod harness;
 mod receiver;
 
+mod alert_channels;
 mod chaos;
 mod content;
 mod ha;

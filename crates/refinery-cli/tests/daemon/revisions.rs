@@ -150,7 +150,11 @@ async fn daemon_following_a_branch_deploys_what_is_pushed_to_the_remote() {
     );
     remote.commit("first");
     let clone = refinery_git::TestRepo::clone_of(&remote);
-    let mut d = Daemon::start_in(clone.path(), &["--branch", "main"]);
+    // Fetched every second here; by default every minute, or at once on a webhook.
+    let mut d = Daemon::start_in(
+        clone.path(),
+        &["--branch", "main", "--fetch-interval", "1s"],
+    );
     eventually("web running", &mut d, || async {
         env.container("web")
             .await

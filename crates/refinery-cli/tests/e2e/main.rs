@@ -17,5 +17,6 @@ mod kubernetes;
 mod lifecycle;
 mod output;
 mod port_fallback;
+mod registry;
 mod secrets;
 mod unauthorized;

@@ -3,9 +3,12 @@
 //!
 //! - [`Clock`]: the time of decisions and the instants of timers.
 //! - [`Reporter`]: alert channels, metrics and the status page.
+//! - [`GitFollow`]: what is followed in git, wake-ups, revision events (commit statuses).
 
 mod clock;
+mod git_follow;
 mod reporter;
 
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use git_follow::{GitFollow, PlainFollow, PortFuture, RevisionEvent, Wake};
 pub use reporter::{NoReporter, Reporter};

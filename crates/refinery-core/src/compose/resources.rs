@@ -537,7 +537,10 @@ fn read_deploy_resources(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Se
         let lp = format!("{path}.limits");
         if let Some(mut l) = r.map(n, &lp) {
             if let Some(v) = l.get("memory") {
-                s.memory_bytes = read_bytes(r, v, &format!("{lp}.memory"));
+                let mp = format!("{lp}.memory");
+                s.memory_bytes = read_bytes(r, v, &mp).inspect(|b| {
+                    let _ = r.check(v.loc, &mp, crate::manifest::grammar::memory_limit(*b));
+                });
             }
             if let Some(v) = l.get("cpus") {
                 s.nano_cpus = read_cpus(r, v, &format!("{lp}.cpus"));

@@ -210,6 +210,10 @@ fn append<T: PartialEq>(a: &mut Vec<T>, b: Vec<T>) {
 impl Service {
     /// Overlays a later file's declaration (see the module documentation).
     pub fn merge(&mut self, o: Service) {
+        // A later healthcheck replaces the whole one, its `start_interval` included.
+        if o.healthcheck.is_some() {
+            self.extra.health_start_interval_ms = o.extra.health_start_interval_ms;
+        }
         over(&mut self.image, o.image);
         over(&mut self.build, o.build);
         over(&mut self.container_name, o.container_name);
@@ -218,6 +222,8 @@ impl Service {
         self.env.extend(o.env);
         append(&mut self.ports, o.ports);
         for m in o.mounts {
+            // A mount redeclared at the same path keeps only the later declaration's propagation.
+            self.extra.bind_propagation.remove(&m.target);
             self.mounts.retain(|x| x.target != m.target);
             self.content.retain(|x| x.target != m.target);
             self.mounts.push(m);
@@ -342,6 +348,8 @@ fn merge_extra(a: &mut ExtraOptions, b: ExtraOptions) {
     over(&mut a.isolation, b.isolation);
     a.annotations.extend(b.annotations);
     append(&mut a.volumes_from, b.volumes_from);
+    a.bind_propagation.extend(b.bind_propagation);
+    over(&mut a.health_start_interval_ms, b.health_start_interval_ms);
     if !b.device_requests.is_empty() {
         a.device_requests = b.device_requests;
     }

@@ -238,6 +238,7 @@ pub(super) fn read_volumes(
     };
     for (i, item) in items.iter().enumerate() {
         let field = format!("{path}[{i}]");
+        let mut propagation: Option<String> = None;
         let spec = match &item.value {
             Value::Map(entries) => {
                 if r.map(item, &field).is_none() {
@@ -254,7 +255,7 @@ pub(super) fn read_volumes(
                         "target" => target = r.string(v, &f),
                         "read_only" => ro = r.bool(v, &f).unwrap_or(false),
                         "consistency" => {}
-                        "bind" => read_bind_options(r, v, &f),
+                        "bind" => propagation = read_bind_options(r, v, &f),
                         "volume" => read_volume_options(r, v, &f),
                         "tmpfs" => tmpfs_opts = read_tmpfs_options(r, v, &f),
                         other => r.error(
@@ -303,12 +304,29 @@ pub(super) fn read_volumes(
                 out
             }
             _ => match r.string(item, &field) {
-                Some(x) => x,
+                Some(x) => {
+                    let (spec, p) = split_propagation(&x);
+                    propagation = p;
+                    spec
+                }
                 None => continue,
             },
         };
         match parse_volume(&spec, Some(ctx.abs_dir)) {
             Ok(m) => {
+                s.extra.bind_propagation.remove(&m.target);
+                match propagation.filter(|p| p != "rprivate") {
+                    Some(p) if m.kind == MountKind::Bind => {
+                        s.extra.bind_propagation.insert(m.target.clone(), p);
+                    }
+                    Some(p) => r.error_hint(
+                        item.loc,
+                        &field,
+                        format!("propagation `{p}` applies to bind mounts only"),
+                        "leave it out, or mount a host path",
+                    ),
+                    None => {}
+                }
                 if m.kind == MountKind::Volume {
                     s.named_volumes.push((m.source.clone(), item.loc));
                 }
@@ -692,26 +710,57 @@ fn finish_with_extensions(m: MapView<'_>, r: &mut Reader<'_>) {
     m.with_extensions().finish(r);
 }
 
-/// `bind:` of a long-form volume: `create_host_path` and `selinux` change nothing for a source
-/// in the repository; `propagation` other than the default is refused.
-fn read_bind_options(r: &mut Reader<'_>, node: &Node, path: &str) {
-    let Some(mut m) = r.map(node, path) else {
-        return;
+/// Bind propagation modes; `rprivate` is the engine's default.
+const PROPAGATION: [&str; 6] = [
+    "rprivate", "private", "rshared", "shared", "rslave", "slave",
+];
+
+/// Splits the propagation option off a short-form volume (`/:/host:ro,rslave` → `/:/host:ro` and
+/// `rslave`), which [`parse_volume`] does not read.
+fn split_propagation(spec: &str) -> (String, Option<String>) {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [source, target, mode] = parts.as_slice() else {
+        return (spec.to_owned(), None);
     };
-    if let Some(n) = m.get("propagation")
-        && let Some(p) = r.string(n, &format!("{path}.propagation"))
-        && p != "rprivate"
-    {
-        r.error_hint(
-            n.loc,
-            &format!("{path}.propagation"),
-            format!("bind propagation `{p}` is not supported by Refinery"),
-            "leave it out: binds are `rprivate`",
-        );
+    let (props, rest): (Vec<&str>, Vec<&str>) = mode
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .partition(|o| PROPAGATION.contains(o));
+    let Some(p) = props.last() else {
+        return (spec.to_owned(), None);
+    };
+    let mut out = format!("{source}:{target}");
+    if !rest.is_empty() {
+        out.push(':');
+        out.push_str(&rest.join(","));
+    }
+    (out, Some((*p).to_owned()))
+}
+
+/// `bind:` of a long-form volume: its `propagation`; `create_host_path` and `selinux` change
+/// nothing for a source in the repository.
+fn read_bind_options(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<String> {
+    let mut m = r.map(node, path)?;
+    let mut propagation = None;
+    if let Some(n) = m.get("propagation") {
+        let f = format!("{path}.propagation");
+        if let Some(p) = r.string(n, &f) {
+            if PROPAGATION.contains(&p.as_str()) {
+                propagation = Some(p);
+            } else {
+                r.error_hint(
+                    n.loc,
+                    &f,
+                    format!("`{p}` is not a bind propagation"),
+                    format!("write one of {}", PROPAGATION.join(", ")),
+                );
+            }
+        }
     }
     let _ = m.get("create_host_path");
     let _ = m.get("selinux");
     finish_with_extensions(m, r);
+    propagation
 }
 
 /// `volume:` of a long-form volume: `nocopy` is accepted as in the short form; `subpath` is

@@ -1,6 +1,7 @@
 //! The `services:` section of one compose file: each service's keys, one reader per key (the
 //! readers of the bigger keys live in `service_fields` and `resources`).
 
+use crate::manifest::grammar;
 use std::collections::BTreeMap;
 
 use crate::content::ContentMount;
@@ -218,8 +219,12 @@ fn read_service_keys(
         }
         let x = &mut s.extra;
         match key {
-            "image" => s.image = r.string(v, &p),
-            "container_name" => s.container_name = text(r, v, &p),
+            "image" => s.image = r.string_checked(v, &p, grammar::image_reference),
+            "container_name" => {
+                s.container_name = text(r, v, &p).inspect(|n| {
+                    let _ = r.check(v.loc, &p, grammar::object_name("container", n));
+                });
+            }
             "command" => s.command = read_words(r, v, &p),
             "entrypoint" => s.entrypoint = read_words(r, v, &p),
             "environment" => read_environment(r, v, &p, &mut s.env),
@@ -242,7 +247,11 @@ fn read_service_keys(
                 }
             }
             "depends_on" => s.depends_on = read_depends_on(r, ctx, v, &p),
-            "healthcheck" => s.healthcheck = read_healthcheck(r, v, &p),
+            "healthcheck" => {
+                let (hc, start_interval) = read_compose_healthcheck(r, v, &p);
+                s.healthcheck = hc;
+                x.health_start_interval_ms = start_interval;
+            }
             "restart" => {
                 if let Some(t) = r.string(v, &p) {
                     match t.parse::<RestartPolicy>() {
@@ -282,7 +291,11 @@ fn read_service_keys(
             "read_only" => s.read_only = r.bool(v, &p),
             "user" => s.user = text(r, v, &p),
             "working_dir" => s.working_dir = text(r, v, &p),
-            "mem_limit" => s.memory_bytes = read_bytes(r, v, &p),
+            "mem_limit" => {
+                s.memory_bytes = read_bytes(r, v, &p).inspect(|b| {
+                    let _ = r.check(v.loc, &p, grammar::memory_limit(*b));
+                });
+            }
             "mem_reservation" => x.mem_reservation = read_bytes(r, v, &p),
             "memswap_limit" => x.memswap_limit = read_bytes(r, v, &p),
             "mem_swappiness" => x.mem_swappiness = read_i64(r, v, &p, 0..=100),
@@ -429,6 +442,35 @@ fn read_service_keys(
         s.labels.entry(k).or_insert(v);
     }
     Some(s)
+}
+
+/// A service's `healthcheck`: `start_interval` (Compose Specification, Docker API 1.44) is read
+/// here, the rest as `refinery.yaml` reads a healthcheck. Unset for a disabled healthcheck.
+fn read_compose_healthcheck(
+    r: &mut Reader<'_>,
+    v: &Node,
+    p: &str,
+) -> (Option<crate::spec::Healthcheck>, Option<u64>) {
+    let mut node = v.clone();
+    let mut start_interval = None;
+    if let Value::Map(entries) = &mut node.value
+        && let Some(i) = entries
+            .iter()
+            .position(|(k, _)| k.scalar() == Some("start_interval"))
+    {
+        let (_, n) = entries.remove(i);
+        start_interval = r
+            .duration_ms(&n, &format!("{p}.start_interval"))
+            .filter(|ms| *ms > 0);
+    }
+    let hc = read_healthcheck(r, &node, p);
+    if hc
+        .as_ref()
+        .is_none_or(|h| h.test.first().map(String::as_str) == Some("NONE"))
+    {
+        start_interval = None;
+    }
+    (hc, start_interval)
 }
 
 /// A scalar that is unset when empty, as docker compose reads `hostname: ${HOST:-}`.

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::env_files::{self, EnvFileRef};
 use super::fields::{list_of, read_action, read_healthcheck, read_ignore_list, read_name};
+use super::grammar;
 use super::nodes::{NodeNames, read_node_refs};
 use super::reader::{MapView, Reader};
 use super::specs::{parse_port, parse_volume};
@@ -52,18 +53,11 @@ pub(super) fn read_containers(
             }
         });
         let image = match m.get("image") {
-            Some(n) => r.string(n, &format!("{path}.image")).filter(|s| {
-                if s.trim().is_empty() || s.contains(char::is_whitespace) {
-                    r.error(
-                        n.loc,
-                        &format!("{path}.image"),
-                        format!("`{s}` is not an image reference"),
-                    );
-                    false
-                } else {
-                    true
-                }
-            }),
+            Some(n) => {
+                let p = format!("{path}.image");
+                r.string(n, &p)
+                    .and_then(|s| r.check(n.loc, &p, grammar::image_reference(&s)).map(|()| s))
+            }
             None => {
                 r.error(
                     item.loc,
@@ -159,12 +153,15 @@ pub(super) fn read_containers(
         if let Some((n, key)) = env_node {
             let p = format!("{path}.{key}");
             for e in r.key_values_at(n, &p).unwrap_or_default() {
-                if e.key.is_empty() || e.key.contains(|c: char| c.is_whitespace() || c == '=') {
-                    r.error(
+                if r.check(e.loc, &e.field, grammar::env_name(&e.key))
+                    .is_none()
+                    || r.check(
                         e.loc,
                         &e.field,
-                        format!("`{}` is not an environment variable name", e.key),
-                    );
+                        grammar::no_nul(&format!("`{}`", e.field), &e.value),
+                    )
+                    .is_none()
+                {
                     continue;
                 }
                 env.insert(e.key.clone(), Secret::for_name(&e.key, e.value));
@@ -205,12 +202,21 @@ pub(super) fn read_containers(
             }
         }
         mounts.sort();
-        let command = m
-            .get("command")
-            .and_then(|n| r.command(n, &format!("{path}.command")));
-        let entrypoint = m
-            .get("entrypoint")
-            .and_then(|n| r.command(n, &format!("{path}.entrypoint")));
+        let mut argv = |key: &str| {
+            let n = m.get(if key == "command" {
+                "command"
+            } else {
+                "entrypoint"
+            })?;
+            let p = format!("{path}.{key}");
+            let words = r.command(n, &p)?;
+            for w in &words {
+                r.check(n.loc, &p, grammar::no_nul(&format!("`{p}`"), w))?;
+            }
+            Some(words)
+        };
+        let command = argv("command");
+        let entrypoint = argv("entrypoint");
         let mut labels = BTreeMap::new();
         if let Some(n) = m.get("labels") {
             for e in r
@@ -227,8 +233,16 @@ pub(super) fn read_containers(
                             crate::labels::PREFIX
                         ),
                     );
-                } else if e.key.is_empty() {
-                    r.error(e.loc, &e.field, "a label needs a name");
+                } else if r
+                    .check(e.loc, &e.field, grammar::label_key(&e.key))
+                    .is_none()
+                    || r.check(
+                        e.loc,
+                        &e.field,
+                        grammar::no_nul(&format!("`{}`", e.field), &e.value),
+                    )
+                    .is_none()
+                {
                 } else {
                     labels.insert(e.key, e.value);
                 }
@@ -346,8 +360,19 @@ fn read_capabilities(
     path: &str,
     key: &'static str,
 ) -> Vec<String> {
-    m.get(key)
-        .and_then(|n| r.strings(n, &format!("{path}.{key}")))
-        .map(|v| crate::spec::capabilities(&v))
-        .unwrap_or_default()
+    let Some(n) = m.get(key) else {
+        return Vec::new();
+    };
+    let items = r
+        .strings_at(n, &format!("{path}.{key}"))
+        .unwrap_or_default();
+    let mut names = Vec::new();
+    for item in items {
+        if r.check(item.loc, &item.field, grammar::capability(&item.value))
+            .is_some()
+        {
+            names.push(item.value);
+        }
+    }
+    crate::spec::capabilities(&names)
 }

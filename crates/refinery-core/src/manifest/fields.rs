@@ -10,10 +10,7 @@ use crate::suggestion::suggest;
 use crate::yaml::{self, Loc, Node};
 
 pub(super) fn name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+    super::grammar::object_name("", s).is_ok()
 }
 
 pub(super) fn read_name(
@@ -25,17 +22,8 @@ pub(super) fn read_name(
     match m.get("name") {
         Some(n) => {
             let s = r.string(n, &path)?;
-            if name_ok(&s) {
-                Some((s, n.loc))
-            } else {
-                r.error_hint(
-                    n.loc,
-                    &path,
-                    format!("`{s}` is not a valid {what} name"),
-                    "use letters, digits, `_`, `.` and `-`, starting with a letter or digit",
-                );
-                None
-            }
+            r.check(n.loc, &path, super::grammar::object_name(what, &s))?;
+            Some((s, n.loc))
         }
         None => {
             r.error(m.node.loc, &path, format!("every {what} needs a `name`"));

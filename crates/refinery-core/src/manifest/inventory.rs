@@ -84,26 +84,34 @@ pub(super) fn read_inventory(r: &mut Reader<'_>, node: &Node) -> Inventory {
         && let Some(mut s) = r.map(n, "inventory.schedule")
     {
         let cron = match s.get("cron") {
-            Some(v) => r.string(v, "inventory.schedule.cron").filter(|c| {
-                let fields = c.split_whitespace().count();
-                if (5..=7).contains(&fields) {
-                    true
-                } else {
-                    r.error_hint(v.loc, "inventory.schedule.cron", format!("`{c}` is not a cron expression"), "write five fields: minute hour day-of-month month day-of-week, like `0 2 * * *`");
-                    false
-                }
+            Some(v) => r.string(v, "inventory.schedule.cron").and_then(|c| {
+                r.check(v.loc, "inventory.schedule.cron", super::grammar::cron(&c))
+                    .map(|()| c)
             }),
             None => {
-                r.error(n.loc, "inventory.schedule.cron", "a schedule needs a `cron` expression");
+                r.error(
+                    n.loc,
+                    "inventory.schedule.cron",
+                    "a schedule needs a `cron` expression",
+                );
                 None
             }
         };
-        let timezone = s
-            .get("timezone")
-            .and_then(|v| r.string(v, "inventory.schedule.timezone"))
-            .unwrap_or_else(|| "UTC".into());
+        let timezone = match s.get("timezone") {
+            Some(v) => r.string(v, "inventory.schedule.timezone").and_then(|tz| {
+                r.check(
+                    v.loc,
+                    "inventory.schedule.timezone",
+                    super::grammar::timezone(&tz),
+                )
+                .map(|()| tz)
+            }),
+            None => Some("UTC".into()),
+        };
         s.finish(r);
-        inv.schedule = cron.map(|cron| Schedule { cron, timezone });
+        inv.schedule = cron
+            .zip(timezone)
+            .map(|(cron, timezone)| Schedule { cron, timezone });
         if let Some(sched) = &inv.schedule
             && let Err(e) = crate::schedule::check_schedule(sched)
         {

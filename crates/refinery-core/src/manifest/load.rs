@@ -13,6 +13,7 @@ use super::ledger::read_ledger;
 use super::maintenance_windows::read_windows;
 use super::nodes::{NodeNames, has_items, implicit_node, read_nodes};
 use super::reader::Reader;
+use super::registries::read_registries;
 use super::secrets::read_secrets;
 use super::stacks::read_stacks;
 use super::{Issue, Manifest, ManifestError};
@@ -162,6 +163,10 @@ fn read_manifest(
         .get("secrets")
         .map(|n| read_secrets(r, n))
         .unwrap_or_default();
+    let registries = top
+        .get("registries")
+        .map(|n| read_registries(r, n))
+        .unwrap_or_default();
     let allow_empty = top
         .get("allow_empty")
         .and_then(|n| r.bool(n, "allow_empty"))
@@ -191,6 +196,7 @@ fn read_manifest(
         commit_status,
         ledger,
         secrets,
+        registries,
         allow_empty,
         ignore_differences,
         env_files,

@@ -122,10 +122,18 @@ pub(super) fn read_windows(r: &mut Reader<'_>, node: &Node) -> Vec<MaintenanceWi
                 None
             }
         };
-        let timezone = m
-            .get("timezone")
-            .and_then(|n| r.string(n, &format!("{path}.timezone")))
-            .unwrap_or_else(|| "UTC".into());
+        // Checked here: a window in an unknown zone would never match, so remediation would run
+        // during the hours it was meant to protect.
+        let timezone = match m.get("timezone") {
+            Some(n) => {
+                let p = format!("{path}.timezone");
+                r.string(n, &p).and_then(|tz| {
+                    r.check(n.loc, &p, super::grammar::timezone(&tz))
+                        .map(|()| tz)
+                })
+            }
+            None => Some("UTC".into()),
+        };
         let disable_auto_rollback = m
             .get("disable_auto_rollback")
             .and_then(|n| r.bool(n, &format!("{path}.disable_auto_rollback")))
@@ -135,7 +143,9 @@ pub(super) fn read_windows(r: &mut Reader<'_>, node: &Node) -> Vec<MaintenanceWi
             .and_then(|n| r.bool(n, &format!("{path}.allow_drift")))
             .unwrap_or(false);
         m.finish(r);
-        if let (Some(day), Some(start_minute), Some(end_minute)) = (day, start, end) {
+        if let (Some(day), Some(start_minute), Some(end_minute), Some(timezone)) =
+            (day, start, end, timezone)
+        {
             out.push(MaintenanceWindow {
                 name,
                 day,

@@ -12,6 +12,7 @@ mod drift_rules;
 mod env_files;
 mod error;
 pub(crate) mod fields;
+pub mod grammar;
 mod inventory;
 mod kubernetes;
 mod ledger;
@@ -19,6 +20,7 @@ mod load;
 mod maintenance_windows;
 mod nodes;
 pub mod reader;
+mod registries;
 mod secrets;
 pub mod specs;
 mod stacks;
@@ -41,6 +43,7 @@ pub use ledger::LedgerConfig;
 pub use load::{LoadOptions, Loaded, MANIFEST_FILES, load_manifest};
 pub use maintenance_windows::{MaintenanceWindow, WindowDay};
 pub use nodes::{DEFAULT_NODE, NodeSpec, TlsFiles};
+pub use registries::RegistryLogin;
 pub use secrets::SecretsConfig;
 pub use stacks::{StackPositions, StackSpec};
 
@@ -75,6 +78,9 @@ pub struct Manifest {
     pub commit_status: Option<CommitStatusConfig>,
     pub ledger: LedgerConfig,
     pub secrets: SecretsConfig,
+    /// `registries:`: credentials sent with pulls from each host (passwords masked).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<RegistryLogin>,
     pub allow_empty: bool,
     /// Field paths ignored for every resource.
     pub ignore_differences: Vec<String>,

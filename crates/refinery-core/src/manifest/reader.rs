@@ -100,6 +100,35 @@ impl<'e> Reader<'e> {
             .push(Issue::new(&self.file, loc, field, message).with_hint(hint));
     }
 
+    /// The value a grammar check let through, or `None` and an error with its hint at `loc`.
+    pub fn check<T>(
+        &mut self,
+        loc: Loc,
+        field: &str,
+        checked: Result<T, crate::manifest::grammar::Refusal>,
+    ) -> Option<T> {
+        match checked {
+            Ok(v) => Some(v),
+            Err(refusal) => {
+                self.error_hint(loc, field, refusal.message, refusal.hint);
+                None
+            }
+        }
+    }
+
+    /// A string, held to a grammar: a refused value is reported (with its hint) and still
+    /// returned, so nothing reports it missing as well.
+    pub fn string_checked(
+        &mut self,
+        node: &Node,
+        path: &str,
+        grammar: impl Fn(&str) -> Result<(), crate::manifest::grammar::Refusal>,
+    ) -> Option<String> {
+        let s = self.string(node, path)?;
+        let _ = self.check(node.loc, path, grammar(&s));
+        Some(s)
+    }
+
     pub fn warn(&mut self, loc: Loc, field: &str, message: impl Into<String>) {
         self.warnings
             .push(Issue::new(&self.file, loc, field, message));
@@ -250,7 +279,14 @@ impl<'e> Reader<'e> {
     pub fn duration_ms(&mut self, node: &Node, path: &str) -> Option<u64> {
         let s = self.string(node, path)?;
         match parse_duration_ms(&s) {
-            Ok(ms) => Some(ms),
+            Ok(ms) => {
+                let max = crate::manifest::grammar::DURATION_MAX_MS;
+                self.check(
+                    node.loc,
+                    path,
+                    crate::manifest::grammar::duration_within(&s, ms, 0..=max, "up to 3650d"),
+                )
+            }
             Err(e) => {
                 self.error_hint(node.loc, path, e, duration_hint(&s));
                 None

@@ -117,6 +117,9 @@ pub fn parse_volume(spec: &str, base_dir: Option<&str>) -> Result<Mount, String>
         }
     }
     let target = normalize_path(target);
+    if target == "/" {
+        return Err("a volume cannot be mounted over `/`, the container's root; mount it on a directory like `/data`".into());
+    }
     let (kind, source) = if source.is_empty() {
         (MountKind::Anonymous, String::new())
     } else if source.starts_with('/') {
@@ -140,17 +143,13 @@ pub fn parse_volume(spec: &str, base_dir: Option<&str>) -> Result<Mount, String>
         }
         (MountKind::Bind, norm)
     } else {
-        let valid = source.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && source
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if !valid {
-            let hint = if source.contains('/') {
-                format!("; write `./{source}` for a path in the repository")
-            } else {
-                String::new()
-            };
-            return Err(format!("`{source}` is not a valid volume name{hint}"));
+        if let Err(refusal) = super::grammar::volume_name(source) {
+            if source.contains('/') {
+                return Err(format!(
+                    "`{source}` is not a valid volume name; write `./{source}` for a path in the repository"
+                ));
+            }
+            return Err(refusal.message);
         }
         (MountKind::Volume, source.to_owned())
     };

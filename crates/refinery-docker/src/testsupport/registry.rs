@@ -1,0 +1,314 @@
+//! A real registry on loopback for tests: Debian's `docker-registry` (distribution 2.8) with
+//! htpasswd authentication, in its own temporary directory, on a free port; stopped and removed
+//! on drop. The engine treats 127.0.0.0/8 as an insecure registry, so plain HTTP works.
+//!
+//! Images are pushed with the engine (then untagged locally, so a later pull is a real pull);
+//! tags are moved with the registry's HTTP API, so nothing becomes local by accident.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use refinery_core::RuntimeError;
+use refinery_core::runtime::RuntimeResult;
+
+use crate::DockerRuntime;
+use crate::convert::{self, image_what};
+
+/// The manifest media type tags are read and written with.
+/// Status, lower-cased headers and body of an HTTP answer.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// A running registry. `host` is `127.0.0.1:PORT`.
+pub struct TestRegistry {
+    pub host: String,
+    pub user: String,
+    pub password: String,
+    dir: PathBuf,
+    child: Child,
+}
+
+fn fail(action: &str, message: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Other {
+        action: action.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+impl TestRegistry {
+    /// Starts a registry that wants `user`/`password` (htpasswd, bcrypt) for everything.
+    ///
+    /// # Errors
+    /// `docker-registry` or `htpasswd` missing (install `docker-registry` and `apache2-utils`:
+    /// `scripts/ensure-docker.sh` does), or the registry not answering within 10 s.
+    pub fn start(user: &str, password: &str) -> RuntimeResult<TestRegistry> {
+        let action = "start the test registry";
+        let dir = std::env::temp_dir().join(format!(
+            "refinery-registry-{}-{}",
+            std::process::id(),
+            super::unique_suffix()
+        ));
+        std::fs::create_dir_all(dir.join("data")).map_err(|e| fail(action, e))?;
+        let htpasswd = dir.join("htpasswd");
+        let status = Command::new("htpasswd")
+            .args(["-Bbc"])
+            .arg(&htpasswd)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| {
+                fail(
+                    action,
+                    format!("failed to run `htpasswd` ({e}): install Debian's `apache2-utils`"),
+                )
+            })?;
+        if !status.success() {
+            return Err(fail(action, format!("`htpasswd` failed: {status}")));
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| fail(action, e))?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {data}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{host}\"}}\nauth:\n  htpasswd: {{realm: refinery-test, path: {htpasswd}}}\n",
+            data = dir.join("data").display(),
+            htpasswd = htpasswd.display(),
+        );
+        std::fs::write(dir.join("config.yml"), config).map_err(|e| fail(action, e))?;
+        let log = std::fs::File::create(dir.join("registry.log")).map_err(|e| fail(action, e))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                fail(
+                    action,
+                    format!(
+                        "failed to run `docker-registry` ({e}): install Debian's `docker-registry`"
+                    ),
+                )
+            })?;
+        let registry = TestRegistry {
+            host,
+            user: user.to_owned(),
+            password: password.to_owned(),
+            dir,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while registry.request("GET", "/v2/", &[], None).is_err() {
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(registry.dir.join("registry.log")).unwrap_or_default();
+                return Err(fail(
+                    action,
+                    format!("it did not answer within 10 s: {log}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(registry)
+    }
+
+    /// `127.0.0.1:PORT/<repo>:<tag>`
+    #[must_use]
+    pub fn reference(&self, repo: &str, tag: &str) -> String {
+        format!("{}/{repo}:{tag}", self.host)
+    }
+
+    /// `Basic base64(user:password)`
+    #[must_use]
+    pub fn basic_auth(&self) -> String {
+        format!("Basic {}", self.auth_field())
+    }
+
+    /// base64 of `user:password`, as `docker login` stores it in `config.json`'s `auth`.
+    #[must_use]
+    pub fn auth_field(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.user, self.password))
+    }
+
+    /// Pushes local image `source` as `<host>/<repo>:<tag>` with the engine, then removes the
+    /// local `<host>/…` tag, so pulling it later is a real pull. Returns the manifest digest.
+    ///
+    /// # Errors
+    /// The engine or the registry refusing.
+    pub async fn push(
+        &self,
+        rt: &DockerRuntime,
+        source: &str,
+        repo: &str,
+        tag: &str,
+    ) -> RuntimeResult<String> {
+        let target = self.reference(repo, tag);
+        super::tag_image(rt, source, &target).await?;
+        let credentials = bollard::auth::DockerCredentials {
+            username: Some(self.user.clone()),
+            password: Some(self.password.clone()),
+            serveraddress: Some(self.host.clone()),
+            ..Default::default()
+        };
+        let options = bollard::query_parameters::PushImageOptions {
+            tag: Some(tag.to_owned()),
+            ..Default::default()
+        };
+        let docker = rt.docker().await?;
+        let name = format!("{}/{repo}", self.host);
+        let op = rt.op("push", image_what(&target));
+        let mut out = docker.push_image(&name, Some(options), Some(credentials));
+        while let Some(item) = out.next().await {
+            let info = item.map_err(|e| convert::pull_failure(e, &op))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(fail(&format!("push `{target}`"), message));
+            }
+        }
+        super::remove_image(rt, &target).await?;
+        self.digest(repo, tag)
+    }
+
+    /// The manifest digest `<repo>:<tag>` points at in the registry.
+    ///
+    /// # Errors
+    /// The tag is unknown, or the registry does not answer.
+    pub fn digest(&self, repo: &str, tag: &str) -> RuntimeResult<String> {
+        let (status, headers, _) = self.request(
+            "HEAD",
+            &format!("/v2/{repo}/manifests/{tag}"),
+            &[("Accept", MANIFEST_V2)],
+            None,
+        )?;
+        if status != 200 {
+            return Err(fail(
+                &format!("read the digest of `{repo}:{tag}`"),
+                format!("HTTP {status}"),
+            ));
+        }
+        header(&headers, "docker-content-digest")
+            .ok_or_else(|| fail("read the digest", "no Docker-Content-Digest header"))
+    }
+
+    /// Points `<repo>:<to>` at the manifest `<repo>:<from>` points at, through the HTTP API.
+    ///
+    /// # Errors
+    /// The registry refusing.
+    pub fn move_tag(&self, repo: &str, from: &str, to: &str) -> RuntimeResult<()> {
+        let action = format!("move `{repo}:{to}` to `{from}`");
+        let (status, _, body) = self.request(
+            "GET",
+            &format!("/v2/{repo}/manifests/{from}"),
+            &[("Accept", MANIFEST_V2)],
+            None,
+        )?;
+        if status != 200 {
+            return Err(fail(&action, format!("GET answered HTTP {status}")));
+        }
+        let (status, _, body) = self.request(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{to}"),
+            &[("Content-Type", MANIFEST_V2)],
+            Some(&body),
+        )?;
+        if status != 201 {
+            return Err(fail(
+                &action,
+                format!(
+                    "PUT answered HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One authenticated HTTP/1.1 request; returns status, lower-cased headers and body.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> RuntimeResult<Answer> {
+        let action = format!("{method} {path} on the test registry");
+        let mut stream = TcpStream::connect(&self.host).map_err(|e| fail(&action, e))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| fail(&action, e))?;
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nConnection: close\r\n",
+            self.host,
+            self.basic_auth()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let body = body.unwrap_or_default();
+        req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream
+            .write_all(req.as_bytes())
+            .map_err(|e| fail(&action, e))?;
+        stream.write_all(body).map_err(|e| fail(&action, e))?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map_err(|e| fail(&action, e))?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| fail(&action, "no complete answer"))?;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| fail(&action, "no status line"))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let mut body = raw[split + 4..].to_vec();
+        if header(&headers, "transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+            body = dechunk(&body);
+        }
+        Ok((status, headers, body))
+    }
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = pos + 2;
+        let end = (start + size).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        data = data.get(end + 2..).unwrap_or_default();
+    }
+    out
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,158 @@
+//! Pulls from a real registry (Debian's `docker-registry` with htpasswd authentication, started
+//! on loopback by the test) with each credential source the docker CLI knows, and a pull the
+//! registry refuses for want of credentials.
+
+use std::path::Path;
+
+use refinery_core::manifest::RegistryLogin;
+use refinery_core::{ContainerRuntime, RuntimeError, Secret};
+use refinery_docker::testsupport::{self, TestRegistry, TestRun};
+use refinery_docker::{DockerRuntime, RegistryAuth};
+
+/// A registry holding one image, `app:<tag>` (nothing of it left locally), and the engine.
+async fn registry_with_image(tag: &str) -> (DockerRuntime, TestRun, TestRegistry, String) {
+    let rt = DockerRuntime::from_env().expect("DOCKER_HOST must name a supported endpoint");
+    rt.info()
+        .await
+        .unwrap_or_else(|e| panic!("these tests need a running Docker engine: {e}"));
+    let run = TestRun::new(&rt);
+    let registry = TestRegistry::start("deploy", "s3cret-pw").expect("start the registry");
+    let local = format!("refinery-test-busybox:reg-{}", run.id());
+    run.track_image(&local);
+    testsupport::build_busybox_image(&rt, &local)
+        .await
+        .expect("build the test image");
+    registry
+        .push(&rt, &local, "app", tag)
+        .await
+        .expect("push the test image");
+    let reference = registry.reference("app", tag);
+    run.track_image(&reference);
+    (rt, run, registry, reference)
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write");
+}
+
+async fn pull(rt: &DockerRuntime, image: &str) -> Result<(), RuntimeError> {
+    rt.pull(image, &|_| {}).await
+}
+
+async fn assert_present(rt: &DockerRuntime, image: &str) {
+    let observed = rt.observe(None).await.expect("observe");
+    assert!(observed.image(image).is_some(), "`{image}` was not pulled");
+}
+
+#[tokio::test]
+async fn pull_without_credentials_fails_with_login_hints() {
+    let (rt, _run, registry, image) = registry_with_image("1").await;
+    let empty = tempfile::tempdir().expect("tempdir");
+    let rt = rt.with_registry_auth(RegistryAuth::new(Some(empty.path().to_owned())));
+    let err = pull(&rt, &image).await.expect_err("no credentials");
+    let text = err.to_string();
+    assert!(text.contains("no basic auth credentials"), "{text}");
+    assert!(
+        text.contains(&format!("hint: run `docker login {}`", registry.host)),
+        "{text}"
+    );
+    assert!(text.contains("registries:"), "{text}");
+}
+
+#[tokio::test]
+async fn pull_with_config_auths_succeeds() {
+    let (rt, _run, registry, image) = registry_with_image("1").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "config.json",
+        &format!(
+            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+            registry.host,
+            registry.auth_field()
+        ),
+    );
+    let rt = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
+    pull(&rt, &image).await.expect("pull with `auths`");
+    assert_present(&rt, &image).await;
+}
+
+#[tokio::test]
+async fn pull_with_manifest_registries_succeeds_and_wrong_password_is_refused_masked() {
+    let (rt, _run, registry, image) = registry_with_image("1").await;
+    let empty = tempfile::tempdir().expect("tempdir");
+    let auth = RegistryAuth::new(Some(empty.path().to_owned()));
+    let rt = rt.with_registry_auth(auth.clone());
+    auth.set_logins(vec![RegistryLogin {
+        host: registry.host.clone(),
+        username: registry.user.clone(),
+        password: Secret::new("wrong-password-xyz", true),
+    }]);
+    let err = pull(&rt, &image).await.expect_err("wrong password");
+    let text = err.to_string();
+    assert!(text.contains("`registries:` in the manifest"), "{text}");
+    assert!(!text.contains("wrong-password-xyz"), "{text}");
+    auth.set_logins(vec![RegistryLogin {
+        host: registry.host.clone(),
+        username: registry.user.clone(),
+        password: Secret::new(registry.password.clone(), true),
+    }]);
+    pull(&rt, &image).await.expect("pull with `registries:`");
+    assert_present(&rt, &image).await;
+}
+
+/// A credential helper: prints the credentials for the server read on stdin and records what it
+/// was asked.
+fn helper(bin: &Path, name: &str, registry: &TestRegistry) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = bin.join(format!("docker-credential-{name}"));
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" >> \"$0.asked\"\n\
+         if [ \"$server\" = \"{host}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{pw}\"}}' \"$server\"\nelse\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+        host = registry.host,
+        user = registry.user,
+        pw = registry.password,
+    );
+    std::fs::write(&path, script).expect("write helper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[tokio::test]
+async fn pull_with_creds_store_and_cred_helpers_runs_the_helper() {
+    let (rt, _run, registry, image) = registry_with_image("1").await;
+    let bin = tempfile::tempdir().expect("tempdir");
+    helper(bin.path(), "refinerytest", &registry);
+    // The helper is found on PATH, as the docker CLI finds it.
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // SAFETY: tests in this binary only read PATH through spawned helpers; every one sets it
+    // to a value that keeps the system's directories.
+    unsafe { std::env::set_var("PATH", &path) };
+    for config in [
+        r#"{"credsStore": "refinerytest"}"#.to_owned(),
+        format!(
+            r#"{{"credsStore": "missing-helper", "credHelpers": {{"{}": "refinerytest"}}}}"#,
+            registry.host
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "config.json", &config);
+        let rt = rt
+            .clone()
+            .with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
+        pull(&rt, &image)
+            .await
+            .unwrap_or_else(|e| panic!("pull with {config}: {e}"));
+        assert_present(&rt, &image).await;
+        testsupport::remove_image(&rt, &image).await.expect("rmi");
+    }
+    let asked = std::fs::read_to_string(bin.path().join("docker-credential-refinerytest.asked"))
+        .expect("the helper was run");
+    assert_eq!(
+        asked.lines().collect::<Vec<_>>(),
+        [&registry.host, &registry.host]
+    );
+}
