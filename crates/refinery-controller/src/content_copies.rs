@@ -269,20 +269,6 @@ impl NodeMounts {
                 .collect(),
         }
     }
-
-    /// Every node's, or `None` when a node was not seen (it may still mount anything).
-    #[must_use]
-    pub fn all(passes: &[crate::node_pass::NodePass<'_>]) -> Option<Vec<NodeMounts>> {
-        passes
-            .iter()
-            .map(|p| {
-                p.result
-                    .as_ref()
-                    .ok()
-                    .map(|(observed, _)| NodeMounts::of(&p.node.name, observed))
-            })
-            .collect()
-    }
 }
 
 /// After a pass that saw `nodes` (every node; `None` when one was not seen, then nothing is

@@ -28,22 +28,21 @@ use refinery_core::ledger::{Event, Record};
 use refinery_core::{Outcome, ResourceId, Step, StepKind};
 use refinery_docker::DockerRuntime;
 use refinery_engine::{apply_plan, recreate_temp_name};
+use refinery_ha::Leadership;
 use refinery_store::LedgerFile;
 use refinery_store::state_file;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::apply_handover::{self, NodeAfter};
+use crate::action_marks::{Mark, events_of};
 use crate::desired::{self, Desired};
 use crate::error::ControllerError;
 use crate::event_watch::{self, Trigger};
-use crate::leadership;
-use crate::ledger_writer::{ledger_rel, open_ledger};
+use crate::handover_state::{self, Keep, NodeAfter};
+use crate::ledger_files::{ledger_rel, open_ledger};
 use crate::node_engines;
 use crate::node_pass::{NodePass, PassContext, evaluate_node};
-use crate::own_events::{Mark, events_of};
 use crate::ports::{Clock, GitFollow, Reporter};
-use crate::revision_judge::worse;
 
 /// The state directory when `--state-dir` is not given: `refinery/` in the git directory (never
 /// in the work tree, never committed).
@@ -230,7 +229,7 @@ pub struct Controller {
     /// every other cause makes a full pass.
     pub(crate) scope: Option<BTreeSet<String>>,
     /// `refinery apply` handing work over (see `apply_handover.rs`).
-    pub(crate) handover: apply_handover::Handover,
+    pub(crate) handover: handover_state::Handover,
     pending_start: Vec<Record>,
 }
 
@@ -328,7 +327,7 @@ impl Controller {
             inventory_next: None,
             reporter,
             scope: None,
-            handover: apply_handover::Handover::default(),
+            handover: handover_state::Handover::default(),
             pending_start: records,
         }
     }
@@ -370,7 +369,7 @@ impl Controller {
             let wake = self.next_wake();
             tokio::select! {
                 reason = &mut shutdown => break reason,
-                () = leadership::changed(&mut self.ha) => due_pass = self.on_leadership(),
+                () = ha_changed(&mut self.ha) => due_pass = self.on_leadership(),
                 wake = self.git.woken() => {
                     self.on_leadership();
                     self.on_gitops_wake(wake).await;
@@ -732,7 +731,7 @@ impl Controller {
         manifest: &refinery_core::manifest::Manifest,
         p: &NodePass<'_>,
         now: Timestamp,
-        keep: apply_handover::Keep,
+        keep: Keep,
     ) -> NodeAfter {
         self.reporter.on_node(manifest, p, &self.state, now);
         NodeAfter::of(p, keep)
@@ -815,4 +814,23 @@ pub(crate) fn spec_of<'m>(
         .containers
         .iter()
         .find(|c| c.node == id.node() && c.name == id.name())
+}
+
+/// Resolves when the election changed; never without `--ha`.
+async fn ha_changed(ha: &mut Option<Leadership>) {
+    match ha {
+        Some(h) => h.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The worse of two healths: failing over progressing over healthy.
+pub(crate) fn worse(a: RevisionHealth, b: RevisionHealth) -> RevisionHealth {
+    match (a, b) {
+        (f @ RevisionHealth::Failing(_), _) | (_, f @ RevisionHealth::Failing(_)) => f,
+        (RevisionHealth::Progressing, _) | (_, RevisionHealth::Progressing) => {
+            RevisionHealth::Progressing
+        }
+        _ => RevisionHealth::Healthy,
+    }
 }

@@ -6,8 +6,8 @@ use refinery_core::{Outcome, ResourceId};
 use refinery_docker::DockerRuntime;
 use refinery_engine::{Recovered, recover_interrupted, recreate_temp_name};
 
+use crate::action_marks::REPLACE_EVENTS;
 use crate::controller::Controller;
-use crate::own_events::REPLACE_EVENTS;
 
 impl Controller {
     /// Finishes or undoes recreates an earlier run left half-done.

@@ -136,7 +136,7 @@ impl Controller {
                     .any(|c| k.starts_with(&format!("k8s/{c}/")))
         });
         if self.state.pending.is_some() {
-            acc.health = crate::revision_judge::worse(acc.health.clone(), revision_health(&passes));
+            acc.health = crate::controller::worse(acc.health.clone(), revision_health(&passes));
         }
         for p in &passes {
             let eval = match &p.result {

@@ -8,18 +8,9 @@
 //! [`Leadership::acting_term`] says its lease is not fresh, and closes the ledger.
 
 use refinery_core::ledger::{Event, Record};
-use refinery_ha::Leadership;
 
 use crate::controller::Controller;
-use crate::ledger_writer::open_ledger;
-
-/// Resolves when the election changed; never without `--ha`.
-pub(crate) async fn changed(ha: &mut Option<Leadership>) {
-    match ha {
-        Some(h) => h.changed().await,
-        None => std::future::pending().await,
-    }
-}
+use crate::ledger_files::open_ledger;
 
 impl Controller {
     /// Whether this daemon may write now: always without `--ha`; with it, only as a leader whose

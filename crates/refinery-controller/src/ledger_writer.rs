@@ -1,40 +1,16 @@
 //! The ledger and the state file: appending records (under the leader's term with `--ha`),
 //! saving the daemon state when it changed, committing the ledger to git in the background.
 
-use std::path::Path;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use refinery_core::ledger::Record;
-use refinery_store::{LedgerError, LedgerFile, LedgerOptions, masker_for, state_file};
+use refinery_store::state_file;
 
 use crate::controller::Controller;
-
-/// Opens the ledger for writing (its writer lock first).
-pub(crate) fn open_ledger(
-    path: &Path,
-    manifest: &refinery_core::Manifest,
-    now: Timestamp,
-) -> Result<LedgerFile, LedgerError> {
-    let (ledger, repaired) = LedgerFile::open_with(
-        path,
-        now,
-        masker_for(manifest),
-        LedgerOptions::default().max_size(manifest.ledger.max_size),
-    )?;
-    if let Some(r) = repaired {
-        tracing::warn!(line = r.line, bytes = r.torn_bytes, ledger = %path.display(), "torn last ledger line cut off and recorded");
-    }
-    Ok(ledger)
-}
+use crate::ledger_files::ledger_rel;
 
 /// At most this often the ledger is committed to git.
 pub(crate) const COMMIT_EVERY: Duration = Duration::from_secs(5);
-
-/// The ledger file (relative to the repository) this process writes: a shard has its own.
-pub(crate) fn ledger_rel(path: &str, shard: Option<refinery_core::Shard>) -> String {
-    shard.map_or_else(|| path.to_owned(), |s| s.ledger_path(path))
-}
 
 impl Controller {
     /// Appends to the ledger (written and fsynced before anything is reported done). A failure

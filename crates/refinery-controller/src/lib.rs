@@ -12,7 +12,7 @@
 //! - `revision_judge`: health of a new revision, rollback past its deadline;
 //! - `revision_follow`: a new commit on the branch, switching revisions;
 //! - `own_events`: which engine events are Refinery's own, records of outside changes;
-//! - `event_watch`: the engine event followers and what their triggers cause;
+//! - `event_watch`: the engine event followers; `triggers`: what their triggers cause;
 //! - `ledger_writer`: ledger, state file, ledger commits;
 //! - `requests`: `resume`, `rollback`, `alert` and `apply` requests;
 //! - `apply_handover`: answering `refinery apply`, content copy collection, presence;
@@ -22,6 +22,7 @@
 //! - `inventory_schedule`: the scheduled audit and cleanup;
 //! - `interrupted_recreates`: recreates an earlier run left half-done.
 
+mod action_marks;
 mod age_keys;
 mod apply_handover;
 pub mod content_copies;
@@ -31,11 +32,13 @@ mod error;
 mod event_watch;
 mod flap_guard;
 mod gitops;
+mod handover_state;
 mod interrupted_recreates;
 mod inventory_schedule;
 mod kube;
 pub mod kube_sources;
 mod leadership;
+mod ledger_files;
 pub mod ledger_records;
 mod ledger_writer;
 pub mod node_engines;
@@ -48,6 +51,7 @@ mod revision_follow;
 mod revision_judge;
 #[cfg(test)]
 mod tests;
+mod triggers;
 
 pub use controller::{Boot, Controller, ControllerOptions, default_state_dir};
 pub use error::{ControllerError, Result};

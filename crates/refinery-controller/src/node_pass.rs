@@ -153,3 +153,17 @@ pub async fn probe(engine: &DockerRuntime) -> Result<refinery_core::EngineInfo, 
         }),
     }
 }
+
+/// Every node's bind mounts, or `None` when a node was not seen (it may still mount anything).
+#[must_use]
+pub fn mounts_of(passes: &[NodePass<'_>]) -> Option<Vec<crate::content_copies::NodeMounts>> {
+    passes
+        .iter()
+        .map(|p| {
+            p.result
+                .as_ref()
+                .ok()
+                .map(|(observed, _)| crate::content_copies::NodeMounts::of(&p.node.name, observed))
+        })
+        .collect()
+}

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use refinery_core::ledger::{ActionDetail, Actor, Event, Record};
-use refinery_core::{EngineEvent, ResourceId, StepKind};
+use refinery_core::{EngineEvent, ResourceId};
 use tokio::time::Instant;
 
+use crate::action_marks::Mark;
 use crate::controller::Controller;
 
 /// Engine events about a container Refinery acted on, received from when the action started until
@@ -16,30 +17,6 @@ pub(crate) const OURS_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a container created by someone else counts as just born (its `start` is part of it).
 pub(crate) const BIRTH_FOR: Duration = Duration::from_secs(30);
-
-/// When Refinery acted on a container.
-pub(crate) struct Mark {
-    start: Instant,
-    /// `None` while acting.
-    end: Option<Instant>,
-    actions: &'static [&'static str],
-}
-
-/// What a recreate (or its recovery) makes the engine report.
-pub(crate) const REPLACE_EVENTS: &[&str] = &[
-    "create", "start", "kill", "die", "stop", "rename", "destroy",
-];
-
-pub(crate) fn events_of(kind: StepKind) -> &'static [&'static str] {
-    match kind {
-        StepKind::Restart => &["kill", "die", "stop", "start", "restart"],
-        StepKind::Start => &["start"],
-        StepKind::Unpause => &["unpause"],
-        StepKind::Remove => &["kill", "die", "stop", "destroy"],
-        StepKind::Create | StepKind::Recreate | StepKind::Rollback => REPLACE_EVENTS,
-        StepKind::Alert | StepKind::Defer | StepKind::Protected | StepKind::Ignore => &[],
-    }
-}
 
 impl Controller {
     /// Refinery starts acting on these containers (names, ids); its action makes `actions`.

@@ -12,16 +12,6 @@ use crate::ports::RevisionEvent;
 /// before its revision counts as healthy.
 pub(crate) const SETTLE_SECS: u64 = 10;
 
-pub(crate) fn worse(a: RevisionHealth, b: RevisionHealth) -> RevisionHealth {
-    match (a, b) {
-        (f @ RevisionHealth::Failing(_), _) | (_, f @ RevisionHealth::Failing(_)) => f,
-        (RevisionHealth::Progressing, _) | (_, RevisionHealth::Progressing) => {
-            RevisionHealth::Progressing
-        }
-        _ => RevisionHealth::Healthy,
-    }
-}
-
 impl Controller {
     /// How the pending revision is doing on one node, if one is pending. A declared container
     /// that still differs from the revision keeps it from being healthy.

@@ -12,8 +12,8 @@ use refinery_store::request_queue::{self as requests, Request};
 use serde_json::Value;
 use tokio::time::{Instant, advance};
 
+use crate::action_marks::events_of;
 use crate::controller::PassAcc;
-use crate::own_events::events_of;
 use crate::ports::{Clock, NoReporter, PlainFollow, TokioClock};
 use crate::{Boot, Controller, ControllerOptions, Trigger};
 

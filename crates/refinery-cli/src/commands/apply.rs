@@ -257,7 +257,7 @@ fn collect_content(
     }
     let acted: Vec<_> = results.iter().map(|r| (r.id.clone(), r.outcome)).collect();
     let root = &desired.content_root;
-    let seen = refinery_controller::content_copies::NodeMounts::all(passes);
+    let seen = refinery_controller::node_pass::mounts_of(passes);
     match refinery_controller::content_copies::collect_after(
         &desired.manifest,
         root,
