@@ -179,7 +179,12 @@ async fn sync(
     let follower = Arc::clone(&g.follower);
     let fetched = tokio::task::spawn_blocking(move || follower.fetch_now(Instant::now())).await;
     let tip = match fetched {
-        Ok(Ok(tip)) => tip,
+        Ok(Ok(tip)) => {
+            if tip.fetched {
+                tracing::info!(commit = %tip.commit, from = %tip.source, "fetched from the remote");
+            }
+            tip
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "sync: the fetch failed");
             return answer(

@@ -12,6 +12,7 @@ mod receiver;
 mod alert_channels;
 mod chaos;
 mod content;
+mod gitops;
 mod ha;
 mod handover;
 mod heal;
