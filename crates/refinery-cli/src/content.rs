@@ -69,12 +69,24 @@ pub fn resolve(
                     })
                     .collect();
             }
+            // Where the mount is declared: its compose file or the manifest.
+            let (at_file, at_loc, at_field) = match &cm.declared {
+                Some((loc, field)) if cm.declared_file.is_empty() => {
+                    (file.clone(), *loc, field.clone())
+                }
+                Some((loc, field)) => (cm.declared_file.clone(), *loc, field.clone()),
+                None => (
+                    file.clone(),
+                    Loc { line: 1, column: 1 },
+                    format!("containers.{}.volumes", spec.name),
+                ),
+            };
             if cm.files.is_empty() {
                 warnings.push(
                     Issue::new(
-                        &file,
-                        Loc { line: 1, column: 1 },
-                        &format!("containers.{}.volumes", spec.name),
+                        &at_file,
+                        at_loc,
+                        &at_field,
                         format!(
                             "`./{}` (mounted at `{}`) is not in commit {}: it is mounted from the checkout as it is, not tracked by content",
                             cm.repo_path,
@@ -100,16 +112,10 @@ pub fn resolve(
                     Ok(None) => {}
                     Ok(Some(clear)) => *f = ContentFile::decrypted(&f.bytes, clear),
                     Err(e) => {
-                        let (loc, field) = cm.declared.clone().unwrap_or_else(|| {
-                            (
-                                Loc { line: 1, column: 1 },
-                                format!("containers.{}.volumes", spec.name),
-                            )
-                        });
                         let mut issue = Issue::new(
-                            &file,
-                            loc,
-                            &field,
+                            &at_file,
+                            at_loc,
+                            &at_field,
                             format!(
                                 "`./{path}` (mounted at `{}`) is SOPS-encrypted and failed to decrypt: {e}",
                                 cm.target
@@ -132,6 +138,11 @@ pub fn resolve(
             kept.push(cm);
         }
         spec.content = kept;
+    }
+    // File by file, top to bottom; a mount several replicas share is reported once.
+    for list in [&mut warnings, &mut errors] {
+        list.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        list.dedup();
     }
     if !errors.is_empty() {
         return Err(ManifestError::Invalid {

@@ -90,10 +90,13 @@ pub struct ContentMount {
     /// Filled from the commit by the CLI, which at the same time points the matching bind
     /// mount's source at the materialised copy; empty until then (and nothing is written).
     pub files: BTreeMap<String, ContentFile>,
-    /// Where the manifest declares the mount (its `volumes` entry and field), for errors about
-    /// its files; `None` when a compose file declares it.
+    /// Where the mount is declared (its `volumes` entry and field), for problems with its
+    /// files: in [`ContentMount::declared_file`], or the manifest when that is empty.
     #[serde(skip)]
     pub declared: Option<(Loc, String)>,
+    /// The compose file declaring the mount (repository-relative); empty for the manifest.
+    #[serde(skip)]
+    pub declared_file: String,
 }
 
 impl ContentMount {
@@ -106,6 +109,7 @@ impl ContentMount {
             dir: false,
             files: BTreeMap::new(),
             declared: None,
+            declared_file: String::new(),
         }
     }
 

@@ -76,6 +76,10 @@ pub struct ImageInfo {
     pub id: String,
     pub tags: Vec<String>,
     pub defaults: ImageDefaults,
+    /// `name@sha256:…` for each repository the image was pulled from or pushed to (its
+    /// `RepoDigests`); empty for an image only built here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
 }
 
 /// One container as the engine reports it (list + inspect).
@@ -88,6 +92,11 @@ pub struct ObservedContainer {
     pub image: String,
     /// `Image`: the id of the image it runs.
     pub image_id: String,
+    /// The registry digest of the image it runs (`name@sha256:…`, from the image's
+    /// `RepoDigests`, the one of the repository it was created from), when the image came from
+    /// a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_digest: Option<String>,
     pub state: ContainerState,
     pub health: Health,
     pub exit_code: Option<i64>,
@@ -164,6 +173,14 @@ impl Observed {
     /// The local image a reference resolves to (`busybox` means `busybox:latest`).
     #[must_use]
     pub fn image(&self, reference: &str) -> Option<&ImageInfo> {
+        // A digest pin is found by its digest alone (`name:tag@sha256:…` → `name@sha256:…`).
+        if let Ok(r) = crate::ImageRef::parse(reference)
+            && let Some(pinned) = r.pinned()
+        {
+            return self
+                .images
+                .get(&crate::labels::normalize_image_ref(&pinned));
+        }
         self.images.get(reference).or_else(|| {
             self.images
                 .get(&crate::labels::normalize_image_ref(reference))

@@ -213,6 +213,7 @@ pub fn observed_from_spec(spec: &ContainerSpec, image: &ImageDefaults) -> Observ
         name: spec.name.clone(),
         image: spec.image.clone(),
         image_id: image_id(&spec.image),
+        repo_digest: None,
         state: ContainerState::Running,
         health,
         exit_code: None,
@@ -265,6 +266,7 @@ pub fn image_info(reference: &str, defaults: &ImageDefaults) -> ImageInfo {
         id: image_id(reference),
         tags: vec![normalize_image_ref(reference)],
         defaults: defaults.clone(),
+        repo_digests: Vec::new(),
     }
 }
 

@@ -568,6 +568,7 @@ pub(crate) fn observed_container(
             .unwrap_or_default(),
         image: config.image.clone().unwrap_or_default(),
         image_id: c.image.unwrap_or_default(),
+        repo_digest: None,
         state: container_state,
         health,
         exit_code: state.exit_code,
@@ -624,6 +625,13 @@ pub(crate) fn image_info(inspect: &ImageInspect) -> Option<ImageInfo> {
         id,
         tags,
         defaults: image_defaults(inspect.config.as_ref()),
+        repo_digests: inspect
+            .repo_digests
+            .iter()
+            .flatten()
+            .filter(|d| d.contains('@'))
+            .cloned()
+            .collect(),
     })
 }
 
@@ -686,9 +694,40 @@ pub(crate) fn summary_tags(s: &bollard::models::ImageSummary) -> Vec<String> {
         .collect()
 }
 
-/// The normalized keys an image is found under in `Observed::images`.
+/// The digests a list entry gives an image.
+pub(crate) fn summary_digests(s: &bollard::models::ImageSummary) -> Vec<String> {
+    s.repo_digests
+        .iter()
+        .filter(|d| d.contains('@'))
+        .cloned()
+        .collect()
+}
+
+/// The normalized keys an image is found under in `Observed::images`: its tags and its repo
+/// digests (`name@sha256:…`, how a digest pin finds it).
 pub(crate) fn image_keys(info: &ImageInfo) -> Vec<String> {
-    info.tags.iter().map(|t| normalize_image_ref(t)).collect()
+    info.tags
+        .iter()
+        .chain(&info.repo_digests)
+        .map(|t| normalize_image_ref(t))
+        .collect()
+}
+
+/// Of an image's repo digests, the one of the repository `reference` names (else the first).
+pub(crate) fn repo_digest_for(reference: &str, repo_digests: &[String]) -> Option<String> {
+    let name = refinery_core::ImageRef::parse(reference)
+        .map(|r| normalize_image_ref(r.name()))
+        .ok();
+    let name_of = |d: &String| normalize_image_ref(d.split('@').next().unwrap_or_default());
+    repo_digests
+        .iter()
+        .find(|d| {
+            name.as_deref().is_some_and(|n| {
+                n.trim_end_matches(":latest") == name_of(d).trim_end_matches(":latest")
+            })
+        })
+        .or_else(|| repo_digests.first())
+        .cloned()
 }
 
 fn env_map(env: Option<&[String]>) -> BTreeMap<String, String> {

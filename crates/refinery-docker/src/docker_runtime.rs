@@ -386,6 +386,7 @@ impl DockerRuntime {
                 async move {
                     if let Some(mut info) = hit {
                         info.tags = convert::summary_tags(&summary);
+                        info.repo_digests = convert::summary_digests(&summary);
                         return Ok(Some(info));
                     }
                     match docker.inspect_image(&summary.id).await {
@@ -641,6 +642,11 @@ impl ContainerRuntime for DockerRuntime {
             containers.push(observed);
         }
         containers.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in &mut containers {
+            c.repo_digest = by_id
+                .get(&c.image_id)
+                .and_then(|i| convert::repo_digest_for(&c.image, &i.repo_digests));
+        }
         if live {
             let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
             self.cache.lock().store(since, &listed, fresh);

@@ -156,3 +156,69 @@ async fn pull_with_creds_store_and_cred_helpers_runs_the_helper() {
         [&registry.host, &registry.host]
     );
 }
+
+/// A registry session already logged in through `auths`.
+fn logged_in(rt: DockerRuntime, registry: &TestRegistry) -> (DockerRuntime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "config.json",
+        &format!(
+            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+            registry.host,
+            registry.auth_field()
+        ),
+    );
+    let rt = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
+    (rt, dir)
+}
+
+#[tokio::test]
+async fn digest_pin_pulls_and_runs_that_digest_after_the_tag_moved() {
+    let (rt, run, registry, _) = registry_with_image("1").await;
+    let first = registry.digest("app", "1").expect("digest of app:1");
+    // A second, different image as app:2; then app:1 is moved to it in the registry.
+    let other = format!("refinery-test-busybox:reg2-{}", run.id());
+    run.track_image(&other);
+    testsupport::build_busybox_image(&rt, &other)
+        .await
+        .expect("build");
+    let second = registry
+        .push(&rt, &other, "app", "2")
+        .await
+        .expect("push app:2");
+    assert_ne!(first, second);
+    registry.move_tag("app", "2", "1").expect("move app:1");
+    assert_eq!(registry.digest("app", "1").expect("digest"), second);
+
+    let (rt, _dir) = logged_in(rt, &registry);
+    let pin = format!("{}/app:1@{first}", registry.host);
+    pull(&rt, &pin).await.expect("pull the pinned digest");
+    let observed = rt.observe(None).await.expect("observe");
+    let info = observed
+        .image(&pin)
+        .expect("the pinned image is found by its digest");
+    let pinned = format!("{}/app@{first}", registry.host);
+    assert!(
+        info.repo_digests.contains(&pinned),
+        "{:?}",
+        info.repo_digests
+    );
+
+    let id = rt
+        .create(&run.request("pinned", testsupport::minimal_spec("pinned", &pin)))
+        .await
+        .expect("create from the pin");
+    let c = rt
+        .observe(Some(&run.selector()))
+        .await
+        .expect("observe")
+        .containers
+        .into_iter()
+        .find(|c| c.id == id)
+        .expect("the container");
+    assert_eq!(c.image, pin);
+    assert_eq!(c.image_id, info.id);
+    assert_eq!(c.repo_digest.as_deref(), Some(pinned.as_str()));
+    testsupport::remove_image(&rt, &pinned).await.ok();
+}

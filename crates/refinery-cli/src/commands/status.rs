@@ -24,6 +24,9 @@ struct Row {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     degraded: Vec<String>,
     revision: Option<String>,
+    /// The registry digest the container runs (`name@sha256:…`), when its image came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
 }
 
 /// A row per stack network and named volume on `node`: present or missing, and its drift.
@@ -67,6 +70,7 @@ fn stack_resource_rows(
                     .flat_map(|s| s.drifts.iter().map(ToString::to_string))
                     .collect(),
                 degraded: Vec::new(),
+                digest: None,
                 revision: None,
             }
         })
@@ -121,6 +125,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
                             .filter(|d| d.id == id)
                             .map(ToString::to_string)
                             .collect(),
+                        digest: o.and_then(|o| o.repo_digest.clone()),
                         revision: o
                             .and_then(|o| o.labels.get(labels::REVISION))
                             .map(|r| r.get(..12).unwrap_or(r).to_owned()),
@@ -139,6 +144,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
                         health: "-".into(),
                         drift: vec!["node unreachable".into()],
                         degraded: Vec::new(),
+                        digest: None,
                         revision: None,
                     });
                 }
@@ -186,7 +192,11 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
                 vec![
                     r.node.clone(),
                     r.container.clone(),
-                    r.image.clone(),
+                    match r.digest.as_deref().and_then(|d| d.split_once('@')) {
+                        // The digest it runs, shortened: `app:1 (sha256:0123456789ab)`.
+                        Some((_, d)) => format!("{} ({})", r.image, d.get(..19).unwrap_or(d)),
+                        None => r.image.clone(),
+                    },
                     r.state.clone(),
                     r.health.clone(),
                     match (r.drift.is_empty(), r.degraded.is_empty()) {
@@ -248,6 +258,7 @@ fn kube_rows(p: &crate::kube_sources::KubePass, rows: &mut Vec<Row>) -> usize {
             health: "-".into(),
             drift: vec!["source failed (see above)".into()],
             degraded: Vec::new(),
+            digest: None,
             revision: None,
         });
         return 0;
@@ -307,6 +318,7 @@ fn kube_rows(p: &crate::kube_sources::KubePass, rows: &mut Vec<Row>) -> usize {
                 .flat_map(|s| s.drifts.iter().map(ToString::to_string))
                 .collect(),
             degraded: Vec::new(),
+            digest: None,
             revision: None,
         });
     }

@@ -117,3 +117,79 @@ async fn registry_pull_with_docker_login_config_succeeds() {
         .outcome(&env.name("web"), "created");
     testsupport::remove_image(&env.rt, &image).await.ok();
 }
+
+/// `docker login` for `registry`, in a fresh `DOCKER_CONFIG`.
+fn login(registry: &TestRegistry) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+            registry.host,
+            registry.auth_field()
+        ),
+    )
+    .expect("write config.json");
+    dir
+}
+
+#[tokio::test]
+async fn registry_digest_pin_runs_that_digest_and_another_pin_is_image_drift() {
+    let env = Env::new().await;
+    let (registry, _) = registry(&env).await;
+    let first = registry.digest("app", "1").expect("digest");
+    let other = format!("refinery-test-busybox:pin2-{}", env.run.id());
+    env.run.track_image(&other);
+    testsupport::build_busybox_image(&env.rt, &other)
+        .await
+        .expect("build");
+    let second = registry
+        .push(&env.rt, &other, "app", "2")
+        .await
+        .expect("push app:2");
+    // The tag moves on; the pin holds.
+    registry.move_tag("app", "2", "1").expect("move app:1");
+    let config = login(&registry);
+    let v = || vars(config.path(), &[]);
+
+    let pin = format!("{}/app:1@{first}", registry.host);
+    env.run
+        .track_image(&format!("{}/app@{first}", registry.host));
+    env.commit_manifest(&container(&env, &pin));
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("web"), "created");
+    env.refinery_env(&["plan"], v()).await.code(0);
+    let status = env.refinery_env(&["status", "--json"], v()).await;
+    let rows = status.code(0).json();
+    let pinned = format!("{}/app@{first}", registry.host);
+    assert_eq!(rows[0]["digest"], serde_json::json!(pinned), "{rows}");
+    env.refinery_env(&["status"], v())
+        .await
+        .code(0)
+        .stdout_has(&format!("({})", &first[..19]));
+
+    // Pinned to the other digest: the running container is image drift, and apply replaces it.
+    let repin = format!("{}/app:1@{second}", registry.host);
+    env.run
+        .track_image(&format!("{}/app@{second}", registry.host));
+    env.commit_manifest(&container(&env, &repin));
+    env.refinery_env(&["plan"], v())
+        .await
+        .code(3)
+        .stdout_has("image");
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("web"), "recreated");
+    let rows = env
+        .refinery_env(&["status", "--json"], v())
+        .await
+        .code(0)
+        .json();
+    assert_eq!(
+        rows[0]["digest"],
+        serde_json::json!(format!("{}/app@{second}", registry.host))
+    );
+}

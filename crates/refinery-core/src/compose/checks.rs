@@ -162,7 +162,8 @@ pub(super) fn check(
             }
         }
         for c in &s.configs {
-            if !model.configs.contains_key(&(c.kind, c.name.clone())) {
+            let key = (c.kind, c.name.clone());
+            if !model.configs.contains_key(&key) && !model.refused_configs.contains(&key) {
                 let word = c.kind.word();
                 let mut issue = Issue::new(
                     &c.file,

@@ -1,11 +1,10 @@
 //! The top-level `configs:` and `secrets:` sections: files of the repository mounted into
 //! services by name, desired by content.
 
-use std::collections::BTreeMap;
-
 use crate::manifest::reader::Reader;
 use crate::yaml::{Node, Value};
 
+use super::project::Model;
 use super::service::{FileContext, FileKind};
 
 /// Top-level `configs: {name: {file: ./app.conf}}` (or `secrets:`): (kind, name) →
@@ -15,8 +14,9 @@ pub(super) fn read_configs(
     node: &Node,
     ctx: &FileContext<'_>,
     kind: FileKind,
-    out: &mut BTreeMap<(FileKind, String), String>,
+    model: &mut Model,
 ) {
+    let out = &mut model.configs;
     let word = kind.word();
     let top = format!("{word}s");
     if r.map(node, &top).is_none() {
@@ -34,8 +34,15 @@ pub(super) fn read_configs(
         let file = m
             .get("file")
             .and_then(|n| r.string(n, &format!("{path}.file")).map(|f| (f, n.loc)));
+        let mut refused = false;
         for key in ["external", "name", "content", "environment"] {
+            // `name` names the object a swarm keeps; beside a `file` it changes nothing here.
+            if key == "name" && file.is_some() {
+                let _ = m.get(key);
+                continue;
+            }
             if let Some(n) = m.get(key) {
+                refused = true;
                 r.error_hint(
                     n.loc,
                     &format!("{path}.{key}"),
@@ -50,6 +57,10 @@ pub(super) fn read_configs(
             }
         }
         m.finish(r);
+        if refused {
+            model.refused_configs.insert((kind, name.to_owned()));
+            continue;
+        }
         let Some((file, loc)) = file else {
             r.error_hint(
                 v.loc,

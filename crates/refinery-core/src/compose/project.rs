@@ -2,7 +2,7 @@
 //! names), the variables they are read with (the process environment over the project's `.env`),
 //! and each file's top level handed to the reader of its section, merged in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::content::ContentMount;
 use crate::manifest::reader::Reader;
@@ -41,6 +41,9 @@ pub(super) struct Model {
     pub volumes: BTreeMap<String, TopLevel>,
     /// Top-level `configs:` and `secrets:`: (kind, name) → repository-relative file.
     pub configs: BTreeMap<(FileKind, String), String>,
+    /// Configs and secrets declared in a form Refinery refuses (`content:`, `environment:`,
+    /// `external:`): already reported at their declaration, not again at each use.
+    pub refused_configs: BTreeSet<(FileKind, String)>,
     /// The top-level `name:` (the last file's that has one), and where.
     pub name: Option<(String, String, Loc)>,
 }
@@ -259,8 +262,8 @@ fn read_file(r: &mut Reader<'_>, root: &Node, ctx: &FileContext<'_>, model: &mut
             "services" => read_services(r, v, ctx, &mut model.services),
             "networks" => read_section(r, v, ctx.file, Section::Networks, &mut model.networks),
             "volumes" => read_section(r, v, ctx.file, Section::Volumes, &mut model.volumes),
-            "configs" => read_configs(r, v, ctx, FileKind::Config, &mut model.configs),
-            "secrets" => read_configs(r, v, ctx, FileKind::Secret, &mut model.configs),
+            "configs" => read_configs(r, v, ctx, FileKind::Config, model),
+            "secrets" => read_configs(r, v, ctx, FileKind::Secret, model),
             "include" => r.error_hint(
                 k.loc,
                 key,

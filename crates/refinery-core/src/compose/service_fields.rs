@@ -336,7 +336,10 @@ pub(super) fn read_volumes(
                     && source.starts_with('.')
                     && let Some(rel) = repo_relative(ctx.project_dir, source)
                 {
-                    s.content.push(ContentMount::new(&m.target, &rel));
+                    let mut cm = ContentMount::new(&m.target, &rel);
+                    cm.declared = Some((item.loc, field.clone()));
+                    cm.declared_file = ctx.file.to_owned();
+                    s.content.push(cm);
                 }
                 s.mounts.retain(|x| x.target != m.target);
                 s.mounts.push(m);
