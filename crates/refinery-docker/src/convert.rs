@@ -188,6 +188,14 @@ pub(crate) fn registry_pull_failure(
     }
 }
 
+/// The descriptor digest of an answer of `GET /distribution/{name}/json`.
+pub(crate) fn distribution_digest(d: &bollard::models::DistributionInspect) -> Option<String> {
+    d.descriptor
+        .digest
+        .clone()
+        .filter(|s| s.starts_with("sha256:"))
+}
+
 /// Credentials in bollard's form, for the registry `server`.
 pub(crate) fn docker_credentials(
     c: &refinery_core::registry_auth::RegistryCredential,
