@@ -132,7 +132,7 @@ async fn compose_netbox_with_its_images_swapped_comes_up_in_sync_and_listed_by_d
 
 /// A stack using the keys Refinery applies since it reads the whole single-engine schema (those
 /// this engine supports: no GPU, no storage quota here).
-fn schema_compose(env: &Env, nofile: u32) -> String {
+fn schema_compose(env: &Env, nofile: u32, net: u8) -> String {
     let run = env.run.id();
     format!(
         "services:
@@ -180,14 +180,14 @@ fn schema_compose(env: &Env, nofile: u32) -> String {
       db: {{condition: service_healthy, restart: true}}
     networks:
       back:
-        ipv4_address: 172.31.252.10
+        ipv4_address: 172.31.{net}.10
     deploy:
       restart_policy: {{condition: on-failure, max_attempts: 2}}
     labels: {{io.refinery.test: \"{run}\"}}
 networks:
   back:
     ipam:
-      config: [{{subnet: 172.31.252.0/24}}]
+      config: [{{subnet: 172.31.{net}.0/24}}]
     driver_opts: {{com.docker.network.bridge.enable_icc: \"true\"}}
 "
     )
@@ -197,7 +197,7 @@ networks:
 async fn compose_schema_keys_are_applied_read_back_equal_and_healed_when_changed() {
     let env = Env::new().await;
     let project = env.name("schema");
-    env.commit_file("compose.yaml", &schema_compose(&env, 1024));
+    env.commit_file("compose.yaml", &schema_compose(&env, 1024, 252));
     // No `files:`: compose.yaml is found by name.
     env.commit_manifest(&format!("stacks:\n  - name: {project}\n"));
     let web_name = format!("{project}_web_1");
@@ -256,7 +256,7 @@ async fn compose_schema_keys_are_applied_read_back_equal_and_healed_when_changed
     env.refinery(&["plan"]).await.code(0);
 
     // Changed in git: the new limit is drift until applied.
-    env.commit_file("compose.yaml", &schema_compose(&env, 2048));
+    env.commit_file("compose.yaml", &schema_compose(&env, 2048, 252));
     env.refinery(&["plan"])
         .await
         .code(3)
@@ -433,4 +433,127 @@ async fn compose_bind_missing_from_the_commit_is_warned_once_at_its_line() {
         "{}",
         run.stderr
     );
+}
+
+#[tokio::test]
+async fn compose_schema_keys_changed_by_hand_on_the_engine_are_each_reported_and_healed() {
+    let env = Env::new().await;
+    let project = env.name("byhand");
+    env.commit_file("compose.yaml", &schema_compose(&env, 1024, 253));
+    env.commit_manifest(&format!("stacks:\n  - name: {project}\n"));
+    let web_name = format!("{project}_web_1");
+    env.refinery(&["apply", "--yes"]).await.code(0);
+    env.refinery(&["plan"]).await.code(0);
+
+    // Someone replaces `web` with `docker run`, keeping compose's labels (so it is still the
+    // service's replica) but not what the file says of these keys.
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &web_name]).await;
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&labels).expect("labels as JSON");
+    docker(&["rm", "-f", &web_name]).await;
+    let mut args: Vec<String> = ["run", "-d", "--init", "--name", &web_name]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    for (k, v) in &labels {
+        args.extend(["--label".to_owned(), format!("{k}={v}")]);
+    }
+    for flag in [
+        "--network",
+        &format!("{project}_back"),
+        "--ip",
+        "172.31.253.10",
+        "--expose",
+        "3000",
+        "--ulimit",
+        "nofile=512:8192",
+        "--ulimit",
+        "nproc=4096",
+        "--sysctl",
+        "net.core.somaxconn=512",
+        "--shm-size",
+        "32m",
+        "--group-add",
+        "456",
+        "--oom-score-adj",
+        "200",
+        "--pids-limit",
+        "100",
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "16m",
+        "--memory-swap",
+        "128m",
+        "--cpu-shares",
+        "512",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "--cpuset-cpus",
+        "0",
+        "--dns",
+        "8.8.8.8",
+        "--dns-search",
+        "example.net",
+        "--dns-option",
+        "ndots:3",
+        "--domainname",
+        "example.net",
+        "--ipc",
+        "shareable",
+        "--restart",
+        "on-failure:2",
+        "-v",
+        "/tmp:/hosttmp:ro",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 1000 & wait $!",
+    ] {
+        args.push(flag.to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker(&args).await;
+
+    // Each key is config drift naming it, from what runs to what the file says.
+    let plan = env.refinery(&["plan"]).await;
+    plan.code(3);
+    for field in [
+        "expose: 3000/tcp → 3000/tcp, 9100/udp, 9101/udp",
+        "ulimits.nofile: 512:8192 → 1024:8192",
+        "sysctls.net.core.somaxconn: 512 → 1024",
+        "stdin_open: false → true",
+        "tty: false → true",
+        "shm_size: 33554432 → 134217728",
+        "devices: (none) → /dev/null:/dev/mynull:rw",
+        "device_cgroup_rules: (none) → c 1:3 mr",
+        "group_add: 456 → 123",
+        "oom_score_adj: 200 → 100",
+        "mem_reservation: 16777216 → 33554432",
+        "dns: 8.8.8.8 → 1.1.1.1",
+        "dns_search: example.net → example.com",
+        "dns_opt: ndots:3 → ndots:2",
+        "domainname: example.net → example.org",
+        &format!("links: (none) → {project}_db_1:database"),
+        &format!("volumes_from: (none) → {project}_db_1:ro"),
+        "volumes.propagation: (none) → /hosttmp=private",
+    ] {
+        plan.stdout_has(field);
+    }
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(0)
+        .stdout_has(&format!("docker/local/stack/{project}/web/1 recreated"));
+    let web = inspect(&env, &web_name).await;
+    let x = web.options.extra();
+    assert_eq!(x.ulimits["nofile"].soft, 1024);
+    assert_eq!(x.sysctls["net.core.somaxconn"], "1024");
+    assert_eq!(x.dns, ["1.1.1.1"]);
+    assert_eq!(
+        x.bind_propagation.get("/hosttmp").map(String::as_str),
+        Some("private")
+    );
+    env.refinery(&["plan"]).await.code(0);
 }
