@@ -7,15 +7,21 @@ use std::ffi::OsString;
 
 use refinery_docker::testsupport::{self, TestRegistry};
 
-use crate::common::{Env, IMAGE};
+use crate::common::Env;
 
 const LEDGER: &str = "ledger/container_ledger.jsonl";
 
-/// A registry holding `app:1` (the test image; nothing of it left locally).
+/// A registry holding `app:1` (an image of this test's own; nothing of it left locally: the
+/// shared test image is never pushed, so it keeps no digest of a registry).
 async fn registry(env: &Env) -> (TestRegistry, String) {
     let registry = TestRegistry::start("deploy", "pw-9f3c1e77").expect("start the registry");
+    let local = format!("refinery-test-busybox:app1-{}", env.run.id());
+    env.run.track_image(&local);
+    testsupport::build_busybox_image(&env.rt, &local)
+        .await
+        .expect("build");
     registry
-        .push(&env.rt, IMAGE, "app", "1")
+        .push(&env.rt, &local, "app", "1")
         .await
         .expect("push the test image");
     let image = registry.reference("app", "1");
