@@ -5,7 +5,26 @@ use refinery_git::GitError;
 use refinery_store::LedgerError;
 use refinery_store::audit_log::AuditLogError;
 
+use refinery_controller::ControllerError;
+
 use crate::exit_code;
+
+/// Errors of the same kind keep their variant: a manifest error stays [`CliError::Manifest`]
+/// (its issues are printed), a ledger error [`CliError::Ledger`] (its exit code).
+impl From<ControllerError> for CliError {
+    fn from(e: ControllerError) -> CliError {
+        match e {
+            ControllerError::Git(e) => CliError::Git(e),
+            ControllerError::Manifest(e) => CliError::Manifest(e),
+            ControllerError::Ledger(e) => CliError::Ledger(e),
+            ControllerError::State(e) => CliError::State(e),
+            ControllerError::Io { action, source } => CliError::Io { action, source },
+            other @ (ControllerError::NotUtf8 { .. }
+            | ControllerError::BadTls { .. }
+            | ControllerError::UnknownNode { .. }) => CliError::Controller(other),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -15,20 +34,17 @@ pub enum CliError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("failed to read `{path}` from commit `{commit}`: it is not valid UTF-8")]
-    NotUtf8 { path: String, commit: String },
     #[error("failed to reach node `{node}`")]
     Unreachable {
         node: String,
         #[source]
         source: RuntimeError,
     },
-    #[error("failed to use the TLS files of node `{node}`: {message}")]
-    BadTls { node: String, message: String },
     #[error("failed to use `{flag}` for the election: {message}")]
     BadHaTls { flag: String, message: String },
-    #[error("failed to find node `{node}` in the manifest")]
-    UnknownNode { node: String, known: Vec<String> },
+    /// Choosing nodes and engines, loading the desired state: see [`ControllerError`].
+    #[error(transparent)]
+    Controller(ControllerError),
     #[error(transparent)]
     State(#[from] refinery_store::StateError),
     #[error(transparent)]
@@ -97,13 +113,20 @@ impl CliError {
         match self {
             CliError::Git(_)
             | CliError::Manifest(_)
-            | CliError::NotUtf8 { .. }
-            | CliError::UnknownNode { .. }
-            | CliError::BadTls { .. }
             | CliError::BadHaTls { .. }
             | CliError::UnknownStack { .. }
             | CliError::NeedsYes
             | CliError::BadResourceId { .. } => exit_code::USAGE,
+            CliError::Controller(e) => match e {
+                ControllerError::NotUtf8 { .. }
+                | ControllerError::BadTls { .. }
+                | ControllerError::UnknownNode { .. }
+                | ControllerError::Git(_)
+                | ControllerError::Manifest(_) => exit_code::USAGE,
+                ControllerError::Ledger(_)
+                | ControllerError::State(_)
+                | ControllerError::Io { .. } => exit_code::UNEXPECTED,
+            },
             CliError::NothingToHurt => exit_code::CHAOS_UNHEALED,
             CliError::State(_) | CliError::AuditLog(_) => exit_code::UNEXPECTED,
             CliError::Unreachable { .. } => exit_code::UNREACHABLE,
@@ -130,14 +153,8 @@ impl CliError {
             CliError::Git(e) => e.hints(),
             CliError::Manifest(e) => e.hints(),
             CliError::Ledger(e) => e.hints(),
-            CliError::NotUtf8 { .. } => vec!["save the manifest as UTF-8 and commit it".into()],
+            CliError::Controller(e) => e.hints(),
             CliError::Unreachable { source, .. } => unreachable_hints(source),
-            CliError::UnknownNode { node, known } => {
-                match refinery_core::suggestion::suggest(node, known.iter().map(String::as_str)) {
-                    Some(s) => vec![format!("did you mean `{s}`?")],
-                    None => vec![format!("declared nodes: {}", known.join(", "))],
-                }
-            }
             CliError::State(e) => e.hints(),
             CliError::UnknownStack { stack, known } => {
                 match refinery_core::suggestion::suggest(stack, known.iter().map(String::as_str)) {
@@ -155,9 +172,6 @@ impl CliError {
                     .into(),
             ],
             CliError::NeedsYes => vec!["pass `--yes` to apply without asking".into()],
-            CliError::BadTls { .. } => vec![
-                "`tls:` paths are relative to the repository; commit the CA, certificate and key the engine expects".into(),
-            ],
             CliError::BadHaTls { .. } => vec![
                 "`--ha-cacert`, `--ha-cert` and `--ha-key` name PEM files readable by this process, and are for `etcd://` only (a `k8s://` Lease uses the kubeconfig's TLS)".into(),
             ],

@@ -3,6 +3,7 @@
 //! them waits on the network (alerts go through bounded per-channel queues, the page reads a
 //! `watch` snapshot).
 
+use refinery_core::short_id as short;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,16 +17,16 @@ use refinery_kube::KubeEval;
 use tokio::sync::watch;
 
 use crate::args::RunArgs;
-use crate::desired::Desired;
 use crate::error::CliError;
-use crate::kube_sources::KubePass;
 use crate::metrics::{Metrics, NodeLabels, OutcomeLabels};
 use crate::notify::{self, Notice, NoticeKind, Notifier};
-use crate::pass::NodePass;
 use crate::web::status::{
     AlertLine, DriftView, LedgerLine, NodeView, ResourceView, RevisionView, RolledBackView, Status,
 };
 use crate::web::{self, Server};
+use refinery_controller::desired::Desired;
+use refinery_controller::kube_sources::KubePass;
+use refinery_controller::node_pass::NodePass;
 
 /// Ledger lines and alert messages kept for the status page.
 const KEEP_LEDGER: usize = 40;
@@ -56,6 +57,8 @@ pub struct Hub {
     server: Option<Server>,
     /// A standby (`--ha`): the leader tells the channels, this instance does not.
     muted: bool,
+    /// The nodes of the pass under way, as each is done.
+    nodes: Vec<NodeSummary>,
 }
 
 /// What the status page and the metrics keep of one node's pass. It is made as soon as the
@@ -150,6 +153,7 @@ impl Hub {
             last_action: HashMap::new(),
             server,
             muted: false,
+            nodes: Vec::new(),
         })
     }
 
@@ -525,10 +529,6 @@ fn drift_level(kind: &str) -> Level {
     }
 }
 
-fn short(rev: &str) -> String {
-    rev.chars().take(12).collect()
-}
-
 fn ledger_line(e: &Entry) -> LedgerLine {
     // The same one-line detail `refinery ledger show` prints.
     let summary = refinery_store::entry_detail(e);
@@ -705,5 +705,54 @@ fn node_view(
         last_pass: Some(now),
         drifts: eval.report.drifts.len(),
         resources,
+    }
+}
+
+/// The controller reports here: alert channels, metrics, the status page.
+impl refinery_controller::ports::Reporter for Hub {
+    fn on_event(&mut self, received: tokio::time::Instant) {
+        Hub::on_event(self, received.into_std());
+    }
+
+    fn on_observed(&mut self, node: &str, observed: &refinery_core::Observed) {
+        Hub::on_observed(self, node, observed);
+    }
+
+    fn on_entries(&mut self, entries: &[Entry]) {
+        Hub::on_entries(self, entries);
+    }
+
+    fn on_node(
+        &mut self,
+        manifest: &Manifest,
+        pass: &NodePass<'_>,
+        state: &DaemonState,
+        now: Timestamp,
+    ) {
+        self.nodes.push(NodeSummary::of(manifest, pass, state, now));
+    }
+
+    fn on_pass(
+        &mut self,
+        desired: &Desired,
+        kube: &[KubePass],
+        state: &DaemonState,
+        started: Timestamp,
+        full: bool,
+    ) {
+        let nodes = std::mem::take(&mut self.nodes);
+        Hub::on_pass(self, desired, nodes, kube, state, started);
+        if full {
+            // What a pass over every node freed goes back to the kernel.
+            crate::memory::give_back();
+        }
+    }
+
+    fn on_ha(&mut self, status: refinery_ha::HaStatus, leading: bool) {
+        Hub::on_ha(self, status, leading);
+    }
+
+    fn shutdown(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(Hub::shutdown(self))
     }
 }

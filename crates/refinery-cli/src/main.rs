@@ -1,22 +1,13 @@
 //! `refinery`: keep Docker hosts exactly as a git commit says.
 
-mod age_keys;
 mod args;
 mod commands;
-mod content;
-mod daemon;
 mod death_clock;
-mod desired;
-mod engines;
 mod error;
 mod exit_code;
 mod gitops;
-mod kube_sources;
-mod ledger_records;
 mod memory;
 mod output;
-mod pass;
-mod registries;
 mod render;
 mod settings;
 mod stack_scope;

@@ -43,12 +43,6 @@ impl Styles {
     }
 }
 
-/// A commit id as the CLI prints it: its first 12 characters.
-#[must_use]
-pub fn short(rev: &str) -> String {
-    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
-}
-
 /// A borderless table with a header, like `docker ps`: columns padded to their widest cell.
 #[must_use]
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {

@@ -20,8 +20,6 @@ pub struct Settings {
     pub nodes: Vec<String>,
     /// `--shard I/N` (`run`, `nodes`): only the nodes this shard owns.
     pub shard: Option<refinery_core::Shard>,
-    /// `--max-concurrent-nodes` (`run`): how many nodes a pass observes at once.
-    pub max_concurrent_nodes: usize,
     pub json: bool,
     pub verbose: u8,
     pub quiet: bool,
@@ -54,6 +52,19 @@ pub struct Environment {
     pub content_dir: Option<PathBuf>,
     /// Every variable with a UTF-8 name and value, for `${VAR}` in the manifest.
     pub vars: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// The nodes a command works on (`--node`, `--shard`) and the time it decides at.
+    #[must_use]
+    pub fn selection(&self) -> refinery_controller::node_pass::Selection<'_> {
+        refinery_controller::node_pass::Selection {
+            repo: &self.repo,
+            nodes: &self.nodes,
+            shard: self.shard,
+            now: self.now,
+        }
+    }
 }
 
 impl Environment {
@@ -134,7 +145,6 @@ impl Settings {
             rev: g.rev.clone(),
             nodes: g.node.clone(),
             shard: None,
-            max_concurrent_nodes: usize::from(crate::args::DEFAULT_MAX_CONCURRENT_NODES),
             json: g.json,
             verbose: g.verbose,
             quiet: g.quiet,

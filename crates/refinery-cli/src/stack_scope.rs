@@ -3,7 +3,7 @@
 use refinery_core::{Manifest, ResourceId};
 
 use crate::error::CliError;
-use crate::pass::NodePass;
+use refinery_controller::node_pass::NodePass;
 
 /// Whether `id` is a service replica of `stack` (by id, or by the declared spec's membership).
 fn in_stack(manifest: &Manifest, id: &ResourceId, stack: &str) -> bool {

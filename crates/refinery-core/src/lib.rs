@@ -14,6 +14,7 @@ pub mod policy;
 pub mod port_fallback;
 pub mod registry_auth;
 pub mod resource_id;
+pub mod revision;
 pub mod runtime;
 pub mod secret;
 pub mod shard;
@@ -31,6 +32,7 @@ pub use observed::{
 };
 pub use outcome::Outcome;
 pub use resource_id::{DockerKind, ResourceId};
+pub use revision::{Revision, SHORT_ID_LEN, short_id};
 pub use runtime::{
     ContainerRuntime, CreateRequest, EngineEvent, EngineInfo, LabelSelector, PullProgress,
     RuntimeError, UnreachableCause,

@@ -227,6 +227,25 @@ pub fn parse_documents(src: &str) -> Result<Vec<Node>, SyntaxError> {
     Ok(docs)
 }
 
+/// The nodes carrying a local tag (`!reset`, `!override`), by where they start, with the tag's
+/// name (`reset`). A stream that does not parse has none (its error comes from [`parse`]).
+#[must_use]
+pub fn local_tags(src: &str) -> HashMap<(u32, u32), String> {
+    let mut out = HashMap::new();
+    for item in Parser::new_from_str(src) {
+        let Ok((event, span)) = item else {
+            break;
+        };
+        if let Some(tag) = event.tag()
+            && tag.handle() == "!"
+        {
+            let loc = loc_of(&span);
+            out.insert((loc.line, loc.column), tag.suffix().to_owned());
+        }
+    }
+    out
+}
+
 /// Parses the first document (an empty file is an empty scalar at 1:1).
 pub fn parse(src: &str) -> Result<Node, SyntaxError> {
     Ok(parse_documents(src)?.into_iter().next().unwrap_or(Node {

@@ -34,6 +34,13 @@ const NEWER_THAN_1_29: [&[&str]; 8] = [
     &["services", "*", "gpus"],
 ];
 
+/// Fixtures written in what docker-compose 1.29 cannot read at all, with why: not compared here
+/// (their own snapshot and unit tests hold them).
+const NOT_FOR_1_29: [(&str, &str); 1] = [(
+    "valid-override-reset-and-override-tags",
+    "the `!reset`/`!override` tags came with docker compose 2.24",
+)];
+
 /// A YAML tree as JSON, scalars typed as PyYAML (YAML 1.1, docker-compose's parser) types them.
 fn to_json(node: &Node) -> serde_json::Value {
     use serde_json::Value as J;
@@ -796,6 +803,9 @@ fn compose_fixtures_resolve_as_docker_compose_resolves_them() {
     let mut failures = Vec::new();
     let mut compared = 0;
     for name in fixture_names("valid-") {
+        if NOT_FOR_1_29.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
         let (m, _) = load_fixture(&name).unwrap_or_else(|e| panic!("{name} loads: {e}"));
         let (config, copy) = docker_compose_config(&name, &m);
         let copy_dir = copy.0.to_string_lossy().into_owned();

@@ -1,6 +1,7 @@
 //! Sending commit statuses from a task of their own: a bounded queue, retries with backoff, and
 //! nothing that waits on the forge in the caller.
 
+use refinery_core::short_id as short;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -337,8 +338,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }

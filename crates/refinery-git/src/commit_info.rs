@@ -13,11 +13,11 @@ pub struct CommitInfo {
     pub summary: String,
 }
 
-/// Number of hex digits in [`CommitInfo::short`].
-pub const SHORT_ID_LEN: usize = 12;
+/// Number of hex digits in [`CommitInfo::short`]: the one short form, `refinery_core::short_id`.
+pub use refinery_core::SHORT_ID_LEN;
 
 impl CommitInfo {
     pub(crate) fn short_of(id: &str) -> String {
-        id.chars().take(SHORT_ID_LEN).collect()
+        refinery_core::short_id(id).to_owned()
     }
 }

@@ -1,10 +1,7 @@
 //! One line about a ledger entry, as `refinery ledger show` and the status page print it.
 
 use refinery_core::ledger::{Entry, Event};
-
-fn short(rev: &str) -> String {
-    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
-}
+use refinery_core::short_id as short;
 
 /// One line about an entry: the step and message, the drift, the revision change, …
 #[must_use]

@@ -219,7 +219,7 @@ fn count_lines(bytes: &[u8]) -> u64 {
 /// `ledger: 5 entries (seq 12-16) at rev abc1234`, then what the ref is.
 #[must_use]
 pub fn message(entries: u64, first_seq: u64, last_seq: u64, revision: &str) -> String {
-    let short: String = revision.chars().take(refinery_git::SHORT_ID_LEN).collect();
+    let short = refinery_core::short_id(revision);
     let noun = if entries == 1 { "entry" } else { "entries" };
     let range = if first_seq == last_seq {
         format!("seq {last_seq}")

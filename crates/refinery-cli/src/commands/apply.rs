@@ -15,9 +15,9 @@ use crate::commands::plan::{render_plan, report, report_unreachable};
 use crate::commands::{ledger, load_desired};
 use crate::error::CliError;
 use crate::exit_code;
-use crate::pass;
 use crate::render::Styles;
 use crate::settings::Settings;
+use refinery_controller::node_pass as pass;
 
 #[derive(Serialize)]
 struct ApplyReport<'a> {
@@ -29,7 +29,7 @@ struct ApplyReport<'a> {
 
 pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
-    let mut passes = pass::run(&desired, settings).await?;
+    let mut passes = pass::run(&desired, &settings.selection()).await?;
     if let Some(stack) = &args.stack {
         crate::stack_scope::retain_stack(&mut passes, &desired.manifest, stack)?;
     }
@@ -38,12 +38,12 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     let kube = if args.stack.is_some() {
         Vec::new()
     } else {
-        crate::kube_sources::run(&desired, settings).await
+        refinery_controller::kube_sources::run(&desired, &settings.repo, settings.now).await
     };
     // When `refinery run` holds the ledger, it does the work (see `handover.rs`).
     let writer = handover::open_or_daemon(settings, &desired, args.state_dir.as_deref())?;
     report_unreachable(&passes);
-    crate::kube_sources::report_errors(&kube);
+    refinery_controller::kube_sources::report_errors(&kube);
     let styles = Styles {
         color: settings.color,
     };
@@ -116,7 +116,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
                 &unreachable,
             );
             return Ok(exit_for(
-                crate::kube_sources::any_invalid(&kube),
+                refinery_controller::kube_sources::any_invalid(&kube),
                 &results,
                 &unreachable,
             ));
@@ -196,7 +196,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             unchanged.extend(eval.report.in_sync.iter().map(ToString::to_string));
         }
     }
-    results.extend(crate::kube_sources::execute(&kube, settings.now).await);
+    results.extend(refinery_controller::kube_sources::execute(&kube, settings.now).await);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -225,7 +225,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     }
     let results: Vec<StepOutcome> = results
         .iter()
-        .map(crate::ledger_records::step_outcome)
+        .map(refinery_controller::ledger_records::step_outcome)
         .collect();
     print_outcome(
         settings,
@@ -238,17 +238,17 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     recorded?;
     ledger::commit_after_apply(settings, &desired, &ledger_file);
     Ok(exit_for(
-        crate::kube_sources::any_invalid(&kube),
+        refinery_controller::kube_sources::any_invalid(&kube),
         &results,
         &unreachable,
     ))
 }
 
 /// Removes the content copies no container uses any more (see
-/// [`crate::content::collect_garbage`]), when this apply saw every node.
+/// [`refinery_controller::content_copies::collect_garbage`]), when this apply saw every node.
 fn collect_content(
     settings: &Settings,
-    desired: &crate::desired::Desired,
+    desired: &refinery_controller::desired::Desired,
     passes: &[pass::NodePass<'_>],
     results: &[StepResult],
 ) {
@@ -257,8 +257,13 @@ fn collect_content(
     }
     let acted: Vec<_> = results.iter().map(|r| (r.id.clone(), r.outcome)).collect();
     let root = &desired.content_root;
-    let seen = crate::content::NodeMounts::all(passes);
-    match crate::content::collect_after(&desired.manifest, root, seen.as_deref(), &acted) {
+    let seen = refinery_controller::node_pass::mounts_of(passes);
+    match refinery_controller::content_copies::collect_after(
+        &desired.manifest,
+        root,
+        seen.as_deref(),
+        &acted,
+    ) {
         Some(Ok(removed)) if !removed.is_empty() && !settings.quiet => {
             let n = removed.len();
             eprintln!(

@@ -13,13 +13,13 @@ use serde::Serialize;
 
 use crate::args::AuditArgs;
 use crate::commands::load_desired;
-use crate::desired::Desired;
-use crate::engines;
 use crate::error::{CliError, unreachable_hints};
 use crate::exit_code;
 use crate::output;
 use crate::render::{self, Styles};
 use crate::settings::Settings;
+use refinery_controller::desired::Desired;
+use refinery_controller::node_engines as engines;
 
 /// One node's audit, or why there is none.
 pub struct NodeResult<'m> {
@@ -32,7 +32,7 @@ pub struct NodeResult<'m> {
 pub fn state_dir(settings: &Settings, given: Option<&Path>) -> Result<PathBuf, CliError> {
     match given {
         Some(d) => Ok(d.to_owned()),
-        None => crate::daemon::default_state_dir(&settings.repo),
+        None => Ok(refinery_controller::default_state_dir(&settings.repo)?),
     }
 }
 

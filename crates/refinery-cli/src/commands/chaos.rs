@@ -23,11 +23,11 @@ use serde::Serialize;
 
 use crate::args::{ChaosArgs, Fault};
 use crate::commands::load_desired;
-use crate::engines;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::render;
 use crate::settings::Settings;
+use refinery_controller::node_engines as engines;
 
 /// splitmix64: a small reproducible generator (the same `--seed` makes the same run).
 struct Rng(u64);
@@ -269,7 +269,7 @@ pub async fn run(settings: &Settings, args: &ChaosArgs) -> Result<u8, CliError> 
         args.heal_timeout / 1000
     );
     // Recorded by the daemon (it holds the ledger), if one is running on this repository.
-    if let Ok(dir) = crate::daemon::default_state_dir(&settings.repo) {
+    if let Ok(dir) = refinery_controller::default_state_dir(&settings.repo) {
         let dir = args.state_dir.clone().unwrap_or(dir);
         let level = if failures > 0 { "error" } else { "info" };
         let _ = requests::submit(

@@ -9,9 +9,9 @@ use refinery_store::running_daemons::{self, RunningDaemon};
 use refinery_store::{LedgerError, LedgerFile};
 
 use crate::commands::ledger;
-use crate::desired::Desired;
 use crate::error::CliError;
 use crate::settings::Settings;
+use refinery_controller::desired::Desired;
 
 /// How often the answer file is looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
@@ -70,9 +70,9 @@ pub fn open_or_daemon(
             if daemon.revision != *wanted && !soon() {
                 return Err(CliError::DaemonRevision {
                     pid: daemon.pid,
-                    enforcing: ledger::short(&daemon.revision),
+                    enforcing: refinery_core::short_id(&daemon.revision).to_owned(),
                     follow: daemon.follow.clone(),
-                    wanted: ledger::short(wanted),
+                    wanted: refinery_core::short_id(wanted).to_owned(),
                 });
             }
             Ok(Writer::Daemon {

@@ -1,5 +1,6 @@
 //! `refinery ledger verify` and `refinery ledger show` (and the hidden `append-stress`).
 
+use refinery_core::short_id as short;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -11,12 +12,12 @@ use refinery_store::{LedgerError, LedgerFile, LedgerOptions, commit_ledger, mask
 use serde::Serialize;
 
 use crate::args::{LedgerArgs, LedgerCommand, LedgerPathArgs, LedgerShowArgs, LedgerStressArgs};
-use crate::desired;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::output;
 use crate::render::{self, Styles};
 use crate::settings::Settings;
+use refinery_controller::desired;
 
 pub fn run(settings: &Settings, args: &LedgerArgs) -> Result<u8, CliError> {
     match &args.command {
@@ -238,10 +239,6 @@ pub fn render_show(r: &ShowReport<'_>, _styles: &Styles) -> String {
     )
 }
 
-pub(super) fn short(rev: &str) -> String {
-    rev.chars().take(refinery_git::SHORT_ID_LEN).collect()
-}
-
 /// Appends entries one by one, printing each seq after its fsync; for `kill -9` tests.
 fn append_stress(a: &LedgerStressArgs) -> Result<u8, CliError> {
     let (mut file, repaired) = LedgerFile::open_with(
@@ -317,16 +314,17 @@ pub fn record_apply(
     d: &desired::Desired,
     drifts: &[&refinery_core::Drift],
     results: &[refinery_engine::StepResult],
-    kube: &[crate::kube_sources::KubePass],
+    kube: &[refinery_controller::kube_sources::KubePass],
     now: jiff::Timestamp,
 ) -> Result<Vec<Entry>, LedgerError> {
     // A Kubernetes object's entries name its source (`k8s/<source>`) as their node, as the
     // daemon's do.
-    let node_of =
-        |r: Record, id: &refinery_core::ResourceId| match crate::kube_sources::label_of(kube, id) {
+    let node_of = |r: Record, id: &refinery_core::ResourceId| {
+        match refinery_controller::kube_sources::label_of(kube, id) {
             Some(label) => r.node(label),
             None => r,
-        };
+        }
+    };
     let rev = &d.commit.id;
     let manifest = &d.manifest;
     let mut records = vec![
@@ -338,16 +336,16 @@ pub fn record_apply(
     ];
     records.extend(drifts.iter().map(|drift| {
         node_of(
-            crate::ledger_records::drift(manifest, drift, rev),
+            refinery_controller::ledger_records::drift(manifest, drift, rev),
             &drift.id,
         )
     }));
-    records.extend(
-        results
-            .iter()
-            .filter(|r| r.step.writes())
-            .map(|r| node_of(crate::ledger_records::step(manifest, r, rev), &r.id)),
-    );
+    records.extend(results.iter().filter(|r| r.step.writes()).map(|r| {
+        node_of(
+            refinery_controller::ledger_records::step(manifest, r, rev),
+            &r.id,
+        )
+    }));
     file.append(records, now)
 }
 

@@ -12,10 +12,10 @@ pub mod run;
 pub mod status;
 pub mod validate;
 
-use crate::desired::{self, Desired};
 use crate::error::CliError;
 use crate::render::{self, Styles};
 use crate::settings::Settings;
+use refinery_controller::desired::{self, Desired};
 
 /// Loads the desired state and prints its warnings on stderr.
 pub fn load_desired(settings: &Settings) -> Result<Desired, CliError> {

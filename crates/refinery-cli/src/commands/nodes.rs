@@ -12,9 +12,9 @@ use crate::commands::plan::report_unreachable;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::output;
-use crate::pass::{self, NodePass};
 use crate::render::{self, Styles};
 use crate::settings::Settings;
+use refinery_controller::node_pass::{self as pass, NodePass};
 
 #[derive(Debug, Serialize)]
 pub struct NodeRow {
@@ -49,14 +49,14 @@ pub async fn run(settings: &Settings, args: &NodesArgs) -> Result<u8, CliError> 
     let shards = args.shard.map(refinery_core::Shard::count).or(args.shards);
     let desired = load_desired(settings)?;
     let manifest = &desired.manifest;
-    let passes = pass::run(&desired, settings).await?;
+    let passes = pass::run(&desired, &settings.selection()).await?;
     report_unreachable(&passes);
     let mut rows = Vec::new();
     for node in &manifest.nodes {
         if !settings.nodes.is_empty() && !settings.nodes.contains(&node.name) {
             continue;
         }
-        if !crate::engines::in_shard(settings.shard, &node.name) {
+        if !refinery_controller::node_engines::in_shard(settings.shard, &node.name) {
             continue;
         }
         let endpoint = node

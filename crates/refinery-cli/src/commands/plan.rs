@@ -7,9 +7,9 @@ use crate::args::PlanArgs;
 use crate::commands::load_desired;
 use crate::error::{CliError, unreachable_hints};
 use crate::exit_code;
-use crate::pass::{self, NodePass};
 use crate::render::{self, Styles};
 use crate::settings::Settings;
+use refinery_controller::node_pass::{self as pass, NodePass};
 
 #[derive(Serialize)]
 pub struct NodePlan<'a> {
@@ -168,7 +168,7 @@ impl<'a> PlanReport<'a> {
     /// Adds the `kubernetes:` sources as nodes of their own (`k8s/<source>`).
     pub fn add_kube(
         &mut self,
-        kube: &'a [crate::kube_sources::KubePass],
+        kube: &'a [refinery_controller::kube_sources::KubePass],
         manifest: &refinery_core::Manifest,
     ) {
         for p in kube {
@@ -348,11 +348,11 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
 
 async fn plan(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
-    let passes = pass::run(&desired, settings).await?;
+    let passes = pass::run(&desired, &settings.selection()).await?;
     check_externals(&passes, &desired.manifest)?;
     report_unreachable(&passes);
-    let kube = crate::kube_sources::run(&desired, settings).await;
-    crate::kube_sources::report_errors(&kube);
+    let kube = refinery_controller::kube_sources::run(&desired, &settings.repo, settings.now).await;
+    refinery_controller::kube_sources::report_errors(&kube);
     let mut r = report(&desired.commit.id, &passes, &desired.manifest);
     r.add_kube(&kube, &desired.manifest);
     if settings.json {
@@ -369,7 +369,7 @@ async fn plan(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
             )
         );
     }
-    Ok(if crate::kube_sources::any_invalid(&kube) {
+    Ok(if refinery_controller::kube_sources::any_invalid(&kube) {
         exit_code::USAGE
     } else if r.nodes.iter().any(|n| !n.reachable) {
         exit_code::UNREACHABLE

@@ -6,15 +6,15 @@ use refinery_core::ResourceId;
 use refinery_store::request_queue::{self as requests, Request};
 
 use crate::args::{ResumeArgs, RollbackArgs};
-use crate::daemon::default_state_dir;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::settings::Settings;
+use refinery_controller::default_state_dir;
 
 pub fn state_dir(settings: &Settings, given: Option<&Path>) -> Result<PathBuf, CliError> {
     match given {
         Some(d) => Ok(d.to_owned()),
-        None => default_state_dir(&settings.repo),
+        None => Ok(default_state_dir(&settings.repo)?),
     }
 }
 

@@ -7,9 +7,9 @@ use crate::commands::load_desired;
 use crate::commands::plan::report_unreachable;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::pass;
 use crate::render;
 use crate::settings::Settings;
+use refinery_controller::node_pass as pass;
 
 #[derive(Serialize)]
 struct Row {
@@ -86,7 +86,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
         None => None,
     };
     let desired = load_desired(settings)?;
-    let passes = pass::run(&desired, settings).await?;
+    let passes = pass::run(&desired, &settings.selection()).await?;
     report_unreachable(&passes);
     let mut rows = Vec::new();
     let mut unauthorized = 0usize;
@@ -151,8 +151,8 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
             }
         }
     }
-    let kube = crate::kube_sources::run(&desired, settings).await;
-    crate::kube_sources::report_errors(&kube);
+    let kube = refinery_controller::kube_sources::run(&desired, &settings.repo, settings.now).await;
+    refinery_controller::kube_sources::report_errors(&kube);
     for p in &kube {
         unauthorized += kube_rows(p, &mut rows);
     }
@@ -246,7 +246,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
 
 /// One row per declared object of a `kubernetes:` source (`KIND/NAME` in the container column),
 /// and per `orphan` (state `orphan`); returns how many undeclared workloads it found.
-fn kube_rows(p: &crate::kube_sources::KubePass, rows: &mut Vec<Row>) -> usize {
+fn kube_rows(p: &refinery_controller::kube_sources::KubePass, rows: &mut Vec<Row>) -> usize {
     use refinery_core::{DriftKind, ResourceId, StepKind};
     let Ok(eval) = &p.result else {
         rows.push(Row {

@@ -6,7 +6,7 @@ use crate::commands::load_desired;
 use crate::error::CliError;
 use crate::exit_code;
 use crate::output;
-use crate::render::{self, Styles};
+use crate::render::Styles;
 use crate::settings::Settings;
 
 /// What `validate` found: the manifest loaded, with what it declares.
@@ -49,7 +49,7 @@ pub fn render_validate(r: &ValidateReport<'_>, _styles: &Styles) -> String {
     format!(
         "{} at {} is valid: {} container{} on {} node{}, {} stack{}, {} kubernetes source{}\n",
         r.file,
-        render::short(r.commit),
+        refinery_core::short_id(r.commit),
         r.containers,
         plural(r.containers),
         r.nodes,

@@ -2,6 +2,7 @@
 //! revision, `success` when it is judged healthy, `failure` when it is rolled back, given up on, or
 //! an action for it failed. Sending is the reporter's task: nothing here waits on the forge.
 
+use refinery_core::short_id as short;
 use std::time::Duration;
 
 use refinery_core::Shard;
@@ -10,33 +11,13 @@ use refinery_forge::{
     CommitState, CommitStatus, ReporterOptions, StatusError, StatusReporter, StatusTarget,
 };
 
-/// What happened to a revision, as the daemon tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevisionEvent {
-    /// The daemon started enforcing `revision` (a new commit, or a rollback by hand to it).
-    Enforcing { revision: String },
-    /// `revision` was judged healthy.
-    Healthy { revision: String },
-    /// `from` was not healthy in time: the daemon went back to `to`.
-    RolledBack {
-        from: String,
-        to: String,
-        why: String,
-    },
-    /// `revision` was not healthy in time, and there was nothing to go back to.
-    GaveUp { revision: String, why: String },
-    /// An action for `revision` failed while it was being deployed.
-    ActionFailed {
-        revision: String,
-        resource: String,
-        why: String,
-    },
-}
+/// What happened to a revision, as the controller tells it.
+pub use refinery_controller::ports::RevisionEvent;
 
-impl RevisionEvent {
-    /// The commit it is about, and the status it puts there.
-    fn status(&self, nodes: &str) -> (&str, CommitState, String) {
-        match self {
+/// The commit an event is about, and the status it puts there.
+fn status_of<'e>(event: &'e RevisionEvent, nodes: &str) -> (&'e str, CommitState, String) {
+    {
+        match event {
             RevisionEvent::Enforcing { revision } => (
                 revision,
                 CommitState::Pending,
@@ -179,7 +160,7 @@ impl CommitStatuses {
         if !matches!(&self.current, Some((_, Some(_)))) {
             return;
         }
-        let (sha, state, description) = event.status(&self.nodes);
+        let (sha, state, description) = status_of(event, &self.nodes);
         // A new deploy of a commit (`Enforcing`) always goes out; an outcome only once.
         let last = self.sent.iter().find(|(s, _)| s == sha).map(|(_, st)| *st);
         if last == Some(state) && state != CommitState::Pending {
@@ -212,10 +193,6 @@ impl CommitStatuses {
             reporter.close(within).await;
         }
     }
-}
-
-fn short(rev: &str) -> &str {
-    rev.get(..12).unwrap_or(rev)
 }
 
 #[cfg(test)]
@@ -263,7 +240,7 @@ mod tests {
             ),
         ];
         for (event, (sha, state, text)) in cases {
-            let (s, st, d) = event.status(n);
+            let (s, st, d) = status_of(&event, n);
             assert_eq!((s, st, d.as_str()), (sha, state, text));
         }
     }

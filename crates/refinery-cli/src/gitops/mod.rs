@@ -5,11 +5,14 @@
 //!   `--fetch-interval`, `--public-url`).
 //! - [`routes`]: the HTTP endpoints, merged into the `--listen` server.
 //! - [`commit_statuses`]: revision events → commit statuses.
+//! - [`hook`]: the controller's `GitFollow` port: the follower, wake-ups, statuses.
 
 pub mod args;
 pub mod commit_statuses;
+pub mod hook;
 pub mod routes;
 
 pub use args::GitopsArgs;
 pub use commit_statuses::{CommitStatuses, RevisionEvent};
+pub use hook::GitopsHook;
 pub use routes::{DaemonLink, Gitops, router};

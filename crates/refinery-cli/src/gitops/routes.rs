@@ -11,6 +11,7 @@
 //! them on a non-loopback `--listen`. A webhook never waits for the fetch: it asks for one and
 //! wakes the daemon, and asks that pile up while a fetch runs are answered by one more fetch.
 
+use refinery_core::short_id as short;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -220,10 +221,6 @@ fn same(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
-}
-
-fn short(rev: &str) -> &str {
-    rev.get(..12).unwrap_or(rev)
 }
 
 #[cfg(test)]

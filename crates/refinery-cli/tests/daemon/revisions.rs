@@ -1,8 +1,6 @@
 //! Revisions: a new commit converges, a broken or empty one removes nothing, an unhealthy one is
 //! rolled back to the last healthy revision.
 
-use std::time::Duration;
-
 use refinery_core::{ContainerRuntime, ContainerState};
 
 use crate::common::{Env, IMAGE};
@@ -56,7 +54,20 @@ async fn daemon_new_commit_converges_and_broken_or_empty_commit_removes_nothing(
         kind(e) == "revision" && e["to"].as_str() != Some(second.as_str()) && !e["from"].is_null()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Each is found unauthorized and the pass says why it is kept: a positive signal that the
+    // empty revision was decided on, not a wait for nothing to happen.
+    for who in [&web, &api] {
+        d.wait_entry("kept: the manifest declares nothing", |e| {
+            kind(e) == "alert"
+                && e["resource"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(who.as_str()))
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("the manifest declares nothing"))
+        })
+        .await;
+    }
     assert!(
         env.container("web").await.is_some(),
         "empty manifest: nothing removed"
@@ -118,11 +129,9 @@ async fn daemon_unhealthy_revision_is_rolled_back_to_the_last_healthy_one() {
         })
     })
     .await;
-    // It stays on the good revision while the bad one is the branch's tip.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let c = env.existing("web").await;
-    assert_eq!(c.labels.get("io.refinery.revision"), Some(&good));
-    assert_eq!(c.state, ContainerState::Running);
+    // That it stays on the good revision while the bad one is the branch's tip is the
+    // controller's unit test `revision_failing_past_its_deadline_rolls_back_to_the_last_healthy_one`
+    // (paused time), not a wait here for nothing to happen.
     d.stop().await;
 }
 
@@ -249,7 +258,7 @@ async fn daemon_deleted_branch_keeps_the_last_revision_and_removes_nothing() {
                 .is_some_and(|m| m.contains("failed to read `main`"))
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The alert comes from the look at the branch; passes go on enforcing what was loaded.
     let still = env.existing("web").await;
     assert_eq!(still.id, c.id, "nothing removed or replaced");
     // The branch comes back: the daemon carries on with it.

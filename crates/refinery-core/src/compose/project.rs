@@ -225,8 +225,10 @@ pub(super) fn read_project(
             }
         };
         let mut r = Reader::new(file, &lookup, true).with_strict_dollars();
+        let tags = yaml::local_tags(&text);
         let ctx = FileContext {
             file,
+            tags: &tags,
             abs_dir: &p.abs_dir,
             read: src.read,
             project_dir: &p.dir,

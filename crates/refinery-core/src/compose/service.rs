@@ -20,6 +20,8 @@ pub(super) struct FileContext<'a> {
     /// Repository-relative project directory.
     pub project_dir: &'a str,
     pub read: &'a dyn Fn(&str) -> Option<String>,
+    /// The file's `!reset`/`!override` tags (see [`crate::yaml::local_tags`]).
+    pub tags: &'a std::collections::HashMap<(u32, u32), String>,
     /// Age keys for SOPS-encrypted `env_file`s.
     pub keys: &'a crate::sops::AgeKeys,
 }
@@ -153,6 +155,9 @@ pub(super) struct Service {
     pub ignore_differences: Vec<String>,
     /// `x-refinery.drift_action`.
     pub drift_action: Option<Action>,
+    /// Keys tagged `!reset` or `!override`: what earlier files said of them is dropped before
+    /// this declaration is merged over it.
+    pub resets: Vec<String>,
 }
 
 /// A file a service mounts by name: a top-level `configs:` or `secrets:` entry.
@@ -210,6 +215,9 @@ fn append<T: PartialEq>(a: &mut Vec<T>, b: Vec<T>) {
 impl Service {
     /// Overlays a later file's declaration (see the module documentation).
     pub fn merge(&mut self, o: Service) {
+        for key in &o.resets {
+            self.reset(key);
+        }
         // A later healthcheck replaces the whole one, its `start_interval` included.
         if o.healthcheck.is_some() {
             self.extra.health_start_interval_ms = o.extra.health_start_interval_ms;
@@ -284,6 +292,192 @@ impl Service {
             self.refs.push(r);
         }
         self.swarm_keys.extend(o.swarm_keys);
+    }
+}
+
+/// The service keys `!reset` and `!override` work on (every other is refused with a hint).
+pub(super) const RESETTABLE: [&str; 80] = [
+    "image",
+    "build",
+    "container_name",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "expose",
+    "volumes",
+    "networks",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "labels",
+    "profiles",
+    "security_opt",
+    "cap_add",
+    "cap_drop",
+    "hostname",
+    "init",
+    "stop_signal",
+    "stop_grace_period",
+    "logging",
+    "read_only",
+    "user",
+    "working_dir",
+    "mem_limit",
+    "cpus",
+    "stdin_open",
+    "tty",
+    "extra_hosts",
+    "tmpfs",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "devices",
+    "device_cgroup_rules",
+    "group_add",
+    "sysctls",
+    "ulimits",
+    "annotations",
+    "storage_opt",
+    "links",
+    "volumes_from",
+    "configs",
+    "secrets",
+    "platform",
+    "runtime",
+    "pid",
+    "ipc",
+    "uts",
+    "userns_mode",
+    "cgroup",
+    "cgroup_parent",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pids_limit",
+    "mem_reservation",
+    "memswap_limit",
+    "mem_swappiness",
+    "cpu_shares",
+    "cpu_quota",
+    "cpu_period",
+    "cpuset",
+    "domainname",
+    "mac_address",
+    "isolation",
+    "shm_size",
+    "pull_policy",
+    "blkio_config",
+    "network_mode",
+    "privileged",
+    "scale",
+    "gpus",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_count",
+    "cpu_percent",
+    "attach",
+    "develop",
+];
+
+impl Service {
+    /// Drops what the files so far say of `key` (one of [`RESETTABLE`]).
+    fn reset(&mut self, key: &str) {
+        let x = &mut self.extra;
+        match key {
+            "image" => self.image = None,
+            "build" => self.build = None,
+            "container_name" => self.container_name = None,
+            "command" => self.command = None,
+            "entrypoint" => self.entrypoint = None,
+            "environment" => self.env.clear(),
+            "ports" => self.ports.clear(),
+            "expose" => x.expose.clear(),
+            "volumes" => {
+                self.mounts.clear();
+                self.named_volumes.clear();
+                self.content.retain(ContentMount::is_env_file);
+                x.bind_propagation.clear();
+            }
+            "networks" => self.networks = None,
+            "network_mode" => self.network_mode = None,
+            "depends_on" => self.depends_on.clear(),
+            "healthcheck" => {
+                self.healthcheck = None;
+                x.health_start_interval_ms = None;
+            }
+            "restart" => self.restart = None,
+            "labels" => self.labels.clear(),
+            "profiles" => self.profiles.clear(),
+            "security_opt" => self.security_opt.clear(),
+            "cap_add" => self.cap_add.clear(),
+            "cap_drop" => self.cap_drop.clear(),
+            "hostname" => self.hostname = None,
+            "init" => self.init = None,
+            "stop_signal" => self.stop_signal = None,
+            "stop_grace_period" => self.stop_timeout_secs = None,
+            "logging" => self.logging = None,
+            "read_only" => self.read_only = None,
+            "user" => self.user = None,
+            "working_dir" => self.working_dir = None,
+            "mem_limit" => self.memory_bytes = None,
+            "cpus" => self.nano_cpus = None,
+            "stdin_open" => self.stdin_open = None,
+            "tty" => self.tty = None,
+            "extra_hosts" => self.extra_hosts.clear(),
+            "tmpfs" => self.tmpfs.clear(),
+            "dns" => x.dns.clear(),
+            "dns_search" => x.dns_search.clear(),
+            "dns_opt" => x.dns_opt.clear(),
+            "devices" => x.devices.clear(),
+            "device_cgroup_rules" => x.device_cgroup_rules.clear(),
+            "group_add" => x.group_add.clear(),
+            "sysctls" => x.sysctls.clear(),
+            "ulimits" => x.ulimits.clear(),
+            "annotations" => x.annotations.clear(),
+            "storage_opt" => x.storage_opt.clear(),
+            "links" | "volumes_from" | "pid" | "ipc" => {
+                self.refs.retain(|r| r.key != key);
+                match key {
+                    "links" => x.links.clear(),
+                    "volumes_from" => x.volumes_from.clear(),
+                    "pid" => x.pid = None,
+                    _ => x.ipc = None,
+                }
+            }
+            "configs" => self.configs.retain(|c| c.kind != FileKind::Config),
+            "secrets" => self.configs.retain(|c| c.kind != FileKind::Secret),
+            "platform" => x.platform = None,
+            "runtime" => x.runtime = None,
+            "uts" => x.uts = None,
+            "userns_mode" => x.userns_mode = None,
+            "cgroup" => x.cgroup = None,
+            "cgroup_parent" => x.cgroup_parent = None,
+            "oom_kill_disable" => x.oom_kill_disable = None,
+            "oom_score_adj" => x.oom_score_adj = None,
+            "pids_limit" => x.pids_limit = None,
+            "mem_reservation" => x.mem_reservation = None,
+            "memswap_limit" => x.memswap_limit = None,
+            "mem_swappiness" => x.mem_swappiness = None,
+            "cpu_shares" => x.cpu_shares = None,
+            "cpu_quota" => x.cpu_quota = None,
+            "cpu_period" => x.cpu_period = None,
+            "cpuset" => x.cpuset = None,
+            "domainname" => x.domainname = None,
+            "mac_address" => x.mac_address = None,
+            "isolation" => x.isolation = None,
+            "shm_size" => x.shm_size = None,
+            "pull_policy" => x.pull_policy = None,
+            "blkio_config" => x.blkio = crate::extra_options::Blkio::default(),
+            "privileged" => self.privileged = None,
+            "scale" => self.replicas = None,
+            "gpus" => x.device_requests.clear(),
+            "cpu_rt_period" => x.cpu_rt_period = None,
+            "cpu_rt_runtime" => x.cpu_rt_runtime = None,
+            "cpu_count" => x.cpu_count = None,
+            "cpu_percent" => x.cpu_percent = None,
+            // `attach`, `develop`: client-side, nothing kept.
+            _ => {}
+        }
     }
 }
 

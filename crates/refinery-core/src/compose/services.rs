@@ -18,7 +18,7 @@ use super::resources::{
     read_blkio, read_bytes, read_count, read_cpus, read_deploy, read_devices, read_gpus, read_i64,
     read_micros, read_ulimits,
 };
-use super::service::{FileContext, FileKind, Service, ServiceRef};
+use super::service::{FileContext, FileKind, RESETTABLE, Service, ServiceRef};
 use super::service_fields::{
     read_build, read_config_uses, read_depends_on, read_environment, read_logging, read_networks,
     read_ports, read_tmpfs, read_volumes, read_x_refinery,
@@ -214,6 +214,21 @@ fn read_service_keys(
     for (k, v) in entries {
         let Some(key) = k.scalar() else { continue };
         let p = format!("{base}.{key}");
+        // `!reset` / `!override` (Compose Specification): earlier files' value is dropped.
+        if let Some(tag) = ctx.tags.get(&(v.loc.line, v.loc.column))
+            && matches!(tag.as_str(), "reset" | "override")
+        {
+            if RESETTABLE.contains(&key) {
+                s.resets.push(key.to_owned());
+            } else {
+                r.error_hint(
+                    v.loc,
+                    &p,
+                    format!("`!{tag}` on `{key}` is not supported by Refinery"),
+                    "drop the key from the earlier file instead, or write its whole value there",
+                );
+            }
+        }
         if v.is_null() {
             continue;
         }
@@ -758,8 +773,10 @@ fn read_extends(
         );
         return None;
     };
+    let tags = yaml::local_tags(&text);
     let sub = FileContext {
         file: &path,
+        tags: &tags,
         abs_dir: ctx.abs_dir,
         project_dir: ctx.project_dir,
         read: ctx.read,

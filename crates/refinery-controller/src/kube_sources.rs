@@ -11,7 +11,6 @@ use refinery_git::GitSource;
 use refinery_kube::{KubeChange, KubeCluster, KubeError, KubeEval, KubeObject};
 
 use crate::desired::Desired;
-use crate::settings::Settings;
 
 /// One source after observation.
 pub struct KubePass {
@@ -89,9 +88,9 @@ pub async fn connect_all(
 
 /// Observes and evaluates every `kubernetes:` source for a command run by hand (grace periods
 /// not honoured: it acts at once).
-pub async fn run(desired: &Desired, settings: &Settings) -> Vec<KubePass> {
+pub async fn run(desired: &Desired, repo: &std::path::Path, now: jiff::Timestamp) -> Vec<KubePass> {
     let first_seen = std::collections::BTreeMap::new();
-    observe_all(desired, &settings.repo, settings.now, &first_seen, false).await
+    observe_all(desired, repo, now, &first_seen, false).await
 }
 
 /// Observes and evaluates every `kubernetes:` source (none: an empty list, no connection made).

@@ -8,100 +8,19 @@
 //! whom it talks to.
 //!
 //! After a full pass, copies of content-tracked mounts nothing needs any more are removed (see
-//! [`crate::content::collect_garbage`]).
+//! [`crate::content_copies::collect_garbage`]).
 
 use refinery_core::{Outcome, ResourceId, StepKind};
 use refinery_store::request_queue::{self as requests, Answer, StepOutcome};
 use refinery_store::running_daemons::{self, HaStanding, RunningDaemon};
 
-use super::{Daemon, short};
-use crate::pass::NodePass;
+use crate::controller::{Controller, short};
+use crate::handover_state::{Keep, NodeAfter};
 
-/// What the end of a pass needs of one node once its observation is gone: the containers'
-/// bind mounts (content collection), what was in sync and the steps planned (the answer to
-/// `apply`); `None` when the node was not observed. Each part is kept only when the pass's end
-/// will use it ([`Keep`]), so a big fleet's pass holds nothing per container.
-pub(super) struct NodeAfter {
-    node: String,
-    seen: Option<(
-        crate::content::NodeMounts,
-        Vec<String>,
-        Vec<refinery_core::Step>,
-    )>,
-}
-
-/// Which parts of a node's pass its end needs.
-#[derive(Clone, Copy)]
-pub(super) struct Keep {
-    mounts: bool,
-    answer: bool,
-}
-
-impl NodeAfter {
-    pub(super) fn of(p: &NodePass<'_>, keep: Keep) -> NodeAfter {
-        NodeAfter {
-            node: p.node.name.clone(),
-            seen: p.result.as_ref().ok().map(|(observed, eval)| {
-                let mounts = if keep.mounts {
-                    crate::content::NodeMounts::of(&p.node.name, observed)
-                } else {
-                    crate::content::NodeMounts {
-                        node: p.node.name.clone(),
-                        containers: Vec::new(),
-                    }
-                };
-                let (in_sync, steps) = if keep.answer {
-                    (
-                        eval.report
-                            .in_sync
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect(),
-                        eval.plan.steps.clone(),
-                    )
-                } else {
-                    (Vec::new(), Vec::new())
-                };
-                (mounts, in_sync, steps)
-            }),
-        }
-    }
-}
-
-/// Apply requests taken and the pass answering them; what the pass did.
-#[derive(Default)]
-pub(super) struct Handover {
-    /// What the current pass's actions did (for the content garbage collection).
-    acted: Vec<(ResourceId, Outcome)>,
-    /// Requests the next full pass answers.
-    waiting: Vec<String>,
-    /// What the answering pass did so far.
-    results: Vec<StepOutcome>,
-    /// The registry entry last published.
-    published: Option<RunningDaemon>,
-}
-
-impl Handover {
-    /// Whether a pass must answer apply requests (it is then a full pass, grace not honoured).
-    pub(super) fn waiting(&self) -> bool {
-        !self.waiting.is_empty()
-    }
-
-    /// Keeps what a node's actions did, for the answer.
-    pub(super) fn collect(&mut self, results: &[refinery_engine::StepResult]) {
-        self.acted
-            .extend(results.iter().map(|r| (r.id.clone(), r.outcome)));
-        if self.waiting() {
-            self.results
-                .extend(results.iter().map(crate::ledger_records::step_outcome));
-        }
-    }
-}
-
-impl Daemon {
+impl Controller {
     /// Says (again, if something changed) that this daemon runs, what it enforces and whether it
     /// acts.
-    pub(super) fn publish_presence(&mut self) {
+    pub(crate) fn publish_presence(&mut self) {
         let ha = self.ha.as_ref().map(|h| {
             let status = h.status();
             HaStanding {
@@ -129,7 +48,7 @@ impl Daemon {
 
     /// Takes `refinery apply`'s request: a full pass now, if `revision` is the one in force.
     /// Returns whether a pass is due.
-    pub(super) fn on_apply_request(&mut self, id: &str, revision: &str) -> bool {
+    pub(crate) fn on_apply_request(&mut self, id: &str, revision: &str) -> bool {
         let rev = self.rev();
         if revision != rev {
             tracing::warn!(request = %id, asked = %short(revision), enforcing = %short(&rev), "apply requested for another revision: refused");
@@ -161,7 +80,7 @@ impl Daemon {
 
     /// What the end of a pass (`full`: over every node) will need of each node: mounts when it
     /// collects content copies, in-sync ids and steps when it answers an `apply`.
-    pub(super) fn after_needs(&self, full: bool) -> Keep {
+    pub(crate) fn after_needs(&self, full: bool) -> Keep {
         Keep {
             mounts: self.collects_content(full),
             answer: self.handover.waiting(),
@@ -171,13 +90,13 @@ impl Daemon {
     /// Whether a pass collects content copies: a full pass over every node this host manages
     /// (not with `--node` or `--shard`: other daemons may use the others), while acting.
     fn collects_content(&self, full: bool) -> bool {
-        full && self.may_act() && self.settings.shard.is_none() && self.settings.nodes.is_empty()
+        full && self.may_act() && self.options.shard.is_none() && self.options.nodes.is_empty()
     }
 
     /// After a pass: answers the apply requests it was run for, and removes the content copies
     /// nothing needs any more. A pass that skipped a node (to recover an interrupted recreate)
     /// leaves both to the next one, due at once.
-    pub(super) fn after_pass(&mut self, passes: &[NodeAfter], rev: &str, again: bool, full: bool) {
+    pub(crate) fn after_pass(&mut self, passes: &[NodeAfter], rev: &str, again: bool, full: bool) {
         if again {
             return;
         }
@@ -187,7 +106,7 @@ impl Daemon {
     }
 
     /// Removes the copies of content-tracked mounts no container observed mounts (see
-    /// [`crate::content::needed`]): only after a full pass that saw every node this host manages
+    /// [`crate::content_copies::needed`]): only after a full pass that saw every node this host manages
     /// (not with `--node` or `--shard`: other daemons may use the others), and only while acting.
     fn collect_content(
         &mut self,
@@ -203,7 +122,7 @@ impl Daemon {
             .iter()
             .map(|p| p.seen.as_ref().map(|s| s.0.clone()))
             .collect();
-        match crate::content::collect_after(self.manifest(), root, seen.as_deref(), acted) {
+        match crate::content_copies::collect_after(self.manifest(), root, seen.as_deref(), acted) {
             None => {}
             Some(Ok(removed)) => {
                 for path in removed {

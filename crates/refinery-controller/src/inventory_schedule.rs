@@ -10,18 +10,18 @@ use refinery_core::ledger::{ActionDetail, Event, Record};
 use refinery_core::manifest::Mode;
 use refinery_store::{audit_log, inventory_state_file};
 
-use super::Daemon;
+use crate::controller::Controller;
 
 /// Key of the schedule's last run in the state file.
 const LAST_RUN: &str = "all";
 
-impl Daemon {
+impl Controller {
     /// Runs the scheduled audit (and cleanup) when it is due; cheap otherwise (a comparison).
-    pub(super) async fn scheduled_inventory(&mut self) {
+    pub(crate) async fn scheduled_inventory(&mut self) {
         let Some(schedule) = self.manifest().inventory.schedule.clone() else {
             return;
         };
-        let now = Timestamp::now();
+        let now = self.clock.now();
         // Cheap until the next run, unless a new commit changed the schedule.
         if self
             .inventory_next
@@ -127,7 +127,7 @@ impl Daemon {
                 );
             }
         }
-        let log = audit_log::path(&self.settings.repo, &desired.manifest);
+        let log = audit_log::path(&self.options.repo, &desired.manifest);
         if let Err(e) = audit_log::append(&log, &lines) {
             tracing::error!(error = %e, "failed to append to the audit log");
         }

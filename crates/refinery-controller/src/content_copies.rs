@@ -11,7 +11,7 @@ use refinery_core::yaml::Loc;
 use refinery_core::{Issue, Manifest, ManifestError, MountKind, Observed, Outcome, ResourceId};
 use refinery_git::GitSource;
 
-use crate::error::CliError;
+use crate::error::ControllerError;
 
 /// Where materialised copies live: `REFINERY_CONTENT_DIR`, else `refinery/content/` in the git
 /// directory (never in the work tree). Absolute, since the engine mounts it.
@@ -38,7 +38,7 @@ pub fn resolve(
     manifest: &mut Manifest,
     root: &Path,
     keys: &AgeKeys,
-) -> Result<Vec<Issue>, CliError> {
+) -> Result<Vec<Issue>, ControllerError> {
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     let file = manifest.file.clone();
@@ -279,20 +279,6 @@ impl NodeMounts {
                 })
                 .collect(),
         }
-    }
-
-    /// Every node's, or `None` when a node was not seen (it may still mount anything).
-    #[must_use]
-    pub fn all(passes: &[crate::pass::NodePass<'_>]) -> Option<Vec<NodeMounts>> {
-        passes
-            .iter()
-            .map(|p| {
-                p.result
-                    .as_ref()
-                    .ok()
-                    .map(|(observed, _)| NodeMounts::of(&p.node.name, observed))
-            })
-            .collect()
     }
 }
 

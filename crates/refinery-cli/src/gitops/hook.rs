@@ -1,13 +1,15 @@
-//! The daemon's side of the GitOps loop (issue 25), kept in one place so the loop itself only
-//! calls it: what is followed (a [`Follower`]: the branch, the highest matching tag or a fixed
-//! revision, fetched every `--fetch-interval` or at once when a webhook or `POST /api/v1/sync`
-//! asks), the wake-ups those requests send, and the commit statuses the revision events become.
-//! The HTTP side is `crate::gitops::routes`.
+//! The controller's [`GitFollow`] port as the GitOps loop fills it (issue 25): what is followed
+//! (a [`Follower`]: the branch, the highest matching tag or a fixed revision, fetched every
+//! `--fetch-interval` or at once when a webhook or `POST /api/v1/sync` asks), the wake-ups those
+//! requests send, and the commit statuses the revision events become. The HTTP side is
+//! `crate::gitops::routes`; the controller's calls are `refinery_controller`'s `gitops.rs`.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use refinery_controller::ControllerError;
+use refinery_controller::ports::{GitFollow, PortFuture, Wake};
 use refinery_forge::ReporterOptions;
 use refinery_git::{Follow, Follower, TagPattern, Tip};
 use tokio::sync::mpsc;
@@ -56,14 +58,6 @@ impl DaemonLink for Link {
     }
 }
 
-/// What a batch of wake-ups asks for.
-pub enum Wake {
-    /// A full pass (a push webhook, or `POST /api/v1/sync` without `?node=`).
-    Full,
-    /// A pass over these nodes only (`POST /api/v1/sync?node=NAME`).
-    Nodes(BTreeSet<String>),
-}
-
 /// Each fetch from the remote is logged (tests count them: a refused webhook fetches nothing).
 fn log_fetch(tip: &Tip) {
     if tip.fetched {
@@ -87,7 +81,11 @@ impl GitopsHook {
     /// Builds the follower from `--follow-tag`/`--branch`/`--rev` and `--fetch-interval`, the
     /// endpoints from `--webhook-secret-file` (or `REFINERY_WEBHOOK_SECRET`) and the bearer
     /// token, and the commit statuses' context (`refinery/<host or shard>`).
-    pub fn start(settings: &Settings, args: &RunArgs) -> Result<GitopsHook, CliError> {
+    pub fn start(
+        settings: &Settings,
+        args: &RunArgs,
+        shard: Option<refinery_core::Shard>,
+    ) -> Result<GitopsHook, CliError> {
         let g = &args.gitops;
         let (follow, label) = match (&g.follow_tag, &args.branch) {
             (Some(glob), _) => (Follow::Tag(TagPattern::new(glob)?), format!("tags {glob}")),
@@ -115,7 +113,7 @@ impl GitopsHook {
             daemon: Arc::clone(&link) as Arc<dyn DaemonLink>,
         }));
         let statuses = CommitStatuses::new(
-            context_for(&host_name(), settings.shard),
+            context_for(&host_name(), shard),
             g.public_url.clone(),
             ReporterOptions::default(),
             Box::new(|k: &str| std::env::var(k).ok()),
@@ -142,23 +140,10 @@ impl GitopsHook {
 
     /// The commit to enforce now (fetching first when due or asked; blocks: call at the start or
     /// through [`GitopsHook::tip`]).
-    pub fn tip_blocking(&self) -> Result<Tip, CliError> {
+    pub fn tip_blocking(&self) -> Result<Tip, ControllerError> {
         let tip = self.follower.tip(Instant::now())?;
         log_fetch(&tip);
         Ok(tip)
-    }
-
-    /// [`GitopsHook::tip_blocking`] off the loop's thread.
-    pub async fn tip(&self) -> Result<Tip, CliError> {
-        let follower = Arc::clone(&self.follower);
-        tokio::task::spawn_blocking(move || follower.tip(Instant::now()))
-            .await
-            .map_err(|e| CliError::Io {
-                action: "look for a new commit".into(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(CliError::from)
-            .inspect(log_fetch)
     }
 
     /// Waits for webhooks or sync requests; all those waiting are taken as one.
@@ -205,75 +190,49 @@ impl GitopsHook {
     }
 }
 
-/// The daemon's calls into the hook, at the points of its loop where git or a revision changes.
-impl super::Daemon {
-    /// At the start: the revision's `commit_status:`, and `pending` when a deploy is under way.
-    pub(super) fn gitops_started(&mut self) {
-        self.gitops.configure(&self.desired.manifest);
-        self.gitops_observe();
-        if let Some(p) = &self.state.pending {
-            let event = RevisionEvent::Enforcing {
-                revision: p.revision.clone(),
-            };
-            self.gitops.on_revision(&event);
-        }
+/// The controller follows git through the hook.
+impl GitFollow for GitopsHook {
+    fn label(&self) -> &str {
+        GitopsHook::label(self)
     }
 
-    /// A webhook or a sync request: look at git now (the fetch was asked for), then a pass —
-    /// over every node, or over the nodes asked for when the revision stays.
-    pub(super) async fn on_gitops_wake(&mut self, wake: Wake) {
-        let switched = self.poll_git().await;
-        tracing::debug!(switched, "woken by a webhook or a sync request");
-        self.scope = match wake {
-            Wake::Nodes(nodes) if !switched && !nodes.is_empty() => Some(nodes),
-            _ => None,
-        };
+    fn tip_blocking(&self) -> Result<String, ControllerError> {
+        GitopsHook::tip_blocking(self).map(|t| t.commit)
     }
 
-    /// A new revision is in force (`rolled_back`: because of a rollback).
-    pub(super) fn gitops_switched(
-        &mut self,
-        to: &str,
-        rolled_back: Option<&refinery_core::daemon_state::RolledBack>,
-    ) {
-        self.gitops.configure(&self.desired.manifest);
-        let event = match rolled_back {
-            Some(rb) => RevisionEvent::RolledBack {
-                from: rb.from.clone(),
-                to: to.to_owned(),
-                why: rb.why.clone(),
-            },
-            None => RevisionEvent::Enforcing {
-                revision: to.to_owned(),
-            },
-        };
-        self.gitops.on_revision(&event);
+    fn tip(&self) -> PortFuture<'_, Result<String, ControllerError>> {
+        // Only the follower goes into the future: the hook itself is not `Sync`.
+        let follower = Arc::clone(&self.follower);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || follower.tip(Instant::now()))
+                .await
+                .map_err(|e| ControllerError::Io {
+                    action: "look for a new commit".into(),
+                    source: std::io::Error::other(e),
+                })?
+                .map_err(ControllerError::from)
+                .inspect(log_fetch)
+                .map(|t| t.commit)
+        })
     }
 
-    /// What the endpoints must know: the nodes, the rollback in force.
-    pub(super) fn gitops_observe(&mut self) {
-        let nodes: Vec<String> = self.nodes().into_iter().map(|n| n.name).collect();
-        let rolled_back = self
-            .state
-            .rolled_back
-            .as_ref()
-            .map(|rb| (rb.from.clone(), rb.to.clone()));
-        self.gitops.observe(&nodes, rolled_back);
+    fn woken(&mut self) -> PortFuture<'_, Wake> {
+        Box::pin(GitopsHook::woken(self))
     }
 
-    /// Actions failed on `node` while `rev` is being deployed: its commit fails.
-    pub(super) fn gitops_failed(&mut self, rev: &str, node: &str, failed: &[(String, String)]) {
-        let deploying = self
-            .state
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.revision == rev);
-        if let (true, Some((name, why))) = (deploying, failed.first()) {
-            self.gitops.on_revision(&RevisionEvent::ActionFailed {
-                revision: rev.to_owned(),
-                resource: refinery_core::ResourceId::container(node, name).to_string(),
-                why: why.clone(),
-            });
-        }
+    fn configure(&mut self, manifest: &refinery_core::Manifest) {
+        GitopsHook::configure(self, manifest);
+    }
+
+    fn observe(&mut self, nodes: &[String], rolled_back: Option<(String, String)>) {
+        GitopsHook::observe(self, nodes, rolled_back);
+    }
+
+    fn on_revision(&mut self, event: &RevisionEvent) {
+        GitopsHook::on_revision(self, event);
+    }
+
+    fn shutdown(&mut self) -> PortFuture<'_, ()> {
+        Box::pin(GitopsHook::shutdown(self))
     }
 }

@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use refinery_core::backoff::Backoff;
 use refinery_core::{ContainerRuntime, EngineEvent, LabelSelector};
 use refinery_docker::DockerRuntime;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
 
 /// What wakes the daemon besides its timers.
 #[derive(Debug, Clone)]

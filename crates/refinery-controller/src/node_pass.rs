@@ -9,9 +9,8 @@ use refinery_docker::DockerRuntime;
 use refinery_engine::{Evaluation, PortProbe, evaluate_in, free_primary_ports, node_selector};
 
 use crate::desired::Desired;
-use crate::engines::{self, NodeEngine};
-use crate::error::CliError;
-use crate::settings::Settings;
+use crate::error::ControllerError;
+use crate::node_engines::{self, NodeEngine};
 
 /// One node after observation.
 pub struct NodePass<'m> {
@@ -24,24 +23,33 @@ pub struct NodePass<'m> {
 /// command run by hand acts at once.
 pub async fn run<'m>(
     desired: &'m Desired,
-    settings: &Settings,
-) -> Result<Vec<NodePass<'m>>, CliError> {
+    selection: &Selection<'_>,
+) -> Result<Vec<NodePass<'m>>, ControllerError> {
     let manifest = &desired.manifest;
-    let selected = engines::select(manifest, &settings.nodes, &settings.repo)?;
-    let self_id = engines::self_container_id();
+    let selected = node_engines::select(manifest, selection.nodes, selection.repo)?;
+    let self_id = node_engines::self_container_id();
     let nodes = selected
         .into_iter()
-        .filter(|ne| engines::in_shard(settings.shard, &ne.node.name))
+        .filter(|ne| node_engines::in_shard(selection.shard, &ne.node.name))
         .map(|NodeEngine { node, engine }| (node, engine))
         .collect();
     let first_seen = BTreeMap::new();
     let ctx = PassContext {
-        now: settings.now,
+        now: selection.now,
         first_seen: &first_seen,
         honor_grace: false,
         self_id: self_id.as_deref(),
     };
     Ok(evaluate_nodes(manifest, nodes, &ctx).await)
+}
+
+/// The nodes a command works on: `--node` (empty: all), `--shard`, the repository their `tls:`
+/// paths are relative to, and the time decisions are made at.
+pub struct Selection<'a> {
+    pub repo: &'a std::path::Path,
+    pub nodes: &'a [String],
+    pub shard: Option<refinery_core::Shard>,
+    pub now: jiff::Timestamp,
 }
 
 /// What a pass decides with besides the manifest and the engines.
@@ -86,11 +94,11 @@ pub async fn evaluate_node<'m>(
         probe(&engine).await?;
         let mut observed = engine.observe(node_selector(manifest)).await?;
         // What the content-tracked copies on this host hold now (an edit by hand is drift).
-        crate::content::observe_copies(
+        crate::content_copies::observe_copies(
             manifest,
             &node.name,
             &mut observed,
-            crate::content::is_local(engine.endpoint()),
+            crate::content_copies::is_local(engine.endpoint()),
         );
         // Degraded containers (on a fallback host port) move back once the primary is free.
         let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
@@ -148,4 +156,18 @@ pub async fn probe(engine: &DockerRuntime) -> Result<refinery_core::EngineInfo, 
             ),
         }),
     }
+}
+
+/// Every node's bind mounts, or `None` when a node was not seen (it may still mount anything).
+#[must_use]
+pub fn mounts_of(passes: &[NodePass<'_>]) -> Option<Vec<crate::content_copies::NodeMounts>> {
+    passes
+        .iter()
+        .map(|p| {
+            p.result
+                .as_ref()
+                .ok()
+                .map(|(observed, _)| crate::content_copies::NodeMounts::of(&p.node.name, observed))
+        })
+        .collect()
 }

@@ -7,57 +7,15 @@
 //! once. Every entry it writes carries its term. It stops acting the moment
 //! [`Leadership::acting_term`] says its lease is not fresh, and closes the ledger.
 
-use std::path::Path;
-use std::time::Duration;
-
-use jiff::Timestamp;
 use refinery_core::ledger::{Event, Record};
-use refinery_ha::{HaUrl, Leadership};
-use refinery_store::{LedgerError, LedgerFile, LedgerOptions, masker_for};
 
-use super::Daemon;
-use crate::args::HaArgs;
-use crate::error::CliError;
+use crate::controller::Controller;
+use crate::ledger_files::open_ledger;
 
-/// Starts campaigning (a TLS file that cannot be used is a usage error).
-pub(super) fn start(url: &HaUrl, args: &HaArgs) -> Result<Leadership, CliError> {
-    let tls = crate::settings::etcd_tls(&args.tls, url)?;
-    let id = args.ha_id.clone().unwrap_or_else(refinery_ha::default_id);
-    let lease = Duration::from_millis(args.ha_lease);
-    tracing::info!(ha = %url, id = %id, lease_secs = lease.as_secs(), "campaigning for leadership");
-    Ok(Leadership::start(url, tls, lease, id))
-}
-
-/// Resolves when the election changed; never without `--ha`.
-pub(super) async fn changed(ha: &mut Option<Leadership>) {
-    match ha {
-        Some(h) => h.changed().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Opens the ledger for writing (its writer lock first).
-pub(super) fn open_ledger(
-    path: &Path,
-    manifest: &refinery_core::Manifest,
-    now: Timestamp,
-) -> Result<LedgerFile, LedgerError> {
-    let (ledger, repaired) = LedgerFile::open_with(
-        path,
-        now,
-        masker_for(manifest),
-        LedgerOptions::default().max_size(manifest.ledger.max_size),
-    )?;
-    if let Some(r) = repaired {
-        tracing::warn!(line = r.line, bytes = r.torn_bytes, ledger = %path.display(), "torn last ledger line cut off and recorded");
-    }
-    Ok(ledger)
-}
-
-impl Daemon {
+impl Controller {
     /// Whether this daemon may write now: always without `--ha`; with it, only as a leader whose
     /// lease is fresh and whose ledger is open.
-    pub(super) fn may_act(&self) -> bool {
+    pub(crate) fn may_act(&self) -> bool {
         match &self.ha {
             None => self.ledger.is_some(),
             Some(h) => self.ledger.is_some() && self.term.is_some() && h.acting_term() == self.term,
@@ -65,17 +23,17 @@ impl Daemon {
     }
 
     /// Takes over or steps down as the election says; returns whether a pass is due at once.
-    pub(super) fn on_leadership(&mut self) -> bool {
+    pub(crate) fn on_leadership(&mut self) -> bool {
         let Some(h) = &self.ha else {
             return false;
         };
         let acting = h.acting_term();
         let status = h.status();
         let id = h.id();
-        self.hub.on_ha(status, acting.is_some());
+        self.reporter.on_ha(status, acting.is_some());
         match acting {
             Some(term) if self.term != Some(term) || self.ledger.is_none() => {
-                let now = Timestamp::now();
+                let now = self.clock.now();
                 let ledger = match open_ledger(&self.ledger_path, self.manifest(), now) {
                     Ok(l) => l,
                     Err(e) => {

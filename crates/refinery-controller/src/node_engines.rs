@@ -6,7 +6,7 @@ use refinery_core::manifest::NodeSpec;
 use refinery_core::{Manifest, RuntimeError};
 use refinery_docker::{DockerRuntime, TlsFiles};
 
-use crate::error::CliError;
+use crate::error::ControllerError;
 
 /// A node selected for this command and its engine (or why it has none).
 pub struct NodeEngine<'m> {
@@ -20,13 +20,13 @@ pub fn select<'m>(
     manifest: &'m Manifest,
     only: &[String],
     repo: &Path,
-) -> Result<Vec<NodeEngine<'m>>, CliError> {
+) -> Result<Vec<NodeEngine<'m>>, ControllerError> {
     let nodes = selected_nodes(manifest, only)?;
     // A missing or mismatched TLS file is bad input, not an unreachable engine: name it and stop
     // before any node is contacted.
     for node in &nodes {
         if let Some(files) = tls_files(node, repo) {
-            files.check().map_err(|message| CliError::BadTls {
+            files.check().map_err(|message| ControllerError::BadTls {
                 node: node.name.clone(),
                 message,
             })?;
@@ -58,10 +58,10 @@ fn tls_files(node: &NodeSpec, repo: &Path) -> Option<TlsFiles> {
 pub fn selected_nodes<'m>(
     manifest: &'m Manifest,
     only: &[String],
-) -> Result<Vec<&'m NodeSpec>, CliError> {
+) -> Result<Vec<&'m NodeSpec>, ControllerError> {
     for name in only {
         if manifest.node(name).is_none() {
-            return Err(CliError::UnknownNode {
+            return Err(ControllerError::UnknownNode {
                 node: name.clone(),
                 known: manifest.nodes.iter().map(|n| n.name.clone()).collect(),
             });

@@ -6,7 +6,7 @@ use refinery_core::manifest::MANIFEST_FILES;
 use refinery_core::{Issue, LoadOptions, Manifest, ManifestError, load_manifest};
 use refinery_git::{CommitInfo, GitSource};
 
-use crate::error::CliError;
+use crate::error::ControllerError;
 
 /// A manifest loaded from a commit.
 pub struct Desired {
@@ -20,7 +20,7 @@ pub struct Desired {
 }
 
 /// Loads the manifest at `rev` of the repository at `repo`.
-pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
+pub fn load(repo: &Path, rev: &str) -> Result<Desired, ControllerError> {
     let git = GitSource::open(repo)?;
     let commit = git.resolve(rev)?;
     let mut found = None;
@@ -36,7 +36,7 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
         }
         .into());
     };
-    let source = String::from_utf8(bytes).map_err(|_| CliError::NotUtf8 {
+    let source = String::from_utf8(bytes).map_err(|_| ControllerError::NotUtf8 {
         path: file.to_owned(),
         commit: commit.short.clone(),
     })?;
@@ -91,8 +91,8 @@ pub fn load(repo: &Path, rev: &str) -> Result<Desired, CliError> {
             warnings.append(&mut stack_warnings);
         }
     }
-    let root = crate::content::root(&git);
-    warnings.append(&mut crate::content::resolve(
+    let root = crate::content_copies::root(&git);
+    warnings.append(&mut crate::content_copies::resolve(
         &git,
         &commit.id,
         &mut manifest,

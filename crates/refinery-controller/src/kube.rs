@@ -16,12 +16,13 @@ use refinery_core::daemon_state::RevisionHealth;
 use refinery_core::policy::drift_key;
 use refinery_core::{DriftKind, Outcome, Plan};
 
-use super::{Daemon, PassAcc, Trigger, alert};
+use crate::controller::{Controller, PassAcc, alert};
 use crate::desired::Desired;
+use crate::event_watch::Trigger;
 use crate::kube_sources::KubePass;
 
 /// The key of the Kubernetes watch task among the daemon's watchers (no node name has a `/`).
-pub(super) const WATCH_KEY: &str = "k8s/";
+pub(crate) const WATCH_KEY: &str = "k8s/";
 
 /// Follows every source's changes until the receiver is gone.
 async fn follow(desired: Arc<Desired>, repo: PathBuf, tx: UnboundedSender<Trigger>) {
@@ -77,9 +78,9 @@ fn revision_health(passes: &[KubePass]) -> RevisionHealth {
     health
 }
 
-impl Daemon {
+impl Controller {
     /// (Re)starts the watch task when the revision changed; stops it when there are no sources.
-    pub(super) fn sync_kube_watcher(&mut self) {
+    pub(crate) fn sync_kube_watcher(&mut self) {
         let desired = Arc::clone(&self.desired);
         if desired.manifest.kubernetes.is_empty() {
             if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
@@ -94,13 +95,13 @@ impl Daemon {
         if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
             h.abort();
         }
-        let handle = tokio::spawn(follow(desired, self.settings.repo.clone(), self.tx.clone()));
+        let handle = tokio::spawn(follow(desired, self.options.repo.clone(), self.tx.clone()));
         self.watchers.insert(WATCH_KEY.to_owned(), (key, handle));
     }
 
     /// Observes, decides and acts on every `kubernetes:` source; records go to `acc`. Returns
     /// what each source's observation found (for the status page and metrics).
-    pub(super) async fn kube_pass(
+    pub(crate) async fn kube_pass(
         &mut self,
         desired: &Desired,
         rev: &str,
@@ -114,7 +115,7 @@ impl Daemon {
         }
         let first_seen = self.state.first_seen.clone();
         let passes =
-            crate::kube_sources::observe_all(desired, &self.settings.repo, now, &first_seen, true)
+            crate::kube_sources::observe_all(desired, &self.options.repo, now, &first_seen, true)
                 .await;
         // Drifts that are gone are forgotten (a reachable source's only).
         let current: BTreeSet<String> = passes
@@ -135,7 +136,7 @@ impl Daemon {
                     .any(|c| k.starts_with(&format!("k8s/{c}/")))
         });
         if self.state.pending.is_some() {
-            acc.health = super::worse(acc.health.clone(), revision_health(&passes));
+            acc.health = crate::controller::worse(acc.health.clone(), revision_health(&passes));
         }
         for p in &passes {
             let eval = match &p.result {

@@ -1,0 +1,14 @@
+//! What the controller needs of the world, as traits the caller fills: the CLI with real
+//! adapters, tests with stand-ins.
+//!
+//! - [`Clock`]: the time of decisions and the instants of timers.
+//! - [`Reporter`]: alert channels, metrics and the status page.
+//! - [`GitFollow`]: what is followed in git, wake-ups, revision events (commit statuses).
+
+mod clock;
+mod git_follow;
+mod reporter;
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use git_follow::{GitFollow, PlainFollow, PortFuture, RevisionEvent, Wake};
+pub use reporter::{NoReporter, Reporter};

@@ -1,0 +1,69 @@
+//! Where the controller reports to the outside besides the ledger.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use jiff::Timestamp;
+use refinery_core::daemon_state::DaemonState;
+use refinery_core::ledger::Entry;
+use refinery_core::{Manifest, Observed};
+use tokio::time::Instant;
+
+use crate::desired::Desired;
+use crate::kube_sources::KubePass;
+use crate::node_pass::NodePass;
+
+/// Alert channels, metrics and the status page (the CLI's hub). None of these may wait on the
+/// network: the loop calls them between and during passes.
+pub trait Reporter: Send {
+    /// An engine event arrived at `received` (it triggers a pass).
+    fn on_event(&mut self, received: Instant);
+
+    /// A node's observation, as soon as it is in (before any action on it).
+    fn on_observed(&mut self, node: &str, observed: &Observed);
+
+    /// Entries just appended to the ledger.
+    fn on_entries(&mut self, entries: &[Entry]);
+
+    /// A node's pass is done (its actions too); `state` holds the first-seen times of drifts.
+    fn on_node(
+        &mut self,
+        manifest: &Manifest,
+        pass: &NodePass<'_>,
+        state: &DaemonState,
+        now: Timestamp,
+    );
+
+    /// A pass is done: the nodes reported by [`Reporter::on_node`] since the last call, and the
+    /// `kubernetes:` sources. `full`: it covered every node.
+    fn on_pass(
+        &mut self,
+        desired: &Desired,
+        kube: &[KubePass],
+        state: &DaemonState,
+        started: Timestamp,
+        full: bool,
+    );
+
+    /// The election changed (`--ha`).
+    fn on_ha(&mut self, status: refinery_ha::HaStatus, leading: bool);
+
+    /// The controller stops: lets queued reports go out.
+    fn shutdown(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// A reporter that reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReporter;
+
+impl Reporter for NoReporter {
+    fn on_event(&mut self, _: Instant) {}
+    fn on_observed(&mut self, _: &str, _: &Observed) {}
+    fn on_entries(&mut self, _: &[Entry]) {}
+    fn on_node(&mut self, _: &Manifest, _: &NodePass<'_>, _: &DaemonState, _: Timestamp) {}
+    fn on_pass(&mut self, _: &Desired, _: &[KubePass], _: &DaemonState, _: Timestamp, _: bool) {}
+    fn on_ha(&mut self, _: refinery_ha::HaStatus, _: bool) {}
+    fn shutdown(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
+}
