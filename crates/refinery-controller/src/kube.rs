@@ -71,7 +71,7 @@ fn revision_health(passes: &[KubePass]) -> RevisionHealth {
                 DriftKind::Missing | DriftKind::Config | DriftKind::Image => {
                     health = RevisionHealth::Progressing;
                 }
-                DriftKind::Unauthorized | DriftKind::Orphan => {}
+                DriftKind::Unauthorized | DriftKind::Orphan | DriftKind::ImageUpdate => {}
             }
         }
     }

@@ -129,6 +129,10 @@ pub async fn evaluate_node<'m>(
         let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
         let free = free_primary_ports(&engine, manifest, &node.name, &observed, probe).await;
         let mut dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
+        // `image_update`: the registry's digest of each followed tag, on its own schedule.
+        dctx.registry_digests =
+            crate::registries::registry_digests(&engine, manifest, &node.name, &observed, ctx.now)
+                .await;
         // A stack's networks and volumes are compared only on nodes that declare some.
         let declares = |n: &str| n == node.name;
         if manifest.stack_networks.iter().any(|n| declares(&n.node))
