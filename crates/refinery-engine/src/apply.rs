@@ -204,7 +204,10 @@ async fn run_step<R: ContainerRuntime>(
             let Some(spec) = spec_of(manifest, step) else {
                 return failed(step, "failed to find the declared spec".into());
             };
-            if let Err(e) = ensure_image(rt, spec, observed, build_failures, on_event).await {
+            // An `image_update` pulls the tag's new digest even though the tag is local.
+            let update = step.drifts.contains(&DriftKind::ImageUpdate);
+            if let Err(e) = ensure_image(rt, spec, observed, update, build_failures, on_event).await
+            {
                 return failed(step, e);
             }
             if let Err(e) = rt.write_content(&content_writes(spec, &spec.mounts)).await {
@@ -325,6 +328,7 @@ async fn ensure_image<R: ContainerRuntime>(
     rt: &R,
     spec: &ContainerSpec,
     observed: &Observed,
+    update: bool,
     build_failures: &BTreeMap<String, String>,
     on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
 ) -> Result<(), String> {
@@ -340,6 +344,7 @@ async fn ensure_image<R: ContainerRuntime>(
     let policy = spec.options.extra().pull_policy;
     let present = observed.image(&spec.image).is_some();
     match policy {
+        _ if update => {}
         Some(refinery_core::PullPolicy::Always) => {}
         Some(refinery_core::PullPolicy::Never) if !present => {
             return Err(format!(
