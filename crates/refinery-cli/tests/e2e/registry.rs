@@ -266,3 +266,48 @@ async fn registry_tag_moved_is_image_update_alerted_then_recreated() {
     );
     env.refinery_env(&["plan"], v()).await.code(0);
 }
+
+#[tokio::test]
+async fn registry_outage_removes_nothing_and_a_missing_container_is_recreated_from_the_local_image()
+{
+    use refinery_core::ContainerRuntime as _;
+    let env = Env::new().await;
+    let (registry, image) = registry(&env).await;
+    let config = login(&registry);
+    let v = || vars(config.path(), &[]);
+    let body = format!(
+        "containers:\n  - name: {web}\n    image: {image}\n  - name: {worker}\n    image: {image}\n",
+        web = env.name("web"),
+        worker = env.name("worker"),
+    );
+    env.commit_manifest(&body);
+    env.refinery_env(&["apply", "--yes"], v()).await.code(0);
+    let web = env.existing("web").await.id;
+    let worker = env.existing("worker").await.id;
+
+    // The registry goes away; one container goes missing.
+    drop(registry);
+    env.rt.remove(&worker).await.expect("remove the worker");
+    let plan = env.refinery_env(&["plan"], v()).await;
+    plan.code(3)
+        .row(&[
+            &format!("docker/local/container/{}", env.name("worker")),
+            "missing",
+        ])
+        .stderr_has("failed to check the registry");
+    assert!(
+        !plan.stdout.contains("image_update"),
+        "{}",
+        plan.transcript()
+    );
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("worker"), "created");
+    assert_eq!(
+        env.existing("web").await.id,
+        web,
+        "the running container was kept"
+    );
+    env.refinery_env(&["plan"], v()).await.code(0);
+}
