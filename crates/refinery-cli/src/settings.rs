@@ -63,6 +63,7 @@ impl Settings {
             nodes: &self.nodes,
             shard: self.shard,
             now: self.now,
+            suspended: &refinery_controller::node_pass::NOTHING_SUSPENDED,
         }
     }
 }

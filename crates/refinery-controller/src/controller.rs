@@ -41,7 +41,7 @@ use crate::event_watch::{self, Trigger};
 use crate::handover_state::{self, Keep, NodeAfter};
 use crate::ledger_files::{ledger_rel, open_ledger};
 use crate::node_engines;
-use crate::node_pass::{NodePass, PassContext, evaluate_node};
+use crate::node_pass::{NodePass, PassContext, evaluate_node, spec_of};
 use crate::ports::{Clock, GitFollow, Reporter};
 
 /// The state directory when `--state-dir` is not given: `refinery/` in the git directory (never
@@ -49,6 +49,21 @@ use crate::ports::{Clock, GitFollow, Reporter};
 pub fn default_state_dir(repo: &Path) -> Result<PathBuf, ControllerError> {
     let git = refinery_git::GitSource::open(repo)?;
     Ok(git.git_dir().join("refinery"))
+}
+
+/// What flap protection holds back in the daemon whose state is in the default state directory
+/// of `repo` (none when no daemon ever ran there, or its state cannot be read).
+#[must_use]
+pub fn daemon_suspensions(
+    repo: &Path,
+) -> BTreeMap<String, refinery_core::daemon_state::Suspension> {
+    default_state_dir(repo)
+        .ok()
+        .map(|dir| state_file::path_in(&dir))
+        .filter(|p| p.exists())
+        .and_then(|p| state_file::load(&p).ok())
+        .map(|s| s.suspended)
+        .unwrap_or_default()
 }
 
 /// What `refinery run` was asked to do, resolved by the CLI.
@@ -520,12 +535,14 @@ impl Controller {
             })
             .collect();
         let first_seen = self.state.first_seen.clone();
+        let suspended = self.state.suspended.clone();
         let self_id = self.self_id.clone();
         let ctx = PassContext {
             now,
             first_seen: &first_seen,
             honor_grace: !self.handover.waiting(),
             self_id: self_id.as_deref(),
+            suspended: &suspended,
         };
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
         let mut acc = PassAcc::new();
@@ -804,16 +821,6 @@ impl PassAcc {
             health: RevisionHealth::Healthy,
         }
     }
-}
-
-pub(crate) fn spec_of<'m>(
-    manifest: &'m refinery_core::Manifest,
-    id: &ResourceId,
-) -> Option<&'m refinery_core::ContainerSpec> {
-    manifest
-        .containers
-        .iter()
-        .find(|c| c.node == id.node() && c.name == id.name())
 }
 
 /// Resolves when the election changed; never without `--ha`.

@@ -39,12 +39,12 @@ impl Controller {
             }
             _ => {}
         }
+        // The pass's evaluation held it back already (the same suspension was its input); a
+        // new spec in git lifts the suspension here.
         if step.kind.writes() && self.state.is_suspended(&step.id.to_string(), spec_hash) {
-            step.kind = StepKind::Alert;
-            step.reason = format!(
-                "flap protection: not acting on it; run `refinery resume {}` or change its spec in git",
-                step.id
-            );
+            let mut one = refinery_core::Plan { steps: vec![step] };
+            refinery_engine::hold_back(&mut one, &|_| true);
+            step = one.steps.remove(0);
         }
         if step.kind == StepKind::Alert
             && (drift_is_new || self.alerted.get(&step.id) != Some(&step.reason))

@@ -71,7 +71,7 @@ fn revision_health(passes: &[KubePass]) -> RevisionHealth {
                 DriftKind::Missing | DriftKind::Config | DriftKind::Image => {
                     health = RevisionHealth::Progressing;
                 }
-                DriftKind::Unauthorized | DriftKind::Orphan => {}
+                DriftKind::Unauthorized | DriftKind::Orphan | DriftKind::ImageUpdate => {}
             }
         }
     }
@@ -114,9 +114,16 @@ impl Controller {
             return Vec::new();
         }
         let first_seen = self.state.first_seen.clone();
-        let passes =
-            crate::kube_sources::observe_all(desired, &self.options.repo, now, &first_seen, true)
-                .await;
+        let suspended = self.state.suspended.clone();
+        let passes = crate::kube_sources::observe_all(
+            desired,
+            &self.options.repo,
+            now,
+            &first_seen,
+            true,
+            &suspended,
+        )
+        .await;
         // Drifts that are gone are forgotten (a reachable source's only).
         let current: BTreeSet<String> = passes
             .iter()

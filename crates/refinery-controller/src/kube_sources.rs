@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use refinery_core::daemon_state::Suspension;
 use refinery_core::manifest::KubeSpec;
 use refinery_core::{Manifest, Mode, PolicyContext};
 use refinery_engine::StepResult;
@@ -88,9 +89,14 @@ pub async fn connect_all(
 
 /// Observes and evaluates every `kubernetes:` source for a command run by hand (grace periods
 /// not honoured: it acts at once).
-pub async fn run(desired: &Desired, repo: &std::path::Path, now: jiff::Timestamp) -> Vec<KubePass> {
+pub async fn run(
+    desired: &Desired,
+    repo: &std::path::Path,
+    now: jiff::Timestamp,
+    suspended: &std::collections::BTreeMap<String, Suspension>,
+) -> Vec<KubePass> {
     let first_seen = std::collections::BTreeMap::new();
-    observe_all(desired, repo, now, &first_seen, false).await
+    observe_all(desired, repo, now, &first_seen, false, suspended).await
 }
 
 /// Observes and evaluates every `kubernetes:` source (none: an empty list, no connection made).
@@ -100,6 +106,7 @@ pub async fn observe_all(
     now: jiff::Timestamp,
     first_seen: &std::collections::BTreeMap<String, jiff::Timestamp>,
     honor_grace: bool,
+    suspended: &std::collections::BTreeMap<String, Suspension>,
 ) -> Vec<KubePass> {
     let manifest = &desired.manifest;
     if manifest.kubernetes.is_empty() {
@@ -190,7 +197,24 @@ pub async fn observe_all(
                     observation.report.drifts.retain(|d| {
                         d.kind != refinery_core::DriftKind::Orphan || !declared_by(&others, &d.id)
                     });
-                    refinery_kube::evaluate(observation, &ctx)
+                    // The one pipeline, as for a Docker node: the adapter only observed.
+                    let held = |id: &refinery_core::ResourceId| {
+                        suspended
+                            .get(&id.to_string())
+                            .is_some_and(|s| s.spec_hash == hash_in(&objects, id))
+                    };
+                    let (decisions, plan) = refinery_engine::decide_and_plan(
+                        &observation.report,
+                        refinery_engine::Subject::Source,
+                        &ctx,
+                        &held,
+                    );
+                    KubeEval {
+                        report: observation.report,
+                        rolling_out: observation.rolling_out,
+                        decisions,
+                        plan,
+                    }
                 });
         out.push(KubePass {
             label,
@@ -311,10 +335,15 @@ pub async fn execute_plan(
 /// The spec hash of the declared object behind `id` (flap protection lifts when it changes).
 #[must_use]
 pub fn spec_hash_of(p: &KubePass, id: &refinery_core::ResourceId) -> Option<String> {
+    hash_in(&p.objects, id)
+}
+
+/// The spec hash of the declared object `id` names among `objects`.
+fn hash_in(objects: &[KubeObject], id: &refinery_core::ResourceId) -> Option<String> {
     let refinery_core::ResourceId::Kube { kind, name, .. } = id else {
         return None;
     };
-    p.objects
+    objects
         .iter()
         .find(|o| o.kind.to_lowercase() == *kind && o.name == *name)
         .map(KubeObject::spec_hash)

@@ -53,6 +53,6 @@ mod revision_judge;
 mod tests;
 mod triggers;
 
-pub use controller::{Boot, Controller, ControllerOptions, default_state_dir};
+pub use controller::{Boot, Controller, ControllerOptions, daemon_suspensions, default_state_dir};
 pub use error::{ControllerError, Result};
 pub use event_watch::{Backlog, Overflow, Trigger};

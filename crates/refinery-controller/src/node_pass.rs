@@ -3,10 +3,14 @@
 use std::collections::BTreeMap;
 
 use refinery_core::DiffContext;
+use refinery_core::daemon_state::Suspension;
+use refinery_core::labels::spec_hash;
 use refinery_core::manifest::NodeSpec;
 use refinery_core::{ContainerRuntime, Manifest, Observed, RuntimeError};
 use refinery_docker::DockerRuntime;
-use refinery_engine::{Evaluation, PortProbe, evaluate_in, free_primary_ports, node_selector};
+use refinery_engine::{
+    EvalInputs, Evaluation, PortProbe, evaluate_in, free_primary_ports, node_selector,
+};
 
 use crate::desired::Desired;
 use crate::error::ControllerError;
@@ -39,6 +43,7 @@ pub async fn run<'m>(
         first_seen: &first_seen,
         honor_grace: false,
         self_id: self_id.as_deref(),
+        suspended: selection.suspended,
     };
     Ok(evaluate_nodes(manifest, nodes, &ctx).await)
 }
@@ -50,7 +55,12 @@ pub struct Selection<'a> {
     pub nodes: &'a [String],
     pub shard: Option<refinery_core::Shard>,
     pub now: jiff::Timestamp,
+    /// What flap protection holds back (a daemon's, for `refinery plan`; else nothing).
+    pub suspended: &'a BTreeMap<String, Suspension>,
 }
+
+/// No suspensions.
+pub static NOTHING_SUSPENDED: BTreeMap<String, Suspension> = BTreeMap::new();
 
 /// What a pass decides with besides the manifest and the engines.
 pub struct PassContext<'a> {
@@ -58,6 +68,21 @@ pub struct PassContext<'a> {
     pub first_seen: &'a BTreeMap<String, jiff::Timestamp>,
     pub honor_grace: bool,
     pub self_id: Option<&'a str>,
+    /// What flap protection holds back: a write on a suspended resource whose declared spec
+    /// did not change since is an alert.
+    pub suspended: &'a BTreeMap<String, Suspension>,
+}
+
+/// The declared container `id` names, if any.
+#[must_use]
+pub fn spec_of<'m>(
+    manifest: &'m Manifest,
+    id: &refinery_core::ResourceId,
+) -> Option<&'m refinery_core::ContainerSpec> {
+    manifest
+        .containers
+        .iter()
+        .find(|c| c.node == id.node() && c.name == id.name())
 }
 
 /// Observes the given nodes at once (each with its engine, or why it has none) and evaluates
@@ -104,6 +129,10 @@ pub async fn evaluate_node<'m>(
         let probe = PortProbe::for_endpoint(engine.endpoint(), ctx.self_id.is_some());
         let free = free_primary_ports(&engine, manifest, &node.name, &observed, probe).await;
         let mut dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
+        // `image_update`: the registry's digest of each followed tag, on its own schedule.
+        dctx.registry_digests =
+            crate::registries::registry_digests(&engine, manifest, &node.name, &observed, ctx.now)
+                .await;
         // A stack's networks and volumes are compared only on nodes that declare some.
         let declares = |n: &str| n == node.name;
         if manifest.stack_networks.iter().any(|n| declares(&n.node))
@@ -116,15 +145,19 @@ pub async fn evaluate_node<'m>(
                 Err(e) => tracing::warn!(node = %node.name, error = %e, "failed to list networks and volumes"),
             }
         }
-        let eval = evaluate_in(
-            &dctx,
-            manifest,
-            &observed,
-            ctx.now,
-            ctx.first_seen,
-            ctx.honor_grace,
-            ctx.self_id,
-        );
+        let held = |id: &refinery_core::ResourceId| {
+            ctx.suspended.get(&id.to_string()).is_some_and(|s| {
+                s.spec_hash.as_deref() == spec_of(manifest, id).map(spec_hash).as_deref()
+            })
+        };
+        let inputs = EvalInputs {
+            now: ctx.now,
+            first_seen: ctx.first_seen,
+            honor_grace: ctx.honor_grace,
+            self_container_id: ctx.self_id,
+            held: &held,
+        };
+        let eval = evaluate_in(&dctx, manifest, &observed, &inputs);
         Ok((observed, eval))
     }
     .await;

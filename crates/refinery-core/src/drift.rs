@@ -25,6 +25,9 @@ pub struct DiffContext {
     /// The node's stack networks and volumes, declared and observed; `None` when the engine was
     /// not asked (nothing about them is reported then).
     pub stack_resources: Option<crate::drift_resources::StackResources>,
+    /// The registry's current digest of declared tag references (`name:tag` → `sha256:…`), as
+    /// last checked; a running container created from another digest is `image_update` drift.
+    pub registry_digests: BTreeMap<String, String>,
 }
 
 impl DiffContext {
@@ -43,6 +46,7 @@ impl DiffContext {
                 .collect(),
             free_ports: BTreeSet::new(),
             stack_resources: None,
+            registry_digests: BTreeMap::new(),
         }
     }
 
@@ -637,6 +641,10 @@ pub fn diff_node(
                 summary: format!("{} → {}", change.observed, change.desired),
                 changes: vec![change],
             });
+        } else if let Some(drift) =
+            crate::image_update::image_update(&id, spec, o, &ctx.registry_digests)
+        {
+            report.drifts.push(drift);
         }
         let changes = config_changes(spec, o, ctx);
         if !changes.is_empty() {

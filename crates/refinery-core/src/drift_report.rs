@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::port_fallback::Degraded;
 use crate::resource_id::ResourceId;
 
-/// The six kinds of drift.
+/// The kinds of drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
@@ -22,6 +22,9 @@ pub enum DriftKind {
     Config,
     /// Not running (exited, paused, restarting) or unhealthy.
     Status,
+    /// The registry's current digest for the declared tag differs from the digest the running
+    /// container was created from: an update is available.
+    ImageUpdate,
     /// A Kubernetes object Refinery applied from a `kubernetes:` source that the commit no
     /// longer declares (deleted only under the source's `prune: true`).
     Orphan,
@@ -29,12 +32,13 @@ pub enum DriftKind {
 
 /// Every drift kind's name, in [`DriftKind`]'s order: the metrics' series and what an alert
 /// channel's `drift_types` may name.
-pub const DRIFT_TYPES: [&str; 6] = [
+pub const DRIFT_TYPES: [&str; 7] = [
     "unauthorized",
     "missing",
     "image",
     "config",
     "status",
+    "image_update",
     "orphan",
 ];
 
@@ -47,6 +51,7 @@ impl DriftKind {
             DriftKind::Image => "image",
             DriftKind::Config => "config",
             DriftKind::Status => "status",
+            DriftKind::ImageUpdate => "image_update",
             DriftKind::Orphan => "orphan",
         }
     }

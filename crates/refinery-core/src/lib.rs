@@ -6,6 +6,7 @@ pub mod content;
 pub mod dotenv;
 pub mod hex;
 pub mod image_ref;
+pub mod image_update;
 pub mod labels;
 pub mod observed;
 pub mod outcome;

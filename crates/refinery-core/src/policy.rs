@@ -70,6 +70,8 @@ pub fn rule_for(manifest: &Manifest, kind: DriftKind) -> Rule {
         DriftKind::Image => (&r.image_drift, Action::Recreate),
         DriftKind::Config => (&r.config_drift, Action::Recreate),
         DriftKind::Status => (&r.status_drift, Action::Restart),
+        // An update available is reported, not acted on, unless asked.
+        DriftKind::ImageUpdate => (&r.image_update, Action::Alert),
         // Pruning is asked for per source (`prune: true`), not by a drift rule.
         DriftKind::Orphan => (&None, Action::Alert),
     };

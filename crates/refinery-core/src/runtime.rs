@@ -228,6 +228,18 @@ pub trait ContainerRuntime: Send + Sync {
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> impl Future<Output = RuntimeResult<()>> + Send;
 
+    /// The registry's current digest (`sha256:…`) for a tag reference, asked through the
+    /// engine (its registry settings, mirrors and certificates apply) with the credentials pulls
+    /// send; nothing is pulled. For a multi-platform image it is the digest of the index, the
+    /// one a pull records.
+    fn registry_digest(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send {
+        let action = format!("ask the registry about `{reference}`");
+        async move { Err(unsupported(action)) }
+    }
+
     /// Builds the image `tag` from `build`'s context (its files as committed) with the classic
     /// builder, never pulling a base image; the image carries `labels`.
     fn build_image(

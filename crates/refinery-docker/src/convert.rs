@@ -188,6 +188,14 @@ pub(crate) fn registry_pull_failure(
     }
 }
 
+/// The descriptor digest of an answer of `GET /distribution/{name}/json`.
+pub(crate) fn distribution_digest(d: &bollard::models::DistributionInspect) -> Option<String> {
+    d.descriptor
+        .digest
+        .clone()
+        .filter(|s| s.starts_with("sha256:"))
+}
+
 /// Credentials in bollard's form, for the registry `server`.
 pub(crate) fn docker_credentials(
     c: &refinery_core::registry_auth::RegistryCredential,
@@ -713,20 +721,19 @@ pub(crate) fn image_keys(info: &ImageInfo) -> Vec<String> {
         .collect()
 }
 
-/// Of an image's repo digests, the one of the repository `reference` names (else the first).
+/// Of an image's repo digests, the one of the repository `reference` names: an image pushed
+/// elsewhere too (or built here and pushed) has digests of other repositories, which say
+/// nothing about where this container's image came from.
 pub(crate) fn repo_digest_for(reference: &str, repo_digests: &[String]) -> Option<String> {
-    let name = refinery_core::ImageRef::parse(reference)
-        .map(|r| normalize_image_ref(r.name()))
-        .ok();
-    let name_of = |d: &String| normalize_image_ref(d.split('@').next().unwrap_or_default());
+    let r = refinery_core::ImageRef::parse(reference).ok()?;
+    let want = (r.registry().to_owned(), r.repository());
     repo_digests
         .iter()
         .find(|d| {
-            name.as_deref().is_some_and(|n| {
-                n.trim_end_matches(":latest") == name_of(d).trim_end_matches(":latest")
-            })
+            d.split_once('@')
+                .and_then(|(name, _)| refinery_core::ImageRef::parse(name).ok())
+                .is_some_and(|n| (n.registry().to_owned(), n.repository()) == want)
         })
-        .or_else(|| repo_digests.first())
         .cloned()
 }
 
@@ -1870,6 +1877,24 @@ pub(crate) fn network_what(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn repo_digest_for_takes_only_the_containers_repository() {
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let digests = vec![format!("127.0.0.1:5000/app@{d}"), format!("busybox@{d}")];
+        assert_eq!(
+            super::repo_digest_for("busybox:1.36", &digests),
+            Some(format!("busybox@{d}"))
+        );
+        assert_eq!(
+            super::repo_digest_for("docker.io/library/busybox", &digests),
+            Some(format!("busybox@{d}"))
+        );
+        assert_eq!(
+            super::repo_digest_for("refinery-test:latest", &digests),
+            None
+        );
+    }
+
     use super::*;
 
     #[test]

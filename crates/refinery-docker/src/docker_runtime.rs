@@ -841,6 +841,34 @@ impl ContainerRuntime for DockerRuntime {
         Ok(())
     }
 
+    async fn registry_digest(&self, reference: &str) -> RuntimeResult<String> {
+        let docker = self.docker().await?;
+        let op = self.op("ask the registry about", image_what(reference));
+        let parsed = refinery_core::ImageRef::parse(reference)
+            .map_err(|e| convert::other(&op, e.to_string()))?;
+        let found = self
+            .auth
+            .credentials_for(&parsed)
+            .await
+            .map_err(|m| convert::other(&op, m))?;
+        let credentials = found
+            .as_ref()
+            .map(|f| convert::docker_credentials(&f.credential, parsed.auth_server()));
+        let inspect = docker
+            .inspect_registry_image(reference, credentials)
+            .await
+            .map_err(|e| {
+                convert::registry_pull_failure(
+                    e,
+                    &op,
+                    &parsed,
+                    found.as_ref().map(|f| f.source.as_str()),
+                )
+            })?;
+        convert::distribution_digest(&inspect)
+            .ok_or_else(|| convert::other(&op, "the engine's answer holds no digest".to_owned()))
+    }
+
     async fn build_image(
         &self,
         tag: &str,

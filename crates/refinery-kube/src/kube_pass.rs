@@ -3,10 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use refinery_core::policy::{Decision, PolicyContext, decide};
-use refinery_core::{
-    Drift, DriftKind, DriftReport, Observed, Outcome, Plan, ResourceId, Step, StepKind, plan,
-};
+use refinery_core::policy::Decision;
+use refinery_core::{Drift, DriftKind, DriftReport, Outcome, Plan, ResourceId, Step, StepKind};
 use serde_json::{Value, json};
 
 use crate::desired::KubeObject;
@@ -326,25 +324,6 @@ pub async fn observe(
     })
 }
 
-/// Decides and plans with the core policy and planner, as for Docker (grace periods, modes,
-/// maintenance windows, exceptions, `inventory.protected`).
-#[must_use]
-pub fn evaluate(observation: Observation, ctx: &PolicyContext<'_>) -> KubeEval {
-    let Observation {
-        report,
-        rolling_out,
-    } = observation;
-    let observed = Observed::default();
-    let decisions = decide(&report, &observed, ctx);
-    let plan = plan(&decisions, &observed);
-    KubeEval {
-        report,
-        rolling_out,
-        decisions,
-        plan,
-    }
-}
-
 fn find<'a>(
     located: &'a [(ObjectRef, KubeObject)],
     context: &str,
@@ -651,38 +630,6 @@ pub async fn apply_all(cluster: &KubeCluster, objects: &[KubeObject]) -> Result<
         out.push(change);
     }
     Ok(out)
-}
-
-/// A whole pass over one `kubernetes:` source: load its manifests from the commit's `files`
-/// (an invalid manifest returns the error before anything is observed, applied or removed),
-/// observe, decide with `ctx` (its `prune` taken from `spec`), and, when `act`, carry out the
-/// plan.
-pub async fn reconcile(
-    cluster: &KubeCluster,
-    spec: &refinery_core::manifest::KubeSpec,
-    files: &BTreeMap<String, Vec<u8>>,
-    ctx: &PolicyContext<'_>,
-    act: bool,
-) -> Result<(KubeEval, Vec<KubeChange>)> {
-    let objects = crate::desired::load_source(spec, files)?;
-    let report = observe(
-        cluster,
-        &spec.name,
-        &objects,
-        &ctx.manifest.ignore_differences,
-    )
-    .await?;
-    let source_ctx = PolicyContext {
-        prune: spec.prune,
-        ..*ctx
-    };
-    let eval = evaluate(report, &source_ctx);
-    let changes = if act {
-        execute(cluster, &spec.name, &objects, &eval.plan, ctx.now).await?
-    } else {
-        Vec::new()
-    };
-    Ok((eval, changes))
 }
 
 /// Changes that may be drift for a source, as they happen: its declared kinds and the workload

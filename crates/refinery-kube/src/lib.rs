@@ -20,6 +20,6 @@ pub use desired::{KubeObject, MANAGED_BY_LABEL, SOURCE_LABEL, load_source};
 pub use kube_cluster::{FIELD_MANAGER, KindRef, KubeCluster, ObjectRef};
 pub use kube_error::{KubeError, Result};
 pub use kube_pass::{
-    KubeChange, KubeEval, Observation, apply_all, evaluate, execute, observe, reconcile,
-    resource_id, revision, rollout_undo, watch_source,
+    KubeChange, KubeEval, Observation, apply_all, execute, observe, resource_id, revision,
+    rollout_undo, watch_source,
 };

@@ -9,7 +9,7 @@ use refinery_core::{
     DriftKind, LoadOptions, Manifest, Mode, Outcome, PolicyContext, StepKind, load_manifest,
 };
 use refinery_kube::testsupport::{self, TestNamespace};
-use refinery_kube::{KubeCluster, ObjectRef, load_source, reconcile, revision};
+use refinery_kube::{KubeCluster, KubeEval, ObjectRef, execute, load_source, observe, revision};
 use serde_json::{Value, json};
 
 fn manifest(rules: &str) -> Manifest {
@@ -81,7 +81,32 @@ async fn reconcile_source(
     m: &Manifest,
     act: bool,
 ) -> refinery_kube::Result<(refinery_kube::KubeEval, Vec<refinery_kube::KubeChange>)> {
-    reconcile(cluster, source, &files(app), &ctx(m, &BTreeMap::new()), act).await
+    let first_seen = BTreeMap::new();
+    let ctx = ctx(m, &first_seen);
+    let objects = load_source(source, &files(app))?;
+    let observation = observe(cluster, &source.name, &objects, &m.ignore_differences).await?;
+    let source_ctx = PolicyContext {
+        prune: source.prune,
+        ..ctx
+    };
+    let (decisions, plan) = refinery_engine::decide_and_plan(
+        &observation.report,
+        refinery_engine::Subject::Source,
+        &source_ctx,
+        &refinery_engine::nothing_held,
+    );
+    let eval = KubeEval {
+        report: observation.report,
+        rolling_out: observation.rolling_out,
+        decisions,
+        plan,
+    };
+    let changes = if act {
+        execute(cluster, &source.name, &objects, &eval.plan, ctx.now).await?
+    } else {
+        Vec::new()
+    };
+    Ok((eval, changes))
 }
 
 fn deployment(ns: &str, name: &str) -> ObjectRef {

@@ -38,7 +38,13 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     let kube = if args.stack.is_some() {
         Vec::new()
     } else {
-        refinery_controller::kube_sources::run(&desired, &settings.repo, settings.now).await
+        refinery_controller::kube_sources::run(
+            &desired,
+            &settings.repo,
+            settings.now,
+            &refinery_controller::node_pass::NOTHING_SUSPENDED,
+        )
+        .await
     };
     // When `refinery run` holds the ledger, it does the work (see `handover.rs`).
     let writer = handover::open_or_daemon(settings, &desired, args.state_dir.as_deref())?;

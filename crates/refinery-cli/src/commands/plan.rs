@@ -348,10 +348,18 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
 
 async fn plan(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
-    let passes = pass::run(&desired, &settings.selection()).await?;
+    // What the daemon holds back (flap protection) is shown as it would act: an alert.
+    let suspended = refinery_controller::daemon_suspensions(&settings.repo);
+    let selection = pass::Selection {
+        suspended: &suspended,
+        ..settings.selection()
+    };
+    let passes = pass::run(&desired, &selection).await?;
     check_externals(&passes, &desired.manifest)?;
     report_unreachable(&passes);
-    let kube = refinery_controller::kube_sources::run(&desired, &settings.repo, settings.now).await;
+    let kube =
+        refinery_controller::kube_sources::run(&desired, &settings.repo, settings.now, &suspended)
+            .await;
     refinery_controller::kube_sources::report_errors(&kube);
     let mut r = report(&desired.commit.id, &passes, &desired.manifest);
     r.add_kube(&kube, &desired.manifest);

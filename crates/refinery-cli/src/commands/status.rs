@@ -151,7 +151,13 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
             }
         }
     }
-    let kube = refinery_controller::kube_sources::run(&desired, &settings.repo, settings.now).await;
+    let kube = refinery_controller::kube_sources::run(
+        &desired,
+        &settings.repo,
+        settings.now,
+        &refinery_controller::node_pass::NOTHING_SUSPENDED,
+    )
+    .await;
     refinery_controller::kube_sources::report_errors(&kube);
     for p in &kube {
         unauthorized += kube_rows(p, &mut rows);

@@ -298,3 +298,43 @@ async fn image_absent_locally_fails_with_a_clear_pull_error_and_applies_the_rest
         .outcome(&worker, "created");
     assert!(env.container("web").await.is_none(), "nothing half-made");
 }
+
+#[tokio::test]
+async fn stopped_container_the_daemon_holds_back_is_planned_as_its_alert() {
+    let env = Env::new().await;
+    let web = env.name("web");
+    let id = format!("docker/local/container/{web}");
+    env.commit_manifest(&one_container(&web, ""));
+    env.refinery(&["apply", "--yes"])
+        .await
+        .code(0)
+        .outcome(&web, "created");
+    let c = env.existing("web").await;
+    env.rt.stop(&c.id, 5).await.expect("stop the container");
+    env.wait_state("web", ContainerState::Exited).await;
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .row(&[&id, "status", "start"]);
+
+    // The daemon's state (default state directory): flap protection stopped acting on it under
+    // this very spec. `plan` says what the daemon would do: alert, not start.
+    let mut state = refinery_core::daemon_state::DaemonState::default();
+    state.suspended.insert(
+        id.clone(),
+        refinery_core::daemon_state::Suspension {
+            since: jiff::Timestamp::now(),
+            actions: 5,
+            window_secs: 600,
+            spec_hash: c.labels.get(refinery_core::labels::SPEC_HASH).cloned(),
+        },
+    );
+    let dir = refinery_controller::default_state_dir(env.repo.path()).expect("state dir");
+    refinery_store::state_file::save(&refinery_store::state_file::path_in(&dir), &state)
+        .expect("save the daemon state");
+    env.refinery(&["plan"])
+        .await
+        .code(3)
+        .row(&[&id, "status", "alert"])
+        .stdout_has("apply would change 0");
+}

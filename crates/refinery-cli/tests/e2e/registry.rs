@@ -7,15 +7,21 @@ use std::ffi::OsString;
 
 use refinery_docker::testsupport::{self, TestRegistry};
 
-use crate::common::{Env, IMAGE};
+use crate::common::Env;
 
 const LEDGER: &str = "ledger/container_ledger.jsonl";
 
-/// A registry holding `app:1` (the test image; nothing of it left locally).
+/// A registry holding `app:1` (an image of this test's own; nothing of it left locally: the
+/// shared test image is never pushed, so it keeps no digest of a registry).
 async fn registry(env: &Env) -> (TestRegistry, String) {
     let registry = TestRegistry::start("deploy", "pw-9f3c1e77").expect("start the registry");
+    let local = format!("refinery-test-busybox:app1-{}", env.run.id());
+    env.run.track_image(&local);
+    testsupport::build_busybox_image(&env.rt, &local)
+        .await
+        .expect("build");
     registry
-        .push(&env.rt, IMAGE, "app", "1")
+        .push(&env.rt, &local, "app", "1")
         .await
         .expect("push the test image");
     let image = registry.reference("app", "1");
@@ -192,4 +198,116 @@ async fn registry_digest_pin_runs_that_digest_and_another_pin_is_image_drift() {
         rows[0]["digest"],
         serde_json::json!(format!("{}/app@{second}", registry.host))
     );
+}
+
+#[tokio::test]
+async fn registry_tag_moved_is_image_update_alerted_then_recreated() {
+    let env = Env::new().await;
+    let (registry, image) = registry(&env).await;
+    let first = registry.digest("app", "1").expect("digest");
+    let other = format!("refinery-test-busybox:upd2-{}", env.run.id());
+    env.run.track_image(&other);
+    testsupport::build_busybox_image(&env.rt, &other)
+        .await
+        .expect("build");
+    let second = registry
+        .push(&env.rt, &other, "app", "2")
+        .await
+        .expect("push app:2");
+    let config = login(&registry);
+    let v = || vars(config.path(), &[]);
+    env.commit_manifest(&container(&env, &image));
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("web"), "created");
+    env.refinery_env(&["plan"], v()).await.code(0);
+    let before = env.existing("web").await.id;
+
+    // The tag moves in the registry (nothing local changes).
+    registry.move_tag("app", "2", "1").expect("move app:1");
+    let plan = env.refinery_env(&["plan"], v()).await;
+    plan.code(3)
+        .stdout_has("image_update")
+        .stdout_has(&first[..19])
+        .stdout_has(&second[..19]);
+    let json = env.refinery_env(&["plan", "--json"], v()).await;
+    assert!(
+        json.stdout.contains("\"image_update\""),
+        "{}",
+        json.transcript()
+    );
+    env.refinery_env(&["status"], v())
+        .await
+        .stdout_has("image_update");
+    // `alert` (the default) changes nothing.
+    env.refinery_env(&["apply", "--yes"], v()).await.code(0);
+    assert_eq!(env.existing("web").await.id, before);
+
+    // `recreate` pulls the new digest and replaces the container.
+    env.run
+        .track_image(&format!("{}/app@{second}", registry.host));
+    env.commit_manifest(&format!(
+        "drift_rules:\n  image_update: {{action: recreate}}\n{}",
+        container(&env, &image)
+    ));
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("web"), "recreated");
+    let rows = env
+        .refinery_env(&["status", "--json"], v())
+        .await
+        .code(0)
+        .json();
+    assert_eq!(
+        rows[0]["digest"],
+        serde_json::json!(format!("{}/app@{second}", registry.host))
+    );
+    env.refinery_env(&["plan"], v()).await.code(0);
+}
+
+#[tokio::test]
+async fn registry_outage_removes_nothing_and_a_missing_container_is_recreated_from_the_local_image()
+{
+    use refinery_core::ContainerRuntime as _;
+    let env = Env::new().await;
+    let (registry, image) = registry(&env).await;
+    let config = login(&registry);
+    let v = || vars(config.path(), &[]);
+    let body = format!(
+        "containers:\n  - name: {web}\n    image: {image}\n  - name: {worker}\n    image: {image}\n",
+        web = env.name("web"),
+        worker = env.name("worker"),
+    );
+    env.commit_manifest(&body);
+    env.refinery_env(&["apply", "--yes"], v()).await.code(0);
+    let web = env.existing("web").await.id;
+    let worker = env.existing("worker").await.id;
+
+    // The registry goes away; one container goes missing.
+    drop(registry);
+    env.rt.remove(&worker).await.expect("remove the worker");
+    let plan = env.refinery_env(&["plan"], v()).await;
+    plan.code(3)
+        .row(&[
+            &format!("docker/local/container/{}", env.name("worker")),
+            "missing",
+        ])
+        .stderr_has("failed to check the registry");
+    assert!(
+        !plan.stdout.contains("image_update"),
+        "{}",
+        plan.transcript()
+    );
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("worker"), "created");
+    assert_eq!(
+        env.existing("web").await.id,
+        web,
+        "the running container was kept"
+    );
+    env.refinery_env(&["plan"], v()).await.code(0);
 }

@@ -45,6 +45,9 @@ impl Mode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
     pub check_interval_secs: u64,
+    /// How often the registry is asked for the current digest of each declared tag (per image
+    /// reference, not per container), for `image_update` drift. Default 5 minutes.
+    pub image_check_interval_secs: u64,
     /// How long a newly committed revision has to become healthy before the daemon rolls back to
     /// the last healthy one.
     pub health_deadline_secs: u64,
@@ -62,6 +65,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             check_interval_secs: 60,
+            image_check_interval_secs: 300,
             health_deadline_secs: 60,
             drift_detection: true,
             git_auto_commit: true,
@@ -100,6 +104,17 @@ pub(super) fn read_config(r: &mut Reader<'_>, node: &Node) -> Config {
                 "the check interval must be at least 1 second",
             ),
             Some(ms) => c.check_interval_secs = ms.div_ceil(1000),
+            None => {}
+        }
+    }
+    if let Some(n) = m.get("image_check_interval") {
+        match r.duration_ms(n, "config.image_check_interval") {
+            Some(0) => r.error(
+                n.loc,
+                "config.image_check_interval",
+                "the image check interval must be at least 1 second",
+            ),
+            Some(ms) => c.image_check_interval_secs = ms.div_ceil(1000),
             None => {}
         }
     }

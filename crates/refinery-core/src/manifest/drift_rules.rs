@@ -29,6 +29,8 @@ pub struct DriftRules {
     pub image_drift: Option<Rule>,
     pub config_drift: Option<Rule>,
     pub status_drift: Option<Rule>,
+    /// `image_update`: the registry moved a declared tag (`alert` by default).
+    pub image_update: Option<Rule>,
     pub flapping: Option<Flapping>,
 }
 
@@ -106,6 +108,9 @@ pub(super) fn read_drift_rules(r: &mut Reader<'_>, node: &Node) -> DriftRules {
             "drift_rules.status_drift",
             &[Restart, Recreate, Alert, Ignore],
         );
+    }
+    if let Some(n) = m.get("image_update") {
+        d.image_update = read_rule(r, n, "drift_rules.image_update", &[Alert, Recreate, Ignore]);
     }
     if let Some(n) = m.get("flapping")
         && let Some(mut f) = r.map(n, "drift_rules.flapping")
