@@ -233,7 +233,7 @@ fn tag_ok(t: &str) -> bool {
         && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
-/// `algorithm:hex`, with the algorithms the engine knows and their lengths.
+/// `algorithm:hex`: sha256 or sha512 (what the pull path reads), of their exact lengths.
 fn digest_ok(d: &str) -> Result<(), String> {
     let Some((alg, hex)) = d.split_once(':') else {
         return Err(format!(
@@ -243,11 +243,10 @@ fn digest_ok(d: &str) -> Result<(), String> {
     };
     let len = match alg {
         "sha256" => 64,
-        "sha384" => 96,
         "sha512" => 128,
         _ => {
             return Err(format!(
-                "`{}` is not a digest algorithm the engine knows (sha256, sha384, sha512)",
+                "`{}` is not a digest algorithm Refinery pulls by (sha256, sha512)",
                 shown(alg)
             ));
         }
@@ -695,7 +694,7 @@ mod tests {
             ),
             (
                 "busybox@md5:0123456789abcdef0123456789abcdef",
-                "`md5` is not a digest algorithm the engine knows",
+                "`md5` is not a digest algorithm Refinery pulls by",
             ),
             ("busybox@sha256", "`sha256` is not a digest"),
             (
