@@ -2,81 +2,16 @@
 //! (`scripts/test.sh` installs it), plain, offering STARTTLS, and TLS from the first byte, with a
 //! CA and a server certificate made by `openssl` for the test.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use refinery_core::Secret;
 use refinery_core::manifest::{Channel, Destination, EmailDestination, Level};
 use refinery_notify::email::{self, EmailError};
 use refinery_notify::{Notice, NoticeKind, SendError, Target};
-
-const PYTHON: &str = "/usr/bin/python3";
-
-/// One SMTP server process; killed on drop.
-struct Smtp {
-    child: Child,
-    out: PathBuf,
-    port: u16,
-}
-
-impl Smtp {
-    fn start(dir: &Path, mode: &str, certs: Option<&Certs>) -> Smtp {
-        let ok = Command::new(PYTHON)
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "{PYTHON} cannot import aiosmtpd: run `apt-get install python3-aiosmtpd` (scripts/test.sh does)"
-        );
-        let out = dir.join(format!("smtp-{mode}.jsonl"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
-        let mut cmd = Command::new(PYTHON);
-        cmd.arg(script).arg(mode).arg(&out);
-        if let Some(c) = certs {
-            cmd.arg(&c.cert).arg(&c.key);
-        }
-        let child = cmd.spawn().expect("start the SMTP server");
-        let mut smtp = Smtp {
-            child,
-            out,
-            port: 0,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(port) = std::fs::read_to_string(&smtp.out)
-                .ok()
-                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
-            {
-                smtp.port = port;
-                return smtp;
-            }
-            if let Ok(Some(status)) = smtp.child.try_wait() {
-                panic!("the SMTP server exited: {status}");
-            }
-            assert!(Instant::now() < deadline, "the SMTP server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Messages received so far.
-    fn received(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::smtp::Smtp;
 
 /// A CA, and a certificate for 127.0.0.1 it signed.
 struct Certs {
@@ -224,7 +159,11 @@ async fn email_smtp_upgrades_with_starttls_when_offered_and_authenticates() {
     install_ring();
     let dir = tempfile::tempdir().expect("temp dir");
     let c = certs(dir.path());
-    let smtp = Smtp::start(dir.path(), "starttls", Some(&c));
+    let smtp = Smtp::start(
+        dir.path(),
+        "starttls",
+        Some((c.cert.as_path(), c.key.as_path())),
+    );
     let mut d = dest(format!("smtp://127.0.0.1:{}", smtp.port));
     d.username = Some("refinery".into());
     d.password = Some(Secret::new("s3cret", true));
@@ -243,7 +182,11 @@ async fn email_starttls_with_an_untrusted_certificate_fails_and_sends_nothing() 
     install_ring();
     let dir = tempfile::tempdir().expect("temp dir");
     let c = certs(dir.path());
-    let smtp = Smtp::start(dir.path(), "starttls", Some(&c));
+    let smtp = Smtp::start(
+        dir.path(),
+        "starttls",
+        Some((c.cert.as_path(), c.key.as_path())),
+    );
     let mut d = dest(format!("smtp://127.0.0.1:{}", smtp.port));
     d.username = Some("refinery".into());
     d.password = Some(Secret::new("s3cret", true));
@@ -263,7 +206,11 @@ async fn email_smtps_speaks_tls_from_the_first_byte() {
     install_ring();
     let dir = tempfile::tempdir().expect("temp dir");
     let c = certs(dir.path());
-    let smtp = Smtp::start(dir.path(), "smtps", Some(&c));
+    let smtp = Smtp::start(
+        dir.path(),
+        "smtps",
+        Some((c.cert.as_path(), c.key.as_path())),
+    );
     let d = dest(format!("smtps://127.0.0.1:{}", smtp.port));
     let ca = std::fs::read(&c.ca).expect("read CA");
     email::send_trusting(&d, &notice(), &[ca])
@@ -279,7 +226,11 @@ async fn email_channel_failure_names_the_channel_masked_and_never_the_password()
     install_ring();
     let dir = tempfile::tempdir().expect("temp dir");
     let c = certs(dir.path());
-    let smtp = Smtp::start(dir.path(), "smtps", Some(&c));
+    let smtp = Smtp::start(
+        dir.path(),
+        "smtps",
+        Some((c.cert.as_path(), c.key.as_path())),
+    );
     let mut d = dest(format!("smtps://127.0.0.1:{}", smtp.port));
     d.username = Some("refinery".into());
     d.password = Some(Secret::new("wrong-password-xyz", true));

@@ -3,80 +3,17 @@
 //! HTTP receiver standing in for the five HTTP services (it records method, path, headers and
 //! body) and a real SMTP server (Debian's `python3-aiosmtpd`, installed by `scripts/test.sh`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
-
 use crate::common::Env;
 
 #[path = "../../../refinery-notify/tests/support/mod.rs"]
 mod service;
-
-const PYTHON: &str = "/usr/bin/python3";
-
-/// The plain SMTP server of refinery-notify's tests; killed on drop.
-struct Smtp {
-    child: Child,
-    out: PathBuf,
-    port: u16,
-}
-
-impl Smtp {
-    fn start(dir: &Path) -> Smtp {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../refinery-notify/tests/support/smtp_server.py");
-        let out = dir.join("smtp.jsonl");
-        let child = Command::new(PYTHON)
-            .arg(script)
-            .arg("plain")
-            .arg(&out)
-            .spawn()
-            .expect("start the SMTP server (python3-aiosmtpd; scripts/test.sh installs it)");
-        let mut smtp = Smtp {
-            child,
-            out,
-            port: 0,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(port) = std::fs::read_to_string(&smtp.out)
-                .ok()
-                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
-            {
-                smtp.port = port;
-                return smtp;
-            }
-            if let Ok(Some(status)) = smtp.child.try_wait() {
-                panic!("the SMTP server exited: {status} (is python3-aiosmtpd installed?)");
-            }
-            assert!(Instant::now() < deadline, "the SMTP server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn received(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_test_sends_to_ntfy_gotify_telegram_teams_apprise_and_email() {
     let env = Env::new().await;
     let rx = service::Receiver::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let smtp = Smtp::start(dir.path());
+    let smtp = service::smtp::Smtp::start(dir.path(), "plain", None);
     // Gotify answers a refused token with 401 and a JSON error: the line says so, masked.
     env.commit_file(
         "refinery.yaml",
