@@ -2,19 +2,19 @@
 
 mod args;
 mod commands;
-mod death_clock;
 mod error;
 mod exit_code;
 mod gitops;
+mod heal_timing;
 mod memory;
 mod output;
 mod render;
 mod settings;
 mod stack_scope;
 
-mod hub;
 mod metrics;
 mod notify;
+mod reporting;
 mod web;
 
 use std::process::ExitCode;

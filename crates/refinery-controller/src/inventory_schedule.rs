@@ -76,7 +76,9 @@ impl Controller {
             let Some(engine) = self.engine(&node) else {
                 continue;
             };
-            let collected = match refinery_engine::inventory::collect(&engine, selector).await {
+            let collected = match refinery_engine::inventory_actions::collect(&engine, selector)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(node = %node.name, error = %e, "scheduled audit: node unreachable");
@@ -108,7 +110,7 @@ impl Controller {
             if manifest.mode_of(&node.name) != Mode::Enforce {
                 continue;
             }
-            for r in refinery_engine::inventory::cleanup(&engine, &audit, &|_| {}).await {
+            for r in refinery_engine::inventory_actions::cleanup(&engine, &audit, &|_| {}).await {
                 let detail = ActionDetail {
                     step: "cleanup".into(),
                     message: Some(r.message.clone().unwrap_or_else(|| r.item.reason.clone())),

@@ -518,7 +518,7 @@ fn inventory_manifest_bad_schedule_and_ages_are_errors_with_hints() {
 #[test]
 fn inventory_manifest_audit_log_and_seconds_cron_load() {
     let loaded = load(
-        "inventory:\n  audit_log: logs/docker_audit_log.jsonl\n  schedule: {cron: \"*/2 * * * * *\"}\n",
+        "allow_empty: true\ninventory:\n  audit_log: logs/docker_audit_log.jsonl\n  schedule: {cron: \"*/2 * * * * *\"}\n",
     )
     .expect("valid");
     let inv = &loaded.manifest.inventory;

@@ -106,7 +106,7 @@ const VALID: &[(&str, &[&str])] = &[
         ],
     ),
     ("valid-anchors-and-merge-keys.yaml", &[]),
-    ("valid-empty-file.yaml", &[]),
+    ("valid-allow-empty.yaml", &[]),
     ("valid-env-list.yaml", &[]),
     (
         "valid-full-reference.yaml",
@@ -414,10 +414,10 @@ fn load_minimal_applies_design_defaults() {
 }
 
 #[test]
-fn load_empty_file_is_an_empty_manifest_on_the_local_node() {
-    let m = load_ok("valid-empty-file.yaml").manifest;
+fn load_allow_empty_is_an_empty_manifest_on_the_local_node() {
+    let m = load_ok("valid-allow-empty.yaml").manifest;
     assert!(m.is_empty());
-    assert!(!m.allow_empty);
+    assert!(m.allow_empty);
     assert_eq!(m.nodes, vec![local_node("local")]);
 }
 
@@ -984,6 +984,9 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-volume-option.yaml", &[at(4, 15, "containers[0].volumes[0]", "`readonly` is not a mount option")]),
     ("invalid-volume-outside-repo.yaml", &[at(5, 9, "containers[0].volumes[0]", "`../repository-secrets` points outside the repository")]),
     ("invalid-volume-spec.yaml", &[hinted(6, 9, "containers[0].volumes[1]", "`relative/path` is not an absolute path inside the container", "`VOLUME:/path`")]),
+    ("invalid-empty-file.yaml", &[hinted(1, 1, "containers", "the manifest declares nothing: no containers, stacks or kubernetes sources", "set `allow_empty: true`")]),
+    ("invalid-only-comment.yaml", &[hinted(1, 1, "containers", "the manifest declares nothing", "declare what should run under `containers:`, `stacks:` or `kubernetes:`")]),
+    ("invalid-containers-null.yaml", &[hinted(3, 1, "containers", "the manifest declares nothing", "set `allow_empty: true`")]),
     ("invalid-image-grammar.yaml", &[
         hinted(3, 12, "containers[0].image", "`UPPER::case@@` is not an image reference: it has more than one `@`", "[REGISTRY[:PORT]/]NAME[:TAG]"),
         hinted(5, 12, "containers[1].image", "the repository name must be lowercase", "write `team/app:1`"),
@@ -1071,6 +1074,11 @@ fn load_invalid_fixture_has_one_based_locations_inside_the_file() {
         let err = load_with(name, &env).expect_err(name);
         for i in err.issues() {
             assert!(i.line >= 1 && i.column >= 1, "{name}: {i}");
+            if src.is_empty() {
+                // An empty file has no line 1: its problem is at its start.
+                assert_eq!((i.line, i.column), (1, 1), "{name}: {i}");
+                continue;
+            }
             let line = lines
                 .get(i.line as usize - 1)
                 .unwrap_or_else(|| panic!("{name}: {i}"));

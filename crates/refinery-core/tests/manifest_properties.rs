@@ -211,3 +211,33 @@ proptest! {
         prop_assert_eq!(suggest(&a, [a.as_str()]), Some(a.as_str()));
     }
 }
+
+fn digest_suffix() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just(String::new()),
+        1 => "[0-9a-f]{64}".prop_map(|h| format!("@sha256:{h}")),
+        1 => "[0-9a-f]{96}".prop_map(|h| format!("@sha384:{h}")),
+        1 => "[0-9a-f]{128}".prop_map(|h| format!("@sha512:{h}")),
+    ]
+}
+
+proptest! {
+    /// What `validate` accepts as an image, the pull path (`ImageRef::parse`) reads too: the two
+    /// grammars never disagree on an accepted reference.
+    #[test]
+    fn image_reference_validate_accepts_the_pull_path_parses(
+        registry in prop::sample::select(vec!["", "", "localhost/", "localhost:5000/", "reg.example.com/", "Reg.Example.com:443/", "127.0.0.1:5000/"]),
+        path in prop_oneof![
+            "[a-z0-9]{1,6}((__|[._]|-{1,2})[a-z0-9]{1,4}){0,2}(/[a-z0-9]{1,5}){0,2}",
+            "[A-Za-z0-9._/-]{1,12}",
+        ],
+        tag in "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,20})?",
+        digest in digest_suffix(),
+    ) {
+        let s = format!("{registry}{path}{tag}{digest}");
+        if refinery_core::manifest::grammar::image_reference(&s).is_ok() {
+            let parsed = refinery_core::image_ref::ImageRef::parse(&s);
+            prop_assert!(parsed.is_ok(), "{}: {:?}", s, parsed);
+        }
+    }
+}

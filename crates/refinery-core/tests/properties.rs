@@ -959,11 +959,19 @@ proptest! {
         let e = w.pass.clone().honor_grace(false).run(&m, &w.observed);
         prop_assert!(writes(&e.plan).is_empty(), "{:?}", writes(&e.plan));
 
-        // The same as a file would say it.
-        let parsed = load(&format!("{text}{TERMINATE}"));
-        prop_assert!(parsed.is_empty() && !parsed.allow_empty);
-        let e = w.pass.clone().honor_grace(false).run(&parsed, &w.observed);
-        prop_assert!(writes(&e.plan).is_empty(), "{:?}", writes(&e.plan));
+        // The same as a file would say it: refused at load (issue 27), so nothing is planned.
+        let env = |_: &str| None;
+        let file = format!("{text}{TERMINATE}");
+        match load_manifest("refinery.yaml", &file, &LoadOptions { env: &env, base_dir: None }) {
+            Ok(l) => prop_assert!(false, "an empty manifest loaded: {:?}", l.manifest),
+            Err(e) => prop_assert!(
+                e.issues().iter().any(|i| i.message.starts_with("the manifest declares nothing")),
+                "{:?}", e.issues()
+            ),
+        }
+        // With `allow_empty: true` it loads, and the rule applies as written.
+        let parsed = load(&format!("{}allow_empty: true\n", file.replace("allow_empty: false\n", "")));
+        prop_assert!(parsed.is_empty() && parsed.allow_empty);
     }
 
     /// A corrupted manifest either still loads or fails with issues that name the file and a

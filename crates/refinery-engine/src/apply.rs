@@ -68,7 +68,14 @@ pub async fn apply_plan<R: ContainerRuntime>(
         }
         build_failures = crate::stack_order::prepare_builds(rt, manifest, steps, observed).await;
     }
-    let build_failures = &build_failures;
+    // Containers whose create failed in this pass, so their dependants fail at once instead of
+    // waiting for them.
+    let failed_here: std::sync::Mutex<BTreeMap<String, String>> = std::sync::Mutex::default();
+    let failed_here = &failed_here;
+    let failures = &PassFailures {
+        builds: &build_failures,
+        creates: failed_here,
+    };
     // Dependencies first (compose `depends_on`); results still come back in plan order.
     let order = crate::stack_order::dependency_order(manifest, steps);
     let futures = order
@@ -80,16 +87,14 @@ pub async fn apply_plan<R: ContainerRuntime>(
                     id: step.id.clone(),
                     kind: step.kind,
                 });
-                run_step(
-                    rt,
-                    manifest,
-                    step,
-                    observed,
-                    revision,
-                    build_failures,
-                    on_event,
-                )
-                .await
+                let r = run_step(rt, manifest, step, observed, revision, failures, on_event).await;
+                if r.outcome == Outcome::Failed
+                    && let Some(spec) = spec_of(manifest, step)
+                    && let Ok(mut m) = failed_here.lock()
+                {
+                    m.insert(spec.name.clone(), r.message.clone().unwrap_or_default());
+                }
+                r
             } else {
                 StepResult {
                     id: step.id.clone(),
@@ -126,15 +131,31 @@ fn failed(step: &Step, message: String) -> StepResult {
     }
 }
 
+/// What the steps of one pass learn from each other's failures.
+struct PassFailures<'a> {
+    /// Images whose build failed, with why.
+    builds: &'a BTreeMap<String, String>,
+    /// Containers whose create failed, with why.
+    creates: &'a std::sync::Mutex<BTreeMap<String, String>>,
+}
+
 async fn run_step<R: ContainerRuntime>(
     rt: &R,
     manifest: &Manifest,
     step: &Step,
     observed: &Observed,
     revision: &str,
-    build_failures: &BTreeMap<String, String>,
+    failures: &PassFailures<'_>,
     on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
 ) -> StepResult {
+    let build_failures = failures.builds;
+    let failed_dep = |name: &str| {
+        failures
+            .creates
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+    };
     let done = |outcome: Outcome, container_id: Option<String>| StepResult {
         id: step.id.clone(),
         step: step.kind,
@@ -199,7 +220,7 @@ async fn run_step<R: ContainerRuntime>(
             if let Err(e) = rt.write_content(&content_writes(spec, &spec.mounts)).await {
                 return failed(step, e.to_string());
             }
-            if let Err(e) = crate::stack_order::wait_for_dependencies(rt, spec).await {
+            if let Err(e) = crate::stack_order::wait_for_dependencies(rt, spec, &failed_dep).await {
                 return failed(step, e);
             }
             let labels = labels_for(manifest, spec, revision);

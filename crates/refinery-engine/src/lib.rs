@@ -3,7 +3,7 @@
 
 mod apply;
 mod evaluate;
-pub mod inventory;
+pub mod inventory_actions;
 mod port_probe;
 mod recover;
 mod stack_order;

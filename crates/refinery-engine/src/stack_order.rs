@@ -159,9 +159,11 @@ pub fn dependency_order(manifest: &Manifest, steps: &[Step]) -> Vec<usize> {
 }
 
 /// Waits until every container `spec` depends on meets its condition; `Err` says which did not.
+/// A dependency `failed` names (its create failed in this pass, with why) is not waited for.
 pub async fn wait_for_dependencies<R: ContainerRuntime>(
     rt: &R,
     spec: &ContainerSpec,
+    failed: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(), String> {
     let Some(member) = &spec.stack else {
         return Ok(());
@@ -172,6 +174,10 @@ pub async fn wait_for_dependencies<R: ContainerRuntime>(
         for attempt in 0..DEPENDENCY_POLLS {
             if attempt > 0 {
                 tokio::time::sleep(DEPENDENCY_POLL).await;
+            }
+            if let Some(why) = failed(&dep.container) {
+                last = format!("not created: its step failed ({why})");
+                break;
             }
             let Ok(o) = rt.inspect(&dep.container).await else {
                 continue;

@@ -10,7 +10,7 @@ use refinery_core::inventory::{
 use refinery_core::manifest::Mode;
 use refinery_core::testing::{NODE, Recorder, manifest, node, now, stray, ts};
 use refinery_core::{ContainerState, Observed, Outcome};
-use refinery_engine::inventory::{cleanup, collect};
+use refinery_engine::inventory_actions::{cleanup, collect};
 
 /// The engine of these tests: a stopped stray and a running one, three images (one in use), a
 /// volume and a network nobody uses.

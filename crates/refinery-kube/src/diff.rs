@@ -263,7 +263,7 @@ pub fn has_controller(live: &Value) -> bool {
 pub fn applied_by(live: &Value, manager: &str) -> Option<String> {
     let source = live
         .pointer("/metadata/labels")
-        .and_then(|l| l.get(crate::desired::SOURCE_LABEL))
+        .and_then(|l| l.get(crate::source_manifests::SOURCE_LABEL))
         .and_then(Value::as_str)?;
     let applied = live
         .pointer("/metadata/managedFields")

@@ -13,8 +13,8 @@ use kube::{Client, Config};
 use serde_json::Value;
 
 use crate::convert::{self, classify};
-use crate::desired::KubeObject;
 use crate::kube_error::{KubeError, Result};
+use crate::source_manifests::KubeObject;
 
 /// The field manager Refinery applies under.
 pub const FIELD_MANAGER: &str = "refinery";

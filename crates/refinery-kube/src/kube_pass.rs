@@ -7,10 +7,10 @@ use refinery_core::policy::Decision;
 use refinery_core::{Drift, DriftKind, DriftReport, Outcome, Plan, ResourceId, Step, StepKind};
 use serde_json::{Value, json};
 
-use crate::desired::KubeObject;
 use crate::diff::{self, WORKLOAD_KINDS};
 use crate::kube_cluster::{KubeCluster, ObjectRef};
 use crate::kube_error::{KubeError, Result};
+use crate::source_manifests::KubeObject;
 
 /// The id of an object: `k8s/CONTEXT/NS/KIND/NAME` (kind lowercased, as Docker kinds are).
 #[must_use]
@@ -127,7 +127,7 @@ async fn orphans(
             return Ok(Vec::new());
         }
     };
-    let selector = format!("{}={source}", crate::desired::SOURCE_LABEL);
+    let selector = format!("{}={source}", crate::source_manifests::SOURCE_LABEL);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     let mut namespaces = declared.namespaces.clone();

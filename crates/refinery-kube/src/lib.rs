@@ -6,20 +6,20 @@
 //! and `lease`.
 
 mod convert;
-pub mod desired;
 pub mod diff;
 mod kube_cluster;
 mod kube_error;
 mod kube_pass;
 pub mod lease;
+pub mod source_manifests;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testsupport;
 
-pub use desired::{KubeObject, MANAGED_BY_LABEL, SOURCE_LABEL, load_source};
 pub use kube_cluster::{FIELD_MANAGER, KindRef, KubeCluster, ObjectRef};
 pub use kube_error::{KubeError, Result};
 pub use kube_pass::{
     KubeChange, KubeEval, Observation, apply_all, execute, observe, resource_id, revision,
     rollout_undo, watch_source,
 };
+pub use source_manifests::{KubeObject, MANAGED_BY_LABEL, SOURCE_LABEL, load_source};

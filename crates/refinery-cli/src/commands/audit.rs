@@ -51,7 +51,9 @@ pub async fn audit_nodes<'m>(
     for ne in engines::select(manifest, &settings.nodes, &settings.repo)? {
         let (engine, audit) = match ne.engine {
             Ok(engine) => {
-                let audit = match refinery_engine::inventory::collect(&engine, selector).await {
+                let audit = match refinery_engine::inventory_actions::collect(&engine, selector)
+                    .await
+                {
                     Ok(c) => {
                         let audit =
                             classify(manifest, &ne.node.name, c.snapshot(), &state, settings.now);

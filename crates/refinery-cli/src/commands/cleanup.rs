@@ -5,7 +5,7 @@ use refinery_core::Outcome;
 use refinery_core::inventory::{Item, cleanup_set};
 use refinery_core::ledger::{ActionDetail, Event, Record};
 use refinery_core::manifest::Mode;
-use refinery_engine::inventory::{Removal, cleanup};
+use refinery_engine::inventory_actions::{Removal, cleanup};
 use serde::Serialize;
 
 use crate::args::CleanupArgs;

@@ -472,3 +472,96 @@ async fn alert_test_sends_to_each_channel_and_reports_failures_masked() {
         .stderr_has("failed to find an alert channel")
         .stderr_has("hint: add `alerting.channels`");
 }
+
+/// `min_duration` and bursts through the real daemon: three containers missing at start are
+/// created within a second. A channel with `burst: 2` gets one message listing the three and one
+/// when they are all resolved; a channel with `min_duration: 1h` gets nothing, and its quick
+/// heals are counted in `/metrics` as `under_min_duration` (the positive proof that it saw them).
+#[tokio::test]
+async fn daemon_sends_a_burst_as_one_message_and_counts_heals_under_min_duration() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    let names: Vec<String> = ["a", "b", "c"].iter().map(|s| env.name(s)).collect();
+    let containers: String = names
+        .iter()
+        .map(|n| format!("  - name: {n}\n    image: {IMAGE}\n"))
+        .collect();
+    env.commit_manifest(&format!(
+        "containers:\n{containers}\
+         alerting:\n  channels:\n\
+         \x20   - {{type: webhook, url: \"{}\", min_duration: 1h}}\n\
+         \x20   - {{type: webhook, url: \"{}\", burst: 2, group_wait: 1s}}\n",
+        rx.url("quick"),
+        rx.url("burst"),
+    ));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut d = Daemon::start(&env, &["--check-interval", "2s", "--listen", &listen]);
+
+    let events = |ch: &str| -> Vec<serde_json::Value> {
+        rx.got(ch)
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.body)
+            .collect()
+    };
+    let burst_resolved = eventually("the burst resolved", &mut d, || async {
+        events("burst")
+            .into_iter()
+            .find(|b| b["event"] == "burst_resolved")
+    })
+    .await;
+    let got = events("burst");
+    let started: Vec<_> = got
+        .iter()
+        .filter(|b| b["event"] == "burst_started")
+        .collect();
+    assert_eq!(started.len(), 1, "one burst message: {got:#?}");
+    let listed = |b: &serde_json::Value| -> Vec<String> {
+        b["drifts"]
+            .as_array()
+            .map(|a| a.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    for n in &names {
+        assert!(
+            listed(started[0]).iter().any(|d| d.contains(n.as_str())),
+            "`{n}` listed in the burst: {:#}",
+            started[0]
+        );
+        assert!(
+            listed(&burst_resolved)
+                .iter()
+                .any(|d| d.contains(n.as_str())),
+            "`{n}` listed as resolved: {burst_resolved:#}"
+        );
+    }
+    assert_eq!(
+        got.iter()
+            .filter(|b| b["event"] == "drift_started" || b["event"] == "drift_resolved")
+            .count(),
+        0,
+        "no message per drift on the burst channel: {got:#?}"
+    );
+
+    let base = format!("http://{listen}");
+    let counted = eventually("quick heals counted under min_duration", &mut d, || async {
+        let (_, text) = get(&format!("{base}/metrics")).await;
+        parse_metrics(&text)
+            .get("refinery_alerts_total{channel=\"webhook#0\",result=\"under_min_duration\"}")
+            .copied()
+            .filter(|v| *v >= 3.0)
+    })
+    .await;
+    assert_eq!(
+        counted, 3.0,
+        "one count per drift healed within min_duration"
+    );
+    let quick = events("quick");
+    assert!(
+        quick
+            .iter()
+            .all(|b| !b["event"].as_str().unwrap_or_default().contains("drift")),
+        "nothing about the quick drifts was sent on the min_duration channel: {quick:#?}"
+    );
+}

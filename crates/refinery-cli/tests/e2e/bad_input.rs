@@ -130,3 +130,64 @@ async fn docker_socket_down_exits_4_with_hint() {
             .is_some_and(|e| e.contains("nonexistent.sock"))
     );
 }
+
+#[tokio::test]
+async fn values_the_engine_would_refuse_fail_validate_with_place_and_hint() {
+    // Issue 27: each of these used to validate and only fail (or be ignored) later.
+    let env = Env::offline();
+    let long = "x".repeat(300);
+    env.commit_manifest(&format!(
+        "containers:\n  - name: {}\n    image: \"UPPER::case@@\"\n    cap_add: [NET_ADMN]\n  - name: {long}\n    image: {IMAGE}\n\
+         maintenance_windows:\n  - {{name: w, day: sunday, start_time: \"02:00\", end_time: \"04:00\", timezone: Europe/Berln}}\n",
+        env.name("web")
+    ));
+    for args in [&["validate"][..], &["plan"]] {
+        let run = env.refinery(args).await;
+        run.code(2)
+            .stderr_has("error: refinery.yaml:4:12: `containers[0].image`: `UPPER::case@@` is not an image reference: it has more than one `@`")
+            .stderr_has("hint: write `[REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST]`")
+            .stderr_has("error: refinery.yaml:5:15: `containers[0].cap_add[0]`: `NET_ADMN` is not a capability")
+            .stderr_has("hint: did you mean `NET_ADMIN`?")
+            .stderr_has("error: refinery.yaml:6:11: `containers[1].name`: the container name `xxxxxxxxxxxxxxxx")
+            .stderr_has("is 300 characters long; the limit is 255")
+            .stderr_has("`maintenance_windows[0].timezone`: `Europe/Berln` is not a time zone")
+            .stderr_has("hint: did you mean `Europe/Berlin`?")
+            .stderr_has("error: failed to load `refinery.yaml`: 4 problems found");
+        assert!(
+            !run.stderr.contains(&long),
+            "the long name is not echoed whole"
+        );
+        assert!(run.stdout.is_empty(), "{}", run.transcript());
+    }
+}
+
+#[tokio::test]
+async fn manifest_declaring_nothing_fails_unless_allow_empty() {
+    let env = Env::offline();
+    for (body, at) in [
+        ("", "refinery.yaml:1:1"),
+        (
+            "# containers:\n#   - {name: web, image: busybox}\n",
+            "refinery.yaml:1:1",
+        ),
+        (
+            "nodes: [{name: lyra}]\ncontainers: null\n",
+            "refinery.yaml:2:1",
+        ),
+    ] {
+        // Committed as is (no selector line), so the file really is empty.
+        env.commit_file("refinery.yaml", body);
+        for args in [&["validate"][..], &["plan"], &["apply", "--yes"]] {
+            let run = env.refinery(args).await;
+            run.code(2)
+                .stderr_has(&format!("error: {at}: `containers`: the manifest declares nothing: no containers, stacks or kubernetes sources"))
+                .stderr_has("hint: declare what should run under `containers:`, `stacks:` or `kubernetes:`; to enforce an empty desired state on purpose, set `allow_empty: true`");
+            assert!(run.stdout.is_empty(), "{body:?}: {}", run.transcript());
+        }
+    }
+    env.commit_manifest("containers: null\nallow_empty: true\n");
+    env.refinery(&["validate"])
+        .await
+        .code(0)
+        .stdout_has("is valid: 0 containers on 1 node");
+}

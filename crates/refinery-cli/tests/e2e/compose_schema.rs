@@ -557,3 +557,96 @@ async fn compose_schema_keys_changed_by_hand_on_the_engine_are_each_reported_and
     );
     env.refinery(&["plan"]).await.code(0);
 }
+
+#[tokio::test]
+async fn compose_plausible_with_its_images_swapped_comes_up_in_sync() {
+    let env = Env::new().await;
+    let project = env.name("plausible");
+    let run: std::ffi::OsString = env.run.id().into();
+    let vars = || vec![("REFINERY_TEST_RUN".to_owned(), run.clone())];
+    // Plausible's own files, as published, and our committed override (see the fixture's SOURCE):
+    // the test image for every service, and a published port the engine picks (`!override`).
+    commit_fixture(
+        &env,
+        "valid-plausible-community-edition",
+        &[
+            "docker-compose.yml",
+            "plausible-conf.env",
+            "clickhouse/clickhouse-config.xml",
+            "clickhouse/clickhouse-user-config.xml",
+            "test-images.override.yml",
+        ],
+    );
+    env.commit_manifest(&format!(
+        "stacks:\n  - name: {project}\n    files: [docker-compose.yml, test-images.override.yml]\n"
+    ));
+    env.refinery_env(&["plan"], vars())
+        .await
+        .code(3)
+        .stdout_has(&format!("docker/local/stack/{project}/plausible/1"))
+        .stdout_has(&format!("docker/local/volume/{project}_event-data"))
+        .stdout_has("start order on `local` (depends_on): ");
+    env.refinery_env(&["apply", "--yes"], vars()).await.code(0);
+    for svc in ["mail", "plausible_db", "plausible_events_db", "plausible"] {
+        let c = inspect(&env, &format!("{project}_{svc}_1")).await;
+        assert_eq!(c.state, ContainerState::Running, "{svc}");
+    }
+    // What the project's files say, on the engine: the env file, the ulimit, the committed
+    // ClickHouse configuration mounted read-only, the port on loopback only.
+    let web = inspect(&env, &format!("{project}_plausible_1")).await;
+    assert_eq!(
+        web.env.get("BASE_URL").map(String::as_str),
+        Some("replace-me")
+    );
+    assert_eq!(web.ports.len(), 1, "{:?}", web.ports);
+    assert_eq!(web.ports[0].host_ip, "127.0.0.1");
+    assert_eq!(web.ports[0].host_port, None);
+    let events = inspect(&env, &format!("{project}_plausible_events_db_1")).await;
+    assert_eq!(
+        events.options.extra().ulimits["nofile"].soft,
+        16_384,
+        "{:?}",
+        events.options.extra().ulimits
+    );
+    let xml = docker(&[
+        "exec",
+        &events.name,
+        "cat",
+        "/etc/clickhouse-server/config.d/logging.xml",
+    ])
+    .await;
+    assert!(
+        xml.contains("<clickhouse>") || xml.contains("<yandex>"),
+        "{xml}"
+    );
+    // Nothing left to do.
+    env.refinery_env(&["plan"], vars()).await.code(0);
+}
+
+#[tokio::test]
+async fn compose_dependency_that_fails_to_start_fails_its_dependants_at_once() {
+    let env = Env::new().await;
+    let project = env.name("depfail");
+    let run = env.run.id();
+    // No kernel allows two million open files: `db` is created, fails to start and is removed.
+    env.commit_file(
+        "compose.yaml",
+        &format!(
+            "services:\n  db:\n    image: {IMAGE}\n    command: {SLEEP}\n    ulimits: {{nofile: 2000000}}\n    labels: {{io.refinery.test: \"{run}\"}}\n  web:\n    image: {IMAGE}\n    command: {SLEEP}\n    depends_on: [db]\n    labels: {{io.refinery.test: \"{run}\"}}\n"
+        ),
+    );
+    env.commit_manifest(&format!("stacks:\n  - name: {project}\n"));
+    let started = std::time::Instant::now();
+    let apply = env.refinery(&["apply", "--yes"]).await;
+    // `web` is not left waiting two minutes for a `db` that will not come: it fails, saying why.
+    apply
+        .stdout_has(&format!("docker/local/stack/{project}/db/1 failed"))
+        .stdout_has(&format!("docker/local/stack/{project}/web/1 failed"))
+        .stdout_has("its step failed");
+    assert_ne!(apply.code, 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "apply took {:?}",
+        started.elapsed()
+    );
+}

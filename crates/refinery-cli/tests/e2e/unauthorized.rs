@@ -97,23 +97,22 @@ async fn unauthorized_terminate_removes_it_but_not_exceptions_or_protected() {
 }
 
 #[tokio::test]
-async fn empty_manifest_with_terminate_removes_nothing_unless_allow_empty() {
+async fn empty_manifest_is_refused_and_removes_nothing_unless_allow_empty() {
     let env = Env::new().await;
     let rules = "drift_rules:\n  unauthorized_containers: {action: terminate}\n";
     env.commit_manifest(&format!("containers: []\n{rules}"));
     let rogue = env.name("rogue");
     env.create_by_hand("rogue", env.spec("rogue")).await;
 
-    env.refinery(&["plan"]).await.code(3).row(&[
-        &format!("docker/local/container/{rogue}"),
-        "unauthorized",
-        "alert",
-    ]);
-    env.refinery(&["apply", "--yes"])
-        .await
-        .code(0)
-        .outcome(&rogue, "skipped")
-        .stdout_has("nothing is removed unless `allow_empty: true`");
+    // Declaring nothing is an error at validate, plan and apply (issue 27): nothing is done.
+    for args in [&["validate"][..], &["plan"], &["apply", "--yes"]] {
+        let run = env.refinery(args).await;
+        run.code(2)
+            .stderr_has("error: refinery.yaml:")
+            .stderr_has("`containers`: the manifest declares nothing: no containers, stacks or kubernetes sources")
+            .stderr_has("set `allow_empty: true`");
+        assert!(!run.stdout.contains("removed"), "{}", run.transcript());
+    }
     assert!(env.container("rogue").await.is_some(), "nothing removed");
 
     env.commit_manifest(&format!("containers: []\nallow_empty: true\n{rules}"));

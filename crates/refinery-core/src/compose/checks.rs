@@ -116,6 +116,9 @@ pub(super) fn check(
         {
             issues.push(issue);
         }
+        if let Some(issue) = check_memswap(s) {
+            issues.push(issue);
+        }
         if s.container_name.is_some() && s.replicas.unwrap_or(1) > 1 {
             issues.push(Issue::new(
                 &s.file,
@@ -325,4 +328,26 @@ fn find_cycle(by_name: &BTreeMap<&str, &Service>) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// `memswap_limit` is memory plus swap: the engine refuses one below `mem_limit`, or one set
+/// without a memory limit (issue 27: accepted at validate, refused at create).
+fn check_memswap(s: &Service) -> Option<Issue> {
+    let swap = s.extra.memswap_limit.filter(|w| *w > 0)?;
+    let field = format!("services.{}.memswap_limit", s.name);
+    let (message, hint) = match s.memory_bytes {
+        None => (
+            format!("service `{}` sets `memswap_limit` without `mem_limit`; the engine refuses that", s.name),
+            "set `mem_limit` too, or `memswap_limit: -1` for unlimited swap".to_owned(),
+        ),
+        Some(mem) if swap < mem => (
+            format!(
+                "service `{}`: `memswap_limit` ({swap} bytes) is below `mem_limit` ({mem} bytes); the engine refuses that",
+                s.name
+            ),
+            "`memswap_limit` counts memory plus swap: set it to at least `mem_limit`, or `-1` for unlimited swap".to_owned(),
+        ),
+        Some(_) => return None,
+    };
+    Some(Issue::new(&s.file, s.loc, &field, message).with_hint(hint))
 }

@@ -240,7 +240,8 @@ mod tests {
             env: &env,
             base_dir: None,
         };
-        match load_manifest("refinery.yaml", yaml, &opts) {
+        let yaml = format!("{yaml}\nallow_empty: true\n");
+        match load_manifest("refinery.yaml", &yaml, &opts) {
             Ok(loaded) => Ok(loaded.manifest.commit_status),
             Err(ManifestError::Invalid { issues, .. }) => Err(issues
                 .iter()

@@ -109,18 +109,27 @@ pub fn image_reference(s: &str) -> Result<(), Refusal> {
             name.len()
         ));
     }
-    // The first component is a registry when it has a `.` or `:`, is `localhost`, or has an
-    // uppercase letter (as the engine reads it).
+    // The first component is a registry when it has a `.` or `:` or is `localhost`, as Docker
+    // 20.10 reads it (later parsers also take one with capitals for a registry; this one says
+    // `repository name must be lowercase`).
     let (domain, path) = match name.split_once('/') {
-        Some((first, path))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
+        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
             (Some(first), path)
         }
         _ => (None, name),
     };
+    if let Some(d) = domain
+        && d.starts_with('[')
+    {
+        // The engines this speaks to (API 1.41, Docker 20.10) parse references with a grammar
+        // that has no bracketed IPv6 host yet: `docker tag` and create refuse it.
+        return Err(Refusal::new(
+            format!(
+                "`{v}` is not an image reference the engine reads: its registry is an IPv6 address"
+            ),
+            "give the registry a host name (an `/etc/hosts` entry will do), like `registry.local:5000/app`",
+        ));
+    }
     if let Some(d) = domain
         && !domain_ok(d)
     {
@@ -130,16 +139,12 @@ pub fn image_reference(s: &str) -> Result<(), Refusal> {
         ));
     }
     if path.chars().any(|c| c.is_ascii_uppercase()) && path_components_ok(&path.to_lowercase()) {
-        // A first component that is a registry only for its capitals (`Team/App`) was meant
-        // as part of the name.
         let lower = match domain {
-            Some(d) if d.contains(['.', ':']) || d == "localhost" => {
-                format!(
-                    "{d}/{}",
-                    s[d.len() + 1..].replacen(path, &path.to_lowercase(), 1)
-                )
-            }
-            _ => s.replacen(name, &name.to_lowercase(), 1),
+            Some(d) => format!(
+                "{d}/{}",
+                s[d.len() + 1..].replacen(path, &path.to_lowercase(), 1)
+            ),
+            None => s.replacen(name, &name.to_lowercase(), 1),
         };
         return Err(Refusal::new(
             format!("`{v}` is not an image reference: the repository name must be lowercase"),
@@ -197,35 +202,16 @@ fn path_components_ok(path: &str) -> bool {
     })
 }
 
-/// `host[:port]`: DNS labels separated by `.`, or `[IPv6]`; the port digits.
+/// `host[:port]`: DNS labels (letters, digits, inner `-`) separated by `.`; the port digits.
 fn domain_ok(d: &str) -> bool {
-    let (host, port) = if let Some(rest) = d.strip_prefix('[') {
-        let Some((ip, after)) = rest.split_once(']') else {
-            return false;
-        };
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return false;
-        }
-        match after {
-            "" => return true,
-            p => match p.strip_prefix(':') {
-                Some(port) => ("", Some(port)),
-                None => return false,
-            },
-        }
-    } else {
-        match d.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (d, None),
-        }
+    let (host, port) = match d.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (d, None),
     };
     if let Some(p) = port
         && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
     {
         return false;
-    }
-    if d.starts_with('[') {
-        return true;
     }
     !host.is_empty()
         && host.split('.').all(|label| {
@@ -247,7 +233,7 @@ fn tag_ok(t: &str) -> bool {
         && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
-/// `algorithm:hex`, with the algorithms the engine knows and their lengths.
+/// `algorithm:hex`: sha256 or sha512 (what the pull path reads), of their exact lengths.
 fn digest_ok(d: &str) -> Result<(), String> {
     let Some((alg, hex)) = d.split_once(':') else {
         return Err(format!(
@@ -257,11 +243,10 @@ fn digest_ok(d: &str) -> Result<(), String> {
     };
     let len = match alg {
         "sha256" => 64,
-        "sha384" => 96,
         "sha512" => 128,
         _ => {
             return Err(format!(
-                "`{}` is not a digest algorithm the engine knows (sha256, sha384, sha512)",
+                "`{}` is not a digest algorithm Refinery pulls by (sha256, sha512)",
                 shown(alg)
             ));
         }
@@ -323,6 +308,26 @@ pub fn object_name(what: &str, s: &str) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// A Kubernetes namespace: a DNS-1123 label, `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63
+/// characters (the API server refuses anything else).
+pub fn k8s_namespace(s: &str) -> Result<(), Refusal> {
+    let hint = "a namespace is lowercase letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters, like `team-a`";
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-';
+    if ok {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        format!("`{}` is not a Kubernetes namespace", shown(s)),
+        hint,
+    ))
 }
 
 /// A named volume: the engine's grammar for volumes is `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, two
@@ -529,8 +534,9 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-/// Linux capabilities the engine knows (`CAP_` left out), plus `ALL`.
-pub const CAPABILITIES: [&str; 42] = [
+/// Linux capabilities the engine knows (`CAP_` left out), plus `ALL`. Docker 20.10 stops at
+/// `AUDIT_READ`: it refuses `PERFMON`, `BPF` and `CHECKPOINT_RESTORE` (`unknown capability`).
+pub const CAPABILITIES: [&str; 39] = [
     "ALL",
     "CHOWN",
     "DAC_OVERRIDE",
@@ -570,9 +576,6 @@ pub const CAPABILITIES: [&str; 42] = [
     "WAKE_ALARM",
     "BLOCK_SUSPEND",
     "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
 ];
 
 /// A capability name (`NET_ADMIN`, `net_admin`, `CAP_NET_ADMIN` alike).
@@ -613,7 +616,6 @@ mod tests {
             "localhost/app",
             "localhost:5000/app:1",
             "127.0.0.1:5000/team/app",
-            "[::1]:5000/app",
             "registry.example.com/a__b/c.d/e-f/g---h",
             "Registry.Example.com/app",
             "busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
@@ -692,7 +694,7 @@ mod tests {
             ),
             (
                 "busybox@md5:0123456789abcdef0123456789abcdef",
-                "`md5` is not a digest algorithm the engine knows",
+                "`md5` is not a digest algorithm Refinery pulls by",
             ),
             ("busybox@sha256", "`sha256` is not a digest"),
             (
@@ -736,6 +738,19 @@ mod tests {
             "{got}"
         );
         assert!(got.len() < 400, "the value is not echoed whole");
+    }
+
+    #[test]
+    fn k8s_namespace_table() {
+        for s in ["default", "team-a", "a1"] {
+            assert_eq!(msg(k8s_namespace(s)), "ok", "{s}");
+        }
+        for s in ["", "Team", "team_a", "-a", "a-", &"a".repeat(64)] {
+            assert!(
+                msg(k8s_namespace(s)).contains("is not a Kubernetes namespace"),
+                "{s}"
+            );
+        }
     }
 
     #[test]
@@ -877,9 +892,17 @@ mod tests {
 
     #[test]
     fn capability_table() {
-        for s in ["NET_ADMIN", "net_admin", "CAP_SYS_TIME", "ALL"] {
+        for s in [
+            "NET_ADMIN",
+            "net_admin",
+            "CAP_SYS_TIME",
+            "ALL",
+            "AUDIT_READ",
+        ] {
             assert_eq!(msg(capability(s)), "ok", "{s}");
         }
+        // The engine here (20.10) does not know the capabilities Linux 5.8 added.
+        assert!(msg(capability("PERFMON")).contains("is not a capability"));
         assert_eq!(
             msg(capability("NET_ADMN")),
             "`NET_ADMN` is not a capability | did you mean `NET_ADMIN`?"

@@ -42,9 +42,13 @@ pub(super) fn read_kubernetes(r: &mut Reader<'_>, node: &Node) -> Vec<KubeSpec> 
                 None
             }
         };
-        let namespace = m
-            .get("namespace")
-            .and_then(|n| r.string(n, &format!("{path}.namespace")));
+        let namespace = m.get("namespace").and_then(|n| {
+            r.string_checked(
+                n,
+                &format!("{path}.namespace"),
+                super::grammar::k8s_namespace,
+            )
+        });
         let prune = m
             .get("prune")
             .and_then(|n| r.bool(n, &format!("{path}.prune")))

@@ -179,7 +179,20 @@ fn read_manifest(
     let containers = containers_node
         .map(|n| read_containers(r, n, &node_names, opts.base_dir.as_deref(), &mut env_files))
         .unwrap_or_default();
+    let declares_something =
+        containers_node.is_some_and(has_items) || !stacks.is_empty() || !kubernetes.is_empty();
     top.finish(r);
+    // Reported only when nothing else is wrong: a manifest whose sections failed to read is
+    // refused already, and saying it declares nothing as well would mislead.
+    if !declares_something && !allow_empty && r.issues.is_empty() {
+        let loc = top_key_loc(root, "containers").unwrap_or(root.loc);
+        r.error_hint(
+            loc,
+            "containers",
+            "the manifest declares nothing: no containers, stacks or kubernetes sources",
+            "declare what should run under `containers:`, `stacks:` or `kubernetes:`; to enforce an empty desired state on purpose, set `allow_empty: true`",
+        );
+    }
     Some(Manifest {
         file: file.to_owned(),
         config,
@@ -201,4 +214,15 @@ fn read_manifest(
         ignore_differences,
         env_files,
     })
+}
+
+/// Where a top-level key is written, if it is.
+fn top_key_loc(root: &Node, key: &str) -> Option<Loc> {
+    match &root.value {
+        yaml::Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.scalar() == Some(key))
+            .map(|(k, _)| k.loc),
+        _ => None,
+    }
 }

@@ -116,7 +116,7 @@ mod tests {
         let env = |name: &str| (name == "GHCR_TOKEN").then(|| "tok-123".to_owned());
         load_manifest(
             "refinery.yaml",
-            yaml,
+            &format!("{yaml}\nallow_empty: true\n"),
             &LoadOptions {
                 env: &env,
                 base_dir: None,

@@ -51,7 +51,7 @@ pub struct Hub {
     /// The earliest engine event not yet answered by an action.
     pending_event: Option<Instant>,
     /// When watched containers died: a heal is measured from the death.
-    deaths: crate::death_clock::DeathClock,
+    deaths: crate::heal_timing::DeathClock,
     /// The last outcome per resource, to say how a drift was resolved.
     last_action: HashMap<String, String>,
     server: Option<Server>,
@@ -149,7 +149,7 @@ impl Hub {
             view,
             open,
             pending_event: None,
-            deaths: crate::death_clock::DeathClock::default(),
+            deaths: crate::heal_timing::DeathClock::default(),
             last_action: HashMap::new(),
             server,
             muted: false,
