@@ -10,6 +10,10 @@ impl Controller {
     pub(crate) fn gitops_started(&mut self) {
         self.git.configure(&self.desired.manifest);
         self.gitops_observe();
+        // A standby (`--ha`) writes nothing to the forge: the leader reports.
+        if !self.may_act() {
+            return;
+        }
         if let Some(p) = &self.state.pending {
             let event = RevisionEvent::Enforcing {
                 revision: p.revision.clone(),
@@ -36,6 +40,9 @@ impl Controller {
         rolled_back: Option<&refinery_core::daemon_state::RolledBack>,
     ) {
         self.git.configure(&self.desired.manifest);
+        if !self.may_act() {
+            return;
+        }
         let event = match rolled_back {
             Some(rb) => RevisionEvent::RolledBack {
                 from: rb.from.clone(),
@@ -66,7 +73,8 @@ impl Controller {
             .state
             .pending
             .as_ref()
-            .is_some_and(|p| p.revision == rev);
+            .is_some_and(|p| p.revision == rev)
+            && self.may_act();
         if let (true, Some((name, why))) = (deploying, failed.first()) {
             self.git.on_revision(&RevisionEvent::ActionFailed {
                 revision: rev.to_owned(),

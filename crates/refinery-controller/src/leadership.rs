@@ -69,6 +69,8 @@ impl Controller {
                 self.append(records);
                 // Logged once the election is on record.
                 tracing::warn!(term, id = %id, "leading: acting from now on");
+                // The forge hears of a deploy under way from the new leader.
+                self.gitops_started();
                 true
             }
             None if self.ledger.is_some() => {

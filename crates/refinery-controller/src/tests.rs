@@ -362,3 +362,41 @@ async fn unreachable_node_is_alerted_once_and_keeps_the_revision_pending() {
     );
     assert!(r.c.unreachable.contains("n1"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn engine_lost_is_alerted_once_and_its_return_makes_a_full_pass() {
+    let mut r = rig(&manifest(""));
+    let lost = || Trigger::Lost {
+        node: "n1".into(),
+        why: "the engine closed the event stream".into(),
+    };
+    assert!(
+        !r.c.on_triggers(vec![lost()]),
+        "losing the engine alone runs no pass"
+    );
+    assert!(!r.c.on_triggers(vec![lost()]));
+    let alerts = r.alerts("lost the engine of node `n1`");
+    assert_eq!(alerts.len(), 1, "said once while it stays away: {alerts:?}");
+
+    assert!(r.c.on_triggers(vec![
+        event("die", "web"),
+        Trigger::Back { node: "n1".into() }
+    ]));
+    assert_eq!(
+        r.c.scope, None,
+        "the engine is back: a full pass, not an event-only one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_request_for_another_revision_is_refused_and_runs_no_pass() {
+    let mut r = rig(&manifest(""));
+    let rev = r.c.rev();
+    assert!(!r.c.on_apply_request("req-1", "0000000000000000000000000000000000000000"));
+    assert!(!r.c.handover.waiting());
+    assert!(
+        r.c.on_apply_request("req-2", &rev),
+        "the revision in force: a full pass now"
+    );
+    assert!(r.c.handover.waiting());
+}

@@ -987,6 +987,7 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-empty-file.yaml", &[hinted(1, 1, "containers", "the manifest declares nothing: no containers, stacks or kubernetes sources", "set `allow_empty: true`")]),
     ("invalid-only-comment.yaml", &[hinted(1, 1, "containers", "the manifest declares nothing", "declare what should run under `containers:`, `stacks:` or `kubernetes:`")]),
     ("invalid-containers-null.yaml", &[hinted(3, 1, "containers", "the manifest declares nothing", "set `allow_empty: true`")]),
+    ("invalid-healthcheck-retries.yaml", &[hinted(4, 42, "containers[0].healthcheck.retries", "the number of retries is too large", "write at most 4294967295")]),
     ("invalid-image-grammar.yaml", &[
         hinted(3, 12, "containers[0].image", "`UPPER::case@@` is not an image reference: it has more than one `@`", "[REGISTRY[:PORT]/]NAME[:TAG]"),
         hinted(5, 12, "containers[1].image", "the repository name must be lowercase", "write `team/app:1`"),

@@ -81,7 +81,7 @@ async fn alert_test_sends_to_ntfy_gotify_telegram_teams_apprise_and_email() {
     env.commit_file(
         "refinery.yaml",
         &format!(
-            "config: {{selector: \"{sel}\"}}\n\
+            "config: {{selector: \"{sel}\"}}\nallow_empty: true\n\
              alerting:\n  channels:\n\
              \x20   - {{type: ntfy, url: \"{ntfy}\", token: \"${{T_NTFY}}\"}}\n\
              \x20   - {{type: gotify, url: \"{base}\", token: \"${{T_GOTIFY}}\"}}\n\

@@ -433,7 +433,7 @@ async fn alert_test_sends_to_each_channel_and_reports_failures_masked() {
     env.commit_file(
         "refinery.yaml",
         &format!(
-            "config: {{selector: \"{}\", discord_webhook: \"{}\"}}\n\
+            "config: {{selector: \"{}\", discord_webhook: \"{}\"}}\nallow_empty: true\n\
              alerting:\n  channels:\n    - {{type: webhook, url: \"{}\"}}\n    - {{type: slack, url: \"{}\"}}\n",
             env.selector(),
             rx.url("discord"),
@@ -464,7 +464,10 @@ async fn alert_test_sends_to_each_channel_and_reports_failures_masked() {
     // Without any channel: a usage error with a hint.
     env.commit_file(
         "refinery.yaml",
-        &format!("config: {{selector: \"{}\"}}\n", env.selector()),
+        &format!(
+            "config: {{selector: \"{}\"}}\nallow_empty: true\n",
+            env.selector()
+        ),
     );
     env.refinery(&["alert", "test"])
         .await

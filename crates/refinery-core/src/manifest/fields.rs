@@ -262,10 +262,21 @@ pub(crate) fn read_healthcheck(r: &mut Reader<'_>, node: &Node, path: &str) -> O
         }
     }
     if let Some(n) = m.get("retries") {
-        h.retries = r
-            .u64(n, &format!("{path}.retries"))
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(0);
+        let p = format!("{path}.retries");
+        h.retries = match r.u64(n, &p).map(u32::try_from) {
+            Some(Ok(v)) => v,
+            // Too large to send: refused, not silently read as 0 (issue 27).
+            Some(Err(_)) => {
+                r.error_hint(
+                    n.loc,
+                    &p,
+                    "the number of retries is too large",
+                    format!("write at most {}", u32::MAX),
+                );
+                0
+            }
+            None => 0,
+        };
     }
     m.finish(r);
     if disable {
