@@ -326,6 +326,7 @@ pub async fn execute_plan(
                 outcome: c.outcome,
                 message: Some(c.detail),
                 container_id: None,
+                image_digest: None,
             });
         }
     }

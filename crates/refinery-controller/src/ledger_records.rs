@@ -45,7 +45,8 @@ pub fn step(manifest: &Manifest, r: &StepResult, revision: &str) -> Record {
     ))
     .resource(r.id.clone())
     .outcome(r.outcome)
-    .revision(revision);
+    .revision(revision)
+    .image_digest(r.image_digest.clone());
     with_bloodline(record, manifest, &r.id)
 }
 

@@ -420,8 +420,17 @@ impl DockerRuntime {
         docker: &Docker,
         image_id: &str,
     ) -> RuntimeResult<Option<ImageDefaults>> {
+        Ok(self.image_info(docker, image_id).await?.map(|i| i.defaults))
+    }
+
+    /// One image by id; `None` when it is gone.
+    async fn image_info(
+        &self,
+        docker: &Docker,
+        image_id: &str,
+    ) -> RuntimeResult<Option<ImageInfo>> {
         match docker.inspect_image(image_id).await {
-            Ok(inspect) => Ok(convert::image_info(&inspect).map(|i| i.defaults)),
+            Ok(inspect) => Ok(convert::image_info(&inspect)),
             Err(e) if convert::is_not_found(&e) => Ok(None),
             Err(e) => Err(convert::error(e, &self.op("inspect", image_what(image_id)))),
         }
@@ -667,11 +676,18 @@ impl ContainerRuntime for DockerRuntime {
             .inspect_container(id, None)
             .await
             .map_err(|e| convert::error(e, &self.op("inspect", container_what(id))))?;
-        let defaults = match convert::container_image_id(&c) {
-            Some(image_id) => self.image_defaults(docker, image_id).await?,
+        let info = match convert::container_image_id(&c) {
+            Some(image_id) => self.image_info(docker, image_id).await?,
             None => None,
         };
-        Ok(convert::observed_container(c, defaults))
+        let reference = c.config.as_ref().and_then(|cfg| cfg.image.clone());
+        let mut observed =
+            convert::observed_container(c, info.as_ref().map(|i| i.defaults.clone()));
+        observed.repo_digest = match (info, reference) {
+            (Some(i), Some(r)) => convert::repo_digest_for(&r, &i.repo_digests),
+            _ => None,
+        };
+        Ok(observed)
     }
 
     async fn create(&self, req: &CreateRequest) -> RuntimeResult<String> {

@@ -35,6 +35,10 @@ pub struct StepResult {
     pub message: Option<String>,
     /// The engine id of the container now in place, if one was created.
     pub container_id: Option<String>,
+    /// The registry digest (`name@sha256:…`) of the image that container was created from, when
+    /// its image came from a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// How many steps run at once on one node.
@@ -102,6 +106,7 @@ pub async fn apply_plan<R: ContainerRuntime>(
                     },
                     message: Some(step.reason.clone()),
                     container_id: step.container_id.clone(),
+                    image_digest: None,
                 }
             };
             on_event(ApplyEvent::Finished(result.clone()));
@@ -122,6 +127,7 @@ fn failed(step: &Step, message: String) -> StepResult {
         outcome: Outcome::Failed,
         message: Some(message),
         container_id: step.container_id.clone(),
+        image_digest: None,
     }
 }
 
@@ -156,6 +162,7 @@ async fn run_step<R: ContainerRuntime>(
         outcome,
         message: None,
         container_id,
+        image_digest: None,
     };
     if refinery_core::compose::is_network_or_volume(&step.id) {
         return create_stack_resource(rt, manifest, step).await;
@@ -226,6 +233,8 @@ async fn run_step<R: ContainerRuntime>(
             };
             match result {
                 Ok(made) => StepResult {
+                    // What the ledger records: the registry digest the new container runs.
+                    image_digest: rt.inspect(&made.id).await.ok().and_then(|o| o.repo_digest),
                     message: port_fallback::degraded_message(&made.fallbacks),
                     ..done(
                         match step.kind {
@@ -258,6 +267,7 @@ async fn create_stack_resource<R: ContainerRuntime>(
         outcome,
         message,
         container_id: None,
+        image_digest: None,
     };
     if step.kind != StepKind::Create {
         return outcome(Outcome::Skipped, Some(step.reason.clone()));

@@ -167,6 +167,15 @@ async fn registry_digest_pin_runs_that_digest_and_another_pin_is_image_drift() {
         .code(0)
         .outcome(&env.name("web"), "created");
     env.refinery_env(&["plan"], v()).await.code(0);
+    // The ledger records the registry digest the container was created from.
+    let ledger = std::fs::read_to_string(env.repo.path().join(LEDGER)).expect("the ledger");
+    let pinned_field = format!("\"image_digest\":\"{}/app@{first}\"", registry.host);
+    assert!(
+        ledger
+            .lines()
+            .any(|l| l.contains("\"kind\":\"birth\"") && l.contains(&pinned_field)),
+        "{ledger}"
+    );
     let status = env.refinery_env(&["status", "--json"], v()).await;
     let rows = status.code(0).json();
     let pinned = format!("{}/app@{first}", registry.host);

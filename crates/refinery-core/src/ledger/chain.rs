@@ -71,6 +71,7 @@ impl ChainTip {
             actor: record.actor,
             bloodline: record.bloodline,
             term: record.term,
+            image_digest: record.image_digest,
             prev: self.hash.clone(),
             hash: String::new(),
         };

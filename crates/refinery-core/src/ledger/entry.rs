@@ -39,6 +39,10 @@ pub struct Entry {
     /// readers that predate it ignore it, and the hash covers it like any other field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<u64>,
+    /// The registry digest (`name@sha256:…`) of the image the container now in place was created
+    /// from, when it came from a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// The `hash` of the entry before, [`GENESIS_PREV`](super::GENESIS_PREV) for the first.
     pub prev: String,
     /// SHA-256 over the canonical bytes of this entry without `hash`.
@@ -326,6 +330,8 @@ pub struct Record {
     pub bloodline: Option<Bloodline>,
     /// The writer's leader term (`refinery run --ha`).
     pub term: Option<u64>,
+    /// The registry digest of the image the container now in place was created from.
+    pub image_digest: Option<String>,
 }
 
 impl Record {
@@ -341,7 +347,15 @@ impl Record {
             actor: Actor::Refinery,
             bloodline: None,
             term: None,
+            image_digest: None,
         }
+    }
+
+    /// The registry digest of the image the container now in place was created from.
+    #[must_use]
+    pub fn image_digest(mut self, digest: Option<String>) -> Record {
+        self.image_digest = digest;
+        self
     }
 
     #[must_use]
