@@ -117,6 +117,19 @@ async fn three_nodes_converge_survive_a_dead_node_and_heal() {
         .await;
     }
 
+    // The ledger is written after the actions: wait for the births too, so that none of this
+    // convergence is counted as done while `c` is down.
+    for n in NODES {
+        d.wait_entry(&format!("the birth of `{db}` on node `{n}`"), |e| {
+            kind(e) == "birth"
+                && e["node"] == n
+                && e["resource"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(&format!("/{db}")))
+        })
+        .await;
+    }
+
     // Node `c` goes away: reported unreachable, nothing done in its place; `a` and `b` stay
     // reconciled (a crash on `a` is healed while `c` is down).
     let before_a = count_on(&engines.get("a").runtime(), &env).await;
