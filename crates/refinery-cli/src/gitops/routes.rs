@@ -153,12 +153,7 @@ async fn sync(
         )
             .into_response();
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or(q.token.as_deref());
-    if !given.is_some_and(|g| same(g, token)) {
+    if !crate::web::bearer_matches(&headers, q.token.as_deref(), token) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer realm=\"refinery\"")],
@@ -212,15 +207,6 @@ async fn sync(
             "node": q.node,
         }),
     )
-}
-
-/// Compares without stopping at the first differing byte.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 #[cfg(test)]

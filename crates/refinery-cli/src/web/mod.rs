@@ -118,6 +118,17 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// Whether the request carries `token`: as `Authorization: Bearer <token>`, else as `?token=`
+/// (`query`). Shared by the status page's guard and the sync API.
+pub(crate) fn bearer_matches(headers: &HeaderMap, query: Option<&str>, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query)
+        .is_some_and(|given| same(given, token))
+}
+
 /// Compares without stopping at the first differing byte.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -137,12 +148,7 @@ async fn auth(
     let Some(token) = &state.token else {
         return next.run(req).await;
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let given = bearer.or(q.token.as_deref());
-    if given.is_some_and(|g| same(g, token)) {
+    if bearer_matches(&headers, q.token.as_deref(), token) {
         return next.run(req).await;
     }
     (

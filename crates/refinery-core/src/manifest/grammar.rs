@@ -406,33 +406,30 @@ pub fn duration_within(
 
 /// A label key: not empty, no `=`, no whitespace or control characters.
 pub fn label_key(s: &str) -> Result<(), Refusal> {
-    let hint = "label keys are like `team` or `com.example.role`: letters, digits, `.`, `-`, `_` and `/`, without spaces or `=`";
-    if s.is_empty() {
-        return Err(Refusal::new("a label needs a name", hint));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| *c == '=' || c.is_whitespace() || c.is_control())
-    {
-        let what = if c == '=' {
-            "`=`".to_owned()
-        } else {
-            describe_char(c)
-        };
-        return Err(Refusal::new(
-            format!("`{}` is not a label key: it contains {what}", shown(s)),
-            hint,
-        ));
-    }
-    Ok(())
+    key_name(
+        s,
+        "a label needs a name",
+        "a label key",
+        "label keys are like `team` or `com.example.role`: letters, digits, `.`, `-`, `_` and `/`, without spaces or `=`",
+    )
 }
 
 /// An environment variable name: not empty, no `=`, no whitespace or control characters (the
 /// engine passes `KEY=value` strings, so a `=` would end the name).
 pub fn env_name(s: &str) -> Result<(), Refusal> {
-    let hint = "environment variable names are like `LOG_LEVEL`: letters, digits and `_`, not starting with a digit";
+    key_name(
+        s,
+        "an environment variable needs a name",
+        "an environment variable name",
+        "environment variable names are like `LOG_LEVEL`: letters, digits and `_`, not starting with a digit",
+    )
+}
+
+/// The key of a `KEY=value` pair the engine takes: not empty (`empty`), and without `=`,
+/// whitespace or control characters (`` `x` is not {noun}: it contains … ``).
+fn key_name(s: &str, empty: &str, noun: &str, hint: &str) -> Result<(), Refusal> {
     if s.is_empty() {
-        return Err(Refusal::new("an environment variable needs a name", hint));
+        return Err(Refusal::new(empty, hint));
     }
     if let Some(c) = s
         .chars()
@@ -444,10 +441,7 @@ pub fn env_name(s: &str) -> Result<(), Refusal> {
             describe_char(c)
         };
         return Err(Refusal::new(
-            format!(
-                "`{}` is not an environment variable name: it contains {what}",
-                shown(s)
-            ),
+            format!("`{}` is not {noun}: it contains {what}", shown(s)),
             hint,
         ));
     }
