@@ -1044,8 +1044,8 @@ async fn networks_and_volumes_report_their_settings_and_compare_equal() {
         )]),
         ipam: Some(refinery_core::spec::Ipam {
             pools: vec![refinery_core::spec::IpamPool {
-                subnet: Some("172.31.251.0/24".into()),
-                gateway: Some("172.31.251.1".into()),
+                subnet: Some("10.231.251.0/24".into()),
+                gateway: Some("10.231.251.1".into()),
                 ..Default::default()
             }],
             ..Default::default()

@@ -132,6 +132,9 @@ async fn compose_netbox_with_its_images_swapped_comes_up_in_sync_and_listed_by_d
 
 /// A stack using the keys Refinery applies since it reads the whole single-engine schema (those
 /// this engine supports: no GPU, no storage quota here).
+///
+/// The fixed subnet is `10.231.<net>.0/24`: outside the engine's default pools (172.17–172.31/16,
+/// 192.168/16), which networks of tests running at the same time take, so it cannot overlap one.
 fn schema_compose(env: &Env, nofile: u32, net: u8) -> String {
     let run = env.run.id();
     format!(
@@ -180,14 +183,14 @@ fn schema_compose(env: &Env, nofile: u32, net: u8) -> String {
       db: {{condition: service_healthy, restart: true}}
     networks:
       back:
-        ipv4_address: 172.31.{net}.10
+        ipv4_address: 10.231.{net}.10
     deploy:
       restart_policy: {{condition: on-failure, max_attempts: 2}}
     labels: {{io.refinery.test: \"{run}\"}}
 networks:
   back:
     ipam:
-      config: [{{subnet: 172.31.{net}.0/24}}]
+      config: [{{subnet: 10.231.{net}.0/24}}]
     driver_opts: {{com.docker.network.bridge.enable_icc: \"true\"}}
 "
     )
@@ -224,7 +227,7 @@ async fn compose_schema_keys_are_applied_read_back_equal_and_healed_when_changed
         web.options
             .networks
             .iter()
-            .any(|n| n.ipv4_address.as_deref() == Some("172.31.252.10")),
+            .any(|n| n.ipv4_address.as_deref() == Some("10.231.252.10")),
         "{:?}",
         web.options.networks
     );
@@ -462,7 +465,7 @@ async fn compose_schema_keys_changed_by_hand_on_the_engine_are_each_reported_and
         "--network",
         &format!("{project}_back"),
         "--ip",
-        "172.31.253.10",
+        "10.231.253.10",
         "--expose",
         "3000",
         "--ulimit",
