@@ -27,7 +27,7 @@ use refinery_core::labels::spec_hash;
 use refinery_core::ledger::{Event, Record};
 use refinery_core::{Outcome, ResourceId, Step, StepKind};
 use refinery_docker::DockerRuntime;
-use refinery_engine::{apply_plan, recreate_temp_name};
+use refinery_engine::{apply_plan, recreate_temp_name, start_first_temp_name};
 use refinery_ha::Leadership;
 use refinery_store::LedgerFile;
 use refinery_store::state_file;
@@ -724,6 +724,7 @@ impl Controller {
                 let mut touched = vec![
                     step.id.name().to_owned(),
                     recreate_temp_name(step.id.name()),
+                    start_first_temp_name(step.id.name()),
                 ];
                 touched.extend(step.container_id.clone());
                 self.mark_ours(&touched, events_of(step.kind));

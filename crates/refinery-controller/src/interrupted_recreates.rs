@@ -4,7 +4,9 @@
 use refinery_core::ledger::{ActionDetail, Event, Record};
 use refinery_core::{Outcome, ResourceId};
 use refinery_docker::DockerRuntime;
-use refinery_engine::{Recovered, recover_interrupted, recreate_temp_name};
+use refinery_engine::{
+    Recovered, interrupted_base, recover_interrupted, recreate_temp_name, start_first_temp_name,
+};
 
 use crate::action_marks::REPLACE_EVENTS;
 use crate::controller::Controller;
@@ -23,12 +25,17 @@ impl Controller {
         if !self.may_act() || !self.recovered.insert(node.to_owned()) {
             return false;
         }
-        let aside = recreate_temp_name("");
         let keys: Vec<String> = observed
             .containers
             .iter()
-            .filter_map(|c| c.name.strip_suffix(&aside))
-            .flat_map(|base| [base.to_owned(), recreate_temp_name(base)])
+            .filter_map(|c| interrupted_base(&c.name))
+            .flat_map(|base| {
+                [
+                    base.to_owned(),
+                    recreate_temp_name(base),
+                    start_first_temp_name(base),
+                ]
+            })
             .collect();
         if keys.is_empty() {
             return false;

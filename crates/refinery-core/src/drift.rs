@@ -584,8 +584,10 @@ fn compose_replica<'o>(
             && label(LABEL_SERVICE) == Some(m.service.as_str())
             && label(LABEL_NUMBER) == Some(number.as_str())
             && !label(LABEL_ONEOFF).is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            // Set aside by a recreate in progress (the engine's `recreate_temp_name`).
+            // Set aside by a recreate in progress, or a start-first replacement not yet renamed
+            // (the engine's `recreate_temp_name`, `start_first_temp_name`).
             && !c.name.ends_with(".refinery-old")
+            && !c.name.ends_with(".refinery-new")
     })
 }
 

@@ -57,6 +57,47 @@ impl PullPolicy {
     }
 }
 
+/// `update_order` (compose: `deploy.update_config.order`): how a container is replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old container, then create and start the new one (the default).
+    #[default]
+    StopFirst,
+    /// Start the new container beside the old one, wait until it is healthy, then remove the
+    /// old one: no gap on the container's network aliases.
+    StartFirst,
+}
+
+impl UpdateOrder {
+    /// The values, as written.
+    pub const NAMES: [&'static str; 2] = ["stop-first", "start-first"];
+
+    /// `stop-first` or `start-first`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<UpdateOrder> {
+        match s {
+            "stop-first" => Some(UpdateOrder::StopFirst),
+            "start-first" => Some(UpdateOrder::StartFirst),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StopFirst => "stop-first",
+            UpdateOrder::StartFirst => "start-first",
+        }
+    }
+}
+
+impl std::fmt::Display for UpdateOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for PullPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -170,6 +211,9 @@ pub struct ExtraOptions {
     /// When the image is pulled; `None` is `missing`. Not a setting of the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<PullPolicy>,
+    /// How the container is replaced; `None` is `stop-first`. Not a setting of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_order: Option<UpdateOrder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -281,6 +325,7 @@ pub static UNSET: ExtraOptions = ExtraOptions {
     ulimits: BTreeMap::new(),
     platform: None,
     pull_policy: None,
+    update_order: None,
     runtime: None,
     sysctls: BTreeMap::new(),
     stdin_open: false,

@@ -24,7 +24,9 @@ pub mod spec;
 pub mod testing;
 
 pub use content::{ContentFile, ContentMount};
-pub use extra_options::{Blkio, Device, DeviceRequest, ExtraOptions, PullPolicy, Ulimit};
+pub use extra_options::{
+    Blkio, Device, DeviceRequest, ExtraOptions, PullPolicy, Ulimit, UpdateOrder,
+};
 pub use image_ref::ImageRef;
 pub use observed::{
     ContainerState, Health, ImageDefaults, ImageInfo, Observed, ObservedContainer, ObservedNetwork,

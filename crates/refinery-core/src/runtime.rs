@@ -214,6 +214,30 @@ pub trait ContainerRuntime: Send + Sync {
 
     fn rename(&self, id: &str, new_name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 
+    /// Attaches container `id` to every network `spec` declares, with its aliases and
+    /// addresses, as a create does (a start-first replacement joins them once it is healthy).
+    fn connect(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let _ = spec;
+        let action = format!("connect container `{id}` to its networks");
+        async move { Err(unsupported(action)) }
+    }
+
+    /// Takes a container off a network, so its names and aliases there stop resolving
+    /// to it (a start-first replacement does this to the old container before stopping it, and
+    /// to the new one until it is healthy).
+    fn disconnect(
+        &self,
+        id: &str,
+        network: &str,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let action = format!("disconnect container `{id}` from network `{network}`");
+        async move { Err(unsupported(action)) }
+    }
+
     /// Container events from now on, for containers matching `selector`. The stream ends (or
     /// yields an error) when the connection to the engine is lost; the caller reconnects.
     fn events(

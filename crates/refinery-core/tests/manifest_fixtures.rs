@@ -134,6 +134,7 @@ const VALID: &[(&str, &[&str])] = &[
     ("valid-seed000-drift-rules.yaml", &[]),
     ("valid-seed000-maintenance-window.yaml", &[]),
     ("valid-seed000-nodes.yaml", &[]),
+    ("valid-update-order.yaml", &["containers[1].update_order"]),
     ("valid-volumes-forms.yaml", &[]),
 ];
 
@@ -170,6 +171,41 @@ fn load_valid_fixture_loads_with_expected_warnings() {
             "{name}: a manifest always has a node"
         );
     }
+}
+
+#[test]
+fn load_update_order_is_read_and_a_fixed_host_port_is_warned_about() {
+    use refinery_core::UpdateOrder;
+    let loaded = load_ok("valid-update-order.yaml");
+    let order: Vec<(&str, Option<UpdateOrder>)> = loaded
+        .manifest
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.options.extra().update_order))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("web", Some(UpdateOrder::StartFirst)),
+            ("api", Some(UpdateOrder::StartFirst)),
+            ("db", Some(UpdateOrder::StopFirst)),
+        ]
+    );
+    let [w] = loaded.warnings.as_slice() else {
+        panic!("one warning: {:#?}", loaded.warnings)
+    };
+    assert_eq!((w.line, w.column), (8, 19));
+    assert!(
+        w.message
+            .contains("container `api` publishes host port 8080, which the old and the new container cannot hold at once: it is replaced stop-first"),
+        "{w:?}"
+    );
+    assert!(
+        w.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("publish no fixed host port")),
+        "{w:?}"
+    );
 }
 
 #[test]
@@ -947,6 +983,7 @@ const INVALID: &[(&str, &[Expect])] = &[
     ("invalid-required-var.yaml", &[hinted(3, 12, "containers[0].image", "required variable `REGISTRY` is not set: set REGISTRY to the local registry", "`${REGISTRY:-default}`")]),
     ("invalid-reserved-label.yaml", &[hinted(6, 7, "containers[0].labels.io.refinery.managed", "label `io.refinery.managed` is reserved for Refinery", "choose another prefix")]),
     ("invalid-restart-policy.yaml", &[hinted(4, 14, "containers[0].restart", "`unless_stopped` is not a restart policy", "did you mean `unless-stopped`?")]),
+    ("invalid-update-order.yaml", &[hinted(4, 19, "containers[0].update_order", "`start_first` is not an update order", "did you mean `start-first`?")]),
     ("invalid-rule-without-action.yaml", &[at(3, 5, "drift_rules.missing_containers.action", "a drift rule needs an `action`")]),
     ("invalid-several-problems.yaml", &[
         hinted(2, 19, "config.check_interval", "`soon` is not a duration", "a bare number means seconds"),

@@ -1268,15 +1268,34 @@ fn join_order(spec: &ContainerSpec) -> Vec<&NetworkAttachment> {
     nets
 }
 
+/// Takes container `id` off a network (not forced: a container the engine cannot disconnect
+/// stays attached, and the caller carries on).
+pub(crate) fn network_disconnect(id: &str) -> bollard::models::NetworkDisconnectRequest {
+    bollard::models::NetworkDisconnectRequest {
+        container: id.to_owned(),
+        force: None,
+    }
+}
+
 /// The networks after the first, to connect between create and start.
 pub(crate) fn extra_network_connects(
+    container: &str,
+    spec: &refinery_core::ContainerSpec,
+) -> Vec<(String, bollard::models::NetworkConnectRequest)> {
+    network_connects(container, spec)
+        .into_iter()
+        .skip(1)
+        .collect()
+}
+
+/// Every declared network of `spec`, in join order, with its aliases and addresses.
+pub(crate) fn network_connects(
     container: &str,
     spec: &refinery_core::ContainerSpec,
 ) -> Vec<(String, bollard::models::NetworkConnectRequest)> {
     let links = &spec.options.extra().links;
     join_order(spec)
         .into_iter()
-        .skip(1)
         .map(|n| {
             (
                 n.name.clone(),
@@ -1449,6 +1468,7 @@ fn observed_extra(
             .collect(),
         platform: None,
         pull_policy: None,
+        update_order: None,
         runtime: text(&host.runtime).filter(|r| r != "runc"),
         sysctls: map(&host.sysctls),
         stdin_open: config.open_stdin.unwrap_or(false),

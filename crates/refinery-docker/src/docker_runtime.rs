@@ -821,6 +821,41 @@ impl ContainerRuntime for DockerRuntime {
             .map_err(|e| convert::error(e, &self.op("rename", container_what(id))))
     }
 
+    async fn connect(&self, id: &str, spec: &refinery_core::ContainerSpec) -> RuntimeResult<()> {
+        let docker = self.docker().await?;
+        for (network, connect) in convert::network_connects(id, spec) {
+            docker
+                .connect_network(&network, connect)
+                .await
+                .map_err(|e| {
+                    convert::error(
+                        e,
+                        &self.op(
+                            "connect",
+                            format!("container `{id}` to network `{network}`"),
+                        ),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn disconnect(&self, id: &str, network: &str) -> RuntimeResult<()> {
+        self.docker()
+            .await?
+            .disconnect_network(network, convert::network_disconnect(id))
+            .await
+            .map_err(|e| {
+                convert::error(
+                    e,
+                    &self.op(
+                        "disconnect",
+                        format!("container `{id}` from network `{network}`"),
+                    ),
+                )
+            })
+    }
+
     async fn pull(
         &self,
         image: &str,

@@ -7,7 +7,7 @@ use refinery_core::labels::{self, ownership_labels};
 use refinery_core::port_fallback::{self, Substitution};
 use refinery_core::{
     ContainerRuntime, ContainerSpec, CreateRequest, DockerKind, DriftKind, Manifest, Observed,
-    Outcome, PullProgress, ResourceId, RuntimeError, Step, StepKind,
+    Outcome, PullProgress, ResourceId, RuntimeError, Step, StepKind, UpdateOrder,
 };
 use serde::Serialize;
 
@@ -49,6 +49,19 @@ const CONCURRENCY: usize = 4;
 pub fn recreate_temp_name(name: &str) -> String {
     format!("{name}.refinery-old")
 }
+
+/// The name a start-first replacement carries until the old container is gone.
+#[must_use]
+pub fn start_first_temp_name(name: &str) -> String {
+    format!("{name}.refinery-new")
+}
+
+/// How long a start-first replacement without a healthcheck must stay running (and not restart)
+/// before it counts as up.
+pub const START_FIRST_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often a start-first replacement's state is read while Refinery waits for it.
+const START_FIRST_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Carries out every writing step of `steps`; the others become skipped/deferred/unchanged
 /// outcomes. Steps on different containers run concurrently (bounded); results come back in plan
@@ -228,8 +241,23 @@ async fn run_step<R: ContainerRuntime>(
                 .as_deref()
                 .filter(|_| step.kind != StepKind::Create)
             {
-                None => create_and_start(rt, spec, labels).await,
-                Some(old) => replace(rt, spec, labels, old, observed).await,
+                None => create_and_start(rt, spec, &spec.name, labels).await,
+                Some(old) => {
+                    let deadline =
+                        std::time::Duration::from_secs(manifest.config.health_deadline_secs.max(1));
+                    let start_first =
+                        spec.options.extra().update_order == Some(UpdateOrder::StartFirst);
+                    match start_first.then(|| start_first_blocker(spec)) {
+                        Some(None) => {
+                            replace_start_first(rt, spec, labels, old, observed, deadline).await
+                        }
+                        Some(Some(why)) => {
+                            tracing::warn!(container = %spec.name, "`update_order: start-first` cannot apply: {why}; replacing stop-first");
+                            replace(rt, spec, labels, old, observed).await
+                        }
+                        None => replace(rt, spec, labels, old, observed).await,
+                    }
+                }
             };
             match result {
                 Ok(made) => StepResult {
@@ -393,13 +421,14 @@ struct Made {
 async fn create_and_start<R: ContainerRuntime>(
     rt: &R,
     spec: &ContainerSpec,
+    name: &str,
     labels: BTreeMap<String, String>,
 ) -> Result<Made, String> {
     let mut subs: Vec<Substitution> = Vec::new();
     let mut held: Vec<u16> = Vec::new();
     loop {
         let mut req = CreateRequest {
-            name: spec.name.clone(),
+            name: name.to_owned(),
             spec: port_fallback::with_fallbacks(spec, &subs),
             labels: labels.clone(),
         };
@@ -504,7 +533,7 @@ async fn replace<R: ContainerRuntime>(
         }
         return Err(e.to_string());
     }
-    match create_and_start(rt, spec, labels).await {
+    match create_and_start(rt, spec, &spec.name, labels).await {
         Ok(made) => {
             if let Err(e) = rt.remove(old).await {
                 tracing::warn!(container = old, error = %e, "failed to remove the replaced container");
@@ -518,5 +547,182 @@ async fn replace<R: ContainerRuntime>(
             }
             Err(format!("{e}; the previous container was put back"))
         }
+    }
+}
+
+/// Why two copies of `spec` cannot run at once (a fixed host port, a fixed address on a
+/// network), so a start-first replacement falls back to stop-first; `None` when they can.
+fn start_first_blocker(spec: &ContainerSpec) -> Option<String> {
+    if let Some(port) = spec.ports.iter().find_map(|p| p.host_port) {
+        return Some(format!(
+            "it publishes host port {port}, which two containers cannot hold at once"
+        ));
+    }
+    if spec.options.network_mode.as_deref() == Some("host") {
+        return Some(
+            "it uses the host's network (`network_mode: host`), where two copies cannot listen on the same ports".into(),
+        );
+    }
+    if let Some(n) =
+        spec.options.networks.iter().find(|n| {
+            n.ipv4_address.is_some() || n.ipv6_address.is_some() || n.mac_address.is_some()
+        })
+    {
+        return Some(format!(
+            "it asks for a fixed address on network `{}`, which two containers cannot hold at once",
+            n.name
+        ));
+    }
+    if spec.options.extra().mac_address.is_some() {
+        return Some("it asks for a fixed MAC address".into());
+    }
+    None
+}
+
+/// Replaces `old` start-first. The new container is created as `NAME.refinery-new` and kept
+/// off its declared networks while it starts, so none of its aliases resolves to it before it
+/// is up: running and healthy (its healthcheck, else [`START_FIRST_SETTLE`] running). Then it
+/// joins its networks with their aliases, the old container is taken off its networks, stopped
+/// and removed, and the new one renamed `NAME`. A new container that is not up within
+/// `deadline` is removed, and the old one keeps running untouched.
+async fn replace_start_first<R: ContainerRuntime>(
+    rt: &R,
+    spec: &ContainerSpec,
+    labels: BTreeMap<String, String>,
+    old: &str,
+    observed: &Observed,
+    deadline: std::time::Duration,
+) -> Result<Made, String> {
+    let temp = start_first_temp_name(&spec.name);
+    // A leftover from an interrupted start-first replacement would block the create.
+    if let Ok(stale) = rt.inspect(&temp).await {
+        let _ = rt.remove(&stale.id).await;
+    }
+    let req = CreateRequest {
+        name: temp.clone(),
+        spec: spec.clone(),
+        labels,
+    };
+    let id = rt.create(&req).await.map_err(|e| e.to_string())?;
+    let networks: Vec<&str> = match spec.options.network_mode {
+        Some(_) => Vec::new(),
+        None => spec
+            .options
+            .networks
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect(),
+    };
+    let started = async {
+        for net in &networks {
+            rt.disconnect(&id, net).await?;
+        }
+        rt.start(&id).await
+    };
+    if let Err(e) = started.await {
+        let _ = rt.remove(&id).await;
+        return Err(e.to_string());
+    }
+    let up = match wait_until_up(rt, &id, deadline).await {
+        Ok(()) if networks.is_empty() => Ok(()),
+        Ok(()) => rt
+            .connect(&id, spec)
+            .await
+            .map_err(|e| format!("could not join its networks: {e}")),
+        Err(why) => Err(why),
+    };
+    if let Err(why) = up {
+        let _ = rt.remove(&id).await;
+        return Err(format!(
+            "the new container {why}; it was removed and the previous container keeps running (`update_order: start-first`)"
+        ));
+    }
+    // Off its networks first, so no new request resolves to the old container, then stopped.
+    let old_networks: Vec<String> = observed
+        .containers
+        .iter()
+        .find(|c| c.id == old)
+        .map(|c| c.options.networks.iter().map(|n| n.name.clone()).collect())
+        .unwrap_or_default();
+    for net in &old_networks {
+        if let Err(e) = rt.disconnect(old, net).await {
+            tracing::debug!(container = old, network = %net, error = %e, "failed to take the replaced container off its network");
+        }
+    }
+    if let Err(e) = rt.stop(old, 10).await {
+        tracing::warn!(container = old, error = %e, "failed to stop the replaced container");
+    }
+    if let Err(e) = rt.remove(old).await {
+        return Err(format!(
+            "the new container runs as `{temp}`, but the previous one could not be removed: {e}"
+        ));
+    }
+    if let Err(e) = rt.rename(&id, &spec.name).await {
+        return Err(format!(
+            "the new container runs as `{temp}`, but could not be renamed `{}`: {e}",
+            spec.name
+        ));
+    }
+    Ok(Made {
+        id,
+        fallbacks: Vec::new(),
+    })
+}
+
+/// Waits until container `id` is running and healthy: healthy by its healthcheck when it has
+/// one, else running for [`START_FIRST_SETTLE`] without restarting. `Err` says what it was
+/// instead (exited, unhealthy, restarting, or still starting at the deadline).
+async fn wait_until_up<R: ContainerRuntime>(
+    rt: &R,
+    id: &str,
+    deadline: std::time::Duration,
+) -> Result<(), String> {
+    use refinery_core::{ContainerState, Health};
+    let begun = tokio::time::Instant::now();
+    let mut first_start: Option<(Option<String>, tokio::time::Instant)> = None;
+    loop {
+        let o = rt
+            .inspect(id)
+            .await
+            .map_err(|e| format!("could not be inspected: {e}"))?;
+        match (o.state, o.health) {
+            (ContainerState::Running, Health::Healthy) => return Ok(()),
+            (ContainerState::Running, Health::Unhealthy) => {
+                return Err("became unhealthy".into());
+            }
+            (ContainerState::Running, Health::None) => {
+                let now = tokio::time::Instant::now();
+                match &first_start {
+                    None => first_start = Some((o.started_at.clone(), now)),
+                    Some((started, _)) if *started != o.started_at => {
+                        return Err("restarted while Refinery waited for it".into());
+                    }
+                    Some((_, since)) if now.duration_since(*since) >= START_FIRST_SETTLE => {
+                        return Ok(());
+                    }
+                    Some(_) => {}
+                }
+            }
+            (ContainerState::Running | ContainerState::Created, _) => {}
+            (state, _) => {
+                let code = o
+                    .exit_code
+                    .map(|c| format!(" (exit code {c})"))
+                    .unwrap_or_default();
+                return Err(format!("is {state}{code} instead of running"));
+            }
+        }
+        if begun.elapsed() >= deadline {
+            let health = match o.health {
+                Health::None => String::new(),
+                h => format!(", {h}"),
+            };
+            return Err(format!(
+                "was not running and healthy within {}s (`config.health_deadline`; it was {}{health})",
+                deadline.as_secs(),
+                o.state
+            ));
+        }
+        tokio::time::sleep(START_FIRST_POLL).await;
     }
 }

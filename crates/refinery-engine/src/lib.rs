@@ -8,11 +8,14 @@ mod port_probe;
 mod recover;
 mod stack_order;
 
-pub use apply::{ApplyEvent, StepResult, apply_plan, recreate_temp_name};
+pub use apply::{
+    ApplyEvent, START_FIRST_SETTLE, StepResult, apply_plan, recreate_temp_name,
+    start_first_temp_name,
+};
 pub use evaluate::{
     EvalInputs, Evaluation, Held, Subject, decide_and_plan, evaluate, evaluate_in, hold_back,
     node_selector, nothing_held,
 };
 pub use port_probe::{PortProbe, free_primary_ports, primary_port_free};
-pub use recover::{Recovered, recover_interrupted};
+pub use recover::{Recovered, interrupted_base, recover_interrupted};
 pub use stack_order::{dependency_order, prepare_stack_resources, wait_for_dependencies};

@@ -20,3 +20,4 @@ mod port_fallback;
 mod registry;
 mod secrets;
 mod unauthorized;
+mod update_order;

@@ -241,6 +241,9 @@ pub(super) fn emit(
             );
             ports.clear();
         }
+        if let Some(w) = start_first_blocked(s, &extra, &ports) {
+            out.warnings.push(w);
+        }
         let mut security_opt = s.security_opt.clone();
         security_opt.sort();
         let mut extra_hosts = s.extra_hosts.clone();
@@ -393,6 +396,33 @@ pub(super) fn swarm_warning(active: &[&Service]) -> Option<Issue> {
             ),
         )
         .with_hint("they take effect only with `docker stack deploy` on a swarm"),
+    )
+}
+
+/// The warning for `update_order: start-first` on a service that publishes a fixed host port
+/// (or asks for a fixed address): two containers cannot hold it at once, so it is replaced
+/// stop-first.
+fn start_first_blocked(
+    s: &Service,
+    extra: &crate::extra_options::ExtraOptions,
+    ports: &[crate::spec::PortBinding],
+) -> Option<Issue> {
+    if extra.update_order != Some(crate::extra_options::UpdateOrder::StartFirst) {
+        return None;
+    }
+    let port = ports.iter().find_map(|p| p.host_port)?;
+    let at = s.update_order_at.as_ref()?;
+    Some(
+        Issue::new(
+            &at.file,
+            at.loc,
+            &at.field,
+            format!(
+                "service `{}` publishes host port {port}, which the old and the new container cannot hold at once: it is replaced stop-first",
+                s.name
+            ),
+        )
+        .with_hint("publish no fixed host port (`ports: [\"80\"]`, or reach it by its network alias) for a replacement without downtime, or write `stop-first`"),
     )
 }
 

@@ -465,13 +465,7 @@ fn read_device_requests(
 
 /// Keys of `deploy` that only a swarm acts on: accepted with one warning, as docker compose
 /// does on a single engine.
-const SWARM_ONLY: [&str; 5] = [
-    "placement",
-    "update_config",
-    "rollback_config",
-    "endpoint_mode",
-    "labels",
-];
+const SWARM_ONLY: [&str; 4] = ["placement", "rollback_config", "endpoint_mode", "labels"];
 
 fn swarm(s: &mut Service, key: &str, loc: crate::yaml::Loc) {
     s.swarm_keys.push(SwarmKey {
@@ -516,6 +510,7 @@ pub(super) fn read_deploy(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut S
             },
             "resources" => read_deploy_resources(r, v, &p, s),
             "restart_policy" => read_restart_policy(r, v, &p, s),
+            "update_config" => read_update_config(r, v, &p, s),
             other if SWARM_ONLY.contains(&other) => swarm(s, &format!("deploy.{other}"), k.loc),
             other if other.starts_with("x-") => {}
             other => r.error_hint(
@@ -524,6 +519,83 @@ pub(super) fn read_deploy(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut S
                 format!("unknown key `{other}` of `deploy`"),
                 "known here: replicas, mode, resources, restart_policy, placement, update_config, rollback_config, endpoint_mode, labels",
             ),
+        }
+    }
+}
+
+/// `deploy.update_config`: its `order` is how Refinery replaces the service's containers
+/// (`start-first` or `stop-first`); the rest (`parallelism`, `delay`, `failure_action`,
+/// `monitor`, `max_failure_ratio`) only a swarm acts on.
+fn read_update_config(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service) {
+    if r.map(node, path).is_none() {
+        return;
+    }
+    let Value::Map(entries) = &node.value else {
+        return;
+    };
+    for (k, v) in entries {
+        let Some(key) = k.scalar() else { continue };
+        let p = format!("{path}.{key}");
+        if v.is_null() {
+            continue;
+        }
+        match key {
+            "order" => read_update_order(r, v, &p, s),
+            "parallelism" | "delay" | "failure_action" | "monitor" | "max_failure_ratio" => {
+                swarm(s, &format!("deploy.update_config.{key}"), k.loc);
+            }
+            other if other.starts_with("x-") => {}
+            other => {
+                let known = [
+                    "order",
+                    "parallelism",
+                    "delay",
+                    "failure_action",
+                    "monitor",
+                    "max_failure_ratio",
+                ];
+                let hint = match crate::suggestion::suggest(other, known) {
+                    Some(sug) => format!("did you mean `{sug}`?"),
+                    None => format!("known here: {}", known.join(", ")),
+                };
+                r.error_hint(
+                    k.loc,
+                    &p,
+                    format!("unknown key `{other}` of `deploy.update_config`"),
+                    hint,
+                );
+            }
+        }
+    }
+}
+
+/// `update_order: start-first` (`deploy.update_config.order`, `x-refinery.update_order`): kept
+/// with where it was written, for the warning about fixed host ports.
+pub(super) fn read_update_order(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service) {
+    let Some(text) = r.string(node, path) else {
+        return;
+    };
+    match crate::extra_options::UpdateOrder::parse(&text) {
+        Some(order) => {
+            s.extra.update_order = Some(order);
+            s.update_order_at = Some(super::service::Written {
+                file: s.file.clone(),
+                loc: node.loc,
+                field: path.to_owned(),
+            });
+        }
+        None => {
+            let names = crate::extra_options::UpdateOrder::NAMES;
+            let hint = match crate::suggestion::suggest(&text, names) {
+                Some(sug) => format!("did you mean `{sug}`?"),
+                None => format!("write `{}` or `{}`", names[0], names[1]),
+            };
+            r.error_hint(
+                node.loc,
+                path,
+                format!("`{text}` is not an update order"),
+                hint,
+            );
         }
     }
 }

@@ -85,6 +85,14 @@ pub(super) struct ServiceRef {
     pub file: String,
 }
 
+/// Where a value was written: file, line and column, field.
+#[derive(Debug, Clone)]
+pub(super) struct Written {
+    pub file: String,
+    pub loc: Loc,
+    pub field: String,
+}
+
 /// A key docker compose ignores on a single engine (a swarm setting), with where it was.
 #[derive(Debug, Clone)]
 pub(super) struct SwarmKey {
@@ -155,6 +163,8 @@ pub(super) struct Service {
     pub ignore_differences: Vec<String>,
     /// `x-refinery.drift_action`.
     pub drift_action: Option<Action>,
+    /// Where `update_order` (`extra.update_order`) was set, for the fixed host port warning.
+    pub update_order_at: Option<Written>,
     /// Keys tagged `!reset` or `!override`: what earlier files said of them is dropped before
     /// this declaration is merged over it.
     pub resets: Vec<String>,
@@ -245,6 +255,7 @@ impl Service {
             self.ignore_differences = o.ignore_differences;
         }
         over(&mut self.drift_action, o.drift_action);
+        over(&mut self.update_order_at, o.update_order_at);
         self.named_volumes.extend(o.named_volumes);
         match (&mut self.networks, o.networks) {
             (Some(a), Some(b)) => a.extend(b),
@@ -487,6 +498,7 @@ fn merge_extra(a: &mut ExtraOptions, b: ExtraOptions) {
     a.ulimits.extend(b.ulimits);
     over(&mut a.platform, b.platform);
     over(&mut a.pull_policy, b.pull_policy);
+    over(&mut a.update_order, b.update_order);
     over(&mut a.runtime, b.runtime);
     a.sysctls.extend(b.sysctls);
     over(&mut a.shm_size, b.shm_size);

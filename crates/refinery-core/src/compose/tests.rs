@@ -1036,3 +1036,97 @@ fn compose_deploy_restart_policy_is_the_restart_policy_and_limits_pids_the_pids_
         e.warnings
     );
 }
+
+#[test]
+fn compose_update_config_order_is_the_update_order_and_the_rest_is_swarm_only() {
+    use crate::extra_options::UpdateOrder;
+    let src = "services:
+  web:
+    image: x
+    deploy:
+      update_config: {order: start-first, parallelism: 2, delay: 5s}
+  api:
+    image: x
+    x-refinery: {update_order: start-first}
+  db:
+    image: x
+";
+    let e = run(&[("c.yml", src)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let order = |service: &str| {
+        e.containers
+            .iter()
+            .find(|c| c.stack.as_ref().is_some_and(|m| m.service == service))
+            .map(|c| c.options.extra().update_order)
+    };
+    assert_eq!(order("web"), Some(Some(UpdateOrder::StartFirst)));
+    assert_eq!(order("api"), Some(Some(UpdateOrder::StartFirst)));
+    assert_eq!(order("db"), Some(None));
+    let [w] = e.warnings.as_slice() else {
+        panic!("one warning: {:?}", e.warnings)
+    };
+    assert!(
+        w.message.contains("`deploy.update_config.delay` (`web`)")
+            && w.message
+                .contains("`deploy.update_config.parallelism` (`web`)")
+            && !w.message.contains("order"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn compose_start_first_with_a_fixed_host_port_is_warned_about_where_it_is_written() {
+    let src = "services:
+  web:
+    image: x
+    ports: [\"8080:80\", \"9090\"]
+    deploy:
+      update_config:
+        order: start-first
+  alias:
+    image: x
+    ports: [\"80\"]
+    deploy: {update_config: {order: start-first}}
+";
+    let e = run(&[("c.yml", src)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    let [w] = e.warnings.as_slice() else {
+        panic!("one warning: {:?}", e.warnings)
+    };
+    assert_eq!(
+        (w.file.as_str(), w.line, w.column, w.field.as_str()),
+        ("c.yml", 7, 16, "services.web.deploy.update_config.order")
+    );
+    assert!(
+        w.message
+            .contains("service `web` publishes host port 8080, which the old and the new container cannot hold at once: it is replaced stop-first"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn compose_update_order_typo_is_refused_with_a_suggestion() {
+    let src = "services:
+  web:
+    image: x
+    deploy:
+      update_config: {order: start-frist, paralelism: 1}
+";
+    let bad = run(&[("c.yml", src)], &stack(&["c.yml"], &[]), &[]).expect_err("refused");
+    let messages: Vec<(String, Option<String>)> = bad
+        .iter()
+        .map(|i| (i.message.clone(), i.hint.clone()))
+        .collect();
+    assert!(
+        messages.contains(&(
+            "`start-frist` is not an update order".into(),
+            Some("did you mean `start-first`?".into())
+        )),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&(
+            "unknown key `paralelism` of `deploy.update_config`".into(),
+            Some("did you mean `parallelism`?".into())
+        )),
+        "{messages:?}"
+    );
+}

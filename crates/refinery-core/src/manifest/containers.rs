@@ -9,6 +9,7 @@ use super::nodes::{NodeNames, read_node_refs};
 use super::reader::{MapView, Reader};
 use super::specs::{parse_port, parse_volume};
 use crate::action::Action;
+use crate::extra_options::UpdateOrder;
 use crate::secret::Secret;
 use crate::spec::{Bloodline, ContainerSpec, RestartPolicy};
 use crate::suggestion::suggest;
@@ -297,7 +298,13 @@ pub(super) fn read_containers(
                 ],
             )
         });
+        let update_order = read_update_order(r, &mut m, &path, &name, &ports);
         let options = crate::spec::RuntimeOptions {
+            extra: crate::extra_options::ExtraOptions {
+                update_order,
+                ..Default::default()
+            }
+            .boxed(),
             privileged: m
                 .get("privileged")
                 .and_then(|n| r.bool(n, &format!("{path}.privileged")))
@@ -351,6 +358,45 @@ pub(super) fn read_containers(
         }
     }
     out
+}
+
+/// `update_order: start-first | stop-first`; a container that publishes a fixed host port
+/// cannot have two copies running at once, so start-first falls back to stop-first, with a
+/// warning here.
+fn read_update_order(
+    r: &mut Reader<'_>,
+    m: &mut MapView<'_>,
+    path: &str,
+    name: &Option<(String, crate::yaml::Loc)>,
+    ports: &[crate::spec::PortBinding],
+) -> Option<UpdateOrder> {
+    let n = m.get("update_order")?;
+    let p = format!("{path}.update_order");
+    let text = r.string(n, &p)?;
+    let Some(order) = UpdateOrder::parse(&text) else {
+        let names = UpdateOrder::NAMES;
+        let hint = match suggest(&text, names) {
+            Some(sug) => format!("did you mean `{sug}`?"),
+            None => format!("write `{}` or `{}`", names[0], names[1]),
+        };
+        r.error_hint(n.loc, &p, format!("`{text}` is not an update order"), hint);
+        return None;
+    };
+    if order == UpdateOrder::StartFirst
+        && let Some(port) = ports.iter().find_map(|pb| pb.host_port)
+    {
+        let who = name.as_ref().map_or_else(
+            || "this container".to_owned(),
+            |(n, _)| format!("container `{n}`"),
+        );
+        r.warn_hint(
+            n.loc,
+            &p,
+            format!("{who} publishes host port {port}, which the old and the new container cannot hold at once: it is replaced stop-first"),
+            "publish no fixed host port (`ports: [\"80\"]`) for a replacement without downtime, or write `stop-first`",
+        );
+    }
+    Some(order)
 }
 
 /// `cap_add: [NET_ADMIN]` of a container, in the form the engine reports.

@@ -134,6 +134,17 @@ impl<'e> Reader<'e> {
             .push(Issue::new(&self.file, loc, field, message));
     }
 
+    pub fn warn_hint(
+        &mut self,
+        loc: Loc,
+        field: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.warnings
+            .push(Issue::new(&self.file, loc, field, message).with_hint(hint));
+    }
+
     /// A mapping at `path`; `None` (and an error) when it is something else. Null reads as empty.
     pub fn map<'n>(&mut self, node: &'n Node, path: &str) -> Option<MapView<'n>> {
         match &node.value {
