@@ -22,7 +22,6 @@ use crate::status::{
 };
 use refinery_controller::desired::Desired;
 use refinery_controller::kube_sources::KubePass;
-use refinery_controller::node_pass::NodePass;
 use refinery_notify::{self as notify, Notice, NoticeKind, Notifier};
 
 /// Ledger lines and alert messages kept for the status page.
@@ -75,12 +74,16 @@ impl NodeSummary {
     #[must_use]
     pub fn of(
         manifest: &Manifest,
-        p: &NodePass<'_>,
+        node: &str,
+        result: &Result<
+            (refinery_core::Observed, refinery_engine::Evaluation),
+            refinery_core::RuntimeError,
+        >,
         state: &DaemonState,
         now: Timestamp,
     ) -> NodeSummary {
-        let name = p.node.name.clone();
-        let outcome = match &p.result {
+        let name = node.to_owned();
+        let outcome = match result {
             Ok((observed, eval)) => Ok((
                 node_view(manifest, &name, observed, eval, state, now),
                 eval.report.drifts.clone(),
@@ -732,11 +735,16 @@ impl refinery_controller::ports::Reporter for Hub {
     fn on_node(
         &mut self,
         manifest: &Manifest,
-        pass: &NodePass<'_>,
+        node: &str,
+        result: &Result<
+            (refinery_core::Observed, refinery_engine::Evaluation),
+            refinery_core::RuntimeError,
+        >,
         state: &DaemonState,
         now: Timestamp,
     ) {
-        self.nodes.push(NodeSummary::of(manifest, pass, state, now));
+        self.nodes
+            .push(NodeSummary::of(manifest, node, result, state, now));
     }
 
     fn on_pass(

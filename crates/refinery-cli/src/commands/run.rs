@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use refinery_controller::node_engines::DockerConnector;
 use refinery_controller::ports::SystemClock;
 use refinery_controller::{Boot, Controller, ControllerOptions};
 use refinery_ha::{HaUrl, Leadership};
@@ -47,7 +48,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
             action: "listen for SIGTERM".into(),
             source,
         })?;
-    let controller = Controller::new(boot, ha, Box::new(hub), clock);
+    // Every node's engine through the Docker adapter (`tls:` paths relative to the repository).
+    let engines = Box::new(DockerConnector::new(&settings.repo));
+    let controller = Controller::new(boot, engines, ha, Box::new(hub), clock);
     let signal = async move {
         tokio::select! {
             _ = term.recv() => "SIGTERM",
