@@ -42,7 +42,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         None => boot.open_ledger(jiff::Timestamp::now())?,
     };
     let hub =
-        crate::reporting::Hub::start(args, &boot.desired().manifest, boot.state(), routes).await?;
+        crate::web::start_reporter(args, &boot.desired().manifest, boot.state(), routes).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| CliError::Io {
             action: "listen for SIGTERM".into(),
