@@ -12,13 +12,13 @@ use refinery_core::image_update::{
     TrialVerdict, UpdateTrial, judge_trial, short_digest, tracked_reference,
 };
 use refinery_core::{
-    ContainerRuntime, DriftKind, FieldChange, Manifest, Observed, Outcome, ResourceId, Step,
-    StepKind,
+    DriftKind, FieldChange, Manifest, Observed, Outcome, ResourceId, Step, StepKind,
 };
 use refinery_engine::{StepResult, apply_plan, recreate_temp_name};
 
 use crate::action_marks::events_of;
 use crate::controller::{Controller, alert};
+use crate::ports::Engine;
 use crate::revision_judge::SETTLE_SECS;
 
 /// The image updates the daemon whose state is in `state_dir` (else the default state directory
@@ -40,12 +40,30 @@ pub fn daemon_rejected_updates(
         .unwrap_or_default()
 }
 
+/// Marks the images a rollback of an update on trial needs as protected, so a cleanup leaves them.
+pub(crate) fn keep_trial_images(
+    audit: &mut refinery_core::inventory::NodeAudit,
+    updates: &refinery_core::image_update::ImageUpdates,
+) {
+    for item in &mut audit.items {
+        let needed = item.kind == refinery_core::inventory::Kind::Image
+            && item
+                .id
+                .as_ref()
+                .is_some_and(|id| updates.trials.values().any(|t| t.from_image == *id));
+        if needed {
+            item.class = refinery_core::inventory::Class::Protected;
+            item.reason = "kept for the rollback of an image update on trial".to_owned();
+        }
+    }
+}
+
 /// The digest part (`sha256:…`) of a repo digest (`name@sha256:…`).
 fn digest_of(repo_digest: &str) -> Option<&str> {
     repo_digest.split_once('@').map(|(_, d)| d)
 }
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// After a node's actions: each container recreated for an `image_update` goes on trial, with
     /// the digest and image id it ran before.
     pub(crate) fn start_update_trials(
@@ -97,7 +115,7 @@ impl Controller {
     /// When a node's observation is in: judges its image updates on trial. A healthy one ends
     /// its trial; one past `config.health_deadline` and not running healthy is rolled back.
     /// Returns whether it rolled back any (the node's pass ends there; another follows at once).
-    pub(crate) async fn judge_update_trials<R: ContainerRuntime>(
+    pub(crate) async fn judge_update_trials(
         &mut self,
         manifest: &Manifest,
         node: &str,
@@ -168,7 +186,7 @@ impl Controller {
     /// that image (by id), the container recreated from it (`rollback` entry), a critical alert
     /// sent, and the digest rejected until the tag moves.
     #[allow(clippy::too_many_arguments)]
-    async fn roll_back_update<R: ContainerRuntime>(
+    async fn roll_back_update(
         &mut self,
         manifest: &Manifest,
         rt: &R,
