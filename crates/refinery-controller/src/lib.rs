@@ -48,6 +48,8 @@ mod leadership;
 mod ledger_files;
 pub mod ledger_records;
 mod ledger_writer;
+#[cfg(test)]
+mod loop_tests;
 pub mod node_engines;
 pub mod node_pass;
 mod own_events;
