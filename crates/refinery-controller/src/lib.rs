@@ -21,6 +21,8 @@
 //! - `event_watch`: the engine event followers; `triggers`: what their triggers cause;
 //! - `ledger_writer`: ledger, state file, ledger commits;
 //! - `requests`: `resume`, `rollback`, `alert` and `apply` requests;
+//! - `requeue`: what a pass returns ([`PassOutcome`], when to look again) and the error policy
+//!   ([`on_error`]);
 //! - `apply_handover`: answering `refinery apply`, content copy collection, presence;
 //! - `leadership`: `--ha` (only the leader acts);
 //! - `gitops`: the calls into the `GitFollow` port (webhooks, commit statuses);
@@ -56,6 +58,7 @@ mod own_events;
 pub mod ports;
 pub mod registries;
 mod requests;
+pub mod requeue;
 mod revision_follow;
 mod revision_judge;
 #[cfg(test)]
@@ -66,3 +69,4 @@ pub use controller::{Boot, Controller, ControllerOptions, daemon_suspensions, de
 pub use error::{ControllerError, Result};
 pub use event_watch::{Backlog, Overflow, Trigger};
 pub use image_update_judge::daemon_rejected_updates;
+pub use requeue::{PassOutcome, Requeue, on_error};
