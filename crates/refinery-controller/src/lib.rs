@@ -61,6 +61,7 @@ mod requests;
 pub mod requeue;
 mod revision_follow;
 mod revision_judge;
+mod state_keys;
 #[cfg(test)]
 mod tests;
 mod triggers;
