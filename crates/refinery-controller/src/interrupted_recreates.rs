@@ -22,7 +22,11 @@ impl<R: Engine> Controller<R> {
         rt: &R,
         observed: &refinery_core::Observed,
     ) -> bool {
-        if !self.may_act() || !self.recovered.insert(node.to_owned()) {
+        if !self.may_act()
+            || !self
+                .recovered
+                .insert(crate::state_keys::NodeName::new(node))
+        {
             return false;
         }
         let keys: Vec<String> = observed
