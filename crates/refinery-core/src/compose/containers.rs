@@ -265,6 +265,7 @@ pub(super) fn emit(
             logging: s.logging.clone(),
             network_mode: network_mode.clone(),
             extra: extra.boxed(),
+            image_policy: image_policy(s, &image, build.is_some(), issues),
         };
         // Docker compose makes `deploy.restart_policy` the container's policy, over `restart`.
         let restart = s.deploy_restart.or(s.restart).unwrap_or_default();
@@ -402,5 +403,36 @@ fn abs_path(base_dir: Option<&str>, rel: &str) -> String {
     match base_dir {
         Some(b) => format!("{}/{rel}", b.trim_end_matches('/')),
         None => rel.to_owned(),
+    }
+}
+
+/// A service's `x-refinery.image_policy`, checked against its merged image: a service built here
+/// has no registry tags to follow, and a declared tag must match the range.
+fn image_policy(
+    s: &Service,
+    image: &str,
+    built: bool,
+    issues: &mut Vec<Issue>,
+) -> Option<crate::image_policy::ImagePolicy> {
+    let (policy, file, loc) = s.image_policy.clone()?;
+    let field = format!("services.{}.x-refinery.image_policy.semver", s.name);
+    let refused = if built {
+        Err((
+            format!(
+                "service `{}` is built here (`build:`): it has no registry tags to follow",
+                s.name
+            ),
+            "remove `build:` to pull versions from the registry, or remove `image_policy`"
+                .to_owned(),
+        ))
+    } else {
+        crate::image_policy::check_declared(image, &policy.semver)
+    };
+    match refused {
+        Ok(()) => Some(policy),
+        Err((message, hint)) => {
+            issues.push(Issue::new(&file, loc, &field, message).with_hint(hint));
+            None
+        }
     }
 }

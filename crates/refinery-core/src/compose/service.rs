@@ -155,6 +155,9 @@ pub(super) struct Service {
     pub ignore_differences: Vec<String>,
     /// `x-refinery.drift_action`.
     pub drift_action: Option<Action>,
+    /// `x-refinery.image_policy`, with the file and place its `semver` is written (the declared
+    /// image is checked against it once the files are merged).
+    pub image_policy: Option<(crate::image_policy::ImagePolicy, String, crate::yaml::Loc)>,
     /// Keys tagged `!reset` or `!override`: what earlier files said of them is dropped before
     /// this declaration is merged over it.
     pub resets: Vec<String>,
@@ -245,6 +248,7 @@ impl Service {
             self.ignore_differences = o.ignore_differences;
         }
         over(&mut self.drift_action, o.drift_action);
+        over(&mut self.image_policy, o.image_policy);
         self.named_volumes.extend(o.named_volumes);
         match (&mut self.networks, o.networks) {
             (Some(a), Some(b)) => a.extend(b),
