@@ -46,6 +46,7 @@ pub mod node_pass;
 mod own_events;
 pub mod ports;
 pub mod registries;
+pub mod registry_tags;
 mod requests;
 mod revision_follow;
 mod revision_judge;
