@@ -5,16 +5,11 @@ mod commands;
 mod error;
 mod exit_code;
 mod gitops;
-mod heal_timing;
 mod memory;
 mod output;
 mod render;
 mod settings;
 mod stack_scope;
-
-mod metrics;
-mod notify;
-mod reporting;
 mod web;
 
 use std::process::ExitCode;

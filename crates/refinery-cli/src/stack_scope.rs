@@ -4,6 +4,7 @@ use refinery_core::{Manifest, ResourceId};
 
 use crate::error::CliError;
 use refinery_controller::node_pass::NodePass;
+use refinery_docker::DockerRuntime;
 
 /// Whether `id` is a service replica of `stack` (by id, or by the declared spec's membership).
 fn in_stack(manifest: &Manifest, id: &ResourceId, stack: &str) -> bool {
@@ -39,7 +40,7 @@ fn in_stack(manifest: &Manifest, id: &ResourceId, stack: &str) -> bool {
 
 /// Narrows every node's evaluation to `stack`; an unknown stack name is an error.
 pub fn retain_stack(
-    passes: &mut [NodePass<'_>],
+    passes: &mut [NodePass<'_, DockerRuntime>],
     manifest: &Manifest,
     stack: &str,
 ) -> Result<(), CliError> {

@@ -16,8 +16,9 @@ use refinery_store::running_daemons::{self, HaStanding, RunningDaemon};
 
 use crate::controller::{Controller, short};
 use crate::handover_state::{Keep, NodeAfter};
+use crate::ports::Engine;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Says (again, if something changed) that this daemon runs, what it enforces and whether it
     /// acts.
     pub(crate) fn publish_presence(&mut self) {

@@ -26,7 +26,6 @@ use refinery_core::daemon_state::{DEFAULT_FLAPPING, DaemonState, Pending, Revisi
 use refinery_core::labels::spec_hash;
 use refinery_core::ledger::{Event, Record};
 use refinery_core::{Outcome, ResourceId, Step, StepKind};
-use refinery_docker::DockerRuntime;
 use refinery_engine::{apply_plan, recreate_temp_name};
 use refinery_ha::Leadership;
 use refinery_store::LedgerFile;
@@ -42,7 +41,7 @@ use crate::handover_state::{self, Keep, NodeAfter};
 use crate::ledger_files::{ledger_rel, open_ledger};
 use crate::node_engines;
 use crate::node_pass::{NodePass, PassContext, evaluate_node, spec_of};
-use crate::ports::{Clock, GitFollow, Reporter};
+use crate::ports::{Clock, Engine, GitFollow, NodeConnector, Reporter};
 
 /// The state directory when `--state-dir` is not given: `refinery/` in the git directory (never
 /// in the work tree, never committed).
@@ -185,8 +184,9 @@ impl Boot {
     }
 }
 
-/// The reconcile loop and its state. Built from a [`Boot`] with the ports the caller fills.
-pub struct Controller {
+/// The reconcile loop and its state. Built from a [`Boot`] with the ports the caller fills; `R`
+/// is the nodes' engine client (the Docker adapter in `refinery run`, a fake runtime in tests).
+pub struct Controller<R: Engine> {
     pub(crate) options: ControllerOptions,
     /// What is followed in git; wake-ups and commit statuses (the GitOps loop).
     pub(crate) git: Box<dyn GitFollow>,
@@ -215,7 +215,10 @@ pub struct Controller {
     pub(crate) committed_seq: u64,
     pub(crate) last_commit: Option<Instant>,
     pub(crate) commit_task: Option<tokio::task::JoinHandle<()>>,
-    pub(crate) engines: BTreeMap<String, (String, DockerRuntime)>,
+    /// Makes a node's engine client.
+    pub(crate) connector: Box<dyn NodeConnector<R>>,
+    /// Each node's engine client and the endpoint it was made for.
+    pub(crate) engines: BTreeMap<String, (String, R)>,
     pub(crate) watchers: BTreeMap<String, (String, tokio::task::JoinHandle<()>)>,
     pub(crate) tx: mpsc::UnboundedSender<Trigger>,
     rx: mpsc::UnboundedReceiver<Trigger>,
@@ -248,15 +251,17 @@ pub struct Controller {
     pending_start: Vec<Record>,
 }
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// A controller ready to run: records its start (and a new revision) for the ledger.
+    /// `connector` makes each node's engine client.
     #[must_use]
     pub fn new(
         boot: Boot,
+        connector: Box<dyn NodeConnector<R>>,
         ha: Option<refinery_ha::Leadership>,
         reporter: Box<dyn Reporter>,
         clock: Arc<dyn Clock>,
-    ) -> Controller {
+    ) -> Controller<R> {
         let Boot {
             options,
             git,
@@ -325,6 +330,7 @@ impl Controller {
             committed_seq: 0,
             last_commit: None,
             commit_task: None,
+            connector,
             engines: BTreeMap::new(),
             watchers: BTreeMap::new(),
             tx,
@@ -446,7 +452,7 @@ pub(crate) fn alert(level: &str, message: String) -> Record {
     })
 }
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     pub(crate) fn manifest(&self) -> &refinery_core::Manifest {
         &self.desired.manifest
     }
@@ -455,28 +461,29 @@ impl Controller {
         self.desired.commit.id.clone()
     }
 
-    /// The engine client of a node, reused across passes while its endpoint stays the same.
-    pub(crate) fn engine(
+    /// The engine client of a node, reused across passes while its endpoint stays the same
+    /// (`None` when it cannot be made; that is logged).
+    pub(crate) fn engine(&mut self, node: &refinery_core::manifest::NodeSpec) -> Option<R> {
+        self.engine_or_why(node)
+            .inspect_err(|e| tracing::error!(node = %node.name, error = %e, "failed to set up the engine client"))
+            .ok()
+    }
+
+    /// The engine client of a node, or why it cannot be made.
+    pub(crate) fn engine_or_why(
         &mut self,
         node: &refinery_core::manifest::NodeSpec,
-    ) -> Option<DockerRuntime> {
+    ) -> Result<R, refinery_core::RuntimeError> {
         let endpoint = node.docker.clone().unwrap_or_default();
         if let Some((ep, rt)) = self.engines.get(&node.name)
             && *ep == endpoint
         {
-            return Some(rt.clone());
+            return Ok(rt.clone());
         }
-        match node_engines::engine_in(node, &self.options.repo) {
-            Ok(rt) => {
-                self.engines
-                    .insert(node.name.clone(), (endpoint, rt.clone()));
-                Some(rt)
-            }
-            Err(e) => {
-                tracing::error!(node = %node.name, error = %e, "failed to set up the engine client");
-                None
-            }
-        }
+        let rt = self.connector.connect(node)?;
+        self.engines
+            .insert(node.name.clone(), (endpoint, rt.clone()));
+        Ok(rt)
     }
 
     pub(crate) fn nodes(&self) -> Vec<refinery_core::manifest::NodeSpec> {
@@ -527,10 +534,7 @@ impl Controller {
             .filter(|n| node_engines::in_shard(shard, &n.name))
             .filter(|n| scope.as_ref().is_none_or(|s| s.contains(&n.name)))
             .map(|n| {
-                // When there is no client, setting it up again says why.
-                let rt = self
-                    .engine(n)
-                    .map_or_else(|| node_engines::engine_in(n, &self.options.repo), Ok);
+                let rt = self.engine_or_why(n);
                 (n, rt)
             })
             .collect();
@@ -667,7 +671,7 @@ impl Controller {
     /// container names and ids they touch (marked as Refinery's own until they are done).
     fn plan_node(
         &mut self,
-        p: &NodePass<'_>,
+        p: &NodePass<'_, R>,
         manifest: &refinery_core::Manifest,
         rev: &str,
         now: Timestamp,
@@ -746,11 +750,12 @@ impl Controller {
     fn keep_of(
         &mut self,
         manifest: &refinery_core::manifest::Manifest,
-        p: &NodePass<'_>,
+        p: &NodePass<'_, R>,
         now: Timestamp,
         keep: Keep,
     ) -> NodeAfter {
-        self.reporter.on_node(manifest, p, &self.state, now);
+        self.reporter
+            .on_node(manifest, &p.node.name, &p.result, &self.state, now);
         NodeAfter::of(p, keep)
     }
 
@@ -759,7 +764,7 @@ impl Controller {
     #[allow(clippy::too_many_arguments)]
     fn finish_node(
         &mut self,
-        p: &NodePass<'_>,
+        p: &NodePass<'_, R>,
         manifest: &refinery_core::Manifest,
         rev: &str,
         now: Timestamp,

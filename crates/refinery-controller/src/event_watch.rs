@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use refinery_core::backoff::Backoff;
-use refinery_core::{ContainerRuntime, EngineEvent, LabelSelector};
-use refinery_docker::DockerRuntime;
+use refinery_core::{EngineEvent, LabelSelector};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
+
+use crate::ports::Engine;
 
 /// What wakes the daemon besides its timers.
 #[derive(Debug, Clone)]
@@ -113,9 +114,9 @@ impl Overflow {
 }
 
 /// Follows `rt`'s container events until the receiver is gone.
-pub async fn follow(
+pub async fn follow<R: Engine>(
     node: String,
-    rt: DockerRuntime,
+    rt: R,
     selector: Option<LabelSelector>,
     tx: UnboundedSender<Trigger>,
     backlog: Arc<Backlog>,

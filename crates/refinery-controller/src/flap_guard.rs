@@ -6,8 +6,9 @@ use jiff::Timestamp;
 use refinery_core::{ResourceId, Step, StepKind};
 
 use crate::controller::{Controller, PassAcc, alert};
+use crate::ports::Engine;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Readies one planned step of a pass, for a node or a Kubernetes source: `None` for an
     /// ignore step; a deferred one brings the next pass forward to when it is due; a write on a
     /// resource flap protection has suspended becomes an alert; an alert is recorded once per

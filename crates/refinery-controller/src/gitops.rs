@@ -3,9 +3,10 @@
 //! webhook and sync wake-ups, what the endpoints must know of the controller.
 
 use crate::controller::Controller;
+use crate::ports::Engine;
 use crate::ports::{RevisionEvent, Wake};
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// At the start: the revision's `commit_status:`, and `pending` when a deploy is under way.
     pub(crate) fn gitops_started(&mut self) {
         self.git.configure(&self.desired.manifest);

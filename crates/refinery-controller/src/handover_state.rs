@@ -28,7 +28,7 @@ pub(crate) struct Keep {
 }
 
 impl NodeAfter {
-    pub(crate) fn of(p: &NodePass<'_>, keep: Keep) -> NodeAfter {
+    pub(crate) fn of<R>(p: &NodePass<'_, R>, keep: Keep) -> NodeAfter {
         NodeAfter {
             node: p.node.name.clone(),
             seen: p.result.as_ref().ok().map(|(observed, eval)| {

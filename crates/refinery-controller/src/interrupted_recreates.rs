@@ -3,13 +3,13 @@
 
 use refinery_core::ledger::{ActionDetail, Event, Record};
 use refinery_core::{Outcome, ResourceId};
-use refinery_docker::DockerRuntime;
 use refinery_engine::{Recovered, recover_interrupted, recreate_temp_name};
 
 use crate::action_marks::REPLACE_EVENTS;
 use crate::controller::Controller;
+use crate::ports::Engine;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Finishes or undoes recreates an earlier run left half-done.
     /// On a node's first observation since the daemon started: finishes or undoes recreates an
     /// earlier run left half-done. Returns whether it changed anything (the observation is then
@@ -17,7 +17,7 @@ impl Controller {
     pub(crate) async fn recover(
         &mut self,
         node: &str,
-        rt: &DockerRuntime,
+        rt: &R,
         observed: &refinery_core::Observed,
     ) -> bool {
         if !self.may_act() || !self.recovered.insert(node.to_owned()) {

@@ -11,11 +11,12 @@ use refinery_core::manifest::Mode;
 use refinery_store::{audit_log, inventory_state_file};
 
 use crate::controller::Controller;
+use crate::ports::Engine;
 
 /// Key of the schedule's last run in the state file.
 const LAST_RUN: &str = "all";
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Runs the scheduled audit (and cleanup) when it is due; cheap otherwise (a comparison).
     pub(crate) async fn scheduled_inventory(&mut self) {
         let Some(schedule) = self.manifest().inventory.schedule.clone() else {

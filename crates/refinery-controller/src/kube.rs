@@ -20,6 +20,7 @@ use crate::controller::{Controller, PassAcc, alert};
 use crate::desired::Desired;
 use crate::event_watch::Trigger;
 use crate::kube_sources::KubePass;
+use crate::ports::Engine;
 
 /// The key of the Kubernetes watch task among the daemon's watchers (no node name has a `/`).
 pub(crate) const WATCH_KEY: &str = "k8s/";
@@ -78,7 +79,7 @@ fn revision_health(passes: &[KubePass]) -> RevisionHealth {
     health
 }
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// (Re)starts the watch task when the revision changed; stops it when there are no sources.
     pub(crate) fn sync_kube_watcher(&mut self) {
         let desired = Arc::clone(&self.desired);

@@ -11,8 +11,9 @@ use refinery_core::ledger::{Event, Record};
 
 use crate::controller::Controller;
 use crate::ledger_files::open_ledger;
+use crate::ports::Engine;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Whether this daemon may write now: always without `--ha`; with it, only as a leader whose
     /// lease is fresh and whose ledger is open.
     pub(crate) fn may_act(&self) -> bool {

@@ -8,11 +8,12 @@ use refinery_store::state_file;
 
 use crate::controller::Controller;
 use crate::ledger_files::ledger_rel;
+use crate::ports::Engine;
 
 /// At most this often the ledger is committed to git.
 pub(crate) const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Appends to the ledger (written and fsynced before anything is reported done). A failure
     /// is logged; the daemon keeps healing.
     pub(crate) fn append(&mut self, records: Vec<Record>) {

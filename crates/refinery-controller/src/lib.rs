@@ -1,5 +1,9 @@
 //! The controller of `refinery run` as a library: [`Controller`] owns the reconcile loop and its
 //! state; the CLI builds it with real adapters (its ports, [`ports`]) and runs it until a signal.
+//! The loop knows each node's engine only through the `ContainerRuntime` port
+//! ([`ports::Engine`]): `Controller<R>` is built with a [`ports::NodeConnector`] that makes the
+//! clients, the Docker adapter ([`node_engines::DockerConnector`]) in `refinery run`, the fake
+//! runtime of `refinery_core::testing` in the controller's tests.
 //!
 //! Also here, shared with `refinery plan`, `apply` and `status`: loading the desired state
 //! ([`desired`]), choosing nodes and their engines ([`node_engines`]), observing and evaluating a
@@ -41,6 +45,8 @@ mod leadership;
 mod ledger_files;
 pub mod ledger_records;
 mod ledger_writer;
+#[cfg(test)]
+mod loop_tests;
 pub mod node_engines;
 pub mod node_pass;
 mod own_events;

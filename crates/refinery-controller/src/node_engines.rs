@@ -1,4 +1,7 @@
-//! One engine client per node.
+//! The Docker adapter of the [`Engine`] port: one `DockerRuntime` client per node (`docker:`
+//! `unix://`, `tcp://` with the node's `tls:` files, `ssh://`; else `DOCKER_HOST`), sending this
+//! process's registry credentials with its pulls. Also the node selection every command shares
+//! (`--node`, `--shard`).
 
 use std::path::Path;
 
@@ -7,6 +10,39 @@ use refinery_core::{Manifest, RuntimeError};
 use refinery_docker::{DockerRuntime, TlsFiles};
 
 use crate::error::ControllerError;
+use crate::ports::{Engine, NodeConnector};
+
+impl Engine for DockerRuntime {
+    fn endpoint(&self) -> &str {
+        DockerRuntime::endpoint(self)
+    }
+
+    fn forget_inspections(&self) {
+        DockerRuntime::forget_inspections(self);
+    }
+}
+
+/// Makes Docker clients for the nodes of the repository at `repo` (their `tls:` paths are
+/// relative to it): what `refinery run` gives the controller.
+#[derive(Debug, Clone)]
+pub struct DockerConnector {
+    repo: std::path::PathBuf,
+}
+
+impl DockerConnector {
+    #[must_use]
+    pub fn new(repo: &Path) -> DockerConnector {
+        DockerConnector {
+            repo: repo.to_path_buf(),
+        }
+    }
+}
+
+impl NodeConnector<DockerRuntime> for DockerConnector {
+    fn connect(&self, node: &NodeSpec) -> Result<DockerRuntime, RuntimeError> {
+        engine_in(node, &self.repo)
+    }
+}
 
 /// A node selected for this command and its engine (or why it has none).
 pub struct NodeEngine<'m> {

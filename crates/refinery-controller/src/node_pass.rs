@@ -1,4 +1,6 @@
-//! Observe and evaluate every selected node concurrently: the shared start of plan, apply, status.
+//! Observe and evaluate a node: the shared start of a daemon's pass and of `plan`, `apply`,
+//! `status`. Generic over the node's engine client ([`Engine`]); [`run`] observes the nodes a
+//! command selected through the Docker adapter ([`crate::node_engines`]).
 
 use std::collections::BTreeMap;
 
@@ -6,8 +8,7 @@ use refinery_core::DiffContext;
 use refinery_core::daemon_state::Suspension;
 use refinery_core::labels::spec_hash;
 use refinery_core::manifest::NodeSpec;
-use refinery_core::{ContainerRuntime, Manifest, Observed, RuntimeError};
-use refinery_docker::DockerRuntime;
+use refinery_core::{Manifest, Observed, RuntimeError};
 use refinery_engine::{
     EvalInputs, Evaluation, PortProbe, evaluate_in, free_primary_ports, node_selector,
 };
@@ -15,11 +16,12 @@ use refinery_engine::{
 use crate::desired::Desired;
 use crate::error::ControllerError;
 use crate::node_engines::{self, NodeEngine};
+use crate::ports::Engine;
 
-/// One node after observation.
-pub struct NodePass<'m> {
+/// One node after observation, with its engine client (none when it could not be made).
+pub struct NodePass<'m, R> {
     pub node: &'m NodeSpec,
-    pub engine: Option<DockerRuntime>,
+    pub engine: Option<R>,
     pub result: Result<(Observed, Evaluation), RuntimeError>,
 }
 
@@ -28,7 +30,7 @@ pub struct NodePass<'m> {
 pub async fn run<'m>(
     desired: &'m Desired,
     selection: &Selection<'_>,
-) -> Result<Vec<NodePass<'m>>, ControllerError> {
+) -> Result<Vec<NodePass<'m, refinery_docker::DockerRuntime>>, ControllerError> {
     let manifest = &desired.manifest;
     let selected = node_engines::select(manifest, selection.nodes, selection.repo)?;
     let self_id = node_engines::self_container_id();
@@ -87,11 +89,11 @@ pub fn spec_of<'m>(
 
 /// Observes the given nodes at once (each with its engine, or why it has none) and evaluates
 /// each.
-pub async fn evaluate_nodes<'m>(
+pub async fn evaluate_nodes<'m, R: Engine>(
     manifest: &'m Manifest,
-    nodes: Vec<(&'m NodeSpec, Result<DockerRuntime, RuntimeError>)>,
+    nodes: Vec<(&'m NodeSpec, Result<R, RuntimeError>)>,
     ctx: &PassContext<'_>,
-) -> Vec<NodePass<'m>> {
+) -> Vec<NodePass<'m, R>> {
     let futures = nodes
         .into_iter()
         .map(|(node, engine)| evaluate_node(manifest, node, engine, ctx));
@@ -99,12 +101,12 @@ pub async fn evaluate_nodes<'m>(
 }
 
 /// Observes one node and evaluates it.
-pub async fn evaluate_node<'m>(
+pub async fn evaluate_node<'m, R: Engine>(
     manifest: &'m Manifest,
     node: &'m NodeSpec,
-    engine: Result<DockerRuntime, RuntimeError>,
+    engine: Result<R, RuntimeError>,
     ctx: &PassContext<'_>,
-) -> NodePass<'m> {
+) -> NodePass<'m, R> {
     let engine = match engine {
         Ok(e) => e,
         Err(e) => {
@@ -177,7 +179,7 @@ pub async fn evaluate_node<'m>(
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The engine's version query, bounded by [`PROBE_TIMEOUT`].
-pub async fn probe(engine: &DockerRuntime) -> Result<refinery_core::EngineInfo, RuntimeError> {
+pub async fn probe<R: Engine>(engine: &R) -> Result<refinery_core::EngineInfo, RuntimeError> {
     match tokio::time::timeout(PROBE_TIMEOUT, engine.info()).await {
         Ok(r) => r,
         Err(_) => Err(RuntimeError::Unreachable {
@@ -193,7 +195,7 @@ pub async fn probe(engine: &DockerRuntime) -> Result<refinery_core::EngineInfo, 
 
 /// Every node's bind mounts, or `None` when a node was not seen (it may still mount anything).
 #[must_use]
-pub fn mounts_of(passes: &[NodePass<'_>]) -> Option<Vec<crate::content_copies::NodeMounts>> {
+pub fn mounts_of<R>(passes: &[NodePass<'_, R>]) -> Option<Vec<crate::content_copies::NodeMounts>> {
     passes
         .iter()
         .map(|p| {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::action_marks::Mark;
 use crate::controller::Controller;
+use crate::ports::Engine;
 
 /// Engine events about a container Refinery acted on, received from when the action started until
 /// this long after it ended, are taken as its own.
@@ -18,7 +19,7 @@ pub(crate) const OURS_AFTER: Duration = Duration::from_secs(1);
 /// How long a container created by someone else counts as just born (its `start` is part of it).
 pub(crate) const BIRTH_FOR: Duration = Duration::from_secs(30);
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Refinery starts acting on these containers (names, ids); its action makes `actions`.
     pub(crate) fn mark_ours(&mut self, keys: &[String], actions: &'static [&'static str]) {
         let start = self.clock.instant();

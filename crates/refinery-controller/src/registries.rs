@@ -8,8 +8,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use refinery_core::image_update::{CheckFailure, ImageChecks, tracked_reference};
-use refinery_core::{Action, ContainerRuntime as _, DriftKind, Manifest, Observed};
-use refinery_docker::{DockerRuntime, RegistryAuth};
+use refinery_core::{Action, ContainerRuntime, DriftKind, Manifest, Observed};
+use refinery_docker::RegistryAuth;
 
 static AUTH: OnceLock<RegistryAuth> = OnceLock::new();
 
@@ -39,8 +39,8 @@ fn with_checks<T>(f: impl FnOnce(&mut ImageChecks) -> T) -> T {
 /// `image_update` drift), asking the engine about those due; a registry that fails is backed off
 /// and reported once, and its last known digest kept. Nothing is asked when the
 /// `image_update` rule is `ignore`.
-pub async fn registry_digests(
-    engine: &DockerRuntime,
+pub async fn registry_digests<R: ContainerRuntime>(
+    engine: &R,
     manifest: &Manifest,
     node: &str,
     observed: &Observed,

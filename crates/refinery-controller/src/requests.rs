@@ -7,8 +7,9 @@ use refinery_core::ledger::{Event, Record};
 use refinery_store::request_queue::{self as requests, Request};
 
 use crate::controller::{Controller, alert};
+use crate::ports::Engine;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Takes queued `resume`/`rollback` requests; returns whether a pass is due.
     pub(crate) async fn take_requests(&mut self) -> bool {
         let mut due = false;

@@ -9,8 +9,9 @@ use refinery_core::ledger::{Event, Record};
 use crate::controller::{Controller, alert, short};
 use crate::desired;
 use crate::error::ControllerError;
+use crate::ports::Engine;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// Looks for a new commit on the branch (fetching it first when the repository has a
     /// remote); returns whether a pass is due.
     pub(crate) async fn poll_git(&mut self) -> bool {

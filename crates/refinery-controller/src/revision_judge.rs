@@ -6,13 +6,14 @@ use jiff::Timestamp;
 use refinery_core::daemon_state::{RevisionHealth, RolledBack, revision_health};
 
 use crate::controller::{Controller, alert, short};
+use crate::ports::Engine;
 use crate::ports::RevisionEvent;
 
 /// A container must run this long without a restart (or half the health deadline, if shorter)
 /// before its revision counts as healthy.
 pub(crate) const SETTLE_SECS: u64 = 10;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// How the pending revision is doing on one node, if one is pending. A declared container
     /// that still differs from the revision keeps it from being healthy.
     pub(crate) fn node_health(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use refinery_core::daemon_state::RevisionHealth;
 use refinery_core::{EngineEvent, Observed, ResourceId, StepKind};
+use refinery_docker::DockerRuntime;
 use refinery_git::TestRepo;
 use refinery_store::request_queue::{self as requests, Request};
 use serde_json::Value;
@@ -14,6 +15,7 @@ use tokio::time::{Instant, advance};
 
 use crate::action_marks::events_of;
 use crate::controller::PassAcc;
+use crate::node_engines::DockerConnector;
 use crate::ports::{Clock, NoReporter, PlainFollow, TokioClock};
 use crate::{Boot, Controller, ControllerOptions, Trigger};
 
@@ -30,7 +32,7 @@ struct Rig {
     repo: TestRepo,
     state: tempfile::TempDir,
     clock: TokioClock,
-    c: Controller,
+    c: Controller<DockerRuntime>,
 }
 
 fn rig(body: &str) -> Rig {
@@ -52,7 +54,8 @@ fn rig(body: &str) -> Rig {
         .expect("boot")
         .open_ledger(clock.now())
         .expect("ledger");
-    let c = Controller::new(boot, None, Box::new(NoReporter), Arc::new(clock));
+    let engines = Box::new(DockerConnector::new(repo.path()));
+    let c = Controller::new(boot, engines, None, Box::new(NoReporter), Arc::new(clock));
     Rig {
         repo,
         state,

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use crate::controller::{Controller, alert};
 use crate::event_watch::{Trigger, follow};
 use crate::kube;
+use crate::ports::Engine;
 
-impl Controller {
+impl<R: Engine> Controller<R> {
     /// One event follower per node (restarted when a node's endpoint or the selector changes).
     pub(crate) fn sync_watchers(&mut self) {
         let selector = self.manifest().config.selector.clone();

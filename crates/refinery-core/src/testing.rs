@@ -508,3 +508,528 @@ impl futures_core::Stream for Nothing {
         std::task::Poll::Ready(None)
     }
 }
+
+/// How a [`FakeRuntime`]'s engine answers: normally, not at all (every call and the event stream
+/// wait until it answers again, as a host gone without a reset), or refusing (every call fails
+/// as unreachable and every event stream ends, as a stopped dockerd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Up,
+    Hung,
+    Gone,
+}
+
+/// A stateful stand-in for one node's engine, for the controller's tests: its containers and
+/// images live in memory; `create`, `start`, `stop`, `restart`, `remove`, `rename` change them and
+/// send the engine events Docker would (`create`, `start`, `die`, `stop`, `destroy`, `rename`,
+/// `restart`) to every open [`ContainerRuntime::events`] stream. Test knobs: [`crash`] a
+/// container (exited, `die`), start a container by hand ([`run_outside`]), make the engine hang
+/// ([`set_reach`] `Hung`: calls never resolve until it is `Up` again) or go away (`Gone`: calls fail
+/// as unreachable, event streams end) and come back. A container created from an image marked
+/// with [`unhealthy_image`] runs but reports `unhealthy`.
+///
+/// It is a model, not Docker: what a container reports is [`observed_from_spec`] of the spec it
+/// was created with, carrying the labels it was created with. Times come from the clock it is
+/// given (the controller's, paused in tests). Clones share one engine.
+///
+/// [`crash`]: FakeRuntime::crash
+/// [`run_outside`]: FakeRuntime::run_outside
+/// [`set_reach`]: FakeRuntime::set_reach
+/// [`unhealthy_image`]: FakeRuntime::unhealthy_image
+#[derive(Clone)]
+pub struct FakeRuntime {
+    endpoint: String,
+    clock: std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    engine: std::sync::Arc<std::sync::Mutex<FakeEngine>>,
+}
+
+struct FakeEngine {
+    reach: Reach,
+    containers: Vec<ObservedContainer>,
+    images: BTreeMap<String, ImageInfo>,
+    unhealthy: std::collections::BTreeSet<String>,
+    /// Open event streams (with their selectors).
+    streams: Vec<(
+        Option<LabelSelector>,
+        std::sync::Arc<std::sync::Mutex<EventQueue>>,
+    )>,
+    /// Calls waiting for a hung engine.
+    waiting: Vec<std::task::Waker>,
+    calls: Vec<String>,
+    observations: usize,
+    next_id: u64,
+}
+
+#[derive(Default)]
+struct EventQueue {
+    events: std::collections::VecDeque<EngineEvent>,
+    ended: bool,
+    waker: Option<std::task::Waker>,
+}
+
+impl EventQueue {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+impl FakeRuntime {
+    /// An engine at `endpoint` (say `fake://n1`) with nothing on it; its times are `clock`'s.
+    #[must_use]
+    pub fn new(
+        endpoint: &str,
+        clock: impl Fn() -> Timestamp + Send + Sync + 'static,
+    ) -> FakeRuntime {
+        FakeRuntime {
+            endpoint: endpoint.to_owned(),
+            clock: std::sync::Arc::new(clock),
+            engine: std::sync::Arc::new(std::sync::Mutex::new(FakeEngine {
+                reach: Reach::Up,
+                containers: Vec::new(),
+                images: BTreeMap::new(),
+                unhealthy: std::collections::BTreeSet::new(),
+                streams: Vec::new(),
+                waiting: Vec::new(),
+                calls: Vec::new(),
+                observations: 0,
+                next_id: 0,
+            })),
+        }
+    }
+
+    /// The endpoint it was made with.
+    #[must_use]
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeEngine> {
+        self.engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn now(&self) -> String {
+        (self.clock)().to_string()
+    }
+
+    /// Makes the engine answer (`Up`), hang (`Hung`) or refuse (`Gone`).
+    pub fn set_reach(&self, reach: Reach) {
+        let mut e = self.lock();
+        e.reach = reach;
+        if reach != Reach::Hung {
+            for w in e.waiting.drain(..) {
+                w.wake();
+            }
+        }
+        if reach == Reach::Gone {
+            for (_, q) in e.streams.drain(..) {
+                let mut q = q.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                q.ended = true;
+                q.wake();
+            }
+        }
+    }
+
+    /// Has the image `reference` locally (as if pulled).
+    pub fn add_image(&self, reference: &str) {
+        self.lock().images.insert(
+            normalize_image_ref(reference),
+            image_info(reference, &ImageDefaults::default()),
+        );
+    }
+
+    /// Containers created from `image` from now on run but report `unhealthy`.
+    pub fn unhealthy_image(&self, image: &str) {
+        self.lock().unhealthy.insert(normalize_image_ref(image));
+    }
+
+    /// Starts a container nobody declared, as someone running `docker run` on the host
+    /// (`create` and `start` events).
+    pub fn run_outside(&self, name: &str, image: &str) {
+        let mut c = stray(name, image);
+        let now = self.now();
+        let mut e = self.lock();
+        c.id = e.new_id(name);
+        c.created.clone_from(&now);
+        c.started_at = Some(now);
+        e.containers.push(c.clone());
+        e.emit(&c, "create", None);
+        e.emit(&c, "start", None);
+    }
+
+    /// The container `name`'s process dies with exit code 137 (state `exited`, a `die` event).
+    /// Returns whether there was such a running container.
+    pub fn crash(&self, name: &str) -> bool {
+        let now = self.now();
+        let mut e = self.lock();
+        let Some(i) = e.index(name) else { return false };
+        if e.containers[i].state != ContainerState::Running {
+            return false;
+        }
+        let c = &mut e.containers[i];
+        c.state = ContainerState::Exited;
+        c.exit_code = Some(137);
+        c.finished_at = Some(now);
+        let c = c.clone();
+        e.emit(&c, "die", Some(137));
+        true
+    }
+
+    /// Removes container `name` as someone running `docker rm -f` on the host (`die` if it
+    /// ran, `destroy`). Returns whether there was one.
+    pub fn remove_outside(&self, name: &str) -> bool {
+        let now = self.now();
+        let mut e = self.lock();
+        let Some(i) = e.index(name) else { return false };
+        e.halt(i, &now, 137);
+        let c = e.containers.remove(i);
+        e.emit(&c, "destroy", None);
+        true
+    }
+
+    /// How many times the engine was observed (`observe` answered).
+    #[must_use]
+    pub fn observations(&self) -> usize {
+        self.lock().observations
+    }
+
+    /// The container named `name` (or with that id), as `inspect` would report it.
+    #[must_use]
+    pub fn container(&self, name: &str) -> Option<ObservedContainer> {
+        let e = self.lock();
+        e.index(name).map(|i| e.containers[i].clone())
+    }
+
+    /// The names of the containers on the engine, sorted.
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .lock()
+            .containers
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Every write call so far, in order, by container name: `create web`, `start web`,
+    /// `remove rogue`, `pull busybox:1.36`, ….
+    #[must_use]
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    /// Waits while the engine hangs; fails while it is gone.
+    fn answer(&self) -> Answer {
+        Answer {
+            engine: std::sync::Arc::clone(&self.engine),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
+    /// Applies `f` to container `id` (id or name) after the engine answered, logging `call NAME`.
+    async fn change(
+        &self,
+        call: &str,
+        id: &str,
+        f: impl FnOnce(&mut FakeEngine, usize, &str),
+    ) -> RuntimeResult<()> {
+        self.answer().await?;
+        let now = self.now();
+        let mut e = self.lock();
+        let i = e.index(id).ok_or_else(|| RuntimeError::NotFound {
+            what: format!("container `{id}`"),
+        })?;
+        let name = e.containers[i].name.clone();
+        e.calls.push(format!("{call} {name}"));
+        f(&mut e, i, &now);
+        Ok(())
+    }
+}
+
+impl FakeEngine {
+    fn index(&self, id_or_name: &str) -> Option<usize> {
+        self.containers
+            .iter()
+            .position(|c| c.id == id_or_name || c.name == id_or_name)
+    }
+
+    fn new_id(&mut self, name: &str) -> String {
+        self.next_id += 1;
+        sha(&format!("fake/{name}/{}", self.next_id))
+    }
+
+    /// Sends an event about `c` to every stream whose selector it matches.
+    fn emit(&mut self, c: &ObservedContainer, action: &str, exit_code: Option<i64>) {
+        self.streams
+            .retain(|(_, q)| std::sync::Arc::strong_count(q) > 1);
+        for (selector, q) in &self.streams {
+            if selector.as_ref().is_some_and(|s| !s.matches(&c.labels)) {
+                continue;
+            }
+            let mut q = q.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.events.push_back(EngineEvent {
+                action: action.to_owned(),
+                detail: None,
+                container_id: c.id.clone(),
+                name: Some(c.name.clone()),
+                labels: c.labels.clone(),
+                exit_code,
+                time_nanos: None,
+            });
+            q.wake();
+        }
+    }
+
+    fn run(&mut self, i: usize, now: &str) {
+        let unhealthy = self
+            .unhealthy
+            .contains(&normalize_image_ref(&self.containers[i].image));
+        let c = &mut self.containers[i];
+        c.state = ContainerState::Running;
+        c.exit_code = None;
+        c.started_at = Some(now.to_owned());
+        if unhealthy {
+            c.health = Health::Unhealthy;
+        }
+        let c = c.clone();
+        self.emit(&c, "start", None);
+    }
+
+    fn halt(&mut self, i: usize, now: &str, code: i64) {
+        if self.containers[i].state != ContainerState::Running {
+            return;
+        }
+        let c = &mut self.containers[i];
+        c.state = ContainerState::Exited;
+        c.exit_code = Some(code);
+        c.finished_at = Some(now.to_owned());
+        let c = c.clone();
+        self.emit(&c, "die", Some(code));
+    }
+}
+
+/// A call to a [`FakeRuntime`] waiting for its engine to answer.
+struct Answer {
+    engine: std::sync::Arc<std::sync::Mutex<FakeEngine>>,
+    endpoint: String,
+}
+
+impl std::future::Future for Answer {
+    type Output = RuntimeResult<()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<RuntimeResult<()>> {
+        let mut e = self
+            .engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match e.reach {
+            Reach::Up => std::task::Poll::Ready(Ok(())),
+            Reach::Gone => std::task::Poll::Ready(Err(RuntimeError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                cause: crate::runtime::UnreachableCause::Refused,
+                reason: "connection refused (the fake engine is gone)".to_owned(),
+            })),
+            Reach::Hung => {
+                e.waiting.push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+/// A [`FakeRuntime`]'s event stream: what its engine sends, until the engine goes away.
+struct FakeEvents {
+    queue: std::sync::Arc<std::sync::Mutex<EventQueue>>,
+}
+
+impl futures_core::Stream for FakeEvents {
+    type Item = RuntimeResult<EngineEvent>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let mut q = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(e) = q.events.pop_front() {
+            return std::task::Poll::Ready(Some(Ok(e)));
+        }
+        if q.ended {
+            return std::task::Poll::Ready(None);
+        }
+        q.waker = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+impl ContainerRuntime for FakeRuntime {
+    async fn info(&self) -> RuntimeResult<EngineInfo> {
+        self.answer().await?;
+        Ok(EngineInfo {
+            version: "fake".into(),
+            api_version: "1.41".into(),
+            endpoint: self.endpoint.clone(),
+        })
+    }
+
+    async fn observe(&self, selector: Option<&LabelSelector>) -> RuntimeResult<Observed> {
+        self.answer().await?;
+        let mut e = self.lock();
+        e.observations += 1;
+        Ok(Observed {
+            containers: e
+                .containers
+                .iter()
+                .filter(|c| selector.is_none_or(|s| s.matches(&c.labels)))
+                .cloned()
+                .collect(),
+            images: e.images.clone(),
+        })
+    }
+
+    async fn inspect(&self, id: &str) -> RuntimeResult<ObservedContainer> {
+        self.answer().await?;
+        self.container(id).ok_or_else(|| RuntimeError::NotFound {
+            what: format!("container `{id}`"),
+        })
+    }
+
+    async fn create(&self, req: &CreateRequest) -> RuntimeResult<String> {
+        self.answer().await?;
+        let now = self.now();
+        let mut e = self.lock();
+        e.calls.push(format!("create {}", req.name));
+        if e.index(&req.name).is_some() {
+            return Err(RuntimeError::Conflict {
+                what: format!("container `{}`", req.name),
+                message: "the name is already in use".to_owned(),
+            });
+        }
+        let Some(image) = e.images.get(&normalize_image_ref(&req.spec.image)).cloned() else {
+            return Err(RuntimeError::NotFound {
+                what: format!("image `{}`", req.spec.image),
+            });
+        };
+        let mut c = observed_from_spec(&req.spec, &image.defaults);
+        c.id = e.new_id(&req.name);
+        c.name.clone_from(&req.name);
+        c.image_id.clone_from(&image.id);
+        c.labels = image.defaults.labels.clone();
+        c.labels.extend(req.labels.clone());
+        c.state = ContainerState::Created;
+        c.health = match c.health {
+            Health::None => Health::None,
+            _ => Health::Starting,
+        };
+        c.created = now;
+        c.started_at = None;
+        let id = c.id.clone();
+        e.containers.push(c.clone());
+        e.emit(&c, "create", None);
+        Ok(id)
+    }
+
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
+        self.change("start", id, |e, i, now| {
+            if e.containers[i].state != ContainerState::Running {
+                e.run(i, now);
+            }
+        })
+        .await
+    }
+
+    async fn stop(&self, id: &str, _: u32) -> RuntimeResult<()> {
+        self.change("stop", id, |e, i, now| {
+            if e.containers[i].state == ContainerState::Running {
+                e.halt(i, now, 143);
+                let c = e.containers[i].clone();
+                e.emit(&c, "stop", None);
+            }
+        })
+        .await
+    }
+
+    async fn restart(&self, id: &str) -> RuntimeResult<()> {
+        self.change("restart", id, |e, i, now| {
+            e.halt(i, now, 143);
+            e.run(i, now);
+            let c = e.containers[i].clone();
+            e.emit(&c, "restart", None);
+        })
+        .await
+    }
+
+    async fn unpause(&self, id: &str) -> RuntimeResult<()> {
+        self.change("unpause", id, |e, i, _| {
+            if e.containers[i].state == ContainerState::Paused {
+                e.containers[i].state = ContainerState::Running;
+                let c = e.containers[i].clone();
+                e.emit(&c, "unpause", None);
+            }
+        })
+        .await
+    }
+
+    async fn remove(&self, id: &str) -> RuntimeResult<()> {
+        match self
+            .change("remove", id, |e, i, now| {
+                e.halt(i, now, 137);
+                let c = e.containers.remove(i);
+                e.emit(&c, "destroy", None);
+            })
+            .await
+        {
+            // Removing what is gone is not an error.
+            Err(RuntimeError::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn rename(&self, id: &str, new_name: &str) -> RuntimeResult<()> {
+        let new_name = new_name.to_owned();
+        self.change("rename", id, move |e, i, _| {
+            e.containers[i].name = new_name;
+            let c = e.containers[i].clone();
+            e.emit(&c, "rename", None);
+        })
+        .await
+    }
+
+    fn events(
+        &self,
+        selector: Option<&LabelSelector>,
+    ) -> impl futures_core::Stream<Item = RuntimeResult<EngineEvent>> + Send + 'static {
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(EventQueue::default()));
+        let mut e = self.lock();
+        if e.reach == Reach::Gone {
+            if let Ok(mut q) = queue.lock() {
+                q.ended = true;
+            }
+        } else {
+            e.streams
+                .push((selector.cloned(), std::sync::Arc::clone(&queue)));
+        }
+        FakeEvents { queue }
+    }
+
+    async fn pull(
+        &self,
+        image: &str,
+        _: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> RuntimeResult<()> {
+        self.answer().await?;
+        self.lock().calls.push(format!("pull {image}"));
+        self.add_image(image);
+        Ok(())
+    }
+}

@@ -6,7 +6,7 @@ use crate::args::{AlertArgs, AlertCommand};
 use crate::commands::load_desired;
 use crate::error::CliError;
 use crate::exit_code;
-use crate::notify::{self, Notice, NoticeKind, Retry, Target};
+use refinery_notify::{self as notify, Notice, NoticeKind, Retry, Target};
 
 use crate::settings::Settings;
 

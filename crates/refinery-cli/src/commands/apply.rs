@@ -18,6 +18,7 @@ use crate::exit_code;
 use crate::render::Styles;
 use crate::settings::Settings;
 use refinery_controller::node_pass as pass;
+use refinery_docker::DockerRuntime;
 
 #[derive(Serialize)]
 struct ApplyReport<'a> {
@@ -255,7 +256,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
 fn collect_content(
     settings: &Settings,
     desired: &refinery_controller::desired::Desired,
-    passes: &[pass::NodePass<'_>],
+    passes: &[pass::NodePass<'_, DockerRuntime>],
     results: &[StepResult],
 ) {
     if !settings.nodes.is_empty() {

@@ -15,6 +15,7 @@ use crate::output;
 use crate::render::{self, Styles};
 use crate::settings::Settings;
 use refinery_controller::node_pass::{self as pass, NodePass};
+use refinery_docker::DockerRuntime;
 
 #[derive(Debug, Serialize)]
 pub struct NodeRow {
@@ -96,7 +97,7 @@ pub async fn run(settings: &Settings, args: &NodesArgs) -> Result<u8, CliError> 
     })
 }
 
-async fn fill(row: &mut NodeRow, p: &NodePass<'_>) {
+async fn fill(row: &mut NodeRow, p: &NodePass<'_, DockerRuntime>) {
     match &p.result {
         Err(e) => {
             row.reachability = "unreachable";

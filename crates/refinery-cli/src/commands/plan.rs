@@ -10,6 +10,7 @@ use crate::exit_code;
 use crate::render::{self, Styles};
 use crate::settings::Settings;
 use refinery_controller::node_pass::{self as pass, NodePass};
+use refinery_docker::DockerRuntime;
 
 #[derive(Serialize)]
 pub struct NodePlan<'a> {
@@ -51,7 +52,7 @@ fn start_order(
 /// Stops before anything is done when a network or volume a stack declares `external` is not on
 /// its node: Refinery never creates one, and nothing that uses it could be created.
 pub fn check_externals(
-    passes: &[NodePass<'_>],
+    passes: &[NodePass<'_, DockerRuntime>],
     manifest: &refinery_core::Manifest,
 ) -> Result<(), CliError> {
     let issues: Vec<refinery_core::Issue> = passes
@@ -121,7 +122,7 @@ pub struct PlanReport<'a> {
 /// Builds the report every plan-like command prints.
 pub fn report<'a>(
     revision: &'a str,
-    passes: &'a [NodePass<'_>],
+    passes: &'a [NodePass<'_, DockerRuntime>],
     manifest: &refinery_core::Manifest,
 ) -> PlanReport<'a> {
     let nodes: Vec<NodePlan<'a>> = passes
@@ -323,7 +324,7 @@ pub fn render_plan(r: &PlanReport<'_>, show_ignored: bool, styles: Styles) -> St
 }
 
 /// Prints unreachable-node errors on stderr.
-pub fn report_unreachable(passes: &[NodePass<'_>]) {
+pub fn report_unreachable(passes: &[NodePass<'_, DockerRuntime>]) {
     for p in passes {
         if let Err(e) = &p.result {
             let err = CliError::Unreachable {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use refinery_controller::node_engines::DockerConnector;
 use refinery_controller::ports::SystemClock;
 use refinery_controller::{Boot, Controller, ControllerOptions};
 use refinery_ha::{HaUrl, Leadership};
@@ -41,13 +42,15 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         None => boot.open_ledger(jiff::Timestamp::now())?,
     };
     let hub =
-        crate::reporting::Hub::start(args, &boot.desired().manifest, boot.state(), routes).await?;
+        crate::web::start_reporter(args, &boot.desired().manifest, boot.state(), routes).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| CliError::Io {
             action: "listen for SIGTERM".into(),
             source,
         })?;
-    let controller = Controller::new(boot, ha, Box::new(hub), clock);
+    // Every node's engine through the Docker adapter (`tls:` paths relative to the repository).
+    let engines = Box::new(DockerConnector::new(&settings.repo));
+    let controller = Controller::new(boot, engines, ha, Box::new(hub), clock);
     let signal = async move {
         tokio::select! {
             _ = term.recv() => "SIGTERM",

@@ -6,7 +6,6 @@
 //! `EventSource`, which cannot set headers).
 
 pub mod page;
-pub mod status;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,8 +26,7 @@ use tokio_stream::wrappers::WatchStream;
 
 use crate::args::RunArgs;
 use crate::error::CliError;
-use crate::metrics::Metrics;
-use status::Status;
+use refinery_report::{Hub, Metrics, Status};
 
 /// The environment variable holding the bearer token.
 pub const TOKEN_ENV: &str = "REFINERY_STATUS_TOKEN";
@@ -62,6 +60,31 @@ pub fn token_from(args: &RunArgs) -> Result<Option<String>, CliError> {
     };
     let token = raw.trim().to_owned();
     Ok((!token.is_empty()).then_some(token))
+}
+
+/// The controller's reporter (alert channels, metrics, the status page's model) for `manifest`
+/// and `state`; with `--listen`, the HTTP server serving it, with the GitOps `routes`.
+pub async fn start_reporter(
+    args: &RunArgs,
+    manifest: &refinery_core::Manifest,
+    state: &refinery_core::daemon_state::DaemonState,
+    routes: Option<Router>,
+) -> Result<Hub, CliError> {
+    let mut hub = Hub::new(manifest, state);
+    if let Some(addr) = args.listen {
+        let server = serve(
+            addr,
+            token_from(args)?,
+            hub.status_feed(),
+            hub.metrics(),
+            routes,
+        )
+        .await?;
+        hub.stop_at_shutdown(move || server.stop());
+    }
+    // What a pass over every node freed goes back to the kernel.
+    hub.after_full_pass(crate::memory::give_back);
+    Ok(hub)
 }
 
 /// Binds `addr` and serves in the background. Refuses a non-loopback address without a token.

@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::status::Status;
+use refinery_report::Status;
 
 #[derive(Template)]
 #[template(path = "status.html")]

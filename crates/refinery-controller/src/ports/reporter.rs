@@ -6,12 +6,12 @@ use std::pin::Pin;
 use jiff::Timestamp;
 use refinery_core::daemon_state::DaemonState;
 use refinery_core::ledger::Entry;
-use refinery_core::{Manifest, Observed};
+use refinery_core::{Manifest, Observed, RuntimeError};
+use refinery_engine::Evaluation;
 use tokio::time::Instant;
 
 use crate::desired::Desired;
 use crate::kube_sources::KubePass;
-use crate::node_pass::NodePass;
 
 /// Alert channels, metrics and the status page (the CLI's hub). None of these may wait on the
 /// network: the loop calls them between and during passes.
@@ -25,11 +25,13 @@ pub trait Reporter: Send {
     /// Entries just appended to the ledger.
     fn on_entries(&mut self, entries: &[Entry]);
 
-    /// A node's pass is done (its actions too); `state` holds the first-seen times of drifts.
+    /// A node's pass is done (its actions too): what was observed and evaluated at its start,
+    /// or why the node could not be observed; `state` holds the first-seen times of drifts.
     fn on_node(
         &mut self,
         manifest: &Manifest,
-        pass: &NodePass<'_>,
+        node: &str,
+        result: &Result<(Observed, Evaluation), RuntimeError>,
         state: &DaemonState,
         now: Timestamp,
     );
@@ -60,7 +62,15 @@ impl Reporter for NoReporter {
     fn on_event(&mut self, _: Instant) {}
     fn on_observed(&mut self, _: &str, _: &Observed) {}
     fn on_entries(&mut self, _: &[Entry]) {}
-    fn on_node(&mut self, _: &Manifest, _: &NodePass<'_>, _: &DaemonState, _: Timestamp) {}
+    fn on_node(
+        &mut self,
+        _: &Manifest,
+        _: &str,
+        _: &Result<(Observed, Evaluation), RuntimeError>,
+        _: &DaemonState,
+        _: Timestamp,
+    ) {
+    }
     fn on_pass(&mut self, _: &Desired, _: &[KubePass], _: &DaemonState, _: Timestamp, _: bool) {}
     fn on_ha(&mut self, _: refinery_ha::HaStatus, _: bool) {}
     fn shutdown(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {

@@ -166,7 +166,7 @@ pub(super) fn check(
         }
         for c in &s.configs {
             let key = (c.kind, c.name.clone());
-            if !model.configs.contains_key(&key) && !model.refused_configs.contains(&key) {
+            if !model.configs.files.contains_key(&key) && !model.configs.refused.contains(&key) {
                 let word = c.kind.word();
                 let mut issue = Issue::new(
                     &c.file,
@@ -179,6 +179,7 @@ pub(super) fn check(
                 );
                 let declared = model
                     .configs
+                    .files
                     .keys()
                     .filter(|(k, _)| *k == c.kind)
                     .map(|(_, n)| n.as_str());

@@ -4,8 +4,19 @@
 use crate::manifest::reader::Reader;
 use crate::yaml::{Node, Value};
 
-use super::project::Model;
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::service::{FileContext, FileKind};
+
+/// What the top-level `configs:` and `secrets:` sections declare, merged over the files.
+#[derive(Debug, Default)]
+pub(super) struct Configs {
+    /// (kind, name) → repository-relative file.
+    pub files: BTreeMap<(FileKind, String), String>,
+    /// Configs and secrets declared in a form Refinery refuses (`content:`, `environment:`,
+    /// `external:`): already reported at their declaration, not again at each use.
+    pub refused: BTreeSet<(FileKind, String)>,
+}
 
 /// Top-level `configs: {name: {file: ./app.conf}}` (or `secrets:`): (kind, name) →
 /// repository-relative file.
@@ -14,9 +25,9 @@ pub(super) fn read_configs(
     node: &Node,
     ctx: &FileContext<'_>,
     kind: FileKind,
-    model: &mut Model,
+    configs: &mut Configs,
 ) {
-    let out = &mut model.configs;
+    let out = &mut configs.files;
     let word = kind.word();
     let top = format!("{word}s");
     if r.map(node, &top).is_none() {
@@ -58,7 +69,7 @@ pub(super) fn read_configs(
         }
         m.finish(r);
         if refused {
-            model.refused_configs.insert((kind, name.to_owned()));
+            configs.refused.insert((kind, name.to_owned()));
             continue;
         }
         let Some((file, loc)) = file else {

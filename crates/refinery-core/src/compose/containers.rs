@@ -204,7 +204,7 @@ pub(super) fn emit(
         }
         let mut content = s.content.clone();
         for c in &s.configs {
-            let Some(rel) = model.configs.get(&(c.kind, c.name.clone())) else {
+            let Some(rel) = model.configs.files.get(&(c.kind, c.name.clone())) else {
                 continue;
             };
             mounts.retain(|m| m.target != c.target);

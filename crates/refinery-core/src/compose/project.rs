@@ -2,14 +2,14 @@
 //! names), the variables they are read with (the process environment over the project's `.env`),
 //! and each file's top level handed to the reader of its section, merged in order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::content::ContentMount;
 use crate::manifest::reader::Reader;
 use crate::manifest::{Issue, StackSpec};
 use crate::yaml::{self, Loc, Node, Value};
 
-use super::configs::read_configs;
+use super::configs::{Configs, read_configs};
 use super::networks::{Section, TopLevel, read_section};
 use super::service::{FileContext, FileKind, Service};
 use super::services::read_service;
@@ -39,11 +39,8 @@ pub(super) struct Model {
     pub services: Vec<Service>,
     pub networks: BTreeMap<String, TopLevel>,
     pub volumes: BTreeMap<String, TopLevel>,
-    /// Top-level `configs:` and `secrets:`: (kind, name) → repository-relative file.
-    pub configs: BTreeMap<(FileKind, String), String>,
-    /// Configs and secrets declared in a form Refinery refuses (`content:`, `environment:`,
-    /// `external:`): already reported at their declaration, not again at each use.
-    pub refused_configs: BTreeSet<(FileKind, String)>,
+    /// Top-level `configs:` and `secrets:`.
+    pub configs: Configs,
     /// The top-level `name:` (the last file's that has one), and where.
     pub name: Option<(String, String, Loc)>,
 }
@@ -264,8 +261,8 @@ fn read_file(r: &mut Reader<'_>, root: &Node, ctx: &FileContext<'_>, model: &mut
             "services" => read_services(r, v, ctx, &mut model.services),
             "networks" => read_section(r, v, ctx.file, Section::Networks, &mut model.networks),
             "volumes" => read_section(r, v, ctx.file, Section::Volumes, &mut model.volumes),
-            "configs" => read_configs(r, v, ctx, FileKind::Config, model),
-            "secrets" => read_configs(r, v, ctx, FileKind::Secret, model),
+            "configs" => read_configs(r, v, ctx, FileKind::Config, &mut model.configs),
+            "secrets" => read_configs(r, v, ctx, FileKind::Secret, &mut model.configs),
             "include" => r.error_hint(
                 k.loc,
                 key,

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::channel::{
     Channel, ChannelKind, DEFAULT_BURST, DEFAULT_GROUP_WAIT_MS, Destination, EmailDestination,
+    Level, RateLimit,
 };
 use super::nodes::NodeNames;
 use super::reader::{MapView, Reader};
@@ -11,31 +12,6 @@ use crate::drift_report::DRIFT_TYPES;
 use crate::secret::Secret;
 use crate::suggestion::suggest;
 use crate::yaml::Node;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Info,
-    Warning,
-    Critical,
-}
-
-/// At most `max` messages per `per_ms` on one channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RateLimit {
-    pub max: u32,
-    pub per_ms: u64,
-}
-
-impl Default for RateLimit {
-    /// 20 messages a minute.
-    fn default() -> Self {
-        RateLimit {
-            max: 20,
-            per_ms: 60_000,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Alerting {

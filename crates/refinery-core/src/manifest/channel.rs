@@ -2,8 +2,33 @@
 
 use serde::Serialize;
 
-use super::alerting::{Level, RateLimit};
 use crate::secret::Secret;
+
+/// How serious a message is; a channel takes messages from its `min_level` up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// At most `max` messages per `per_ms` on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub max: u32,
+    pub per_ms: u64,
+}
+
+impl Default for RateLimit {
+    /// 20 messages a minute.
+    fn default() -> Self {
+        RateLimit {
+            max: 20,
+            per_ms: 60_000,
+        }
+    }
+}
 
 /// The channel types (`type:`), one per service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

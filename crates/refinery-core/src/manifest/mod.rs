@@ -28,10 +28,10 @@ mod stacks;
 
 use serde::Serialize;
 
-pub use alerting::{Alerting, Level, RateLimit};
+pub use alerting::Alerting;
 pub use channel::{
     Channel, ChannelKind, DEFAULT_BURST, DEFAULT_GROUP_WAIT_MS, Destination, EmailDestination,
-    TELEGRAM_API,
+    Level, RateLimit, TELEGRAM_API,
 };
 pub use commit_status::{CommitStatusConfig, DEFAULT_TOKEN_ENV, Forge};
 pub use config::{Config, Mode};

@@ -16,17 +16,13 @@ use refinery_core::{Manifest, Outcome, ResourceId, StepKind};
 use refinery_kube::KubeEval;
 use tokio::sync::watch;
 
-use crate::args::RunArgs;
-use crate::error::CliError;
 use crate::metrics::{Metrics, NodeLabels, OutcomeLabels};
-use crate::notify::{self, Notice, NoticeKind, Notifier};
-use crate::web::status::{
+use crate::status::{
     AlertLine, DriftView, LedgerLine, NodeView, ResourceView, RevisionView, RolledBackView, Status,
 };
-use crate::web::{self, Server};
 use refinery_controller::desired::Desired;
 use refinery_controller::kube_sources::KubePass;
-use refinery_controller::node_pass::NodePass;
+use refinery_notify::{self as notify, Notice, NoticeKind, Notifier};
 
 /// Ledger lines and alert messages kept for the status page.
 const KEEP_LEDGER: usize = 40;
@@ -54,7 +50,10 @@ pub struct Hub {
     deaths: crate::heal_timing::DeathClock,
     /// The last outcome per resource, to say how a drift was resolved.
     last_action: HashMap<String, String>,
-    server: Option<Server>,
+    /// Stops what serves the status page (the CLI's HTTP server), at shutdown.
+    stop_server: Option<Box<dyn FnOnce() + Send>>,
+    /// Run after each pass over every node (the binary hands freed memory back to the kernel).
+    after_full_pass: fn(),
     /// A standby (`--ha`): the leader tells the channels, this instance does not.
     muted: bool,
     /// The nodes of the pass under way, as each is done.
@@ -75,12 +74,16 @@ impl NodeSummary {
     #[must_use]
     pub fn of(
         manifest: &Manifest,
-        p: &NodePass<'_>,
+        node: &str,
+        result: &Result<
+            (refinery_core::Observed, refinery_engine::Evaluation),
+            refinery_core::RuntimeError,
+        >,
         state: &DaemonState,
         now: Timestamp,
     ) -> NodeSummary {
-        let name = p.node.name.clone();
-        let outcome = match &p.result {
+        let name = node.to_owned();
+        let outcome = match result {
             Ok((observed, eval)) => Ok((
                 node_view(manifest, &name, observed, eval, state, now),
                 eval.report.drifts.clone(),
@@ -92,14 +95,11 @@ impl NodeSummary {
 }
 
 impl Hub {
-    /// Starts the alert channels and, with `--listen`, the HTTP server. Drifts already open (the
-    /// daemon's saved first-seen times) are not announced again.
-    pub async fn start(
-        args: &RunArgs,
-        manifest: &Manifest,
-        state: &DaemonState,
-        routes: Option<axum::Router>,
-    ) -> Result<Hub, CliError> {
+    /// Starts the alert channels of `manifest`. Drifts already open (the daemon's saved
+    /// first-seen times) are not announced again. The status page is served by whoever takes
+    /// [`Hub::status_feed`] and [`Hub::metrics`].
+    #[must_use]
+    pub fn new(manifest: &Manifest, state: &DaemonState) -> Hub {
         let metrics = Arc::new(Metrics::new());
         let mut notifier = Notifier::new(Arc::clone(&metrics));
         let channels = notify::channels_of(manifest);
@@ -109,19 +109,6 @@ impl Hub {
         };
         notifier.configure(channels);
         let (status, _) = watch::channel(Arc::new(view.clone()));
-        let server = match args.listen {
-            Some(addr) => Some(
-                web::serve(
-                    addr,
-                    web::token_from(args)?,
-                    status.subscribe(),
-                    Arc::clone(&metrics),
-                    routes,
-                )
-                .await?,
-            ),
-            None => None,
-        };
         let mut open = BTreeMap::new();
         for (key, since) in &state.first_seen {
             let Some((resource, kind)) = key.rsplit_once(' ') else {
@@ -142,7 +129,7 @@ impl Hub {
             );
         }
         view.revision.in_force = state.revision.clone();
-        Ok(Hub {
+        Hub {
             metrics,
             notifier,
             status,
@@ -151,10 +138,33 @@ impl Hub {
             pending_event: None,
             deaths: crate::heal_timing::DeathClock::default(),
             last_action: HashMap::new(),
-            server,
+            stop_server: None,
+            after_full_pass: || {},
             muted: false,
             nodes: Vec::new(),
-        })
+        }
+    }
+
+    /// The status page's model, as it changes.
+    #[must_use]
+    pub fn status_feed(&self) -> watch::Receiver<Arc<Status>> {
+        self.status.subscribe()
+    }
+
+    /// The metrics the channels and passes count into.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// `stop` is called at shutdown, after the queued alerts went out.
+    pub fn stop_at_shutdown(&mut self, stop: impl FnOnce() + Send + 'static) {
+        self.stop_server = Some(Box::new(stop));
+    }
+
+    /// `f` is called after each pass over every node.
+    pub fn after_full_pass(&mut self, f: fn()) {
+        self.after_full_pass = f;
     }
 
     /// An engine event arrived (it triggers a pass; an action in that pass answers it).
@@ -515,8 +525,8 @@ impl Hub {
     /// Lets queued alerts go out (at most a few seconds) and stops the HTTP server.
     pub async fn shutdown(&mut self) {
         self.notifier.shutdown(Duration::from_secs(5)).await;
-        if let Some(s) = self.server.take() {
-            s.stop();
+        if let Some(stop) = self.stop_server.take() {
+            stop();
         }
     }
 }
@@ -725,11 +735,16 @@ impl refinery_controller::ports::Reporter for Hub {
     fn on_node(
         &mut self,
         manifest: &Manifest,
-        pass: &NodePass<'_>,
+        node: &str,
+        result: &Result<
+            (refinery_core::Observed, refinery_engine::Evaluation),
+            refinery_core::RuntimeError,
+        >,
         state: &DaemonState,
         now: Timestamp,
     ) {
-        self.nodes.push(NodeSummary::of(manifest, pass, state, now));
+        self.nodes
+            .push(NodeSummary::of(manifest, node, result, state, now));
     }
 
     fn on_pass(
@@ -743,8 +758,7 @@ impl refinery_controller::ports::Reporter for Hub {
         let nodes = std::mem::take(&mut self.nodes);
         Hub::on_pass(self, desired, nodes, kube, state, started);
         if full {
-            // What a pass over every node freed goes back to the kernel.
-            crate::memory::give_back();
+            (self.after_full_pass)();
         }
     }
 
