@@ -13,7 +13,8 @@
 //! - A running container on an older matching tag is `image_update` drift naming the tag it would
 //!   move to; a running container on a tag outside the range (or another repository) is `image`
 //!   drift towards the target.
-//! - A container recreated for another reason (config drift) keeps the matching tag it runs.
+//! - Every create or replacement (for any reason) uses the newest matching tag known; the
+//!   `image_update` rule only decides whether a newer tag alone replaces a running container.
 //!
 //! Pure: the registry's tags are asked by the caller on the schedule [`TagChecks`] keeps.
 
@@ -272,7 +273,7 @@ fn no_target(spec: &ContainerSpec, range: &str) -> String {
 
 /// The image a create or recreate of a policy container uses: the `image` change the plan
 /// carries (the target: a missing container, `image` or `image_update` drift), else the matching
-/// tag the container runs now (a recreate for another reason keeps it), else the target.
+/// tag the container runs now (with no such drift it is the newest known), else the target.
 /// `Ok(None)` for a container without a policy.
 ///
 /// # Errors
