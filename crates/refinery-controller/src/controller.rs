@@ -42,6 +42,7 @@ use crate::ledger_files::{ledger_rel, open_ledger};
 use crate::node_engines;
 use crate::node_pass::{NodePass, PassContext, evaluate_node, spec_of};
 use crate::ports::{Clock, Engine, GitFollow, NodeConnector, Reporter};
+use crate::requeue::{PassOutcome, Requeue};
 
 /// The state directory when `--state-dir` is not given: `refinery/` in the git directory (never
 /// in the work tree, never committed).
@@ -384,7 +385,7 @@ impl<R: Engine> Controller<R> {
         let mut shutdown = std::pin::pin!(shutdown);
         let reason = loop {
             if due_pass {
-                due_pass = self.pass().await;
+                due_pass = self.pass().await.requeue == Requeue::Now;
                 continue;
             }
             let wake = self.next_wake();
@@ -509,9 +510,9 @@ impl<R: Engine> Controller<R> {
         wake
     }
 
-    /// One full pass over every node; returns whether another pass is due at once (after a
-    /// rollback).
-    pub(crate) async fn pass(&mut self) -> bool {
+    /// One pass over every node (or, caused only by engine events, over their nodes): what it
+    /// did, and when to look again ([`Requeue::Now`] after a rollback or a recovered recreate).
+    pub(crate) async fn pass(&mut self) -> PassOutcome {
         // Take over or step down first (`--ha`): a pass is about to run anyway.
         let _ = self.on_leadership();
         let started = self.clock.instant();
@@ -526,7 +527,14 @@ impl<R: Engine> Controller<R> {
         let manifest = &desired.manifest;
         let rev = desired.commit.id.clone();
         let Ok(selected) = node_engines::selected_nodes(manifest, &self.options.nodes) else {
-            return false;
+            return PassOutcome {
+                full: scope.is_none(),
+                nodes: 0,
+                unreachable: Vec::new(),
+                actions: 0,
+                failed: 0,
+                requeue: Requeue::After(self.next_wake().saturating_duration_since(started)),
+            };
         };
         let shard = self.options.shard;
         let nodes: Vec<_> = selected
@@ -624,6 +632,9 @@ impl<R: Engine> Controller<R> {
             records,
             mut next_due,
             mut health,
+            unreachable,
+            actions,
+            failed,
         } = acc;
         if recovered_any {
             // A node skipped this pass: nothing can be judged healthy on it yet.
@@ -663,7 +674,22 @@ impl<R: Engine> Controller<R> {
             backlog_peak = self.backlog.take_peak(),
             "pass done"
         );
-        again || recovered_any
+        let requeue = if again || recovered_any {
+            Requeue::Now
+        } else {
+            Requeue::After(
+                self.next_wake()
+                    .saturating_duration_since(self.clock.instant()),
+            )
+        };
+        PassOutcome {
+            full: scope.is_none(),
+            nodes: node_count,
+            unreachable,
+            actions,
+            failed,
+            requeue,
+        }
     }
 
     /// The first half of a node's pass, as soon as its observation is in: records new drifts,
@@ -680,6 +706,7 @@ impl<R: Engine> Controller<R> {
         let node = p.node.name.as_str();
         let (Some(_), Ok((observed, eval))) = (&p.engine, &p.result) else {
             if let Err(e) = &p.result {
+                acc.unreachable.push(node.to_owned());
                 acc.health = worse(acc.health.clone(), RevisionHealth::Progressing);
                 if self.unreachable.insert(node.to_owned()) {
                     tracing::warn!(node, error = %e, "node unreachable");
@@ -780,8 +807,12 @@ impl<R: Engine> Controller<R> {
         for r in results {
             acc.records
                 .push(crate::ledger_records::step(manifest, r, rev));
+            if r.outcome != Outcome::Skipped {
+                acc.actions += 1;
+            }
             match r.outcome {
                 Outcome::Failed => {
+                    acc.failed += 1;
                     let why = r.message.clone().unwrap_or_default();
                     tracing::error!(resource = %r.id, step = %r.step, "failed: {why}");
                     failed.push((r.id.name().to_owned(), why));
@@ -815,6 +846,10 @@ pub(crate) struct PassAcc {
     /// The earliest grace-period end.
     pub(crate) next_due: Option<Timestamp>,
     pub(crate) health: RevisionHealth,
+    /// What the pass returns besides (see [`PassOutcome`]).
+    pub(crate) unreachable: Vec<String>,
+    pub(crate) actions: usize,
+    pub(crate) failed: usize,
 }
 
 impl PassAcc {
@@ -824,6 +859,9 @@ impl PassAcc {
             records: Vec::new(),
             next_due: None,
             health: RevisionHealth::Healthy,
+            unreachable: Vec::new(),
+            actions: 0,
+            failed: 0,
         }
     }
 }

@@ -7,15 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures_util::StreamExt;
-use refinery_core::backoff::Backoff;
-use refinery_core::{EngineEvent, LabelSelector};
+use refinery_core::{EngineEvent, LabelSelector, RuntimeError, UnreachableCause};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::ports::Engine;
+use crate::requeue::on_error;
 
 /// What wakes the daemon besides its timers.
 #[derive(Debug, Clone)]
@@ -113,7 +112,11 @@ impl Overflow {
     }
 }
 
-/// Follows `rt`'s container events until the receiver is gone.
+/// What a follower says when the engine ended its event stream.
+const CLOSED: &str = "the engine closed the event stream";
+
+/// Follows `rt`'s container events until the receiver is gone; after a failure it waits as
+/// [`on_error`] says before trying again.
 pub async fn follow<R: Engine>(
     node: String,
     rt: R,
@@ -121,15 +124,16 @@ pub async fn follow<R: Engine>(
     tx: UnboundedSender<Trigger>,
     backlog: Arc<Backlog>,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    // Failures in a row: how long to wait before trying again is `on_error`'s.
+    let mut attempt: u32 = 0;
     let mut lost = false;
     let overflow = Arc::new(Overflow::default());
     loop {
         // Subscribe first: the stream is lazy, and whatever happens before it is live is caught
         // by the pass that `Back` (or the daemon's start) triggers.
         let mut events = Box::pin(rt.events(selector.as_ref()));
-        let why = match rt.info().await {
-            Err(e) => e.to_string(),
+        let err = match rt.info().await {
+            Err(e) => e,
             Ok(_) => {
                 if lost {
                     lost = false;
@@ -137,7 +141,7 @@ pub async fn follow<R: Engine>(
                         return;
                     }
                 }
-                backoff.reset();
+                attempt = 0;
                 loop {
                     match events.next().await {
                         Some(Ok(mut event)) => {
@@ -172,14 +176,25 @@ pub async fn follow<R: Engine>(
                                 return;
                             }
                         }
-                        Some(Err(e)) => break e.to_string(),
-                        None => break "the engine closed the event stream".to_owned(),
+                        Some(Err(e)) => break e,
+                        None => {
+                            break RuntimeError::Unreachable {
+                                endpoint: rt.endpoint().to_owned(),
+                                cause: UnreachableCause::Closed,
+                                reason: CLOSED.to_owned(),
+                            };
+                        }
                     }
                 }
             }
         };
         if !lost {
             lost = true;
+            // An ended stream is said as such (not as a failure to reach the engine).
+            let why = match &err {
+                RuntimeError::Unreachable { reason, .. } if reason == CLOSED => CLOSED.to_owned(),
+                e => e.to_string(),
+            };
             if tx
                 .send(Trigger::Lost {
                     node: node.clone(),
@@ -190,7 +205,8 @@ pub async fn follow<R: Engine>(
                 return;
             }
         }
-        let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+        let delay = on_error(&err, attempt).delay();
+        attempt = attempt.saturating_add(1);
         tokio::time::sleep(delay).await;
         if tx.is_closed() {
             return;

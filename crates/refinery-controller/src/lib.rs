@@ -19,6 +19,8 @@
 //! - `event_watch`: the engine event followers; `triggers`: what their triggers cause;
 //! - `ledger_writer`: ledger, state file, ledger commits;
 //! - `requests`: `resume`, `rollback`, `alert` and `apply` requests;
+//! - `requeue`: what a pass returns ([`PassOutcome`], when to look again) and the error policy
+//!   ([`on_error`]);
 //! - `apply_handover`: answering `refinery apply`, content copy collection, presence;
 //! - `leadership`: `--ha` (only the leader acts);
 //! - `gitops`: the calls into the `GitFollow` port (webhooks, commit statuses);
@@ -54,6 +56,7 @@ pub mod ports;
 pub mod registries;
 pub mod registry_tags;
 mod requests;
+pub mod requeue;
 mod revision_follow;
 mod revision_judge;
 #[cfg(test)]
@@ -63,3 +66,4 @@ mod triggers;
 pub use controller::{Boot, Controller, ControllerOptions, daemon_suspensions, default_state_dir};
 pub use error::{ControllerError, Result};
 pub use event_watch::{Backlog, Overflow, Trigger};
+pub use requeue::{PassOutcome, Requeue, on_error};

@@ -455,6 +455,54 @@ async fn hung_node_does_not_hold_up_the_others() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn node_whose_container_list_hangs_is_given_up_on_and_the_loop_goes_on() {
+    on_one_task(async {
+        let body = manifest(
+            &["n1", "n2"],
+            &format!(
+                "config: {{check_interval: 1h}}\ndrift_rules:\n  missing_containers: {{action: recreate, grace_period: 0}}\ncontainers:\n{}{}",
+                container("web", "n1", "busybox:1"),
+                container("web", "n2", "busybox:1")
+            ),
+        );
+        let f = Fleet::start(&["n1", "n2"], &body).await;
+        let (n1, n2) = (f.engine("n1"), f.engine("n2"));
+        // n1 answers its version but never lists its containers.
+        n1.hang_observe(true);
+        let before = f.elapsed();
+        f.repo.write("other.txt", "x");
+        f.repo.commit("a full pass");
+        n2.remove_outside("web");
+        sleep(Duration::from_millis(500)).await;
+        assert!(running(n2, "web"), "n2 healed at once: {:?}", n2.calls());
+
+        sleep(crate::node_pass::OBSERVE_TIMEOUT).await;
+        let unreachable = f.alerts("node `n1` is unreachable");
+        assert_eq!(unreachable.len(), 1, "{}", f.log());
+        let at = f.at(&unreachable[0]) - before.as_secs_f64();
+        let limit = crate::node_pass::OBSERVE_TIMEOUT.as_secs_f64();
+        assert!(
+            (limit..limit + 1.0).contains(&at),
+            "given up on {at} s into the pass"
+        );
+
+        // The pass ended and the loop goes on: n2 is healed again while n1 still hangs. Not at
+        // once: a full pass (the new revision's deadline is due) waits for n1 again, and the
+        // event waits for that pass to end.
+        n2.remove_outside("web");
+        let removed = f.elapsed();
+        sleep(crate::node_pass::OBSERVE_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(running(n2, "web"), "{:?}\n{}", n2.calls(), f.log());
+        let births = f.about("birth", "web");
+        let healed = f.at(births.last().expect("birth")) - removed.as_secs_f64();
+        assert!(healed <= limit + 0.5, "healed {healed} s after its removal");
+        n1.hang_observe(false);
+        f.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn dockerd_loss_is_alerted_once_and_healed_when_it_returns() {
     on_one_task(async {
         let body = manifest(

@@ -119,7 +119,13 @@ pub async fn evaluate_node<'m, R: Engine>(
     };
     let result = async {
         probe(&engine).await?;
-        let mut observed = engine.observe(node_selector(manifest)).await?;
+        let mut observed = bounded(
+            &engine,
+            OBSERVE_TIMEOUT,
+            "listing and inspecting its containers",
+            engine.observe(node_selector(manifest)),
+        )
+        .await?;
         // What the content-tracked copies on this host hold now (an edit by hand is drift).
         crate::content_copies::observe_copies(
             manifest,
@@ -178,17 +184,37 @@ pub async fn evaluate_node<'m, R: Engine>(
 /// hangs (a host gone without a reset) is reported unreachable instead of holding up the others.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a node's engine has to list and inspect its containers once it answered the probe:
+/// an engine that answers its version but hangs listing containers (a container stuck in the
+/// kernel can do that) is reported unreachable instead of holding up the pass, and with it every
+/// other node's next pass, for ever. Generous: a first observation inspects every container.
+pub const OBSERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The engine's version query, bounded by [`PROBE_TIMEOUT`].
 pub async fn probe<R: Engine>(engine: &R) -> Result<refinery_core::EngineInfo, RuntimeError> {
-    match tokio::time::timeout(PROBE_TIMEOUT, engine.info()).await {
+    bounded(engine, PROBE_TIMEOUT, "", engine.info()).await
+}
+
+/// `call` on `engine`, given up on after `limit` as unreachable (a timeout) while `doing` what.
+async fn bounded<R: Engine, T>(
+    engine: &R,
+    limit: std::time::Duration,
+    doing: &str,
+    call: impl std::future::Future<Output = Result<T, RuntimeError>>,
+) -> Result<T, RuntimeError> {
+    match tokio::time::timeout(limit, call).await {
         Ok(r) => r,
         Err(_) => Err(RuntimeError::Unreachable {
             endpoint: engine.endpoint().to_owned(),
             cause: refinery_core::UnreachableCause::Timeout,
-            reason: format!(
-                "the engine did not answer within {}s",
-                PROBE_TIMEOUT.as_secs()
-            ),
+            reason: if doing.is_empty() {
+                format!("the engine did not answer within {}s", limit.as_secs())
+            } else {
+                format!(
+                    "the engine did not answer within {}s {doing}",
+                    limit.as_secs()
+                )
+            },
         }),
     }
 }

@@ -355,7 +355,15 @@ async fn revision_still_progressing_gets_twice_its_deadline() {
 #[tokio::test(start_paused = true)]
 async fn unreachable_node_is_alerted_once_and_keeps_the_revision_pending() {
     let mut r = rig(&manifest(""));
-    r.c.pass().await;
+    let first = r.c.pass().await;
+    assert_eq!(first.unreachable, vec!["n1".to_owned()]);
+    assert_eq!((first.full, first.nodes, first.actions), (true, 1, 0));
+    let check = Duration::from_secs(r.c.manifest().config.check_interval_secs);
+    assert!(
+        matches!(first.requeue, crate::Requeue::After(d) if d <= check && d > Duration::ZERO),
+        "looked at again at the periodic pass: {:?}",
+        first.requeue
+    );
     r.c.pass().await;
     let alerts = r.alerts("node `n1` is unreachable");
     assert_eq!(alerts.len(), 1, "said once, not every pass: {alerts:?}");

@@ -557,6 +557,8 @@ struct FakeEngine {
     waiting: Vec<std::task::Waker>,
     calls: Vec<String>,
     observations: usize,
+    /// `observe` hangs (the engine still answers everything else).
+    observe_hangs: bool,
     next_id: u64,
 }
 
@@ -594,6 +596,7 @@ impl FakeRuntime {
                 waiting: Vec::new(),
                 calls: Vec::new(),
                 observations: 0,
+                observe_hangs: false,
                 next_id: 0,
             })),
         }
@@ -629,6 +632,19 @@ impl FakeRuntime {
                 let mut q = q.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 q.ended = true;
                 q.wake();
+            }
+        }
+    }
+
+    /// Makes `observe` (listing the containers) hang while the engine still answers its version
+    /// and everything else, as dockerd does with a container stuck in the kernel; `false` lets
+    /// the waiting calls go on.
+    pub fn hang_observe(&self, hang: bool) {
+        let mut e = self.lock();
+        e.observe_hangs = hang;
+        if !hang {
+            for w in e.waiting.drain(..) {
+                w.wake();
             }
         }
     }
@@ -845,6 +861,31 @@ impl std::future::Future for Answer {
     }
 }
 
+/// An `observe` waiting while [`FakeRuntime::hang_observe`] holds it.
+struct ObserveGate {
+    engine: std::sync::Arc<std::sync::Mutex<FakeEngine>>,
+}
+
+impl std::future::Future for ObserveGate {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut e = self
+            .engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if e.observe_hangs {
+            e.waiting.push(cx.waker().clone());
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    }
+}
+
 /// A [`FakeRuntime`]'s event stream: what its engine sends, until the engine goes away.
 struct FakeEvents {
     queue: std::sync::Arc<std::sync::Mutex<EventQueue>>,
@@ -884,6 +925,10 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn observe(&self, selector: Option<&LabelSelector>) -> RuntimeResult<Observed> {
         self.answer().await?;
+        ObserveGate {
+            engine: std::sync::Arc::clone(&self.engine),
+        }
+        .await;
         let mut e = self.lock();
         e.observations += 1;
         Ok(Observed {
