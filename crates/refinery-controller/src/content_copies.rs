@@ -1,17 +1,14 @@
-//! Content-tracked mounts on this host: the committed files of every `./path` bind and compose
-//! config, read from the commit (never the work tree), and the digests of the copies containers
+//! Content-tracked mounts on this host: where the copies of the committed files live (core's
+//! desired state points each mount at its copy, see
+//! `refinery_core::desired_state::content_mounts`), and the digests of the copies containers
 //! mount, read back for the diff.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use refinery_core::content::{ContentFile, LABEL_DIGEST, materialised_rel_path};
-use refinery_core::sops::AgeKeys;
-use refinery_core::yaml::Loc;
-use refinery_core::{Issue, Manifest, ManifestError, MountKind, Observed, Outcome, ResourceId};
+use refinery_core::content::{LABEL_DIGEST, materialised_rel_path};
+use refinery_core::{Manifest, MountKind, Observed, Outcome, ResourceId};
 use refinery_git::GitSource;
-
-use crate::error::ControllerError;
 
 /// Where materialised copies live: `REFINERY_CONTENT_DIR`, else `refinery/content/` in the git
 /// directory (never in the work tree). Absolute, since the engine mounts it.
@@ -25,133 +22,6 @@ pub fn root(git: &GitSource) -> PathBuf {
         );
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     std::fs::canonicalize(&dir).unwrap_or(dir)
-}
-
-/// Reads every content-tracked mount's files from `commit` and points its bind mount at the copy
-/// below `root` (one folder per content digest, so an old and a new version never mix). A path
-/// the commit does not hold stays a plain bind of the checkout, with a warning. A SOPS-encrypted
-/// file is decrypted with `keys` and its copy holds the clear bytes; one that cannot be decrypted
-/// fails the whole load (nothing is recreated).
-pub fn resolve(
-    git: &GitSource,
-    commit: &str,
-    manifest: &mut Manifest,
-    root: &Path,
-    keys: &AgeKeys,
-) -> Result<Vec<Issue>, ControllerError> {
-    let mut warnings = Vec::new();
-    let mut errors = Vec::new();
-    let file = manifest.file.clone();
-    for spec in &mut manifest.containers {
-        let mut kept = Vec::new();
-        for mut cm in std::mem::take(&mut spec.content) {
-            let single = if cm.repo_path.is_empty() {
-                None
-            } else {
-                git.read_file(commit, &cm.repo_path)?
-            };
-            if let Some(bytes) = single {
-                cm.dir = false;
-                cm.files = BTreeMap::from([(String::new(), ContentFile::new(bytes))]);
-            } else {
-                let prefix = if cm.repo_path.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}/", cm.repo_path)
-                };
-                cm.dir = true;
-                cm.files = git
-                    .read_tree(commit, &cm.repo_path)?
-                    .into_iter()
-                    .map(|(path, bytes)| {
-                        let rel = path.strip_prefix(&prefix).unwrap_or(&path).to_owned();
-                        (rel, ContentFile::new(bytes))
-                    })
-                    .collect();
-            }
-            // Where the mount is declared: its compose file or the manifest.
-            let (at_file, at_loc, at_field) = match &cm.declared {
-                Some((loc, field)) if cm.declared_file.is_empty() => {
-                    (file.clone(), *loc, field.clone())
-                }
-                Some((loc, field)) => (cm.declared_file.clone(), *loc, field.clone()),
-                None => (
-                    file.clone(),
-                    Loc { line: 1, column: 1 },
-                    format!("containers.{}.volumes", spec.name),
-                ),
-            };
-            if cm.files.is_empty() {
-                warnings.push(
-                    Issue::new(
-                        &at_file,
-                        at_loc,
-                        &at_field,
-                        format!(
-                            "`./{}` (mounted at `{}`) is not in commit {}: it is mounted from the checkout as it is, not tracked by content",
-                            cm.repo_path,
-                            cm.target,
-                            &commit[..commit.len().min(12)]
-                        ),
-                    )
-                    .with_hint("commit the file or folder, or mount an absolute host path"),
-                );
-                continue;
-            }
-            if cm.is_env_file() {
-                kept.push(cm);
-                continue;
-            }
-            for (rel, f) in &mut cm.files {
-                let path = if rel.is_empty() {
-                    cm.repo_path.clone()
-                } else {
-                    format!("{}/{rel}", cm.repo_path)
-                };
-                match refinery_core::sops::decrypt_file(&path, &f.bytes, keys) {
-                    Ok(None) => {}
-                    Ok(Some(clear)) => *f = ContentFile::decrypted(&f.bytes, clear),
-                    Err(e) => {
-                        let mut issue = Issue::new(
-                            &at_file,
-                            at_loc,
-                            &at_field,
-                            format!(
-                                "`./{path}` (mounted at `{}`) is SOPS-encrypted and failed to decrypt: {e}",
-                                cm.target
-                            ),
-                        );
-                        let hints = e.hints();
-                        if !hints.is_empty() {
-                            issue = issue.with_hint(hints.join("\n  hint: "));
-                        }
-                        errors.push(issue);
-                    }
-                }
-            }
-            let copy = root.join(materialised_rel_path(&spec.name, &cm));
-            for m in &mut spec.mounts {
-                if m.target == cm.target && m.kind == MountKind::Bind {
-                    m.source = copy.to_string_lossy().into_owned();
-                }
-            }
-            kept.push(cm);
-        }
-        spec.content = kept;
-    }
-    // File by file, top to bottom; a mount several replicas share is reported once.
-    for list in [&mut warnings, &mut errors] {
-        list.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        list.dedup();
-    }
-    if !errors.is_empty() {
-        return Err(ManifestError::Invalid {
-            file,
-            issues: errors,
-        }
-        .into());
-    }
-    Ok(warnings)
 }
 
 /// Fills [`refinery_core::ObservedContainer::content`] for the declared containers of `node`

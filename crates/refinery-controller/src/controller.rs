@@ -142,6 +142,8 @@ impl Boot {
                 None => return Err(e),
             },
         };
+        // Pulls send the registry logins of the revision in force.
+        crate::registries::use_manifest(&desired.manifest);
         let ledger_path = options
             .repo
             .join(ledger_rel(&desired.manifest.ledger.path, options.shard));

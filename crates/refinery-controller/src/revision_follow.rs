@@ -95,6 +95,8 @@ impl<R: Engine> Controller<R> {
         let from = self.rev();
         let now = self.clock.now();
         let warnings = desired.warnings.len();
+        // Pulls send the new revision's registry logins.
+        crate::registries::use_manifest(&desired.manifest);
         self.desired = Arc::new(desired);
         // Secrets the new revision brings are masked from its first entry on.
         let masker = refinery_store::masker_for(self.manifest());

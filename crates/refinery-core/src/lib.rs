@@ -49,6 +49,7 @@ pub use spec::{
 pub mod backoff;
 pub mod compose;
 pub mod daemon_state;
+pub mod desired_state;
 pub mod duration;
 pub mod interpolate;
 pub mod inventory;
@@ -58,6 +59,7 @@ pub mod schedule;
 pub mod suggestion;
 pub mod yaml;
 
+pub use desired_state::{CommitFiles, DesiredState};
 pub use manifest::{Issue, LoadOptions, Loaded, Manifest, ManifestError, Mode, load_manifest};
 pub mod drift;
 pub mod drift_options;

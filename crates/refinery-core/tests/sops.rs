@@ -186,7 +186,7 @@ fn load_with_files(
     keys: &AgeKeys,
 ) -> Result<refinery_core::Manifest, refinery_core::ManifestError> {
     let env = |_: &str| None;
-    let mut m = refinery_core::load_manifest(
+    let m = refinery_core::load_manifest(
         "refinery.yaml",
         manifest,
         &refinery_core::LoadOptions {
@@ -201,8 +201,9 @@ fn load_with_files(
             .find(|(n, _)| *n == p)
             .map(|(_, t)| (*t).to_owned())
     };
-    refinery_core::manifest::resolve_env_files(&mut m, &read, keys)?;
-    Ok(m)
+    let values = refinery_core::manifest::read_env_files(&m, &read, keys)?;
+    let containers = values.merge_into(m.containers.clone());
+    Ok(refinery_core::Manifest { containers, ..m })
 }
 
 const CONTAINER: &str = "containers:\n  - name: api\n    image: busybox:1.36\n    env: {LOG_LEVEL: debug}\n    env_file: [common.env, ./secrets/api.sops.yaml]\n";

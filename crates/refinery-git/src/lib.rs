@@ -3,6 +3,7 @@
 //! The branch to deploy can be fetched from the repository's remote. No git CLI is used (fetching
 //! from a local path runs `git-upload-pack` on the remote side, as git itself does).
 
+mod commit_files;
 mod commit_info;
 mod fetch;
 mod fetch_outcome;
@@ -15,6 +16,7 @@ mod tags;
 #[cfg(any(test, feature = "testing"))]
 mod test_repo;
 
+pub use commit_files::CommitTree;
 pub use commit_info::{CommitInfo, SHORT_ID_LEN};
 pub use fetch_outcome::FetchOutcome;
 pub use follower::{Follow, Follower, Tip};

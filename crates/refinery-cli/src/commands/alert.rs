@@ -79,17 +79,16 @@ async fn test(settings: &Settings) -> Result<u8, CliError> {
         });
     }
     if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&lines).unwrap_or_default()
-        );
+        crate::output::json(&lines)?;
     } else {
-        for l in &lines {
-            match &l.error {
-                None => println!("{} sent", l.channel),
-                Some(e) => println!("{} failed\n  {e}", l.channel),
-            }
-        }
+        let text: String = lines
+            .iter()
+            .map(|l| match &l.error {
+                None => format!("{} sent\n", l.channel),
+                Some(e) => format!("{} failed\n  {e}\n", l.channel),
+            })
+            .collect();
+        crate::output::print(&text)?;
     }
     Ok(if lines.iter().all(|l| l.sent) {
         exit_code::OK

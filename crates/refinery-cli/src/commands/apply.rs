@@ -121,7 +121,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
                 &results,
                 &unchanged,
                 &unreachable,
-            );
+            )?;
             return Ok(exit_for(
                 refinery_controller::kube_sources::any_invalid(&kube),
                 &results,
@@ -234,7 +234,7 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
         .iter()
         .map(refinery_controller::ledger_records::step_outcome)
         .collect();
-    print_outcome(
+    let printed = print_outcome(
         settings,
         styles,
         &desired.commit.id,
@@ -244,6 +244,8 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
     );
     recorded?;
     ledger::commit_after_apply(settings, &desired, &ledger_file);
+    // What was done is recorded even when the reader of stdout went away.
+    printed?;
     Ok(exit_for(
         refinery_controller::kube_sources::any_invalid(&kube),
         &results,
@@ -295,7 +297,7 @@ fn print_outcome(
     results: &[StepOutcome],
     unchanged: &[String],
     unreachable: &[String],
-) {
+) -> Result<(), CliError> {
     if settings.json {
         let r = ApplyReport {
             revision,
@@ -303,10 +305,11 @@ fn print_outcome(
             unchanged,
             unreachable,
         };
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        crate::output::json(&r)
     } else {
+        let mut text = String::new();
         for id in unchanged {
-            println!("{id} {}", styles.outcome(Outcome::Unchanged));
+            text.push_str(&format!("{id} {}\n", styles.outcome(Outcome::Unchanged)));
         }
         let mut hint_lines: Vec<String> = Vec::new();
         for r in results {
@@ -322,18 +325,24 @@ fn print_outcome(
                 ) => {
                     // `hint:` lines of a message go to stderr, after the outcome lines.
                     let (first, hints) = m.split_once("\nhint: ").unwrap_or((m, ""));
-                    println!("{} {} ({first})", r.id, styles.outcome(r.outcome));
+                    text.push_str(&format!(
+                        "{} {} ({first})\n",
+                        r.id,
+                        styles.outcome(r.outcome)
+                    ));
                     if !hints.is_empty() {
                         hint_lines.push(format!("hint: {hints}"));
                     }
                 }
-                _ => println!("{} {}", r.id, styles.outcome(r.outcome)),
+                _ => text.push_str(&format!("{} {}\n", r.id, styles.outcome(r.outcome))),
             }
         }
+        let printed = crate::output::print(&text);
         let mut seen = std::collections::BTreeSet::new();
         for h in hint_lines.iter().filter(|h| seen.insert(*h)) {
             eprintln!("\n{h}");
         }
+        printed
     }
 }
 

@@ -287,16 +287,14 @@ pub async fn run(settings: &Settings, args: &ChaosArgs) -> Result<u8, CliError> 
         skipped,
     };
     if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        crate::output::json(&report)?;
     } else {
-        print!("{}", render_stats(&report.stats));
+        let mut text = render_stats(&report.stats);
         for s in &report.skipped {
-            println!("skipped: {s}");
+            text.push_str(&format!("skipped: {s}\n"));
         }
-        println!("{summary}");
+        text.push_str(&format!("{summary}\n"));
+        crate::output::print(&text)?;
     }
     Ok(if failures > 0 || report.samples.is_empty() {
         exit_code::CHAOS_UNHEALED

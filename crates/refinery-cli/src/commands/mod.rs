@@ -17,9 +17,11 @@ use crate::render::{self, Styles};
 use crate::settings::Settings;
 use refinery_controller::desired::{self, Desired};
 
-/// Loads the desired state and prints its warnings on stderr.
+/// Loads the desired state, makes its `registries:` the logins pulls send, and prints its
+/// warnings on stderr.
 pub fn load_desired(settings: &Settings) -> Result<Desired, CliError> {
     let d = desired::load(&settings.repo, &settings.rev)?;
+    refinery_controller::registries::use_manifest(&d.manifest);
     if !settings.quiet {
         let styles = Styles {
             color: settings.color,

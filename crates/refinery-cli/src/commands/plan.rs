@@ -342,7 +342,8 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     if settings.json
         && let Err(e) = &result
     {
-        println!("{}", error_document(e));
+        // The error itself is what the command reports; a closed stdout changes nothing.
+        let _ = crate::output::print(&format!("{}\n", error_document(e)));
     }
     result
 }
@@ -365,18 +366,15 @@ async fn plan(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     let mut r = report(&desired.commit.id, &passes, &desired.manifest);
     r.add_kube(&kube, &desired.manifest);
     if settings.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        crate::output::json(&r)?;
     } else {
-        print!(
-            "{}",
-            render_plan(
-                &r,
-                args.show_ignored,
-                Styles {
-                    color: settings.color
-                }
-            )
-        );
+        crate::output::print(&render_plan(
+            &r,
+            args.show_ignored,
+            Styles {
+                color: settings.color,
+            },
+        ))?;
     }
     Ok(if refinery_controller::kube_sources::any_invalid(&kube) {
         exit_code::USAGE

@@ -200,10 +200,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
             (Some(_), ha) => serde_json::json!({"ha": ha, "containers": rows}),
             (None, _) => serde_json::to_value(&rows).unwrap_or_default(),
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
+        crate::output::json(&json)?;
     } else {
         let table_rows = rows
             .iter()
@@ -231,30 +228,28 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
                 ]
             })
             .collect();
-        print!(
-            "{}",
-            render::table(
-                &[
-                    "NODE",
-                    "CONTAINER",
-                    "IMAGE",
-                    "STATE",
-                    "HEALTH",
-                    "DRIFT",
-                    "REVISION"
-                ],
-                table_rows
-            )
+        let mut text = render::table(
+            &[
+                "NODE",
+                "CONTAINER",
+                "IMAGE",
+                "STATE",
+                "HEALTH",
+                "DRIFT",
+                "REVISION",
+            ],
+            table_rows,
         );
         if unauthorized > 0 {
-            println!(
-                "\n{unauthorized} container{} not declared anywhere (see `refinery plan`)",
+            text.push_str(&format!(
+                "\n{unauthorized} container{} not declared anywhere (see `refinery plan`)\n",
                 if unauthorized == 1 { " is" } else { "s are" }
-            );
+            ));
         }
         if let Some(h) = &ha {
-            println!("\n{}", refinery_ha::summary(h));
+            text.push_str(&format!("\n{}\n", refinery_ha::summary(h)));
         }
+        crate::output::print(&text)?;
     }
     Ok(
         if passes.iter().any(|p| p.result.is_err()) || kube.iter().any(|p| p.result.is_err()) {

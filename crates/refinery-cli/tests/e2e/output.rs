@@ -270,3 +270,65 @@ async fn transcript_validate_ok_and_errors() {
         insta::assert_snapshot!("validate_errors", errors.transcript());
     });
 }
+
+/// Every command that prints data ends quietly with exit 0 when its reader has gone away before
+/// it writes (`refinery plan | head -1` whose `head` is done): the pipe is closed before the
+/// command starts, so its first write to stdout fails.
+#[tokio::test]
+async fn every_command_exits_0_quietly_when_stdout_is_closed() {
+    let env = Env::new().await;
+    env.commit_manifest(&format!(
+        "containers:\n  - name: {}\n    image: {IMAGE}\n",
+        env.name("web")
+    ));
+    let repo = env.repo.path().to_string_lossy().into_owned();
+    let commands: [&[&str]; 10] = [
+        &["validate"],
+        &["validate", "--json"],
+        &["plan"],
+        &["plan", "--json"],
+        &["apply", "--yes"],
+        &["ledger", "show"],
+        &["status"],
+        &["status", "--json"],
+        &["nodes"],
+        &["audit"],
+    ];
+    for args in commands {
+        let mut full: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        full.extend(["--repo".to_owned(), repo.clone()]);
+        let (code, stderr) = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            use std::process::Stdio;
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_refinery"))
+                .args(&full)
+                .env("NO_COLOR", "1")
+                .env("CI", "1")
+                .env_remove("REFINERY_REPO")
+                .env_remove("REFINERY_REV")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run `refinery`");
+            // The reader goes away at once.
+            drop(child.stdout.take());
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut stderr)
+                .expect("stderr");
+            let status = child.wait().expect("wait");
+            (status.code().unwrap_or(-1), stderr)
+        })
+        .await
+        .expect("the runner thread");
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -81,13 +81,24 @@ pub struct StackSource<'a> {
     pub keys: &'a crate::sops::AgeKeys,
 }
 
-/// Expands every stack of `manifest` into its containers, networks and volumes, appended to
-/// `manifest.containers`, `stack_networks` and `stack_volumes`, and names each stack that took
-/// its name from its files. Nothing changes unless every stack is valid. Returns the warnings.
+/// What every stack of a manifest expands into.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpandedStacks {
+    /// The manifest's `stacks:`, each named (a stack may take its name from its files) and with
+    /// the compose files and profiles it was read with.
+    pub stacks: Vec<StackSpec>,
+    pub containers: Vec<ContainerSpec>,
+    pub networks: Vec<NetworkSpec>,
+    pub volumes: Vec<VolumeSpec>,
+    pub warnings: Vec<Issue>,
+}
+
+/// Expands every stack of `manifest` into its containers, networks and volumes, or returns every
+/// problem found (a container declared twice, by a stack and elsewhere, is one).
 pub fn expand_stacks(
-    manifest: &mut Manifest,
+    manifest: &Manifest,
     src: &StackSource<'_>,
-) -> Result<Vec<Issue>, ManifestError> {
+) -> Result<ExpandedStacks, ManifestError> {
     let mut issues = Vec::new();
     let mut all = Expanded::default();
     let mut names: Vec<String> = Vec::new();
@@ -154,17 +165,21 @@ pub fn expand_stacks(
             issues,
         });
     }
-    for ((stack, name), found) in manifest.stacks.iter_mut().zip(names).zip(resolved) {
+    let mut stacks = manifest.stacks.clone();
+    for ((stack, name), found) in stacks.iter_mut().zip(names).zip(resolved) {
         stack.name = name;
         if let Some((files, profiles)) = found {
             stack.files = files;
             stack.profiles = profiles;
         }
     }
-    manifest.containers.extend(all.containers);
-    manifest.stack_networks.extend(all.networks);
-    manifest.stack_volumes.extend(all.volumes);
-    Ok(all.warnings)
+    Ok(ExpandedStacks {
+        stacks,
+        containers: all.containers,
+        networks: all.networks,
+        volumes: all.volumes,
+        warnings: all.warnings,
+    })
 }
 
 /// `a/b/c.yml` → `a/b`; `c.yml` → ``.

@@ -176,7 +176,7 @@ pub(super) fn read_containers(
                 env.insert(e.key.clone(), Secret::for_name(&e.key, e.value));
             }
         }
-        // Read from the commit (and decrypted when SOPS) by `resolve_env_files`.
+        // Read from the commit (and decrypted when SOPS) by `read_env_files`.
         let env_file = m
             .get("env_file")
             .map(|n| env_files::read_refs(r, n, &format!("{path}.env_file")))

@@ -8,6 +8,7 @@ use super::reader::Reader;
 use super::{Issue, Manifest, ManifestError};
 use crate::secret::Secret;
 use crate::sops::{AgeKeys, env_file_values};
+use crate::spec::ContainerSpec;
 use crate::yaml::{Loc, Node};
 
 /// One `env_file` entry of one declared container.
@@ -47,14 +48,33 @@ pub(super) fn read_refs(r: &mut Reader<'_>, node: &Node, path: &str) -> Vec<EnvF
     out
 }
 
+/// What the `env_file`s of each declared container hold: (node, container) → variables, later
+/// files over earlier ones. Merged under the containers' own `env:` by [`EnvFileValues::merge_into`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvFileValues(BTreeMap<(String, String), BTreeMap<String, Secret>>);
+
+impl EnvFileValues {
+    /// Joins each container's variables to its environment, under its own `env:`.
+    #[must_use]
+    pub fn merge_into(mut self, mut containers: Vec<ContainerSpec>) -> Vec<ContainerSpec> {
+        for c in &mut containers {
+            if let Some(vars) = self.0.remove(&(c.node.clone(), c.name.clone())) {
+                for (k, v) in vars {
+                    c.env.entry(k).or_insert(v);
+                }
+            }
+        }
+        containers
+    }
+}
+
 /// Reads every container's `env_file`s with `read` (from the commit), decrypting SOPS files with
-/// `keys`, and merges them into the containers' environments: later files over earlier ones,
-/// `env:` over all. Nothing changes unless every file reads.
-pub fn resolve_env_files(
-    manifest: &mut Manifest,
+/// `keys`. Every file that cannot be read or decrypted is an error at its `env_file` entry.
+pub fn read_env_files(
+    manifest: &Manifest,
     read: &dyn Fn(&str) -> Option<String>,
     keys: &AgeKeys,
-) -> Result<(), ManifestError> {
+) -> Result<EnvFileValues, ManifestError> {
     let mut issues = Vec::new();
     let mut per_container: BTreeMap<(String, String), BTreeMap<String, Secret>> = BTreeMap::new();
     // Each file once, even when it serves several nodes.
@@ -102,12 +122,5 @@ pub fn resolve_env_files(
             issues,
         });
     }
-    for c in &mut manifest.containers {
-        if let Some(vars) = per_container.remove(&(c.node.clone(), c.name.clone())) {
-            for (k, v) in vars {
-                c.env.entry(k).or_insert(v);
-            }
-        }
-    }
-    Ok(())
+    Ok(EnvFileValues(per_container))
 }

@@ -36,7 +36,7 @@ pub use channel::{
 pub use commit_status::{CommitStatusConfig, DEFAULT_TOKEN_ENV, Forge};
 pub use config::{Config, Mode};
 pub use drift_rules::{DriftRules, Flapping, Rule};
-pub use env_files::{EnvFileRef, resolve_env_files};
+pub use env_files::{EnvFileRef, EnvFileValues, read_env_files};
 pub use error::{Issue, ManifestError};
 pub use inventory::{Allowed, Cleanup, Inventory};
 pub use kubernetes::KubeSpec;
@@ -85,7 +85,7 @@ pub struct Manifest {
     pub allow_empty: bool,
     /// Field paths ignored for every resource.
     pub ignore_differences: Vec<String>,
-    /// `env_file:` entries of `containers:`, read from the commit by [`resolve_env_files`].
+    /// `env_file:` entries of `containers:`, read from the commit by [`read_env_files`].
     #[serde(skip)]
     pub env_files: Vec<EnvFileRef>,
 }

@@ -74,7 +74,12 @@ pub fn load_fixture(name: &str) -> Result<(Manifest, Vec<Issue>), ManifestError>
         manifest_file: "refinery.yaml",
         keys: &keys,
     };
-    warnings.extend(expand_stacks(&mut manifest, &src)?);
+    let expanded = expand_stacks(&manifest, &src)?;
+    warnings.extend(expanded.warnings);
+    manifest.stacks = expanded.stacks;
+    manifest.containers.extend(expanded.containers);
+    manifest.stack_networks.extend(expanded.networks);
+    manifest.stack_volumes.extend(expanded.volumes);
     Ok((manifest, warnings))
 }
 
