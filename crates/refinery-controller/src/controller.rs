@@ -43,6 +43,7 @@ use crate::node_engines;
 use crate::node_pass::{NodePass, PassContext, evaluate_node, spec_of};
 use crate::ports::{Clock, Engine, GitFollow, NodeConnector, Reporter};
 use crate::requeue::{PassOutcome, Requeue};
+use crate::state_keys::{NodeName, Source, Watch};
 
 /// The state directory when `--state-dir` is not given: `refinery/` in the git directory (never
 /// in the work tree, never committed).
@@ -221,8 +222,9 @@ pub struct Controller<R: Engine> {
     /// Makes a node's engine client.
     pub(crate) connector: Box<dyn NodeConnector<R>>,
     /// Each node's engine client and the endpoint it was made for.
-    pub(crate) engines: BTreeMap<String, (String, R)>,
-    pub(crate) watchers: BTreeMap<String, (String, tokio::task::JoinHandle<()>)>,
+    pub(crate) engines: BTreeMap<NodeName, (String, R)>,
+    /// The follower tasks and what each was started for (endpoint and selector, or revision).
+    pub(crate) watchers: BTreeMap<Watch, (String, tokio::task::JoinHandle<()>)>,
     pub(crate) tx: mpsc::UnboundedSender<Trigger>,
     rx: mpsc::UnboundedReceiver<Trigger>,
     /// The engine events waiting for the loop, bounded (`--event-backlog`).
@@ -233,9 +235,10 @@ pub struct Controller<R: Engine> {
     pub(crate) alerted: HashMap<ResourceId, String>,
     /// Containers created recently by someone else (their `start` is part of the birth).
     pub(crate) outside_created: HashMap<String, Instant>,
-    pub(crate) unreachable: BTreeSet<String>,
+    /// The nodes and `kubernetes:` sources found unreachable (alerted once until they are back).
+    pub(crate) unreachable: BTreeSet<Source>,
     /// Nodes whose leftovers of interrupted recreates were dealt with since the start.
-    pub(crate) recovered: BTreeSet<String>,
+    pub(crate) recovered: BTreeSet<NodeName>,
     pub(crate) self_id: Option<String>,
     pub(crate) check_interval: Duration,
     pub(crate) next_full: Instant,
@@ -478,14 +481,14 @@ impl<R: Engine> Controller<R> {
         node: &refinery_core::manifest::NodeSpec,
     ) -> Result<R, refinery_core::RuntimeError> {
         let endpoint = node.docker.clone().unwrap_or_default();
-        if let Some((ep, rt)) = self.engines.get(&node.name)
+        if let Some((ep, rt)) = self.engines.get(node.name.as_str())
             && *ep == endpoint
         {
             return Ok(rt.clone());
         }
         let rt = self.connector.connect(node)?;
         self.engines
-            .insert(node.name.clone(), (endpoint, rt.clone()));
+            .insert(NodeName::new(&node.name), (endpoint, rt.clone()));
         Ok(rt)
     }
 
@@ -550,6 +553,7 @@ impl<R: Engine> Controller<R> {
             .collect();
         let first_seen = self.state.first_seen.clone();
         let suspended = self.state.suspended.clone();
+        let rejected = self.state.image_updates.rejected.clone();
         let self_id = self.self_id.clone();
         let ctx = PassContext {
             now,
@@ -557,6 +561,7 @@ impl<R: Engine> Controller<R> {
             honor_grace: !self.handover.waiting(),
             self_id: self_id.as_deref(),
             suspended: &suspended,
+            rejected: &rejected,
         };
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
         let mut acc = PassAcc::new();
@@ -588,6 +593,16 @@ impl<R: Engine> Controller<R> {
                     }
                     if let (Some(rt), Ok((observed, _))) = (&p.engine, &p.result)
                         && self.recover(&p.node.name, rt, observed).await
+                    {
+                        recovered_any = true;
+                        passes.push(self.keep_of(manifest, &p, now, keep));
+                        continue;
+                    }
+                    // An image update past its health deadline is rolled back first.
+                    if let (Some(rt), Ok((observed, _))) = (&p.engine, &p.result)
+                        && self
+                            .judge_update_trials(manifest, &p.node.name, rt, observed, &rev, now)
+                            .await
                     {
                         recovered_any = true;
                         passes.push(self.keep_of(manifest, &p, now, keep));
@@ -667,6 +682,15 @@ impl<R: Engine> Controller<R> {
                 next_due = Some(next_due.map_or(d, |n| n.min(d)));
             }
         }
+        // Image updates on trial are judged at their deadline at the latest.
+        self.forget_undeclared_updates(manifest);
+        if let Some(d) = self
+            .state
+            .image_updates
+            .next_deadline(manifest.config.health_deadline_secs)
+        {
+            next_due = Some(next_due.map_or(d, |n| n.min(d)));
+        }
         self.next_due = next_due;
         self.save_state();
         self.maybe_commit_ledger(false);
@@ -710,7 +734,7 @@ impl<R: Engine> Controller<R> {
             if let Err(e) = &p.result {
                 acc.unreachable.push(node.to_owned());
                 acc.health = worse(acc.health.clone(), RevisionHealth::Progressing);
-                if self.unreachable.insert(node.to_owned()) {
+                if self.unreachable.insert(Source::node(node)) {
                     tracing::warn!(node, error = %e, "node unreachable");
                     acc.records.push(
                         alert("error", format!("node `{node}` is unreachable: {e}"))
@@ -721,7 +745,7 @@ impl<R: Engine> Controller<R> {
             }
             return (Vec::new(), Vec::new());
         };
-        self.unreachable.remove(node);
+        self.unreachable.remove(&Source::node(node));
         let new: Vec<_> = self
             .state
             .track_drifts(node, &eval.report.drifts, now)
@@ -830,6 +854,7 @@ impl<R: Engine> Controller<R> {
         }
         // The node's actions are on the disk before anything else happens to it.
         self.append(std::mem::take(&mut acc.records));
+        self.start_update_trials(manifest, node, observed, &eval.plan.steps, results);
         self.gitops_failed(rev, node, &failed);
         if let Some(h) = self.node_health(manifest, eval, observed, &failed, now) {
             // What was observed is what the actions just replaced.

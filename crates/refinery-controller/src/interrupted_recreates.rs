@@ -20,7 +20,11 @@ impl<R: Engine> Controller<R> {
         rt: &R,
         observed: &refinery_core::Observed,
     ) -> bool {
-        if !self.may_act() || !self.recovered.insert(node.to_owned()) {
+        if !self.may_act()
+            || !self
+                .recovered
+                .insert(crate::state_keys::NodeName::new(node))
+        {
             return false;
         }
         let aside = recreate_temp_name("");

@@ -21,9 +21,7 @@ use crate::desired::Desired;
 use crate::event_watch::Trigger;
 use crate::kube_sources::KubePass;
 use crate::ports::Engine;
-
-/// The key of the Kubernetes watch task among the daemon's watchers (no node name has a `/`).
-pub(crate) const WATCH_KEY: &str = "k8s/";
+use crate::state_keys::{Source, Watch};
 
 /// Follows every source's changes until the receiver is gone.
 async fn follow(desired: Arc<Desired>, repo: PathBuf, tx: UnboundedSender<Trigger>) {
@@ -84,20 +82,24 @@ impl<R: Engine> Controller<R> {
     pub(crate) fn sync_kube_watcher(&mut self) {
         let desired = Arc::clone(&self.desired);
         if desired.manifest.kubernetes.is_empty() {
-            if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
+            if let Some((_, h)) = self.watchers.remove(&Watch::Kube) {
                 h.abort();
             }
             return;
         }
         let key = desired.commit.id.clone();
-        if self.watchers.get(WATCH_KEY).is_some_and(|(k, _)| *k == key) {
+        if self
+            .watchers
+            .get(&Watch::Kube)
+            .is_some_and(|(k, _)| *k == key)
+        {
             return;
         }
-        if let Some((_, h)) = self.watchers.remove(WATCH_KEY) {
+        if let Some((_, h)) = self.watchers.remove(&Watch::Kube) {
             h.abort();
         }
         let handle = tokio::spawn(follow(desired, self.options.repo.clone(), self.tx.clone()));
-        self.watchers.insert(WATCH_KEY.to_owned(), (key, handle));
+        self.watchers.insert(Watch::Kube, (key, handle));
     }
 
     /// Observes, decides and acts on every `kubernetes:` source; records go to `acc`. Returns
@@ -150,7 +152,7 @@ impl<R: Engine> Controller<R> {
             let eval = match &p.result {
                 Ok(e) => e,
                 Err(e) => {
-                    if self.unreachable.insert(p.label.clone()) {
+                    if self.unreachable.insert(Source::Kube(p.label.clone())) {
                         tracing::warn!(source = %p.label, error = %e, "kubernetes source failed");
                         acc.records.push(
                             alert(
@@ -164,7 +166,7 @@ impl<R: Engine> Controller<R> {
                     continue;
                 }
             };
-            self.unreachable.remove(&p.label);
+            self.unreachable.remove(&Source::Kube(p.label.clone()));
             let new: Vec<_> = self
                 .state
                 .track_drifts(&p.label, &eval.report.drifts, now)

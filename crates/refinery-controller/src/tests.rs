@@ -371,7 +371,10 @@ async fn unreachable_node_is_alerted_once_and_keeps_the_revision_pending() {
         r.c.state.pending.is_some(),
         "nothing can be judged healthy on it"
     );
-    assert!(r.c.unreachable.contains("n1"));
+    assert!(
+        r.c.unreachable
+            .contains(&crate::state_keys::Source::node("n1"))
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use crate::controller::{Controller, alert};
 use crate::event_watch::{Trigger, follow};
-use crate::kube;
 use crate::ports::Engine;
+use crate::state_keys::{NodeName, Source, Watch};
+use std::borrow::Borrow as _;
 
 impl<R: Engine> Controller<R> {
     /// One event follower per node (restarted when a node's endpoint or the selector changes).
@@ -15,8 +16,11 @@ impl<R: Engine> Controller<R> {
         let selector = self.manifest().config.selector.clone();
         let nodes = self.nodes();
         let wanted: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
-        self.watchers.retain(|name, (_, handle)| {
-            let keep = wanted.contains(name) || name == kube::WATCH_KEY;
+        self.watchers.retain(|watch, (_, handle)| {
+            let keep = match watch {
+                Watch::Node(name) => wanted.contains(name.borrow() as &str),
+                Watch::Kube => true,
+            };
             if !keep {
                 handle.abort();
             }
@@ -33,7 +37,7 @@ impl<R: Engine> Controller<R> {
             );
             if self
                 .watchers
-                .get(&node.name)
+                .get(&Watch::Node(NodeName::new(&node.name)))
                 .is_some_and(|(k, _)| *k == key)
             {
                 continue;
@@ -41,7 +45,8 @@ impl<R: Engine> Controller<R> {
             let Some(rt) = self.engine(node) else {
                 continue;
             };
-            if let Some((_, old)) = self.watchers.remove(&node.name) {
+            let watch = Watch::Node(NodeName::new(&node.name));
+            if let Some((_, old)) = self.watchers.remove(&watch) {
                 old.abort();
             }
             let handle = tokio::spawn(follow(
@@ -51,7 +56,7 @@ impl<R: Engine> Controller<R> {
                 self.tx.clone(),
                 Arc::clone(&self.backlog),
             ));
-            self.watchers.insert(node.name.clone(), (key, handle));
+            self.watchers.insert(watch, (key, handle));
         }
         self.sync_kube_watcher();
     }
@@ -90,7 +95,7 @@ impl<R: Engine> Controller<R> {
                 }
                 Trigger::Lost { node, why } => {
                     tracing::warn!(node = %node, reason = %why, "lost the engine; reconnecting with backoff");
-                    if self.unreachable.insert(node.clone()) {
+                    if self.unreachable.insert(Source::node(&node)) {
                         records.push(
                             alert("error", format!("lost the engine of node `{node}`: {why}"))
                                 .node(node)
@@ -111,7 +116,7 @@ impl<R: Engine> Controller<R> {
                     // Its events were dropped: the node is observed afresh, every container
                     // inspected again, so what they said is found all the same.
                     *resynced.entry(node.clone()).or_default() += overflow.take();
-                    if let Some((_, rt)) = self.engines.get(&node) {
+                    if let Some((_, rt)) = self.engines.get(node.as_str()) {
                         rt.forget_inspections();
                     }
                     due = true;

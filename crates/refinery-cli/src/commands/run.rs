@@ -41,8 +41,14 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> Result<u8, CliError> {
         Some(_) => boot,
         None => boot.open_ledger(jiff::Timestamp::now())?,
     };
-    let hub =
-        crate::web::start_reporter(args, &boot.desired().manifest, boot.state(), routes).await?;
+    let hub = crate::web::start_reporter(
+        settings,
+        args,
+        &boot.desired().manifest,
+        boot.state(),
+        routes,
+    )
+    .await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| CliError::Io {
             action: "listen for SIGTERM".into(),

@@ -98,9 +98,10 @@ impl GitopsHook {
             follow,
             Duration::from_millis(g.fetch_interval),
         ));
-        let env = |k: &str| std::env::var(k).ok();
+        let vars = settings.env.vars.clone();
+        let env = move |k: &str| vars.get(k).cloned();
         let secret = g.webhook_secret(&env)?;
-        let token = crate::web::token_from(args)?;
+        let token = crate::web::token_from(args, &settings.env)?;
         let (tx, wakes) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
             wakes: tx,
@@ -116,7 +117,7 @@ impl GitopsHook {
             context_for(&host_name(), shard),
             g.public_url.clone(),
             ReporterOptions::default(),
-            Box::new(|k: &str| std::env::var(k).ok()),
+            Box::new(env),
         );
         Ok(GitopsHook {
             follower,

@@ -26,10 +26,8 @@ use tokio_stream::wrappers::WatchStream;
 
 use crate::args::RunArgs;
 use crate::error::CliError;
+use crate::settings::{Environment, Settings};
 use refinery_report::{Hub, Metrics, Status};
-
-/// The environment variable holding the bearer token.
-pub const TOKEN_ENV: &str = "REFINERY_STATUS_TOKEN";
 
 #[derive(Clone)]
 struct AppState {
@@ -49,14 +47,14 @@ impl Server {
     }
 }
 
-/// The bearer token: `--token-file`, else `REFINERY_STATUS_TOKEN`; blank means none.
-pub fn token_from(args: &RunArgs) -> Result<Option<String>, CliError> {
+/// The bearer token: `--token-file`, else `REFINERY_STATUS_TOKEN` (`env`); blank means none.
+pub fn token_from(args: &RunArgs, env: &Environment) -> Result<Option<String>, CliError> {
     let raw = match &args.token_file {
         Some(path) => std::fs::read_to_string(path).map_err(|source| CliError::Io {
             action: format!("read the token file `{}`", path.display()),
             source,
         })?,
-        None => std::env::var(TOKEN_ENV).unwrap_or_default(),
+        None => env.status_token.clone().unwrap_or_default(),
     };
     let token = raw.trim().to_owned();
     Ok((!token.is_empty()).then_some(token))
@@ -65,6 +63,7 @@ pub fn token_from(args: &RunArgs) -> Result<Option<String>, CliError> {
 /// The controller's reporter (alert channels, metrics, the status page's model) for `manifest`
 /// and `state`; with `--listen`, the HTTP server serving it, with the GitOps `routes`.
 pub async fn start_reporter(
+    settings: &Settings,
     args: &RunArgs,
     manifest: &refinery_core::Manifest,
     state: &refinery_core::daemon_state::DaemonState,
@@ -74,7 +73,7 @@ pub async fn start_reporter(
     if let Some(addr) = args.listen {
         let server = serve(
             addr,
-            token_from(args)?,
+            token_from(args, &settings.env)?,
             hub.status_feed(),
             hub.metrics(),
             routes,
