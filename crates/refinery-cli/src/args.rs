@@ -146,6 +146,10 @@ pub struct PlanArgs {
     /// Also show differences in fields listed under `ignore_differences`.
     #[arg(long)]
     pub show_ignored: bool,
+    /// The state directory of a `refinery run` on this repository, whose image updates rolled
+    /// back are shown held back [default: `refinery/` in the git directory].
+    #[arg(long, env = "REFINERY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

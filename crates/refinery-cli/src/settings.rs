@@ -64,6 +64,7 @@ impl Settings {
             shard: self.shard,
             now: self.now,
             suspended: &refinery_controller::node_pass::NOTHING_SUSPENDED,
+            rejected: &refinery_controller::node_pass::NOTHING_REJECTED,
         }
     }
 }

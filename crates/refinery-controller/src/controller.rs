@@ -553,6 +553,7 @@ impl<R: Engine> Controller<R> {
             .collect();
         let first_seen = self.state.first_seen.clone();
         let suspended = self.state.suspended.clone();
+        let rejected = self.state.image_updates.rejected.clone();
         let self_id = self.self_id.clone();
         let ctx = PassContext {
             now,
@@ -560,6 +561,7 @@ impl<R: Engine> Controller<R> {
             honor_grace: !self.handover.waiting(),
             self_id: self_id.as_deref(),
             suspended: &suspended,
+            rejected: &rejected,
         };
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
         let mut acc = PassAcc::new();
@@ -591,6 +593,16 @@ impl<R: Engine> Controller<R> {
                     }
                     if let (Some(rt), Ok((observed, _))) = (&p.engine, &p.result)
                         && self.recover(&p.node.name, rt, observed).await
+                    {
+                        recovered_any = true;
+                        passes.push(self.keep_of(manifest, &p, now, keep));
+                        continue;
+                    }
+                    // An image update past its health deadline is rolled back first.
+                    if let (Some(rt), Ok((observed, _))) = (&p.engine, &p.result)
+                        && self
+                            .judge_update_trials(manifest, &p.node.name, rt, observed, &rev, now)
+                            .await
                     {
                         recovered_any = true;
                         passes.push(self.keep_of(manifest, &p, now, keep));
@@ -669,6 +681,15 @@ impl<R: Engine> Controller<R> {
             if let Ok(d) = deadline {
                 next_due = Some(next_due.map_or(d, |n| n.min(d)));
             }
+        }
+        // Image updates on trial are judged at their deadline at the latest.
+        self.forget_undeclared_updates(manifest);
+        if let Some(d) = self
+            .state
+            .image_updates
+            .next_deadline(manifest.config.health_deadline_secs)
+        {
+            next_due = Some(next_due.map_or(d, |n| n.min(d)));
         }
         self.next_due = next_due;
         self.save_state();
@@ -833,6 +854,7 @@ impl<R: Engine> Controller<R> {
         }
         // The node's actions are on the disk before anything else happens to it.
         self.append(std::mem::take(&mut acc.records));
+        self.start_update_trials(manifest, node, observed, &eval.plan.steps, results);
         self.gitops_failed(rev, node, &failed);
         if let Some(h) = self.node_health(manifest, eval, observed, &failed, now) {
             // What was observed is what the actions just replaced.

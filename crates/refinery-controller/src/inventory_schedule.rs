@@ -86,7 +86,10 @@ impl<R: Engine> Controller<R> {
                     continue;
                 }
             };
-            let audit = classify(manifest, &node.name, collected.snapshot(), state, now);
+            let mut audit = classify(manifest, &node.name, collected.snapshot(), state, now);
+            // The image a container ran before its image update on trial is what a rollback
+            // needs: never cleaned up meanwhile.
+            crate::image_update_judge::keep_trial_images(&mut audit, &self.state.image_updates);
             state.record(&node.name, &collected.images, &collected.volumes, now);
             lines.push(AuditRecord::new(&audit, &node, now).to_line());
             let extras = audit

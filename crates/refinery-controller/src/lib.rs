@@ -14,6 +14,8 @@
 //! - `controller`: the loop, one pass over every node, the halves of a node's pass;
 //! - `flap_guard`: flap protection and alert dedup (what a planned step becomes);
 //! - `revision_judge`: health of a new revision, rollback past its deadline;
+//! - `image_update_judge`: health of an image update (`image_update: {action: recreate}`),
+//!   rollback past its deadline, digests held back until the tag moves;
 //! - `revision_follow`: a new commit on the branch, switching revisions;
 //! - `own_events`: which engine events are Refinery's own, records of outside changes;
 //! - `event_watch`: the engine event followers; `triggers`: what their triggers cause;
@@ -39,6 +41,7 @@ mod event_watch;
 mod flap_guard;
 mod gitops;
 mod handover_state;
+mod image_update_judge;
 mod interrupted_recreates;
 mod inventory_schedule;
 mod kube;
@@ -66,4 +69,5 @@ mod triggers;
 pub use controller::{Boot, Controller, ControllerOptions, daemon_suspensions, default_state_dir};
 pub use error::{ControllerError, Result};
 pub use event_watch::{Backlog, Overflow, Trigger};
+pub use image_update_judge::daemon_rejected_updates;
 pub use requeue::{PassOutcome, Requeue, on_error};

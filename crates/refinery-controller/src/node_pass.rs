@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use refinery_core::DiffContext;
 use refinery_core::daemon_state::Suspension;
+use refinery_core::image_update::RejectedUpdate;
 use refinery_core::labels::spec_hash;
 use refinery_core::manifest::NodeSpec;
 use refinery_core::{Manifest, Observed, RuntimeError};
@@ -46,6 +47,7 @@ pub async fn run<'m>(
         honor_grace: false,
         self_id: self_id.as_deref(),
         suspended: selection.suspended,
+        rejected: selection.rejected,
     };
     Ok(evaluate_nodes(manifest, nodes, &ctx).await)
 }
@@ -59,10 +61,15 @@ pub struct Selection<'a> {
     pub now: jiff::Timestamp,
     /// What flap protection holds back (a daemon's, for `refinery plan`; else nothing).
     pub suspended: &'a BTreeMap<String, Suspension>,
+    /// Image updates the daemon rolled back (by resource id): held back until the tag moves.
+    pub rejected: &'a BTreeMap<String, RejectedUpdate>,
 }
 
 /// No suspensions.
 pub static NOTHING_SUSPENDED: BTreeMap<String, Suspension> = BTreeMap::new();
+
+/// No image update rolled back.
+pub static NOTHING_REJECTED: BTreeMap<String, RejectedUpdate> = BTreeMap::new();
 
 /// What a pass decides with besides the manifest and the engines.
 pub struct PassContext<'a> {
@@ -73,6 +80,8 @@ pub struct PassContext<'a> {
     /// What flap protection holds back: a write on a suspended resource whose declared spec
     /// did not change since is an alert.
     pub suspended: &'a BTreeMap<String, Suspension>,
+    /// Image updates rolled back: held back until the tag moves.
+    pub rejected: &'a BTreeMap<String, RejectedUpdate>,
 }
 
 /// The declared container `id` names, if any.
@@ -165,7 +174,9 @@ pub async fn evaluate_node<'m, R: Engine>(
             self_container_id: ctx.self_id,
             held: &held,
         };
-        let eval = evaluate_in(&dctx, manifest, &observed, &inputs);
+        let mut eval = evaluate_in(&dctx, manifest, &observed, &inputs);
+        // An update rolled back is not tried again until the tag moves.
+        refinery_core::image_update::hold_rejected(&mut eval.report, &mut eval.plan, ctx.rejected);
         Ok((observed, eval))
     }
     .await;

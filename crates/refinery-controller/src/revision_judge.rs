@@ -26,7 +26,15 @@ impl<R: Engine> Controller<R> {
     ) -> Option<RevisionHealth> {
         self.state.pending.as_ref()?;
         let settle = SETTLE_SECS.min(manifest.config.health_deadline_secs / 2);
-        let declared = manifest.containers_on(&eval.node);
+        // A container whose image update is on trial is judged on its own (image_update_judge).
+        let declared: Vec<_> = manifest
+            .containers_on(&eval.node)
+            .into_iter()
+            .filter(|c| {
+                let id = refinery_core::ResourceId::for_spec(&eval.node, c).to_string();
+                !self.state.image_updates.trials.contains_key(&id)
+            })
+            .collect();
         let h = revision_health(&declared, observed, failed, now, settle);
         let differs = declared.iter().any(|c| {
             !eval

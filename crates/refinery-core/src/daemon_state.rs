@@ -9,6 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::drift::Drift;
+use crate::image_update::ImageUpdates;
 use crate::manifest::Flapping;
 use crate::observed::{ContainerState, Health, Observed};
 use crate::policy::drift_key;
@@ -80,6 +81,9 @@ pub struct DaemonState {
     /// Set while the daemon holds a revision older than the branch's tip.
     #[serde(default)]
     pub rolled_back: Option<RolledBack>,
+    /// Image updates on trial and those rolled back (`image_update: {action: recreate}`).
+    #[serde(default, skip_serializing_if = "ImageUpdates::is_empty")]
+    pub image_updates: ImageUpdates,
 }
 
 impl Default for DaemonState {
@@ -93,6 +97,7 @@ impl Default for DaemonState {
             last_healthy: None,
             pending: None,
             rolled_back: None,
+            image_updates: ImageUpdates::default(),
         }
     }
 }

@@ -325,6 +325,17 @@ pub trait ContainerRuntime: Send + Sync {
         async move { Err(unsupported(action)) }
     }
 
+    /// Points the tag `reference` (`name:tag`) at the local image `image` (an id or a
+    /// reference), as `docker tag` does; the image it pointed at before keeps its other tags.
+    fn tag_image(
+        &self,
+        image: &str,
+        reference: &str,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        let action = format!("tag image `{image}` as `{reference}`");
+        async move { Err(unsupported(action)) }
+    }
+
     /// Removes a volume, never by force: a volume in use is a conflict. Gone is not an error.
     fn remove_volume(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
         let action = format!("remove volume `{name}`");

@@ -1763,6 +1763,19 @@ pub(crate) fn remove_image_options() -> bollard::query_parameters::RemoveImageOp
     }
 }
 
+/// `docker tag IMAGE reference`: the repository and tag of `reference` (`latest` when it names
+/// none).
+pub(crate) fn tag_image_options(reference: &str) -> bollard::query_parameters::TagImageOptions {
+    let (repo, tag) = match refinery_core::image_ref::ImageRef::parse(reference) {
+        Ok(r) => (r.name().to_owned(), r.tag().unwrap_or("latest").to_owned()),
+        Err(_) => (reference.to_owned(), "latest".to_owned()),
+    };
+    bollard::query_parameters::TagImageOptions {
+        repo: Some(repo),
+        tag: Some(tag),
+    }
+}
+
 /// Never forced: removing a volume in use must fail.
 pub(crate) fn remove_volume_options() -> bollard::query_parameters::RemoveVolumeOptions {
     bollard::query_parameters::RemoveVolumeOptions { force: false }

@@ -1007,6 +1007,14 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn tag_image(&self, image: &str, reference: &str) -> RuntimeResult<()> {
+        self.docker()
+            .await?
+            .tag_image(image, Some(convert::tag_image_options(reference)))
+            .await
+            .map_err(|e| convert::error(e, &self.op("tag", image_what(image))))
+    }
+
     async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
         match self
             .docker()

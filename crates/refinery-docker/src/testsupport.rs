@@ -159,13 +159,40 @@ pub async fn build_busybox_image_labelled(
     tag: &str,
     labels: &BTreeMap<String, String>,
 ) -> RuntimeResult<String> {
+    build_busybox_image_with(rt, tag, labels, "").await
+}
+
+/// The test image whose healthcheck always fails (every second, one retry): a container of it
+/// runs but turns `unhealthy` within about two seconds.
+pub async fn build_unhealthy_busybox_image(rt: &DockerRuntime, tag: &str) -> RuntimeResult<String> {
+    build_busybox_image_with(
+        rt,
+        tag,
+        &BTreeMap::new(),
+        "HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD [\"false\"]\n",
+    )
+    .await
+}
+
+/// [`build_busybox_image_labelled`] with `extra` Dockerfile lines after the standard ones.
+async fn build_busybox_image_with(
+    rt: &DockerRuntime,
+    tag: &str,
+    labels: &BTreeMap<String, String>,
+    extra: &str,
+) -> RuntimeResult<String> {
     let busybox = tokio::fs::read(BUSYBOX_PATH).await.map_err(|e| {
         other(
             format!("read `{BUSYBOX_PATH}`"),
             format!("{e} (install Debian's `busybox-static`)"),
         )
     })?;
-    let content = content_hash(&busybox);
+    let mut content = content_hash(&busybox);
+    if !extra.is_empty() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (content.as_str(), extra).hash(&mut h);
+        content = format!("{:016x}", h.finish());
+    }
     if let Some(id) = existing_image(rt, tag, &content).await? {
         return Ok(id);
     }
@@ -175,7 +202,7 @@ pub async fn build_busybox_image_labelled(
     }
 
     let action = format!("build image `{tag}`");
-    let tar = context_tar(&dockerfile(tag, &content), &busybox)
+    let tar = context_tar(&format!("{}{extra}", dockerfile(tag, &content)), &busybox)
         .map_err(|e| other(action.clone(), format!("failed to pack the context: {e}")))?;
     let docker = rt.docker().await?;
     let options = BuildImageOptions {

@@ -30,7 +30,14 @@ struct ApplyReport<'a> {
 
 pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
-    let mut passes = pass::run(&desired, &settings.selection()).await?;
+    // An image update the daemon rolled back is not tried again until its tag moves.
+    let rejected =
+        refinery_controller::daemon_rejected_updates(&settings.repo, args.state_dir.as_deref());
+    let selection = pass::Selection {
+        rejected: &rejected,
+        ..settings.selection()
+    };
+    let mut passes = pass::run(&desired, &selection).await?;
     if let Some(stack) = &args.stack {
         crate::stack_scope::retain_stack(&mut passes, &desired.manifest, stack)?;
     }

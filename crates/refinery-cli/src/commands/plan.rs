@@ -352,8 +352,12 @@ async fn plan(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
     let desired = load_desired(settings)?;
     // What the daemon holds back (flap protection) is shown as it would act: an alert.
     let suspended = refinery_controller::daemon_suspensions(&settings.repo);
+    // So are the image updates it rolled back, until their tag moves.
+    let rejected =
+        refinery_controller::daemon_rejected_updates(&settings.repo, args.state_dir.as_deref());
     let selection = pass::Selection {
         suspended: &suspended,
+        rejected: &rejected,
         ..settings.selection()
     };
     let passes = pass::run(&desired, &selection).await?;

@@ -17,6 +17,8 @@ pub struct Daemon {
     pub log: PathBuf,
     pub state_dir: PathBuf,
     pub ledger: PathBuf,
+    /// The extra environment it was started with (a restart keeps it).
+    vars: Vec<(String, std::ffi::OsString)>,
     _dir: tempfile::TempDir,
 }
 
@@ -49,7 +51,12 @@ impl Daemon {
             let _ = c.wait();
         }
         let kept = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
-        Daemon::spawn(kept, repo, extra, &[])
+        let vars = std::mem::take(&mut self.vars);
+        let vars: Vec<(&str, &std::ffi::OsStr)> = vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
+        Daemon::spawn(kept, repo, extra, &vars)
     }
 
     fn spawn(
@@ -93,6 +100,10 @@ impl Daemon {
             log,
             state_dir,
             ledger: repo.join("ledger/container_ledger.jsonl"),
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             _dir: dir,
         }
     }

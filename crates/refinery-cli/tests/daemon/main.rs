@@ -16,6 +16,7 @@ mod gitops;
 mod ha;
 mod handover;
 mod heal;
+mod image_updates;
 mod inventory;
 mod kubernetes;
 mod observability;
