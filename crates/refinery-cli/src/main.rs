@@ -1,11 +1,11 @@
 //! `refinery`: keep Docker hosts exactly as a git commit says.
 
+mod allocator;
 mod args;
 mod commands;
 mod error;
 mod exit_code;
 mod gitops;
-mod memory;
 mod output;
 mod render;
 mod settings;

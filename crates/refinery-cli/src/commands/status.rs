@@ -189,50 +189,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
         };
         crate::output::json(&json)?;
     } else {
-        let table_rows = rows
-            .iter()
-            .map(|r| {
-                vec![
-                    r.node.clone(),
-                    r.container.clone(),
-                    match r.digest.as_deref().and_then(|d| d.split_once('@')) {
-                        // The digest it runs, shortened: `app:1 (sha256:0123456789ab)`.
-                        Some((_, d)) => format!("{} ({})", r.image, d.get(..19).unwrap_or(d)),
-                        None => r.image.clone(),
-                    },
-                    r.state.clone(),
-                    r.health.clone(),
-                    match (r.drift.is_empty(), r.degraded.is_empty()) {
-                        (true, true) => "in sync".into(),
-                        (true, false) => format!("degraded ({})", r.degraded.join("; ")),
-                        (false, _) => r.drift.join(","),
-                    },
-                    r.revision.clone().unwrap_or_else(|| "-".into()),
-                ]
-            })
-            .collect();
-        let mut text = render::table(
-            &[
-                "NODE",
-                "CONTAINER",
-                "IMAGE",
-                "STATE",
-                "HEALTH",
-                "DRIFT",
-                "REVISION",
-            ],
-            table_rows,
-        );
-        if unauthorized > 0 {
-            text.push_str(&format!(
-                "\n{unauthorized} container{} not declared anywhere (see `refinery plan`)\n",
-                if unauthorized == 1 { " is" } else { "s are" }
-            ));
-        }
-        if let Some(h) = &ha {
-            text.push_str(&format!("\n{}\n", refinery_ha::summary(h)));
-        }
-        crate::output::print(&text)?;
+        crate::output::print(&render_status(&rows, unauthorized, ha.as_ref()))?;
     }
     Ok(
         if passes.iter().any(|p| p.result.is_err()) || kube.iter().any(|p| p.result.is_err()) {
@@ -328,4 +285,92 @@ fn kube_rows(p: &refinery_controller::kube_sources::KubePass, rows: &mut Vec<Row
         .iter()
         .filter(|s| s.drifts.contains(&DriftKind::Unauthorized))
         .count()
+}
+
+/// The `status` table, then the count of undeclared containers and the election's summary.
+fn render_status(rows: &[Row], unauthorized: usize, ha: Option<&refinery_ha::HaStatus>) -> String {
+    let table_rows = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.node.clone(),
+                r.container.clone(),
+                match r.digest.as_deref().and_then(|d| d.split_once('@')) {
+                    // The digest it runs, shortened: `app:1 (sha256:0123456789ab)`.
+                    Some((_, d)) => format!("{} ({})", r.image, d.get(..19).unwrap_or(d)),
+                    None => r.image.clone(),
+                },
+                r.state.clone(),
+                r.health.clone(),
+                match (r.drift.is_empty(), r.degraded.is_empty()) {
+                    (true, true) => "in sync".into(),
+                    (true, false) => format!("degraded ({})", r.degraded.join("; ")),
+                    (false, _) => r.drift.join(","),
+                },
+                r.revision.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut text = render::table(
+        &[
+            "NODE",
+            "CONTAINER",
+            "IMAGE",
+            "STATE",
+            "HEALTH",
+            "DRIFT",
+            "REVISION",
+        ],
+        table_rows,
+    );
+    if unauthorized > 0 {
+        text.push_str(&format!(
+            "\n{unauthorized} container{} not declared anywhere (see `refinery plan`)\n",
+            if unauthorized == 1 { " is" } else { "s are" }
+        ));
+    }
+    if let Some(h) = ha {
+        text.push_str(&format!("\n{}\n", refinery_ha::summary(h)));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(container: &str, drift: &[&str], degraded: &[&str]) -> Row {
+        Row {
+            node: "lyra".into(),
+            container: container.into(),
+            id: "0123456789ab".into(),
+            image: "app:1".into(),
+            state: "running".into(),
+            health: "healthy".into(),
+            drift: drift.iter().map(|d| (*d).to_owned()).collect(),
+            degraded: degraded.iter().map(|d| (*d).to_owned()).collect(),
+            revision: Some("89abcdef0123".into()),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn status_table_in_sync_degraded_drifted_pinned_and_unauthorized() {
+        let mut pinned = row("db", &[], &[]);
+        pinned.digest = Some(
+            "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+        );
+        pinned.revision = None;
+        let rows = [
+            row("web", &[], &[]),
+            row("api", &[], &["port 8086 instead of 8085"]),
+            row("worker", &["image", "config"], &[]),
+            pinned,
+        ];
+        insta::assert_snapshot!(render_status(&rows, 2, None));
+        insta::assert_snapshot!(
+            "status_one_unauthorized",
+            render_status(&rows[..1], 1, None)
+        );
+    }
 }

@@ -82,7 +82,7 @@ pub async fn start_reporter(
         hub.stop_at_shutdown(move || server.stop());
     }
     // What a pass over every node freed goes back to the kernel.
-    hub.after_full_pass(crate::memory::give_back);
+    hub.after_full_pass(crate::allocator::give_back);
     Ok(hub)
 }
 
