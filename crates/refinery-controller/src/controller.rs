@@ -254,6 +254,8 @@ pub struct Controller<R: Engine> {
     pub(crate) scope: Option<BTreeSet<String>>,
     /// `refinery apply` handing work over (see `apply_handover.rs`).
     pub(crate) handover: handover_state::Handover,
+    /// The registry checks of `image_update` drift (when each tag is next asked, what failed).
+    pub(crate) registry_checks: Arc<crate::registries::RegistryChecks>,
     pending_start: Vec<Record>,
 }
 
@@ -355,6 +357,7 @@ impl<R: Engine> Controller<R> {
             reporter,
             scope: None,
             handover: handover_state::Handover::default(),
+            registry_checks: Arc::default(),
             pending_start: records,
         }
     }
@@ -554,6 +557,7 @@ impl<R: Engine> Controller<R> {
         let first_seen = self.state.first_seen.clone();
         let suspended = self.state.suspended.clone();
         let rejected = self.state.image_updates.rejected.clone();
+        let checks = Arc::clone(&self.registry_checks);
         let self_id = self.self_id.clone();
         let ctx = PassContext {
             now,
@@ -562,6 +566,7 @@ impl<R: Engine> Controller<R> {
             self_id: self_id.as_deref(),
             suspended: &suspended,
             rejected: &rejected,
+            checks: &checks,
         };
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
         let mut acc = PassAcc::new();
@@ -659,6 +664,7 @@ impl<R: Engine> Controller<R> {
         }
         self.state.forget_old_actions(now, flapping);
         self.append(records);
+        self.registry_check_failures(&rev);
         self.after_pass(&passes, &rev, recovered_any, scope.is_none());
         self.reporter
             .on_pass(&desired, &kube, &self.state, now, scope.is_none());

@@ -48,6 +48,7 @@ pub async fn run<'m>(
         self_id: self_id.as_deref(),
         suspended: selection.suspended,
         rejected: selection.rejected,
+        checks: &crate::registries::RegistryChecks::default(),
     };
     Ok(evaluate_nodes(manifest, nodes, &ctx).await)
 }
@@ -82,6 +83,8 @@ pub struct PassContext<'a> {
     pub suspended: &'a BTreeMap<String, Suspension>,
     /// Image updates rolled back: held back until the tag moves.
     pub rejected: &'a BTreeMap<String, RejectedUpdate>,
+    /// When each followed tag is next asked of its registry, and the checks that failed.
+    pub checks: &'a crate::registries::RegistryChecks,
 }
 
 /// The declared container `id` names, if any.
@@ -148,7 +151,7 @@ pub async fn evaluate_node<'m, R: Engine>(
         let mut dctx = DiffContext::for_node(manifest, &node.name).with_free_ports(free);
         // `image_update`: the registry's digest of each followed tag, on its own schedule.
         dctx.registry_digests =
-            crate::registries::registry_digests(&engine, manifest, &node.name, &observed, ctx.now)
+            crate::registries::registry_digests(&engine, ctx.checks, manifest, &node.name, &observed, ctx.now)
                 .await;
         // `image_policy`: the newest tag matching each range, from the registry's tags.
         dctx.image_targets =

@@ -24,23 +24,56 @@ pub fn use_manifest(manifest: &Manifest) {
     auth().set_logins(manifest.registries.clone());
 }
 
-/// When each image reference is next asked for its registry digest (shared by every node and
-/// pass of this process: a reference is asked once per `config.image_check_interval`).
-static CHECKS: Mutex<Option<ImageChecks>> = Mutex::new(None);
+/// The registry checks of `image_update` drift: when each image reference is next asked for
+/// its registry digest and what the registry last said (shared by every node and pass of one
+/// controller, or of one command: a reference is asked once per `config.image_check_interval`),
+/// and the checks that failed since they were last taken.
+#[derive(Debug, Default)]
+pub struct RegistryChecks {
+    inner: Mutex<ChecksInner>,
+}
 
-fn with_checks<T>(f: impl FnOnce(&mut ImageChecks) -> T) -> T {
-    let mut g = CHECKS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f(g.get_or_insert_with(ImageChecks::default))
+#[derive(Debug, Default)]
+struct ChecksInner {
+    schedule: ImageChecks,
+    failed: Vec<FailedCheck>,
+}
+
+/// A registry check that failed (an outage, a refusal such as 401, a 429).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCheck {
+    pub node: String,
+    /// The tag asked about (`name:tag`).
+    pub reference: String,
+    /// Its registry host (`docker.io` when the reference names none).
+    pub registry: String,
+    pub error: String,
+    /// The first failure in a row for this reference: worth one alert; later ones are counted.
+    pub first: bool,
+}
+
+impl RegistryChecks {
+    fn with<T>(&self, f: impl FnOnce(&mut ChecksInner) -> T) -> T {
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
+    }
+
+    /// The checks that failed since the last call.
+    pub fn take_failures(&self) -> Vec<FailedCheck> {
+        self.with(|c| std::mem::take(&mut c.failed))
+    }
 }
 
 /// The registry's current digest of each tag that a running container on `node` follows (see
 /// `image_update` drift), asking the engine about those due; a registry that fails is backed off
-/// and reported once, and its last known digest kept. Nothing is asked when the
-/// `image_update` rule is `ignore`.
+/// and recorded in `checks` (see [`RegistryChecks::take_failures`]), and its last known digest
+/// kept. Nothing is asked when the `image_update` rule is `ignore`.
 pub async fn registry_digests<R: ContainerRuntime>(
     engine: &R,
+    checks: &RegistryChecks,
     manifest: &Manifest,
     node: &str,
     observed: &Observed,
@@ -62,20 +95,60 @@ pub async fn registry_digests<R: ContainerRuntime>(
         return BTreeMap::new();
     }
     let interval = Duration::from_secs(manifest.config.image_check_interval_secs);
-    let due = with_checks(|c| c.due(followed.iter().map(String::as_str), now));
+    let due = checks.with(|c| c.schedule.due(followed.iter().map(String::as_str), now));
     for reference in due {
         match engine.registry_digest(&reference).await {
-            Ok(digest) => with_checks(|c| c.succeeded(&reference, digest, now, interval)),
+            Ok(digest) => checks.with(|c| c.schedule.succeeded(&reference, digest, now, interval)),
             Err(e) => {
-                if with_checks(|c| c.failed(&reference, now, interval)) == CheckFailure::First {
+                let first = checks.with(|c| c.schedule.failed(&reference, now, interval))
+                    == CheckFailure::First;
+                if first {
                     tracing::warn!(node, image = %reference, error = %e, "failed to check the registry for an update of the image; trying again later, backing off; nothing is changed meanwhile");
                 }
+                let registry = refinery_core::ImageRef::parse(&reference)
+                    .map(|r| r.registry().to_owned())
+                    .unwrap_or_default();
+                checks.with(|c| {
+                    c.failed.push(FailedCheck {
+                        node: node.to_owned(),
+                        reference: reference.clone(),
+                        registry,
+                        error: e.to_string(),
+                        first,
+                    });
+                });
             }
         }
     }
-    let known = with_checks(|c| c.digests());
+    let known = checks.with(|c| c.schedule.digests());
     followed
         .into_iter()
         .filter_map(|r| known.get(&r).map(|d| (r, d.clone())))
         .collect()
+}
+
+impl<R: crate::ports::Engine> crate::controller::Controller<R> {
+    /// The registry checks that failed in this pass: each counted (`/metrics`); the first
+    /// failure in a row of a tag is an alert (ledger, then the alert channels), once.
+    pub(crate) fn registry_check_failures(&mut self, rev: &str) {
+        let failures = self.registry_checks.take_failures();
+        let mut records = Vec::new();
+        for f in failures {
+            self.reporter.on_registry_check_failed(&f.registry);
+            if f.first {
+                records.push(
+                    crate::controller::alert(
+                        "warning",
+                        format!(
+                            "failed to check registry `{}` for an update of `{}`: {}; trying again later, backing off; nothing is changed meanwhile",
+                            f.registry, f.reference, f.error
+                        ),
+                    )
+                    .node(f.node)
+                    .revision(rev),
+                );
+            }
+        }
+        self.append(records);
+    }
 }

@@ -51,6 +51,12 @@ pub struct AlertLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegistryLabels {
+    /// The registry host (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
+    pub registry: String,
+}
+
 /// Every metric, registered once. Cloned handles update the same values.
 pub struct Metrics {
     registry: Registry,
@@ -65,6 +71,8 @@ pub struct Metrics {
     pub ledger_seq: Gauge,
     pub revision: Family<RevisionLabels, Gauge>,
     pub alerts: Family<AlertLabels, Counter>,
+    /// Registry checks of `image_update` drift that failed, by registry host.
+    pub registry_check_failures: Family<RegistryLabels, Counter>,
     /// `--ha`: 1 while this instance leads and may act, else 0.
     pub ha_leader: Gauge,
     /// `--ha`: the leader's term as this instance last saw it.
@@ -99,6 +107,7 @@ impl Metrics {
             ledger_seq: Gauge::default(),
             revision: Family::default(),
             alerts: Family::default(),
+            registry_check_failures: Family::default(),
             ha_leader: Gauge::default(),
             ha_term: Gauge::default(),
             resident: Gauge::default(),
@@ -165,6 +174,11 @@ impl Metrics {
             m.alerts.clone(),
         );
         registry.register(
+            "refinery_registry_check_failures",
+            "Registry checks for image updates that failed (outage, refused, rate-limited), by registry",
+            m.registry_check_failures.clone(),
+        );
+        registry.register(
             "refinery_ha_leader",
             "Under --ha: 1 while this instance leads and may act, else 0",
             m.ha_leader.clone(),
@@ -180,6 +194,15 @@ impl Metrics {
             m.resident.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Counts one failed registry check.
+    pub fn registry_check_failed(&self, registry: &str) {
+        self.registry_check_failures
+            .get_or_create(&RegistryLabels {
+                registry: registry.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one alert result on a channel.
@@ -285,6 +308,8 @@ mod tests {
             })
             .inc();
         m.alert("discord#0", "sent");
+        m.registry_check_failed("127.0.0.1:5000");
+        m.registry_check_failed("127.0.0.1:5000");
         m.set_revisions(&[("in_force", Some("abc")), ("pending", None)]);
         let text = m.encode();
         assert!(
@@ -297,6 +322,10 @@ mod tests {
         );
         assert!(text.contains("refinery_actions_total{node=\"lyra\",outcome=\"restarted\"} 1"));
         assert!(text.contains("refinery_alerts_total{channel=\"discord#0\",result=\"sent\"} 1"));
+        assert!(
+            text.contains("refinery_registry_check_failures_total{registry=\"127.0.0.1:5000\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("refinery_revision_info{role=\"in_force\",revision=\"abc\"} 1"));
         assert!(text.contains("refinery_build_info{version="));
         assert!(text.contains("# TYPE refinery_pass_duration_seconds histogram"));

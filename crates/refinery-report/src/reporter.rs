@@ -766,6 +766,10 @@ impl refinery_controller::ports::Reporter for Hub {
         Hub::on_ha(self, status, leading);
     }
 
+    fn on_registry_check_failed(&mut self, registry: &str) {
+        self.metrics.registry_check_failed(registry);
+    }
+
     fn shutdown(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(Hub::shutdown(self))
     }

@@ -179,3 +179,73 @@ fn d_entries_matching(env: &Env, pred: impl Fn(&serde_json::Value) -> bool) -> u
         .filter(|e| pred(e))
         .count()
 }
+
+/// A registry that goes away: each failed check is counted in `/metrics`, the first one (and
+/// only it) is an alert, and the running container is kept.
+#[tokio::test]
+async fn daemon_registry_check_failures_are_alerted_once_and_counted() {
+    use crate::observability::{free_port, get, parse_metrics};
+    let env = Env::new().await;
+    let registry = TestRegistry::start("deploy", PASSWORD).expect("start the registry");
+    let run = env.run.id().to_owned();
+    let local = format!("refinery-test-busybox:chk-{run}");
+    env.run.track_image(&local);
+    testsupport::build_busybox_image(&env.rt, &local)
+        .await
+        .expect("build");
+    let digest = registry
+        .push(&env.rt, &local, "app", "1")
+        .await
+        .expect("push");
+    env.run
+        .track_image(&format!("{}/app@{digest}", registry.host));
+    let image = registry.reference("app", "1");
+    env.run.track_image(&image);
+    let host = registry.host.clone();
+    let web = env.name("web");
+    env.commit_file(
+        "refinery.yaml",
+        &format!(
+            "config: {{selector: \"{selector}\", image_check_interval: 1s}}\n\
+             registries:\n  - {{host: \"{host}\", username: deploy, password: \"${{REG_TOKEN}}\"}}\n\
+             containers:\n  - name: {web}\n    image: {image}\n",
+            selector = env.selector(),
+        ),
+    );
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut d = Daemon::start_with_env(
+        env.repo.path(),
+        &["--check-interval", "1s", "--listen", &listen],
+        &[("REG_TOKEN", OsStr::new(PASSWORD))],
+    );
+    d.wait_entry("web born", |e| kind(e) == "birth" && digest_is(e, &digest))
+        .await;
+    let before = env.existing("web").await.id;
+
+    drop(registry);
+    let is_failure_alert = |e: &serde_json::Value| {
+        kind(e) == "alert"
+            && e["message"].as_str().is_some_and(|m| {
+                m.contains(&format!("failed to check registry `{host}`"))
+                    && m.contains(&format!("`{image}`"))
+            })
+    };
+    d.wait_entry("registry failure alert", is_failure_alert)
+        .await;
+    let series = format!("refinery_registry_check_failures_total{{registry=\"{host}\"}}");
+    let metrics = format!("http://{listen}/metrics");
+    eventually("a second failed check counted", &mut d, || async {
+        let (code, text) = get(&metrics).await;
+        let n = parse_metrics(&text).get(&series).copied().unwrap_or(0.0);
+        (code == 200 && n >= 2.0).then_some(())
+    })
+    .await;
+    let alerts = d
+        .entry_values()
+        .iter()
+        .filter(|e| is_failure_alert(e))
+        .count();
+    assert_eq!(alerts, 1, "the outage is alerted once");
+    assert_eq!(env.existing("web").await.id, before, "nothing changed");
+    d.stop().await;
+}
