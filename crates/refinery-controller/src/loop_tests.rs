@@ -289,6 +289,40 @@ async fn unauthorized_container_is_removed_exactly_after_its_grace_period() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn excepted_and_protected_unauthorized_containers_outlive_the_grace_period() {
+    on_one_task(async {
+        let body = manifest(
+            &["n1"],
+            &format!(
+                "drift_rules:\n  unauthorized_containers: {{action: terminate, grace_period: 2s, exceptions: [\"*-keep\"]}}\ninventory:\n  protected: [\"*-prot\"]\ncontainers:\n{}",
+                container("web", "n1", "busybox:1")
+            ),
+        );
+        let f = Fleet::start(&["n1"], &body).await;
+        let n1 = f.engine("n1");
+        for name in ["rogue", "x-keep", "x-prot"] {
+            n1.run_outside(name, "busybox:1");
+        }
+        sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(n1.names(), ["rogue", "web", "x-keep", "x-prot"], "within the grace");
+        sleep(Duration::from_millis(1_000)).await;
+        assert_eq!(
+            n1.names(),
+            ["web", "x-keep", "x-prot"],
+            "at its end only the rogue one is removed: {}",
+            f.log()
+        );
+        // Long after, still kept: passes ran (the periodic one, 30 s) and left them alone.
+        sleep(Duration::from_secs(120)).await;
+        assert_eq!(n1.names(), ["web", "x-keep", "x-prot"]);
+        assert!(n1.observations() >= 4, "passes ran meanwhile");
+        assert_eq!(count(&n1.calls(), "remove x-keep") + count(&n1.calls(), "remove x-prot"), 0);
+        f.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn die_event_restarts_the_container_in_a_pass_over_that_node_only() {
     on_one_task(async {
         let body = manifest(

@@ -153,6 +153,10 @@ pub async fn evaluate_node<'m, R: Engine>(
         dctx.registry_digests =
             crate::registries::registry_digests(&engine, ctx.checks, manifest, &node.name, &observed, ctx.now)
                 .await;
+        // `image_policy`: the newest tag matching each range, from the registry's tags.
+        dctx.image_targets =
+            crate::registry_tags::image_targets(&engine, manifest, &node.name, &observed, ctx.now)
+                .await;
         // A stack's networks and volumes are compared only on nodes that declare some.
         let declares = |n: &str| n == node.name;
         if manifest.stack_networks.iter().any(|n| declares(&n.node))

@@ -28,6 +28,10 @@ pub struct DiffContext {
     /// The registry's current digest of declared tag references (`name:tag` → `sha256:…`), as
     /// last checked; a running container created from another digest is `image_update` drift.
     pub registry_digests: BTreeMap<String, String>,
+    /// The image each container with an `image_policy` should run (container name → `name:tag`,
+    /// the newest tag matching its range; see [`crate::image_policy::target`]); absent when no
+    /// such tag is known.
+    pub image_targets: BTreeMap<String, String>,
 }
 
 impl DiffContext {
@@ -47,6 +51,7 @@ impl DiffContext {
             free_ports: BTreeSet::new(),
             stack_resources: None,
             registry_digests: BTreeMap::new(),
+            image_targets: BTreeMap::new(),
         }
     }
 
@@ -606,7 +611,18 @@ pub fn diff_node(
         if let Some(o) = found {
             adopted.insert(o.id.as_str());
         }
+        let target = ctx.image_targets.get(&spec.name).map(String::as_str);
         let Some(o) = found else {
+            if let Some((summary, changes)) = crate::image_policy::missing(spec, target) {
+                report.drifts.push(Drift {
+                    id,
+                    kind: DriftKind::Missing,
+                    container_id: None,
+                    summary: format!("not on the engine; {summary}"),
+                    changes,
+                });
+                continue;
+            }
             let summary = match needs_build(spec, observed) {
                 Some(b) => format!("not on the engine; {}", build_note(spec, b)),
                 None => match image_note(spec, observed) {
@@ -633,7 +649,12 @@ pub fn diff_node(
                 primary_free: ctx.free_ports.contains(&s.primary),
             });
         }
-        if let Some(mut change) = image_change(spec, o, observed) {
+        let image_change = if spec.options.image_policy.is_some() {
+            crate::image_policy::image_change(spec, o, target)
+        } else {
+            image_change(spec, o, observed)
+        };
+        if let Some(mut change) = image_change {
             change.ignored = field_ignored("image", &spec.ignore_differences)
                 || field_ignored("image", &ctx.ignore);
             report.drifts.push(Drift {
@@ -645,6 +666,7 @@ pub fn diff_node(
             });
         } else if let Some(drift) =
             crate::image_update::image_update(&id, spec, o, &ctx.registry_digests)
+                .or_else(|| crate::image_policy::image_update(&id, spec, o, target))
         {
             report.drifts.push(drift);
         }

@@ -28,10 +28,12 @@ use crate::spec::ContainerSpec;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 
 /// The tag reference (`name:tag`) whose registry digest a container follows; `None` for a digest
-/// pin (it never moves), an image built here, or a reference that does not parse.
+/// pin (it never moves), an image built here, a container following versions (`image_policy`,
+/// see [`crate::image_policy`]), or a reference that does not parse.
 #[must_use]
 pub fn tracked_reference(spec: &ContainerSpec) -> Option<String> {
-    if spec.stack.as_ref().is_some_and(|m| m.build.is_some()) {
+    if spec.stack.as_ref().is_some_and(|m| m.build.is_some()) || spec.options.image_policy.is_some()
+    {
         return None;
     }
     let r = ImageRef::parse(&spec.image).ok()?;

@@ -5,6 +5,7 @@ pub mod action;
 pub mod content;
 pub mod dotenv;
 pub mod hex;
+pub mod image_policy;
 pub mod image_ref;
 pub mod image_update;
 pub mod labels;

@@ -264,6 +264,14 @@ pub trait ContainerRuntime: Send + Sync {
         async move { Err(unsupported(action)) }
     }
 
+    /// Every tag of the repository `name` (a reference; its tag, if any, is not looked at),
+    /// asked of the registry itself (the engine has no tags endpoint) with the credentials pulls
+    /// send. For `image_policy: {semver: …}`.
+    fn registry_tags(&self, name: &str) -> impl Future<Output = RuntimeResult<Vec<String>>> + Send {
+        let action = format!("list the tags of `{name}`");
+        async move { Err(unsupported(action)) }
+    }
+
     /// Builds the image `tag` from `build`'s context (its files as committed) with the classic
     /// builder, never pulling a base image; the image carries `labels`.
     fn build_image(

@@ -100,6 +100,10 @@ pub struct RuntimeOptions {
     /// all of it is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra: Option<Box<ExtraOptions>>,
+    /// `image_policy: {semver: …}`: the container follows the newest tag matching a range (see
+    /// [`crate::image_policy`]); `None` runs the declared tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_policy: Option<crate::image_policy::ImagePolicy>,
 }
 
 /// A container's log driver (`json-file`, `local`, `none`, …) and its options.

@@ -1378,6 +1378,8 @@ fn runtime_options(
             })
         }),
         extra: observed_extra(config, host, links).boxed(),
+        // What the container follows is the manifest's business; the engine knows no policy.
+        image_policy: None,
     }
 }
 

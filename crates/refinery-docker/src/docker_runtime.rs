@@ -920,6 +920,10 @@ impl ContainerRuntime for DockerRuntime {
             .ok_or_else(|| convert::other(&op, "the engine's answer holds no digest".to_owned()))
     }
 
+    async fn registry_tags(&self, name: &str) -> RuntimeResult<Vec<String>> {
+        self.registry_tags_paged(name, None).await
+    }
+
     async fn build_image(
         &self,
         tag: &str,
@@ -1086,6 +1090,24 @@ impl DockerRuntime {
             .await
             .map_err(|e| convert::error(e, &self.op("list", "containers")))?;
         Ok(convert::usage(&all))
+    }
+
+    /// Every tag of the repository `name`, asked of its registry (see `registry_tags.rs`), in
+    /// pages of at most `page_size` tags when given (tests use it to see pagination followed).
+    ///
+    /// # Errors
+    /// The registry unreachable or refusing, with what it said.
+    pub async fn registry_tags_paged(
+        &self,
+        name: &str,
+        page_size: Option<u32>,
+    ) -> RuntimeResult<Vec<String>> {
+        let op = self.op("list the tags of", image_what(name));
+        let parsed =
+            refinery_core::ImageRef::parse(name).map_err(|e| convert::other(&op, e.to_string()))?;
+        crate::registry_tags::list_tags(&self.auth, &parsed, page_size)
+            .await
+            .map_err(|m| convert::other(&op, m))
     }
 }
 

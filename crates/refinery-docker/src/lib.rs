@@ -6,6 +6,7 @@ mod convert;
 mod docker_runtime;
 mod faults;
 mod registry_auth;
+mod registry_tags;
 mod ssh;
 mod tls;
 

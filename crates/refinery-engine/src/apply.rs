@@ -224,6 +224,28 @@ async fn run_step<R: ContainerRuntime>(
             let Some(spec) = spec_of(manifest, step) else {
                 return failed(step, "failed to find the declared spec".into());
             };
+            // `image_policy`: the version tag this create uses (the plan's target, or the tag a
+            // recreate for another reason keeps).
+            let running = existing
+                .as_deref()
+                .and_then(|id| observed.containers.iter().find(|c| c.id == id));
+            let versioned;
+            let spec = match refinery_core::image_policy::image_to_create(
+                spec,
+                &step.changes,
+                running,
+                None,
+            ) {
+                Ok(None) => spec,
+                Ok(Some(image)) => {
+                    versioned = ContainerSpec {
+                        image,
+                        ..spec.clone()
+                    };
+                    &versioned
+                }
+                Err(e) => return failed(step, e),
+            };
             // An `image_update` pulls the tag's new digest even though the tag is local.
             let update = step.drifts.contains(&DriftKind::ImageUpdate);
             if let Err(e) = ensure_image(rt, spec, observed, update, build_failures, on_event).await

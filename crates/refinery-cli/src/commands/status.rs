@@ -27,6 +27,9 @@ struct Row {
     /// The registry digest the container runs (`name@sha256:…`), when its image came from one.
     #[serde(skip_serializing_if = "Option::is_none")]
     digest: Option<String>,
+    /// The `image_update` drift's summary: `update available: app:1.4.2 → 1.5.0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update: Option<String>,
 }
 
 /// A row per stack network and named volume on `node`: present or missing, and its drift.
@@ -71,6 +74,7 @@ fn stack_resource_rows(
                     .collect(),
                 degraded: Vec::new(),
                 digest: None,
+                update: None,
                 revision: None,
             }
         })
@@ -126,6 +130,14 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
                             .map(ToString::to_string)
                             .collect(),
                         digest: o.and_then(|o| o.repo_digest.clone()),
+                        update: eval
+                            .plan
+                            .steps
+                            .iter()
+                            .filter(|s| s.id == id && s.kind != refinery_core::StepKind::Ignore)
+                            .flat_map(|s| s.details.iter())
+                            .find_map(|d| d.strip_prefix("image_update: "))
+                            .map(str::to_owned),
                         revision: o
                             .and_then(|o| o.labels.get(labels::REVISION))
                             .map(|r| r.get(..12).unwrap_or(r).to_owned()),
@@ -145,6 +157,7 @@ pub async fn run(settings: &Settings, args: &crate::args::StatusArgs) -> Result<
                         drift: vec!["node unreachable".into()],
                         degraded: Vec::new(),
                         digest: None,
+                        update: None,
                         revision: None,
                     });
                 }
@@ -217,6 +230,7 @@ fn kube_rows(p: &refinery_controller::kube_sources::KubePass, rows: &mut Vec<Row
             drift: vec!["source failed (see above)".into()],
             degraded: Vec::new(),
             digest: None,
+            update: None,
             revision: None,
         });
         return 0;
@@ -277,6 +291,7 @@ fn kube_rows(p: &refinery_controller::kube_sources::KubePass, rows: &mut Vec<Row
                 .collect(),
             degraded: Vec::new(),
             digest: None,
+            update: None,
             revision: None,
         });
     }
@@ -305,7 +320,11 @@ fn render_status(rows: &[Row], unauthorized: usize, ha: Option<&refinery_ha::HaS
                 match (r.drift.is_empty(), r.degraded.is_empty()) {
                     (true, true) => "in sync".into(),
                     (true, false) => format!("degraded ({})", r.degraded.join("; ")),
-                    (false, _) => r.drift.join(","),
+                    (false, _) => match &r.update {
+                        // `image_update (update available: app:1.4.2 → 1.5.0)`
+                        Some(u) => format!("{} ({u})", r.drift.join(",")),
+                        None => r.drift.join(","),
+                    },
                 },
                 r.revision.clone().unwrap_or_else(|| "-".into()),
             ]
@@ -351,7 +370,19 @@ mod tests {
             degraded: degraded.iter().map(|d| (*d).to_owned()).collect(),
             revision: Some("89abcdef0123".into()),
             digest: None,
+            update: None,
         }
+    }
+
+    #[test]
+    fn status_table_names_the_update_available() {
+        let mut r = row("app", &["image_update"], &[]);
+        r.update = Some("update available: reg/app:1.4.2 → 1.5.0".into());
+        let text = render_status(&[r], 0, None);
+        assert!(
+            text.contains("image_update (update available: reg/app:1.4.2 → 1.5.0)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! Policy in the daemon: unauthorized containers, grace periods, exceptions, protected patterns,
 //! audit mode, maintenance windows and flap protection.
 
-use std::time::Duration;
-
 use refinery_core::{ContainerRuntime, ContainerState};
 
 use crate::common::{Env, IMAGE};
@@ -57,9 +55,8 @@ async fn daemon_rogue_container_is_alerted_by_default_and_removed_only_by_termin
         std::fs::read_to_string(&d.ledger).unwrap_or_default()
     );
     assert!(env.container("rogue").await.is_none());
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(env.container("keep").await.is_some(), "excepted: kept");
-    assert!(env.container("prot").await.is_some(), "protected: kept");
+    // That excepted and protected ones are kept past their grace is proven on paused time
+    // (refinery-controller loop_tests.rs), not by sleeping here and seeing nothing happen.
     d.stop().await;
 }
 

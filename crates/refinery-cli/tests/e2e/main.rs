@@ -12,6 +12,7 @@ mod compose;
 mod compose_schema;
 mod config_drift;
 mod content_drift;
+mod image_policy;
 mod inventory;
 mod kubernetes;
 mod lifecycle;

@@ -60,7 +60,8 @@ pub(super) fn emit(
         if let Some(w) = start_first_blocked(s, &extra, &ports) {
             out.warnings.push(w);
         }
-        let options = options(s, attachments, network_mode, extra);
+        let mut options = options(s, attachments, network_mode, extra);
+        options.image_policy = image_policy(s, &image, build.is_some(), issues);
         let member = StackMember {
             project: project_name.to_owned(),
             service: s.name.clone(),
@@ -494,6 +495,8 @@ fn options(
         logging: s.logging.clone(),
         network_mode,
         extra: extra.boxed(),
+        // Checked against the merged image by `image_policy`.
+        image_policy: None,
     }
 }
 
@@ -580,5 +583,36 @@ fn abs_path(base_dir: Option<&str>, rel: &str) -> String {
     match base_dir {
         Some(b) => format!("{}/{rel}", b.trim_end_matches('/')),
         None => rel.to_owned(),
+    }
+}
+
+/// A service's `x-refinery.image_policy`, checked against its merged image: a service built here
+/// has no registry tags to follow, and a declared tag must match the range.
+fn image_policy(
+    s: &Service,
+    image: &str,
+    built: bool,
+    issues: &mut Vec<Issue>,
+) -> Option<crate::image_policy::ImagePolicy> {
+    let (policy, file, loc) = s.image_policy.clone()?;
+    let field = format!("services.{}.x-refinery.image_policy.semver", s.name);
+    let refused = if built {
+        Err((
+            format!(
+                "service `{}` is built here (`build:`): it has no registry tags to follow",
+                s.name
+            ),
+            "remove `build:` to pull versions from the registry, or remove `image_policy`"
+                .to_owned(),
+        ))
+    } else {
+        crate::image_policy::check_declared(image, &policy.semver)
+    };
+    match refused {
+        Ok(()) => Some(policy),
+        Err((message, hint)) => {
+            issues.push(Issue::new(&file, loc, &field, message).with_hint(hint));
+            None
+        }
     }
 }

@@ -165,6 +165,9 @@ pub(super) struct Service {
     pub drift_action: Option<Action>,
     /// Where `update_order` (`extra.update_order`) was set, for the fixed host port warning.
     pub update_order_at: Option<Written>,
+    /// `x-refinery.image_policy`, with the file and place its `semver` is written (the declared
+    /// image is checked against it once the files are merged).
+    pub image_policy: Option<(crate::image_policy::ImagePolicy, String, crate::yaml::Loc)>,
     /// Keys tagged `!reset` or `!override`: what earlier files said of them is dropped before
     /// this declaration is merged over it.
     pub resets: Vec<String>,
@@ -256,6 +259,7 @@ impl Service {
         }
         over(&mut self.drift_action, o.drift_action);
         over(&mut self.update_order_at, o.update_order_at);
+        over(&mut self.image_policy, o.image_policy);
         self.named_volumes.extend(o.named_volumes);
         match (&mut self.networks, o.networks) {
             (Some(a), Some(b)) => a.extend(b),

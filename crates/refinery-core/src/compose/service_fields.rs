@@ -467,9 +467,9 @@ pub(super) fn read_config_uses(
     out
 }
 
-/// `x-refinery: {ignore_differences: [...], drift_action: alert, update_order: start-first}`:
-/// Refinery's per-service settings, in the compose file's extension field (docker-compose
-/// ignores `x-` keys).
+/// `x-refinery: {ignore_differences: [...], drift_action: alert, image_policy: {semver: …},
+/// update_order: start-first}`: Refinery's per-service settings, in the compose file's extension
+/// field (docker-compose ignores `x-` keys).
 pub(super) fn read_x_refinery(r: &mut Reader<'_>, node: &Node, path: &str, s: &mut Service) {
     if r.map(node, path).is_none() {
         return;
@@ -500,13 +500,23 @@ pub(super) fn read_x_refinery(r: &mut Reader<'_>, node: &Node, path: &str, s: &m
                     ],
                 );
             }
+            "image_policy" => {
+                s.image_policy = crate::manifest::image_policy::read_image_policy(r, v, &f, None)
+                    .map(|(policy, loc)| (policy, s.file.clone(), loc));
+            }
             "update_order" => super::resources::read_update_order(r, v, &f, s),
             other => {
                 let mut hint =
-                    "supported: ignore_differences, drift_action, update_order".to_owned();
+                    "supported: ignore_differences, drift_action, image_policy, update_order"
+                        .to_owned();
                 if let Some(sug) = crate::suggestion::suggest(
                     other,
-                    ["ignore_differences", "drift_action", "update_order"],
+                    [
+                        "ignore_differences",
+                        "drift_action",
+                        "image_policy",
+                        "update_order",
+                    ],
                 ) {
                     hint = format!("did you mean `{sug}`?");
                 }

@@ -1130,3 +1130,56 @@ fn compose_update_order_typo_is_refused_with_a_suggestion() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn compose_x_refinery_image_policy_is_read_and_checked() {
+    let ok = "services:\n  app:\n    image: reg.example:5000/app:1.4.2\n    x-refinery:\n      image_policy: {semver: \"^1.4\"}\n";
+    let e = run(&[("c.yml", ok)], &stack(&["c.yml"], &[]), &[]).expect("valid");
+    assert_eq!(
+        e.containers[0]
+            .options
+            .image_policy
+            .as_ref()
+            .map(|p| p.semver.as_str()),
+        Some("^1.4")
+    );
+    // An override file may set it; the merged image is what is checked.
+    let base = "services:\n  app:\n    image: reg.example:5000/app:2.0.0\n";
+    let over = "services:\n  app:\n    x-refinery: {image_policy: {semver: \"^1.4\"}}\n";
+    let got = messages(run(
+        &[("c.yml", base), ("o.yml", over)],
+        &stack(&["c.yml", "o.yml"], &[]),
+        &[],
+    ));
+    assert!(
+        got.iter()
+            .any(|m| m
+                .contains("o.yml:3:41: the image's tag `2.0.0` does not match the range `^1.4`")),
+        "{got:?}"
+    );
+    let bad = [
+        (
+            "services:\n  app:\n    image: app\n    x-refinery: {image_policy: {semver: \"latest\"}}\n",
+            "c.yml:4:41: `latest` is not a semver range",
+        ),
+        (
+            "services:\n  app:\n    build: .\n    x-refinery: {image_policy: {semver: \"^1\"}}\n",
+            "c.yml:4:41: service `app` is built here (`build:`): it has no registry tags to follow",
+        ),
+        (
+            "services:\n  app:\n    image: app\n    x-refinery: {image_polcy: {semver: \"^1\"}}\n",
+            "key `image_polcy` is not supported under `x-refinery`",
+        ),
+    ];
+    for (src, want) in bad {
+        let got = messages(run(
+            &[("c.yml", src), ("Dockerfile", "FROM scratch\n")],
+            &stack(&["c.yml"], &[]),
+            &[],
+        ));
+        assert!(
+            got.iter().any(|m| m.contains(want)),
+            "{src}\nwant {want}\ngot {got:?}"
+        );
+    }
+}

@@ -68,6 +68,15 @@ pub(super) fn read_containers(
                 None
             }
         };
+        let image_policy = m.get("image_policy").and_then(|n| {
+            super::image_policy::read_image_policy(
+                r,
+                n,
+                &format!("{path}.image_policy"),
+                image.as_deref(),
+            )
+            .map(|(policy, _)| policy)
+        });
         let nodes = read_node_refs(r, &mut m, node_names);
         let mut ports = Vec::new();
         if let Some(n) = m.get("ports") {
@@ -311,6 +320,7 @@ pub(super) fn read_containers(
                 .unwrap_or(false),
             cap_add: read_capabilities(r, &mut m, &path, "cap_add"),
             cap_drop: read_capabilities(r, &mut m, &path, "cap_drop"),
+            image_policy,
             ..Default::default()
         };
         m.finish(r);

@@ -13,6 +13,7 @@ mod env_files;
 mod error;
 pub(crate) mod fields;
 pub mod grammar;
+pub(crate) mod image_policy;
 mod inventory;
 mod kubernetes;
 mod ledger;

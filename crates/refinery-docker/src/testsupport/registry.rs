@@ -21,7 +21,7 @@ use crate::convert::{self, image_what};
 
 /// The manifest media type tags are read and written with.
 /// Status, lower-cased headers and body of an HTTP answer.
-type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
 const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -228,6 +228,15 @@ impl TestRegistry {
             ));
         }
         Ok(())
+    }
+
+    /// An authenticated `GET` of `path`: status, lower-cased headers and body (for tests that
+    /// look at the registry's own answer, such as whether it pages a tag list).
+    ///
+    /// # Errors
+    /// The registry not answering.
+    pub fn get(&self, path: &str) -> RuntimeResult<Answer> {
+        self.request("GET", path, &[], None)
     }
 
     /// One authenticated HTTP/1.1 request; returns status, lower-cased headers and body.
