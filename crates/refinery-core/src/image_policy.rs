@@ -188,7 +188,8 @@ fn running_version(spec: &ContainerSpec, o: &ObservedContainer) -> Option<Versio
 
 /// The `image` drift of a policy container: it runs another repository, or a tag outside the
 /// range. The change's `desired` is exactly the image it would be created from (the target, else
-/// the declared image).
+/// the declared image when it names a version; empty when neither is known, so a create fails
+/// rather than run `latest`).
 #[must_use]
 pub fn image_change(
     spec: &ContainerSpec,
@@ -199,9 +200,13 @@ pub fn image_change(
     if running_version(spec, o).is_some() {
         return None;
     }
+    let declared = ImageRef::parse(&spec.image)
+        .ok()
+        .and_then(|r| r.tag().and_then(tag_version))
+        .map(|_| spec.image.as_str());
     Some(FieldChange {
         field: "image".into(),
-        desired: target.unwrap_or(&spec.image).to_owned(),
+        desired: target.or(declared).unwrap_or_default().to_owned(),
         observed: o.image.clone(),
         ignored: false,
     })
@@ -516,6 +521,11 @@ mod tests {
             image_change(&spec, &o, None).map(|c| c.desired),
             Some("reg:5000/app:1.4.2".to_owned())
         );
+        // Declared without a tag and no target known: nothing to create from (never `latest`).
+        let bare = policy_spec("reg:5000/app", "^1.4");
+        let c = image_change(&bare, &o, None).expect("drift");
+        assert_eq!(c.desired, "");
+        assert!(image_to_create(&bare, &[c], Some(&o), None).is_err());
     }
 
     #[test]
