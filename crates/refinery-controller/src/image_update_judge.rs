@@ -8,9 +8,8 @@
 
 use jiff::Timestamp;
 use refinery_core::daemon_state::revision_health;
-use refinery_core::image_update::{
-    TrialVerdict, UpdateTrial, judge_trial, short_digest, tracked_reference,
-};
+use refinery_core::image_trials::{TrialVerdict, UpdateTrial, judge_trial};
+use refinery_core::image_update::{short_digest, tracked_reference};
 use refinery_core::{
     DriftKind, FieldChange, Manifest, Observed, Outcome, ResourceId, Step, StepKind,
 };
@@ -29,7 +28,7 @@ use crate::revision_judge::SETTLE_SECS;
 pub fn daemon_rejected_updates(
     repo: &std::path::Path,
     state_dir: Option<&std::path::Path>,
-) -> std::collections::BTreeMap<String, refinery_core::image_update::RejectedUpdate> {
+) -> std::collections::BTreeMap<String, refinery_core::image_trials::RejectedUpdate> {
     state_dir
         .map(std::path::Path::to_path_buf)
         .or_else(|| crate::controller::default_state_dir(repo).ok())
@@ -43,7 +42,7 @@ pub fn daemon_rejected_updates(
 /// Marks the images a rollback of an update on trial needs as protected, so a cleanup leaves them.
 pub(crate) fn keep_trial_images(
     audit: &mut refinery_core::inventory::NodeAudit,
-    updates: &refinery_core::image_update::ImageUpdates,
+    updates: &refinery_core::image_trials::ImageUpdates,
 ) {
     for item in &mut audit.items {
         let needed = item.kind == refinery_core::inventory::Kind::Image

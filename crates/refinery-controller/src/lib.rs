@@ -57,6 +57,7 @@ pub mod node_pass;
 mod own_events;
 pub mod ports;
 pub mod registries;
+mod registry_alerts;
 pub mod registry_tags;
 mod requests;
 pub mod requeue;

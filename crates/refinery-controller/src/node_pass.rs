@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use refinery_core::DiffContext;
 use refinery_core::daemon_state::Suspension;
-use refinery_core::image_update::RejectedUpdate;
+use refinery_core::image_trials::RejectedUpdate;
 use refinery_core::labels::spec_hash;
 use refinery_core::manifest::NodeSpec;
 use refinery_core::{Manifest, Observed, RuntimeError};
@@ -183,7 +183,7 @@ pub async fn evaluate_node<'m, R: Engine>(
         };
         let mut eval = evaluate_in(&dctx, manifest, &observed, &inputs);
         // An update rolled back is not tried again until the tag moves.
-        refinery_core::image_update::hold_rejected(&mut eval.report, &mut eval.plan, ctx.rejected);
+        refinery_core::image_trials::hold_rejected(&mut eval.report, &mut eval.plan, ctx.rejected);
         Ok((observed, eval))
     }
     .await;

@@ -126,29 +126,3 @@ pub async fn registry_digests<R: ContainerRuntime>(
         .filter_map(|r| known.get(&r).map(|d| (r, d.clone())))
         .collect()
 }
-
-impl<R: crate::ports::Engine> crate::controller::Controller<R> {
-    /// The registry checks that failed in this pass: each counted (`/metrics`); the first
-    /// failure in a row of a tag is an alert (ledger, then the alert channels), once.
-    pub(crate) fn registry_check_failures(&mut self, rev: &str) {
-        let failures = self.registry_checks.take_failures();
-        let mut records = Vec::new();
-        for f in failures {
-            self.reporter.on_registry_check_failed(&f.registry);
-            if f.first {
-                records.push(
-                    crate::controller::alert(
-                        "warning",
-                        format!(
-                            "failed to check registry `{}` for an update of `{}`: {}; trying again later, backing off; nothing is changed meanwhile",
-                            f.registry, f.reference, f.error
-                        ),
-                    )
-                    .node(f.node)
-                    .revision(rev),
-                );
-            }
-        }
-        self.append(records);
-    }
-}

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use semver::{Version, VersionReq};
-use serde::{Deserialize, Serialize};
 
 use crate::drift_report::{Drift, DriftKind, FieldChange};
 use crate::image_ref::ImageRef;
@@ -31,21 +30,7 @@ use crate::image_update::{CheckFailure, ImageChecks, short_digest};
 use crate::observed::{Observed, ObservedContainer};
 use crate::resource_id::ResourceId;
 use crate::spec::ContainerSpec;
-
-/// A container's image policy, as declared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImagePolicy {
-    /// The semver range, as written (`^1.4`, `>=1.2, <2`, `~1.4.0`).
-    pub semver: String,
-}
-
-impl ImagePolicy {
-    /// The range; `None` only for a value the manifest loader did not check.
-    #[must_use]
-    pub fn range(&self) -> Option<VersionReq> {
-        parse_range(&self.semver).ok()
-    }
-}
+pub use crate::spec::ImagePolicy;
 
 /// Parses a semver range the way Cargo reads them (`^1.4`, `~1.4`, `>=1.2, <2`, `1.*`).
 ///

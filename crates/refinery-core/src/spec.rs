@@ -103,7 +103,7 @@ pub struct RuntimeOptions {
     /// `image_policy: {semver: …}`: the container follows the newest tag matching a range (see
     /// [`crate::image_policy`]); `None` runs the declared tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_policy: Option<crate::image_policy::ImagePolicy>,
+    pub image_policy: Option<ImagePolicy>,
 }
 
 /// A container's log driver (`json-file`, `local`, `none`, …) and its options.
@@ -525,5 +525,21 @@ impl fmt::Display for Healthcheck {
             write!(f, " retries {}", self.retries)?;
         }
         Ok(())
+    }
+}
+
+/// A container's image policy, as declared (`image_policy: {semver: …}`; what it does is
+/// [`crate::image_policy`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagePolicy {
+    /// The semver range, as written (`^1.4`, `>=1.2, <2`, `~1.4.0`).
+    pub semver: String,
+}
+
+impl ImagePolicy {
+    /// The range; `None` only for a value the manifest loader did not check.
+    #[must_use]
+    pub fn range(&self) -> Option<semver::VersionReq> {
+        semver::VersionReq::parse(self.semver.trim()).ok()
     }
 }
