@@ -385,7 +385,17 @@ fn read_service_keys(
             "pull_policy" => {
                 if let Some(t) = r.string(v, &p) {
                     match PullPolicy::parse(&t) {
-                        Some(pp) => x.pull_policy = Some(pp),
+                        Some(pp) => {
+                            if matches!(pp, PullPolicy::Refresh { .. }) {
+                                r.warn_hint(
+                                    v.loc,
+                                    &p,
+                                    format!("`pull_policy: {t}` acts as `missing` here: Refinery pulls an image only when it is not present, never on a schedule"),
+                                    "to follow a tag that moves, set `drift_rules.image_update: {action: recreate}` (asked every `config.image_check_interval`)",
+                                );
+                            }
+                            x.pull_policy = Some(pp);
+                        }
                         None => r.error_hint(
                             v.loc,
                             &p,

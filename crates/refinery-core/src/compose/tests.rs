@@ -1183,3 +1183,27 @@ fn compose_x_refinery_image_policy_is_read_and_checked() {
         );
     }
 }
+
+#[test]
+fn compose_scheduled_pull_policy_warns_that_it_acts_as_missing() {
+    let file = "services:\n  a:\n    image: x\n    pull_policy: daily\n  b:\n    image: x\n    pull_policy: always\n";
+    let e = run(&[("c.yml", file)], &stack(&["c.yml"], &[]), &[]).expect("loads");
+    let [w] = e.warnings.as_slice() else {
+        panic!("one warning: {:?}", e.warnings)
+    };
+    assert_eq!(
+        (w.file.as_str(), w.line, w.column),
+        ("c.yml", 4, 18),
+        "{w:?}"
+    );
+    assert!(
+        w.message.contains("`pull_policy: daily` acts as `missing`"),
+        "{w:?}"
+    );
+    assert!(
+        w.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("drift_rules.image_update")),
+        "{w:?}"
+    );
+}
