@@ -196,24 +196,10 @@ fn secs(n: u64) -> SignedDuration {
 mod tests {
     use super::*;
     use crate::image_update::image_update;
-    use crate::observed::ObservedContainer;
-    use crate::spec::ContainerSpec;
-    use crate::testing::{observed_from_spec, spec as base_spec};
+    use crate::testing::running_on_digest;
 
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-    fn running(image: &str, digest: &str) -> (ContainerSpec, ObservedContainer) {
-        let mut spec = base_spec("web");
-        spec.image = image.to_owned();
-        let mut o = observed_from_spec(&spec, &crate::ImageDefaults::default());
-        let name = crate::image_ref::ImageRef::parse(image)
-            .expect("valid")
-            .name()
-            .to_owned();
-        o.repo_digest = Some(format!("{name}@{digest}"));
-        (spec, o)
-    }
 
     fn trial(since: Timestamp) -> UpdateTrial {
         UpdateTrial {
@@ -259,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_rejected_digest_is_held_back_until_the_tag_moves() {
-        let (spec, o) = running("reg:5000/app:stable", A);
+        let (spec, o) = running_on_digest("reg:5000/app:stable", A);
         let id = ResourceId::for_spec("local", &spec);
         let rejected = BTreeMap::from([(
             id.to_string(),

@@ -194,23 +194,14 @@ fn later(now: Timestamp, d: Duration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{observed_from_spec, spec as base_spec};
+    use crate::testing::running_on_digest;
 
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn running(image: &str, digest: &str) -> (ContainerSpec, ObservedContainer) {
-        let mut spec = base_spec("web");
-        spec.image = image.to_owned();
-        let mut o = observed_from_spec(&spec, &crate::ImageDefaults::default());
-        let name = ImageRef::parse(image).expect("valid").name().to_owned();
-        o.repo_digest = Some(format!("{name}@{digest}"));
-        (spec, o)
-    }
-
     #[test]
     fn image_update_when_the_tag_moved_names_both_digests() {
-        let (spec, o) = running("reg:5000/app:stable", A);
+        let (spec, o) = running_on_digest("reg:5000/app:stable", A);
         let id = ResourceId::for_spec("local", &spec);
         let digests = BTreeMap::from([("reg:5000/app:stable".to_owned(), B.to_owned())]);
         let d = image_update(&id, &spec, &o, &digests).expect("drift");
@@ -229,13 +220,13 @@ mod tests {
 
     #[test]
     fn image_update_never_for_pins_or_unknown_digests() {
-        let (spec, o) = running(&format!("reg:5000/app:stable@{A}"), A);
+        let (spec, o) = running_on_digest(&format!("reg:5000/app:stable@{A}"), A);
         let id = ResourceId::for_spec("local", &spec);
         assert_eq!(tracked_reference(&spec), None);
         let digests = BTreeMap::from([("reg:5000/app:stable".to_owned(), B.to_owned())]);
         assert!(image_update(&id, &spec, &o, &digests).is_none());
         // A container whose image came from no registry has no digest to compare.
-        let (spec, mut o) = running("app", A);
+        let (spec, mut o) = running_on_digest("app", A);
         o.repo_digest = None;
         let digests = BTreeMap::from([("app:latest".to_owned(), B.to_owned())]);
         assert!(image_update(&id, &spec, &o, &digests).is_none());

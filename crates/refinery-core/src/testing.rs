@@ -1078,3 +1078,18 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 }
+
+/// A running container `web` declared with `image` and created from the registry digest `digest`
+/// (what `repo_digest` holds after a pull): for tests of `image_update` drift and its trials.
+#[must_use]
+pub fn running_on_digest(image: &str, digest: &str) -> (ContainerSpec, ObservedContainer) {
+    let mut spec = spec("web");
+    spec.image = image.to_owned();
+    let mut o = observed_from_spec(&spec, &ImageDefaults::default());
+    let name = crate::image_ref::ImageRef::parse(image)
+        .expect("valid image reference")
+        .name()
+        .to_owned();
+    o.repo_digest = Some(format!("{name}@{digest}"));
+    (spec, o)
+}
