@@ -572,3 +572,38 @@ async fn dockerd_loss_is_alerted_once_and_healed_when_it_returns() {
     })
     .await;
 }
+
+/// `image_policy`: a registry whose tags cannot be listed (the fake engine has no registry, as
+/// an outage) is alerted once for its streak, not at every pass, and nothing is removed: once a
+/// matching tag is present locally, the container is created from it and kept.
+#[tokio::test(start_paused = true)]
+async fn failed_tag_listings_are_alerted_once_and_change_nothing() {
+    on_one_task(async {
+        let body = manifest(
+            &["n1"],
+            "config: {check_interval: 2s, image_check_interval: 1s}\ncontainers:\n  - name: web\n    image: busybox\n    node: n1\n    image_policy: {semver: \"^1\"}\n",
+        );
+        let f = Fleet::start(&["n1"], &body).await;
+        let n1 = f.engine("n1");
+        assert!(n1.container("web").is_none(), "no version tag known yet");
+        n1.add_image("busybox:1.2.0");
+        sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            n1.container("web").map(|c| c.image),
+            Some("busybox:1.2.0".to_owned()),
+            "created from the local tag: {}",
+            f.log()
+        );
+        let alerts = f.alerts("failed to list the tags of `busybox`");
+        assert_eq!(alerts.len(), 1, "one alert for the streak: {}", f.log());
+        assert!(
+            n1.observations() >= 10,
+            "passes (and listings, backing off) went on meanwhile: {}",
+            n1.observations()
+        );
+        assert!(running(n1, "web"));
+        assert_eq!(count(&n1.calls(), "remove web"), 0, "{:?}", n1.calls());
+        f.stop().await;
+    })
+    .await;
+}

@@ -155,7 +155,7 @@ pub async fn evaluate_node<'m, R: Engine>(
                 .await;
         // `image_policy`: the newest tag matching each range, from the registry's tags.
         dctx.image_targets =
-            crate::registry_tags::image_targets(&engine, manifest, &node.name, &observed, ctx.now)
+            crate::registry_tags::image_targets(&engine, ctx.checks, manifest, &node.name, &observed, ctx.now)
                 .await;
         // A stack's networks and volumes are compared only on nodes that declare some.
         let declares = |n: &str| n == node.name;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use refinery_core::image_policy::TagChecks;
 use refinery_core::image_update::{CheckFailure, ImageChecks, tracked_reference};
 use refinery_core::{Action, ContainerRuntime, DriftKind, Manifest, Observed};
 use refinery_docker::RegistryAuth;
@@ -24,10 +25,11 @@ pub fn use_manifest(manifest: &Manifest) {
     auth().set_logins(manifest.registries.clone());
 }
 
-/// The registry checks of `image_update` drift: when each image reference is next asked for
-/// its registry digest and what the registry last said (shared by every node and pass of one
-/// controller, or of one command: a reference is asked once per `config.image_check_interval`),
-/// and the checks that failed since they were last taken.
+/// The registry checks of one controller, or of one command (shared by every node and pass, so
+/// a reference or repository is asked once per `config.image_check_interval`): the digest of each
+/// tag a container follows (`image_update` drift), the tags of each repository an
+/// `image_policy` follows, what the registry last said, and the checks that failed since they
+/// were last taken.
 #[derive(Debug, Default)]
 pub struct RegistryChecks {
     inner: Mutex<ChecksInner>,
@@ -36,14 +38,25 @@ pub struct RegistryChecks {
 #[derive(Debug, Default)]
 struct ChecksInner {
     schedule: ImageChecks,
+    tags: TagChecks,
     failed: Vec<FailedCheck>,
+}
+
+/// What a registry check asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// The current digest of a tag (`image_update`).
+    Digest,
+    /// The tags of a repository (`image_policy`).
+    Tags,
 }
 
 /// A registry check that failed (an outage, a refusal such as 401, a 429).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedCheck {
     pub node: String,
-    /// The tag asked about (`name:tag`).
+    pub kind: CheckKind,
+    /// The tag asked about (`name:tag`), or the repository whose tags were listed.
     pub reference: String,
     /// Its registry host (`docker.io` when the reference names none).
     pub registry: String,
@@ -61,9 +74,41 @@ impl RegistryChecks {
         f(&mut g)
     }
 
+    /// The tag listings of `image_policy` (see [`crate::registry_tags`]).
+    pub(crate) fn tags<T>(&self, f: impl FnOnce(&mut TagChecks) -> T) -> T {
+        self.with(|c| f(&mut c.tags))
+    }
+
     /// The checks that failed since the last call.
     pub fn take_failures(&self) -> Vec<FailedCheck> {
         self.with(|c| std::mem::take(&mut c.failed))
+    }
+
+    /// Records a failed check of `reference` on `node`; returns whether it is the first failure
+    /// in a row (worth one alert).
+    pub(crate) fn record_failure(
+        &self,
+        node: &str,
+        kind: CheckKind,
+        reference: &str,
+        error: String,
+        failure: CheckFailure,
+    ) -> bool {
+        let first = failure == CheckFailure::First;
+        let registry = refinery_core::ImageRef::parse(reference)
+            .map(|r| r.registry().to_owned())
+            .unwrap_or_default();
+        self.with(|c| {
+            c.failed.push(FailedCheck {
+                node: node.to_owned(),
+                kind,
+                reference: reference.to_owned(),
+                registry,
+                error,
+                first,
+            });
+        });
+        first
     }
 }
 
@@ -100,23 +145,16 @@ pub async fn registry_digests<R: ContainerRuntime>(
         match engine.registry_digest(&reference).await {
             Ok(digest) => checks.with(|c| c.schedule.succeeded(&reference, digest, now, interval)),
             Err(e) => {
-                let first = checks.with(|c| c.schedule.failed(&reference, now, interval))
-                    == CheckFailure::First;
-                if first {
+                let failure = checks.with(|c| c.schedule.failed(&reference, now, interval));
+                if checks.record_failure(
+                    node,
+                    CheckKind::Digest,
+                    &reference,
+                    e.to_string(),
+                    failure,
+                ) {
                     tracing::warn!(node, image = %reference, error = %e, "failed to check the registry for an update of the image; trying again later, backing off; nothing is changed meanwhile");
                 }
-                let registry = refinery_core::ImageRef::parse(&reference)
-                    .map(|r| r.registry().to_owned())
-                    .unwrap_or_default();
-                checks.with(|c| {
-                    c.failed.push(FailedCheck {
-                        node: node.to_owned(),
-                        reference: reference.clone(),
-                        registry,
-                        error: e.to_string(),
-                        first,
-                    });
-                });
             }
         }
     }

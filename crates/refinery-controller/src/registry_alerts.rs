@@ -1,6 +1,8 @@
 //! Failed registry checks, reported: each one counted in `/metrics`, the first failure in a row
 //! of a tag alerted once. (The checks themselves are [`crate::registries`].)
 
+use crate::registries::CheckKind;
+
 impl<R: crate::ports::Engine> crate::controller::Controller<R> {
     /// The registry checks that failed in this pass: each counted (`/metrics`); the first
     /// failure in a row of a tag is an alert (ledger, then the alert channels), once.
@@ -10,16 +12,20 @@ impl<R: crate::ports::Engine> crate::controller::Controller<R> {
         for f in failures {
             self.reporter.on_registry_check_failed(&f.registry);
             if f.first {
+                let message = match f.kind {
+                    CheckKind::Digest => format!(
+                        "failed to check registry `{}` for an update of `{}`: {}; trying again later, backing off; nothing is changed meanwhile",
+                        f.registry, f.reference, f.error
+                    ),
+                    CheckKind::Tags => format!(
+                        "failed to list the tags of `{}` at registry `{}` (image_policy): {}; trying again later, backing off; the last listing is used meanwhile, and nothing is changed for want of it",
+                        f.reference, f.registry, f.error
+                    ),
+                };
                 records.push(
-                    crate::controller::alert(
-                        "warning",
-                        format!(
-                            "failed to check registry `{}` for an update of `{}`: {}; trying again later, backing off; nothing is changed meanwhile",
-                            f.registry, f.reference, f.error
-                        ),
-                    )
-                    .node(f.node)
-                    .revision(rev),
+                    crate::controller::alert("warning", message)
+                        .node(f.node)
+                        .revision(rev),
                 );
             }
         }

@@ -1,32 +1,24 @@
 //! `image_policy: {semver: …}`: the tags of each repository a container on a node follows, listed
-//! from its registry once per `config.image_check_interval` per repository (shared by every node
-//! and pass of this process), backing off while the registry fails, and the image each such
-//! container should run (see `refinery_core::image_policy`).
+//! from its registry once per `config.image_check_interval` per repository (the schedule is the
+//! controller's [`RegistryChecks`], shared by every node and pass), backing off while the registry
+//! fails, and the image each such container should run (see `refinery_core::image_policy`).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use refinery_core::image_policy::{TagChecks, followed, target};
-use refinery_core::image_update::CheckFailure;
+use refinery_core::image_policy::{followed, target};
 use refinery_core::{ContainerRuntime, Manifest, Observed};
 
-/// When each repository's tags are next listed, and the last listing.
-static TAGS: Mutex<Option<TagChecks>> = Mutex::new(None);
-
-fn with_tags<T>(f: impl FnOnce(&mut TagChecks) -> T) -> T {
-    let mut g = TAGS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f(g.get_or_insert_with(TagChecks::default))
-}
+use crate::registries::{CheckKind, RegistryChecks};
 
 /// The image (`name:tag`) each container with an `image_policy` on `node` should run: the newest
 /// tag matching its range among its registry's tags (listing those due now; a registry that fails
-/// is backed off and reported once, and its last listing kept), else, when the registry was never
-/// listed, among the matching tags present on the node. Containers with no such tag are absent.
+/// is backed off and recorded in `checks` — alerted once, counted — and its last listing kept),
+/// else, when the registry was never listed, among the matching tags present on the node.
+/// Containers with no such tag are absent.
 pub async fn image_targets<R: ContainerRuntime>(
     engine: &R,
+    checks: &RegistryChecks,
     manifest: &Manifest,
     node: &str,
     observed: &Observed,
@@ -41,12 +33,13 @@ pub async fn image_targets<R: ContainerRuntime>(
         return BTreeMap::new();
     }
     let interval = Duration::from_secs(manifest.config.image_check_interval_secs);
-    let due = with_tags(|c| c.due(specs.iter().map(|(_, repo)| repo.as_str()), now));
+    let due = checks.tags(|c| c.due(specs.iter().map(|(_, repo)| repo.as_str()), now));
     for repo in due {
         match engine.registry_tags(&repo).await {
-            Ok(tags) => with_tags(|c| c.succeeded(&repo, tags, now, interval)),
+            Ok(tags) => checks.tags(|c| c.succeeded(&repo, tags, now, interval)),
             Err(e) => {
-                if with_tags(|c| c.failed(&repo, now, interval)) == CheckFailure::First {
+                let failure = checks.tags(|c| c.failed(&repo, now, interval));
+                if checks.record_failure(node, CheckKind::Tags, &repo, e.to_string(), failure) {
                     tracing::warn!(node, image = %repo, error = %e, "failed to list the registry's tags of the image (image_policy); trying again later, backing off; the last listing (else the matching tags present locally) is used meanwhile");
                 }
             }
@@ -55,7 +48,7 @@ pub async fn image_targets<R: ContainerRuntime>(
     specs
         .into_iter()
         .filter_map(|(spec, repo)| {
-            let tags = with_tags(|c| c.tags(&repo).map(<[String]>::to_vec));
+            let tags = checks.tags(|c| c.tags(&repo).map(<[String]>::to_vec));
             target(spec, tags.as_deref(), observed).map(|t| (spec.name.clone(), t))
         })
         .collect()
