@@ -220,23 +220,6 @@ pub fn parse_helper_answer(stdout: &str) -> Result<Option<RegistryCredential>, S
     Ok(Some(RegistryCredential::basic(a.username, a.secret)))
 }
 
-/// Whether an engine's pull error says the registry wanted credentials it did not get or
-/// refused the ones it got.
-#[must_use]
-pub fn is_auth_failure(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "no basic auth credentials",
-        "unauthorized",
-        "authentication required",
-        "access denied",
-        "denied: ",
-        "incorrect username or password",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
-}
-
 /// The hints for a pull the registry refused for want of credentials.
 #[must_use]
 pub fn auth_failure_hints(registry_host: &str) -> Vec<String> {
@@ -362,14 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn auth_failure_is_recognized_and_hinted() {
-        assert!(is_auth_failure(
-            "Head \"http://127.0.0.1:5000/v2/app/manifests/1\": no basic auth credentials"
-        ));
-        assert!(is_auth_failure("unauthorized: authentication required"));
-        assert!(!is_auth_failure(
-            "manifest for app:2 not found: manifest unknown"
-        ));
+    fn auth_failure_is_hinted() {
         let h = auth_failure_hints("127.0.0.1:5000");
         assert!(h[0].contains("`docker login 127.0.0.1:5000`"), "{h:?}");
         assert!(h[1].contains("registries:"), "{h:?}");

@@ -155,6 +155,23 @@ pub(crate) fn pull_failure(err: BollardError, op: &Op<'_>) -> RuntimeError {
     }
 }
 
+/// Whether the engine's pull error (its message, the registry's words passed on) says the registry wanted credentials it did not get or
+/// refused the ones it got.
+#[must_use]
+fn is_auth_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "no basic auth credentials",
+        "unauthorized",
+        "authentication required",
+        "access denied",
+        "denied: ",
+        "incorrect username or password",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
 /// A failed pull from a registry: as [`pull_failure`], and when the registry refused for want of
 /// credentials (or refused the ones sent, named by `sent`), the message says so and carries
 /// `hint:` lines naming `docker login HOST` and `registries:`.
@@ -165,9 +182,7 @@ pub(crate) fn registry_pull_failure(
     sent: Option<&str>,
 ) -> RuntimeError {
     match pull_failure(err, op) {
-        RuntimeError::Other { action, message }
-            if refinery_core::registry_auth::is_auth_failure(&message) =>
-        {
+        RuntimeError::Other { action, message } if is_auth_failure(&message) => {
             let mut message = match sent {
                 Some(source) => format!(
                     "{message} (registry `{}` refused the credentials from {source})",
@@ -1912,6 +1927,18 @@ pub(crate) fn network_what(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn auth_failure_is_recognized_by_the_engine_message() {
+        use super::is_auth_failure;
+        assert!(is_auth_failure(
+            "Head \"http://127.0.0.1:5000/v2/app/manifests/1\": no basic auth credentials"
+        ));
+        assert!(is_auth_failure("unauthorized: authentication required"));
+        assert!(!is_auth_failure(
+            "manifest for app:2 not found: manifest unknown"
+        ));
+    }
+
     #[test]
     fn repo_digest_for_takes_only_the_containers_repository() {
         let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
