@@ -8,7 +8,7 @@ pub mod engines;
 mod registry;
 mod sim_engine;
 
-pub use registry::TestRegistry;
+pub use registry::{Pushed, TestRegistry, docker_auth_field, write_docker_login};
 
 pub use sim_engine::{SIM_API_VERSION, SIM_ENGINE_VERSION, SimEngine};
 
@@ -437,9 +437,26 @@ impl TestRun {
         rt: &DockerRuntime,
         suffix: &str,
     ) -> RuntimeResult<(String, String)> {
+        let tag = self.own_tag(suffix);
+        let id = build_busybox_image(rt, &tag).await?;
+        Ok((tag, id))
+    }
+
+    /// `refinery-test-busybox:<id>-<suffix>`, tracked for removal on drop.
+    fn own_tag(&self, suffix: &str) -> String {
         let tag = format!("{TEST_IMAGE_REPO}:{}-{suffix}", self.id);
         self.track_image(&tag);
-        let id = build_busybox_image(rt, &tag).await?;
+        tag
+    }
+
+    /// [`TestRun::own_image`] whose healthcheck always fails ([`build_unhealthy_busybox_image`]).
+    pub async fn own_unhealthy_image(
+        &self,
+        rt: &DockerRuntime,
+        suffix: &str,
+    ) -> RuntimeResult<(String, String)> {
+        let tag = self.own_tag(suffix);
+        let id = build_unhealthy_busybox_image(rt, &tag).await?;
         Ok((tag, id))
     }
 

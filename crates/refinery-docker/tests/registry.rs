@@ -17,17 +17,11 @@ async fn registry_with_image(tag: &str) -> (DockerRuntime, TestRun, TestRegistry
         .unwrap_or_else(|e| panic!("these tests need a running Docker engine: {e}"));
     let run = TestRun::new(&rt);
     let registry = TestRegistry::start("deploy", "s3cret-pw").expect("start the registry");
-    let local = format!("refinery-test-busybox:reg-{}", run.id());
-    run.track_image(&local);
-    testsupport::build_busybox_image(&rt, &local)
-        .await
-        .expect("build the test image");
     registry
-        .push(&rt, &local, "app", tag)
+        .push_new(&rt, &run, "reg", "app", &[tag])
         .await
         .expect("push the test image");
     let reference = registry.reference("app", tag);
-    run.track_image(&reference);
     (rt, run, registry, reference)
 }
 
@@ -61,18 +55,8 @@ async fn pull_without_credentials_fails_with_login_hints() {
 
 #[tokio::test]
 async fn pull_with_config_auths_succeeds() {
-    let (rt, _run, registry, image) = registry_with_image("1").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    write(
-        dir.path(),
-        "config.json",
-        &format!(
-            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
-            registry.host,
-            registry.auth_field()
-        ),
-    );
-    let rt = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
+    let (rt, run, registry, image) = registry_with_image("1").await;
+    let rt = logged_in(rt, &run, &registry);
     pull(&rt, &image).await.expect("pull with `auths`");
     assert_present(&rt, &image).await;
 }
@@ -157,20 +141,10 @@ async fn pull_with_creds_store_and_cred_helpers_runs_the_helper() {
     );
 }
 
-/// A registry session already logged in through `auths`.
-fn logged_in(rt: DockerRuntime, registry: &TestRegistry) -> (DockerRuntime, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write(
-        dir.path(),
-        "config.json",
-        &format!(
-            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
-            registry.host,
-            registry.auth_field()
-        ),
-    );
-    let rt = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
-    (rt, dir)
+/// A registry session already logged in through `auths` (what `docker login` writes).
+fn logged_in(rt: DockerRuntime, run: &TestRun, registry: &TestRegistry) -> DockerRuntime {
+    let dir = registry.docker_config(run).expect("docker login");
+    rt.with_registry_auth(RegistryAuth::new(Some(dir)))
 }
 
 #[tokio::test]
@@ -178,20 +152,16 @@ async fn digest_pin_pulls_and_runs_that_digest_after_the_tag_moved() {
     let (rt, run, registry, _) = registry_with_image("1").await;
     let first = registry.digest("app", "1").expect("digest of app:1");
     // A second, different image as app:2; then app:1 is moved to it in the registry.
-    let other = format!("refinery-test-busybox:reg2-{}", run.id());
-    run.track_image(&other);
-    testsupport::build_busybox_image(&rt, &other)
-        .await
-        .expect("build");
     let second = registry
-        .push(&rt, &other, "app", "2")
+        .push_new(&rt, &run, "reg2", "app", &["2"])
         .await
-        .expect("push app:2");
+        .expect("push app:2")
+        .digest;
     assert_ne!(first, second);
     registry.move_tag("app", "2", "1").expect("move app:1");
     assert_eq!(registry.digest("app", "1").expect("digest"), second);
 
-    let (rt, _dir) = logged_in(rt, &registry);
+    let rt = logged_in(rt, &run, &registry);
     let pin = format!("{}/app:1@{first}", registry.host);
     pull(&rt, &pin).await.expect("pull the pinned digest");
     let observed = rt.observe(None).await.expect("observe");

@@ -27,33 +27,11 @@ async fn registry_with_tags() -> (DockerRuntime, TestRun, TestRegistry) {
         .unwrap_or_else(|e| panic!("these tests need a running Docker engine: {e}"));
     let run = TestRun::new(&rt);
     let registry = TestRegistry::start("deploy", "s3cret-pw").expect("start the registry");
-    let local = format!("refinery-test-busybox:tags-{}", run.id());
-    run.track_image(&local);
-    testsupport::build_busybox_image(&rt, &local)
+    registry
+        .push_new(&rt, &run, "tags", "app", &TAGS)
         .await
-        .expect("build the test image");
-    for tag in TAGS {
-        registry
-            .push(&rt, &local, "app", tag)
-            .await
-            .expect("push the test image");
-    }
+        .expect("push the test image");
     (rt, run, registry)
-}
-
-fn logged_in(rt: DockerRuntime, registry: &TestRegistry) -> (DockerRuntime, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
-            registry.host,
-            registry.auth_field()
-        ),
-    )
-    .expect("write config.json");
-    let rt = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
-    (rt, dir)
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -63,8 +41,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn registry_tags_are_listed_with_docker_login_credentials() {
-    let (rt, _run, registry) = registry_with_tags().await;
-    let (rt, _config) = logged_in(rt, &registry);
+    let (rt, run, registry) = registry_with_tags().await;
+    let config = registry.docker_config(&run).expect("docker login");
+    let rt = rt.with_registry_auth(RegistryAuth::new(Some(config)));
     let name = format!("{}/app", registry.host);
     let all = rt.registry_tags(&name).await.expect("list the tags");
     assert_eq!(sorted(all), TAGS);
@@ -106,15 +85,8 @@ async fn registry_tags_without_credentials_are_refused_naming_the_registry() {
     );
     // Wrong credentials: refused, and the password shows nowhere.
     let dir = tempfile::tempdir().expect("tempdir");
-    let wrong = base64_auth("deploy", "wrong-pw-5521");
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{}": {{"auth": "{wrong}"}}}}}}"#,
-            registry.host
-        ),
-    )
-    .expect("write config.json");
+    testsupport::write_docker_login(dir.path(), &registry.host, "deploy", "wrong-pw-5521")
+        .expect("write config.json");
     let rt = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
     let e = rt
         .registry_tags(&format!("{}/app", registry.host))
@@ -123,11 +95,6 @@ async fn registry_tags_without_credentials_are_refused_naming_the_registry() {
         .to_string();
     assert!(e.contains("HTTP 401") && e.contains("were refused"), "{e}");
     assert!(!e.contains("wrong-pw-5521"), "{e}");
-}
-
-fn base64_auth(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
 
 /// The stand-in's state: its own address and how many tag pages it served.
@@ -198,7 +165,10 @@ async fn stand_in_token(
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let want = format!("Basic {}", base64_auth("deploy", "tok-pw-3391"));
+    let want = format!(
+        "Basic {}",
+        testsupport::docker_auth_field("deploy", "tok-pw-3391")
+    );
     if basic != Some(want.as_str())
         || query_param(&uri, "service").as_deref() != Some("stand-in.test")
         || query_param(&uri, "scope").as_deref() != Some("repository:app:pull")
@@ -232,14 +202,8 @@ async fn registry_tags_follow_the_bearer_token_flow_and_every_page() {
         let _ = axum::serve(listener, app).await;
     });
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{host}": {{"auth": "{}"}}}}}}"#,
-            base64_auth("deploy", "tok-pw-3391")
-        ),
-    )
-    .expect("write config.json");
+    testsupport::write_docker_login(dir.path(), &host, "deploy", "tok-pw-3391")
+        .expect("write config.json");
     // No engine is asked: listing tags goes to the registry only.
     let rt = DockerRuntime::connect("/nonexistent/docker.sock")
         .expect("runtime")

@@ -7,7 +7,7 @@
 use std::ffi::OsStr;
 
 use refinery_core::ContainerState;
-use refinery_docker::testsupport::{self, TestRegistry};
+use refinery_docker::testsupport::TestRegistry;
 
 use crate::common::Env;
 use crate::harness::{Daemon, eventually, kind, resource};
@@ -36,25 +36,21 @@ fn is_hold(e: &serde_json::Value, web_id: &str, digest: &str) -> bool {
 async fn daemon_unhealthy_image_update_is_rolled_back_and_not_retried_until_the_tag_moves() {
     let env = Env::new().await;
     let registry = TestRegistry::start("deploy", PASSWORD).expect("start the registry");
-    let run = env.run.id().to_owned();
     // Three images of this test's own: good `a`, `b` whose healthcheck fails, good `c`.
     let mut ids = Vec::new();
     let mut digests = Vec::new();
     for (tag, unhealthy) in [("a", false), ("b", true), ("c", false)] {
-        let local = format!("refinery-test-busybox:upd-{tag}-{run}");
-        env.run.track_image(&local);
-        let id = if unhealthy {
-            testsupport::build_unhealthy_busybox_image(&env.rt, &local).await
+        let marker = format!("upd-{tag}");
+        let (local, id) = if unhealthy {
+            env.run.own_unhealthy_image(&env.rt, &marker).await
         } else {
-            testsupport::build_busybox_image(&env.rt, &local).await
+            env.run.own_image(&env.rt, &marker).await
         }
         .expect("build");
         let digest = registry
-            .push(&env.rt, &local, "app", tag)
+            .push_as(&env.rt, &env.run, &local, "app", &[tag])
             .await
             .expect("push");
-        env.run
-            .track_image(&format!("{}/app@{digest}", registry.host));
         ids.push(id);
         digests.push(digest);
     }
@@ -71,11 +67,11 @@ async fn daemon_unhealthy_image_update_is_rolled_back_and_not_retried_until_the_
         "refinery.yaml",
         &format!(
             "config: {{selector: \"{selector}\", image_check_interval: 1s, health_deadline: 6s}}\n\
-             registries:\n  - {{host: \"{host}\", username: deploy, password: \"${{REG_TOKEN}}\"}}\n\
+             {registries}\
              drift_rules:\n  image_update: {{action: recreate}}\n\
              containers:\n  - name: {web}\n    image: {image}\n",
             selector = env.selector(),
-            host = registry.host,
+            registries = registry.manifest_registries("REG_TOKEN"),
         ),
     );
     let extra = ["--check-interval", "1s"];
@@ -187,29 +183,22 @@ async fn daemon_registry_check_failures_are_alerted_once_and_counted() {
     use crate::observability::{free_port, get, parse_metrics};
     let env = Env::new().await;
     let registry = TestRegistry::start("deploy", PASSWORD).expect("start the registry");
-    let run = env.run.id().to_owned();
-    let local = format!("refinery-test-busybox:chk-{run}");
-    env.run.track_image(&local);
-    testsupport::build_busybox_image(&env.rt, &local)
-        .await
-        .expect("build");
     let digest = registry
-        .push(&env.rt, &local, "app", "1")
+        .push_new(&env.rt, &env.run, "chk", "app", &["1"])
         .await
-        .expect("push");
-    env.run
-        .track_image(&format!("{}/app@{digest}", registry.host));
+        .expect("push")
+        .digest;
     let image = registry.reference("app", "1");
-    env.run.track_image(&image);
     let host = registry.host.clone();
     let web = env.name("web");
     env.commit_file(
         "refinery.yaml",
         &format!(
             "config: {{selector: \"{selector}\", image_check_interval: 1s}}\n\
-             registries:\n  - {{host: \"{host}\", username: deploy, password: \"${{REG_TOKEN}}\"}}\n\
+             {registries}\
              containers:\n  - name: {web}\n    image: {image}\n",
             selector = env.selector(),
+            registries = registry.manifest_registries("REG_TOKEN"),
         ),
     );
     let listen = format!("127.0.0.1:{}", free_port());

@@ -6,48 +6,28 @@
 
 use std::ffi::OsString;
 
-use refinery_docker::testsupport::{self, TestRegistry};
+use refinery_docker::testsupport::TestRegistry;
 
 use crate::common::Env;
-
-/// `docker login` for `registry`, in a fresh `DOCKER_CONFIG`.
-fn login(registry: &TestRegistry) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
-            registry.host,
-            registry.auth_field()
-        ),
-    )
-    .expect("write config.json");
-    dir
-}
 
 #[tokio::test]
 async fn image_policy_follows_the_newest_matching_tag_of_the_registry() {
     let env = Env::new().await;
     let registry = TestRegistry::start("deploy", "pw-51d0a2c8").expect("start the registry");
-    let local = format!("refinery-test-busybox:semver-{}", env.run.id());
-    env.run.track_image(&local);
-    testsupport::build_busybox_image(&env.rt, &local)
+    let local = registry
+        .push_new(
+            &env.rt,
+            &env.run,
+            "semver",
+            "app",
+            &["1.4.0", "1.4.2", "1.5.0", "2.0.0"],
+        )
         .await
-        .expect("build");
-    for tag in ["1.4.0", "1.4.2", "1.5.0", "2.0.0"] {
-        registry
-            .push(&env.rt, &local, "app", tag)
-            .await
-            .expect("push");
-        env.run.track_image(&registry.reference("app", tag));
-    }
-    env.run.track_image(&registry.reference("app", "1.6.0"));
-    let config = login(&registry);
+        .expect("push")
+        .local;
+    let config = registry.docker_config(&env.run).expect("docker login");
     let v = || -> Vec<(String, OsString)> {
-        vec![(
-            "DOCKER_CONFIG".to_owned(),
-            config.path().as_os_str().to_owned(),
-        )]
+        vec![("DOCKER_CONFIG".to_owned(), config.as_os_str().to_owned())]
     };
     let manifest = |rules: &str| {
         format!(
@@ -77,7 +57,7 @@ async fn image_policy_follows_the_newest_matching_tag_of_the_registry() {
 
     // 1.6.0 appears: `image_update` naming the tag, reported (alert) and nothing changed.
     registry
-        .push(&env.rt, &local, "app", "1.6.0")
+        .push_as(&env.rt, &env.run, &local, "app", &["1.6.0"])
         .await
         .expect("push 1.6.0");
     let update = format!(

@@ -4,6 +4,7 @@
 //! naming `docker login HOST` and `registries:`; the password shows nowhere.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use refinery_docker::testsupport::{self, TestRegistry};
 
@@ -15,17 +16,11 @@ const LEDGER: &str = "ledger/container_ledger.jsonl";
 /// shared test image is never pushed, so it keeps no digest of a registry).
 async fn registry(env: &Env) -> (TestRegistry, String) {
     let registry = TestRegistry::start("deploy", "pw-9f3c1e77").expect("start the registry");
-    let local = format!("refinery-test-busybox:app1-{}", env.run.id());
-    env.run.track_image(&local);
-    testsupport::build_busybox_image(&env.rt, &local)
-        .await
-        .expect("build");
     registry
-        .push(&env.rt, &local, "app", "1")
+        .push_new(&env.rt, &env.run, "app1", "app", &["1"])
         .await
         .expect("push the test image");
     let image = registry.reference("app", "1");
-    env.run.track_image(&image);
     (registry, image)
 }
 
@@ -105,38 +100,19 @@ async fn registry_pull_without_credentials_fails_then_registries_section_pulls()
 async fn registry_pull_with_docker_login_config_succeeds() {
     let env = Env::new().await;
     let (registry, image) = registry(&env).await;
-    let dir = tempfile::tempdir().expect("tempdir");
     // What `docker login 127.0.0.1:PORT` writes.
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
-            registry.host,
-            registry.auth_field()
-        ),
-    )
-    .expect("write config.json");
+    let config = login(&env, &registry);
     env.commit_manifest(&container(&env, &image));
-    env.refinery_env(&["apply", "--yes"], vars(dir.path(), &[]))
+    env.refinery_env(&["apply", "--yes"], vars(&config, &[]))
         .await
         .code(0)
         .outcome(&env.name("web"), "created");
     testsupport::remove_image(&env.rt, &image).await.ok();
 }
 
-/// `docker login` for `registry`, in a fresh `DOCKER_CONFIG`.
-fn login(registry: &TestRegistry) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
-            registry.host,
-            registry.auth_field()
-        ),
-    )
-    .expect("write config.json");
-    dir
+/// `docker login` for `registry`, in a fresh `DOCKER_CONFIG` of this test's own.
+fn login(env: &Env, registry: &TestRegistry) -> PathBuf {
+    registry.docker_config(&env.run).expect("docker login")
 }
 
 #[tokio::test]
@@ -144,23 +120,17 @@ async fn registry_digest_pin_runs_that_digest_and_another_pin_is_image_drift() {
     let env = Env::new().await;
     let (registry, _) = registry(&env).await;
     let first = registry.digest("app", "1").expect("digest");
-    let other = format!("refinery-test-busybox:pin2-{}", env.run.id());
-    env.run.track_image(&other);
-    testsupport::build_busybox_image(&env.rt, &other)
-        .await
-        .expect("build");
     let second = registry
-        .push(&env.rt, &other, "app", "2")
+        .push_new(&env.rt, &env.run, "pin2", "app", &["2"])
         .await
-        .expect("push app:2");
+        .expect("push app:2")
+        .digest;
     // The tag moves on; the pin holds.
     registry.move_tag("app", "2", "1").expect("move app:1");
-    let config = login(&registry);
-    let v = || vars(config.path(), &[]);
+    let config = login(&env, &registry);
+    let v = || vars(&config, &[]);
 
     let pin = format!("{}/app:1@{first}", registry.host);
-    env.run
-        .track_image(&format!("{}/app@{first}", registry.host));
     env.commit_manifest(&container(&env, &pin));
     env.refinery_env(&["apply", "--yes"], v())
         .await
@@ -187,8 +157,6 @@ async fn registry_digest_pin_runs_that_digest_and_another_pin_is_image_drift() {
 
     // Pinned to the other digest: the running container is image drift, and apply replaces it.
     let repin = format!("{}/app:1@{second}", registry.host);
-    env.run
-        .track_image(&format!("{}/app@{second}", registry.host));
     env.commit_manifest(&container(&env, &repin));
     env.refinery_env(&["plan"], v())
         .await
@@ -214,17 +182,13 @@ async fn registry_tag_moved_is_image_update_alerted_then_recreated() {
     let env = Env::new().await;
     let (registry, image) = registry(&env).await;
     let first = registry.digest("app", "1").expect("digest");
-    let other = format!("refinery-test-busybox:upd2-{}", env.run.id());
-    env.run.track_image(&other);
-    testsupport::build_busybox_image(&env.rt, &other)
-        .await
-        .expect("build");
     let second = registry
-        .push(&env.rt, &other, "app", "2")
+        .push_new(&env.rt, &env.run, "upd2", "app", &["2"])
         .await
-        .expect("push app:2");
-    let config = login(&registry);
-    let v = || vars(config.path(), &[]);
+        .expect("push app:2")
+        .digest;
+    let config = login(&env, &registry);
+    let v = || vars(&config, &[]);
     env.commit_manifest(&container(&env, &image));
     env.refinery_env(&["apply", "--yes"], v())
         .await
@@ -254,8 +218,6 @@ async fn registry_tag_moved_is_image_update_alerted_then_recreated() {
     assert_eq!(env.existing("web").await.id, before);
 
     // `recreate` pulls the new digest and replaces the container.
-    env.run
-        .track_image(&format!("{}/app@{second}", registry.host));
     env.commit_manifest(&format!(
         "drift_rules:\n  image_update: {{action: recreate}}\n{}",
         container(&env, &image)
@@ -282,8 +244,8 @@ async fn registry_outage_removes_nothing_and_a_missing_container_is_recreated_fr
     use refinery_core::ContainerRuntime as _;
     let env = Env::new().await;
     let (registry, image) = registry(&env).await;
-    let config = login(&registry);
-    let v = || vars(config.path(), &[]);
+    let config = login(&env, &registry);
+    let v = || vars(&config, &[]);
     let body = format!(
         "containers:\n  - name: {web}\n    image: {image}\n  - name: {worker}\n    image: {image}\n",
         web = env.name("web"),

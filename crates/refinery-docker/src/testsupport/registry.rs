@@ -4,10 +4,15 @@
 //!
 //! Images are pushed with the engine (then untagged locally, so a later pull is a real pull);
 //! tags are moved with the registry's HTTP API, so nothing becomes local by accident.
+//!
+//! The kit a registry test needs: [`TestRegistry::push_new`] (a tiny image of the run's own,
+//! pushed under `repo:tag`), [`TestRegistry::docker_config`] (what `docker login` writes) and
+//! [`TestRegistry::manifest_registries`] (the manifest's `registries:` with the password from the
+//! environment).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +21,7 @@ use futures_util::StreamExt;
 use refinery_core::RuntimeError;
 use refinery_core::runtime::RuntimeResult;
 
+use super::TestRun;
 use crate::DockerRuntime;
 use crate::convert::{self, image_what};
 
@@ -24,6 +30,42 @@ use crate::convert::{self, image_what};
 pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
 const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// An image of a run's own pushed by [`TestRegistry::push_new`].
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The local tag it was built as (`refinery-test-busybox:<run>-<marker>`).
+    pub local: String,
+    /// Its image id.
+    pub id: String,
+    /// The registry's manifest digest of it (`sha256:…`).
+    pub digest: String,
+}
+
+/// base64 of `user:password`, as `docker login` stores it in `config.json`'s `auth`.
+#[must_use]
+pub fn docker_auth_field(user: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// Writes `dir/config.json` as `docker login HOST` does for `user`/`password` (`auths` only).
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_docker_login(
+    dir: &Path,
+    host: &str,
+    user: &str,
+    password: &str,
+) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("config.json"),
+        format!(
+            r#"{{"auths": {{"{host}": {{"auth": "{}"}}}}}}"#,
+            docker_auth_field(user, password)
+        ),
+    )
+}
 
 /// A running registry. `host` is `127.0.0.1:PORT`.
 pub struct TestRegistry {
@@ -135,7 +177,79 @@ impl TestRegistry {
     /// base64 of `user:password`, as `docker login` stores it in `config.json`'s `auth`.
     #[must_use]
     pub fn auth_field(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.user, self.password))
+        docker_auth_field(&self.user, &self.password)
+    }
+
+    /// A `DOCKER_CONFIG` directory holding what `docker login <host>` writes, named after `run`
+    /// and removed with it.
+    ///
+    /// # Errors
+    /// The directory or file cannot be written.
+    pub fn docker_config(&self, run: &TestRun) -> RuntimeResult<PathBuf> {
+        let action = format!("write a docker config for `{}`", self.host);
+        let port = self.host.rsplit_once(':').map_or("0", |(_, p)| p);
+        let dir = run
+            .temp_dir(&format!("docker-config-{port}"))
+            .map_err(|e| fail(&action, e))?;
+        write_docker_login(&dir, &self.host, &self.user, &self.password)
+            .map_err(|e| fail(&action, e))?;
+        Ok(dir)
+    }
+
+    /// The manifest's `registries:` section for this registry, its password read from the
+    /// environment variable `var` (`password: "${VAR}"`), ending in a newline.
+    #[must_use]
+    pub fn manifest_registries(&self, var: &str) -> String {
+        format!(
+            "registries:\n  - {{host: \"{}\", username: {}, password: \"${{{var}}}\"}}\n",
+            self.host, self.user
+        )
+    }
+
+    /// Builds `run`'s own tiny image for `marker` ([`TestRun::own_image`]: a distinct image id
+    /// per marker) and pushes it under `<repo>:<tag>` for every tag of `tags`, as
+    /// [`TestRegistry::push_as`] does.
+    ///
+    /// # Errors
+    /// No tags, the build failing, or the engine or the registry refusing.
+    pub async fn push_new(
+        &self,
+        rt: &DockerRuntime,
+        run: &TestRun,
+        marker: &str,
+        repo: &str,
+        tags: &[&str],
+    ) -> RuntimeResult<Pushed> {
+        let (local, id) = run.own_image(rt, marker).await?;
+        let digest = self.push_as(rt, run, &local, repo, tags).await?;
+        Ok(Pushed { local, id, digest })
+    }
+
+    /// Pushes local image `source` under `<repo>:<tag>` for every tag of `tags` ([`push`]:
+    /// nothing of it left local under the registry's name), and records `<host>/<repo>:<tag>` and
+    /// `<host>/<repo>@<digest>` with `run`, so what a later pull makes local is removed with the
+    /// run. Returns the manifest digest.
+    ///
+    /// # Errors
+    /// No tags, or the engine or the registry refusing.
+    ///
+    /// [`push`]: TestRegistry::push
+    pub async fn push_as(
+        &self,
+        rt: &DockerRuntime,
+        run: &TestRun,
+        source: &str,
+        repo: &str,
+        tags: &[&str],
+    ) -> RuntimeResult<String> {
+        let mut digest = None;
+        for tag in tags {
+            run.track_image(&self.reference(repo, tag));
+            let pushed = self.push(rt, source, repo, tag).await?;
+            run.track_image(&format!("{}/{repo}@{pushed}", self.host));
+            digest = Some(pushed);
+        }
+        digest.ok_or_else(|| fail(&format!("push `{source}`"), "no tag to push it under"))
     }
 
     /// Pushes local image `source` as `<host>/<repo>:<tag>` with the engine, then removes the
