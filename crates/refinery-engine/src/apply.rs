@@ -248,7 +248,17 @@ async fn run_step<R: ContainerRuntime>(
             };
             // An `image_update` pulls the tag's new digest even though the tag is local.
             let update = step.drifts.contains(&DriftKind::ImageUpdate);
-            if let Err(e) = ensure_image(rt, spec, observed, update, build_failures, on_event).await
+            // A rejected image update is put back on the image its tag was just pointed back at
+            // (kept locally): a pull, even under `pull_policy: always`, would fetch the rejected
+            // digest again.
+            let put_back = step.kind == StepKind::Rollback
+                && step
+                    .changes
+                    .iter()
+                    .any(|c| c.field == refinery_core::image_update::DIGEST_FIELD);
+            if !put_back
+                && let Err(e) =
+                    ensure_image(rt, spec, observed, update, build_failures, on_event).await
             {
                 return failed(step, e);
             }
