@@ -40,6 +40,17 @@ impl DaemonProc {
     /// running `exec "$@" --max-concurrent-nodes 16`) when that is set. RSS and CPU are then the
     /// wrapper's, unless it `exec`s the daemon.
     pub fn start(repo: &Path, dir: &Path, extra: &[&str], log_filter: &str) -> DaemonProc {
+        DaemonProc::start_with_env(repo, dir, extra, log_filter, &[])
+    }
+
+    /// [`DaemonProc::start`] with `vars` added to the daemon's environment.
+    pub fn start_with_env(
+        repo: &Path,
+        dir: &Path,
+        extra: &[&str],
+        log_filter: &str,
+        vars: &[(&str, &std::ffi::OsStr)],
+    ) -> DaemonProc {
         let log = dir.join("daemon.log");
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = match std::env::var("REFINERY_BENCH_WRAPPER") {
@@ -58,6 +69,7 @@ impl DaemonProc {
             .arg(dir.join("state"))
             .args(extra)
             .env("REFINERY_LOG", log_filter)
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
