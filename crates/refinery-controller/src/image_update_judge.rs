@@ -20,27 +20,37 @@ use crate::controller::{Controller, alert};
 use crate::ports::Engine;
 use crate::revision_judge::SETTLE_SECS;
 
-/// The image updates the daemon whose state is in `state_dir` (else the default state directory
-/// of `repo`) rolled back, by resource id, held back until their tag moves: `refinery plan` and
-/// `apply` leave them as the daemon would (an alert). None when no daemon ever ran there or its
-/// state cannot be read.
+/// The image updates of the daemon whose state is in `state_dir` (else the default state
+/// directory of `repo`): those on trial and those rolled back. Empty when no daemon ever ran
+/// there or its state cannot be read.
 #[must_use]
-pub fn daemon_rejected_updates(
+pub fn daemon_image_updates(
     repo: &std::path::Path,
     state_dir: Option<&std::path::Path>,
-) -> std::collections::BTreeMap<String, refinery_core::image_trials::RejectedUpdate> {
+) -> refinery_core::image_trials::ImageUpdates {
     state_dir
         .map(std::path::Path::to_path_buf)
         .or_else(|| crate::controller::default_state_dir(repo).ok())
         .map(|dir| refinery_store::state_file::path_in(&dir))
         .filter(|p| p.exists())
         .and_then(|p| refinery_store::state_file::load(&p).ok())
-        .map(|s| s.image_updates.rejected)
+        .map(|s| s.image_updates)
         .unwrap_or_default()
 }
 
-/// Marks the images a rollback of an update on trial needs as protected, so a cleanup leaves them.
-pub(crate) fn keep_trial_images(
+/// The image updates that daemon rolled back, by resource id, held back until their tag moves:
+/// `refinery plan` and `apply` leave them as the daemon would (an alert).
+#[must_use]
+pub fn daemon_rejected_updates(
+    repo: &std::path::Path,
+    state_dir: Option<&std::path::Path>,
+) -> std::collections::BTreeMap<String, refinery_core::image_trials::RejectedUpdate> {
+    daemon_image_updates(repo, state_dir).rejected
+}
+
+/// Marks the images a rollback of an update on trial needs as protected, so a cleanup (the
+/// daemon's, or `refinery cleanup` beside it) leaves them.
+pub fn keep_trial_images(
     audit: &mut refinery_core::inventory::NodeAudit,
     updates: &refinery_core::image_trials::ImageUpdates,
 ) {

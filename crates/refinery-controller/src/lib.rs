@@ -71,5 +71,5 @@ mod triggers;
 pub use controller::{Boot, Controller, ControllerOptions, daemon_suspensions, default_state_dir};
 pub use error::{ControllerError, Result};
 pub use event_watch::{Backlog, Overflow, Trigger};
-pub use image_update_judge::daemon_rejected_updates;
+pub use image_update_judge::{daemon_image_updates, daemon_rejected_updates, keep_trial_images};
 pub use requeue::{PassOutcome, Requeue, on_error};

@@ -47,6 +47,8 @@ pub async fn audit_nodes<'m>(
     let state_path = inventory_state_file::path_in(state_dir);
     let mut state: InventoryState = inventory_state_file::load(&state_path)?;
     let selector = refinery_engine::node_selector(manifest);
+    // The images a daemon here needs to put an image update on trial back.
+    let updates = refinery_controller::daemon_image_updates(&settings.repo, Some(state_dir));
     let mut out = Vec::new();
     for ne in engines::select(manifest, &settings.nodes, &settings.repo)? {
         let (engine, audit) = match ne.engine {
@@ -55,8 +57,9 @@ pub async fn audit_nodes<'m>(
                     .await
                 {
                     Ok(c) => {
-                        let audit =
+                        let mut audit =
                             classify(manifest, &ne.node.name, c.snapshot(), &state, settings.now);
+                        refinery_controller::keep_trial_images(&mut audit, &updates);
                         state.record(&ne.node.name, &c.images, &c.volumes, settings.now);
                         Ok(audit)
                     }

@@ -380,3 +380,74 @@ async fn audit_of_an_unreachable_node_reports_it_and_still_audits_the_others() {
         "one line, for the node that answered"
     );
 }
+
+/// An image a daemon keeps to put an image update on trial back (named in its state file, in
+/// the state directory `audit` and `cleanup` share with it) is protected, whatever its name:
+/// `audit` says why, and `cleanup --apply` removes the other safe-to-delete image and leaves it.
+#[tokio::test]
+async fn cleanup_keeps_the_image_an_image_update_on_trial_needs() {
+    let env = Env::new().await;
+    let id = env.run.id().to_owned();
+    env.commit_manifest(&format!(
+        "containers:\n  - name: {}\n    image: {IMAGE}\n    node: local\ninventory:\n  safe_to_delete: [\"tmp-*\"]\n",
+        env.name("web")
+    ));
+    let (kept, gone) = (format!("tmp-{id}-kept:1"), format!("tmp-{id}-gone:1"));
+    let kept_id = env.run.labelled_image(&env.rt, &kept).await.expect("build");
+    let gone_id = env.run.labelled_image(&env.rt, &gone).await.expect("build");
+    assert_ne!(kept_id, gone_id, "two images");
+
+    let state_dir = tempfile::tempdir().expect("temp dir");
+    let mut state = refinery_core::daemon_state::DaemonState::default();
+    state.image_updates.trials.insert(
+        "docker/local/container/web".into(),
+        refinery_core::image_trials::UpdateTrial {
+            reference: "127.0.0.1:5000/app:stable".into(),
+            from_digest: "sha256:0000000000000000000000000000000000000000000000000000000000000001"
+                .into(),
+            from_image: kept_id.clone(),
+            to_digest: "sha256:0000000000000000000000000000000000000000000000000000000000000002"
+                .into(),
+            since: jiff::Timestamp::now(),
+        },
+    );
+    refinery_store::state_file::save(
+        &refinery_store::state_file::path_in(state_dir.path()),
+        &state,
+    )
+    .expect("write the daemon's state file");
+    let dir = state_dir.path().to_string_lossy().into_owned();
+
+    let audit = env
+        .refinery(&["audit", "--json", "--state-dir", &dir])
+        .await;
+    audit.code(0);
+    let items = audit.json()["nodes"][0]["items"]
+        .as_array()
+        .expect("items")
+        .clone();
+    assert_eq!(
+        class_of(&items, "image", &kept),
+        "protected",
+        "{}",
+        audit.transcript()
+    );
+    assert_eq!(class_of(&items, "image", &gone), "safe_to_delete");
+    let why = items
+        .iter()
+        .find(|i| i["name"] == kept.as_str())
+        .map(|i| i["reason"].to_string());
+    assert!(
+        why.as_deref()
+            .is_some_and(|r| r.contains("kept for the rollback of an image update on trial")),
+        "{why:?}"
+    );
+
+    env.refinery(&["cleanup", "--apply", "--yes", "--state-dir", &dir])
+        .await
+        .code(0)
+        .stdout_has(&format!("docker/local/image/{gone} removed"));
+    let (images, _, _) = present(&env).await;
+    assert!(images.contains(&kept), "kept: {images:?}");
+    assert!(!images.contains(&gone), "removed: {images:?}");
+}
