@@ -120,6 +120,7 @@ pub fn manifest(containers: Vec<ContainerSpec>) -> Manifest {
         secrets: SecretsConfig::default(),
         env_files: Vec::new(),
         registries: Vec::new(),
+        registry_env: Vec::new(),
         allow_empty: false,
         ignore_differences: Vec::new(),
     }

@@ -3,7 +3,8 @@
 use refinery_core::Manifest;
 use refinery_core::ledger::Masker;
 
-/// Masks every secret the manifest knows: sensitive env values and every alert channel's URLs, tokens and passwords.
+/// Masks every secret the manifest knows: sensitive env values, every alert channel's URLs, tokens
+/// and passwords, and the `registries:` passwords.
 #[must_use]
 pub fn masker_for(manifest: &Manifest) -> Masker {
     let mut secrets = Vec::new();
@@ -28,6 +29,12 @@ pub fn masker_for(manifest: &Manifest) -> Masker {
             .discord_webhook
             .iter()
             .map(|w| w.expose().to_owned()),
+    );
+    secrets.extend(
+        manifest
+            .registries
+            .iter()
+            .map(|r| r.password.expose().to_owned()),
     );
     Masker::new(secrets)
 }

@@ -4,7 +4,8 @@
 //! age keys as functions, and nothing is written anywhere.
 //!
 //! Each step returns a value the next one reads: the manifest loads; the age keys its `secrets:`
-//! points to are gathered; the `env_file`s are read ([`read_env_files`]); the stacks expand
+//! points to are gathered; the `env_file`s are read ([`read_env_files`]), and those of
+//! `registries:` entries fill in their logins ([`resolve_registries`]); the stacks expand
 //! ([`expand_stacks`]); the content-tracked mounts are read ([`content_mounts::resolve`]); the
 //! resolved manifest is put together from those values.
 
@@ -16,7 +17,7 @@ use std::path::Path;
 use crate::compose::{ExpandedStacks, StackSource, expand_stacks};
 use crate::manifest::{
     EnvFileValues, Issue, LoadOptions, MANIFEST_FILES, Manifest, ManifestError, load_manifest,
-    read_env_files,
+    read_env_files, resolve_registries,
 };
 use crate::sops::AgeKeys;
 use crate::spec::ContextFile;
@@ -111,10 +112,18 @@ pub fn resolve<F: CommitFiles>(
             .and_then(|b| String::from_utf8(b).ok())
     };
     let env_values = if manifest.env_files.is_empty() {
-        EnvFileValues::default()
+        Ok(EnvFileValues::default())
     } else {
-        read_env_files(&manifest, &read_text, &keys)?
+        read_env_files(&manifest, &read_text, &keys)
     };
+    // The logins of `registries:` entries with `env_file:`; a file or variable that fails stops
+    // the load like a container's env file, so the logins in force are never switched to it.
+    let registries = if manifest.registry_env.is_empty() {
+        Ok(manifest.registries.clone())
+    } else {
+        resolve_registries(&manifest, &read_text, &keys, inputs.env)
+    };
+    let (env_values, registries) = both(env_values, registries)?;
     let stacks = if manifest.stacks.is_empty() {
         ExpandedStacks {
             stacks: manifest.stacks.clone(),
@@ -160,10 +169,31 @@ pub fn resolve<F: CommitFiles>(
             stacks: stacks.stacks,
             stack_networks,
             stack_volumes,
+            registries,
+            registry_env: Vec::new(),
             ..manifest
         },
         warnings,
     })
+}
+
+/// Both values, or every problem of both.
+fn both<A, B>(
+    a: Result<A, ManifestError>,
+    b: Result<B, ManifestError>,
+) -> Result<(A, B), ManifestError> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (
+            Err(ManifestError::Invalid { file, mut issues }),
+            Err(ManifestError::Invalid { issues: more, .. }),
+        ) => {
+            issues.extend(more);
+            issues.sort_by_key(|i| (i.line, i.column));
+            Err(ManifestError::Invalid { file, issues })
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
 }
 
 /// The first of [`MANIFEST_FILES`] the commit holds, and its text.

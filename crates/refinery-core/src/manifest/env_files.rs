@@ -1,6 +1,8 @@
 //! `env_file:` on a container: files in the repository whose `KEY=value` lines (or SOPS-encrypted
 //! values) join the container's environment, under its own `env:`. Read from the commit after
 //! the manifest loads, since a SOPS file needs the age keys the manifest's `secrets:` points to.
+//! A `registries:` entry's `env_file` is read the same way ([`read_env_file`]; see
+//! `registry_env.rs`).
 
 use std::collections::BTreeMap;
 
@@ -81,31 +83,12 @@ pub fn read_env_files(
     let mut cache: BTreeMap<String, Option<BTreeMap<String, Secret>>> = BTreeMap::new();
     for f in &manifest.env_files {
         let vars = cache.entry(f.path.clone()).or_insert_with(|| {
-            let issue = |message: String| Issue::new(&manifest.file, f.loc, &f.field, message);
-            match read(&f.path) {
-                None => {
-                    issues.push(
-                        issue(format!(
-                            "failed to find env file `{}` in the commit",
-                            f.path
-                        ))
-                        .with_hint(
-                            "commit the file, or fix the path (relative to the repository root)",
-                        ),
-                    );
+            match read_env_file(&manifest.file, f, read, keys) {
+                Ok(v) => Some(v),
+                Err(i) => {
+                    issues.push(i);
                     None
                 }
-                Some(text) => match env_file_values(&f.path, &text, keys) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        let mut i = issue(e.message(&f.path));
-                        if let Some(h) = e.hint() {
-                            i = i.with_hint(h);
-                        }
-                        issues.push(i);
-                        None
-                    }
-                },
             }
         });
         if let Some(vars) = vars {
@@ -123,4 +106,30 @@ pub fn read_env_files(
         });
     }
     Ok(EnvFileValues(per_container))
+}
+
+/// The variables of one `env_file` entry of the manifest `file`, read with `read` (from the
+/// commit) and decrypted with `keys` when SOPS; a file that cannot be read or decrypted is an
+/// issue at the entry, with its hint.
+pub(super) fn read_env_file(
+    file: &str,
+    f: &EnvFileRef,
+    read: &dyn Fn(&str) -> Option<String>,
+    keys: &AgeKeys,
+) -> Result<BTreeMap<String, Secret>, Issue> {
+    let issue = |message: String| Issue::new(file, f.loc, &f.field, message);
+    let Some(text) = read(&f.path) else {
+        return Err(issue(format!(
+            "failed to find env file `{}` in the commit",
+            f.path
+        ))
+        .with_hint("commit the file, or fix the path (relative to the repository root)"));
+    };
+    env_file_values(&f.path, &text, keys).map_err(|e| {
+        let i = issue(e.message(&f.path));
+        match e.hint() {
+            Some(h) => i.with_hint(h),
+            None => i,
+        }
+    })
 }

@@ -163,7 +163,7 @@ fn read_manifest(
         .get("secrets")
         .map(|n| read_secrets(r, n))
         .unwrap_or_default();
-    let registries = top
+    let (registries, registry_env) = top
         .get("registries")
         .map(|n| read_registries(r, n))
         .unwrap_or_default();
@@ -210,6 +210,7 @@ fn read_manifest(
         ledger,
         secrets,
         registries,
+        registry_env,
         allow_empty,
         ignore_differences,
         env_files,

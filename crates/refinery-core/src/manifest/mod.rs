@@ -22,6 +22,7 @@ mod maintenance_windows;
 mod nodes;
 pub mod reader;
 mod registries;
+mod registry_env;
 mod secrets;
 pub mod specs;
 mod stacks;
@@ -45,6 +46,7 @@ pub use load::{LoadOptions, Loaded, MANIFEST_FILES, load_manifest};
 pub use maintenance_windows::{MaintenanceWindow, WindowDay};
 pub use nodes::{DEFAULT_NODE, NodeSpec, TlsFiles};
 pub use registries::RegistryLogin;
+pub use registry_env::{LoginField, RegistryEnv, resolve_registries};
 pub use secrets::SecretsConfig;
 pub use stacks::{StackPositions, StackSpec};
 
@@ -79,9 +81,14 @@ pub struct Manifest {
     pub commit_status: Option<CommitStatusConfig>,
     pub ledger: LedgerConfig,
     pub secrets: SecretsConfig,
-    /// `registries:`: credentials sent with pulls from each host (passwords masked).
+    /// `registries:`: credentials sent with pulls from each host (passwords masked). The entries
+    /// with `env_file:` join once [`resolve_registries`] has read their files (the desired-state
+    /// step does).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<RegistryLogin>,
+    /// `registries:` entries with `env_file:`, not yet resolved (empty once they are).
+    #[serde(skip)]
+    pub registry_env: Vec<RegistryEnv>,
     pub allow_empty: bool,
     /// Field paths ignored for every resource.
     pub ignore_differences: Vec<String>,
