@@ -19,6 +19,7 @@ mod lifecycle;
 mod output;
 mod port_fallback;
 mod registry;
+mod registry_sops;
 mod secrets;
 mod unauthorized;
 mod update_order;

@@ -14,7 +14,7 @@ const LEDGER: &str = "ledger/container_ledger.jsonl";
 
 /// A registry holding `app:1` (an image of this test's own; nothing of it left locally: the
 /// shared test image is never pushed, so it keeps no digest of a registry).
-async fn registry(env: &Env) -> (TestRegistry, String) {
+pub(super) async fn registry(env: &Env) -> (TestRegistry, String) {
     let registry = TestRegistry::start("deploy", "pw-9f3c1e77").expect("start the registry");
     registry
         .push_new(&env.rt, &env.run, "app1", "app", &["1"])
@@ -24,14 +24,17 @@ async fn registry(env: &Env) -> (TestRegistry, String) {
     (registry, image)
 }
 
-fn container(env: &Env, image: &str) -> String {
+pub(super) fn container(env: &Env, image: &str) -> String {
     format!(
         "containers:\n  - name: {}\n    image: {image}\n",
         env.name("web")
     )
 }
 
-fn vars(docker_config: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, OsString)> {
+pub(super) fn vars(
+    docker_config: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, OsString)> {
     let mut v = vec![(
         "DOCKER_CONFIG".to_owned(),
         docker_config.as_os_str().to_owned(),
