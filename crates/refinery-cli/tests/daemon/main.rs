@@ -21,6 +21,7 @@ mod inventory;
 mod kubernetes;
 mod observability;
 mod policy;
+mod registry_sops;
 mod report_only;
 mod revisions;
 mod secrets;
