@@ -38,3 +38,27 @@ pub fn masker_for(manifest: &Manifest) -> Masker {
     );
     Masker::new(secrets)
 }
+
+#[cfg(test)]
+mod tests {
+    use refinery_core::{LoadOptions, load_manifest};
+
+    use super::masker_for;
+
+    #[test]
+    fn masker_for_masks_registry_passwords() {
+        let env = |name: &str| (name == "REG_TOKEN").then(|| "pw-reg-0c41d9".to_owned());
+        let manifest = load_manifest(
+            "refinery.yaml",
+            "registries:\n  - {host: r.example, username: bot, password: \"${REG_TOKEN}\"}\nallow_empty: true\n",
+            &LoadOptions {
+                env: &env,
+                base_dir: None,
+            },
+        )
+        .expect("valid")
+        .manifest;
+        let masked = masker_for(&manifest).mask("pull refused for bot:pw-reg-0c41d9 at r.example");
+        assert_eq!(masked, "pull refused for bot:*** at r.example");
+    }
+}
