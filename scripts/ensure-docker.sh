@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers on the default socket: installs Debian's docker.io and starts
 # dockerd when none does. Also installs busybox-static (test and demo images are built from it),
-# openssl and openssh-server (multi-node tests), etcd-server (the high-availability tests start
-# a real etcd), docker-registry and apache2-utils (registry tests: a real registry with htpasswd).
+# openssl and openssh-server (multi-node tests; openssl also makes the token registry's signing
+# certificate), etcd-server (the high-availability tests start a real etcd), docker-registry and
+# apache2-utils (registry tests: a real registry with htpasswd, or with token auth).
 set -euo pipefail
 need_apt=()
 command -v busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
-# Multi-node tests: TLS certificates made with openssl, ssh:// against a loopback sshd.
+# Multi-node tests: TLS certificates made with openssl, ssh:// against a loopback sshd; the
+# token registry (TestRegistry::start_token): its token server's key and certificate.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 # `--ha etcd://…`: its tests run Debian's etcd.

@@ -7,8 +7,10 @@
 pub mod engines;
 mod registry;
 mod sim_engine;
+mod token_server;
 
 pub use registry::{Pushed, TestRegistry, docker_auth_field, write_docker_login};
+pub use token_server::{TOKEN_ISSUER, TOKEN_SERVICE, TokenCounts};
 
 pub use sim_engine::{SIM_API_VERSION, SIM_ENGINE_VERSION, SimEngine};
 

@@ -1,6 +1,7 @@
 //! A real registry on loopback for tests: Debian's `docker-registry` (distribution 2.8) with
-//! htpasswd authentication, in its own temporary directory, on a free port; stopped and removed
-//! on drop. The engine treats 127.0.0.0/8 as an insecure registry, so plain HTTP works.
+//! htpasswd authentication ([`TestRegistry::start`]) or token authentication and a token server
+//! of its own ([`TestRegistry::start_token`]), in its own temporary directory, on a free port;
+//! stopped and removed on drop. The engine treats 127.0.0.0/8 as an insecure registry, so plain HTTP works.
 //!
 //! Images are pushed with the engine (then untagged locally, so a later pull is a real pull);
 //! tags are moved with the registry's HTTP API, so nothing becomes local by accident.
@@ -22,6 +23,7 @@ use refinery_core::RuntimeError;
 use refinery_core::runtime::RuntimeResult;
 
 use super::TestRun;
+use super::token_server::{Issuer, TOKEN_ISSUER, TOKEN_SERVICE, TokenCounts, TokenServer};
 use crate::DockerRuntime;
 use crate::convert::{self, image_what};
 
@@ -74,6 +76,19 @@ pub struct TestRegistry {
     pub password: String,
     dir: PathBuf,
     child: Child,
+    /// The token server of a registry started with [`TestRegistry::start_token`].
+    token: Option<TokenServer>,
+}
+
+/// A fresh temporary directory for a registry, with its `data` directory.
+fn new_dir() -> RuntimeResult<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "refinery-registry-{}-{}",
+        std::process::id(),
+        super::unique_suffix()
+    ));
+    std::fs::create_dir_all(dir.join("data")).map_err(|e| fail("start the test registry", e))?;
+    Ok(dir)
 }
 
 fn fail(action: &str, message: impl std::fmt::Display) -> RuntimeError {
@@ -91,12 +106,7 @@ impl TestRegistry {
     /// `scripts/ensure-docker.sh` does), or the registry not answering within 10 s.
     pub fn start(user: &str, password: &str) -> RuntimeResult<TestRegistry> {
         let action = "start the test registry";
-        let dir = std::env::temp_dir().join(format!(
-            "refinery-registry-{}-{}",
-            std::process::id(),
-            super::unique_suffix()
-        ));
-        std::fs::create_dir_all(dir.join("data")).map_err(|e| fail(action, e))?;
+        let dir = new_dir()?;
         let htpasswd = dir.join("htpasswd");
         let status = Command::new("htpasswd")
             .args(["-Bbc"])
@@ -114,41 +124,87 @@ impl TestRegistry {
         if !status.success() {
             return Err(fail(action, format!("`htpasswd` failed: {status}")));
         }
+        let auth = format!(
+            "auth:\n  htpasswd: {{realm: refinery-test, path: {htpasswd}}}\n",
+            htpasswd = htpasswd.display(),
+        );
+        Self::launch(dir, user, password, &auth, None)
+    }
+
+    /// Starts a registry with token authentication (`auth: token`), as GHCR, Docker Hub, GitLab
+    /// and Harbor use: it answers a `Bearer` challenge naming a token server on 127.0.0.1 (see
+    /// `token_server.rs`) that gives `user` a token for `password` (or for
+    /// [`TestRegistry::identity_token`], the OAuth refresh token `config.json`'s `identitytoken`
+    /// holds), signed with a key whose self-signed certificate is the registry's
+    /// `rootcertbundle`. The engine does the token dance itself with the credentials sent; the
+    /// kit's HTTP helpers ([`TestRegistry::move_tag`], [`TestRegistry::digest`],
+    /// [`TestRegistry::get`]) send a token of the user's.
+    ///
+    /// # Errors
+    /// `docker-registry` or `openssl` missing, or the registry not answering within 10 s.
+    pub fn start_token(user: &str, password: &str) -> RuntimeResult<TestRegistry> {
+        let dir = new_dir()?;
+        let refresh = format!("refresh-{}", super::unique_suffix());
+        let issuer = Issuer::new(&dir, user, password, refresh)?;
+        let server = TokenServer::start(issuer)?;
+        let auth = format!(
+            "auth:\n  token:\n    realm: \"{realm}\"\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {cert}\n",
+            realm = server.realm,
+            cert = dir.join("cert.pem").display(),
+        );
+        Self::launch(dir, user, password, &auth, Some(server))
+    }
+
+    fn launch(
+        dir: PathBuf,
+        user: &str,
+        password: &str,
+        auth: &str,
+        token: Option<TokenServer>,
+    ) -> RuntimeResult<TestRegistry> {
+        let action = "start the test registry";
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| fail(action, e))?
             .port();
         let host = format!("127.0.0.1:{port}");
         let config = format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {data}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{host}\"}}\nauth:\n  htpasswd: {{realm: refinery-test, path: {htpasswd}}}\n",
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {data}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{host}\"}}\n{auth}",
             data = dir.join("data").display(),
-            htpasswd = htpasswd.display(),
         );
         std::fs::write(dir.join("config.yml"), config).map_err(|e| fail(action, e))?;
         let log = std::fs::File::create(dir.join("registry.log")).map_err(|e| fail(action, e))?;
-        let child = Command::new("docker-registry")
+        let spawned = Command::new("docker-registry")
             .arg("serve")
             .arg(dir.join("config.yml"))
             .stdout(Stdio::null())
             .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                fail(
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(fail(
                     action,
                     format!(
                         "failed to run `docker-registry` ({e}): install Debian's `docker-registry`"
                     ),
-                )
-            })?;
+                ));
+            }
+        };
         let registry = TestRegistry {
             host,
             user: user.to_owned(),
             password: password.to_owned(),
             dir,
             child,
+            token,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while registry.request("GET", "/v2/", &[], None).is_err() {
+        while registry
+            .request("GET", "/v2/", &[], None)
+            .map_or(true, |(status, _, _)| status != 200)
+        {
             if Instant::now() > deadline {
                 let log =
                     std::fs::read_to_string(registry.dir.join("registry.log")).unwrap_or_default();
@@ -160,6 +216,20 @@ impl TestRegistry {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(registry)
+    }
+
+    /// The refresh token the token server of [`TestRegistry::start_token`] takes for the user
+    /// (what `docker login` stores as `identitytoken`); `None` for an htpasswd registry.
+    #[must_use]
+    pub fn identity_token(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.issuer.refresh_token())
+    }
+
+    /// What the token server of [`TestRegistry::start_token`] has given and refused so far;
+    /// `None` for an htpasswd registry.
+    #[must_use]
+    pub fn token_counts(&self) -> Option<&TokenCounts> {
+        self.token.as_ref().map(|t| &t.issuer.counts)
     }
 
     /// `127.0.0.1:PORT/<repo>:<tag>`
@@ -366,10 +436,18 @@ impl TestRegistry {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| fail(&action, e))?;
+        let authorization = match &self.token {
+            None => self.basic_auth(),
+            Some(server) => format!(
+                "Bearer {}",
+                server
+                    .issuer
+                    .mint(&self.user, &Issuer::grant(&scope_of(path)))?
+            ),
+        };
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nConnection: close\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {authorization}\r\nConnection: close\r\n",
             self.host,
-            self.basic_auth()
         );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -403,6 +481,20 @@ impl TestRegistry {
         }
         Ok((status, headers, body))
     }
+}
+
+/// The token scope a request of the kit needs: `repository:NAME:pull,push` for a path under
+/// `/v2/NAME/` (`manifests`, `blobs`, `tags`), none for `/v2/`.
+fn scope_of(path: &str) -> Vec<String> {
+    let path = path.split('?').next().unwrap_or_default();
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return Vec::new();
+    };
+    ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .find_map(|m| rest.rfind(m).map(|i| &rest[..i]))
+        .map(|name| vec![format!("repository:{name}:pull,push")])
+        .unwrap_or_default()
 }
 
 fn header(headers: &[(String, String)], name: &str) -> Option<String> {
