@@ -15,10 +15,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use refinery_core::ImageRef;
-use refinery_core::registry_auth::RegistryCredential;
 use reqwest::header::{AUTHORIZATION, HeaderValue, LINK, WWW_AUTHENTICATE};
 
 use crate::RegistryAuth;
+use crate::registry_auth::Found;
 
 /// Pages followed at most (a registry answering `next` forever is cut off).
 const MAX_PAGES: usize = 1000;
@@ -91,8 +91,7 @@ pub(crate) async fn list_tags(
                 .unwrap_or_default()
                 .to_owned();
             let found = auth.credentials_for(image).await?;
-            let credential = found.as_ref().map(|f| &f.credential);
-            authorization = Some(answer_challenge(&http, &challenge, credential, image).await?);
+            authorization = Some(answer_challenge(&http, &challenge, found.as_ref(), image).await?);
             answer = get(&http, &url, authorization.as_ref()).await?;
             if answer.status() == reqwest::StatusCode::UNAUTHORIZED {
                 let source = found.map_or_else(
@@ -176,9 +175,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 async fn answer_challenge(
     http: &reqwest::Client,
     challenge: &str,
-    credential: Option<&RegistryCredential>,
+    found: Option<&Found>,
     image: &ImageRef,
 ) -> Result<HeaderValue, String> {
+    let credential = found.map(|f| &f.credential);
     let (scheme, params) = parse_challenge(challenge);
     let no_credentials = || {
         format!(
@@ -191,7 +191,7 @@ async fn answer_challenge(
         let c = credential.ok_or_else(no_credentials)?;
         basic(&c.username, c.password.expose())
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        let token = bearer_token(http, &params, credential, image).await?;
+        let token = bearer_token(http, &params, found, image).await?;
         format!("Bearer {token}")
     } else {
         return Err(format!(
@@ -219,9 +219,10 @@ fn basic(user: &str, password: &str) -> String {
 async fn bearer_token(
     http: &reqwest::Client,
     params: &[(String, String)],
-    credential: Option<&RegistryCredential>,
+    found: Option<&Found>,
     image: &ImageRef,
 ) -> Result<String, String> {
+    let credential = found.map(|f| &f.credential);
     let param = |k: &str| {
         params
             .iter()
@@ -272,15 +273,31 @@ async fn bearer_token(
         .map_err(|e| format!("failed to get a token from `{realm}`: {}", error_chain(&e)))?;
     let status = answer.status();
     if !status.is_success() {
-        return Err(format!(
-            "the token server `{realm}` answered HTTP {status} (for `{}`){}",
-            image.name(),
-            if credential.is_none() {
-                format!("; no credentials for `{}` were found", image.registry())
-            } else {
-                String::new()
-            }
-        ));
+        // A token server refuses wrong credentials with 401 (Docker Hub, distribution's
+        // token servers, GHCR) or 403: say whose, as a registry's own basic-auth refusal does.
+        let refused = matches!(
+            status,
+            reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN
+        );
+        return Err(match found {
+            Some(f) if refused => format!(
+                "the token server `{realm}` refused a token to list the tags of `{}` (HTTP {}: \
+                 credentials from {} were refused)",
+                image.name(),
+                status.as_u16(),
+                f.source
+            ),
+            Some(_) => format!(
+                "the token server `{realm}` answered HTTP {status} (for `{}`)",
+                image.name()
+            ),
+            None => format!(
+                "the token server `{realm}` answered HTTP {status} (for `{}`); no credentials for \
+                 `{}` were found",
+                image.name(),
+                image.registry()
+            ),
+        });
     }
     let body = answer
         .bytes()

@@ -2,11 +2,11 @@
 //! with htpasswd authentication, on loopback): with the docker CLI's credentials, and refused
 //! without credentials.
 //!
-//! Two things that registry cannot show are tested on a stand-in HTTP server on 127.0.0.1 (a
-//! mock, said so here): `Link` pagination (distribution 2.8 answers every tag at once, whatever
-//! `n` asks; the test checks that on the real one too) and the `Bearer` token flow of GHCR and
-//! Docker Hub (the registry's token auth needs an issuer signing JWTs with an x509 key; the
-//! stand-in plays registry and token server, checking every parameter the client sends).
+//! Two things are tested on a stand-in HTTP server on 127.0.0.1 (a mock, said so here): `Link`
+//! pagination (distribution 2.8 answers every tag at once, whatever `n` asks; the test checks
+//! that on the real one too) and a token server's answer to a request without credentials (the
+//! stand-in plays registry and token server, checking every parameter the client sends). The
+//! `Bearer` flow against the real registry with `auth: token` is in `registry_token.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
