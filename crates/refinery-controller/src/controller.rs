@@ -256,6 +256,9 @@ pub struct Controller<R: Engine> {
     pub(crate) handover: handover_state::Handover,
     /// The registry checks of `image_update` drift (when each tag is next asked, what failed).
     pub(crate) registry_checks: Arc<crate::registries::RegistryChecks>,
+    /// `pull_policy` refreshes: when each image was last pulled on each node (saved in the
+    /// state file) and the retries of those failing.
+    pub(crate) pull_refreshes: Arc<crate::pull_refresh::PullRefreshes>,
     pending_start: Vec<Record>,
 }
 
@@ -318,6 +321,9 @@ impl<R: Engine> Controller<R> {
             usize::try_from(options.event_backlog).unwrap_or(usize::MAX),
         ));
         let next_full = clock.instant();
+        let pull_refreshes = Arc::new(crate::pull_refresh::PullRefreshes::from_pulled(
+            &state.pulled,
+        ));
         Controller {
             options,
             git,
@@ -358,6 +364,7 @@ impl<R: Engine> Controller<R> {
             scope: None,
             handover: handover_state::Handover::default(),
             registry_checks: Arc::default(),
+            pull_refreshes,
             pending_start: records,
         }
     }
@@ -558,6 +565,7 @@ impl<R: Engine> Controller<R> {
         let suspended = self.state.suspended.clone();
         let rejected = self.state.image_updates.rejected.clone();
         let checks = Arc::clone(&self.registry_checks);
+        let refreshes = Arc::clone(&self.pull_refreshes);
         let self_id = self.self_id.clone();
         let ctx = PassContext {
             now,
@@ -567,6 +575,7 @@ impl<R: Engine> Controller<R> {
             suspended: &suspended,
             rejected: &rejected,
             checks: &checks,
+            refresh: self.may_act().then_some(&*refreshes),
         };
         let flapping = manifest.drift_rules.flapping.unwrap_or(DEFAULT_FLAPPING);
         let mut acc = PassAcc::new();
@@ -696,6 +705,12 @@ impl<R: Engine> Controller<R> {
             .next_deadline(manifest.config.health_deadline_secs)
         {
             next_due = Some(next_due.map_or(d, |n| n.min(d)));
+        }
+        // `pull_policy` refreshes: their times are saved; the loop wakes for the next one.
+        self.state.pulled = self.pull_refreshes.pulled_times();
+        let selected: Vec<String> = self.nodes().into_iter().map(|n| n.name).collect();
+        if let Some(t) = self.pull_refreshes.next_pull(manifest, &selected, now) {
+            next_due = Some(next_due.map_or(t, |n| n.min(t)));
         }
         self.next_due = next_due;
         self.save_state();

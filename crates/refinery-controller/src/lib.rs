@@ -56,6 +56,7 @@ pub mod node_engines;
 pub mod node_pass;
 mod own_events;
 pub mod ports;
+pub mod pull_refresh;
 pub mod registries;
 mod registry_alerts;
 pub mod registry_tags;

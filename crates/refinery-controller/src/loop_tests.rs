@@ -59,8 +59,22 @@ struct Fleet {
 impl Fleet {
     /// Commits `body`, starts the loop and lets its first pass run.
     async fn start(nodes: &[&str], body: &str) -> Fleet {
+        Fleet::start_with(nodes, body, &[], |_| {}).await
+    }
+
+    /// [`Fleet::start`] with more files in the first commit (compose files), and each node's
+    /// engine prepared by `prepare` before the loop starts.
+    async fn start_with(
+        nodes: &[&str],
+        body: &str,
+        files: &[(&str, &str)],
+        prepare: impl Fn(&FakeRuntime),
+    ) -> Fleet {
         let repo = TestRepo::new();
         repo.write("refinery.yaml", body);
+        for (path, contents) in files {
+            repo.write(path, contents);
+        }
         repo.commit("first");
         let state = tempfile::tempdir().expect("temp dir");
         let clock = TokioClock::starting_at(START.parse().expect("time"));
@@ -71,6 +85,7 @@ impl Fleet {
                 for image in ["busybox:1", "busybox:2"] {
                     rt.add_image(image);
                 }
+                prepare(&rt);
                 ((*n).to_owned(), rt)
             })
             .collect();
@@ -603,6 +618,149 @@ async fn failed_tag_listings_are_alerted_once_and_change_nothing() {
         );
         assert!(running(n1, "web"));
         assert_eq!(count(&n1.calls(), "remove web"), 0, "{:?}", n1.calls());
+        f.stop().await;
+    })
+    .await;
+}
+
+/// A compose stack `shop` on `n1` whose service `web` runs `image` under `pull_policy`.
+fn pull_policy_stack(image: &str, policy: &str, mode: &str) -> (String, String) {
+    let body = manifest(
+        &["n1"],
+        &format!(
+            "config:\n  mode: {mode}\nstacks:\n  - name: shop\n    node: n1\n    files: [compose.yml]\n"
+        ),
+    );
+    let compose = format!("services:\n  web:\n    image: {image}\n    pull_policy: {policy}\n");
+    (body, compose)
+}
+
+#[tokio::test(start_paused = true)]
+async fn pull_policy_every_pulls_again_each_period_and_moves_the_running_service_to_the_new_image()
+{
+    on_one_task(async {
+        const IMAGE: &str = "reg.test:5000/app:stable";
+        let (body, compose) = pull_policy_stack(IMAGE, "every_10s", "enforce");
+        let v1 = std::sync::Mutex::new(String::new());
+        let f = Fleet::start_with(&["n1"], &body, &[("compose.yml", &compose)], |rt| {
+            if let Ok(mut v) = v1.lock() {
+                *v = rt.move_tag(IMAGE, "v1");
+            }
+        })
+        .await;
+        let v1 = v1.into_inner().expect("v1");
+        let n1 = f.engine("n1");
+        let pulls = || count(&n1.calls(), &format!("pull {IMAGE}"));
+        let web = || n1.container("shop_web_1").map(|c| c.image_id);
+        assert_eq!(
+            web(),
+            Some(v1.clone()),
+            "created on the pulled image: {:?}",
+            n1.calls()
+        );
+        assert_eq!(
+            pulls(),
+            1,
+            "pulled once, not again by the create: {:?}",
+            n1.calls()
+        );
+
+        // The tag moves in the registry: nothing local changes before the period is over.
+        let v2 = n1.move_tag(IMAGE, "v2");
+        sleep(Duration::from_millis(9_000)).await;
+        assert_eq!(
+            (pulls(), web()),
+            (1, Some(v1.clone())),
+            "within the period: {}",
+            f.log()
+        );
+        sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(
+            pulls(),
+            2,
+            "pulled again once the period was over, without waiting for the 60 s pass"
+        );
+        assert_eq!(
+            web(),
+            Some(v2.clone()),
+            "the running service moved to the new image: {}",
+            f.log()
+        );
+        let recreated: Vec<Value> = f
+            .entries()
+            .into_iter()
+            .filter(|e| e["kind"] == "mutation" && e["resource"] == "docker/n1/stack/shop/web/1")
+            .collect();
+        assert_eq!(
+            recreated.len(),
+            1,
+            "one recreate, as image drift: {}",
+            f.log()
+        );
+        assert!((10.0..10.5).contains(&f.at(&recreated[0])), "{}", f.log());
+
+        // The registry goes down: the service keeps running on its image; the pull is retried
+        // (once per period here, the period being shorter than the first backoff) and nothing
+        // is removed.
+        n1.set_registry_down(true);
+        let v3 = n1.move_tag(IMAGE, "v3");
+        sleep(Duration::from_secs(35)).await;
+        let failing = pulls() - 2;
+        assert!(
+            (3..=4).contains(&failing),
+            "retried each period, no faster: {failing} pulls in 35 s"
+        );
+        assert_eq!(
+            web(),
+            Some(v2.clone()),
+            "nothing removed or replaced meanwhile"
+        );
+        assert!(running(n1, "shop_web_1"));
+        assert_eq!(
+            n1.local_image_id(IMAGE),
+            Some(v2.clone()),
+            "the local image is kept"
+        );
+
+        // Back up: the next try pulls and the service moves.
+        n1.set_registry_down(false);
+        sleep(Duration::from_secs(11)).await;
+        assert_eq!(
+            web(),
+            Some(v3),
+            "on the newest image once the registry answers: {}",
+            f.log()
+        );
+
+        let f = f.stop().await;
+        let saved = f.state_file().pulled;
+        assert!(
+            saved.get("n1").is_some_and(|m| m.contains_key(IMAGE)),
+            "the last pull is in the state file: {saved:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pull_policy_every_on_a_read_only_node_pulls_nothing() {
+    on_one_task(async {
+        const IMAGE: &str = "reg.test:5000/app:stable";
+        let (body, compose) = pull_policy_stack(IMAGE, "every_2s", "read-only");
+        let f = Fleet::start_with(&["n1"], &body, &[("compose.yml", &compose)], |rt| {
+            rt.add_image(IMAGE);
+            rt.move_tag(IMAGE, "v2");
+        })
+        .await;
+        let n1 = f.engine("n1");
+        sleep(Duration::from_secs(130)).await;
+        assert!(n1.observations() >= 2, "passes ran");
+        assert_eq!(
+            count(&n1.calls(), &format!("pull {IMAGE}")),
+            0,
+            "{:?}",
+            n1.calls()
+        );
         f.stop().await;
     })
     .await;

@@ -49,6 +49,7 @@ pub async fn run<'m>(
         suspended: selection.suspended,
         rejected: selection.rejected,
         checks: &crate::registries::RegistryChecks::default(),
+        refresh: None,
     };
     Ok(evaluate_nodes(manifest, nodes, &ctx).await)
 }
@@ -85,6 +86,9 @@ pub struct PassContext<'a> {
     pub rejected: &'a BTreeMap<String, RejectedUpdate>,
     /// When each followed tag is next asked of its registry, and the checks that failed.
     pub checks: &'a crate::registries::RegistryChecks,
+    /// The daemon's `pull_policy` refreshes, when it acts: due images are pulled before the
+    /// node is observed. `None` for commands (`apply` refreshes before its steps instead).
+    pub refresh: Option<&'a crate::pull_refresh::PullRefreshes>,
 }
 
 /// The declared container `id` names, if any.
@@ -131,6 +135,11 @@ pub async fn evaluate_node<'m, R: Engine>(
     };
     let result = async {
         probe(&engine).await?;
+        // `pull_policy: daily | weekly | every_…`: a pull that moves a tag shows as image drift.
+        if let Some(refreshes) = ctx.refresh {
+            crate::pull_refresh::refresh_node(&engine, refreshes, manifest, &node.name, ctx.now)
+                .await;
+        }
         let mut observed = bounded(
             &engine,
             OBSERVE_TIMEOUT,

@@ -83,6 +83,10 @@ pub struct DaemonState {
     /// Image updates on trial and those rolled back (`image_update: {action: recreate}`).
     #[serde(default, skip_serializing_if = "ImageUpdates::is_empty")]
     pub image_updates: ImageUpdates,
+    /// Node → image reference → when Refinery last pulled it there, for `pull_policy: daily`,
+    /// `weekly` and `every_…` (the engine keeps no such time; see [`crate::pull_refresh`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pulled: crate::pull_refresh::PulledTimes,
 }
 
 impl Default for DaemonState {
@@ -97,6 +101,7 @@ impl Default for DaemonState {
             pending: None,
             rolled_back: None,
             image_updates: ImageUpdates::default(),
+            pulled: BTreeMap::new(),
         }
     }
 }

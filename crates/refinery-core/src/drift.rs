@@ -465,7 +465,8 @@ pub fn needs_build<'s>(
 }
 
 /// What happens to the image of a container about to be created, when it is not simply there:
-/// it will be pulled (absent, or `pull_policy: always`), or it cannot be (`pull_policy: never`).
+/// it will be pulled (absent, or `pull_policy: always`), pulled again if its last pull is older
+/// than its refresh period (`daily`, `weekly`, `every_…`), or it cannot be (`pull_policy: never`).
 #[must_use]
 pub fn image_note(spec: &ContainerSpec, observed: &Observed) -> Option<String> {
     use crate::extra_options::PullPolicy;
@@ -475,6 +476,15 @@ pub fn image_note(spec: &ContainerSpec, observed: &Observed) -> Option<String> {
             "image `{}` is pulled first (`pull_policy: always`)",
             spec.image
         )),
+        (Some(PullPolicy::Refresh { .. }), true) => {
+            crate::pull_refresh::refresh_period(spec).map(|every| {
+                format!(
+                    "image `{}` is pulled again first if Refinery last pulled it over {} ago (`pull_policy`)",
+                    spec.image,
+                    crate::pull_refresh::period_text(every)
+                )
+            })
+        }
         (Some(PullPolicy::Never), false) => Some(format!(
             "image `{}` is not present locally, and `pull_policy: never` forbids pulling it",
             spec.image

@@ -14,6 +14,7 @@ pub mod observed;
 pub mod outcome;
 pub mod policy;
 pub mod port_fallback;
+pub mod pull_refresh;
 pub mod registry_auth;
 pub mod resource_id;
 pub mod revision;

@@ -561,6 +561,11 @@ struct FakeEngine {
     /// `observe` hangs (the engine still answers everything else).
     observe_hangs: bool,
     next_id: u64,
+    /// What a pull of a reference fetches (normalized reference → image id): its registry's
+    /// tag. A reference not here is pulled as [`FakeRuntime::add_image`] adds it.
+    registry: BTreeMap<String, String>,
+    /// Every pull fails (the registry is down).
+    registry_down: bool,
 }
 
 #[derive(Default)]
@@ -599,6 +604,8 @@ impl FakeRuntime {
                 observations: 0,
                 observe_hangs: false,
                 next_id: 0,
+                registry: BTreeMap::new(),
+                registry_down: false,
             })),
         }
     }
@@ -656,6 +663,31 @@ impl FakeRuntime {
             normalize_image_ref(reference),
             image_info(reference, &ImageDefaults::default()),
         );
+    }
+
+    /// Moves the tag `reference` in the registry to a new image (its id made from `content`):
+    /// the next pull of `reference` makes the local tag name that image; until then nothing
+    /// local changes. Returns the new image id.
+    pub fn move_tag(&self, reference: &str, content: &str) -> String {
+        let id = image_id(&format!("{reference}#{content}"));
+        self.lock()
+            .registry
+            .insert(normalize_image_ref(reference), id.clone());
+        id
+    }
+
+    /// Makes every pull fail as a registry outage would (`true`), or work again.
+    pub fn set_registry_down(&self, down: bool) {
+        self.lock().registry_down = down;
+    }
+
+    /// The id of the local image `reference` names, if it is local.
+    #[must_use]
+    pub fn local_image_id(&self, reference: &str) -> Option<String> {
+        self.lock()
+            .images
+            .get(&normalize_image_ref(reference))
+            .map(|i| i.id.clone())
     }
 
     /// Containers created from `image` from now on run but report `unhealthy`.
@@ -1074,8 +1106,20 @@ impl ContainerRuntime for FakeRuntime {
         _: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> RuntimeResult<()> {
         self.answer().await?;
-        self.lock().calls.push(format!("pull {image}"));
-        self.add_image(image);
+        let mut e = self.lock();
+        e.calls.push(format!("pull {image}"));
+        if e.registry_down {
+            return Err(RuntimeError::Other {
+                action: format!("pull `{image}`"),
+                message: "the registry is down".to_owned(),
+            });
+        }
+        let key = normalize_image_ref(image);
+        let mut info = image_info(image, &ImageDefaults::default());
+        if let Some(id) = e.registry.get(&key) {
+            info.id.clone_from(id);
+        }
+        e.images.insert(key, info);
         Ok(())
     }
 }

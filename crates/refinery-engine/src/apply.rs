@@ -409,8 +409,11 @@ async fn ensure_image<R: ContainerRuntime>(
             None => Ok(()),
         };
     }
-    // `pull_policy`: `always` pulls even a local image, `never` never pulls; the rest (and
-    // `daily`, `weekly`, `every_…`, documented) pull only a missing one.
+    // `pull_policy`: `always` pulls even a local image, `never` never pulls; the rest pull only
+    // a missing one. `daily`, `weekly` and `every_…` are refreshed before the steps run (by the
+    // daemon's pass when their period has elapsed, by `apply` before it creates or replaces a
+    // container: see `refinery_controller::pull_refresh`), so here they too pull only a missing
+    // image, and a registry that fails the refresh leaves the local image in use.
     let policy = spec.options.extra().pull_policy;
     let present = observed.image(&spec.image).is_some();
     match policy {

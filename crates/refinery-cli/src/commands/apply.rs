@@ -189,22 +189,36 @@ pub async fn run(settings: &Settings, args: &ApplyArgs) -> Result<u8, CliError> 
             .collect();
         per_node.push((engine, observed, steps));
     }
+    // `pull_policy: daily | weekly | every_…`: what the daemon last pulled (it keeps the times).
+    let pulled = refinery_controller::pull_refresh::daemon_pulled_times(
+        &settings.repo,
+        args.state_dir.as_deref(),
+    );
+    let pulled = &pulled;
+    let on_event = &on_event;
+    let manifest = &desired.manifest;
+    let revision = desired.commit.id.as_str();
     // Every node at once: a slow node does not hold up the others.
-    let mut results: Vec<StepResult> =
-        futures_util::future::join_all(per_node.iter().map(|(engine, observed, steps)| {
-            apply_plan(
+    let mut results: Vec<StepResult> = futures_util::future::join_all(per_node.iter().map(
+        |(engine, observed, steps)| async move {
+            // Images refreshed before the containers made from them are created or replaced.
+            refinery_controller::pull_refresh::refresh_for_steps(
                 *engine,
-                &desired.manifest,
+                manifest,
                 steps,
                 observed,
-                &desired.commit.id,
-                &on_event,
+                pulled,
+                settings.now,
+                on_event,
             )
-        }))
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+            .await;
+            apply_plan(*engine, manifest, steps, observed, revision, on_event).await
+        },
+    ))
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
     for p in &kube {
         if let Ok(eval) = &p.result {
             unchanged.extend(eval.report.in_sync.iter().map(ToString::to_string));

@@ -165,6 +165,9 @@ pub(super) struct Service {
     pub drift_action: Option<Action>,
     /// Where `update_order` (`extra.update_order`) was set, for the fixed host port warning.
     pub update_order_at: Option<Written>,
+    /// Where `pull_policy` (`extra.pull_policy`) was set, for the check that `build` has a
+    /// `build:` section once the files are merged.
+    pub pull_policy_at: Option<Written>,
     /// `x-refinery.image_policy`, with the file and place its `semver` is written (the declared
     /// image is checked against it once the files are merged).
     pub image_policy: Option<(crate::image_policy::ImagePolicy, String, crate::yaml::Loc)>,
@@ -259,6 +262,7 @@ impl Service {
         }
         over(&mut self.drift_action, o.drift_action);
         over(&mut self.update_order_at, o.update_order_at);
+        over(&mut self.pull_policy_at, o.pull_policy_at);
         over(&mut self.image_policy, o.image_policy);
         self.named_volumes.extend(o.named_volumes);
         match (&mut self.networks, o.networks) {
@@ -481,7 +485,10 @@ impl Service {
             "mac_address" => x.mac_address = None,
             "isolation" => x.isolation = None,
             "shm_size" => x.shm_size = None,
-            "pull_policy" => x.pull_policy = None,
+            "pull_policy" => {
+                x.pull_policy = None;
+                self.pull_policy_at = None;
+            }
             "blkio_config" => x.blkio = crate::extra_options::Blkio::default(),
             "privileged" => self.privileged = None,
             "scale" => self.replicas = None,

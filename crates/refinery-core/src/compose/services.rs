@@ -18,7 +18,7 @@ use super::resources::{
     read_blkio, read_bytes, read_count, read_cpus, read_deploy, read_devices, read_gpus, read_i64,
     read_micros, read_ulimits,
 };
-use super::service::{FileContext, FileKind, RESETTABLE, Service, ServiceRef};
+use super::service::{FileContext, FileKind, RESETTABLE, Service, ServiceRef, Written};
 use super::service_fields::{
     read_build, read_config_uses, read_depends_on, read_environment, read_logging, read_networks,
     read_ports, read_tmpfs, read_volumes, read_x_refinery,
@@ -386,15 +386,12 @@ fn read_service_keys(
                 if let Some(t) = r.string(v, &p) {
                     match PullPolicy::parse(&t) {
                         Some(pp) => {
-                            if matches!(pp, PullPolicy::Refresh { .. }) {
-                                r.warn_hint(
-                                    v.loc,
-                                    &p,
-                                    format!("`pull_policy: {t}` acts as `missing` here: Refinery pulls an image only when it is not present, never on a schedule"),
-                                    "to follow a tag that moves, set `drift_rules.image_update: {action: recreate}` (asked every `config.image_check_interval`)",
-                                );
-                            }
                             x.pull_policy = Some(pp);
+                            s.pull_policy_at = Some(Written {
+                                file: ctx.file.to_owned(),
+                                loc: v.loc,
+                                field: p.clone(),
+                            });
                         }
                         None => r.error_hint(
                             v.loc,

@@ -1185,25 +1185,63 @@ fn compose_x_refinery_image_policy_is_read_and_checked() {
 }
 
 #[test]
-fn compose_scheduled_pull_policy_warns_that_it_acts_as_missing() {
-    let file = "services:\n  a:\n    image: x\n    pull_policy: daily\n  b:\n    image: x\n    pull_policy: always\n";
+fn compose_scheduled_pull_policy_loads_as_a_refresh_period_without_warning() {
+    let file = "services:\n  a:\n    image: x\n    pull_policy: daily\n  b:\n    image: x\n    pull_policy: every_90s\n  c:\n    image: x\n    pull_policy: weekly\n";
     let e = run(&[("c.yml", file)], &stack(&["c.yml"], &[]), &[]).expect("loads");
-    let [w] = e.warnings.as_slice() else {
-        panic!("one warning: {:?}", e.warnings)
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+    let every = |name: &str| {
+        e.containers
+            .iter()
+            .find(|c| c.name == format!("shop_{name}_1"))
+            .and_then(|c| c.options.extra().pull_policy)
+    };
+    let refresh = |every_ms| Some(crate::PullPolicy::Refresh { every_ms });
+    assert_eq!(every("a"), refresh(86_400_000));
+    assert_eq!(every("b"), refresh(90_000));
+    assert_eq!(every("c"), refresh(604_800_000));
+}
+
+// docker-compose 1.29 (`docker-compose -f F config`, measured here) accepts `pull_policy: build`
+// without `build:` (exit 0) and never reads `pull_policy` afterwards; Refinery refuses it, since
+// there is nothing to build the image from.
+#[test]
+fn compose_pull_policy_build_without_build_section_is_error_at_the_key() {
+    let file = "services:\n  a:\n    image: x\n    pull_policy: build\n";
+    let e = run(&[("c.yml", file)], &stack(&["c.yml"], &[]), &[]).expect_err("refused");
+    let [issue] = e.as_slice() else {
+        panic!("one error: {e:?}")
     };
     assert_eq!(
-        (w.file.as_str(), w.line, w.column),
-        ("c.yml", 4, 18),
-        "{w:?}"
+        (
+            issue.file.as_str(),
+            issue.line,
+            issue.column,
+            issue.field.as_str()
+        ),
+        ("c.yml", 4, 18, "services.a.pull_policy"),
+        "{issue:?}"
+    );
+    assert_eq!(
+        issue.message,
+        "service `a` has `pull_policy: build` but no `build:` section to build its image from"
     );
     assert!(
-        w.message.contains("`pull_policy: daily` acts as `missing`"),
-        "{w:?}"
-    );
-    assert!(
-        w.hint
+        issue
+            .hint
             .as_deref()
-            .is_some_and(|h| h.contains("drift_rules.image_update")),
-        "{w:?}"
+            .is_some_and(|h| h.contains("add a `build:` section")),
+        "{issue:?}"
     );
+    // A `build:` in another of the stack's files (merged over it) is enough.
+    let over = "services:\n  a:\n    build: .\n";
+    run(
+        &[
+            ("c.yml", file),
+            ("o.yml", over),
+            ("Dockerfile", "FROM scratch\n"),
+        ],
+        &stack(&["c.yml", "o.yml"], &[]),
+        &[],
+    )
+    .expect("loads with the build of the second file");
 }
