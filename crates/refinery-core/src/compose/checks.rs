@@ -119,9 +119,6 @@ pub(super) fn check(
         if let Some(issue) = check_memswap(s) {
             issues.push(issue);
         }
-        if let Some(issue) = check_pull_build(s) {
-            issues.push(issue);
-        }
         if s.container_name.is_some() && s.replicas.unwrap_or(1) > 1 {
             issues.push(Issue::new(
                 &s.file,
@@ -336,27 +333,6 @@ fn find_cycle(by_name: &BTreeMap<&str, &Service>) -> Option<Vec<String>> {
 
 /// `memswap_limit` is memory plus swap: the engine refuses one below `mem_limit`, or one set
 /// without a memory limit (issue 27: accepted at validate, refused at create).
-/// `pull_policy: build` on a service that has no `build:` section (in any of the merged files):
-/// there is nothing to build the image from.
-fn check_pull_build(s: &Service) -> Option<Issue> {
-    if s.extra.pull_policy != Some(crate::extra_options::PullPolicy::Build) || s.build.is_some() {
-        return None;
-    }
-    let at = s.pull_policy_at.as_ref()?;
-    Some(
-        Issue::new(
-            &at.file,
-            at.loc,
-            &at.field,
-            format!(
-                "service `{}` has `pull_policy: build` but no `build:` section to build its image from",
-                s.name
-            ),
-        )
-        .with_hint("add a `build:` section (`build: .`), or write `pull_policy: missing` to pull the image"),
-    )
-}
-
 fn check_memswap(s: &Service) -> Option<Issue> {
     let swap = s.extra.memswap_limit.filter(|w| *w > 0)?;
     let field = format!("services.{}.memswap_limit", s.name);
@@ -375,4 +351,26 @@ fn check_memswap(s: &Service) -> Option<Issue> {
         Some(_) => return None,
     };
     Some(Issue::new(&s.file, s.loc, &field, message).with_hint(hint))
+}
+
+/// `pull_policy: build` on a service that has no `build:` section (in any of the merged files):
+/// there is nothing to build the image from, so it acts as `missing`. A warning, not an error:
+/// docker-compose 1.29 accepts the file (and ignores `pull_policy`).
+pub(super) fn pull_build_without_build(s: &Service) -> Option<Issue> {
+    if s.extra.pull_policy != Some(crate::extra_options::PullPolicy::Build) || s.build.is_some() {
+        return None;
+    }
+    let at = s.pull_policy_at.as_ref()?;
+    Some(
+        Issue::new(
+            &at.file,
+            at.loc,
+            &at.field,
+            format!(
+                "service `{}` has `pull_policy: build` but no `build:` section: there is nothing to build, so its image is pulled only when missing (as `pull_policy: missing`)",
+                s.name
+            ),
+        )
+        .with_hint("add a `build:` section (`build: .`) to build the image, or write `pull_policy: missing`"),
+    )
 }

@@ -163,6 +163,7 @@ impl Stack<'_> {
             },
             None => None,
         };
+        warnings.extend(super::checks::pull_build_without_build(s));
         if let Some(b) = &s.build
             && !b.ignored.is_empty()
         {

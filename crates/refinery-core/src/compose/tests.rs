@@ -1202,39 +1202,40 @@ fn compose_scheduled_pull_policy_loads_as_a_refresh_period_without_warning() {
 }
 
 // docker-compose 1.29 (`docker-compose -f F config`, measured here) accepts `pull_policy: build`
-// without `build:` (exit 0) and never reads `pull_policy` afterwards; Refinery refuses it, since
-// there is nothing to build the image from.
+// without `build:` (exit 0) and never reads `pull_policy` afterwards; Refinery accepts it too and
+// warns at the key that there is nothing to build, so the image is pulled only when missing.
 #[test]
-fn compose_pull_policy_build_without_build_section_is_error_at_the_key() {
+fn compose_pull_policy_build_without_build_section_warns_at_the_key() {
     let file = "services:\n  a:\n    image: x\n    pull_policy: build\n";
-    let e = run(&[("c.yml", file)], &stack(&["c.yml"], &[]), &[]).expect_err("refused");
-    let [issue] = e.as_slice() else {
-        panic!("one error: {e:?}")
+    let e =
+        run(&[("c.yml", file)], &stack(&["c.yml"], &[]), &[]).expect("accepted, as compose does");
+    let [warning] = e.warnings.as_slice() else {
+        panic!("one warning: {:?}", e.warnings)
     };
     assert_eq!(
         (
-            issue.file.as_str(),
-            issue.line,
-            issue.column,
-            issue.field.as_str()
+            warning.file.as_str(),
+            warning.line,
+            warning.column,
+            warning.field.as_str()
         ),
         ("c.yml", 4, 18, "services.a.pull_policy"),
-        "{issue:?}"
+        "{warning:?}"
     );
     assert_eq!(
-        issue.message,
-        "service `a` has `pull_policy: build` but no `build:` section to build its image from"
+        warning.message,
+        "service `a` has `pull_policy: build` but no `build:` section: there is nothing to build, so its image is pulled only when missing (as `pull_policy: missing`)"
     );
     assert!(
-        issue
+        warning
             .hint
             .as_deref()
             .is_some_and(|h| h.contains("add a `build:` section")),
-        "{issue:?}"
+        "{warning:?}"
     );
     // A `build:` in another of the stack's files (merged over it) is enough.
     let over = "services:\n  a:\n    build: .\n";
-    run(
+    let e = run(
         &[
             ("c.yml", file),
             ("o.yml", over),
@@ -1244,4 +1245,11 @@ fn compose_pull_policy_build_without_build_section_is_error_at_the_key() {
         &[],
     )
     .expect("loads with the build of the second file");
+    assert!(
+        !e.warnings
+            .iter()
+            .any(|w| w.field == "services.a.pull_policy"),
+        "{:?}",
+        e.warnings
+    );
 }
