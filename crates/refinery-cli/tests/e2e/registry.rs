@@ -1,7 +1,9 @@
 //! Images from a real registry (Debian's `docker-registry` with htpasswd authentication, started
 //! on loopback by the test): `apply` pulls a private image with the docker CLI's credentials or
 //! the manifest's `registries:`; without credentials the container fails (exit 6) with hints
-//! naming `docker login HOST` and `registries:`; the password shows nowhere.
+//! naming `docker login HOST` and `registries:`; the password shows nowhere. The same registry
+//! with token authentication (`TestRegistry::start_token`): tags listed and the image pulled
+//! through the `Bearer` flow with `registries:`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -284,4 +286,59 @@ async fn registry_outage_removes_nothing_and_a_missing_container_is_recreated_fr
         "the running container was kept"
     );
     env.refinery_env(&["plan"], v()).await.code(0);
+}
+
+/// The registry with token authentication (`auth: token`, as GHCR, Docker Hub, GitLab and Harbor
+/// authenticate; `TestRegistry::start_token`): `apply` with the manifest's `registries:` lists
+/// the tags through the `Bearer` flow (`image_policy`) and the engine pulls through its own
+/// token flow with the same credentials; the password shows nowhere.
+#[tokio::test]
+async fn registry_token_auth_lists_tags_and_pulls_with_registries_section() {
+    use std::sync::atomic::Ordering;
+
+    let env = Env::new().await;
+    let registry = TestRegistry::start_token("deploy", "pw-tok-6d2e41").expect("start");
+    registry
+        .push_new(
+            &env.rt,
+            &env.run,
+            "tok",
+            "app",
+            &["1.4.0", "1.5.0", "2.0.0"],
+        )
+        .await
+        .expect("push through the token flow");
+    let counts = registry.token_counts().expect("a token registry");
+    let empty = tempfile::tempdir().expect("tempdir");
+    env.commit_manifest(&format!(
+        "{}containers:\n  - name: {}\n    image: {}\n    image_policy: {{semver: \"^1.4\"}}\n",
+        registry.manifest_registries("REG_TOKEN"),
+        env.name("web"),
+        registry.reference("app", "1.4.0")
+    ));
+    let secret = registry.password.as_str();
+    let v = || vars(empty.path(), &[("REG_TOKEN", secret)]);
+    let before = counts.password.load(Ordering::SeqCst);
+    let run = env.refinery_env(&["apply", "--yes"], v()).await;
+    run.code(0).outcome(&env.name("web"), "created");
+    assert_eq!(
+        env.existing("web").await.image,
+        registry.reference("app", "1.5.0"),
+        "created on the newest tag matching ^1.4"
+    );
+    assert!(
+        counts.password.load(Ordering::SeqCst) >= before + 2,
+        "tokens for the tag listing and for the engine's pull"
+    );
+    let plan = env.refinery_env(&["plan"], v()).await;
+    plan.code(0);
+    let ledger = std::fs::read_to_string(env.repo.path().join(LEDGER)).unwrap_or_default();
+    for (what, text) in [
+        ("apply stdout", &run.stdout),
+        ("apply stderr", &run.stderr),
+        ("plan", &plan.stdout),
+        ("ledger", &ledger),
+    ] {
+        assert!(!text.contains(secret), "{what} leaks the password:\n{text}");
+    }
 }
