@@ -21,6 +21,7 @@ mod inventory;
 mod kubernetes;
 mod observability;
 mod policy;
+mod pull_policy;
 mod registry_sops;
 mod report_only;
 mod revisions;
