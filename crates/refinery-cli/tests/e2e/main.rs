@@ -18,6 +18,7 @@ mod kubernetes;
 mod lifecycle;
 mod output;
 mod port_fallback;
+mod pull_policy;
 mod registry;
 mod registry_sops;
 mod secrets;
