@@ -377,6 +377,25 @@ mod tests {
         spec.image = "reg:5000/app:stable".into();
         spec.options.extra = policy(PullPolicy::Always);
         assert_eq!(refresh_period(&spec), None);
+        // `plan` says so of a container about to be created from a local image.
+        spec.options.extra = policy(PullPolicy::Refresh {
+            every_ms: 86_400_000,
+        });
+        let mut observed = crate::observed::Observed::default();
+        assert!(
+            crate::drift::image_note(&spec, &observed).is_some_and(|n| n.contains("not present")),
+            "absent: pulled as any missing image"
+        );
+        observed.images.insert(
+            spec.image.clone(),
+            crate::testing::image_info(&spec.image, &crate::observed::ImageDefaults::default()),
+        );
+        assert_eq!(
+            crate::drift::image_note(&spec, &observed).as_deref(),
+            Some(
+                "image `reg:5000/app:stable` is pulled again first if Refinery last pulled it over 1d ago (`pull_policy`)"
+            )
+        );
         assert_eq!(period_text(Duration::from_secs(86_400)), "1d");
         assert_eq!(period_text(Duration::from_secs(5400)), "90m");
         assert_eq!(period_text(Duration::from_millis(2500)), "2500ms");
