@@ -52,17 +52,29 @@ pub fn default_state_dir(repo: &Path) -> Result<PathBuf, ControllerError> {
     Ok(git.git_dir().join("refinery"))
 }
 
+/// The state file of the daemon whose state is in `state_dir` (else the default state directory
+/// of `repo`), as a one-shot command beside it reads it; `None` when no daemon ever ran there or
+/// its state cannot be read.
+#[must_use]
+pub fn daemon_state(
+    repo: &Path,
+    state_dir: Option<&Path>,
+) -> Option<refinery_core::daemon_state::DaemonState> {
+    state_dir
+        .map(Path::to_path_buf)
+        .or_else(|| default_state_dir(repo).ok())
+        .map(|dir| state_file::path_in(&dir))
+        .filter(|p| p.exists())
+        .and_then(|p| state_file::load(&p).ok())
+}
+
 /// What flap protection holds back in the daemon whose state is in the default state directory
 /// of `repo` (none when no daemon ever ran there, or its state cannot be read).
 #[must_use]
 pub fn daemon_suspensions(
     repo: &Path,
 ) -> BTreeMap<String, refinery_core::daemon_state::Suspension> {
-    default_state_dir(repo)
-        .ok()
-        .map(|dir| state_file::path_in(&dir))
-        .filter(|p| p.exists())
-        .and_then(|p| state_file::load(&p).ok())
+    daemon_state(repo, None)
         .map(|s| s.suspended)
         .unwrap_or_default()
 }

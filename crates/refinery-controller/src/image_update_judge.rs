@@ -28,12 +28,7 @@ pub fn daemon_image_updates(
     repo: &std::path::Path,
     state_dir: Option<&std::path::Path>,
 ) -> refinery_core::image_trials::ImageUpdates {
-    state_dir
-        .map(std::path::Path::to_path_buf)
-        .or_else(|| crate::controller::default_state_dir(repo).ok())
-        .map(|dir| refinery_store::state_file::path_in(&dir))
-        .filter(|p| p.exists())
-        .and_then(|p| refinery_store::state_file::load(&p).ok())
+    crate::controller::daemon_state(repo, state_dir)
         .map(|s| s.image_updates)
         .unwrap_or_default()
 }
