@@ -3,7 +3,8 @@
 //! (`TestRegistry::start_token`: checks the credentials of each token request, signs ES256 JWTs the
 //! registry verifies against its `rootcertbundle`). Tags listed with a password and with an
 //! identity token, a wrong password refused saying whose credentials, and pulls through the
-//! engine (which does the token dance itself) with `registries:` credentials.
+//! engine (which does the token dance itself) with `registries:` credentials and with an
+//! identity token.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -219,4 +220,51 @@ async fn token_registry_pull_with_registries_credentials_succeeds_and_wrong_is_r
         .expect("pull with `registries:` through the token flow");
     let observed = rt.observe(None).await.expect("observe");
     assert!(observed.image(&image).is_some(), "`{image}` was not pulled");
+}
+
+#[tokio::test]
+async fn token_registry_pull_with_an_identity_token_takes_the_refresh_token_grant() {
+    // `docker login` against a registry whose token server gives refresh tokens stores
+    // `identitytoken`, not the password; the engine trades it for a token itself (OAuth 2
+    // `grant_type=refresh_token`), so the pull must go through with nothing else known.
+    let (rt, run, registry, digest) = token_registry_with_tags().await;
+    let counts = registry.token_counts().expect("a token registry");
+    let image = registry.reference("app", "1.4.0");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity = registry.identity_token().expect("a token registry");
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"identitytoken": "{identity}"}}}}}}"#,
+            registry.host
+        ),
+    )
+    .expect("write config.json");
+    // The engine keeps no image of this name (the push tagged under the run's own prefix).
+    let observed = rt.observe(None).await.expect("observe");
+    assert!(
+        observed.image(&image).is_none(),
+        "`{image}` is local already"
+    );
+
+    let rt_id = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
+    let before = count(&counts.refresh);
+    assert_eq!(
+        rt_id
+            .registry_digest(&image)
+            .await
+            .expect("registry digest with the identity token"),
+        digest
+    );
+    rt_id
+        .pull(&image, &|_| {})
+        .await
+        .expect("pull with the identity token");
+    let observed = rt_id.observe(None).await.expect("observe");
+    assert!(observed.image(&image).is_some(), "`{image}` was not pulled");
+    assert!(
+        count(&counts.refresh) > before,
+        "the engine did not take the refresh-token grant"
+    );
+    drop(run);
 }
