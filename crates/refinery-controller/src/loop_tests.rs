@@ -721,6 +721,13 @@ async fn pull_policy_every_pulls_again_each_period_and_moves_the_running_service
             Some(v2.clone()),
             "the local image is kept"
         );
+        let alerts = f.alerts(&format!("failed to pull `{IMAGE}` again (pull_policy)"));
+        assert_eq!(
+            alerts.len(),
+            1,
+            "one alert for the streak of failed pulls: {}",
+            f.log()
+        );
 
         // Back up: the next try pulls and the service moves.
         n1.set_registry_down(false);

@@ -137,8 +137,15 @@ pub async fn evaluate_node<'m, R: Engine>(
         probe(&engine).await?;
         // `pull_policy: daily | weekly | every_…`: a pull that moves a tag shows as image drift.
         if let Some(refreshes) = ctx.refresh {
-            crate::pull_refresh::refresh_node(&engine, refreshes, manifest, &node.name, ctx.now)
-                .await;
+            crate::pull_refresh::refresh_node(
+                &engine,
+                refreshes,
+                ctx.checks,
+                manifest,
+                &node.name,
+                ctx.now,
+            )
+            .await;
         }
         let mut observed = bounded(
             &engine,

@@ -5,8 +5,9 @@
 //! - The daemon ([`refresh_node`], before each pass observes a node it acts on, in enforce mode)
 //!   pulls every such image that is due, even while its containers run; a pull that moves the
 //!   local tag is `image` drift in the same pass, acted on by `drift_rules.image`. A pull that
-//!   fails (registry down, refused) changes nothing, is logged once per streak of failures and
-//!   retried with backoff. The pull times go to the state file.
+//!   fails (registry down, refused) changes nothing, is retried with backoff, and is a failed
+//!   registry check: counted in `/metrics`, the first of a streak alerted once. The pull times
+//!   go to the state file.
 //! - `refinery apply` ([`refresh_for_steps`]) pulls such an image before it creates or replaces
 //!   a container from it, unless the daemon's state file says the daemon pulled it within the
 //!   period (a one-shot command keeps no times of its own: it pulls then); it does not pull
@@ -16,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use refinery_core::image_update::CheckFailure;
 use refinery_core::pull_refresh::{self as refresh, PulledTimes};
 use refinery_core::{ContainerRuntime, Manifest, Mode, Observed, Step, StepKind};
 use refinery_engine::ApplyEvent;
@@ -85,6 +85,7 @@ impl PullRefreshes {
 pub async fn refresh_node<R: ContainerRuntime>(
     engine: &R,
     refreshes: &PullRefreshes,
+    checks: &crate::registries::RegistryChecks,
     manifest: &Manifest,
     node: &str,
     now: Timestamp,
@@ -104,9 +105,14 @@ pub async fn refresh_node<R: ContainerRuntime>(
                 refreshes.with(|s| s.pulled(node, &r.image, now));
             }
             Err(e) => {
-                let first = refreshes.with(|s| s.failed(node, &r.image, r.every, now))
-                    == CheckFailure::First;
-                if first {
+                let failure = refreshes.with(|s| s.failed(node, &r.image, r.every, now));
+                if checks.record_failure(
+                    node,
+                    crate::registries::CheckKind::Pull,
+                    &r.image,
+                    e.to_string(),
+                    failure,
+                ) {
                     tracing::warn!(node, image = %r.image, error = %e, "failed to pull the image again (`pull_policy: every_{}`); its containers keep the local image; trying again later, backing off", refresh::period_text(r.every));
                 }
             }

@@ -49,6 +49,8 @@ pub enum CheckKind {
     Digest,
     /// The tags of a repository (`image_policy`).
     Tags,
+    /// A pull again under `pull_policy: daily | weekly | every_…` (see [`crate::pull_refresh`]).
+    Pull,
 }
 
 /// A registry check that failed (an outage, a refusal such as 401, a 429).
@@ -56,7 +58,7 @@ pub enum CheckKind {
 pub struct FailedCheck {
     pub node: String,
     pub kind: CheckKind,
-    /// The tag asked about (`name:tag`), or the repository whose tags were listed.
+    /// The tag asked about or pulled (`name:tag`), or the repository whose tags were listed.
     pub reference: String,
     /// Its registry host (`docker.io` when the reference names none).
     pub registry: String,

@@ -21,6 +21,10 @@ impl<R: crate::ports::Engine> crate::controller::Controller<R> {
                         "failed to list the tags of `{}` at registry `{}` (image_policy): {}; trying again later, backing off; the last listing is used meanwhile, and nothing is changed for want of it",
                         f.reference, f.registry, f.error
                     ),
+                    CheckKind::Pull => format!(
+                        "failed to pull `{}` again (pull_policy) from registry `{}`: {}; trying again later, backing off; its containers keep the local image meanwhile",
+                        f.reference, f.registry, f.error
+                    ),
                 };
                 records.push(
                     crate::controller::alert("warning", message)

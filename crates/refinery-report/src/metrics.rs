@@ -175,7 +175,7 @@ impl Metrics {
         );
         registry.register(
             "refinery_registry_check_failures",
-            "Registry checks that failed (image update digests, image_policy tag listings; outage, refused, rate-limited), by registry",
+            "Registry checks that failed (image update digests, image_policy tag listings, pull_policy pulls again; outage, refused, rate-limited), by registry",
             m.registry_check_failures.clone(),
         );
         registry.register(
