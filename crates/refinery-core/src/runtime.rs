@@ -264,6 +264,20 @@ pub trait ContainerRuntime: Send + Sync {
         async move { Err(unsupported(action)) }
     }
 
+    /// The id of the image a pull of `reference` would give this engine now (the config digest
+    /// of the registry's manifest for the engine's platform: of a multi-platform index, its entry
+    /// for the engine's OS and architecture), with the credentials pulls send; nothing is
+    /// pulled. `Ok(None)` when the runtime cannot tell. It tells whether a new index digest
+    /// changes anything for this engine (an index also moves when only another platform's image
+    /// changed).
+    fn registry_image_id(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = RuntimeResult<Option<String>>> + Send {
+        let _ = reference;
+        async move { Ok(None) }
+    }
+
     /// Every tag of the repository `name` (a reference; its tag, if any, is not looked at),
     /// asked of the registry itself (the engine has no tags endpoint) with the credentials pulls
     /// send. For `image_policy: {semver: …}`.

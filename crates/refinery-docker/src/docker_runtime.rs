@@ -924,6 +924,29 @@ impl ContainerRuntime for DockerRuntime {
         self.registry_tags_paged(name, None).await
     }
 
+    async fn registry_image_id(&self, reference: &str) -> RuntimeResult<Option<String>> {
+        let docker = self.docker().await?;
+        let op = self.op("ask the registry about", image_what(reference));
+        let parsed = refinery_core::ImageRef::parse(reference)
+            .map_err(|e| convert::other(&op, e.to_string()))?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| convert::error(e, &self.op("query", "the engine version")))?;
+        let (Some(os), Some(architecture)) = (version.os, version.arch) else {
+            return Ok(None);
+        };
+        let platform = crate::registry_http::Platform {
+            os,
+            architecture,
+            variant: None,
+        };
+        crate::registry_http::platform_image_id(&self.auth, &parsed, &platform)
+            .await
+            .map(Some)
+            .map_err(|m| convert::other(&op, m))
+    }
+
     async fn build_image(
         &self,
         tag: &str,
@@ -1092,7 +1115,7 @@ impl DockerRuntime {
         Ok(convert::usage(&all))
     }
 
-    /// Every tag of the repository `name`, asked of its registry (see `registry_tags.rs`), in
+    /// Every tag of the repository `name`, asked of its registry (see `registry_http.rs`), in
     /// pages of at most `page_size` tags when given (tests use it to see pagination followed).
     ///
     /// # Errors
@@ -1105,7 +1128,7 @@ impl DockerRuntime {
         let op = self.op("list the tags of", image_what(name));
         let parsed =
             refinery_core::ImageRef::parse(name).map_err(|e| convert::other(&op, e.to_string()))?;
-        crate::registry_tags::list_tags(&self.auth, &parsed, page_size)
+        crate::registry_http::list_tags(&self.auth, &parsed, page_size)
             .await
             .map_err(|m| convert::other(&op, m))
     }

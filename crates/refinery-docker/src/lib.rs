@@ -6,7 +6,7 @@ mod convert;
 mod docker_runtime;
 mod faults;
 mod registry_auth;
-mod registry_tags;
+mod registry_http;
 mod ssh;
 mod tls;
 

@@ -192,3 +192,78 @@ async fn digest_pin_pulls_and_runs_that_digest_after_the_tag_moved() {
     assert_eq!(c.repo_digest.as_deref(), Some(pinned.as_str()));
     testsupport::remove_image(&rt, &pinned).await.ok();
 }
+
+#[tokio::test]
+async fn multi_platform_index_tells_the_image_of_the_engine_platform() {
+    // A multi-platform tag is an index: its digest (the one a pull records) also moves when
+    // only another platform's image changes, so `registry_image_id` tells the image this
+    // engine's platform gets.
+    const OTHER: &str = "linux/s390x";
+    let (rt, run, registry, _) = registry_with_image("1").await;
+    let here = TestRegistry::engine_platform(&rt).await.expect("platform");
+    let mut images = Vec::new();
+    for marker in ["mp-a", "mp-b", "mp-c"] {
+        let tag = marker.trim_start_matches("mp-");
+        images.push(
+            registry
+                .push_new(&rt, &run, marker, "app", &[tag])
+                .await
+                .expect("push"),
+        );
+    }
+    let [a, b, c] = &images[..] else {
+        unreachable!("three images were pushed")
+    };
+    let multi = registry.reference("app", "multi");
+    run.track_image(&multi);
+    let first = registry
+        .push_index("app", "multi", &[(&here, &a.digest), (OTHER, &b.digest)])
+        .expect("push the index");
+    run.track_image(&format!("{}/app@{first}", registry.host));
+    assert_eq!(registry.digest("app", "multi").expect("digest"), first);
+
+    let rt = logged_in(rt, &run, &registry);
+    assert_eq!(rt.registry_digest(&multi).await.expect("digest"), first);
+    assert_eq!(
+        rt.registry_image_id(&multi).await.expect("image id"),
+        Some(a.id.clone())
+    );
+    // The engine pulls this platform's image and records the index's digest.
+    pull(&rt, &multi).await.expect("pull the index");
+    let observed = rt.observe(None).await.expect("observe");
+    let info = observed.image(&multi).expect("pulled");
+    assert_eq!(info.id, a.id);
+    assert!(
+        info.repo_digests
+            .contains(&format!("{}/app@{first}", registry.host)),
+        "{:?}",
+        info.repo_digests
+    );
+
+    // Only the other platform's image changes: another index digest, the same image here.
+    let second = registry
+        .push_index("app", "multi", &[(&here, &a.digest), (OTHER, &c.digest)])
+        .expect("push the second index");
+    assert_ne!(second, first);
+    assert_eq!(rt.registry_digest(&multi).await.expect("digest"), second);
+    assert_eq!(
+        rt.registry_image_id(&multi).await.expect("image id"),
+        Some(a.id.clone())
+    );
+
+    // This platform's image changes.
+    registry
+        .push_index("app", "multi", &[(&here, &c.digest), (OTHER, &b.digest)])
+        .expect("push the third index");
+    assert_eq!(
+        rt.registry_image_id(&multi).await.expect("image id"),
+        Some(c.id.clone())
+    );
+    // A plain tag: its manifest's config, the image id.
+    assert_eq!(
+        rt.registry_image_id(&registry.reference("app", "b"))
+            .await
+            .expect("image id"),
+        Some(b.id.clone())
+    );
+}

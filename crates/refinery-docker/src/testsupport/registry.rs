@@ -32,6 +32,10 @@ use crate::convert::{self, image_what};
 pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
 const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// A multi-platform index (Docker's manifest list).
+const MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// What the kit's requests accept: a manifest list or one image's manifest.
+const MANIFEST_ANY: &str = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// An image of a run's own pushed by [`TestRegistry::push_new`].
 #[derive(Debug, Clone)]
@@ -368,7 +372,7 @@ impl TestRegistry {
         let (status, headers, _) = self.request(
             "HEAD",
             &format!("/v2/{repo}/manifests/{tag}"),
-            &[("Accept", MANIFEST_V2)],
+            &[("Accept", MANIFEST_ANY)],
             None,
         )?;
         if status != 200 {
@@ -387,31 +391,119 @@ impl TestRegistry {
     /// The registry refusing.
     pub fn move_tag(&self, repo: &str, from: &str, to: &str) -> RuntimeResult<()> {
         let action = format!("move `{repo}:{to}` to `{from}`");
-        let (status, _, body) = self.request(
+        let (status, headers, body) = self.request(
             "GET",
             &format!("/v2/{repo}/manifests/{from}"),
-            &[("Accept", MANIFEST_V2)],
+            &[("Accept", MANIFEST_ANY)],
             None,
         )?;
         if status != 200 {
             return Err(fail(&action, format!("GET answered HTTP {status}")));
         }
-        let (status, _, body) = self.request(
-            "PUT",
-            &format!("/v2/{repo}/manifests/{to}"),
-            &[("Content-Type", MANIFEST_V2)],
-            Some(&body),
-        )?;
+        let media_type = header(&headers, "content-type").unwrap_or_else(|| MANIFEST_V2.to_owned());
+        self.put_manifest(repo, to, &media_type, &body)
+            .map(|_| ())
+            .map_err(|e| fail(&action, e))
+    }
+
+    /// Puts a multi-platform index (a Docker manifest list) under `<repo>:<tag>`, with one entry
+    /// per `(platform, manifest digest)` of `entries` (`("linux/amd64", "sha256:…")`; each
+    /// manifest already in `repo`, pushed by [`TestRegistry::push_new`]). Returns the index's
+    /// digest, the one a pull of the tag records.
+    ///
+    /// # Errors
+    /// A platform that is not `os/architecture[/variant]`, a manifest unknown to the registry,
+    /// or the registry refusing the index.
+    pub fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        entries: &[(&str, &str)],
+    ) -> RuntimeResult<String> {
+        let action = format!("push an index as `{repo}:{tag}`");
+        let mut manifests = Vec::new();
+        for (platform, digest) in entries {
+            let mut parts = platform.split('/');
+            let (Some(os), Some(architecture)) = (parts.next(), parts.next()) else {
+                return Err(fail(
+                    &action,
+                    format!("`{platform}` is not os/architecture"),
+                ));
+            };
+            let mut platform = serde_json::json!({"os": os, "architecture": architecture});
+            if let Some(variant) = parts.next() {
+                platform["variant"] = variant.into();
+            }
+            let (status, _, body) = self.request(
+                "GET",
+                &format!("/v2/{repo}/manifests/{digest}"),
+                &[("Accept", MANIFEST_V2)],
+                None,
+            )?;
+            if status != 200 {
+                return Err(fail(
+                    &action,
+                    format!("GET `{digest}` answered HTTP {status}"),
+                ));
+            }
+            manifests.push(serde_json::json!({
+                "mediaType": MANIFEST_V2,
+                "size": body.len(),
+                "digest": digest,
+                "platform": platform,
+            }));
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_LIST,
+            "manifests": manifests,
+        });
+        let body = serde_json::to_vec(&index).map_err(|e| fail(&action, e))?;
+        self.put_manifest(repo, tag, MANIFEST_LIST, &body)
+            .map_err(|e| fail(&action, e))
+    }
+
+    /// `PUT /v2/<repo>/manifests/<tag>`; the digest the registry answers with.
+    fn put_manifest(
+        &self,
+        repo: &str,
+        tag: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<String, String> {
+        let (status, headers, answer) = self
+            .request(
+                "PUT",
+                &format!("/v2/{repo}/manifests/{tag}"),
+                &[("Content-Type", media_type)],
+                Some(body),
+            )
+            .map_err(|e| e.to_string())?;
         if status != 201 {
-            return Err(fail(
-                &action,
-                format!(
-                    "PUT answered HTTP {status}: {}",
-                    String::from_utf8_lossy(&body)
-                ),
+            return Err(format!(
+                "PUT answered HTTP {status}: {}",
+                String::from_utf8_lossy(&answer)
             ));
         }
-        Ok(())
+        header(&headers, "docker-content-digest")
+            .ok_or_else(|| "no Docker-Content-Digest header".to_owned())
+    }
+
+    /// The platform of the engine `rt` talks to, as an index names it (`linux/amd64`).
+    ///
+    /// # Errors
+    /// The engine not answering.
+    pub async fn engine_platform(rt: &DockerRuntime) -> RuntimeResult<String> {
+        let docker = rt.docker().await?;
+        let v = docker
+            .version()
+            .await
+            .map_err(|e| fail("ask the engine's version", e))?;
+        Ok(format!(
+            "{}/{}",
+            v.os.unwrap_or_default(),
+            v.arch.unwrap_or_default()
+        ))
     }
 
     /// An authenticated `GET` of `path`: status, lower-cased headers and body (for tests that

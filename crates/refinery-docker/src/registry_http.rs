@@ -1,21 +1,26 @@
-//! Listing a repository's tags (`image_policy: {semver: …}`): the engine has no tags endpoint, so
-//! Refinery asks the registry itself, `GET /v2/<name>/tags/list`, following `Link: <…>;
-//! rel="next"` pages, with the credentials pulls send ([`RegistryAuth`]):
-//! - a `Basic` challenge is answered with the username and password;
+//! Asking a registry itself, where the engine has no endpoint for the question, with the
+//! credentials pulls send ([`RegistryAuth`]):
+//! - a repository's tags (`image_policy: {semver: …}`): `GET /v2/<name>/tags/list`, following
+//!   `Link: <…>; rel="next"` pages;
+//! - the image a tag gives one platform (`image_update` of a multi-platform image): the tag's
+//!   manifest and, for an index, its entry for the engine's platform.
+//!
+//! A `401` is answered with its challenge:
+//! - a `Basic` challenge with the username and password;
 //! - a `Bearer` challenge (GHCR, Docker Hub, GitLab, Harbor) gets a token from the challenge's
 //!   `realm` for its `service` and `scope` (with the credentials as basic auth, or the identity
 //!   token as an OAuth refresh token), then asks again with it.
 //!
 //! The HTTP client is reqwest (rustls on ring, as the other HTTP clients of the workspace): it is
-//! already built for the alert channels, forge statuses and the etcd gateway, so listing tags adds
-//! no new dependency to the tree. A loopback registry (`localhost`, `127.0.0.0/8`, `::1`) is asked
-//! over plain HTTP, as the engine treats it as insecure; every other one over HTTPS.
+//! already built for the alert channels, forge statuses and the etcd gateway, so this adds no new
+//! dependency to the tree. A loopback registry (`localhost`, `127.0.0.0/8`, `::1`) is asked over
+//! plain HTTP, as the engine treats it as insecure; every other one over HTTPS.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use refinery_core::ImageRef;
-use reqwest::header::{AUTHORIZATION, HeaderValue, LINK, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LINK, WWW_AUTHENTICATE};
 
 use crate::RegistryAuth;
 use crate::registry_auth::Found;
@@ -79,45 +84,12 @@ pub(crate) async fn list_tags(
     if let Some(n) = page_size {
         url.push_str(&format!("?n={n}"));
     }
+    let what = format!("list the tags of `{}`", image.name());
     let mut authorization: Option<HeaderValue> = None;
     let mut tags = Vec::new();
     for _ in 0..MAX_PAGES {
-        let mut answer = get(&http, &url, authorization.as_ref()).await?;
-        if answer.status() == reqwest::StatusCode::UNAUTHORIZED && authorization.is_none() {
-            let challenge = answer
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let found = auth.credentials_for(image).await?;
-            authorization = Some(answer_challenge(&http, &challenge, found.as_ref(), image).await?);
-            answer = get(&http, &url, authorization.as_ref()).await?;
-            if answer.status() == reqwest::StatusCode::UNAUTHORIZED {
-                let source = found.map_or_else(
-                    || {
-                        format!(
-                            "no credentials for registry `{}` were found",
-                            image.registry()
-                        )
-                    },
-                    |f| format!("credentials from {} were refused", f.source),
-                );
-                return Err(format!(
-                    "the registry refused to list the tags of `{}` (HTTP 401: {source})",
-                    image.name()
-                ));
-            }
-        }
-        let status = answer.status();
-        if !status.is_success() {
-            let body = answer.text().await.unwrap_or_default();
-            return Err(format!(
-                "the registry answered HTTP {status} to listing the tags of `{}`: {}",
-                image.name(),
-                body.trim().chars().take(200).collect::<String>()
-            ));
-        }
+        let answer =
+            authorized_get(&http, auth, image, &url, &[], &what, &mut authorization).await?;
         let next = answer
             .headers()
             .get(LINK)
@@ -145,12 +117,188 @@ pub(crate) async fn list_tags(
     ))
 }
 
+/// The manifest media types asked for: a multi-platform index (Docker's list, OCI's index) or
+/// one image's manifest (Docker's schema 2, OCI's).
+const MANIFEST_TYPES: [&str; 4] = [
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+];
+
+/// An engine's platform, as an index names it (`linux`, `amd64`, `v8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// The id of the image a pull of `image` (a tag or digest reference) gives an engine on
+/// `platform` now: the config digest of its manifest, or, for a multi-platform index, of the
+/// manifest of `platform`'s entry (the one the engine would pull). Two manifest requests at
+/// most, with the credentials pulls send; nothing is pulled.
+///
+/// # Errors
+/// The registry unreachable or refusing, an answer that is not a manifest, or an index with no
+/// entry for `platform`.
+pub(crate) async fn platform_image_id(
+    auth: &RegistryAuth,
+    image: &ImageRef,
+    platform: &Platform,
+) -> Result<String, String> {
+    let http = client()?;
+    let base = base_url(image.registry());
+    let what = format!("read the manifest of `{}`", image.tagged());
+    let mut authorization: Option<HeaderValue> = None;
+    let mut reference = image.digest().unwrap_or(image.pull_tag()).to_owned();
+    // An index, then the manifest of one of its entries: no deeper.
+    for _ in 0..2 {
+        let url = format!("{base}/v2/{}/manifests/{reference}", image.repository());
+        let answer = authorized_get(
+            &http,
+            auth,
+            image,
+            &url,
+            &MANIFEST_TYPES,
+            &what,
+            &mut authorization,
+        )
+        .await?;
+        let body = answer
+            .bytes()
+            .await
+            .map_err(|e| format!("failed to read the manifest of `{}`: {e}", image.tagged()))?;
+        match parse_manifest(&body, platform)
+            .map_err(|e| format!("the registry's manifest of `{}` {e}", image.tagged()))?
+        {
+            Manifest::Image { config } => return Ok(config),
+            Manifest::Index { entry } => reference = entry,
+        }
+    }
+    Err(format!(
+        "the registry's index of `{}` names another index for {}/{}",
+        image.tagged(),
+        platform.os,
+        platform.architecture
+    ))
+}
+
+/// What a manifest says, for [`platform_image_id`].
+#[derive(Debug, PartialEq, Eq)]
+enum Manifest {
+    /// One image's manifest: its config digest (the image id).
+    Image { config: String },
+    /// An index: the digest of the entry for the platform.
+    Index { entry: String },
+}
+
+/// Reads a manifest or an index; of an index, the entry for `platform` (the variant, when both
+/// name one, must match; an entry without a variant matches any).
+fn parse_manifest(body: &[u8], platform: &Platform) -> Result<Manifest, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("is not JSON: {e}"))?;
+    if let Some(config) = v
+        .get("config")
+        .and_then(|c| c.get("digest"))
+        .and_then(serde_json::Value::as_str)
+    {
+        return Ok(Manifest::Image {
+            config: config.to_owned(),
+        });
+    }
+    let entries = v
+        .get("manifests")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("is neither an image manifest nor an index")?;
+    let field = |e: &serde_json::Value, k: &str| {
+        e.get("platform")
+            .and_then(|p| p.get(k))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    entries
+        .iter()
+        .filter(|e| {
+            field(e, "os").as_deref() == Some(platform.os.as_str())
+                && field(e, "architecture").as_deref() == Some(platform.architecture.as_str())
+        })
+        .find(|e| match (field(e, "variant"), &platform.variant) {
+            (Some(theirs), Some(ours)) => &theirs == ours,
+            _ => true,
+        })
+        .and_then(|e| e.get("digest").and_then(serde_json::Value::as_str))
+        .map(|d| Manifest::Index {
+            entry: d.to_owned(),
+        })
+        .ok_or_else(|| {
+            format!(
+                "is an index with no image for {}/{}",
+                platform.os, platform.architecture
+            )
+        })
+}
+
+/// `GET url` with the credentials pulls send: a `401` is answered once with the challenge's
+/// scheme (`authorization` keeps the answer for the next requests); any other failure is an
+/// error naming `what` the request was for ("list the tags of `app`").
+async fn authorized_get(
+    http: &reqwest::Client,
+    auth: &RegistryAuth,
+    image: &ImageRef,
+    url: &str,
+    accept: &[&str],
+    what: &str,
+    authorization: &mut Option<HeaderValue>,
+) -> Result<reqwest::Response, String> {
+    let mut answer = get(http, url, accept, authorization.as_ref()).await?;
+    if answer.status() == reqwest::StatusCode::UNAUTHORIZED && authorization.is_none() {
+        let challenge = answer
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let found = auth.credentials_for(image).await?;
+        let header = answer_challenge(http, &challenge, found.as_ref(), image, what).await?;
+        answer = get(http, url, accept, Some(&header)).await?;
+        *authorization = Some(header);
+        if answer.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let source = found.map_or_else(
+                || {
+                    format!(
+                        "no credentials for registry `{}` were found",
+                        image.registry()
+                    )
+                },
+                |f| format!("credentials from {} were refused", f.source),
+            );
+            return Err(format!(
+                "the registry refused to {what} (HTTP 401: {source})"
+            ));
+        }
+    }
+    let status = answer.status();
+    if !status.is_success() {
+        let body = answer.text().await.unwrap_or_default();
+        return Err(format!(
+            "the registry answered HTTP {status} to {what}: {}",
+            body.trim().chars().take(200).collect::<String>()
+        ));
+    }
+    Ok(answer)
+}
+
 async fn get(
     http: &reqwest::Client,
     url: &str,
+    accept: &[&str],
     authorization: Option<&HeaderValue>,
 ) -> Result<reqwest::Response, String> {
     let mut request = http.get(url);
+    if !accept.is_empty() {
+        request = request.header(ACCEPT, accept.join(", "));
+    }
     if let Some(a) = authorization {
         request = request.header(AUTHORIZATION, a.clone());
     }
@@ -177,13 +325,13 @@ async fn answer_challenge(
     challenge: &str,
     found: Option<&Found>,
     image: &ImageRef,
+    what: &str,
 ) -> Result<HeaderValue, String> {
     let credential = found.map(|f| &f.credential);
     let (scheme, params) = parse_challenge(challenge);
     let no_credentials = || {
         format!(
-            "the registry wants credentials to list the tags of `{}`, and none for `{}` were found",
-            image.name(),
+            "the registry wants credentials to {what}, and none for `{}` were found",
             image.registry()
         )
     };
@@ -191,7 +339,7 @@ async fn answer_challenge(
         let c = credential.ok_or_else(no_credentials)?;
         basic(&c.username, c.password.expose())
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        let token = bearer_token(http, &params, found, image).await?;
+        let token = bearer_token(http, &params, found, image, what).await?;
         format!("Bearer {token}")
     } else {
         return Err(format!(
@@ -221,6 +369,7 @@ async fn bearer_token(
     params: &[(String, String)],
     found: Option<&Found>,
     image: &ImageRef,
+    what: &str,
 ) -> Result<String, String> {
     let credential = found.map(|f| &f.credential);
     let param = |k: &str| {
@@ -281,20 +430,15 @@ async fn bearer_token(
         );
         return Err(match found {
             Some(f) if refused => format!(
-                "the token server `{realm}` refused a token to list the tags of `{}` (HTTP {}: \
-                 credentials from {} were refused)",
-                image.name(),
+                "the token server `{realm}` refused a token to {what} (HTTP {}: credentials from \
+                 {} were refused)",
                 status.as_u16(),
                 f.source
             ),
-            Some(_) => format!(
-                "the token server `{realm}` answered HTTP {status} (for `{}`)",
-                image.name()
-            ),
+            Some(_) => format!("the token server `{realm}` answered HTTP {status} (to {what})"),
             None => format!(
-                "the token server `{realm}` answered HTTP {status} (for `{}`); no credentials for \
+                "the token server `{realm}` answered HTTP {status} (to {what}); no credentials for \
                  `{}` were found",
-                image.name(),
                 image.registry()
             ),
         });
@@ -456,5 +600,50 @@ mod tests {
             Ok(Vec::new())
         );
         assert!(parse_tag_list(b"<html>").is_err());
+    }
+
+    #[test]
+    fn manifests_give_their_config_and_indexes_the_entry_of_the_platform() {
+        let amd64 = Platform {
+            os: "linux".to_owned(),
+            architecture: "amd64".to_owned(),
+            variant: None,
+        };
+        let arm_v7 = Platform {
+            os: "linux".to_owned(),
+            architecture: "arm".to_owned(),
+            variant: Some("v7".to_owned()),
+        };
+        assert_eq!(
+            parse_manifest(
+                br#"{"schemaVersion":2,"config":{"digest":"sha256:c0"},"layers":[]}"#,
+                &amd64
+            ),
+            Ok(Manifest::Image {
+                config: "sha256:c0".to_owned()
+            })
+        );
+        let index = br#"{"schemaVersion":2,"manifests":[
+            {"digest":"sha256:a6","platform":{"os":"linux","architecture":"arm","variant":"v6"}},
+            {"digest":"sha256:a7","platform":{"os":"linux","architecture":"arm","variant":"v7"}},
+            {"digest":"sha256:wi","platform":{"os":"windows","architecture":"amd64"}},
+            {"digest":"sha256:x8","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        let entry = |d: &str| {
+            Ok(Manifest::Index {
+                entry: d.to_owned(),
+            })
+        };
+        assert_eq!(parse_manifest(index, &amd64), entry("sha256:x8"));
+        assert_eq!(parse_manifest(index, &arm_v7), entry("sha256:a7"));
+        let s390x = Platform {
+            architecture: "s390x".to_owned(),
+            ..amd64
+        };
+        assert_eq!(
+            parse_manifest(index, &s390x),
+            Err("is an index with no image for linux/s390x".to_owned())
+        );
+        assert!(parse_manifest(b"{}", &arm_v7).is_err());
+        assert!(parse_manifest(b"<html>", &arm_v7).is_err());
     }
 }
