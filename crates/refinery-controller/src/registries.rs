@@ -40,6 +40,9 @@ struct ChecksInner {
     schedule: ImageChecks,
     tags: TagChecks,
     failed: Vec<FailedCheck>,
+    /// (node, reference) → the registry digest last asked about and the image it gives that
+    /// node's platform (`None`: the registry or the runtime could not tell).
+    platform_images: BTreeMap<(String, String), (String, Option<String>)>,
 }
 
 /// What a registry check asked.
@@ -118,6 +121,10 @@ impl RegistryChecks {
 /// `image_update` drift), asking the engine about those due; a registry that fails is backed off
 /// and recorded in `checks` (see [`RegistryChecks::take_failures`]), and its last known digest
 /// kept. Nothing is asked when the `image_update` rule is `ignore`.
+///
+/// A digest other than the one the containers run whose image for this node's platform is the
+/// one they run (a multi-platform index that moved for another platform) is answered as theirs:
+/// no update here.
 pub async fn registry_digests<R: ContainerRuntime>(
     engine: &R,
     checks: &RegistryChecks,
@@ -129,29 +136,33 @@ pub async fn registry_digests<R: ContainerRuntime>(
     if refinery_core::policy::rule_for(manifest, DriftKind::ImageUpdate).action == Action::Ignore {
         return BTreeMap::new();
     }
-    let followed: Vec<String> = manifest
+    // Each followed reference, with the digest and image each of its containers runs.
+    let running: Vec<(String, String, String)> = manifest
         .containers_on(node)
         .into_iter()
-        .filter(|spec| {
-            refinery_core::drift::declared_container(spec, observed)
-                .is_some_and(|o| o.repo_digest.is_some())
+        .filter_map(|spec| {
+            let o = refinery_core::drift::declared_container(spec, observed)?;
+            let digest = o.repo_digest.as_deref()?.split_once('@')?.1.to_owned();
+            Some((tracked_reference(spec)?, digest, o.image_id.clone()))
         })
-        .filter_map(tracked_reference)
         .collect();
+    let mut followed: Vec<String> = running.iter().map(|(r, _, _)| r.clone()).collect();
+    followed.sort();
+    followed.dedup();
     if followed.is_empty() {
         return BTreeMap::new();
     }
     let interval = Duration::from_secs(manifest.config.image_check_interval_secs);
     let due = checks.with(|c| c.schedule.due(followed.iter().map(String::as_str), now));
-    for reference in due {
-        match engine.registry_digest(&reference).await {
-            Ok(digest) => checks.with(|c| c.schedule.succeeded(&reference, digest, now, interval)),
+    for reference in &due {
+        match engine.registry_digest(reference).await {
+            Ok(digest) => checks.with(|c| c.schedule.succeeded(reference, digest, now, interval)),
             Err(e) => {
-                let failure = checks.with(|c| c.schedule.failed(&reference, now, interval));
+                let failure = checks.with(|c| c.schedule.failed(reference, now, interval));
                 if checks.record_failure(
                     node,
                     CheckKind::Digest,
-                    &reference,
+                    reference,
                     e.to_string(),
                     failure,
                 ) {
@@ -161,8 +172,67 @@ pub async fn registry_digests<R: ContainerRuntime>(
         }
     }
     let known = checks.with(|c| c.schedule.digests());
-    followed
-        .into_iter()
-        .filter_map(|r| known.get(&r).map(|d| (r, d.clone())))
-        .collect()
+    let mut digests = BTreeMap::new();
+    for reference in followed {
+        let Some(latest) = known.get(&reference) else {
+            continue;
+        };
+        let behind: Vec<&(String, String, String)> = running
+            .iter()
+            .filter(|(r, digest, _)| *r == reference && digest != latest)
+            .collect();
+        let same = match behind.first() {
+            Some((_, digest, image_id))
+                if behind.iter().all(|(_, d, i)| d == digest && i == image_id) =>
+            {
+                let now_gives = platform_image(
+                    engine,
+                    checks,
+                    node,
+                    &reference,
+                    latest,
+                    due.contains(&reference),
+                )
+                .await;
+                (now_gives.as_ref() == Some(image_id)).then_some(digest)
+            }
+            _ => None,
+        };
+        // A new digest that gives this node's platform the image its containers run (an index
+        // that moved for another platform) is no update here: they count as up to date.
+        digests.insert(reference, same.unwrap_or(latest).clone());
+    }
+    digests
+}
+
+/// The image the registry's `digest` of `reference` gives `node`'s platform, asked once per
+/// digest (again at the reference's next check, `recheck`, while it could not be told).
+async fn platform_image<R: ContainerRuntime>(
+    engine: &R,
+    checks: &RegistryChecks,
+    node: &str,
+    reference: &str,
+    digest: &str,
+    recheck: bool,
+) -> Option<String> {
+    let key = (node.to_owned(), reference.to_owned());
+    let cached = checks.with(|c| c.platform_images.get(&key).cloned());
+    if let Some((d, image_id)) = cached
+        && d == digest
+        && (image_id.is_some() || !recheck)
+    {
+        return image_id;
+    }
+    let image_id = match engine.registry_image_id(reference).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(node, image = %reference, error = %e, "failed to ask the registry which image the new digest gives this node's platform; reported as an update");
+            None
+        }
+    };
+    checks.with(|c| {
+        c.platform_images
+            .insert(key, (digest.to_owned(), image_id.clone()))
+    });
+    image_id
 }

@@ -244,6 +244,95 @@ async fn registry_tag_moved_is_image_update_alerted_then_recreated() {
 }
 
 #[tokio::test]
+async fn registry_multi_platform_tag_is_an_update_only_when_this_platform_image_changes() {
+    // A multi-platform tag is an index: its digest moves when any platform's image changes. The
+    // node pulls (and runs) only its own platform's image, so only a change of that one is an
+    // update for it.
+    const OTHER: &str = "linux/s390x";
+    let env = Env::new().await;
+    let (registry, _) = registry(&env).await;
+    let here = TestRegistry::engine_platform(&env.rt)
+        .await
+        .expect("platform");
+    let mut pushed = Vec::new();
+    for marker in ["mp-a", "mp-b", "mp-c"] {
+        let p = registry
+            .push_new(&env.rt, &env.run, marker, "app", &[marker])
+            .await
+            .expect("push");
+        // Nothing of it stays local: the node gets it only by pulling the index.
+        testsupport::remove_image(&env.rt, &p.local)
+            .await
+            .expect("remove the local image");
+        pushed.push(p);
+    }
+    let [a, b, c] = &pushed[..] else {
+        unreachable!("three images were pushed")
+    };
+    let image = registry.reference("app", "multi");
+    let index = |entries: &[(&str, &str)]| {
+        let digest = registry
+            .push_index("app", "multi", entries)
+            .expect("push the index");
+        env.run
+            .track_image(&format!("{}/app@{digest}", registry.host));
+        digest
+    };
+    env.run.track_image(&image);
+    let first = index(&[(&here, &a.digest), (OTHER, &b.digest)]);
+    let config = login(&env, &registry);
+    let v = || vars(&config, &[]);
+    env.commit_manifest(&container(&env, &image));
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("web"), "created");
+    let web = env.existing("web").await;
+    assert_eq!(web.image_id, a.id, "runs this platform's image");
+    assert_eq!(
+        web.repo_digest,
+        Some(format!("{}/app@{first}", registry.host)),
+        "created from the index's digest"
+    );
+    env.refinery_env(&["plan"], v()).await.code(0);
+
+    // Only the other platform's image changes: a new index digest, nothing new for this node.
+    let second = index(&[(&here, &a.digest), (OTHER, &c.digest)]);
+    assert_ne!(second, first);
+    let plan = env.refinery_env(&["plan"], v()).await;
+    plan.code(0);
+    assert!(
+        !plan.stdout.contains("image_update"),
+        "{}",
+        plan.transcript()
+    );
+
+    // This platform's image changes: an update, shown with the index digests.
+    let third = index(&[(&here, &c.digest), (OTHER, &b.digest)]);
+    env.refinery_env(&["plan"], v())
+        .await
+        .code(3)
+        .stdout_has("image_update")
+        .stdout_has(&first[..19])
+        .stdout_has(&third[..19]);
+    env.commit_manifest(&format!(
+        "drift_rules:\n  image_update: {{action: recreate}}\n{}",
+        container(&env, &image)
+    ));
+    env.refinery_env(&["apply", "--yes"], v())
+        .await
+        .code(0)
+        .outcome(&env.name("web"), "recreated");
+    let web = env.existing("web").await;
+    assert_eq!(web.image_id, c.id, "moved to this platform's new image");
+    assert_eq!(
+        web.repo_digest,
+        Some(format!("{}/app@{third}", registry.host))
+    );
+    env.refinery_env(&["plan"], v()).await.code(0);
+}
+
+#[tokio::test]
 async fn registry_outage_removes_nothing_and_a_missing_container_is_recreated_from_the_local_image()
 {
     use refinery_core::ContainerRuntime as _;
