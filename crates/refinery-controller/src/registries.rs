@@ -159,13 +159,8 @@ pub async fn registry_digests<R: ContainerRuntime>(
             Ok(digest) => checks.with(|c| c.schedule.succeeded(reference, digest, now, interval)),
             Err(e) => {
                 let failure = checks.with(|c| c.schedule.failed(reference, now, interval));
-                if checks.record_failure(
-                    node,
-                    CheckKind::Digest,
-                    reference,
-                    e.to_string(),
-                    failure,
-                ) {
+                if checks.record_failure(node, CheckKind::Digest, reference, e.to_string(), failure)
+                {
                     tracing::warn!(node, image = %reference, error = %e, "failed to check the registry for an update of the image; trying again later, backing off; nothing is changed meanwhile");
                 }
             }

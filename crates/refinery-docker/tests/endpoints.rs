@@ -1,5 +1,6 @@
 //! Endpoints against real extra engines: a unix socket and `tcp://` with TLS client certificates
-//! (made by the test with openssl), plus the TLS checks that run before anything is contacted.
+//! (made by the test with openssl), `ssh://` through a real sshd, private pulls through both with
+//! the controller's credentials, plus the TLS checks that run before anything is contacted.
 
 use refinery_core::{ContainerRuntime, ContainerState, RuntimeError, UnreachableCause};
 use refinery_docker::testsupport::engines::{Engines, Listen, make_certs};
@@ -128,6 +129,58 @@ async fn ssh_endpoint_reaches_the_engine_through_dial_stdio() {
     );
     assert!(text.contains("ssh to `127.0.0.1` failed"), "{text}");
     assert!(text.contains("denied"), "{text}");
+    drop(sshd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `tcp://` (TLS) node and an `ssh://` node pull a private image through their own engines
+/// with the controller's credentials (its docker config here): the registry is asked by the
+/// remote engine, the credentials go with the request.
+#[tokio::test]
+async fn tls_and_ssh_nodes_pull_private_images_with_the_controllers_credentials() {
+    use refinery_docker::RegistryAuth;
+    use refinery_docker::testsupport::TestRegistry;
+
+    let main = DockerRuntime::from_env().expect("main engine");
+    let run = TestRun::new(&main);
+    let registry = TestRegistry::start("deploy", "pw-remote-51").expect("start the registry");
+    registry
+        .push_new(&main, &run, "remote", "app", &["1"])
+        .await
+        .expect("push the test image");
+    let image = registry.reference("app", "1");
+    let logged_in = RegistryAuth::new(Some(registry.docker_config(&run).expect("docker login")));
+    let empty = tempfile::tempdir().expect("tempdir");
+    let nobody = RegistryAuth::new(Some(empty.path().to_owned()));
+
+    let engines = Engines::start(&[("secure", Listen::Tls)]).await;
+    let dir = tempdir();
+    let sshd = Sshd::start(&dir);
+    let ssh = DockerRuntime::connect(&format!("ssh://root@127.0.0.1:{}", sshd.port))
+        .expect("ssh parses")
+        .with_ssh_program(sshd.wrapper.to_string_lossy());
+    for (node, rt) in [("tcp://", engines.get("secure").runtime()), ("ssh://", ssh)] {
+        let err = rt
+            .clone()
+            .with_registry_auth(nobody.clone())
+            .pull(&image, &|_| {})
+            .await
+            .expect_err("no credentials");
+        assert!(
+            err.to_string()
+                .contains(&format!("hint: run `docker login {}`", registry.host)),
+            "{node}: {err}"
+        );
+        let rt = rt.with_registry_auth(logged_in.clone());
+        rt.pull(&image, &|_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{node}: pull with the controller's credentials: {e}"));
+        let observed = rt.observe(None).await.expect("observe");
+        assert!(
+            observed.image(&image).is_some(),
+            "{node}: `{image}` not pulled"
+        );
+    }
     drop(sshd);
     let _ = std::fs::remove_dir_all(&dir);
 }
