@@ -31,6 +31,22 @@ async fn token_registry_with_tags() -> (DockerRuntime, TestRun, TestRegistry, St
     (rt, run, registry, pushed.digest)
 }
 
+/// A `DOCKER_CONFIG` directory whose `config.json` holds only the registry's identity token (what
+/// `docker login` stores when the token server gives refresh tokens).
+fn identity_token_config(registry: &TestRegistry) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity = registry.identity_token().expect("a token registry");
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"identitytoken": "{identity}"}}}}}}"#,
+            registry.host
+        ),
+    )
+    .expect("write config.json");
+    dir
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -69,16 +85,7 @@ async fn token_registry_tags_are_listed_with_a_password_and_with_an_identity_tok
     );
 
     // An identity token (`identitytoken`, an OAuth refresh token): the refresh-token grant.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let identity = registry.identity_token().expect("a token registry");
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{}": {{"identitytoken": "{identity}"}}}}}}"#,
-            registry.host
-        ),
-    )
-    .expect("write config.json");
+    let dir = identity_token_config(&registry);
     let rt_id = rt
         .clone()
         .with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
@@ -230,16 +237,7 @@ async fn token_registry_pull_with_an_identity_token_takes_the_refresh_token_gran
     let (rt, run, registry, digest) = token_registry_with_tags().await;
     let counts = registry.token_counts().expect("a token registry");
     let image = registry.reference("app", "1.4.0");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let identity = registry.identity_token().expect("a token registry");
-    std::fs::write(
-        dir.path().join("config.json"),
-        format!(
-            r#"{{"auths": {{"{}": {{"identitytoken": "{identity}"}}}}}}"#,
-            registry.host
-        ),
-    )
-    .expect("write config.json");
+    let dir = identity_token_config(&registry);
     // The engine keeps no image of this name (the push tagged under the run's own prefix).
     let observed = rt.observe(None).await.expect("observe");
     assert!(

@@ -283,17 +283,24 @@ async fn registry_multi_platform_tag_is_an_update_only_when_this_platform_image_
     let config = login(&env, &registry);
     let v = || vars(&config, &[]);
     env.commit_manifest(&container(&env, &image));
-    env.refinery_env(&["apply", "--yes"], v())
-        .await
-        .code(0)
-        .outcome(&env.name("web"), "created");
-    let web = env.existing("web").await;
-    assert_eq!(web.image_id, a.id, "runs this platform's image");
-    assert_eq!(
-        web.repo_digest,
-        Some(format!("{}/app@{first}", registry.host)),
-        "created from the index's digest"
-    );
+    let applied = |outcome: &'static str, id: String, digest: String| {
+        let v = v();
+        let (env, registry) = (&env, &registry);
+        async move {
+            env.refinery_env(&["apply", "--yes"], v)
+                .await
+                .code(0)
+                .outcome(&env.name("web"), outcome);
+            let web = env.existing("web").await;
+            assert_eq!(web.image_id, id, "runs this platform's image");
+            assert_eq!(
+                web.repo_digest,
+                Some(format!("{}/app@{digest}", registry.host)),
+                "created from the index's digest"
+            );
+        }
+    };
+    applied("created", a.id.clone(), first.clone()).await;
     env.refinery_env(&["plan"], v()).await.code(0);
 
     // Only the other platform's image changes: a new index digest, nothing new for this node.
@@ -319,16 +326,7 @@ async fn registry_multi_platform_tag_is_an_update_only_when_this_platform_image_
         "drift_rules:\n  image_update: {{action: recreate}}\n{}",
         container(&env, &image)
     ));
-    env.refinery_env(&["apply", "--yes"], v())
-        .await
-        .code(0)
-        .outcome(&env.name("web"), "recreated");
-    let web = env.existing("web").await;
-    assert_eq!(web.image_id, c.id, "moved to this platform's new image");
-    assert_eq!(
-        web.repo_digest,
-        Some(format!("{}/app@{third}", registry.host))
-    );
+    applied("recreated", c.id.clone(), third).await;
     env.refinery_env(&["plan"], v()).await.code(0);
 }
 
