@@ -193,8 +193,8 @@ enum Manifest {
     Index { entry: String },
 }
 
-/// Reads a manifest or an index; of an index, the entry for `platform` (the variant, when both
-/// name one, must match; an entry without a variant matches any).
+/// Reads a manifest or an index; of an index, the entry for `platform`'s OS and architecture,
+/// the one of its variant when several are listed.
 fn parse_manifest(body: &[u8], platform: &Platform) -> Result<Manifest, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("is not JSON: {e}"))?;
@@ -217,16 +217,28 @@ fn parse_manifest(body: &[u8], platform: &Platform) -> Result<Manifest, String> 
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
     };
-    entries
+    let candidates: Vec<&serde_json::Value> = entries
         .iter()
         .filter(|e| {
             field(e, "os").as_deref() == Some(platform.os.as_str())
                 && field(e, "architecture").as_deref() == Some(platform.architecture.as_str())
         })
-        .find(|e| match (field(e, "variant"), &platform.variant) {
-            (Some(theirs), Some(ours)) => &theirs == ours,
-            _ => true,
-        })
+        .collect();
+    // The engine's variant, else the one an engine of that architecture runs by default (as
+    // the engine's own platform matcher picks), else an entry naming none, else the first.
+    let wanted = platform
+        .variant
+        .as_deref()
+        .or(match platform.architecture.as_str() {
+            "arm" => Some("v7"),
+            "arm64" => Some("v8"),
+            _ => None,
+        });
+    candidates
+        .iter()
+        .find(|e| wanted.is_some() && field(e, "variant").as_deref() == wanted)
+        .or_else(|| candidates.iter().find(|e| field(e, "variant").is_none()))
+        .or_else(|| candidates.first())
         .and_then(|e| e.get("digest").and_then(serde_json::Value::as_str))
         .map(|d| Manifest::Index {
             entry: d.to_owned(),
@@ -635,6 +647,20 @@ mod tests {
         };
         assert_eq!(parse_manifest(index, &amd64), entry("sha256:x8"));
         assert_eq!(parse_manifest(index, &arm_v7), entry("sha256:a7"));
+        let arm = Platform {
+            variant: None,
+            ..arm_v7.clone()
+        };
+        assert_eq!(
+            parse_manifest(index, &arm),
+            entry("sha256:a7"),
+            "v7 by default"
+        );
+        let arm_v6 = Platform {
+            variant: Some("v6".to_owned()),
+            ..arm_v7.clone()
+        };
+        assert_eq!(parse_manifest(index, &arm_v6), entry("sha256:a6"));
         let s390x = Platform {
             architecture: "s390x".to_owned(),
             ..amd64
