@@ -390,3 +390,126 @@ async fn plan(settings: &Settings, args: &PlanArgs) -> Result<u8, CliError> {
         exit_code::DRIFT
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refinery_core::drift_report::FieldChange;
+    use refinery_core::{DriftKind, ResourceId};
+
+    fn change(field: &str, observed: &str, desired: &str, ignored: bool) -> FieldChange {
+        FieldChange {
+            field: field.to_owned(),
+            desired: desired.to_owned(),
+            observed: observed.to_owned(),
+            ignored,
+        }
+    }
+
+    fn step(
+        name: &str,
+        kind: StepKind,
+        drift: DriftKind,
+        detail: &str,
+        changes: Vec<FieldChange>,
+    ) -> Step {
+        Step {
+            id: ResourceId::container("lyra", name),
+            kind,
+            container_id: Some("0123456789ab".to_owned()),
+            drifts: vec![drift],
+            details: vec![format!("{}: {detail}", drift.as_str())],
+            changes,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn plan_renders_steps_changes_an_image_update_and_an_unreachable_node() {
+        let update = step(
+            "web",
+            StepKind::Alert,
+            DriftKind::ImageUpdate,
+            "update available for `reg.example/app:stable`: sha256:0123456789ab → sha256:89abcdef0123",
+            vec![change(
+                "image_digest",
+                "sha256:0123456789abcdef",
+                "sha256:89abcdef01234567",
+                false,
+            )],
+        );
+        let config = step(
+            "api",
+            StepKind::Recreate,
+            DriftKind::Config,
+            "env.LOG_LEVEL, ports differ",
+            vec![
+                change("env.LOG_LEVEL", "debug", "info", false),
+                change("ports", "", "8080:80/tcp", false),
+                change("labels.team", "a", "b", true),
+            ],
+        );
+        let quiet = step(
+            "db",
+            StepKind::Ignore,
+            DriftKind::Status,
+            "exited (0)",
+            Vec::new(),
+        );
+        let report = PlanReport {
+            revision: "0123456789abcdef0123",
+            in_sync: false,
+            nodes: vec![
+                NodePlan {
+                    node: "lyra",
+                    mode: "enforce",
+                    reachable: true,
+                    error: None,
+                    in_sync: vec!["docker/lyra/container/cache".to_owned()],
+                    steps: vec![&update, &config, &quiet],
+                    degraded: Vec::new(),
+                    start_order: vec![vec!["db".to_owned()], vec!["api".to_owned()]],
+                },
+                NodePlan {
+                    node: "vega",
+                    mode: "enforce",
+                    reachable: false,
+                    error: Some("connection refused".to_owned()),
+                    in_sync: Vec::new(),
+                    steps: Vec::new(),
+                    degraded: Vec::new(),
+                    start_order: Vec::new(),
+                },
+            ],
+        };
+        insta::assert_snapshot!(render_plan(&report, false, Styles { color: false }));
+        let with_ignored = render_plan(&report, true, Styles { color: false });
+        assert!(
+            with_ignored.contains("labels.team: a → b (ignored)")
+                && with_ignored.contains("docker/lyra/container/db"),
+            "{with_ignored}"
+        );
+    }
+
+    #[test]
+    fn plan_in_sync_says_how_many_match() {
+        let report = PlanReport {
+            revision: "0123456789abcdef",
+            in_sync: true,
+            nodes: vec![NodePlan {
+                node: "lyra",
+                mode: "enforce",
+                reachable: true,
+                error: None,
+                in_sync: vec!["docker/lyra/container/web".to_owned()],
+                steps: Vec::new(),
+                degraded: Vec::new(),
+                start_order: Vec::new(),
+            }],
+        };
+        assert_eq!(
+            render_plan(&report, false, Styles { color: false }),
+            "in sync with 0123456789ab: 1 resource matches the commit\n"
+        );
+    }
+}
