@@ -328,43 +328,55 @@ fn print_outcome(
         };
         crate::output::json(&r)
     } else {
-        let mut text = String::new();
-        for id in unchanged {
-            text.push_str(&format!("{id} {}\n", styles.outcome(Outcome::Unchanged)));
-        }
-        let mut hint_lines: Vec<String> = Vec::new();
-        for r in results {
-            match (&r.message, r.outcome) {
-                (
-                    Some(m),
-                    Outcome::Failed
-                    | Outcome::Skipped
-                    | Outcome::Deferred
-                    | Outcome::Created
-                    | Outcome::Recreated
-                    | Outcome::RolledBack,
-                ) => {
-                    // `hint:` lines of a message go to stderr, after the outcome lines.
-                    let (first, hints) = m.split_once("\nhint: ").unwrap_or((m, ""));
-                    text.push_str(&format!(
-                        "{} {} ({first})\n",
-                        r.id,
-                        styles.outcome(r.outcome)
-                    ));
-                    if !hints.is_empty() {
-                        hint_lines.push(format!("hint: {hints}"));
-                    }
-                }
-                _ => text.push_str(&format!("{} {}\n", r.id, styles.outcome(r.outcome))),
-            }
-        }
+        let (text, hints) = render_apply(results, unchanged, styles);
         let printed = crate::output::print(&text);
-        let mut seen = std::collections::BTreeSet::new();
-        for h in hint_lines.iter().filter(|h| seen.insert(*h)) {
+        for h in hints {
             eprintln!("\n{h}");
         }
         printed
     }
+}
+
+/// The human form of an apply: a line per resource (`unchanged` first), the message of what was
+/// done or failed in brackets; and the `hint:` lines of those messages, each once, for stderr.
+#[must_use]
+pub fn render_apply(
+    results: &[StepOutcome],
+    unchanged: &[String],
+    styles: Styles,
+) -> (String, Vec<String>) {
+    let mut text = String::new();
+    for id in unchanged {
+        text.push_str(&format!("{id} {}\n", styles.outcome(Outcome::Unchanged)));
+    }
+    let mut hint_lines: Vec<String> = Vec::new();
+    for r in results {
+        match (&r.message, r.outcome) {
+            (
+                Some(m),
+                Outcome::Failed
+                | Outcome::Skipped
+                | Outcome::Deferred
+                | Outcome::Created
+                | Outcome::Recreated
+                | Outcome::RolledBack,
+            ) => {
+                // `hint:` lines of a message go to stderr, after the outcome lines.
+                let (first, hints) = m.split_once("\nhint: ").unwrap_or((m, ""));
+                text.push_str(&format!(
+                    "{} {} ({first})\n",
+                    r.id,
+                    styles.outcome(r.outcome)
+                ));
+                let hint = format!("hint: {hints}");
+                if !hints.is_empty() && !hint_lines.contains(&hint) {
+                    hint_lines.push(hint);
+                }
+            }
+            _ => text.push_str(&format!("{} {}\n", r.id, styles.outcome(r.outcome))),
+        }
+    }
+    (text, hint_lines)
 }
 
 /// The exit code of an apply: an invalid Kubernetes source, then a failed action, then an
@@ -378,5 +390,57 @@ fn exit_for(kube_invalid: bool, results: &[StepOutcome], unreachable: &[String])
         exit_code::UNREACHABLE
     } else {
         exit_code::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(id: &str, outcome: Outcome, message: Option<&str>) -> StepOutcome {
+        StepOutcome {
+            id: id.to_owned(),
+            step: String::new(),
+            outcome,
+            message: message.map(str::to_owned),
+            container_id: None,
+        }
+    }
+
+    #[test]
+    fn apply_renders_a_line_per_resource_and_each_hint_once() {
+        let refused = "image `127.0.0.1:5000/app:1` is not present locally and could not be pulled: no basic auth credentials\nhint: run `docker login 127.0.0.1:5000` as the user running refinery\nhint: or add `127.0.0.1:5000` under `registries:` in the manifest";
+        let results = [
+            outcome(
+                "docker/lyra/container/web",
+                Outcome::Recreated,
+                Some("image_update: sha256:0123456789ab → sha256:89abcdef0123"),
+            ),
+            outcome("docker/lyra/container/api", Outcome::Failed, Some(refused)),
+            outcome(
+                "docker/lyra/container/worker",
+                Outcome::Failed,
+                Some(refused),
+            ),
+            outcome("docker/lyra/container/old", Outcome::Removed, None),
+            outcome(
+                "docker/lyra/container/db",
+                Outcome::Deferred,
+                Some("grace period until 2026-12-07T10:00:30Z"),
+            ),
+        ];
+        let (text, hints) = render_apply(
+            &results,
+            &["docker/lyra/container/cache".to_owned()],
+            Styles { color: false },
+        );
+        insta::assert_snapshot!(text);
+        assert_eq!(
+            hints,
+            vec![
+                "hint: run `docker login 127.0.0.1:5000` as the user running refinery\nhint: or add `127.0.0.1:5000` under `registries:` in the manifest"
+                    .to_owned()
+            ]
+        );
     }
 }

@@ -557,6 +557,24 @@ mod tests {
     }
 
     #[test]
+    fn chaos_stats_render_as_a_table_with_dashes_for_no_sample() {
+        let stat = |fault, count, detect, heal, failures| FaultStats {
+            fault,
+            count,
+            detect_p50_ms: detect,
+            detect_p95_ms: detect.map(|v| v * 2),
+            heal_p50_ms: heal,
+            heal_p95_ms: heal.map(|v| v * 3),
+            failures,
+        };
+        insta::assert_snapshot!(render_stats(&[
+            stat(Fault::Kill, 12, Some(4), Some(310), 0),
+            stat(Fault::Rogue, 3, Some(7), Some(52), 1),
+            stat(Fault::Image, 2, None, None, 2),
+        ]));
+    }
+
+    #[test]
     fn rng_same_seed_same_picks() {
         let items = [1, 2, 3, 4, 5, 6, 7];
         let mut a = Rng(42);
