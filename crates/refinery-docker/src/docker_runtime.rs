@@ -30,6 +30,12 @@ const INSPECT_CONCURRENCY: usize = 8;
 /// Seconds the client waits for an engine's answer (headers), on top of a stop's own timeout.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
 
+/// How long a pull may go without a word of progress from the engine before it is abandoned: a
+/// registry that stops sending mid-download would otherwise hold the pull (and the pass that
+/// waits for it) for as long as the connection stays open. A pull that moves, however slowly,
+/// reports progress far more often.
+pub const PULL_STALL_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     /// Path of a unix socket.
@@ -54,6 +60,8 @@ pub struct DockerRuntime {
     cache: Arc<ObserveCache>,
     /// Credentials sent with pulls (the docker CLI's config of this user by default).
     auth: RegistryAuth,
+    /// See [`PULL_STALL_TIMEOUT`].
+    pull_stall: Duration,
 }
 
 /// Inspections kept between `observe` calls while an event stream follows the engine: a
@@ -246,6 +254,7 @@ impl DockerRuntime {
             client: Arc::default(),
             cache: Arc::default(),
             auth: RegistryAuth::new(RegistryAuth::config_dir_from_env()),
+            pull_stall: PULL_STALL_TIMEOUT,
         })
     }
 
@@ -302,6 +311,13 @@ impl DockerRuntime {
     #[must_use]
     pub fn with_registry_auth(mut self, auth: RegistryAuth) -> DockerRuntime {
         self.auth = auth;
+        self
+    }
+
+    /// Abandons a pull after `stall` without progress (default [`PULL_STALL_TIMEOUT`]).
+    #[must_use]
+    pub fn with_pull_stall_timeout(mut self, stall: Duration) -> DockerRuntime {
+        self.pull_stall = stall;
         self
     }
 
@@ -877,7 +893,19 @@ impl ContainerRuntime for DockerRuntime {
             _ => None,
         };
         let mut items = docker.create_image(Some(convert::pull_options(image)), None, credentials);
-        while let Some(item) = items.next().await {
+        // Dropping the stream closes the connection, which makes the engine cancel the pull.
+        while let Some(item) = tokio::time::timeout(self.pull_stall, items.next())
+            .await
+            .map_err(|_| {
+                convert::other(
+                    &op,
+                    format!(
+                        "the engine reported no progress for {} s (did the registry stop sending?); the pull was abandoned",
+                        self.pull_stall.as_secs()
+                    ),
+                )
+            })?
+        {
             let info = item.map_err(|e| match &parsed {
                 Some(r) => convert::registry_pull_failure(
                     e,

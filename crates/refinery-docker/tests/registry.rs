@@ -1,6 +1,6 @@
 //! Pulls from a real registry (Debian's `docker-registry` with htpasswd authentication, started
-//! on loopback by the test) with each credential source the docker CLI knows, and a pull the
-//! registry refuses for want of credentials.
+//! on loopback by the test) with each credential source the docker CLI knows, a pull the
+//! registry refuses for want of credentials, and one from a registry that stops sending.
 
 use std::path::Path;
 
@@ -266,4 +266,92 @@ async fn multi_platform_index_tells_the_image_of_the_engine_platform() {
             .expect("image id"),
         Some(b.id.clone())
     );
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream`: it forwards both ways until a request for a
+/// blob goes by on a connection, then holds back that connection's answers, keeping it open —
+/// a registry that stops sending mid-download, which the real registry cannot be made to do on
+/// demand (the registry behind it is real). Returns its `host:port`.
+async fn stalling_proxy(upstream: String) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let stalled = Arc::new(AtomicBool::new(false));
+                let stall = Arc::clone(&stalled);
+                let requests = async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        if buf[..n].windows(7).any(|w| w == b"/blobs/") {
+                            stall.store(true, Ordering::SeqCst);
+                        }
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let answers = async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+                        if stalled.load(Ordering::SeqCst) {
+                            std::future::pending::<()>().await;
+                        }
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::join!(requests, answers);
+            });
+        }
+    });
+    addr.to_string()
+}
+
+#[tokio::test]
+async fn pull_from_a_registry_that_stops_sending_is_abandoned() {
+    let (rt, run, registry, _) = registry_with_image("1").await;
+    // An image the engine has no part of but the base layers: its config must be downloaded.
+    let pushed = registry
+        .push_new(&rt, &run, "stall", "app", &["stall"])
+        .await
+        .expect("push");
+    testsupport::remove_image(&rt, &pushed.local)
+        .await
+        .expect("remove the local image");
+    let proxy = stalling_proxy(registry.host.clone()).await;
+    let image = format!("{proxy}/app:stall");
+    run.track_image(&image);
+    let dir = tempfile::tempdir().expect("tempdir");
+    testsupport::write_docker_login(dir.path(), &proxy, &registry.user, &registry.password)
+        .expect("write config.json");
+    let rt = rt
+        .with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())))
+        .with_pull_stall_timeout(std::time::Duration::from_secs(3));
+    // The bound is the point: without it this pull waits as long as the connection stays open.
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), pull(&rt, &image))
+        .await
+        .expect("the stalled pull was abandoned")
+        .expect_err("nothing was pulled");
+    let text = err.to_string();
+    assert!(
+        text.contains("the engine reported no progress for 3 s")
+            && text.contains(&format!("`{image}`")),
+        "{text}"
+    );
+    let observed = rt.observe(None).await.expect("observe");
+    assert!(observed.image(&image).is_none(), "`{image}` is not local");
 }
