@@ -268,15 +268,25 @@ async fn multi_platform_index_tells_the_image_of_the_engine_platform() {
     );
 }
 
-/// A TCP proxy on 127.0.0.1 in front of `upstream`: it forwards both ways until a request for a
-/// blob goes by on a connection, then holds back that connection's answers, keeping it open —
-/// a registry that stops sending mid-download, which the real registry cannot be made to do on
-/// demand (the registry behind it is real). Returns its `host:port`.
-async fn stalling_proxy(upstream: String) -> String {
+/// What [`faulty_proxy`] does to the real registry behind it: failures the real registry cannot
+/// be made to produce on demand.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Once a blob is asked for on a connection, that connection's answers are held back and
+    /// it is kept open: a registry that stops sending mid-download.
+    StallBlobs,
+    /// A manifest request is answered `429 Too Many Requests` (as Docker Hub's rate limit is).
+    RateLimitManifests,
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that forwards both ways but for `fault`.
+/// Returns its `host:port`.
+async fn faulty_proxy(upstream: String, fault: Fault) -> String {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 75\r\nConnection: close\r\n\r\n{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"pull rate limit reached\"}]}";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the proxy");
@@ -288,15 +298,26 @@ async fn stalling_proxy(upstream: String) -> String {
                 let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                     return;
                 };
-                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_client, to_client) = client.into_split();
                 let (mut from_server, mut to_server) = server.into_split();
+                let to_client = Arc::new(tokio::sync::Mutex::new(to_client));
                 let stalled = Arc::new(AtomicBool::new(false));
-                let stall = Arc::clone(&stalled);
+                let (stall, answer) = (Arc::clone(&stalled), Arc::clone(&to_client));
                 let requests = async move {
                     let mut buf = vec![0u8; 16 * 1024];
                     while let Ok(n @ 1..) = from_client.read(&mut buf).await {
-                        if buf[..n].windows(7).any(|w| w == b"/blobs/") {
-                            stall.store(true, Ordering::SeqCst);
+                        let asks = |what: &[u8]| buf[..n].windows(what.len()).any(|w| w == what);
+                        match fault {
+                            Fault::StallBlobs if asks(b"/blobs/") => {
+                                stall.store(true, Ordering::SeqCst);
+                            }
+                            Fault::RateLimitManifests if asks(b"/manifests/") => {
+                                let mut w = answer.lock().await;
+                                let _ = w.write_all(TOO_MANY).await;
+                                let _ = w.shutdown().await;
+                                return;
+                            }
+                            _ => {}
                         }
                         if to_server.write_all(&buf[..n]).await.is_err() {
                             break;
@@ -309,7 +330,7 @@ async fn stalling_proxy(upstream: String) -> String {
                         if stalled.load(Ordering::SeqCst) {
                             std::future::pending::<()>().await;
                         }
-                        if to_client.write_all(&buf[..n]).await.is_err() {
+                        if to_client.lock().await.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
                     }
@@ -319,6 +340,19 @@ async fn stalling_proxy(upstream: String) -> String {
         }
     });
     addr.to_string()
+}
+
+/// The runtime, logged in to `proxy` (a [`faulty_proxy`] in front of `registry`).
+fn logged_in_to(
+    rt: DockerRuntime,
+    proxy: &str,
+    registry: &TestRegistry,
+) -> (DockerRuntime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    testsupport::write_docker_login(dir.path(), proxy, &registry.user, &registry.password)
+        .expect("write config.json");
+    let rt = rt.with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())));
+    (rt, dir)
 }
 
 #[tokio::test]
@@ -332,15 +366,11 @@ async fn pull_from_a_registry_that_stops_sending_is_abandoned() {
     testsupport::remove_image(&rt, &pushed.local)
         .await
         .expect("remove the local image");
-    let proxy = stalling_proxy(registry.host.clone()).await;
+    let proxy = faulty_proxy(registry.host.clone(), Fault::StallBlobs).await;
     let image = format!("{proxy}/app:stall");
     run.track_image(&image);
-    let dir = tempfile::tempdir().expect("tempdir");
-    testsupport::write_docker_login(dir.path(), &proxy, &registry.user, &registry.password)
-        .expect("write config.json");
-    let rt = rt
-        .with_registry_auth(RegistryAuth::new(Some(dir.path().to_owned())))
-        .with_pull_stall_timeout(std::time::Duration::from_secs(3));
+    let (rt, _config) = logged_in_to(rt, &proxy, &registry);
+    let rt = rt.with_pull_stall_timeout(std::time::Duration::from_secs(3));
     // The bound is the point: without it this pull waits as long as the connection stays open.
     let err = tokio::time::timeout(std::time::Duration::from_secs(60), pull(&rt, &image))
         .await
@@ -354,4 +384,27 @@ async fn pull_from_a_registry_that_stops_sending_is_abandoned() {
     );
     let observed = rt.observe(None).await.expect("observe");
     assert!(observed.image(&image).is_none(), "`{image}` is not local");
+}
+
+#[tokio::test]
+async fn registry_rate_limit_fails_the_check_and_the_pull_as_a_registry_failure() {
+    // A 429 is the registry's failure, not the user's credentials: no login hints; the caller
+    // backs off as for an outage (the controller's schedule, tested there).
+    let (rt, run, registry, _) = registry_with_image("1").await;
+    let proxy = faulty_proxy(registry.host.clone(), Fault::RateLimitManifests).await;
+    let image = format!("{proxy}/app:1");
+    run.track_image(&image);
+    let (rt, _config) = logged_in_to(rt, &proxy, &registry);
+    for err in [
+        rt.registry_digest(&image).await.expect_err("rate limited"),
+        pull(&rt, &image).await.expect_err("rate limited"),
+    ] {
+        let text = err.to_string();
+        assert!(
+            text.to_ascii_lowercase().contains("too many requests")
+                || text.to_ascii_lowercase().contains("toomanyrequests"),
+            "{text}"
+        );
+        assert!(!text.contains("hint: run `docker login"), "{text}");
+    }
 }
