@@ -41,8 +41,20 @@ struct ChecksInner {
     tags: TagChecks,
     failed: Vec<FailedCheck>,
     /// (node, reference) → the registry digest last asked about and the image it gives that
-    /// node's platform (`None`: the registry or the runtime could not tell).
-    platform_images: BTreeMap<(String, String), (String, Option<String>)>,
+    /// node's platform.
+    platform_images: BTreeMap<(String, String), (String, PlatformImage)>,
+}
+
+/// What the registry said a digest gives one node's platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PlatformImage {
+    /// This image id.
+    Image(String),
+    /// The runtime cannot tell: the digests alone decide.
+    CannotTell,
+    /// Asking failed (the registry answers the engine but not Refinery, say): the digests
+    /// alone decide until the next check answers.
+    Failed,
 }
 
 /// What a registry check asked.
@@ -180,54 +192,69 @@ pub async fn registry_digests<R: ContainerRuntime>(
             Some((_, digest, image_id))
                 if behind.iter().all(|(_, d, i)| d == digest && i == image_id) =>
             {
-                let now_gives = platform_image(
-                    engine,
-                    checks,
+                let ask = PlatformAsk {
                     node,
-                    &reference,
-                    latest,
-                    due.contains(&reference),
-                )
-                .await;
-                (now_gives.as_ref() == Some(image_id)).then_some(digest)
+                    reference: &reference,
+                    digest: latest,
+                    due: due.contains(&reference),
+                };
+                match platform_image(engine, checks, &ask).await {
+                    PlatformImage::Image(id) if id == *image_id => Some(digest),
+                    _ => None,
+                }
             }
             _ => None,
         };
         // A new digest that gives this node's platform the image its containers run (an index
-        // that moved for another platform) is no update here: they count as up to date.
+        // that moved for another platform) is no update here: they count as up to date. When
+        // that cannot be told, the digests alone decide, as the engine's answer does.
         digests.insert(reference, same.unwrap_or(latest).clone());
     }
     digests
 }
 
-/// The image the registry's `digest` of `reference` gives `node`'s platform, asked once per
-/// digest (again at the reference's next check, `recheck`, while it could not be told).
+/// A question for [`platform_image`].
+struct PlatformAsk<'a> {
+    node: &'a str,
+    reference: &'a str,
+    /// The registry's digest of `reference` now.
+    digest: &'a str,
+    /// The reference's check was due in this pass (a failed question is asked again then).
+    due: bool,
+}
+
+/// The image the registry's digest of a reference gives the node's platform, asked once per
+/// digest (again at the reference's next check while asking failed).
 async fn platform_image<R: ContainerRuntime>(
     engine: &R,
     checks: &RegistryChecks,
-    node: &str,
-    reference: &str,
-    digest: &str,
-    recheck: bool,
-) -> Option<String> {
-    let key = (node.to_owned(), reference.to_owned());
+    ask: &PlatformAsk<'_>,
+) -> PlatformImage {
+    let key = (ask.node.to_owned(), ask.reference.to_owned());
     let cached = checks.with(|c| c.platform_images.get(&key).cloned());
-    if let Some((d, image_id)) = cached
-        && d == digest
-        && (image_id.is_some() || !recheck)
+    if let Some((d, answer)) = &cached
+        && d == ask.digest
+        && (*answer != PlatformImage::Failed || !ask.due)
     {
-        return image_id;
+        return answer.clone();
     }
-    let image_id = match engine.registry_image_id(reference).await {
-        Ok(id) => id,
+    let answer = match engine.registry_image_id(ask.reference).await {
+        Ok(Some(id)) => PlatformImage::Image(id),
+        Ok(None) => PlatformImage::CannotTell,
         Err(e) => {
-            tracing::warn!(node, image = %reference, error = %e, "failed to ask the registry which image the new digest gives this node's platform; reported as an update");
-            None
+            // Asked again at the reference's next check (each `image_check_interval`); logged
+            // at the first failure of a streak. The engine answered the digest, so this is no
+            // registry outage: the digests decide meanwhile (a registry only the engine reaches,
+            // through its mirrors or certificates, still gets its updates).
+            if !matches!(cached, Some((_, PlatformImage::Failed))) {
+                tracing::warn!(node = ask.node, image = %ask.reference, error = %e, "failed to ask the registry which image the new digest gives this node's platform; the digests decide (an index that moved for another platform shows as an update); asking again at the next check");
+            }
+            PlatformImage::Failed
         }
     };
     checks.with(|c| {
         c.platform_images
-            .insert(key, (digest.to_owned(), image_id.clone()))
+            .insert(key, (ask.digest.to_owned(), answer.clone()))
     });
-    image_id
+    answer
 }
