@@ -71,7 +71,7 @@ pub struct Metrics {
     pub ledger_seq: Gauge,
     pub revision: Family<RevisionLabels, Gauge>,
     pub alerts: Family<AlertLabels, Counter>,
-    /// Registry checks of `image_update` drift that failed, by registry host.
+    /// Registry checks that failed (update digests, tag listings, pulls again), by registry host.
     pub registry_check_failures: Family<RegistryLabels, Counter>,
     /// `--ha`: 1 while this instance leads and may act, else 0.
     pub ha_leader: Gauge,
