@@ -50,9 +50,10 @@ pub trait Reporter: Send {
     /// The election changed (`--ha`).
     fn on_ha(&mut self, status: refinery_ha::HaStatus, leading: bool);
 
-    /// A registry check of `image_update` drift failed (an outage, a refusal, a 429) for an image
-    /// of `registry` (its host): counted in `/metrics`. The first failure in a row is also an
-    /// alert entry in the ledger.
+    /// A registry check failed (an `image_update` digest, an `image_policy` tag listing, a
+    /// `pull_policy` pull again; an outage, a refusal, a 429) for an image of `registry` (its
+    /// host): counted in `/metrics`. The first failure in a row is also an alert entry in the
+    /// ledger.
     fn on_registry_check_failed(&mut self, registry: &str) {
         let _ = registry;
     }
