@@ -893,7 +893,8 @@ impl ContainerRuntime for DockerRuntime {
             _ => None,
         };
         let mut items = docker.create_image(Some(convert::pull_options(image)), None, credentials);
-        // Dropping the stream closes the connection, which makes the engine cancel the pull.
+        // Dropping the stream closes the connection; the engine may still hold a stalled
+        // download on its side (Docker 20.10 does, until the registry lets go).
         while let Some(item) = tokio::time::timeout(self.pull_stall, items.next())
             .await
             .map_err(|_| {
