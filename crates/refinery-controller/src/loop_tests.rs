@@ -772,3 +772,116 @@ async fn pull_policy_every_on_a_read_only_node_pulls_nothing() {
     })
     .await;
 }
+
+/// A container `web` on `n1` following the tag `image` under `image_update: {action}`, the
+/// registry checked every 30 s.
+fn image_update_fleet_body(image: &str, action: &str) -> String {
+    manifest(
+        &["n1"],
+        &format!(
+            "config: {{check_interval: 10s, image_check_interval: 30s}}\ndrift_rules:\n  image_update: {{action: {action}}}\ncontainers:\n{}",
+            container("web", "n1", image)
+        ),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn index_moved_for_another_platform_is_no_update_and_is_asked_about_once() {
+    on_one_task(async {
+        const IMAGE: &str = "reg.test:5000/app:stable";
+        let body = image_update_fleet_body(IMAGE, "recreate");
+        let v1 = std::sync::Mutex::new(String::new());
+        let f = Fleet::start_with(&["n1"], &body, &[], |rt| {
+            if let Ok(mut v) = v1.lock() {
+                *v = rt.move_tag(IMAGE, "v1");
+            }
+        })
+        .await;
+        let v1 = v1.into_inner().expect("v1");
+        let n1 = f.engine("n1");
+        let web = n1.container("web").expect("web created");
+        assert_eq!(web.image_id, v1, "created on the pulled image");
+        assert_eq!(
+            web.repo_digest,
+            n1.registry_digest_of(IMAGE)
+                .map(|d| format!("reg.test:5000/app@{d}")),
+            "created from the tag's digest"
+        );
+        let asked = || count(&n1.calls(), &format!("registry_image_id {IMAGE}"));
+
+        // The index moves for another platform: a new digest, the same image here. (The
+        // first check is at the second pass, 10 s in: the first pass created `web`.)
+        n1.move_index(IMAGE, "arm64-2");
+        sleep(Duration::from_secs(95)).await;
+        assert_eq!(
+            count(&n1.calls(), &format!("registry_digest {IMAGE}")),
+            3,
+            "checked at 10, 40 and 70 s: {:?}",
+            n1.calls()
+        );
+        assert_eq!(asked(), 1, "asked once for that digest: {:?}", n1.calls());
+        assert_eq!(
+            n1.container("web").map(|c| c.id),
+            Some(web.id.clone()),
+            "not replaced: {}",
+            f.log()
+        );
+        assert!(f.about("mutation", "web").is_empty(), "{}", f.log());
+
+        // This platform's image changes: an update, carried out.
+        let v2 = n1.move_tag(IMAGE, "v2");
+        sleep(Duration::from_secs(45)).await;
+        assert_eq!(
+            n1.container("web").map(|c| c.image_id),
+            Some(v2),
+            "moved to the new image: {}",
+            f.log()
+        );
+        assert_eq!(asked(), 2, "asked once more, for the new digest");
+        f.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn registry_checks_back_off_while_the_registry_is_down_and_alert_once() {
+    on_one_task(async {
+        const IMAGE: &str = "reg.test:5000/app:stable";
+        let body = image_update_fleet_body(IMAGE, "alert");
+        let f = Fleet::start_with(&["n1"], &body, &[], |rt| {
+            rt.move_tag(IMAGE, "v1");
+        })
+        .await;
+        let n1 = f.engine("n1");
+        let web = n1.container("web").expect("web created");
+        let checks = || count(&n1.calls(), &format!("registry_digest {IMAGE}"));
+        sleep(Duration::from_secs(15)).await;
+        assert_eq!(checks(), 1, "checked at the second pass (10 s)");
+
+        n1.set_registry_down(true);
+        // Due at 40 s; failing there, then asked after 30 s, 60 s, 120 s: at 70, 130, 250.
+        sleep(Duration::from_secs(230)).await;
+        assert_eq!(
+            checks(),
+            1 + 3,
+            "backing off (every 30 s would be 7): {:?}",
+            n1.calls()
+        );
+        let failed = f.alerts("failed to check registry `reg.test:5000`");
+        assert_eq!(failed.len(), 1, "alerted once: {}", f.log());
+        assert_eq!(n1.container("web").map(|c| c.id), Some(web.id.clone()));
+        assert!(running(n1, "web"));
+
+        // Back, and the tag moved meanwhile: the next check (at 250 s) sees the update,
+        // reported and not acted on.
+        n1.set_registry_down(false);
+        n1.move_tag(IMAGE, "v2");
+        sleep(Duration::from_secs(10)).await;
+        assert_eq!(checks(), 1 + 4);
+        let update = f.alerts("update available for `reg.test:5000/app:stable`");
+        assert!(!update.is_empty(), "{}", f.log());
+        assert_eq!(n1.container("web").map(|c| c.id), Some(web.id));
+        f.stop().await;
+    })
+    .await;
+}

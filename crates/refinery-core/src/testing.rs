@@ -564,7 +564,10 @@ struct FakeEngine {
     /// What a pull of a reference fetches (normalized reference → image id): its registry's
     /// tag. A reference not here is pulled as [`FakeRuntime::add_image`] adds it.
     registry: BTreeMap<String, String>,
-    /// Every pull fails (the registry is down).
+    /// The registry's digest of each tag in `registry` (what a pull records, and what
+    /// `registry_digest` answers).
+    registry_digests: BTreeMap<String, String>,
+    /// Every pull and registry question fails (the registry is down).
     registry_down: bool,
 }
 
@@ -605,6 +608,7 @@ impl FakeRuntime {
                 observe_hangs: false,
                 next_id: 0,
                 registry: BTreeMap::new(),
+                registry_digests: BTreeMap::new(),
                 registry_down: false,
             })),
         }
@@ -670,10 +674,32 @@ impl FakeRuntime {
     /// local changes. Returns the new image id.
     pub fn move_tag(&self, reference: &str, content: &str) -> String {
         let id = image_id(&format!("{reference}#{content}"));
-        self.lock()
-            .registry
-            .insert(normalize_image_ref(reference), id.clone());
+        let key = normalize_image_ref(reference);
+        let mut e = self.lock();
+        e.registry.insert(key.clone(), id.clone());
+        e.registry_digests
+            .insert(key, image_id(&format!("manifest {reference}#{content}")));
         id
+    }
+
+    /// Moves the tag `reference` to a new multi-platform index whose entry for this engine's
+    /// platform is still the image it names (`other` changes another platform's image): a new
+    /// registry digest, the same image here.
+    pub fn move_index(&self, reference: &str, other: &str) {
+        let key = normalize_image_ref(reference);
+        let mut e = self.lock();
+        let current = e.registry.get(&key).cloned().unwrap_or_default();
+        e.registry_digests
+            .insert(key, image_id(&format!("index {current} {other}")));
+    }
+
+    /// The registry's digest of the tag `reference` (see [`FakeRuntime::move_tag`]).
+    #[must_use]
+    pub fn registry_digest_of(&self, reference: &str) -> Option<String> {
+        self.lock()
+            .registry_digests
+            .get(&normalize_image_ref(reference))
+            .cloned()
     }
 
     /// Makes every pull fail as a registry outage would (`true`), or work again.
@@ -801,6 +827,24 @@ impl FakeRuntime {
 }
 
 impl FakeEngine {
+    /// What the registry says of the tag `reference` (`answer` reads it off), or the failure
+    /// an outage or an unknown tag is.
+    fn registry_answer(
+        &self,
+        reference: &str,
+        answer: impl FnOnce(&FakeEngine, &str) -> Option<String>,
+    ) -> RuntimeResult<String> {
+        if self.registry_down {
+            return Err(RuntimeError::Other {
+                action: format!("ask the registry about `{reference}`"),
+                message: "the registry is down".to_owned(),
+            });
+        }
+        answer(self, &normalize_image_ref(reference)).ok_or_else(|| RuntimeError::NotFound {
+            what: format!("manifest of `{reference}` in the registry"),
+        })
+    }
+
     fn index(&self, id_or_name: &str) -> Option<usize> {
         self.containers
             .iter()
@@ -1002,6 +1046,7 @@ impl ContainerRuntime for FakeRuntime {
         c.id = e.new_id(&req.name);
         c.name.clone_from(&req.name);
         c.image_id.clone_from(&image.id);
+        c.repo_digest = image.repo_digests.first().cloned();
         c.labels = image.defaults.labels.clone();
         c.labels.extend(req.labels.clone());
         c.state = ContainerState::Created;
@@ -1119,8 +1164,29 @@ impl ContainerRuntime for FakeRuntime {
         if let Some(id) = e.registry.get(&key) {
             info.id.clone_from(id);
         }
+        if let (Some(digest), Ok(r)) = (
+            e.registry_digests.get(&key),
+            crate::image_ref::ImageRef::parse(image),
+        ) {
+            info.repo_digests = vec![format!("{}@{digest}", r.name())];
+        }
         e.images.insert(key, info);
         Ok(())
+    }
+
+    async fn registry_digest(&self, reference: &str) -> RuntimeResult<String> {
+        self.answer().await?;
+        let mut e = self.lock();
+        e.calls.push(format!("registry_digest {reference}"));
+        e.registry_answer(reference, |e, key| e.registry_digests.get(key).cloned())
+    }
+
+    async fn registry_image_id(&self, reference: &str) -> RuntimeResult<Option<String>> {
+        self.answer().await?;
+        let mut e = self.lock();
+        e.calls.push(format!("registry_image_id {reference}"));
+        e.registry_answer(reference, |e, key| e.registry.get(key).cloned())
+            .map(Some)
     }
 }
 
