@@ -4,6 +4,7 @@
 pub mod action;
 pub mod content;
 pub mod dotenv;
+pub mod error_text;
 pub mod hex;
 pub mod image_policy;
 pub mod image_ref;

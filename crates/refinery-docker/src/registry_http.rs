@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use refinery_core::ImageRef;
+use refinery_core::error_text::error_chain;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LINK, WWW_AUTHENTICATE};
 
 use crate::RegistryAuth;
@@ -318,17 +319,6 @@ async fn get(
         .send()
         .await
         .map_err(|e| format!("failed to ask `{url}`: {}", error_chain(&e)))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// The `Authorization` header answering a `WWW-Authenticate` challenge.

@@ -324,18 +324,7 @@ impl Worker {
                 }
             }
             // reqwest's message names the URL, which holds no secret (the token is a header).
-            Err(e) => Attempt::NoAnswer(error_chain(&e)),
+            Err(e) => Attempt::NoAnswer(refinery_core::error_text::error_chain(&e)),
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

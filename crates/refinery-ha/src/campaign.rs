@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use refinery_core::error_text::error_chain as chain;
 use tokio::sync::watch;
 
 use crate::ha_status::standbys;
@@ -172,19 +173,4 @@ pub(crate) async fn timed<T, E: std::error::Error + 'static>(
         Ok(Err(e)) => Err(chain(&e)),
         Err(_) => Err(format!("no answer within {t:?}")),
     }
-}
-
-/// An error and its causes on one line (many errors say their cause already: said once).
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut why = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !why.contains(&text) {
-            why.push_str(": ");
-            why.push_str(&text);
-        }
-        cause = c.source();
-    }
-    why
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use refinery_core::error_text::error_chain as chain;
 
-use crate::campaign::{Campaign, Store, chain, timed};
+use crate::campaign::{Campaign, Store, timed};
 use crate::etcd_gateway::{Gateway, GatewayError, WatchEvent};
 use crate::{EtcdTls, HaStatus, HaUrl};
 
