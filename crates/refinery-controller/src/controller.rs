@@ -25,7 +25,7 @@ use jiff::Timestamp;
 use refinery_core::daemon_state::{DEFAULT_FLAPPING, DaemonState, Pending, RevisionHealth};
 use refinery_core::labels::spec_hash;
 use refinery_core::ledger::{Event, Record};
-use refinery_core::{Outcome, ResourceId, Step, StepKind};
+use refinery_core::{DriftKind, Outcome, ResourceId, Step, StepKind};
 use refinery_engine::{apply_plan, recreate_temp_name, start_first_temp_name};
 use refinery_ha::Leadership;
 use refinery_store::LedgerFile;
@@ -881,7 +881,14 @@ impl<R: Engine> Controller<R> {
                     tracing::info!(resource = %r.id, step = %r.step, "{outcome}");
                 }
             }
-            if r.outcome != Outcome::Skipped {
+            // An image update is the registry's move, paced by `image_check_interval` and
+            // judged by its trial, not a fight over the container: it is no flapping.
+            let update_only = eval.plan.steps.iter().any(|s| {
+                s.id == r.id
+                    && !s.drifts.is_empty()
+                    && s.drifts.iter().all(|d| *d == DriftKind::ImageUpdate)
+            });
+            if r.outcome != Outcome::Skipped && !update_only {
                 let hash = spec_of(manifest, &r.id).map(spec_hash);
                 self.count_action(&r.id, hash.as_deref(), node, rev, now, flapping, acc);
             }

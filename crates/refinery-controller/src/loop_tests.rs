@@ -885,3 +885,34 @@ async fn registry_checks_back_off_while_the_registry_is_down_and_alert_once() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_moving_often_is_followed_without_tripping_flap_protection() {
+    on_one_task(async {
+        const IMAGE: &str = "reg.test:5000/app:latest";
+        let body = image_update_fleet_body(IMAGE, "recreate");
+        let f = Fleet::start_with(&["n1"], &body, &[], |rt| {
+            rt.move_tag(IMAGE, "v0");
+        })
+        .await;
+        let n1 = f.engine("n1");
+        // Seven moves within the 10-minute window (flap protection stops at 5 actions).
+        let mut last = String::new();
+        for i in 1..=7 {
+            last = n1.move_tag(IMAGE, &format!("v{i}"));
+            sleep(Duration::from_secs(40)).await;
+            assert_eq!(
+                n1.container("web").map(|c| c.image_id),
+                Some(last.clone()),
+                "move {i} followed: {}",
+                f.log()
+            );
+        }
+        assert_eq!(f.about("mutation", "web").len(), 7, "{}", f.log());
+        // (A fight over a container still trips it: see
+        // `flapping_container_is_suspended_after_max_actions_and_alerted`.)
+        assert!(f.alerts("flap protection").is_empty(), "{}", f.log());
+        f.stop().await;
+    })
+    .await;
+}
