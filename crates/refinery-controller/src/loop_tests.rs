@@ -897,13 +897,12 @@ async fn a_tag_moving_often_is_followed_without_tripping_flap_protection() {
         .await;
         let n1 = f.engine("n1");
         // Seven moves within the 10-minute window (flap protection stops at 5 actions).
-        let mut last = String::new();
         for i in 1..=7 {
-            last = n1.move_tag(IMAGE, &format!("v{i}"));
+            let last = n1.move_tag(IMAGE, &format!("v{i}"));
             sleep(Duration::from_secs(40)).await;
             assert_eq!(
                 n1.container("web").map(|c| c.image_id),
-                Some(last.clone()),
+                Some(last),
                 "move {i} followed: {}",
                 f.log()
             );
