@@ -10,6 +10,7 @@ use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use refinery_core::error_text::error_chain;
 use refinery_core::manifest::EmailDestination;
 
 use crate::notice::Notice;
@@ -88,21 +89,6 @@ impl EmailError {
     }
 }
 
-/// The lettre error and its causes on one line.
-fn describe(e: &lettre::transport::smtp::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !out.contains(&c_text) {
-            out.push_str(": ");
-            out.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    out
-}
-
 /// Whether the failure is TLS refusing the server (its certificate, the handshake): lettre
 /// reports a certificate rejected during the handshake as a connection error.
 fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
@@ -126,7 +112,7 @@ fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
 fn server_error(e: &lettre::transport::smtp::Error) -> EmailError {
     let tls = is_tls_failure(e);
     EmailError::Server {
-        message: describe(e),
+        message: error_chain(e),
         transient: !tls && (e.is_transient() || e.is_timeout() || !e.is_permanent()),
         tls,
     }
