@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use refinery_core::image_policy::TagChecks;
-use refinery_core::image_update::{CheckFailure, ImageChecks, tracked_reference};
+use refinery_core::image_update::{CheckFailure, ImageChecks, running_digest, tracked_reference};
 use refinery_core::{Action, ContainerRuntime, DriftKind, Manifest, Observed};
 use refinery_docker::RegistryAuth;
 
@@ -148,17 +148,19 @@ pub async fn registry_digests<R: ContainerRuntime>(
     if refinery_core::policy::rule_for(manifest, DriftKind::ImageUpdate).action == Action::Ignore {
         return BTreeMap::new();
     }
-    // Each followed reference, with the digest and image each of its containers runs.
-    let running: Vec<(String, String, String)> = manifest
+    let running: Vec<Follower> = manifest
         .containers_on(node)
         .into_iter()
         .filter_map(|spec| {
             let o = refinery_core::drift::declared_container(spec, observed)?;
-            let digest = o.repo_digest.as_deref()?.split_once('@')?.1.to_owned();
-            Some((tracked_reference(spec)?, digest, o.image_id.clone()))
+            Some(Follower {
+                reference: tracked_reference(spec)?,
+                digest: running_digest(o)?.to_owned(),
+                image_id: o.image_id.clone(),
+            })
         })
         .collect();
-    let mut followed: Vec<String> = running.iter().map(|(r, _, _)| r.clone()).collect();
+    let mut followed: Vec<String> = running.iter().map(|f| f.reference.clone()).collect();
     followed.sort();
     followed.dedup();
     if followed.is_empty() {
@@ -184,26 +186,18 @@ pub async fn registry_digests<R: ContainerRuntime>(
         let Some(latest) = known.get(&reference) else {
             continue;
         };
-        let behind: Vec<&(String, String, String)> = running
-            .iter()
-            .filter(|(r, digest, _)| *r == reference && digest != latest)
-            .collect();
-        let same = match behind.first() {
-            Some((_, digest, image_id))
-                if behind.iter().all(|(_, d, i)| d == digest && i == image_id) =>
-            {
+        let same = match behind(&running, &reference, latest) {
+            Some(f) => {
                 let ask = PlatformAsk {
                     node,
                     reference: &reference,
                     digest: latest,
                     due: due.contains(&reference),
                 };
-                match platform_image(engine, checks, &ask).await {
-                    PlatformImage::Image(id) if id == *image_id => Some(digest),
-                    _ => None,
-                }
+                let gives = platform_image(engine, checks, &ask).await;
+                (gives == PlatformImage::Image(f.image_id.clone())).then_some(&f.digest)
             }
-            _ => None,
+            None => None,
         };
         // A new digest that gives this node's platform the image its containers run (an index
         // that moved for another platform) is no update here: they count as up to date. When
@@ -211,6 +205,25 @@ pub async fn registry_digests<R: ContainerRuntime>(
         digests.insert(reference, same.unwrap_or(latest).clone());
     }
     digests
+}
+
+/// A running container following a tag: the tag, the digest it was created from, its image.
+struct Follower {
+    reference: String,
+    digest: String,
+    image_id: String,
+}
+
+/// The one digest and image that the containers following `reference` run while the registry
+/// says `latest`; `None` when none is behind, or they run different ones.
+fn behind<'a>(running: &'a [Follower], reference: &str, latest: &str) -> Option<&'a Follower> {
+    let mut behind = running
+        .iter()
+        .filter(|f| f.reference == reference && f.digest != latest);
+    let first = behind.next()?;
+    behind
+        .all(|f| f.digest == first.digest && f.image_id == first.image_id)
+        .then_some(first)
 }
 
 /// A question for [`platform_image`].

@@ -49,7 +49,7 @@ pub fn image_update(
 ) -> Option<Drift> {
     let reference = tracked_reference(spec)?;
     let latest = registry_digests.get(&reference)?;
-    let running = o.repo_digest.as_deref()?.split_once('@')?.1;
+    let running = running_digest(o)?;
     if running == latest {
         return None;
     }
@@ -69,6 +69,12 @@ pub fn image_update(
             ignored: false,
         }],
     })
+}
+
+/// The registry digest a container was created from (`sha256:…`, of its `repo_digest`).
+#[must_use]
+pub fn running_digest(o: &ObservedContainer) -> Option<&str> {
+    o.repo_digest.as_deref()?.split_once('@').map(|(_, d)| d)
 }
 
 /// `sha256:` and the first 12 hex digits.
