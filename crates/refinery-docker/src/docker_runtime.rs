@@ -954,21 +954,11 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn registry_image_id(&self, reference: &str) -> RuntimeResult<Option<String>> {
-        let docker = self.docker().await?;
         let op = self.op("ask the registry about", image_what(reference));
         let parsed = refinery_core::ImageRef::parse(reference)
             .map_err(|e| convert::other(&op, e.to_string()))?;
-        let version = docker
-            .version()
-            .await
-            .map_err(|e| convert::error(e, &self.op("query", "the engine version")))?;
-        let (Some(os), Some(architecture)) = (version.os, version.arch) else {
+        let Some(platform) = self.platform().await? else {
             return Ok(None);
-        };
-        let platform = crate::registry_http::Platform {
-            os,
-            architecture,
-            variant: None,
         };
         crate::registry_http::platform_image_id(&self.auth, &parsed, &platform)
             .await
@@ -1142,6 +1132,28 @@ impl DockerRuntime {
             .await
             .map_err(|e| convert::error(e, &self.op("list", "containers")))?;
         Ok(convert::usage(&all))
+    }
+
+    /// The engine's platform as an index names it (`linux`, `amd64`; no variant: the engine
+    /// does not say it); `None` when the engine does not say its OS or architecture.
+    ///
+    /// # Errors
+    /// The engine not answering.
+    pub async fn platform(&self) -> RuntimeResult<Option<crate::Platform>> {
+        let version = self
+            .docker()
+            .await?
+            .version()
+            .await
+            .map_err(|e| convert::error(e, &self.op("query", "the engine version")))?;
+        Ok(match (version.os, version.arch) {
+            (Some(os), Some(architecture)) => Some(crate::Platform {
+                os,
+                architecture,
+                variant: None,
+            }),
+            _ => None,
+        })
     }
 
     /// Every tag of the repository `name`, asked of its registry (see `registry_http.rs`), in

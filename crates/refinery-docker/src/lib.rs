@@ -18,5 +18,6 @@ pub mod fuzzing;
 
 pub use docker_runtime::{DEFAULT_ENDPOINT, DockerRuntime};
 pub use registry_auth::RegistryAuth;
+pub use registry_http::Platform;
 pub use ssh::SshTarget;
 pub use tls::TlsFiles;

@@ -129,9 +129,12 @@ const MANIFEST_TYPES: [&str; 4] = [
 
 /// An engine's platform, as an index names it (`linux`, `amd64`, `v8`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Platform {
+pub struct Platform {
+    /// `linux`, `windows`.
     pub os: String,
+    /// `amd64`, `arm64`, `arm` (Go's names, as the engine reports them).
     pub architecture: String,
+    /// `v7`, `v8`, when known.
     pub variant: Option<String>,
 }
 

@@ -494,16 +494,11 @@ impl TestRegistry {
     /// # Errors
     /// The engine not answering.
     pub async fn engine_platform(rt: &DockerRuntime) -> RuntimeResult<String> {
-        let docker = rt.docker().await?;
-        let v = docker
-            .version()
-            .await
-            .map_err(|e| fail("ask the engine's version", e))?;
-        Ok(format!(
-            "{}/{}",
-            v.os.unwrap_or_default(),
-            v.arch.unwrap_or_default()
-        ))
+        let p = rt
+            .platform()
+            .await?
+            .ok_or_else(|| fail("ask the engine's platform", "the engine does not say it"))?;
+        Ok(format!("{}/{}", p.os, p.architecture))
     }
 
     /// An authenticated `GET` of `path`: status, lower-cased headers and body (for tests that
