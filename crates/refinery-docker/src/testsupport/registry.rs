@@ -391,16 +391,9 @@ impl TestRegistry {
     /// The registry refusing.
     pub fn move_tag(&self, repo: &str, from: &str, to: &str) -> RuntimeResult<()> {
         let action = format!("move `{repo}:{to}` to `{from}`");
-        let (status, headers, body) = self.request(
-            "GET",
-            &format!("/v2/{repo}/manifests/{from}"),
-            &[("Accept", MANIFEST_ANY)],
-            None,
-        )?;
-        if status != 200 {
-            return Err(fail(&action, format!("GET answered HTTP {status}")));
-        }
-        let media_type = header(&headers, "content-type").unwrap_or_else(|| MANIFEST_V2.to_owned());
+        let (media_type, body) = self
+            .get_manifest(repo, from, MANIFEST_ANY)
+            .map_err(|e| fail(&action, e))?;
         self.put_manifest(repo, to, &media_type, &body)
             .map(|_| ())
             .map_err(|e| fail(&action, e))
@@ -434,18 +427,9 @@ impl TestRegistry {
             if let Some(variant) = parts.next() {
                 platform["variant"] = variant.into();
             }
-            let (status, _, body) = self.request(
-                "GET",
-                &format!("/v2/{repo}/manifests/{digest}"),
-                &[("Accept", MANIFEST_V2)],
-                None,
-            )?;
-            if status != 200 {
-                return Err(fail(
-                    &action,
-                    format!("GET `{digest}` answered HTTP {status}"),
-                ));
-            }
+            let (_, body) = self
+                .get_manifest(repo, digest, MANIFEST_V2)
+                .map_err(|e| fail(&action, e))?;
             manifests.push(serde_json::json!({
                 "mediaType": MANIFEST_V2,
                 "size": body.len(),
@@ -461,6 +445,28 @@ impl TestRegistry {
         let body = serde_json::to_vec(&index).map_err(|e| fail(&action, e))?;
         self.put_manifest(repo, tag, MANIFEST_LIST, &body)
             .map_err(|e| fail(&action, e))
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>` accepting `accept`: its media type and body.
+    fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        accept: &str,
+    ) -> Result<(String, Vec<u8>), String> {
+        let (status, headers, body) = self
+            .request(
+                "GET",
+                &format!("/v2/{repo}/manifests/{reference}"),
+                &[("Accept", accept)],
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("GET `{reference}` answered HTTP {status}"));
+        }
+        let media_type = header(&headers, "content-type").unwrap_or_else(|| MANIFEST_V2.to_owned());
+        Ok((media_type, body))
     }
 
     /// `PUT /v2/<repo>/manifests/<tag>`; the digest the registry answers with.
