@@ -773,31 +773,32 @@ async fn pull_policy_every_on_a_read_only_node_pulls_nothing() {
     .await;
 }
 
-/// A container `web` on `n1` following the tag `image` under `image_update: {action}`, the
-/// registry checked every 30 s.
-fn image_update_fleet_body(image: &str, action: &str) -> String {
-    manifest(
+/// A fleet of `n1` whose container `web` follows the tag `image` under `image_update:
+/// {action}`, the registry checked every 30 s; the tag is at `v1` in the registry, so `web` is
+/// created by pulling it. Returns the fleet and the id of `v1`'s image.
+async fn image_update_fleet(image: &str, action: &str) -> (Fleet, String) {
+    let body = manifest(
         &["n1"],
         &format!(
             "config: {{check_interval: 10s, image_check_interval: 30s}}\ndrift_rules:\n  image_update: {{action: {action}}}\ncontainers:\n{}",
             container("web", "n1", image)
         ),
-    )
+    );
+    let v1 = std::sync::Mutex::new(String::new());
+    let f = Fleet::start_with(&["n1"], &body, &[], |rt| {
+        if let Ok(mut v) = v1.lock() {
+            *v = rt.move_tag(image, "v1");
+        }
+    })
+    .await;
+    (f, v1.into_inner().expect("v1"))
 }
 
 #[tokio::test(start_paused = true)]
 async fn index_moved_for_another_platform_is_no_update_and_is_asked_about_once() {
     on_one_task(async {
         const IMAGE: &str = "reg.test:5000/app:stable";
-        let body = image_update_fleet_body(IMAGE, "recreate");
-        let v1 = std::sync::Mutex::new(String::new());
-        let f = Fleet::start_with(&["n1"], &body, &[], |rt| {
-            if let Ok(mut v) = v1.lock() {
-                *v = rt.move_tag(IMAGE, "v1");
-            }
-        })
-        .await;
-        let v1 = v1.into_inner().expect("v1");
+        let (f, v1) = image_update_fleet(IMAGE, "recreate").await;
         let n1 = f.engine("n1");
         let web = n1.container("web").expect("web created");
         assert_eq!(web.image_id, v1, "created on the pulled image");
@@ -847,11 +848,7 @@ async fn index_moved_for_another_platform_is_no_update_and_is_asked_about_once()
 async fn registry_checks_back_off_while_the_registry_is_down_and_alert_once() {
     on_one_task(async {
         const IMAGE: &str = "reg.test:5000/app:stable";
-        let body = image_update_fleet_body(IMAGE, "alert");
-        let f = Fleet::start_with(&["n1"], &body, &[], |rt| {
-            rt.move_tag(IMAGE, "v1");
-        })
-        .await;
+        let (f, _) = image_update_fleet(IMAGE, "alert").await;
         let n1 = f.engine("n1");
         let web = n1.container("web").expect("web created");
         let checks = || count(&n1.calls(), &format!("registry_digest {IMAGE}"));
@@ -890,14 +887,10 @@ async fn registry_checks_back_off_while_the_registry_is_down_and_alert_once() {
 async fn a_tag_moving_often_is_followed_without_tripping_flap_protection() {
     on_one_task(async {
         const IMAGE: &str = "reg.test:5000/app:latest";
-        let body = image_update_fleet_body(IMAGE, "recreate");
-        let f = Fleet::start_with(&["n1"], &body, &[], |rt| {
-            rt.move_tag(IMAGE, "v0");
-        })
-        .await;
+        let (f, _) = image_update_fleet(IMAGE, "recreate").await;
         let n1 = f.engine("n1");
         // Seven moves within the 10-minute window (flap protection stops at 5 actions).
-        for i in 1..=7 {
+        for i in 2..=8 {
             let last = n1.move_tag(IMAGE, &format!("v{i}"));
             sleep(Duration::from_secs(40)).await;
             assert_eq!(
